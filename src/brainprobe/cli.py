@@ -1,0 +1,166 @@
+"""The ``brainprobe`` command. Thin: it parses arguments and calls the package."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _load_images(source: str, size: int | None):
+    from .stimuli import load_folder, load_manifest, load_stimuli
+
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return load_manifest(path, size=size)
+    if (path / "stimuli.npz").is_file():
+        return load_stimuli(path)
+    return load_folder(path, size=size)
+
+
+def _load_cli_model(name: str, weights: str, device: str | None):
+    from .models import load_model
+
+    return load_model(name, None if weights == "random" else weights, device=device)
+
+
+def _cmd_info(args) -> int:
+    import numpy
+    import torch
+    import torchvision
+
+    from . import __version__
+    from .models import available_models, find_local_weights
+
+    print(f"brainprobe   {__version__}")
+    print(f"python       {platform.python_version()}")
+    print(f"numpy        {numpy.__version__}")
+    print(f"torch        {torch.__version__}")
+    print(f"torchvision  {torchvision.__version__}")
+    if torch.cuda.is_available():
+        print(f"device       cuda ({torch.cuda.get_device_name(0)})")
+    else:
+        print(f"device       cpu ({torch.get_num_threads()} threads)")
+    print(f"torch cache  {torch.hub.get_dir()}")
+    print("ImageNet weights found locally:")
+    for name in available_models():
+        try:
+            path = find_local_weights(name)
+        except ImportError:
+            path = None
+        print(f"  {name:<20} {path if path else '-- (brainprobe fetch-weights ' + name + ')'}")
+    return 0
+
+
+def _cmd_extract(args) -> int:
+    import numpy as np
+
+    from .models import extract
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    stimuli = _load_images(args.images, args.size)
+    model = _load_cli_model(args.model, args.weights, args.device)
+    layers = args.layers.split(",") if args.layers else None
+    activations = extract(model, stimuli, layers, batch_size=args.batch_size, progress=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".partial.npz")
+    np.savez(temporary, image_ids=np.asarray(stimuli.image_ids, dtype=str), **dict(activations))
+    temporary.replace(out)
+    print(activations.summary().to_string(index=False))
+    print(f"wrote {out} ({len(stimuli)} images, {len(activations)} layers, model {model.name}, weights {model.weights_source})")
+    return 0
+
+
+def _cmd_fetch_weights(args) -> int:
+    from .models import fetch_weights
+
+    for name in args.names:
+        print(f"{name}: {fetch_weights(name)}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    import pandas as pd
+
+    from .models import extract, load_demo_model
+    from .stimuli import sample_images
+
+    model = load_demo_model(args.device)
+    print(f"demo network: {model.name} (weights: {model.weights_source})")
+    if model.name != "alexnet":
+        print("  (AlexNet ImageNet weights not found locally; `brainprobe fetch-weights alexnet` enables them)")
+    stimuli = sample_images(args.n_images, size=model.input_size)
+    probabilities = model.predict_proba(stimuli)
+    top = probabilities.argmax(axis=1)
+    predictions = pd.DataFrame(
+        {
+            "image_id": stimuli.image_ids,
+            "category": stimuli.table["category"],
+            "top1": [model.class_name(i) for i in top],
+            "p_top1": probabilities[range(len(top)), top].round(3),
+        }
+    )
+    print("\nWhat the network sees:")
+    print(predictions.to_string(index=False))
+    activations = extract(model, stimuli, batch_size=args.batch_size)
+    print(f"\nActivations of {len(stimuli)} images:")
+    print(activations.summary().round(4).to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="brainprobe",
+        description="Compare CNN and human visual cortex representations, and synthesize the images that tell them apart.",
+    )
+    parser.add_argument("--version", action="version", version=f"brainprobe {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    info = commands.add_parser("info", help="versions, device, and which network weights are on this machine")
+    info.set_defaults(run=_cmd_info)
+
+    extract = commands.add_parser("extract", help="extract layer activations for a folder of images")
+    extract.add_argument("--images", required=True, help="image folder, CSV manifest, or a saved StimulusSet folder")
+    extract.add_argument("--out", required=True, help="output .npz: one (n_images, n_units) array per layer + image_ids")
+    extract.add_argument("--model", default="alexnet", help="network name (default: alexnet)")
+    extract.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
+    extract.add_argument("--layers", help="comma-separated layer names (default: all named layers)")
+    extract.add_argument("--size", type=int, default=224, help="resize shorter side and centre-crop to this size (default 224)")
+    extract.add_argument("--batch-size", type=int, default=32)
+    extract.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    extract.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    extract.set_defaults(run=_cmd_extract)
+
+    fetch = commands.add_parser("fetch-weights", help="download ImageNet weights into the torch cache (needs network)")
+    fetch.add_argument("names", nargs="+", help="network names, e.g. alexnet")
+    fetch.set_defaults(run=_cmd_fetch_weights)
+
+    demo = commands.add_parser("demo", help="run the demo offline on bundled images")
+    demo.add_argument("--n-images", type=int, default=None, help="how many sample images (default: all 12)")
+    demo.add_argument("--batch-size", type=int, default=16)
+    demo.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``brainprobe`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, KeyError, ImportError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

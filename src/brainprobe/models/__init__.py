@@ -1,0 +1,35 @@
+"""Networks with named layers, and activation extraction.
+
+`load_model` builds a `LayeredModel` (a torch module taking images in [0, 1]); `extract` runs it
+over an image set and returns `Activations`, one ``(n_images, n_units)`` array per layer.
+"""
+
+from ._extract import Activations, extract
+from ._layered import IMAGENET_MEAN, IMAGENET_STD, LayeredModel, LayerSpec
+from ._zoo import (
+    available_models,
+    fetch_weights,
+    find_local_weights,
+    imagenet_class_names,
+    load_demo_model,
+    load_model,
+    load_state_dict_file,
+    resolve_device,
+)
+
+__all__ = [
+    "Activations",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LayerSpec",
+    "LayeredModel",
+    "available_models",
+    "extract",
+    "fetch_weights",
+    "find_local_weights",
+    "imagenet_class_names",
+    "load_demo_model",
+    "load_model",
+    "load_state_dict_file",
+    "resolve_device",
+]

@@ -1,0 +1,122 @@
+"""Batched activation extraction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .._images import as_image_tensor
+from ._layered import LayeredModel
+from ._zoo import resolve_device
+
+__all__ = ["Activations", "extract"]
+
+
+class Activations(dict):
+    """Per-layer activations, ``{layer: float32 array (n_images, n_units)}``, rows aligned with the images.
+
+    A plain dict with two extra attributes: ``image_ids`` (the row labels when the images came
+    from a StimulusSet, else None) and ``shapes`` (each layer's unflattened unit shape).
+    """
+
+    def __init__(self, arrays, *, image_ids: Sequence[str] | None = None, shapes=None, model_name: str = ""):
+        super().__init__(arrays)
+        self.image_ids = None if image_ids is None else list(image_ids)
+        self.shapes = dict(shapes or {})
+        self.model_name = model_name
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self)
+
+    @property
+    def n_images(self) -> int:
+        return len(next(iter(self.values()))) if self else 0
+
+    def summary(self):
+        """A table, one row per layer: units, mean, fraction of exact zeros, dead units."""
+        import pandas as pd
+
+        rows = []
+        for layer, values in self.items():
+            rows.append(
+                dict(
+                    layer=layer,
+                    n_units=values.shape[1],
+                    shape="x".join(map(str, self.shapes.get(layer, (values.shape[1],)))),
+                    mean=float(values.mean()),
+                    std=float(values.std()),
+                    frac_zero=float((values == 0).mean()),
+                    constant_units=int((values.std(axis=0) == 0).sum()),
+                )
+            )
+        return pd.DataFrame(rows)
+
+
+def extract(
+    model: LayeredModel,
+    images,
+    layers: Iterable[str] | None = None,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+) -> Activations:
+    """Activations of ``model`` at ``layers`` for every image, in input order.
+
+    Parameters
+    ----------
+    model : LayeredModel
+    images : StimulusSet, tensor or array (n_images, 3, H, W) in [0, 1]
+    layers : iterable of str, optional
+        Layer names or module paths; default: all of the model's named layers.
+    batch_size : int
+        Images per forward pass.
+    device : str or torch.device, optional
+        Default: CUDA when available, else CPU. The model is moved there.
+    progress : bool, optional
+        Show a progress bar; default: only when there are several batches and stderr is a terminal.
+
+    Returns
+    -------
+    Activations
+        ``{layer: float32 array (n_images, n_units)}``, units flattened in C order from the
+        layer's (channels, height, width).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from brainprobe.models import load_model, extract
+    >>> model = load_model("alexnet", weights=None)
+    >>> acts = extract(model, torch.rand(4, 3, 224, 224), layers=["conv1", "fc8"])
+    >>> acts["fc8"].shape
+    (4, 1000)
+    """
+    image_ids = None
+    if hasattr(images, "table") and "image_id" in getattr(images, "table"):
+        image_ids = list(images.table["image_id"])
+    images = as_image_tensor(images)
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, found {batch_size}")
+    names = model.layer_names if layers is None else list(layers)
+    for name in names:
+        model.resolve_layer(name)  # fail on a bad name before any work
+    model.to(resolve_device(device))
+    n_batches = -(-len(images) // batch_size)
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    shapes: dict[str, tuple] = {}
+    bar = tqdm(total=len(images), unit="img", desc=f"extract {model.name}",
+               disable=(n_batches < 2 or None) if progress is None else not progress)
+    with torch.no_grad(), bar:
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size].to(model.device, non_blocking=True)
+            outputs = model.layer_outputs(batch, names, validate=False)
+            for name, value in outputs.items():
+                shapes[name] = tuple(value.shape[1:])
+                chunks[name].append(value.reshape(len(batch), -1).float().cpu().numpy())
+            bar.update(len(batch))
+    arrays = {name: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32) for name, parts in chunks.items()}
+    return Activations(arrays, image_ids=image_ids, shapes=shapes, model_name=model.name)

@@ -1,0 +1,222 @@
+"""Reading images from folders and manifests; saving and loading StimulusSets."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .._images import resize_and_crop
+from ._stimulus_set import StimulusSet
+
+__all__ = ["IMAGE_EXTENSIONS", "read_image", "load_folder", "load_manifest", "save_stimuli", "load_stimuli"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+_ARRAYS_FILE = "stimuli.npz"
+_TABLE_FILE = "stimuli.csv"
+_PNG_FOLDER = "images"
+
+
+def read_image(path, *, background=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Read one image file as float32 RGB (H, W, 3) in [0, 1].
+
+    Any PIL mode is accepted: grey (L, I;16, I, F), palette (P), RGBA/LA (composited over
+    ``background``), CMYK, YCbCr. 16-bit images keep their full precision.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the path and what went wrong.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _to_rgb_array(image, background)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from error
+
+
+def _to_rgb_array(image: Image.Image, background) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        scale = 65535.0 if mode.startswith("I;16") else (1.0 if mode == "F" else max(float(array.max()), 1.0))
+        grey = np.clip(array / scale, 0.0, 1.0).astype(np.float32)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:4]
+        return (rgba[..., :3] * alpha + np.asarray(background, np.float32) * (1 - alpha)).astype(np.float32)
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def _stack(arrays: list[np.ndarray], paths: list[Path], size: int | None) -> torch.Tensor:
+    tensors = [torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0) for a in arrays]
+    if size is not None:
+        tensors = [resize_and_crop(t, int(size)).clamp(0.0, 1.0) for t in tensors]
+    shapes = {tuple(t.shape[-2:]) for t in tensors}
+    if len(shapes) > 1:
+        first = tuple(tensors[0].shape[-2:])
+        other = next(i for i, t in enumerate(tensors) if tuple(t.shape[-2:]) != first)
+        raise ValueError(
+            f"images differ in size ({paths[0]} is {first[0]}x{first[1]}, {paths[other]} is "
+            f"{tensors[other].shape[-2]}x{tensors[other].shape[-1]}); pass size=224 (or another side) "
+            "to resize the shorter side and crop the centre"
+        )
+    return torch.cat(tensors) if tensors else torch.zeros(0, 3, size or 1, size or 1)
+
+
+def load_folder(folder, *, size: int | None = None, recursive: bool = True) -> StimulusSet:
+    """Load every image in a folder (sorted by path) as a `StimulusSet`.
+
+    Parameters
+    ----------
+    folder : path
+    size : int, optional
+        Resize the shorter side to ``size`` and crop the centre square; required when the images
+        differ in size.
+    recursive : bool
+        Also read sub-folders; an image's first sub-folder name becomes its ``category``
+        (the torchvision ImageFolder convention).
+
+    Returns
+    -------
+    StimulusSet
+        ``image_id`` is the path relative to ``folder`` without extension.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"image folder not found: {folder}")
+    pattern = "**/*" if recursive else "*"
+    paths = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not paths:
+        raise ValueError(f"{folder}: no image files found (extensions {', '.join(IMAGE_EXTENSIONS)})")
+    relative = [p.relative_to(folder) for p in paths]
+    table = pd.DataFrame(
+        {
+            "image_id": [r.with_suffix("").as_posix() for r in relative],
+            "category": [r.parts[0] if len(r.parts) > 1 else "" for r in relative],
+            "file": [str(p) for p in paths],
+        }
+    )
+    images = _stack([read_image(p) for p in paths], paths, size)
+    return StimulusSet(images, table)
+
+
+def load_manifest(csv_path, *, size: int | None = None, path_column: str = "file") -> StimulusSet:
+    """Load the images listed in a CSV manifest; every other column goes into the table.
+
+    Parameters
+    ----------
+    csv_path : path
+        A CSV with a ``file`` column (or ``path``): image paths, relative to the CSV's folder
+        unless absolute. Optional columns: ``image_id`` (default: the file stem), ``kind``,
+        ``source_id``, ``category``, ``class_index``, ``target_class`` and any others.
+    size : int, optional
+        As in `load_folder`.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"manifest not found: {csv_path}")
+    table = pd.read_csv(csv_path, keep_default_na=False, na_values=["NaN"])
+    if path_column not in table and "path" in table:
+        path_column = "path"
+    if path_column not in table:
+        raise ValueError(f"{csv_path}: expected a column {path_column!r} (or 'path') with image paths; columns are {list(table.columns)}")
+    paths = []
+    for row, value in enumerate(table[path_column]):
+        path = Path(str(value))
+        path = path if path.is_absolute() else csv_path.parent / path
+        if not path.is_file():
+            raise FileNotFoundError(f"{csv_path}, row {row + 2}, column {path_column!r}: file not found: {path}")
+        paths.append(path)
+    if "image_id" not in table:
+        table.insert(0, "image_id", [p.stem for p in paths])
+    table[path_column] = [str(p) for p in paths]
+    images = _stack([read_image(p) for p in paths], paths, size)
+    return StimulusSet(images, table)
+
+
+def _png_names(image_ids: list[str]) -> list[str]:
+    names, used = [], set()
+    for index, image_id in enumerate(image_ids):
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", image_id).strip("._") or f"image{index:04d}"
+        if name.lower() in used:
+            name = f"{name}_{index:04d}"
+        used.add(name.lower())
+        names.append(name + ".png")
+    return names
+
+
+def save_stimuli(stimuli: StimulusSet, folder, *, overwrite: bool = False) -> Path:
+    """Save a StimulusSet to ``folder``: ``stimuli.npz`` (exact float32 images), ``stimuli.csv``
+    (the table, with a ``png`` column) and ``images/*.png`` (8-bit copies for viewing).
+
+    The folder is written next to its final place and moved there at the end, so an
+    interrupted save leaves nothing half-written. An existing folder is replaced only with
+    ``overwrite=True``.
+    """
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise FileExistsError(f"{folder} exists and is not empty; pass overwrite=True to replace it")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        table = stimuli.table.copy()
+        table["png"] = [f"{_PNG_FOLDER}/{name}" for name in _png_names(stimuli.image_ids)]
+        (staging / _PNG_FOLDER).mkdir()
+        pixels = np.round(stimuli.numpy() * 255.0).clip(0, 255).astype(np.uint8)
+        for name, array in zip(table["png"], pixels, strict=True):
+            Image.fromarray(array).save(staging / name)
+        np.savez(
+            staging / _ARRAYS_FILE,
+            images=stimuli.images.numpy(),
+            image_ids=np.asarray(stimuli.image_ids, dtype=str),
+            columns=np.asarray(stimuli.table.columns, dtype=str),
+            dtypes=np.asarray([str(t) for t in stimuli.table.dtypes], dtype=str),
+        )
+        table.to_csv(staging / _TABLE_FILE, index=False, na_rep="NaN")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_stimuli(folder) -> StimulusSet:
+    """Load a folder written by `save_stimuli`, images bit-exact and table with its dtypes."""
+    folder = Path(folder)
+    arrays_path, table_path = folder / _ARRAYS_FILE, folder / _TABLE_FILE
+    for path in (arrays_path, table_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: {folder} is not a folder written by StimulusSet.save")
+    with np.load(arrays_path, allow_pickle=False) as data:
+        missing = {"images", "image_ids", "columns", "dtypes"} - set(data.files)
+        if missing:
+            raise ValueError(f"{arrays_path}: missing fields {sorted(missing)}")
+        images, image_ids = data["images"], data["image_ids"].tolist()
+        columns, dtypes = data["columns"].tolist(), data["dtypes"].tolist()
+    table = pd.read_csv(table_path, keep_default_na=False, na_values=["NaN"], dtype={"image_id": str})
+    if table["image_id"].tolist() != image_ids:
+        raise ValueError(f"{table_path}: image_id column does not match {arrays_path} (edited by hand?)")
+    absent = [c for c in columns if c not in table]
+    if absent:
+        raise ValueError(f"{table_path}: missing columns {absent}")
+    table = table[columns]
+    for column, dtype in zip(columns, dtypes, strict=True):
+        table[column] = table[column].astype(str) if dtype in ("object", "str", "string") else table[column].astype(dtype)
+    return StimulusSet(torch.from_numpy(images), table)

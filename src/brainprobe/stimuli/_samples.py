@@ -1,0 +1,105 @@
+"""Natural colour images that ship inside installed packages (no download)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._images import resize_and_crop
+from ._io import read_image
+from ._stimulus_set import StimulusSet
+
+__all__ = ["sample_images", "SAMPLE_IMAGE_IDS"]
+
+
+def _skimage(name):
+    def load():
+        from skimage import data
+
+        image = getattr(data, name)()
+        return image[0] if isinstance(image, tuple) else image  # stereo_motorcycle -> left view
+
+    return load
+
+
+def _sklearn(index):
+    def load():
+        from sklearn.datasets import load_sample_images
+
+        return load_sample_images().images[index]
+
+    return load
+
+
+def _matplotlib(filename):
+    def load():
+        from matplotlib import cbook
+
+        return read_image(cbook.get_sample_data(filename, asfileobj=False))
+
+    return load
+
+
+# image_id -> (category, loader). All are photographs in colour.
+_SOURCES = {
+    "chelsea": ("cat", _skimage("chelsea")),
+    "coffee": ("coffee", _skimage("coffee")),
+    "astronaut": ("person", _skimage("astronaut")),
+    "rocket": ("rocket", _skimage("rocket")),
+    "motorcycle": ("motorcycle", _skimage("stereo_motorcycle")),
+    "china": ("building", _sklearn(0)),
+    "flower": ("flower", _sklearn(1)),
+    "grace_hopper": ("person", _matplotlib("grace_hopper.jpg")),
+    "present": ("gift box", _matplotlib("Minduka_Present_Blue_Pack.png")),
+    "hubble_deep_field": ("galaxy", _skimage("hubble_deep_field")),
+    "immunohistochemistry": ("tissue", _skimage("immunohistochemistry")),
+    "retina": ("retina", _skimage("retina")),
+}
+SAMPLE_IMAGE_IDS = tuple(_SOURCES)
+
+
+def _as_float_rgb(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / 255.0
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    return image.astype(np.float32)
+
+
+def sample_images(n: int | None = None, *, size: int = 224) -> StimulusSet:
+    """Up to 12 natural colour photographs that ship with scikit-image, scikit-learn and matplotlib.
+
+    Parameters
+    ----------
+    n : int, optional
+        How many (the first ``n`` of `SAMPLE_IMAGE_IDS`); default all 12.
+    size : int
+        Shorter side resized to ``size``, centre square cropped.
+
+    Returns
+    -------
+    StimulusSet
+        ``kind`` RE, ``category`` a plain-words label (not an ImageNet class).
+
+    Examples
+    --------
+    >>> from brainprobe.stimuli import sample_images
+    >>> stim = sample_images(4, size=64)
+    >>> stim.images.shape
+    torch.Size([4, 3, 64, 64])
+    """
+    if importlib.util.find_spec("skimage") is None:
+        raise ImportError("sample_images needs scikit-image: pip install 'brainprobe[demo]'")
+    ids = list(_SOURCES)[: len(_SOURCES) if n is None else n]
+    if n is not None and not 1 <= n <= len(_SOURCES):
+        raise ValueError(f"n: expected 1..{len(_SOURCES)}, found {n}")
+    tensors = []
+    for image_id in ids:
+        array = _as_float_rgb(_SOURCES[image_id][1]())
+        tensors.append(resize_and_crop(torch.from_numpy(array).permute(2, 0, 1)[None], size).clamp(0, 1))
+    table = pd.DataFrame({"image_id": ids, "category": [_SOURCES[i][0] for i in ids]})
+    return StimulusSet(torch.cat(tensors), table)

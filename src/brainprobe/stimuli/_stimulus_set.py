@@ -1,0 +1,175 @@
+"""`StimulusSet`: float images in [0, 1] and the table that says what each one is."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._images import as_image_tensor
+
+__all__ = ["StimulusSet", "TABLE_COLUMNS"]
+
+# The columns every StimulusSet table has, with the value used when a caller leaves one out.
+# `source_id` defaults to the image's own id (an RE image is its own source).
+TABLE_COLUMNS: dict[str, object] = {
+    "image_id": None,
+    "kind": "RE",
+    "source_id": None,
+    "category": "",
+    "class_index": -1,
+    "target_class": -1,
+}
+
+
+def _complete_table(table: pd.DataFrame | None, n_images: int) -> pd.DataFrame:
+    table = pd.DataFrame(index=range(n_images)) if table is None else pd.DataFrame(table).reset_index(drop=True)
+    if len(table) != n_images:
+        raise ValueError(f"table: expected one row per image ({n_images}), found {len(table)} rows")
+    if "image_id" not in table:
+        table.insert(0, "image_id", [f"img{i:04d}" for i in range(n_images)])
+    table["image_id"] = table["image_id"].astype(str)
+    duplicated = table["image_id"][table["image_id"].duplicated()].unique().tolist()
+    if duplicated:
+        raise ValueError(f"table['image_id']: ids must be unique, found duplicates {duplicated[:5]}")
+    for column, default in TABLE_COLUMNS.items():
+        if column not in table:
+            table[column] = table["image_id"] if column == "source_id" else default
+    for column in ("class_index", "target_class"):
+        values = pd.to_numeric(table[column], errors="raise")
+        if values.isna().any() or (values != values.round()).any():
+            raise ValueError(f"table[{column!r}]: expected integer class indices (-1 for none)")
+        table[column] = values.astype(np.int64)
+    for column in ("kind", "source_id", "category"):
+        table[column] = table[column].astype(str)
+    ordered = list(TABLE_COLUMNS) + [c for c in table.columns if c not in TABLE_COLUMNS]
+    return table[ordered]
+
+
+class StimulusSet:
+    """Images as float32 (n_images, 3, H, W) in [0, 1], with a table of one row per image.
+
+    The table always has the columns ``image_id`` (unique), ``kind`` (``RE``, ``AN``, ``AI``, ...),
+    ``source_id`` (the RE image an image derives from; its own id for RE images), ``category``,
+    ``class_index`` and ``target_class`` (ImageNet indices, -1 for none). Methods that make
+    images add their own columns (probabilities, distances, ...).
+
+    Parameters
+    ----------
+    images : tensor or array (n_images, 3, H, W) in [0, 1]
+    table : pandas.DataFrame, optional
+        One row per image; missing standard columns are filled with defaults.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from brainprobe.stimuli import StimulusSet
+    >>> stim = StimulusSet(torch.rand(2, 3, 8, 8), {"image_id": ["a", "b"], "category": ["dog", "car"]})
+    >>> len(stim), stim.table["kind"].tolist()
+    (2, ['RE', 'RE'])
+    """
+
+    def __init__(self, images, table: pd.DataFrame | dict | None = None):
+        images = as_image_tensor(images, name="images").detach()
+        self.images: torch.Tensor = images.to("cpu", torch.float32).contiguous()
+        self.table: pd.DataFrame = _complete_table(
+            pd.DataFrame(table) if isinstance(table, dict) else table, len(self.images)
+        )
+
+    # -- basic protocol ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_ids(self) -> list[str]:
+        return self.table["image_id"].tolist()
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.images.shape[-2:])
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{k}={n}" for k, n in self.table["kind"].value_counts(sort=False).items())
+        h, w = self.image_size if len(self) else (0, 0)
+        return f"StimulusSet({len(self)} images, 3x{h}x{w}; kinds: {kinds or 'none'})"
+
+    def __getitem__(self, key) -> StimulusSet:
+        """Rows by position: an int, slice, integer array or boolean mask."""
+        if isinstance(key, (int, np.integer)):
+            key = [int(key)]
+        if isinstance(key, pd.Series):
+            key = key.to_numpy()
+        index = np.arange(len(self))[key]
+        return StimulusSet(self.images[torch.as_tensor(index, dtype=torch.long)], self.table.iloc[index])
+
+    def select(self, **conditions) -> StimulusSet:
+        """Rows whose table columns equal the given values (a list means any of them).
+
+        >>> stim.select(kind="RE")                      # doctest: +SKIP
+        >>> stim.select(kind=["AN", "AI"], category="dog")  # doctest: +SKIP
+        """
+        mask = np.ones(len(self), dtype=bool)
+        for column, wanted in conditions.items():
+            if column not in self.table:
+                raise KeyError(f"select: no column {column!r}; columns are {list(self.table.columns)}")
+            values = [wanted] if isinstance(wanted, (str, int, float)) else list(wanted)
+            mask &= self.table[column].isin(values).to_numpy()
+        return self[mask]
+
+    def by_ids(self, image_ids: Sequence[str]) -> StimulusSet:
+        """Rows in the order of ``image_ids``; unknown ids are an error naming them."""
+        position = pd.Series(np.arange(len(self)), index=self.table["image_id"])
+        unknown = [i for i in image_ids if i not in position.index]
+        if unknown:
+            raise KeyError(f"image ids not in this StimulusSet: {unknown[:5]}")
+        return self[position.loc[list(image_ids)].to_numpy()]
+
+    @staticmethod
+    def concat(sets: Sequence[StimulusSet]) -> StimulusSet:
+        """One StimulusSet from several with the same image size; ids must stay unique."""
+        sets = list(sets)
+        if not sets:
+            raise ValueError("concat: expected at least one StimulusSet")
+        sizes = {s.image_size for s in sets if len(s)}
+        if len(sizes) > 1:
+            raise ValueError(f"concat: image sizes differ {sorted(sizes)}; resize them to one size first")
+        images = torch.cat([s.images for s in sets])
+        table = pd.concat([s.table for s in sets], ignore_index=True)
+        return StimulusSet(images, table)
+
+    def with_table(self, table: pd.DataFrame) -> StimulusSet:
+        """The same images with a new table (one row per image)."""
+        return StimulusSet(self.images, table)
+
+    def numpy(self, channels_last: bool = True) -> np.ndarray:
+        """Images as a float32 array, (n_images, H, W, 3) by default, for plotting."""
+        array = self.images.numpy()
+        return array.transpose(0, 2, 3, 1) if channels_last else array
+
+    def equals(self, other: StimulusSet) -> bool:
+        """Exact equality of images and table."""
+        return (
+            isinstance(other, StimulusSet)
+            and self.images.shape == other.images.shape
+            and bool(torch.equal(self.images, other.images))
+            and self.table.equals(other.table)
+        )
+
+    # -- files ---------------------------------------------------------------------------------
+    def save(self, folder, *, overwrite: bool = False):
+        """Write PNGs (8-bit, for viewing), an exact float32 ``.npz`` and ``stimuli.csv``.
+
+        See `brainprobe.stimuli.save_stimuli`.
+        """
+        from ._io import save_stimuli
+
+        return save_stimuli(self, folder, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, folder) -> StimulusSet:
+        """Read a folder written by `save`, exactly. See `brainprobe.stimuli.load_stimuli`."""
+        from ._io import load_stimuli
+
+        return load_stimuli(folder)
