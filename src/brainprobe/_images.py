@@ -20,7 +20,7 @@ def as_image_tensor(images, *, name: str = "images") -> torch.Tensor:
     TypeError, ValueError
         With the name of the argument, what was expected and what was found.
     """
-    if hasattr(images, "images") and isinstance(getattr(images, "images"), torch.Tensor):
+    if hasattr(images, "images") and isinstance(images.images, torch.Tensor):
         images = images.images
     if isinstance(images, np.ndarray):
         if images.dtype == np.uint8:

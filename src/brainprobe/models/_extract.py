@@ -96,7 +96,7 @@ def extract(
     (4, 1000)
     """
     image_ids = None
-    if hasattr(images, "table") and "image_id" in getattr(images, "table"):
+    if hasattr(images, "table") and "image_id" in images.table:
         image_ids = list(images.table["image_id"])
     images = as_image_tensor(images)
     if batch_size < 1:

@@ -1,6 +1,13 @@
 """Image sets: the `StimulusSet`, loading from folders and manifests, saving, bundled samples."""
 
-from ._io import IMAGE_EXTENSIONS, load_folder, load_manifest, load_stimuli, read_image, save_stimuli
+from ._io import (
+    IMAGE_EXTENSIONS,
+    load_folder,
+    load_manifest,
+    load_stimuli,
+    read_image,
+    save_stimuli,
+)
 from ._samples import SAMPLE_IMAGE_IDS, sample_images
 from ._stimulus_set import TABLE_COLUMNS, StimulusSet
 

