@@ -1,3 +1,24 @@
-"""RDMs, RDM comparison, RE-AN / RE-AI similarity, searchlight maps. Not implemented yet: issue 5."""
+"""Representational similarity analysis: RDMs, RDM comparison, RE-AN / RE-AI similarity with
+permutation and bootstrap tests, trends over layers, and searchlight maps. Results are tidy
+DataFrames; the statistics come from `brainprobe.stats`."""
 
-__all__: list[str] = []
+from ._compare import COMPARE_METHODS, compare
+from ._kinds import align_kinds, kind_difference, kind_similarity, layer_trend
+from ._rdm import RDM_METRICS, condensed_rdm, n_items_from_condensed, rdm, square_rdm
+from ._searchlight import searchlight_kind_similarity, searchlight_rdms
+
+__all__ = [
+    "COMPARE_METHODS",
+    "RDM_METRICS",
+    "align_kinds",
+    "compare",
+    "condensed_rdm",
+    "kind_difference",
+    "kind_similarity",
+    "layer_trend",
+    "n_items_from_condensed",
+    "rdm",
+    "searchlight_kind_similarity",
+    "searchlight_rdms",
+    "square_rdm",
+]

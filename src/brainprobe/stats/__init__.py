@@ -1,3 +1,55 @@
-"""Permutation, bootstrap and trend tests, confidence intervals, corrections: the one place statistics live. Not implemented yet: issue 5."""
+"""Statistics, the one place they live: correlations, permutation and bootstrap tests, trend
+tests, confidence intervals and multiple-comparison corrections. Vectorized; every random step
+takes a ``seed`` (int, numpy Generator or None)."""
 
-__all__: list[str] = []
+from ._correlation import (
+    CORRELATION_METHODS,
+    correlate_pairwise,
+    correlate_rows,
+    kendall_tau_a,
+    masked_correlation,
+    normalize_rows,
+    rank_rows,
+)
+from ._resampling import (
+    PermutationResult,
+    as_generator,
+    bootstrap,
+    bootstrap_indices,
+    bootstrap_p,
+    p_from_null,
+    pair_permutation_indices,
+    percentile_ci,
+    permutation_indices,
+    rdm_permutation_test,
+)
+from ._tests import fdr_bh, fwe_from_null_maxima, fwe_max_statistic, paired_ttest
+from ._trend import MannKendallResult, mann_kendall, mann_kendall_exact_distribution, sens_slope
+
+__all__ = [
+    "CORRELATION_METHODS",
+    "MannKendallResult",
+    "PermutationResult",
+    "as_generator",
+    "bootstrap",
+    "bootstrap_indices",
+    "bootstrap_p",
+    "correlate_pairwise",
+    "correlate_rows",
+    "fdr_bh",
+    "fwe_from_null_maxima",
+    "fwe_max_statistic",
+    "kendall_tau_a",
+    "mann_kendall",
+    "mann_kendall_exact_distribution",
+    "masked_correlation",
+    "normalize_rows",
+    "p_from_null",
+    "pair_permutation_indices",
+    "paired_ttest",
+    "percentile_ci",
+    "permutation_indices",
+    "rank_rows",
+    "rdm_permutation_test",
+    "sens_slope",
+]

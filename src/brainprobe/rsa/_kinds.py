@@ -1,0 +1,333 @@
+"""RE-AN / RE-AI similarity: one RDM per image kind, compared across kinds (paper 001, eqs. 2-3)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..stats import (
+    as_generator,
+    bootstrap,
+    bootstrap_p,
+    correlate_rows,
+    mann_kendall,
+    masked_correlation,
+    percentile_ci,
+    rdm_permutation_test,
+)
+from ._rdm import rdm, square_rdm
+
+__all__ = ["align_kinds", "kind_similarity", "kind_difference", "layer_trend"]
+
+
+def _table_of(stimuli) -> pd.DataFrame:
+    table = stimuli.table if hasattr(stimuli, "table") else stimuli
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"stimuli: expected a StimulusSet or a DataFrame, found {type(stimuli).__name__}")
+    missing = {"image_id", "kind", "source_id"} - set(table.columns)
+    if missing:
+        raise ValueError(f"stimulus table: missing columns {sorted(missing)} (needs image_id, kind, source_id)")
+    return table.reset_index(drop=True)
+
+
+def align_kinds(stimuli, reference: str = "RE", others: Sequence[str] = ("AN", "AI")) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Row positions of each kind, aligned by ``source_id``.
+
+    Only sources present in every kind are kept (a warning says how many were dropped), so all
+    kinds' RDMs are over the same images in the same order.
+
+    Returns
+    -------
+    sources : list of str
+        The shared source ids, in the order of the reference kind's rows.
+    rows : dict of kind to int array (n_sources,)
+        Positions in the table of each kind's image for each source.
+    """
+    table = _table_of(stimuli)
+    kinds = [reference, *others]
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"reference and others must be distinct kinds, found {kinds}")
+    by_kind = {}
+    for kind in kinds:
+        part = table[table["kind"] == kind]
+        if part.empty:
+            raise ValueError(f"stimulus table: no images of kind {kind!r}; kinds present: {sorted(table['kind'].unique())}")
+        duplicated = part["source_id"][part["source_id"].duplicated()].unique().tolist()
+        if duplicated:
+            raise ValueError(
+                f"stimulus table: kind {kind!r} has several rows for source_id {duplicated[:3]}; "
+                "average repeated presentations first (one pattern per image)"
+            )
+        by_kind[kind] = pd.Series(part.index.to_numpy(), index=part["source_id"].to_numpy())
+    sources = [s for s in by_kind[reference].index if all(s in by_kind[k].index for k in others)]
+    dropped = len(by_kind[reference]) - len(sources)
+    if dropped:
+        warnings.warn(f"{dropped} {reference} images lack a partner of every kind {list(others)} and are left out",
+                      stacklevel=3)
+    if len(sources) < 3:
+        raise ValueError(f"only {len(sources)} sources have an image of every kind {kinds}; need at least 3")
+    return sources, {kind: by_kind[kind].loc[sources].to_numpy() for kind in kinds}
+
+
+def _pattern_sets(patterns, table: pd.DataFrame) -> dict[str, np.ndarray]:
+    if isinstance(patterns, Mapping):
+        sets = dict(patterns)
+    else:
+        sets = {"patterns": patterns}
+    image_ids = getattr(patterns, "image_ids", None)
+    if image_ids is not None and list(image_ids) != table["image_id"].tolist():
+        raise ValueError("patterns: their image_ids are not in the order of the stimulus table's rows")
+    out = {}
+    for name, values in sets.items():
+        values = np.asarray(values)
+        if values.ndim != 2 or len(values) != len(table):
+            raise ValueError(f"patterns[{name!r}]: expected ({len(table)}, n_units), one row per table row, found {values.shape}")
+        out[name] = values
+    if not out:
+        raise ValueError("patterns: empty")
+    return out
+
+
+def _level_name(level: float) -> str:
+    return f"ci{round(level * 100):d}"
+
+
+def kind_similarity(
+    patterns,
+    stimuli,
+    *,
+    reference: str = "RE",
+    others: Sequence[str] = ("AN", "AI"),
+    metric: str = "correlation",
+    method: str = "spearman",
+    n_perm: int = 1000,
+    n_boot: int = 1000,
+    boot_fraction: float = 0.8,
+    ci_levels: Sequence[float] = (0.68, 0.95),
+    alternative: str = "greater",
+    seed=0,
+    device=None,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """Similarity of the reference kind's RDM to each other kind's RDM, with tests.
+
+    For every unit set (layer, ROI, ...) one RDM per kind is built over the images that share a
+    ``source_id``, and ``compare(RDM_reference, RDM_other)`` gives e.g. the RE-AN and RE-AI
+    similarities of paper 001 (eqs. 2-3).
+
+    Parameters
+    ----------
+    patterns : mapping of name to array (n_rows, n_units), an `Activations`, or one array
+        Rows aligned with the rows of ``stimuli``.
+    stimuli : StimulusSet or DataFrame with ``image_id``, ``kind``, ``source_id``
+    reference, others : str
+        Image kinds.
+    metric : str
+        RDM metric, see `rdm`.
+    method : str
+        RDM comparison, see `compare`.
+    n_perm : int
+        Label permutations (the other kind's image labels are shuffled relative to the
+        reference); 0 skips the test. p = (1 + #(null >= observed)) / (1 + n_perm).
+    n_boot : int
+        Resamples of units (vertices) for confidence intervals; 0 skips them. Each draws
+        ``boot_fraction`` of the units without replacement (the study: 80%, 1000 times).
+    ci_levels : sequence of float
+        Percentile intervals reported (the study: 68% for ROIs, 95% for layers).
+    alternative : {"greater", "less", "two-sided"}
+        Of the permutation test.
+    seed : int, Generator or None
+    device : str, optional
+        Where RDMs of the bootstrap are computed (CUDA when available).
+    progress : bool, optional
+        Progress bar over unit sets.
+
+    Returns
+    -------
+    DataFrame
+        One row per (unit_set, pair): ``unit_set``, ``pair`` (e.g. ``"RE-AN"``),
+        ``similarity``, ``n_images``, ``n_units``, ``metric``, ``method``, and when requested
+        ``p_perm``, ``n_perm``, ``ci68_low``, ``ci68_high``, ..., ``n_boot``.
+
+    Examples
+    --------
+    >>> from brainprobe.rsa import kind_similarity
+    >>> table = kind_similarity(activations, stimuli, n_perm=1000)  # doctest: +SKIP
+    >>> table.pivot(index="unit_set", columns="pair", values="similarity")  # doctest: +SKIP
+    """
+    table = _table_of(stimuli)
+    sets = _pattern_sets(patterns, table)
+    sources, rows = align_kinds(table, reference, others)
+    rng = as_generator(seed)
+    perm_rng, boot_rng = rng.spawn(2)
+    records = []
+    rdms = {name: {kind: rdm(values[index], metric, device=device) for kind, index in rows.items()}
+            for name, values in sets.items()}
+    names = list(sets)
+    p_values = {}
+    if n_perm:
+        # one call per pair, all unit sets together: every unit set sees the same permutations
+        for other in others:
+            result = rdm_permutation_test(
+                np.stack([rdms[n][reference] for n in names]), np.stack([rdms[n][other] for n in names]),
+                method=method, n_perm=n_perm, seed=perm_rng, alternative=alternative,
+            )
+            p_values[other] = dict(zip(names, result.p, strict=True))
+    bar = tqdm(names, desc="kind similarity", unit="set", disable=(len(names) < 2 or None) if progress is None else not progress)
+    for name in bar:
+        n_units = sets[name].shape[1]
+        intervals = {}
+        if n_boot:
+            samples = _unit_bootstrap(sets[name], rows, reference, others, metric, method, n_boot,
+                                      boot_fraction, boot_rng, device)
+            for level in ci_levels:
+                intervals[level] = percentile_ci(samples, level, axis=0)
+        for k, other in enumerate(others):
+            record = {
+                "unit_set": name,
+                "pair": f"{reference}-{other}",
+                "similarity": float(correlate_rows(rdms[name][reference], rdms[name][other], method)),
+                "n_images": len(sources),
+                "n_units": n_units,
+                "metric": metric,
+                "method": method,
+            }
+            if n_perm:
+                record.update(p_perm=float(p_values[other][name]), n_perm=n_perm)
+            for level, (low, high) in intervals.items():
+                record[f"{_level_name(level)}_low"] = float(low[k])
+                record[f"{_level_name(level)}_high"] = float(high[k])
+            if n_boot:
+                record["n_boot"] = n_boot
+            records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fraction, rng, device):
+    """(n_boot, n_others) similarities, each from a subsample of units shared by all kinds."""
+    n_images = sum(len(index) for index in rows.values())
+    n_units = values.shape[1]
+    k = max(2, int(round(fraction * n_units)))
+    # keep each batch's float32 copy of the patterns near 256 MB
+    batch_size = int(max(1, min(200, 2**26 // max(1, n_images * k))))
+    kind_values = {kind: torch.as_tensor(values[index], dtype=torch.float32) for kind, index in rows.items()}
+
+    def statistic(unit_index: np.ndarray) -> np.ndarray:
+        columns = torch.as_tensor(unit_index)
+        rdms = {kind: rdm(v[:, columns].permute(1, 0, 2), metric, device=device, dtype=torch.float32)
+                for kind, v in kind_values.items()}
+        return np.stack([correlate_rows(rdms[reference], rdms[other], method) for other in others], axis=1)
+
+    return bootstrap(statistic, n_units, n_boot=n_boot, fraction=fraction, replace=False, seed=rng,
+                     batch_size=batch_size)
+
+
+def kind_difference(
+    patterns,
+    stimuli,
+    *,
+    reference: str = "RE",
+    first: str = "AI",
+    second: str = "AN",
+    metric: str = "correlation",
+    method: str = "spearman",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    alternative: str = "greater",
+    seed=0,
+) -> pd.DataFrame:
+    """Bootstrap test over images of sim(reference, first) - sim(reference, second).
+
+    Sources (image triplets) are resampled with replacement and both similarities recomputed
+    on each resample. A source drawn twice would put a zero dissimilarity between its two
+    copies into every RDM, inflating the similarity; those entries are left out of each
+    resample (the handling rsatoolbox uses for pattern bootstraps). RDMs are computed once; a
+    resample only gathers their entries.
+
+    Parameters
+    ----------
+    patterns, stimuli, reference, metric, method, seed
+        As in `kind_similarity`.
+    first, second : str
+        The kinds whose similarities to the reference are contrasted (default RE-AI minus RE-AN).
+    n_boot : int
+    level : float
+        Percentile interval of the difference.
+    alternative : {"greater", "less", "two-sided"}
+        H1 for the difference; "greater": first more similar to the reference than second.
+        p = (1 + #(bootstrap differences <= 0)) / (1 + n_boot).
+
+    Returns
+    -------
+    DataFrame
+        One row per unit set: ``unit_set``, ``comparison``, ``difference``, ``ci95_low``,
+        ``ci95_high``, ``p_boot``, ``n_boot``, ``n_images``, ``mean_pairs_used``.
+    """
+    table = _table_of(stimuli)
+    sets = _pattern_sets(patterns, table)
+    sources, rows = align_kinds(table, reference, (first, second))
+    n = len(sources)
+    draws = as_generator(seed).integers(0, n, size=(n_boot, n))
+    upper_rows, upper_cols = np.triu_indices(n, 1)
+    a, b = draws[:, upper_rows], draws[:, upper_cols]
+    keep = a != b
+    records = []
+    for name, values in sets.items():
+        squares = {kind: square_rdm(rdm(values[index], metric)) for kind, index in rows.items()}
+        ref = squares[reference][a, b]
+        sim_first = masked_correlation(ref, squares[first][a, b], keep, method)
+        sim_second = masked_correlation(ref, squares[second][a, b], keep, method)
+        samples = sim_first - sim_second
+        observed = float(
+            correlate_rows(rdm(values[rows[reference]], metric), rdm(values[rows[first]], metric), method)
+            - correlate_rows(rdm(values[rows[reference]], metric), rdm(values[rows[second]], metric), method)
+        )
+        low, high = percentile_ci(samples, level, axis=0)
+        records.append({
+            "unit_set": name,
+            "comparison": f"{reference}-{first} minus {reference}-{second}",
+            "difference": observed,
+            f"{_level_name(level)}_low": float(low),
+            f"{_level_name(level)}_high": float(high),
+            "p_boot": float(bootstrap_p(samples, 0.0, alternative)),
+            "n_boot": n_boot,
+            "n_images": n,
+            "mean_pairs_used": float(keep.sum(axis=1).mean()),
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def layer_trend(similarity: pd.DataFrame, *, order: Sequence[str] | None = None,
+                alternative: str = "two-sided", exact="auto") -> pd.DataFrame:
+    """Mann-Kendall trend of each pair's similarity across unit sets (layers), in order.
+
+    Parameters
+    ----------
+    similarity : DataFrame
+        The output of `kind_similarity`.
+    order : sequence of str, optional
+        Unit sets from first to last; default their order of appearance.
+    alternative, exact
+        See `brainprobe.stats.mann_kendall`.
+
+    Returns
+    -------
+    DataFrame
+        One row per pair: ``pair``, ``n``, ``s``, ``tau``, ``var_s``, ``z``, ``p``, ``method``,
+        ``slope``, ``trend``.
+    """
+    order = list(dict.fromkeys(similarity["unit_set"])) if order is None else list(order)
+    records = []
+    for pair, part in similarity.groupby("pair", sort=False):
+        series = part.set_index("unit_set")["similarity"]
+        missing = [u for u in order if u not in series.index]
+        if missing:
+            raise ValueError(f"layer_trend: pair {pair!r} has no similarity for {missing}")
+        result = mann_kendall(series.loc[order].to_numpy(), alternative=alternative, exact=exact)
+        records.append({"pair": pair, **{k: v for k, v in result.to_dict().items() if k != "intercept"}})
+    return pd.DataFrame.from_records(records)

@@ -1,0 +1,163 @@
+"""Representational dissimilarity matrices, batched over many pattern sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["RDM_METRICS", "rdm", "square_rdm", "condensed_rdm", "n_items_from_condensed"]
+
+RDM_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean", "crossnobis")
+
+
+def n_items_from_condensed(n_pairs: int) -> int:
+    """The n with n (n - 1) / 2 == n_pairs; an error if there is none."""
+    n = int(round((1 + np.sqrt(1 + 8 * n_pairs)) / 2))
+    if n * (n - 1) // 2 != n_pairs:
+        raise ValueError(f"{n_pairs} entries is not a condensed RDM (n (n - 1) / 2 for some n)")
+    return n
+
+
+def square_rdm(condensed: np.ndarray) -> np.ndarray:
+    """Condensed RDM(s) (..., n_pairs) to square form (..., n, n) with a zero diagonal."""
+    condensed = np.asarray(condensed)
+    n = n_items_from_condensed(condensed.shape[-1])
+    rows, cols = np.triu_indices(n, 1)
+    square = np.zeros(condensed.shape[:-1] + (n, n), dtype=condensed.dtype)
+    square[..., rows, cols] = condensed
+    square[..., cols, rows] = condensed
+    return square
+
+
+def condensed_rdm(square: np.ndarray) -> np.ndarray:
+    """Upper triangle (row-major, i < j, as scipy's ``squareform``) of square RDM(s)."""
+    square = np.asarray(square)
+    rows, cols = np.triu_indices(square.shape[-1], 1)
+    return square[..., rows, cols]
+
+
+def _resolve_device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _as_batch(patterns, device, dtype) -> tuple[torch.Tensor, bool]:
+    tensor = torch.as_tensor(patterns).to(device=device, dtype=dtype)
+    if tensor.ndim not in (2, 3):
+        raise ValueError(f"patterns: expected (n_images, n_units) or (n_sets, n_images, n_units), found {tuple(tensor.shape)}")
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError("patterns: contain NaN or infinite values")
+    single = tensor.ndim == 2
+    return (tensor.unsqueeze(0) if single else tensor), single
+
+
+def _upper(square: torch.Tensor) -> torch.Tensor:
+    n = square.shape[-1]
+    rows, cols = torch.triu_indices(n, n, 1, device=square.device)
+    return square[..., rows, cols]
+
+
+def _gram_distances(x: torch.Tensor, metric: str) -> torch.Tensor:
+    if metric in ("correlation", "cosine"):
+        if metric == "correlation":
+            x = x - x.mean(dim=-1, keepdim=True)
+        norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        if bool((norms == 0).any()):
+            raise ValueError(f"patterns: an image has a constant pattern; its {metric} distance is undefined")
+        x = x / norms
+        return 1.0 - x @ x.transpose(-1, -2)
+    squared_norms = (x * x).sum(dim=-1)
+    squared = (squared_norms[..., :, None] + squared_norms[..., None, :] - 2.0 * x @ x.transpose(-1, -2)).clamp_min(0)
+    if metric == "euclidean":
+        return squared.sqrt()
+    return squared / x.shape[-1]  # squared_euclidean: mean over units, as rsatoolbox's calc_rdm "euclidean"
+
+
+def _crossnobis(x: torch.Tensor, runs, conditions, noise) -> tuple[torch.Tensor, np.ndarray]:
+    runs = np.asarray(runs)
+    conditions = np.asarray(conditions)
+    n_trials = x.shape[-2]
+    if len(runs) != n_trials or len(conditions) != n_trials:
+        raise ValueError(f"runs and conditions: expected {n_trials} labels each (one per row of patterns), "
+                         f"found {len(runs)} and {len(conditions)}")
+    run_labels = np.unique(runs)
+    condition_labels = np.unique(conditions)
+    if len(run_labels) < 2:
+        raise ValueError("runs: crossnobis needs at least two runs (independent partitions)")
+    for run in run_labels:
+        absent = np.setdiff1d(condition_labels, conditions[runs == run])
+        if len(absent):
+            raise ValueError(f"run {run!r} lacks conditions {absent[:5].tolist()}; every condition must appear in every run")
+    n_units = x.shape[-1]
+    precision = None
+    if noise is not None:
+        precision = torch.as_tensor(noise, dtype=x.dtype, device=x.device)
+        if precision.shape != (n_units, n_units):
+            raise ValueError(f"noise: expected a ({n_units}, {n_units}) precision matrix, found {tuple(precision.shape)}")
+
+    def condition_means(mask: np.ndarray) -> torch.Tensor:
+        # (n_sets, n_conditions, n_units): mean over the selected trials of each condition
+        onehot = (conditions[mask][None, :] == condition_labels[:, None]).astype(float)
+        weights = torch.as_tensor(onehot / onehot.sum(axis=1, keepdims=True), dtype=x.dtype, device=x.device)
+        return weights @ x[..., torch.as_tensor(np.flatnonzero(mask), device=x.device), :]
+
+    total = 0
+    for run in run_labels:
+        test = condition_means(runs == run)
+        train = condition_means(runs != run)
+        kernel = (train @ precision if precision is not None else train) @ test.transpose(-1, -2)
+        diagonal = torch.diagonal(kernel, dim1=-2, dim2=-1)
+        total = total + (diagonal[..., :, None] + diagonal[..., None, :] - kernel - kernel.transpose(-1, -2))
+    return total / len(run_labels) / n_units, condition_labels
+
+
+def rdm(patterns, metric: str = "correlation", *, runs=None, conditions=None, noise=None,
+        device=None, dtype=torch.float64) -> np.ndarray:
+    """Condensed representational dissimilarity matrix of image patterns.
+
+    Parameters
+    ----------
+    patterns : array (n_images, n_units) or (n_sets, n_images, n_units)
+        One row per image (per trial for ``crossnobis``); a leading axis computes many RDMs at
+        once (layers, ROIs, bootstrap samples) in one batched matrix product.
+    metric : {"correlation", "cosine", "euclidean", "squared_euclidean", "crossnobis"}
+        ``correlation``: 1 - Pearson r between image patterns (rsatoolbox's ``correlation``).
+        ``euclidean``: Euclidean distance (scipy's ``pdist``). ``squared_euclidean``: squared
+        Euclidean distance divided by n_units (rsatoolbox's ``euclidean``). ``crossnobis``:
+        leave-one-run-out cross-validated squared Mahalanobis distance divided by n_units
+        (rsatoolbox's ``crossnobis``); needs ``runs`` and ``conditions``; ``noise`` is the
+        precision matrix (default identity).
+    runs, conditions : array (n_trials,), crossnobis only
+        Run (partition) and condition labels of each row. The RDM's rows are the sorted unique
+        conditions.
+    device : str or torch.device, optional
+        Default CUDA when available, else CPU.
+    dtype : torch.dtype
+        float64 by default; float32 halves memory for bootstraps on large layers.
+
+    Returns
+    -------
+    array (n_pairs,) or (n_sets, n_pairs)
+        Upper triangle, row-major (i < j), as scipy's ``squareform``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainprobe.rsa import rdm
+    >>> rdm(np.random.default_rng(0).normal(size=(40, 500))).shape
+    (780,)
+    """
+    if metric not in RDM_METRICS:
+        raise ValueError(f"metric: expected one of {RDM_METRICS}, found {metric!r}")
+    x, single = _as_batch(patterns, _resolve_device(device), dtype)
+    if x.shape[-2] < 2:
+        raise ValueError(f"patterns: need at least 2 images for an RDM, found {x.shape[-2]}")
+    if metric == "crossnobis":
+        if runs is None or conditions is None:
+            raise ValueError("metric='crossnobis' needs runs= and conditions= (one label per row)")
+        square, _ = _crossnobis(x, runs, conditions, noise)
+    else:
+        square = _gram_distances(x, metric)
+    condensed = _upper(square).cpu().numpy()
+    return condensed[0] if single else condensed

@@ -1,0 +1,172 @@
+"""Searchlight RSA: an RDM for every vertex's neighbourhood, in sparse matrix products."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from ..stats import (
+    as_generator,
+    correlate_rows,
+    fwe_from_null_maxima,
+    permutation_indices,
+    rdm_permutation_test,
+)
+from ._kinds import _table_of, align_kinds
+
+__all__ = ["searchlight_rdms", "searchlight_kind_similarity"]
+
+_SEARCHLIGHT_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean")
+
+
+def _membership(neighbourhoods, n_vertices: int) -> sp.csr_matrix:
+    matrix = sp.csr_matrix(neighbourhoods)
+    if matrix.shape[1] != n_vertices:
+        raise ValueError(f"neighbourhoods: expected {n_vertices} columns (one per vertex of patterns), found {matrix.shape[1]}")
+    matrix = matrix.astype(bool).astype(np.float64)
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str) -> np.ndarray:
+    """RDMs (n_centers_in_chunk, n_pairs) from sums, sums of squares and cross products per disk."""
+    used = np.unique(members.indices)
+    local = members[:, used]
+    x = patterns[:, used]  # (n_images, n_used)
+    rows, cols = np.triu_indices(x.shape[0], 1)
+    counts = np.asarray(local.sum(axis=1))  # (c, 1)
+    sums = local @ x.T  # (c, n_images)
+    squares = local @ (x * x).T
+    cross = local @ (x[rows] * x[cols]).T  # (c, n_pairs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "correlation":
+            variance = squares - sums**2 / counts
+            covariance = cross - sums[:, rows] * sums[:, cols] / counts
+            return 1.0 - covariance / np.sqrt(variance[:, rows] * variance[:, cols])
+        if metric == "cosine":
+            return 1.0 - cross / np.sqrt(squares[:, rows] * squares[:, cols])
+        squared = np.maximum(squares[:, rows] + squares[:, cols] - 2 * cross, 0.0)
+        return np.sqrt(squared) if metric == "euclidean" else squared / counts
+
+
+def _oriented(values: np.ndarray, alternative: str) -> np.ndarray:
+    """Statistics turned so that larger is more extreme, for maximum-statistic corrections."""
+    if alternative == "two-sided":
+        return np.abs(values)
+    return -values if alternative == "less" else values
+
+
+def searchlight_rdms(patterns, neighbourhoods, metric: str = "correlation", *, chunk_size: int = 4096) -> np.ndarray:
+    """The RDM of every searchlight neighbourhood.
+
+    Parameters
+    ----------
+    patterns : array (n_images, n_vertices)
+    neighbourhoods : sparse matrix (n_centers, n_vertices)
+        Row c marks the vertices in centre c's disk (e.g. from `brainprobe.roi`).
+    metric : {"correlation", "cosine", "euclidean", "squared_euclidean"}
+    chunk_size : int
+        Centres per chunk; memory is about chunk_size x n_pairs x 8 bytes.
+
+    Returns
+    -------
+    array (n_centers, n_pairs)
+        Condensed RDMs; NaN where a disk's pattern is constant for some image.
+    """
+    if metric not in _SEARCHLIGHT_METRICS:
+        raise ValueError(f"metric: expected one of {_SEARCHLIGHT_METRICS}, found {metric!r}")
+    patterns = np.asarray(patterns, dtype=np.float64)
+    if patterns.ndim != 2 or not np.isfinite(patterns).all():
+        raise ValueError(f"patterns: expected a finite (n_images, n_vertices) array, found shape {patterns.shape}")
+    members = _membership(neighbourhoods, patterns.shape[1])
+    return np.concatenate([
+        _chunk_rdms(patterns, members[start:start + chunk_size], metric)
+        for start in range(0, members.shape[0], chunk_size)
+    ])
+
+
+def searchlight_kind_similarity(
+    patterns,
+    stimuli,
+    neighbourhoods,
+    *,
+    reference: str = "RE",
+    others: Sequence[str] = ("AN", "AI"),
+    metric: str = "correlation",
+    method: str = "spearman",
+    n_perm: int = 0,
+    alternative: str = "greater",
+    seed=0,
+    chunk_size: int = 2048,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """RE-AN and RE-AI similarity in every searchlight disk: one cortical map per pair.
+
+    Parameters
+    ----------
+    patterns : array (n_rows, n_vertices)
+        Rows aligned with ``stimuli``'s rows (one pattern per image).
+    stimuli : StimulusSet or DataFrame with image_id, kind, source_id
+    neighbourhoods : sparse matrix (n_centers, n_vertices)
+    reference, others, metric, method
+        As in `kind_similarity`.
+    n_perm : int
+        Label permutations per centre (0: none). All centres share the same permutations, so
+        ``p_fwe`` (maximum statistic over centres) controls the family-wise error.
+        Costs n_centers x n_perm x n_pairs operations: consider a GPU or a subset of centres.
+    alternative : str
+    seed : int, Generator or None
+    chunk_size : int
+        Centres per chunk (bounds memory).
+    progress : bool, optional
+
+    Returns
+    -------
+    DataFrame
+        One row per (center, pair): ``center``, ``pair``, ``similarity``, ``n_vertices``,
+        and with permutations ``p_perm``, ``p_fwe``.
+    """
+    table = _table_of(stimuli)
+    patterns = np.asarray(patterns, dtype=np.float64)
+    if patterns.ndim != 2 or len(patterns) != len(table):
+        raise ValueError(f"patterns: expected ({len(table)}, n_vertices), one row per table row, found {patterns.shape}")
+    sources, rows = align_kinds(table, reference, others)
+    members = _membership(neighbourhoods, patterns.shape[1])
+    n_centers = members.shape[0]
+    sizes = np.diff(members.indptr)
+    similarity = {other: np.empty(n_centers) for other in others}
+    p_values = {other: np.empty(n_centers) for other in others}
+    null_max = {other: np.full(n_perm, -np.inf) for other in others}
+    perms = permutation_indices(len(sources), n_perm, as_generator(seed)) if n_perm else None
+    starts = range(0, n_centers, chunk_size)
+    bar = tqdm(starts, desc="searchlight", unit="chunk",
+               disable=(len(starts) < 2 or None) if progress is None else not progress)
+    for start in bar:
+        chunk = members[start:start + chunk_size]
+        kind_rdms = {kind: _chunk_rdms(patterns[index], chunk, metric) for kind, index in rows.items()}
+        for other in others:
+            ref, oth = kind_rdms[reference], kind_rdms[other]
+            stop = start + len(ref)
+            similarity[other][start:stop] = correlate_rows(ref, oth, method)
+            if n_perm:
+                valid = np.isfinite(ref).all(axis=1) & np.isfinite(oth).all(axis=1)
+                p_chunk = np.full(len(ref), np.nan)
+                if valid.any():
+                    result = rdm_permutation_test(ref[valid], oth[valid], method=method, permutations=perms,
+                                                  alternative=alternative)
+                    p_chunk[valid] = result.p
+                    null_max[other] = np.maximum(null_max[other], np.nanmax(_oriented(result.null, alternative), axis=0))
+                p_values[other][start:stop] = p_chunk
+    frames = []
+    for other in others:
+        frame = pd.DataFrame({"center": np.arange(n_centers), "pair": f"{reference}-{other}",
+                              "similarity": similarity[other], "n_vertices": sizes})
+        if n_perm:
+            frame["p_perm"] = p_values[other]
+            frame["p_fwe"] = fwe_from_null_maxima(_oriented(similarity[other], alternative), null_max[other])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,161 @@
+"""Correlation coefficients between many vectors at once.
+
+Pearson, Spearman and cosine similarity are all dot products of suitably normalized vectors
+(`normalize_rows`), which is what makes permutation and bootstrap tests cheap: normalize once,
+then gather and multiply. Kendall's tau-a is a dot product of pairwise-difference signs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+__all__ = [
+    "CORRELATION_METHODS",
+    "rank_rows",
+    "normalize_rows",
+    "correlate_rows",
+    "correlate_pairwise",
+    "kendall_tau_a",
+    "masked_correlation",
+]
+
+CORRELATION_METHODS = ("spearman", "pearson", "cosine", "kendall_tau_a")
+
+
+def _check_method(method: str) -> str:
+    aliases = {"corr": "pearson", "correlation": "pearson", "tau_a": "kendall_tau_a", "tau-a": "kendall_tau_a",
+               "kendall": "kendall_tau_a", "rho": "spearman"}
+    method = aliases.get(method, method)
+    if method not in CORRELATION_METHODS:
+        raise ValueError(f"method: expected one of {CORRELATION_METHODS}, found {method!r}")
+    return method
+
+
+def rank_rows(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank) along the last axis, float64."""
+    return rankdata(np.asarray(x, dtype=np.float64), axis=-1)
+
+
+def normalize_rows(x: np.ndarray, method: str) -> np.ndarray:
+    """Rows transformed so that the dot product of two rows is their correlation.
+
+    Parameters
+    ----------
+    x : array (..., n)
+    method : {"spearman", "pearson", "cosine"}
+
+    Returns
+    -------
+    array (..., n), float64
+        Ranked (spearman), centred (spearman, pearson) and scaled to unit norm. A constant row
+        has no defined correlation and becomes all NaN.
+    """
+    method = _check_method(method)
+    if method == "kendall_tau_a":
+        raise ValueError("kendall_tau_a is not a normalized dot product; use kendall_tau_a()")
+    x = np.asarray(x, dtype=np.float64)
+    if method == "spearman":
+        x = rank_rows(x)
+    if method in ("spearman", "pearson"):
+        x = x - x.mean(axis=-1, keepdims=True)
+    norm = np.sqrt(np.einsum("...i,...i->...", x, x))[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, x / np.where(norm > 0, norm, 1.0), np.nan)
+
+
+def _pair_signs(x: np.ndarray) -> np.ndarray:
+    """sign(x_k - x_l) for k < l, shape (n_rows, n (n - 1) / 2), float64."""
+    n = x.shape[-1]
+    k, l = np.triu_indices(n, 1)
+    return np.sign(x[..., k] - x[..., l])
+
+
+def kendall_tau_a(a: np.ndarray, b: np.ndarray, *, chunk: int = 32) -> np.ndarray:
+    """Kendall's tau-a between every row of ``a`` and every row of ``b``.
+
+    tau-a = (concordant - discordant) / (n (n - 1) / 2), with no tie adjustment: the statistic
+    rsatoolbox recommends for comparing RDMs when a model predicts tied dissimilarities.
+
+    Parameters
+    ----------
+    a : array (n_a, n) or (n,)
+    b : array (n_b, n) or (n,)
+
+    Returns
+    -------
+    array (n_a, n_b)
+    """
+    a, b = np.atleast_2d(np.asarray(a, float)), np.atleast_2d(np.asarray(b, float))
+    n = a.shape[-1]
+    n_pairs = n * (n - 1) / 2
+    signs_b = _pair_signs(b)
+    out = np.empty((len(a), len(b)))
+    for start in range(0, len(a), chunk):
+        out[start:start + chunk] = _pair_signs(a[start:start + chunk]) @ signs_b.T / n_pairs
+    return out
+
+
+def correlate_pairwise(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarray:
+    """Correlation of every row of ``a`` with every row of ``b``: array (n_a, n_b)."""
+    method = _check_method(method)
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"vectors differ in length: {a.shape[-1]} vs {b.shape[-1]}")
+    if method == "kendall_tau_a":
+        return kendall_tau_a(a, b)
+    return normalize_rows(a, method) @ normalize_rows(b, method).T
+
+
+def correlate_rows(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarray:
+    """Correlation of row i of ``a`` with row i of ``b`` (broadcasting): array (...,)."""
+    method = _check_method(method)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"vectors differ in length: {a.shape[-1]} vs {b.shape[-1]}")
+    if method == "kendall_tau_a":
+        a, b = np.broadcast_arrays(a, b)
+        flat_a, flat_b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+        n = a.shape[-1]
+        values = np.einsum("ij,ij->i", _pair_signs(flat_a), _pair_signs(flat_b)) / (n * (n - 1) / 2)
+        return values.reshape(a.shape[:-1])
+    return np.einsum("...i,...i->...", normalize_rows(a, method), normalize_rows(b, method))
+
+
+def masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray, method: str = "spearman") -> np.ndarray:
+    """Row-wise correlation using only the entries where ``mask`` is True.
+
+    Used by bootstraps that must drop some entries of each sample (for instance the
+    zero-distance pairs an image drawn twice would create). Ranks, means and norms are taken
+    over the kept entries of each row only.
+
+    Parameters
+    ----------
+    a, b : array (n_rows, n)
+    mask : bool array (n_rows, n)
+    method : {"spearman", "pearson", "cosine"}
+
+    Returns
+    -------
+    array (n_rows,)
+    """
+    method = _check_method(method)
+    if method == "kendall_tau_a":
+        signs = []
+        for row_a, row_b, keep in zip(a, b, mask, strict=True):
+            signs.append(kendall_tau_a(row_a[keep], row_b[keep])[0, 0])
+        return np.asarray(signs)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    keep = np.asarray(mask, bool)
+    if method == "spearman":
+        # dropped entries are pushed above every kept value, so kept ranks are unaffected
+        a = rankdata(np.where(keep, a, np.inf), axis=-1)
+        b = rankdata(np.where(keep, b, np.inf), axis=-1)
+    weight = keep.astype(float)
+    count = weight.sum(axis=-1, keepdims=True)
+    if method in ("spearman", "pearson"):
+        a = a - (a * weight).sum(-1, keepdims=True) / count
+        b = b - (b * weight).sum(-1, keepdims=True) / count
+    a, b = a * weight, b * weight
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.einsum("ij,ij->i", a, b) / np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
