@@ -67,8 +67,8 @@ def normalize_rows(x: np.ndarray, method: str) -> np.ndarray:
 def _pair_signs(x: np.ndarray) -> np.ndarray:
     """sign(x_k - x_l) for k < l, shape (n_rows, n (n - 1) / 2), float64."""
     n = x.shape[-1]
-    k, l = np.triu_indices(n, 1)
-    return np.sign(x[..., k] - x[..., l])
+    first, second = np.triu_indices(n, 1)
+    return np.sign(x[..., first] - x[..., second])
 
 
 def kendall_tau_a(a: np.ndarray, b: np.ndarray, *, chunk: int = 32) -> np.ndarray:
