@@ -1,0 +1,111 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from brainprobe.rsa import align_kinds, kind_difference, kind_similarity, layer_trend, rdm
+
+
+def _study(n=30, n_units=200, ai_noise=0.5, seed=0, shuffle=True):
+    """RE images with structure; AI = RE + small noise (same representation); AN independent."""
+    rng = np.random.default_rng(seed)
+    kinds = ["RE", "AN", "AI"]
+    table = pd.DataFrame({
+        "image_id": [f"{k}_{i}" for k in kinds for i in range(n)],
+        "kind": [k for k in kinds for _ in range(n)],
+        "source_id": [f"RE_{i}" for _ in kinds for i in range(n)],
+    })
+    base = rng.normal(size=(n, n_units))
+    patterns = np.concatenate([base, rng.normal(size=(n, n_units)), base + ai_noise * rng.normal(size=(n, n_units))])
+    if shuffle:
+        order = rng.permutation(len(table))
+        table, patterns = table.iloc[order].reset_index(drop=True), patterns[order]
+    return table, patterns
+
+
+def test_planted_structure_is_found_and_tested():
+    table, patterns = _study()
+    result = kind_similarity({"roi": patterns}, table, n_perm=500, n_boot=200, seed=1)
+    ai = result.set_index("pair").loc["RE-AI"]
+    an = result.set_index("pair").loc["RE-AN"]
+    assert ai.similarity > 0.5 and ai.p_perm == pytest.approx(1 / 501)
+    assert abs(an.similarity) < 0.2 and an.p_perm > 0.05
+    assert ai.ci95_low <= ai.ci68_low <= ai.similarity <= ai.ci68_high <= ai.ci95_high
+    assert set(result.columns) >= {"unit_set", "pair", "similarity", "n_images", "n_units", "p_perm", "n_boot"}
+    assert (result["n_images"] == 30).all()
+
+
+def test_similarity_equals_direct_computation_regardless_of_row_order():
+    table, patterns = _study(shuffle=True)
+    result = kind_similarity(patterns, table, n_perm=0, n_boot=0)
+    by_kind = {k: patterns[(table["kind"] == k).to_numpy()][np.argsort(table.loc[table["kind"] == k, "source_id"].to_numpy())]
+               for k in ("RE", "AN", "AI")}
+    for other in ("AN", "AI"):
+        expected = spearmanr(rdm(by_kind["RE"]), rdm(by_kind[other]))[0]
+        got = result.set_index("pair").loc[f"RE-{other}", "similarity"]
+        assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_same_seed_same_table():
+    table, patterns = _study()
+    first = kind_similarity({"a": patterns}, table, n_perm=100, n_boot=50, seed=3)
+    second = kind_similarity({"a": patterns}, table, n_perm=100, n_boot=50, seed=3)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_alignment_errors_and_warnings():
+    table, patterns = _study(shuffle=False)
+    with pytest.raises(ValueError, match="no images of kind 'XX'"):
+        align_kinds(table, "RE", ("XX",))
+    doubled = pd.concat([table, table.iloc[[0]].assign(image_id="extra")], ignore_index=True)
+    with pytest.raises(ValueError, match="average repeated presentations"):
+        align_kinds(doubled)
+    partial = table.drop(index=table.index[(table["kind"] == "AN")][:2])
+    with pytest.warns(UserWarning, match="2 RE images lack a partner"):
+        sources, rows = align_kinds(partial)
+    assert len(sources) == 28
+    with pytest.raises(ValueError, match="one row per table row"):
+        kind_similarity({"x": patterns[:-1]}, table, n_perm=0, n_boot=0)
+
+
+def test_image_bootstrap_difference_drops_duplicate_pairs():
+    table, patterns = _study(n=20, shuffle=False)
+    result = kind_difference({"roi": patterns}, table, n_boot=300, seed=0).iloc[0]
+    assert result.difference > 0.4 and result.p_boot == pytest.approx(1 / 301)
+    assert result.ci95_low > 0
+    # two draws coincide with probability 1/20, so 190 * (1 - 1/20) = 180.5 pairs are kept on average
+    assert result.mean_pairs_used == pytest.approx(180.5, abs=1.0)
+
+
+def test_image_bootstrap_matches_rebuilding_each_resample():
+    """One resample by hand: duplicate the drawn images, rebuild RDMs, drop same-source pairs."""
+    table, patterns = _study(n=12, shuffle=False)
+    result = kind_difference({"roi": patterns}, table, n_boot=1, seed=5)
+    draw = np.random.default_rng(5).integers(0, 12, size=(1, 12))[0]
+    rows = {k: np.flatnonzero(table["kind"].to_numpy() == k) for k in ("RE", "AN", "AI")}
+    i, j = np.triu_indices(12, 1)
+    keep = draw[i] != draw[j]
+    # rounding removes float noise between copies of one image, which would break their ties
+    rebuilt = {k: np.round(_rdm_allowing_duplicates(patterns[rows[k]][draw]), 12) for k in rows}
+    ai = spearmanr(rebuilt["RE"][keep], rebuilt["AI"][keep])[0]
+    an = spearmanr(rebuilt["RE"][keep], rebuilt["AN"][keep])[0]
+    samples_mean = (result.ci95_low.iloc[0] + result.ci95_high.iloc[0]) / 2
+    assert samples_mean == pytest.approx(ai - an, abs=1e-10)
+
+
+def _rdm_allowing_duplicates(x):
+    centred = x - x.mean(axis=1, keepdims=True)
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+    square = 1 - centred @ centred.T
+    return square[np.triu_indices(len(x), 1)]
+
+
+def test_layer_trend_detects_a_rising_pair():
+    rows = []
+    for k, layer in enumerate(["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]):
+        rows.append({"unit_set": layer, "pair": "RE-AN", "similarity": 0.05 * k + 0.01 * (k % 2)})
+        rows.append({"unit_set": layer, "pair": "RE-AI", "similarity": 0.8 - 0.02 * k})
+    trends = layer_trend(pd.DataFrame(rows)).set_index("pair")
+    assert trends.loc["RE-AN", "trend"] == "increasing" and trends.loc["RE-AN", "method"] == "exact"
+    assert trends.loc["RE-AI", "trend"] == "decreasing"
+    assert trends.loc["RE-AN", "n"] == 8

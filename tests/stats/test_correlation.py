@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+from scipy import stats as ss
+
+from brainprobe.stats import (
+    correlate_pairwise,
+    correlate_rows,
+    kendall_tau_a,
+    masked_correlation,
+    normalize_rows,
+)
+
+
+@pytest.fixture
+def tied_vectors():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 6, size=(3, 40)).astype(float), rng.integers(0, 6, size=(4, 40)).astype(float)
+
+
+def test_spearman_and_pearson_match_scipy_with_ties(tied_vectors):
+    a, b = tied_vectors
+    spearman = correlate_pairwise(a, b, "spearman")
+    pearson = correlate_pairwise(a, b, "pearson")
+    for i in range(len(a)):
+        for j in range(len(b)):
+            assert spearman[i, j] == pytest.approx(ss.spearmanr(a[i], b[j])[0], abs=1e-12)
+            assert pearson[i, j] == pytest.approx(ss.pearsonr(a[i], b[j])[0], abs=1e-12)
+
+
+def _tau_a_brute(x, y):
+    n = len(x)
+    total = sum(np.sign(x[i] - x[j]) * np.sign(y[i] - y[j]) for i in range(n) for j in range(i + 1, n))
+    return total / (n * (n - 1) / 2)
+
+
+def test_kendall_tau_a_matches_its_definition(tied_vectors):
+    a, b = tied_vectors
+    tau = kendall_tau_a(a, b)
+    assert tau[1, 2] == pytest.approx(_tau_a_brute(a[1], b[2]), abs=1e-12)
+    # without ties tau-a equals scipy's tau-b
+    x, y = np.random.default_rng(1).normal(size=(2, 30))
+    assert kendall_tau_a(x, y)[0, 0] == pytest.approx(ss.kendalltau(x, y)[0], abs=1e-12)
+    np.testing.assert_allclose(correlate_rows(a[:3], b[:3], "kendall_tau_a"), np.diag(tau[:, :3]), atol=1e-12)
+
+
+def test_cosine_and_constant_rows():
+    x, y = np.random.default_rng(2).normal(size=(2, 10))
+    assert correlate_rows(x, y, "cosine") == pytest.approx(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+    assert np.isnan(normalize_rows(np.ones(5), "pearson")).all()
+
+
+def test_masked_correlation_equals_correlation_on_kept_entries():
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 5, size=(2, 6, 30)).astype(float)
+    mask = rng.random((6, 30)) > 0.3
+    for method in ("spearman", "pearson", "cosine", "kendall_tau_a"):
+        got = masked_correlation(a, b, mask, method)
+        expected = [correlate_rows(a[i][mask[i]], b[i][mask[i]], method) for i in range(6)]
+        np.testing.assert_allclose(got, expected, atol=1e-12, err_msg=method)
+
+
+def test_unknown_method_is_named():
+    with pytest.raises(ValueError, match="method: expected one of"):
+        correlate_pairwise(np.zeros(3), np.zeros(3), "mutual_information")
