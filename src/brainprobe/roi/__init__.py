@@ -1,3 +1,13 @@
-"""Meshes, geodesic neighbourhoods, ROI masks, localizers, reliability-based vertex selection. Not implemented yet: issue 4."""
+"""Cortical meshes and geodesic neighbourhoods (ROI masks, localizers and vertex selection
+follow in issue 4)."""
 
-__all__: list[str] = []
+from ._mesh import (
+    NEIGHBOURHOOD_METHODS,
+    Mesh,
+    fs_lr_32k,
+    geodesic_neighbourhoods,
+    load_mesh,
+    mesh_edges,
+)
+
+__all__ = ["Mesh", "NEIGHBOURHOOD_METHODS", "fs_lr_32k", "geodesic_neighbourhoods", "load_mesh", "mesh_edges"]
