@@ -1,0 +1,221 @@
+"""The optimization core: a batch of images optimized in pixel space, each stopping on its own.
+
+Every synthesis method in brainprobe (adversarial images now; inversion, metamers and textures
+as they land) is an objective handed to `optimize_pixels`. The loop owns what they share:
+per-image stopping inside a batch, pixel bounds, the optimizer state of each image, devices,
+progress, loss history, and the 8-bit check of what will be saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+__all__ = ["OptimizationResult", "optimize_pixels", "quantize_8bit", "OPTIMIZERS"]
+
+OPTIMIZERS = ("adam", "sgd")
+
+# objective(images (n_active, 3, H, W), index (n_active,) into the batch) -> (loss (n_active,), aux dict)
+Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
+# criterion(aux, index) -> bool tensor (n_active,): the image is finished
+Criterion = Callable[[dict, torch.Tensor], torch.Tensor]
+
+
+def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
+    """Round images in [0, 1] to the 8-bit grid k / 255 (what a PNG stores)."""
+    return torch.round(images.clamp(0, 1) * 255.0) / 255.0
+
+
+class _StraightThroughQuantize(torch.autograd.Function):
+    # forward: the 8-bit image; backward: the gradient passes as if rounding were the identity
+    @staticmethod
+    def forward(ctx, images):
+        return quantize_8bit(images)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+@dataclass
+class OptimizationResult:
+    """What `optimize_pixels` returns.
+
+    Attributes
+    ----------
+    images : tensor (n_images, 3, H, W) on the CPU
+        Final images: each is exactly the image on which its criterion was last checked.
+    converged : bool array (n_images,)
+        The criterion was met (on the 8-bit image when ``quantize=True``).
+    n_iter : int array (n_images,)
+        Updates applied to each image before it stopped (float phase + 8-bit phase).
+    n_iter_8bit : int array (n_images,)
+        Updates of the 8-bit phase (0 when rounding kept the criterion met).
+    loss_history : float array (n_steps, n_images)
+        Loss at each step; NaN once an image has stopped.
+    """
+
+    images: torch.Tensor
+    converged: np.ndarray
+    n_iter: np.ndarray
+    n_iter_8bit: np.ndarray
+    loss_history: np.ndarray = field(repr=False)
+
+
+class _PerImageOptimizer:
+    """Adam or SGD whose state is kept per image, so any subset of the batch can be stepped."""
+
+    def __init__(self, name: str, images: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        if name not in OPTIMIZERS:
+            raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, found {name!r}")
+        if lr <= 0:
+            raise ValueError(f"lr: expected a positive learning rate, found {lr}")
+        self.name, self.lr, self.betas, self.eps = name, lr, betas, eps
+        self.first = torch.zeros_like(images)
+        self.second = torch.zeros_like(images)
+        self.steps = torch.zeros(len(images), dtype=torch.long, device=images.device)
+
+    def reset(self, index: torch.Tensor) -> None:
+        self.first[index] = 0
+        self.second[index] = 0
+        self.steps[index] = 0
+
+    def direction(self, index: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """The update to add to images[index] (a descent step on the loss)."""
+        if self.name == "sgd":
+            return -self.lr * grad
+        beta1, beta2 = self.betas
+        self.steps[index] += 1
+        t = self.steps[index].to(grad.dtype).view(-1, 1, 1, 1)
+        first = beta1 * self.first[index] + (1 - beta1) * grad
+        second = beta2 * self.second[index] + (1 - beta2) * grad * grad
+        self.first[index], self.second[index] = first, second
+        corrected = (first / (1 - beta1**t)) / ((second / (1 - beta2**t)).sqrt() + self.eps)
+        return -self.lr * corrected
+
+
+def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, straight_through, bar, history):
+    converged = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    updates = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    for _ in range(max_iter + 1):  # the extra pass checks the images after the last update
+        index = torch.nonzero(active).flatten()
+        if len(index) == 0:
+            break
+        current = x[index].detach().requires_grad_(True)
+        seen = _StraightThroughQuantize.apply(current) if straight_through else current
+        loss, aux = objective(seen, index)
+        if loss.shape != (len(index),):
+            raise ValueError(f"objective must return one loss per image, shape ({len(index)},), found {tuple(loss.shape)}")
+        met = criterion(aux, index).to(torch.bool) if criterion is not None else torch.zeros_like(index, dtype=torch.bool)
+        row = np.full(len(x), np.nan)
+        row[index.cpu().numpy()] = loss.detach().double().cpu().numpy()
+        history.append(row)
+        converged[index[met]] = True
+        active[index[met]] = False
+        moving = ~met
+        if not bool(moving.any()) or bool((updates[index[moving]] >= max_iter).all()):
+            break
+        (grad,) = torch.autograd.grad(loss.sum(), current)
+        step_index = index[moving]
+        with torch.no_grad():
+            x[step_index] = (x[step_index] + optimizer.direction(step_index, grad[moving])).clamp(*bounds)
+        updates[step_index] += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(active=int(active.sum()))
+    return converged, updates
+
+
+def optimize_pixels(
+    start: torch.Tensor,
+    objective: Objective,
+    *,
+    criterion: Criterion | None = None,
+    optimizer: str = "adam",
+    lr: float = 0.01,
+    max_iter: int = 500,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    quantize: bool = False,
+    max_iter_8bit: int = 200,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+    desc: str = "optimize",
+) -> OptimizationResult:
+    """Optimize a batch of images against a per-image objective, each stopping on its own.
+
+    At every step the objective and the criterion are evaluated on the active images; an image
+    that meets its criterion is frozen exactly as evaluated and leaves the batch (later steps
+    cost less), the others take one optimizer step and are clipped to ``bounds``. The batch ends
+    when every image has stopped or has had ``max_iter`` updates.
+
+    With ``quantize=True`` the images are then rounded to 8 bits; an image whose rounded
+    version fails its criterion goes on optimizing on the 8-bit grid (the forward pass sees the
+    rounded image, the gradient passes straight through the rounding) for up to
+    ``max_iter_8bit`` updates. The returned images are then exactly the 8-bit images checked.
+
+    Parameters
+    ----------
+    start : tensor (n_images, 3, H, W)
+        Starting images (not modified).
+    objective : callable
+        ``objective(images, index) -> (loss, aux)``: ``images`` are the active images
+        (n_active, 3, H, W), ``index`` their rows in the batch; ``loss`` (n_active,) is
+        minimized; ``aux`` is a dict handed to ``criterion``.
+    criterion : callable, optional
+        ``criterion(aux, index) -> bool tensor (n_active,)``; None runs all ``max_iter`` steps.
+    optimizer : {"adam", "sgd"}
+        State is kept per image.
+    lr : float
+        Step size in pixel units.
+    max_iter, max_iter_8bit : int
+    bounds : (float, float)
+    quantize : bool
+    device : str or torch.device, optional
+        Default CUDA when available. The objective must work on that device.
+    progress : bool, optional
+        Progress bar over steps; default when running in a terminal.
+    desc : str
+        Progress bar label.
+
+    Returns
+    -------
+    OptimizationResult
+    """
+    if start.ndim != 4:
+        raise ValueError(f"start: expected (n_images, 3, H, W), found {tuple(start.shape)}")
+    if max_iter < 0 or max_iter_8bit < 0:
+        raise ValueError("max_iter and max_iter_8bit must be >= 0")
+    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    x = start.detach().to(device=device, dtype=torch.float32).clone().clamp(*bounds)
+    state = _PerImageOptimizer(optimizer, x, lr)
+    history: list[np.ndarray] = []
+    bar = tqdm(total=max_iter, desc=desc, unit="step", disable=None if progress is None else not progress)
+    with bar:
+        active = torch.ones(len(x), dtype=torch.bool, device=device)
+        converged, updates = _run_phase(x, active, objective, criterion, state, bounds, max_iter, False, bar, history)
+        updates_8bit = torch.zeros_like(updates)
+        if quantize:
+            with torch.no_grad():
+                x.copy_(quantize_8bit(x))
+            if criterion is not None:
+                # re-check every converged image on its 8-bit version; failures continue on the grid
+                recheck = converged.clone()
+                state.reset(torch.nonzero(recheck).flatten())  # fresh moments for the 8-bit phase
+                converged_8bit, updates_8bit = _run_phase(
+                    x, recheck, objective, criterion, state, bounds, max_iter_8bit, True, bar, history
+                )
+                converged = converged & converged_8bit
+            with torch.no_grad():
+                x.copy_(quantize_8bit(x))
+    return OptimizationResult(
+        images=x.detach().cpu(),
+        converged=converged.cpu().numpy(),
+        n_iter=(updates + updates_8bit).cpu().numpy(),
+        n_iter_8bit=updates_8bit.cpu().numpy(),
+        loss_history=np.asarray(history) if history else np.zeros((0, len(x))),
+    )
+
