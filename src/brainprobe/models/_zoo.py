@@ -257,10 +257,22 @@ def _load_state_dict_checked(network: nn.Module, state: Mapping[str, torch.Tenso
     network.load_state_dict(state, strict=True)
 
 
-def _random_network(arch: _Architecture, seed: int) -> nn.Module:
+RANDOM_INITS = ("default", "kaiming")
+
+
+def _random_network(arch: _Architecture, seed: int, init: str = "default") -> nn.Module:
+    if init not in RANDOM_INITS:
+        raise ValueError(f"init: expected one of {RANDOM_INITS}, found {init!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return arch.build()
+        network = arch.build()
+        if init == "kaiming":
+            # He-normal weights (fan-in, ReLU gain) keep activations at one scale through depth;
+            # biases keep the architecture's default (non-zero) initialization
+            for module in network.modules():
+                if isinstance(module, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+        return network
 
 
 def load_model(
@@ -268,6 +280,7 @@ def load_model(
     weights: str | os.PathLike | Mapping | None = None,
     *,
     seed: int = 0,
+    init: str = "default",
     device: str | torch.device | None = None,
 ) -> LayeredModel:
     """Build a network with named layers, ready to take images in [0, 1].
@@ -286,6 +299,13 @@ def load_model(
         error lists the missing, unexpected and mismatched keys.
     seed : int
         Seed of the random initialization when ``weights is None``.
+    init : {"default", "kaiming"}
+        Random initialization when ``weights is None``. ``default``: the architecture's own.
+        ``kaiming``: He-normal weights for every convolution and linear layer (biases as
+        default). torchvision's default shrinks activations layer by layer, so a random
+        AlexNet's class probabilities stay near 1/1000 whatever the image and no optimization
+        reaches p = 0.99; with ``kaiming`` the outputs respond to the input like a trained
+        network's, which is what tests of adversarial and synthesis mechanics need.
     device : str or torch.device, optional
         Default: CUDA when available, else CPU.
 
@@ -301,8 +321,8 @@ def load_model(
     ['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'fc6', 'fc7', 'fc8', 'prob']
     """
     arch = _architecture(name)
-    network = _random_network(arch, seed)
-    source = f"random (seed {seed})"
+    network = _random_network(arch, seed, init)
+    source = f"random (seed {seed}{', kaiming init' if init == 'kaiming' else ''})"
     if isinstance(weights, str) and weights == "imagenet":
         path = find_local_weights(name)
         if path is None:

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+from brainprobe.synth import optimize_pixels, quantize_8bit
+
+
+class RecordingObjective:
+    """Pull every image toward a constant level; remembers the last image seen for each row."""
+
+    def __init__(self, levels):
+        self.levels = torch.as_tensor(levels, dtype=torch.float32)
+        self.last_seen = {}
+
+    def __call__(self, images, index):
+        for row, image in zip(index.tolist(), images.detach().clone(), strict=True):
+            self.last_seen[row] = image
+        targets = self.levels[index].view(-1, 1, 1, 1)
+        loss = (images - targets).pow(2).flatten(1).mean(dim=1)
+        return loss, {"mean": images.detach().flatten(1).mean(dim=1)}
+
+
+def test_each_image_stops_on_its_own_and_stays_frozen():
+    start = torch.full((3, 3, 4, 4), 0.1)
+    objective = RecordingObjective([0.2, 0.6, 0.9])
+    thresholds = torch.tensor([0.15, 0.5, 0.85])
+    result = optimize_pixels(start, objective, criterion=lambda aux, index: aux["mean"] >= thresholds[index],
+                             optimizer="adam", lr=0.01, max_iter=500, device="cpu", progress=False)
+    assert result.converged.all()
+    # the easy image stops first, the hard one last
+    assert result.n_iter[0] < result.n_iter[1] < result.n_iter[2]
+    for row in range(3):
+        # what is returned is exactly the image on which the criterion was met
+        assert torch.equal(result.images[row], objective.last_seen[row])
+        stopped_at = np.flatnonzero(~np.isnan(result.loss_history[:, row]))[-1]
+        assert np.isnan(result.loss_history[stopped_at + 1:, row]).all()
+    assert float(result.images[0].mean()) >= 0.15 and float(result.images[0].mean()) < 0.5
+
+
+def test_failures_are_reported_not_dropped():
+    start = torch.zeros(2, 3, 2, 2)
+    result = optimize_pixels(start, RecordingObjective([0.5, 0.5]),
+                             criterion=lambda aux, index: aux["mean"] >= torch.tensor([0.1, 2.0])[index],
+                             lr=0.05, max_iter=50, device="cpu", progress=False)
+    assert result.converged.tolist() == [True, False]
+    assert result.n_iter[1] == 50
+    assert result.images.shape == start.shape
+
+
+def test_bounds_are_respected():
+    result = optimize_pixels(torch.full((1, 3, 2, 2), 0.9), RecordingObjective([5.0]), lr=0.1, max_iter=30,
+                             device="cpu", progress=False)
+    assert float(result.images.max()) <= 1.0
+
+
+def test_8bit_phase_repairs_images_that_rounding_breaks():
+    # the criterion sits between two 8-bit levels (128/255 < 0.5025 < 129/255): a float image that
+    # just crosses it rounds down and fails, so the 8-bit phase must carry it to 129/255
+    start = torch.full((1, 3, 2, 2), 0.45)
+    result = optimize_pixels(start, RecordingObjective([0.9]), criterion=lambda aux, index: aux["mean"] >= 0.5025,
+                             optimizer="sgd", lr=0.004, max_iter=500, quantize=True, device="cpu", progress=False)
+    assert result.converged[0]
+    assert result.n_iter_8bit[0] > 0
+    assert torch.equal(result.images, quantize_8bit(result.images))
+    assert float(result.images.mean()) >= 0.5025
+
+
+def test_argument_errors():
+    with pytest.raises(ValueError, match="optimizer"):
+        optimize_pixels(torch.zeros(1, 3, 2, 2), RecordingObjective([0.0]), optimizer="rmsprop", device="cpu")
+    bad = lambda images, index: (images.sum(), {})  # noqa: E731  a scalar instead of one loss per image
+    with pytest.raises(ValueError, match="one loss per image"):
+        optimize_pixels(torch.zeros(2, 3, 2, 2), bad, max_iter=2, device="cpu", progress=False)
