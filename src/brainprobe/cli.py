@@ -21,10 +21,10 @@ def _load_images(source: str, size: int | None):
     return load_folder(path, size=size)
 
 
-def _load_cli_model(name: str, weights: str, device: str | None):
+def _load_cli_model(name: str, weights: str, device: str | None, init: str = "default"):
     from .models import load_model
 
-    return load_model(name, None if weights == "random" else weights, device=device)
+    return load_model(name, None if weights == "random" else weights, init=init, device=device)
 
 
 def _cmd_info(args) -> int:
@@ -75,6 +75,29 @@ def _cmd_extract(args) -> int:
     print(activations.summary().to_string(index=False))
     print(f"wrote {out} ({len(stimuli)} images, {len(activations)} layers, model {model.name}, weights {model.weights_source})")
     return 0
+
+
+def _cmd_adversarial(args) -> int:
+    from .adversarial import paper_design
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        print(f"error: {out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    model = _load_cli_model(args.model, args.weights, args.device, args.init)
+    regular = _load_images(args.images, args.size or model.input_size)
+    print(f"{len(regular)} RE images; network {model.name} (weights: {model.weights_source})")
+    options = {"max_iter": args.max_iter, "batch_size": args.batch_size, "device": args.device}
+    design = paper_design(model, regular, seed=args.seed, threshold=args.threshold,
+                          an_options=options, ai_options=options, progress=True)
+    design.save(out, overwrite=args.overwrite)
+    made = design.table[design.table["kind"] != "RE"]
+    summary = made.groupby("kind").agg(images=("image_id", "size"), succeeded=("success", "sum"),
+                                       mean_p_target=("p_target", "mean"), mean_iterations=("n_iter", "mean"),
+                                       mean_psnr=("psnr", "mean"))
+    print(summary.round(3).to_string())
+    print(f"wrote {out} (stimuli.csv, stimuli.npz, images/*.png)")
+    return 0 if made["success"].all() else 1
 
 
 def _cmd_fetch_weights(args) -> int:
@@ -138,6 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     extract.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     extract.set_defaults(run=_cmd_extract)
+
+    adversarial = commands.add_parser("adversarial", help="make an AN and an AI image for every RE image (paper 001)")
+    adversarial.add_argument("--images", required=True, help="RE image folder, CSV manifest, or saved StimulusSet folder")
+    adversarial.add_argument("--out", required=True, help="output folder for the RE + AN + AI StimulusSet")
+    adversarial.add_argument("--model", default="alexnet")
+    adversarial.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
+    adversarial.add_argument("--init", default="default", choices=["default", "kaiming"], help="initialization for --weights random")
+    adversarial.add_argument("--size", type=int, default=None, help="resize RE images to this square size (default: the network's input size)")
+    adversarial.add_argument("--threshold", type=float, default=0.99, help="target probability each image must reach (default 0.99)")
+    adversarial.add_argument("--max-iter", type=int, default=1000)
+    adversarial.add_argument("--batch-size", type=int, default=None, help="images optimized together (default 64 on CUDA, 8 on CPU)")
+    adversarial.add_argument("--seed", type=int, default=0, help="seed of the AI target classes")
+    adversarial.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    adversarial.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    adversarial.set_defaults(run=_cmd_adversarial)
 
     fetch = commands.add_parser("fetch-weights", help="download ImageNet weights into the torch cache (needs network)")
     fetch.add_argument("names", nargs="+", help="network names, e.g. alexnet")

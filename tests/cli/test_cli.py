@@ -7,7 +7,7 @@ from PIL import Image
 
 from brainprobe.cli import build_parser, main
 
-SUBCOMMANDS = ["info", "extract", "fetch-weights", "demo"]
+SUBCOMMANDS = ["info", "extract", "adversarial", "fetch-weights", "demo"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -69,3 +69,17 @@ def test_demo_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "demo network:" in out and "image_id" in out and "n_units" in out
     assert "Egyptian cat" in out or "tabby" in out or "tiger cat" in out
+
+
+def test_adversarial_command_writes_a_checked_design(tmp_path, capsys):
+    folder = _image_folder(tmp_path)
+    out = tmp_path / "design"
+    args = ["adversarial", "--images", str(folder), "--out", str(out), "--weights", "random", "--init", "kaiming",
+            "--max-iter", "200", "--device", "cpu"]
+    assert main(args) == 0
+    from brainprobe.stimuli import load_stimuli
+
+    design = load_stimuli(out)
+    assert design.table["kind"].value_counts().to_dict() == {"RE": 3, "AN": 3, "AI": 3}
+    assert "succeeded" in capsys.readouterr().out
+    assert main(args) == 2  # refuses to overwrite

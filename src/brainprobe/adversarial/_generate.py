@@ -54,6 +54,12 @@ def _optimize_toward_classes(model, start, targets, anchor, *, lam, score, thres
         raise ValueError(f"threshold: expected a probability in (0, 1), found {threshold}")
     device = resolve_device(device)
     model = model.to(device)
+    if batch_size is None:
+        # measured on 2 CPU cores: EfficientNet-Lite0 costs 3.5x more per image at batch 40 than at 4
+        # (its large activation maps thrash the cache) while AlexNet gains little past 8
+        batch_size = 64 if device.type == "cuda" else 8
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, found {batch_size}")
     images, n_iter, n_iter_8bit = [], [], []
     for begin in range(0, len(start), batch_size):
         end = min(begin + batch_size, len(start))
@@ -126,7 +132,7 @@ def noise_images(
     lr: float = AN_LR,
     max_iter: int = 1000,
     max_iter_8bit: int = 200,
-    batch_size: int = 40,
+    batch_size: int | None = None,
     device=None,
     progress: bool | None = None,
 ) -> StimulusSet:
@@ -158,8 +164,8 @@ def noise_images(
         Adam step in pixel units.
     max_iter, max_iter_8bit : int
         Update limits of the float phase and of the 8-bit phase.
-    batch_size : int
-        Images optimized together (each still stops on its own).
+    batch_size : int, optional
+        Images optimized together (each still stops on its own); default 64 on CUDA, 8 on CPU.
     device : str, optional
         Default CUDA when available.
     progress : bool, optional
@@ -249,7 +255,7 @@ def interference_images(
     lr: float = AI_LR,
     max_iter: int = 1000,
     max_iter_8bit: int = 200,
-    batch_size: int = 40,
+    batch_size: int | None = None,
     device=None,
     progress: bool | None = None,
 ) -> StimulusSet:

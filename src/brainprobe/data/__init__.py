@@ -1,3 +1,27 @@
-"""fMRI responses: loading betas from any format, simulated subjects. Not implemented yet: issue 4."""
+"""fMRI responses: the `Responses` object, loading betas from any common format, trial tables,
+and simulated subjects with known ground truth."""
 
-__all__: list[str] = []
+from ._load import (
+    GLMSINGLE_MODELS,
+    load_responses,
+    load_trial_table,
+    paper_trial_table,
+    trials_from_designinfo,
+)
+from ._responses import BAD_VERTEX_POLICIES, TRIAL_COLUMNS, Responses
+from ._simulate import ROI_SCALES, SimulationTruth, gabor_energy_features, simulate_subject
+
+__all__ = [
+    "BAD_VERTEX_POLICIES",
+    "GLMSINGLE_MODELS",
+    "ROI_SCALES",
+    "Responses",
+    "SimulationTruth",
+    "TRIAL_COLUMNS",
+    "gabor_energy_features",
+    "load_responses",
+    "load_trial_table",
+    "paper_trial_table",
+    "simulate_subject",
+    "trials_from_designinfo",
+]

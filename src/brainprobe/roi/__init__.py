@@ -1,5 +1,5 @@
-"""Cortical meshes and geodesic neighbourhoods (ROI masks, localizers and vertex selection
-follow in issue 4)."""
+"""Cortical meshes, geodesic neighbourhoods, ROI masks (atlas labels, MMP1.0, localizers) and
+reliability-based vertex selection."""
 
 from ._mesh import (
     NEIGHBOURHOOD_METHODS,
@@ -9,5 +9,22 @@ from ._mesh import (
     load_mesh,
     mesh_edges,
 )
+from ._rois import PAPER_ROIS, localizer_mask, mmp_labels, mmp_visual_rois, read_labels, roi_mask
+from ._selection import neighbourhoods_for_columns, select_reliable_vertices
 
-__all__ = ["Mesh", "NEIGHBOURHOOD_METHODS", "fs_lr_32k", "geodesic_neighbourhoods", "load_mesh", "mesh_edges"]
+__all__ = [
+    "Mesh",
+    "NEIGHBOURHOOD_METHODS",
+    "PAPER_ROIS",
+    "fs_lr_32k",
+    "geodesic_neighbourhoods",
+    "load_mesh",
+    "localizer_mask",
+    "mesh_edges",
+    "mmp_labels",
+    "mmp_visual_rois",
+    "neighbourhoods_for_columns",
+    "read_labels",
+    "roi_mask",
+    "select_reliable_vertices",
+]

@@ -23,7 +23,7 @@ from ._resampling import (
     permutation_indices,
     rdm_permutation_test,
 )
-from ._tests import fdr_bh, fwe_from_null_maxima, fwe_max_statistic, paired_ttest
+from ._tests import fdr_bh, fwe_from_null_maxima, fwe_max_statistic, paired_ttest, two_sample_ttest
 from ._trend import MannKendallResult, mann_kendall, mann_kendall_exact_distribution, sens_slope
 
 __all__ = [
@@ -52,4 +52,5 @@ __all__ = [
     "rank_rows",
     "rdm_permutation_test",
     "sens_slope",
+    "two_sample_ttest",
 ]

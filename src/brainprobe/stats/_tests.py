@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as _scipy_stats
 
-__all__ = ["paired_ttest", "fdr_bh", "fwe_max_statistic", "fwe_from_null_maxima"]
+__all__ = ["paired_ttest", "two_sample_ttest", "fdr_bh", "fwe_max_statistic", "fwe_from_null_maxima"]
 
 
 def paired_ttest(a, b, *, alternative: str = "two-sided") -> dict:
@@ -85,3 +85,20 @@ def fwe_from_null_maxima(observed, null_maxima) -> np.ndarray:
     null_maxima = np.asarray(null_maxima, float)
     p = (1.0 + (null_maxima[None, :] >= observed[:, None]).sum(axis=1)) / (1.0 + len(null_maxima))
     return np.where(np.isnan(observed), np.nan, p)
+
+
+def two_sample_ttest(a, b, *, equal_var: bool = True, alternative: str = "two-sided"):
+    """Vectorized two-sample t-test along axis 0 (scipy's ``ttest_ind``).
+
+    Parameters
+    ----------
+    a : array (n_a, n_tests)
+    b : array (n_b, n_tests)
+
+    Returns
+    -------
+    t, p : arrays (n_tests,)
+    """
+    result = _scipy_stats.ttest_ind(np.asarray(a, float), np.asarray(b, float), axis=0,
+                                    equal_var=equal_var, alternative=alternative)
+    return np.asarray(result.statistic), np.asarray(result.pvalue)

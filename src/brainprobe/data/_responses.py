@@ -1,0 +1,203 @@
+"""`Responses`: single-trial betas with their trial and vertex tables, validated on entry."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Responses", "TRIAL_COLUMNS", "BAD_VERTEX_POLICIES"]
+
+TRIAL_COLUMNS = {"image_id": None, "kind": "RE", "repeat": None, "run": 0, "session": 0}
+BAD_VERTEX_POLICIES = ("raise", "drop")
+
+
+def _complete_trials(trials: pd.DataFrame | None, n_trials: int, source: str) -> pd.DataFrame:
+    if trials is None:
+        raise ValueError(f"{source}: a trial table is needed (one row per trial with at least image_id)")
+    trials = pd.DataFrame(trials).reset_index(drop=True)
+    if len(trials) != n_trials:
+        raise ValueError(f"{source}: the betas have {n_trials} trials but the trial table has {len(trials)} rows")
+    if "image_id" not in trials:
+        raise ValueError(f"{source}: the trial table has no 'image_id' column; columns are {list(trials.columns)}")
+    trials["image_id"] = trials["image_id"].astype(str)
+    if "repeat" not in trials:
+        trials["repeat"] = trials.groupby("image_id").cumcount() + 1
+    for column, default in TRIAL_COLUMNS.items():
+        if column not in trials:
+            trials[column] = default
+    duplicated = trials.duplicated(["image_id", "repeat"], keep=False)
+    if duplicated.any():
+        examples = trials.loc[duplicated, ["image_id", "repeat"]].drop_duplicates().head(3).to_dict("records")
+        raise ValueError(f"{source}: duplicate trial labels (image_id, repeat): {examples}")
+    return trials
+
+
+def _complete_vertices(vertices: pd.DataFrame | None, n_vertices: int, source: str) -> pd.DataFrame:
+    if vertices is None:
+        vertices = pd.DataFrame({"hemi": "", "vertex": np.arange(n_vertices)})
+    vertices = pd.DataFrame(vertices).reset_index(drop=True)
+    if len(vertices) != n_vertices:
+        raise ValueError(f"{source}: the betas have {n_vertices} vertices but the vertex table has {len(vertices)} rows")
+    for column, default in (("hemi", ""), ("vertex", None)):
+        if column not in vertices:
+            vertices[column] = np.arange(n_vertices) if default is None else default
+    return vertices
+
+
+class Responses:
+    """Single-trial response estimates of one subject.
+
+    Parameters
+    ----------
+    betas : array (n_trials, n_vertices)
+    trials : DataFrame, one row per trial
+        ``image_id`` (required), ``kind``, ``repeat`` (1, 2, ...; derived from the order of
+        appearance when absent), ``run``, ``session``, any other columns.
+    vertices : DataFrame, one row per vertex, optional
+        ``hemi`` (``"L"``/``"R"``, or ``""`` for volume data), ``vertex`` (index on that
+        hemisphere's mesh, or flat voxel index), and boolean ROI columns.
+    meshes : mapping of hemi to Mesh, optional
+        Each hemisphere's mesh; vertex indices must fall inside it.
+    on_bad_vertices : {"raise", "drop"}
+        Vertices with NaN/infinite betas or zero variance across trials are an error, or are
+        dropped with a warning (then listed in ``dropped_vertices_``).
+    source : str
+        Where the data came from, used in error messages.
+    subject : str
+
+    Attributes
+    ----------
+    dropped_vertices_ : DataFrame
+        The vertex-table rows that were dropped, with the reason.
+    """
+
+    def __init__(self, betas, trials: pd.DataFrame | None, vertices: pd.DataFrame | None = None, *,
+                 meshes: Mapping | None = None, on_bad_vertices: str = "raise", source: str = "betas",
+                 subject: str = "sub-01"):
+        if on_bad_vertices not in BAD_VERTEX_POLICIES:
+            raise ValueError(f"on_bad_vertices: expected one of {BAD_VERTEX_POLICIES}, found {on_bad_vertices!r}")
+        betas = np.asarray(betas)
+        if betas.ndim != 2:
+            raise ValueError(f"{source}: expected betas of shape (n_trials, n_vertices), found {betas.shape}")
+        if not np.issubdtype(betas.dtype, np.floating):
+            betas = betas.astype(np.float64)
+        self.source, self.subject = source, subject
+        self.trials = _complete_trials(trials, betas.shape[0], source)
+        vertices = _complete_vertices(vertices, betas.shape[1], source)
+        self.meshes = dict(meshes or {})
+        self._check_meshes(vertices)
+        keep, reasons = self._bad_vertices(betas)
+        self.dropped_vertices_ = vertices.loc[~keep].assign(reason=reasons[~keep])
+        if (~keep).any():
+            summary = self.dropped_vertices_["reason"].value_counts().to_dict()
+            if on_bad_vertices == "raise":
+                first = self.dropped_vertices_.head(3)[["hemi", "vertex", "reason"]].to_dict("records")
+                raise ValueError(f"{source}: {int((~keep).sum())} vertices are unusable {summary}, e.g. {first}; "
+                                 "pass on_bad_vertices='drop' to leave them out")
+            warnings.warn(f"{source}: dropped {int((~keep).sum())} vertices {summary}", stacklevel=2)
+        self.betas = betas[:, keep]
+        self.vertices = vertices.loc[keep].reset_index(drop=True)
+
+    @staticmethod
+    def _bad_vertices(betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        finite = np.isfinite(betas).all(axis=0)
+        with np.errstate(invalid="ignore"):
+            constant = np.nanmax(betas, axis=0) == np.nanmin(betas, axis=0) if len(betas) else np.zeros(betas.shape[1], bool)
+        reasons = np.where(~finite, "non-finite values", np.where(constant, "zero variance", ""))
+        return finite & ~constant, reasons
+
+    def _check_meshes(self, vertices: pd.DataFrame) -> None:
+        for hemi, mesh in self.meshes.items():
+            part = vertices.loc[vertices["hemi"] == hemi, "vertex"]
+            if len(part) and part.max() >= mesh.n_vertices:
+                raise ValueError(f"{self.source}: hemisphere {hemi} has vertex index {part.max()} but its mesh "
+                                 f"{mesh.name} has {mesh.n_vertices} vertices")
+
+    # -- views ---------------------------------------------------------------------------------
+    @property
+    def n_trials(self) -> int:
+        return self.betas.shape[0]
+
+    @property
+    def n_vertices(self) -> int:
+        return self.betas.shape[1]
+
+    @property
+    def roi_names(self) -> list[str]:
+        """Boolean columns of the vertex table (ROI masks)."""
+        return [c for c in self.vertices.columns if self.vertices[c].dtype == bool]
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(f"{k}={n}" for k, n in self.trials["kind"].value_counts(sort=False).items())
+        hemis = ", ".join(f"{h or 'volume'}={n}" for h, n in self.vertices["hemi"].value_counts(sort=False).items())
+        return (f"Responses({self.subject}: {self.n_trials} trials ({kinds}) x {self.n_vertices} vertices "
+                f"({hemis}); ROIs: {self.roi_names})")
+
+    def roi_mask(self, roi: str | Sequence[bool] | np.ndarray, hemi: str | None = None) -> np.ndarray:
+        """Boolean mask over vertices for an ROI column name (or a mask), optionally one hemisphere."""
+        if isinstance(roi, str):
+            if roi not in self.vertices:
+                raise KeyError(f"no ROI {roi!r}; ROIs are {self.roi_names}")
+            mask = self.vertices[roi].to_numpy(dtype=bool)
+        else:
+            mask = np.asarray(roi, dtype=bool)
+            if mask.shape != (self.n_vertices,):
+                raise ValueError(f"roi mask: expected shape ({self.n_vertices},), found {mask.shape}")
+        if hemi is not None:
+            mask = mask & (self.vertices["hemi"].to_numpy() == hemi)
+        return mask
+
+    def add_roi(self, name: str, mask) -> None:
+        """Add (or replace) a boolean ROI column."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (self.n_vertices,):
+            raise ValueError(f"ROI {name!r}: expected a mask of shape ({self.n_vertices},), found {mask.shape}")
+        self.vertices[name] = mask
+
+    def subset(self, trials=None, vertices=None) -> Responses:
+        """A new Responses with the selected trials (mask or indices) and vertices."""
+        t = np.arange(self.n_trials) if trials is None else np.arange(self.n_trials)[trials]
+        v = np.arange(self.n_vertices) if vertices is None else np.arange(self.n_vertices)[vertices]
+        out = object.__new__(Responses)
+        out.source, out.subject, out.meshes = self.source, self.subject, self.meshes
+        out.betas = self.betas[np.ix_(t, v)]
+        out.trials = self.trials.iloc[t].reset_index(drop=True)
+        out.vertices = self.vertices.iloc[v].reset_index(drop=True)
+        out.dropped_vertices_ = self.dropped_vertices_
+        return out
+
+    def select_trials(self, **conditions) -> Responses:
+        """Trials whose table columns equal the given values (a list means any of them)."""
+        mask = np.ones(self.n_trials, dtype=bool)
+        for column, wanted in conditions.items():
+            if column not in self.trials:
+                raise KeyError(f"select_trials: no column {column!r}; columns are {list(self.trials.columns)}")
+            values = [wanted] if isinstance(wanted, (str, int, float)) else list(wanted)
+            mask &= self.trials[column].isin(values).to_numpy()
+        return self.subset(trials=mask)
+
+    def average_repeats(self, repeats: Sequence[int] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+        """One pattern per image: the mean over its repeats (optionally only the given repeats).
+
+        Returns
+        -------
+        patterns : array (n_images, n_vertices)
+        table : DataFrame (n_images rows)
+            ``image_id``, ``kind`` and ``n_repeats``, in order of first appearance, plus any
+            stimulus columns (``source_id``...) present in the trial table.
+        """
+        trials = self.trials
+        keep = np.ones(self.n_trials, bool) if repeats is None else trials["repeat"].isin(list(repeats)).to_numpy()
+        trials = trials[keep]
+        codes, image_ids = pd.factorize(trials["image_id"])
+        weights = np.zeros((len(image_ids), len(trials)))
+        weights[codes, np.arange(len(trials))] = 1.0
+        counts = weights.sum(axis=1, keepdims=True)
+        patterns = (weights / counts) @ self.betas[keep]
+        first = trials.drop_duplicates("image_id").set_index("image_id").loc[list(image_ids)].reset_index()
+        extra = [c for c in first.columns if c not in ("repeat", "run", "session")]
+        table = first[extra].assign(n_repeats=counts.ravel().astype(int))
+        return patterns, table

