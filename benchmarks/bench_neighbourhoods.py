@@ -41,7 +41,7 @@ def bench_neighbourhoods() -> tuple[dict, dict]:
         per_hemi, total = {}, 0.0
         for hemi in ("L", "R"):
             mesh = fs_lr_32k(hemi, "midthickness")
-            result, seconds = timed(lambda m=mesh: geodesic_neighbourhoods(m, 3.0, method=method, progress=False))
+            result, seconds = timed(lambda m=mesh, k=method: geodesic_neighbourhoods(m, 3.0, method=k, progress=False))
             per_hemi[hemi] = float(np.diff(result.indptr).mean())
             total += seconds
             disks[(method, hemi)] = result

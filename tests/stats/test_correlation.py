@@ -62,3 +62,16 @@ def test_masked_correlation_equals_correlation_on_kept_entries():
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="method: expected one of"):
         correlate_pairwise(np.zeros(3), np.zeros(3), "mutual_information")
+
+
+def test_fast_ranks_equal_scipy_with_and_without_ties():
+    from scipy.stats import rankdata
+
+    from brainprobe.stats import rank_rows
+
+    rng = np.random.default_rng(4)
+    continuous = rng.normal(size=(50, 40))
+    tied = rng.integers(0, 4, size=(50, 40)).astype(float)
+    mixed = np.concatenate([continuous, tied])
+    for values in (continuous, tied, mixed, mixed.reshape(5, 20, 40)):
+        np.testing.assert_array_equal(rank_rows(values), rankdata(values, axis=-1))

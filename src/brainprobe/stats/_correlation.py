@@ -8,6 +8,7 @@ then gather and multiply. Kendall's tau-a is a dot product of pairwise-differenc
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.stats import rankdata
 
 __all__ = [
@@ -33,8 +34,23 @@ def _check_method(method: str) -> str:
 
 
 def rank_rows(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank) along the last axis, float64."""
-    return rankdata(np.asarray(x, dtype=np.float64), axis=-1)
+    """Average ranks (ties share their mean rank) along the last axis, float64; as scipy's rankdata.
+
+    One sort per row gives the ranks directly; only rows that contain ties go through
+    ``scipy.stats.rankdata`` for averaging (ranking is the cost of Spearman over many RDMs).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 0 or x.shape[-1] == 0:
+        return rankdata(x, axis=-1)
+    flat = x.reshape(-1, x.shape[-1])
+    values, order = torch.sort(torch.from_numpy(np.ascontiguousarray(flat)), dim=-1)
+    ranks = torch.empty_like(values)
+    ranks.scatter_(-1, order, torch.arange(1, flat.shape[-1] + 1, dtype=values.dtype).expand_as(values).contiguous())
+    ranks = ranks.numpy()
+    tied = (values[:, 1:] == values[:, :-1]).any(dim=-1).numpy() | np.isnan(flat).any(axis=-1)
+    if tied.any():
+        ranks[tied] = rankdata(flat[tied], axis=-1)
+    return ranks.reshape(x.shape)
 
 
 def normalize_rows(x: np.ndarray, method: str) -> np.ndarray:
@@ -54,14 +70,15 @@ def normalize_rows(x: np.ndarray, method: str) -> np.ndarray:
     method = _check_method(method)
     if method == "kendall_tau_a":
         raise ValueError("kendall_tau_a is not a normalized dot product; use kendall_tau_a()")
-    x = np.asarray(x, dtype=np.float64)
-    if method == "spearman":
-        x = rank_rows(x)
+    # work in place on one fresh copy: these arrays can hold tens of millions of entries
+    x = rank_rows(x) if method == "spearman" else np.array(x, dtype=np.float64, copy=True)
     if method in ("spearman", "pearson"):
-        x = x - x.mean(axis=-1, keepdims=True)
-    norm = np.sqrt(np.einsum("...i,...i->...", x, x))[..., None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, x / np.where(norm > 0, norm, 1.0), np.nan)
+        x -= x.mean(axis=-1, keepdims=True)
+    norm = np.atleast_1d(np.sqrt(np.einsum("...i,...i->...", x, x)))
+    norm[norm == 0] = np.nan  # a constant row has no defined correlation
+    norm = norm.reshape(x.shape[:-1])
+    x /= norm[..., None]
+    return x
 
 
 def _pair_signs(x: np.ndarray) -> np.ndarray:
@@ -149,8 +166,8 @@ def masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray, method: s
     keep = np.asarray(mask, bool)
     if method == "spearman":
         # dropped entries are pushed above every kept value, so kept ranks are unaffected
-        a = rankdata(np.where(keep, a, np.inf), axis=-1)
-        b = rankdata(np.where(keep, b, np.inf), axis=-1)
+        a = rank_rows(np.where(keep, a, np.inf))
+        b = rank_rows(np.where(keep, b, np.inf))
     weight = keep.astype(float)
     count = weight.sum(axis=-1, keepdims=True)
     if method in ("spearman", "pearson"):
