@@ -2,6 +2,12 @@
 tests, confidence intervals and multiple-comparison corrections. Vectorized; every random step
 takes a ``seed`` (int, numpy Generator or None)."""
 
+from ._accuracy import (
+    ACCURACY_DEFINITIONS,
+    accuracy_permutation_test,
+    accuracy_vertex_bootstrap,
+    prediction_accuracy,
+)
 from ._correlation import (
     CORRELATION_METHODS,
     correlate_pairwise,
@@ -27,6 +33,10 @@ from ._tests import fdr_bh, fwe_from_null_maxima, fwe_max_statistic, paired_ttes
 from ._trend import MannKendallResult, mann_kendall, mann_kendall_exact_distribution, sens_slope
 
 __all__ = [
+    "ACCURACY_DEFINITIONS",
+    "accuracy_permutation_test",
+    "accuracy_vertex_bootstrap",
+    "prediction_accuracy",
     "CORRELATION_METHODS",
     "MannKendallResult",
     "PermutationResult",

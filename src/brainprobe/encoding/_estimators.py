@@ -1,0 +1,224 @@
+"""Encoding estimators with the scikit-learn contract: ROMP, and OMP / ridge baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.linear_model import OrthogonalMatchingPursuit
+from sklearn.model_selection import KFold
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._romp import romp_batched
+
+__all__ = ["ROMP", "OMPEncoder", "KernelRidgeEncoder", "DEFAULT_CV_GRID"]
+
+DEFAULT_CV_GRID = (1, 2, 3, 5, 8, 12)
+
+
+def _columnwise_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+
+
+class ROMP(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Regularized orthogonal matching pursuit, fitted for every target at once.
+
+    The sparse encoding model of paper 001: each vertex's responses to the training images
+    are a sparse linear combination of a layer's units. See ``brainprobe.encoding._romp`` for the
+    algorithm and how it differs from the published MATLAB code.
+
+    Parameters
+    ----------
+    n_nonzero : int or "cv"
+        The sparsity level s: at most s iterations, at most 2s atoms per target. ``"cv"`` picks s
+        from ``cv_grid`` by ``cv``-fold cross-validation on the training samples only (the mean
+        over targets of the held-out Pearson r).
+    fit_intercept : bool
+        Centre X and y on the training samples.
+    normalize : bool
+        Scale columns to unit norm for atom selection (coefficients stay in original units).
+    max_atoms : int, optional
+        Support limit (default 2 s); never more than n_samples - 2.
+    tol : float
+        Relative residual norm at which a target stops.
+    cv : int
+        Folds for ``n_nonzero="cv"``.
+    cv_grid : sequence of int, optional
+        Candidate s values for ``n_nonzero="cv"`` (default 1, 2, 3, 5, 8, 12).
+    device : str, optional
+        Default CUDA when available.
+    chunk_size : int, optional
+        Targets per chunk (default: keep the correlation matrix near 256 MB).
+
+    Attributes
+    ----------
+    coef_ : scipy.sparse.csr_matrix (n_targets, n_features)
+    intercept_ : array (n_targets,)
+    support_ : list of int arrays
+        Each target's atoms in order of selection.
+    n_iter_ : int array (n_targets,)
+    stop_reason_ : array of str (n_targets,)
+        ``n_iter``, ``max_atoms``, ``n_samples``, ``residual`` or ``no_correlation``.
+    n_nonzero_ : int
+        The s used (chosen by cross-validation when ``n_nonzero="cv"``).
+    cv_scores_ : dict of int to float
+        Mean held-out r per candidate s (``n_nonzero="cv"`` only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainprobe.encoding import ROMP
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 500))
+    >>> y = X[:, [3, 70]] @ [1.5, -2.0]
+    >>> sorted(ROMP(n_nonzero=2).fit(X, y).support_[0][:2].tolist())
+    [3, 70]
+    """
+
+    def __init__(self, n_nonzero=5, *, fit_intercept=True, normalize=True, max_atoms=None, tol=1e-10,
+                 cv=5, cv_grid=None, device=None, chunk_size=None):
+        self.n_nonzero = n_nonzero
+        self.fit_intercept = fit_intercept
+        self.normalize = normalize
+        self.max_atoms = max_atoms
+        self.tol = tol
+        self.cv = cv
+        self.cv_grid = cv_grid
+        self.device = device
+        self.chunk_size = chunk_size
+
+    def _fit_path(self, X, Y, s):
+        return romp_batched(X, Y, s, fit_intercept=self.fit_intercept, normalize=self.normalize,
+                            max_atoms=self.max_atoms, tol=self.tol, device=self.device, chunk_size=self.chunk_size)
+
+    def _choose_sparsity(self, X, Y) -> int:
+        grid = [s for s in (self.cv_grid or DEFAULT_CV_GRID) if s >= 1]
+        folds = KFold(n_splits=min(self.cv, len(X))).split(X)
+        folds = list(folds)
+        scores = {}
+        for s in grid:
+            predicted = np.empty_like(Y, dtype=float)
+            for train, test in folds:
+                fit = self._fit_path(X[train], Y[train], s)
+                predicted[test] = np.asarray(X[test] @ fit.coef.T) + fit.intercept
+            scores[s] = float(np.nanmean(_columnwise_r(predicted, Y)))
+        self.cv_scores_ = scores
+        return max(scores, key=lambda s: (scores[s], -s))
+
+    def fit(self, X, y):
+        """Fit one sparse model per column of ``y``.
+
+        Parameters
+        ----------
+        X : array (n_samples, n_features)
+        y : array (n_samples,) or (n_samples, n_targets)
+
+        Returns
+        -------
+        self
+        """
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        Y = y.reshape(len(y), -1)
+        self._single_output = y.ndim == 1
+        if len(X) < 3:
+            raise ValueError(f"ROMP needs at least 3 samples, found {len(X)}")
+        if self.n_nonzero == "cv":
+            self.n_nonzero_ = self._choose_sparsity(X, Y)
+        elif isinstance(self.n_nonzero, (int, np.integer)) and self.n_nonzero >= 1:
+            self.n_nonzero_ = int(self.n_nonzero)
+        else:
+            raise ValueError(f"n_nonzero: expected a positive integer or 'cv', found {self.n_nonzero!r}")
+        fit = self._fit_path(X, Y, self.n_nonzero_)
+        self.coef_ = fit.coef
+        self.intercept_ = fit.intercept
+        self.support_ = fit.support
+        self.n_iter_ = fit.n_iter
+        self.stop_reason_ = fit.stop_reason
+        return self
+
+    def predict(self, X):
+        """Predicted responses: array (n_samples,) or (n_samples, n_targets)."""
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        predicted = np.asarray(self.coef_ @ X.T).T + self.intercept_
+        return predicted[:, 0] if self._single_output else predicted
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class OMPEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """scikit-learn's orthogonal matching pursuit behind the same interface (a baseline).
+
+    Parameters
+    ----------
+    n_nonzero : int
+        Atoms per target (OMP adds one per iteration).
+    fit_intercept : bool
+    """
+
+    def __init__(self, n_nonzero=5, *, fit_intercept=True):
+        self.n_nonzero = n_nonzero
+        self.fit_intercept = fit_intercept
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        Y = y.reshape(len(y), -1)
+        self._single_output = y.ndim == 1
+        n_atoms = int(min(self.n_nonzero, len(X) - 2, X.shape[1]))
+        model = OrthogonalMatchingPursuit(n_nonzero_coefs=n_atoms, fit_intercept=self.fit_intercept).fit(X, Y)
+        coef = np.atleast_2d(model.coef_)
+        self.coef_ = sp.csr_matrix(coef)
+        self.intercept_ = np.atleast_1d(model.intercept_).astype(float)
+        self.support_ = [np.flatnonzero(row) for row in coef]
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        predicted = np.asarray(self.coef_ @ X.T).T + self.intercept_
+        return predicted[:, 0] if self._single_output else predicted
+
+
+class KernelRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Ridge regression in its kernel (dual) form, for n_features >> n_samples (a baseline).
+
+    Solves (K + alpha I) a = y with K = X X^T on centred data, so the cost is
+    n_samples^2 x n_features instead of n_features^2.
+
+    Parameters
+    ----------
+    alpha : float
+        Ridge penalty, relative to the mean diagonal of the kernel (scale-free).
+    fit_intercept : bool
+    """
+
+    def __init__(self, alpha=1.0, *, fit_intercept=True):
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        Y = y.reshape(len(y), -1)
+        self._single_output = y.ndim == 1
+        self.x_mean_ = X.mean(axis=0) if self.fit_intercept else np.zeros(X.shape[1])
+        y_mean = Y.mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
+        Xc = torch.from_numpy(X - self.x_mean_)
+        kernel = Xc @ Xc.T
+        penalty = self.alpha * float(torch.diagonal(kernel).mean().clamp_min(1e-12))
+        dual = torch.linalg.solve(kernel + penalty * torch.eye(len(X), dtype=kernel.dtype), torch.from_numpy(Y - y_mean))
+        self.coef_ = (Xc.T @ dual).T.numpy()  # (n_targets, n_features)
+        self.intercept_ = y_mean - self.coef_ @ self.x_mean_
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        predicted = X @ self.coef_.T + self.intercept_
+        return predicted[:, 0] if self._single_output else predicted
