@@ -1,3 +1,30 @@
-"""Sparse and linear encoding models (ROMP, ridge), per ROI x layer, generalization tests. Not implemented yet: issue 6."""
+"""Encoding models: batched ROMP (and OMP / kernel-ridge baselines) per ROI x layer, their
+generalization to other image kinds, and best-layer maps. Statistics come from `brainprobe.stats`."""
 
-__all__: list[str] = []
+from ._estimators import DEFAULT_CV_GRID, ROMP, KernelRidgeEncoder, OMPEncoder
+from ._romp import STOP_REASONS, RompFit, romp_batched, romp_single_target
+from ._study import (
+    EncodingModels,
+    best_layer,
+    best_layer_proportions,
+    best_layer_tests,
+    fit_encoding_models,
+    generalization,
+)
+
+__all__ = [
+    "DEFAULT_CV_GRID",
+    "EncodingModels",
+    "KernelRidgeEncoder",
+    "OMPEncoder",
+    "ROMP",
+    "RompFit",
+    "STOP_REASONS",
+    "best_layer",
+    "best_layer_proportions",
+    "best_layer_tests",
+    "fit_encoding_models",
+    "generalization",
+    "romp_batched",
+    "romp_single_target",
+]

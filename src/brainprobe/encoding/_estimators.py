@@ -125,7 +125,7 @@ class ROMP(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Y = y.reshape(len(y), -1)
         self._single_output = y.ndim == 1
         if len(X) < 3:
-            raise ValueError(f"ROMP needs at least 3 samples, found {len(X)}")
+            raise ValueError(f"ROMP needs at least 3 samples, got n_samples = {len(X)}")
         if self.n_nonzero == "cv":
             self.n_nonzero_ = self._choose_sparsity(X, Y)
         elif isinstance(self.n_nonzero, (int, np.integer)) and self.n_nonzero >= 1:
@@ -171,6 +171,8 @@ class OMPEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
         Y = y.reshape(len(y), -1)
         self._single_output = y.ndim == 1
+        if len(X) < 3:
+            raise ValueError(f"OMP encoding needs at least 3 samples, got n_samples = {len(X)}")
         n_atoms = int(min(self.n_nonzero, len(X) - 2, X.shape[1]))
         model = OrthogonalMatchingPursuit(n_nonzero_coefs=n_atoms, fit_intercept=self.fit_intercept).fit(X, Y)
         coef = np.atleast_2d(model.coef_)

