@@ -1,7 +1,30 @@
-"""Image synthesis on one optimization core (`optimize_pixels`): per-image stopping in a batch,
-bounds, per-image optimizer state, 8-bit checks. Adversarial images use it now; inversion,
-activation maximization, caricature, metamers, textures and distortions are issue 7."""
+"""Image synthesis on one optimization core (`optimize_pixels`: per-image stopping in a batch,
+bounds, per-image optimizer state, 8-bit checks). Pre-images of paper 004 (inversion, activation
+maximization, caricature) with its natural-image priors and optimizer; adversarial images
+(`brainprobe.adversarial`) use the same core."""
 
 from ._core import OPTIMIZERS, OptimizationResult, optimize_pixels, quantize_8bit
+from ._preimage import (
+    ActivationMaximization,
+    Caricature,
+    Inversion,
+    PreImageSynthesis,
+    receptive_field_size,
+)
+from ._regularizers import PreImagePrior, alpha_norm, jitter, tv_beta
 
-__all__ = ["OPTIMIZERS", "OptimizationResult", "optimize_pixels", "quantize_8bit"]
+__all__ = [
+    "OPTIMIZERS",
+    "ActivationMaximization",
+    "Caricature",
+    "Inversion",
+    "OptimizationResult",
+    "PreImagePrior",
+    "PreImageSynthesis",
+    "alpha_norm",
+    "jitter",
+    "optimize_pixels",
+    "quantize_8bit",
+    "receptive_field_size",
+    "tv_beta",
+]

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 __all__ = ["OptimizationResult", "optimize_pixels", "quantize_8bit", "OPTIMIZERS"]
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "adagrad_momentum")
 
 # objective(images (n_active, 3, H, W), index (n_active,) into the batch) -> (loss (n_active,), aux dict)
 Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
@@ -67,14 +67,22 @@ class OptimizationResult:
 
 
 class _PerImageOptimizer:
-    """Adam or SGD whose state is kept per image, so any subset of the batch can be stepped."""
+    """Adam, SGD or 004's AdaGrad-momentum with per-image state, so any subset can be stepped.
 
-    def __init__(self, name: str, images: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+    ``adagrad_momentum`` is Algorithm 1 of Mahendran & Vedaldi (paper 004): G_t = rho G_{t-1} + g^2,
+    eta_t = 1 / (1 / eta_0 + sqrt(G_t)), mu_t = rho mu_{t-1} - eta_t g, x += mu_t, with rho = 0.9.
+    It is not scale-invariant, so it runs in the network's input units: ``units`` is dz / dx per
+    channel (``lr`` is eta_0 in those units).
+    """
+
+    def __init__(self, name: str, images: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
+                 rho: float = 0.9, units=1.0):
         if name not in OPTIMIZERS:
             raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, found {name!r}")
         if lr <= 0:
             raise ValueError(f"lr: expected a positive learning rate, found {lr}")
-        self.name, self.lr, self.betas, self.eps = name, lr, betas, eps
+        self.name, self.lr, self.betas, self.eps, self.rho = name, lr, betas, eps, rho
+        self.units = units
         self.first = torch.zeros_like(images)
         self.second = torch.zeros_like(images)
         self.steps = torch.zeros(len(images), dtype=torch.long, device=images.device)
@@ -88,6 +96,13 @@ class _PerImageOptimizer:
         """The update to add to images[index] (a descent step on the loss)."""
         if self.name == "sgd":
             return -self.lr * grad
+        if self.name == "adagrad_momentum":
+            paper_grad = grad / self.units  # d loss / d z
+            accumulated = self.rho * self.second[index] + paper_grad * paper_grad
+            rate = 1.0 / (1.0 / self.lr + accumulated.sqrt())
+            momentum = self.rho * self.first[index] - rate * paper_grad
+            self.second[index], self.first[index] = accumulated, momentum
+            return momentum / self.units
         beta1, beta2 = self.betas
         self.steps[index] += 1
         t = self.steps[index].to(grad.dtype).view(-1, 1, 1, 1)
@@ -98,7 +113,8 @@ class _PerImageOptimizer:
         return -self.lr * corrected
 
 
-def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, straight_through, bar, history):
+def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, straight_through, bar, history,
+               project=None):
     converged = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     updates = torch.zeros(len(x), dtype=torch.long, device=x.device)
     for _ in range(max_iter + 1):  # the extra pass checks the images after the last update
@@ -122,7 +138,10 @@ def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, str
         (grad,) = torch.autograd.grad(loss.sum(), current)
         step_index = index[moving]
         with torch.no_grad():
-            x[step_index] = (x[step_index] + optimizer.direction(step_index, grad[moving])).clamp(*bounds)
+            stepped = x[step_index] + optimizer.direction(step_index, grad[moving])
+            if project is not None:
+                stepped = project(stepped)
+            x[step_index] = stepped.clamp(*bounds)
         updates[step_index] += 1
         if bar is not None:
             bar.update(1)
@@ -141,6 +160,8 @@ def optimize_pixels(
     bounds: tuple[float, float] = (0.0, 1.0),
     quantize: bool = False,
     max_iter_8bit: int = 200,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    units=1.0,
     device: str | torch.device | None = None,
     progress: bool | None = None,
     desc: str = "optimize",
@@ -167,13 +188,17 @@ def optimize_pixels(
         minimized; ``aux`` is a dict handed to ``criterion``.
     criterion : callable, optional
         ``criterion(aux, index) -> bool tensor (n_active,)``; None runs all ``max_iter`` steps.
-    optimizer : {"adam", "sgd"}
-        State is kept per image.
+    optimizer : {"adam", "sgd", "adagrad_momentum"}
+        State is kept per image. ``adagrad_momentum`` is paper 004's Algorithm 1.
     lr : float
-        Step size in pixel units.
+        Step size in pixel units (for ``adagrad_momentum``: the paper's eta_0, in 0-255 units).
     max_iter, max_iter_8bit : int
     bounds : (float, float)
     quantize : bool
+    project : callable, optional
+        Applied to updated images before clipping to ``bounds`` (e.g. 004's B+ pixel-norm bound).
+    units : float or tensor (1, 3, 1, 1)
+        For ``adagrad_momentum``: input units per pixel unit (1 / std of the network).
     device : str or torch.device, optional
         Default CUDA when available. The objective must work on that device.
     progress : bool, optional
@@ -191,12 +216,13 @@ def optimize_pixels(
         raise ValueError("max_iter and max_iter_8bit must be >= 0")
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     x = start.detach().to(device=device, dtype=torch.float32).clone().clamp(*bounds)
-    state = _PerImageOptimizer(optimizer, x, lr)
+    state = _PerImageOptimizer(optimizer, x, lr, units=torch.as_tensor(units, dtype=x.dtype, device=device))
     history: list[np.ndarray] = []
     bar = tqdm(total=max_iter, desc=desc, unit="step", disable=None if progress is None else not progress)
     with bar:
         active = torch.ones(len(x), dtype=torch.bool, device=device)
-        converged, updates = _run_phase(x, active, objective, criterion, state, bounds, max_iter, False, bar, history)
+        converged, updates = _run_phase(x, active, objective, criterion, state, bounds, max_iter, False, bar, history,
+                                        project)
         updates_8bit = torch.zeros_like(updates)
         if quantize:
             with torch.no_grad():
@@ -206,7 +232,7 @@ def optimize_pixels(
                 recheck = converged.clone()
                 state.reset(torch.nonzero(recheck).flatten())  # fresh moments for the 8-bit phase
                 converged_8bit, updates_8bit = _run_phase(
-                    x, recheck, objective, criterion, state, bounds, max_iter_8bit, True, bar, history
+                    x, recheck, objective, criterion, state, bounds, max_iter_8bit, True, bar, history, project
                 )
                 converged = converged & converged_8bit
             with torch.no_grad():

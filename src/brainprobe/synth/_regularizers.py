@@ -1,0 +1,129 @@
+"""Natural-image priors of Mahendran & Vedaldi (paper 004, section 3.2), in a network's input units.
+
+The paper's constants (B = 80, B+ = 2B, V = B / 6.5, alpha = 6, beta = 2) are in the units of its
+Caffe networks' input: 0-255 intensities minus the mean. A torchvision network sees
+z = (x - mean) / std instead, so one Caffe unit is 1 / (255 std) of a z unit. `PreImagePrior`
+measures images in the z units of the network it is built for (`PreImagePrior.for_model`) with
+the constants scaled accordingly, so priors, their balance with the data term and the paper's
+learning-rate rule carry over to any network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..models import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["PreImagePrior", "alpha_norm", "tv_beta", "jitter"]
+
+CAFFE_RANGE = 255.0
+
+
+def alpha_norm(z: torch.Tensor, *, alpha: float, B: float) -> torch.Tensor:
+    """N_alpha (004, section 3.2.1): mean over pixels of (RGB norm / B)^alpha, per image (n_images,)."""
+    norms = z.pow(2).sum(dim=1).clamp_min(1e-12).sqrt()
+    return (norms / B).pow(alpha).mean(dim=(1, 2))
+
+
+def tv_beta(z: torch.Tensor, *, beta: float, V: float) -> torch.Tensor:
+    """TV^beta (004, section 3.2.2) by finite differences, per pixel area, per image (n_images,)."""
+    dx = z[..., :-1, 1:] - z[..., :-1, :-1]
+    dy = z[..., 1:, :-1] - z[..., :-1, :-1]
+    height, width = z.shape[-2:]
+    return ((dx.pow(2) + dy.pow(2)).clamp_min(1e-12).pow(beta / 2) / V**beta).sum(dim=(1, 2, 3)) / (height * width)
+
+
+def jitter(images: torch.Tensor, amount: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift by a random (t_y, t_x) in [0, amount)^2 and crop to (H - amount + 1, W - amount + 1).
+
+    One shift per call for the whole batch (004, section 3.2.3); ``amount`` <= 1 returns the images.
+    """
+    if amount <= 1:
+        return images
+    ty, tx = torch.randint(0, amount, (2,), generator=generator).tolist()
+    height, width = images.shape[-2:]
+    return images[..., ty:ty + height - amount + 1, tx:tx + width - amount + 1]
+
+
+@dataclass(frozen=True)
+class PreImagePrior:
+    """R_alpha + R_TV^beta with the paper's constants, in a network's input units.
+
+    Parameters
+    ----------
+    alpha, beta, B, B_plus, V : float
+        In the paper's units (Caffe input: 0-255 minus the mean). ``B_plus`` defaults to 2B and
+        ``V`` to B / 6.5.
+    alpha_weight, tv_weight : float
+        0 switches a term off.
+    mean, std : 3 floats
+        The network's input normalization (use `for_model`).
+    """
+
+    alpha: float = 6.0
+    beta: float = 2.0
+    B: float = 80.0
+    B_plus: float | None = None
+    V: float | None = None
+    alpha_weight: float = 1.0
+    tv_weight: float = 1.0
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+
+    @classmethod
+    def for_model(cls, model, **constants) -> PreImagePrior:
+        """The prior in ``model``'s input units (its mean and std)."""
+        mean = tuple(float(v) for v in model.mean.flatten())
+        std = tuple(float(v) for v in model.std.flatten())
+        return cls(mean=mean, std=std, **constants)
+
+    @property
+    def caffe_units_per_input_unit(self) -> float:
+        return CAFFE_RANGE * sum(self.std) / 3
+
+    def _scaled(self, value: float) -> float:
+        return value / self.caffe_units_per_input_unit
+
+    @property
+    def bounds(self) -> dict:
+        """B, B+ and V in the network's input units."""
+        b_plus = self.B_plus if self.B_plus is not None else 2 * self.B
+        v = self.V if self.V is not None else self.B / 6.5
+        return {"B": self._scaled(self.B), "B_plus": self._scaled(b_plus), "V": self._scaled(v)}
+
+    def input_units(self, images: torch.Tensor) -> torch.Tensor:
+        """z = (x - mean) / std: what the network sees."""
+        mean = torch.as_tensor(self.mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        std = torch.as_tensor(self.std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        return (images - mean) / std
+
+    def units_per_pixel(self, device=None) -> torch.Tensor:
+        """dz / dx per channel, (1, 3, 1, 1): how the optimizer converts to input units."""
+        return 1.0 / torch.as_tensor(self.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        z = self.input_units(images)
+        bounds = self.bounds
+        value = torch.zeros(len(images), dtype=images.dtype, device=images.device)
+        if self.alpha_weight:
+            value = value + self.alpha_weight * alpha_norm(z, alpha=self.alpha, B=bounds["B"])
+        if self.tv_weight:
+            value = value + self.tv_weight * tv_beta(z, beta=self.beta, V=bounds["V"])
+        return value
+
+    def project(self, images: torch.Tensor) -> torch.Tensor:
+        """Project each pixel's RGB vector (input units) onto the ball of radius B+."""
+        z = self.input_units(images)
+        norms = z.pow(2).sum(dim=1, keepdim=True).sqrt()
+        bound = self.bounds["B_plus"]
+        scale = torch.where(norms > bound, bound / norms.clamp_min(1e-12), torch.ones_like(norms))
+        mean = torch.as_tensor(self.mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        std = torch.as_tensor(self.std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        return z * scale * std + mean
+
+    @property
+    def initial_learning_rate(self) -> float:
+        """004's eta_0 = 0.01 B^2 / alpha, in input units."""
+        return 0.01 * self.bounds["B"] ** 2 / self.alpha
