@@ -1,9 +1,16 @@
 """Image synthesis on one optimization core (`optimize_pixels`: per-image stopping in a batch,
 bounds, per-image optimizer state, 8-bit checks). Pre-images of paper 004 (inversion, activation
-maximization, caricature) with its natural-image priors and optimizer; adversarial images
+maximization, caricature) with its natural-image priors; model metamers of paper 000; adversarial images
 (`brainprobe.adversarial`) use the same core."""
 
 from ._core import OPTIMIZERS, OptimizationResult, optimize_pixels, quantize_8bit
+from ._metamer import (
+    Metamer,
+    cross_model_recognition,
+    fidelity_null,
+    layer_fidelity,
+    linear_gradient_relu,
+)
 from ._preimage import (
     ActivationMaximization,
     Caricature,
@@ -18,11 +25,16 @@ __all__ = [
     "ActivationMaximization",
     "Caricature",
     "Inversion",
+    "Metamer",
     "OptimizationResult",
     "PreImagePrior",
     "PreImageSynthesis",
     "alpha_norm",
+    "cross_model_recognition",
+    "fidelity_null",
     "jitter",
+    "layer_fidelity",
+    "linear_gradient_relu",
     "optimize_pixels",
     "quantize_8bit",
     "receptive_field_size",

@@ -1,0 +1,220 @@
+"""Model metamers (paper 000, Feather et al.): images that match a natural image at one layer."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .._images import as_image_tensor
+from ..models import LayeredModel
+from ..stats import correlate_rows
+from ._core import optimize_pixels
+from ._preimage import PreImageSynthesis
+
+__all__ = ["Metamer", "linear_gradient_relu", "layer_fidelity", "fidelity_null", "cross_model_recognition"]
+
+
+@contextlib.contextmanager
+def linear_gradient_relu(model: LayeredModel, layer: str):
+    """Within the block, the ReLU that produces ``layer`` passes gradients through unchanged.
+
+    The forward pass is untouched (the same outputs); the backward pass treats the ReLU as the
+    identity, so units that start at zero can still be driven toward their targets (paper 000).
+    Works on any network whose layer is read at an ``nn.ReLU`` / ``nn.ReLU6`` module, in place or
+    not, without rewriting the network.
+    """
+    spec = model.resolve_layer(layer)
+    module = model._modules_by_path.get(spec.module) if spec.module else None
+    if not isinstance(module, (nn.ReLU, nn.ReLU6)):
+        found = type(module).__name__ if module is not None else "the network output"
+        raise ValueError(f"layer {layer!r} is read at {found}, not a ReLU: a linear-gradient ReLU does not apply")
+    saved: dict = {}
+
+    def keep_input(_module, inputs):
+        saved["input"] = inputs[0].clone()  # before an in-place ReLU overwrites it
+
+    def pass_gradient(_module, _inputs, output):
+        before = saved.pop("input")
+        return before + (output - before).detach()
+
+    handles = [module.register_forward_pre_hook(keep_input), module.register_forward_hook(pass_gradient)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def layer_fidelity(model: LayeredModel, images, references, layers: Sequence[str] | None = None) -> pd.DataFrame:
+    """Spearman correlation of each image's activations with its reference's, at every layer.
+
+    Returns
+    -------
+    DataFrame
+        One row per (image, layer): ``image``, ``layer``, ``fidelity``.
+    """
+    layers = model.layer_names if layers is None else list(layers)
+    images, references = as_image_tensor(images), as_image_tensor(references, name="references")
+    with torch.no_grad():
+        a = model.layer_outputs(images.to(model.device), layers)
+        b = model.layer_outputs(references.to(model.device), layers)
+    rows = []
+    for layer in layers:
+        values = correlate_rows(a[layer].flatten(1).double().cpu().numpy(), b[layer].flatten(1).double().cpu().numpy(),
+                                "spearman")
+        rows += [{"image": i, "layer": layer, "fidelity": float(v)} for i, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def fidelity_null(model: LayeredModel, images, layers: Sequence[str] | None = None, *, n_pairs: int | None = None,
+                  seed=0) -> pd.DataFrame:
+    """The null of `layer_fidelity`: Spearman correlations between random pairs of distinct images.
+
+    Parameters
+    ----------
+    images : tensor or StimulusSet
+        Natural images (the paper: 1 000 000 pairs from the training set; here whatever set is given).
+    n_pairs : int, optional
+        Default: every pair.
+
+    Returns
+    -------
+    DataFrame with ``layer``, ``fidelity`` (one row per pair and layer).
+    """
+    images = as_image_tensor(images)
+    n = len(images)
+    first, second = np.triu_indices(n, 1)
+    if n_pairs is not None and n_pairs < len(first):
+        chosen = np.random.default_rng(seed).choice(len(first), n_pairs, replace=False)
+        first, second = first[chosen], second[chosen]
+    table = layer_fidelity(model, images[first], images[second], layers)
+    return table.drop(columns="image")
+
+
+class Metamer(PreImageSynthesis):
+    """Images whose activations at one layer match those of natural images (paper 000).
+
+    Starts from white noise centred in the pixel range, minimizes the squared error at ``layer``
+    with Adam (lr 0.001; the paper runs 15 000 iterations), no other regularization, pixels in
+    [0, 1]. Optionally each image stops as soon as its Spearman fidelity at the layer reaches
+    ``stop_fidelity``.
+
+    Parameters
+    ----------
+    model : LayeredModel
+    images : tensor (n_images, 3, H, W) or StimulusSet
+    layer : str
+    linear_gradient : bool
+        Use the linear-gradient ReLU at the matched layer (the paper did after every ReLU).
+    stop_fidelity : float, optional
+    lr : float
+    seed : int
+
+    Attributes
+    ----------
+    images : tensor, after `synthesize`
+    fidelity_ : array (n_images,)
+        Spearman fidelity at ``layer``.
+    n_iter_ : int array (n_images,)
+    """
+
+    method = "metamer"
+
+    def __init__(self, model, images, layer, *, linear_gradient: bool = False, stop_fidelity: float | None = None,
+                 lr: float = 0.001, seed: int = 0, noise_sd: float = 0.1):
+        super().__init__(model, layer, C=1.0, optimizer="adam", lr=lr, seed=seed)
+        self.originals = as_image_tensor(images).detach().cpu()
+        if linear_gradient:
+            with linear_gradient_relu(model, layer):  # validates the layer is a ReLU
+                pass
+        if stop_fidelity is not None and not 0 < stop_fidelity <= 1:
+            raise ValueError(f"stop_fidelity: expected a correlation in (0, 1], found {stop_fidelity}")
+        self.linear_gradient, self.stop_fidelity = bool(linear_gradient), stop_fidelity
+        with torch.no_grad():
+            self.target = model.layer_outputs(self.originals.to(model.device), [layer])[layer].cpu()
+        generator = torch.Generator().manual_seed(seed)
+        self.start = (0.5 + noise_sd * torch.randn(self.originals.shape, generator=generator)).clamp(0, 1)
+        self.fidelity_ = None
+        self.n_iter_ = None
+
+    def _loss(self, features, index):
+        target = self.target.to(features.device)[index]
+        return (features - target).flatten(1).pow(2).sum(dim=1) / target.flatten(1).pow(2).sum(dim=1).clamp_min(1e-12)
+
+    def synthesize(self, max_iter: int = 15000, *, progress: bool | None = None, device=None):
+        """Run the optimization; returns self."""
+        device = torch.device(device) if device is not None else self.model.device
+        self.model.to(device)
+        target = self.target.to(device)
+
+        def objective(images, index):
+            features = self.model.layer_outputs(images, [self.layer], validate=False)[self.layer]
+            aux = {}
+            if self.stop_fidelity is not None:
+                aux["fidelity"] = torch.as_tensor(correlate_rows(
+                    features.detach().flatten(1).double().cpu().numpy(),
+                    target[index].flatten(1).double().cpu().numpy(), "spearman"), device=device)
+            return self._loss(features, index), aux
+
+        criterion = None if self.stop_fidelity is None else (lambda aux, index: aux["fidelity"] >= self.stop_fidelity)
+        context = linear_gradient_relu(self.model, self.layer) if self.linear_gradient else contextlib.nullcontext()
+        with context:
+            result = optimize_pixels(self.start, objective, criterion=criterion, optimizer="adam", lr=self.lr,
+                                     max_iter=max_iter, device=device, progress=progress, desc="metamer")
+        self.images, self.losses = result.images, result.loss_history
+        self.n_iter_, self.n_iter = result.n_iter, int(result.n_iter.max()) if len(result.n_iter) else 0
+        self.fidelity_ = layer_fidelity(self.model, self.images, self.originals, [self.layer])["fidelity"].to_numpy()
+        return self
+
+    def acceptance(self, null: pd.DataFrame, *, quantile: float = 0.99) -> pd.DataFrame:
+        """The paper's two tests: same predicted class as the original, and fidelity at the layer
+        beyond the null's ``quantile`` (from `fidelity_null`)."""
+        if self.images is None:
+            raise RuntimeError("call synthesize() first")
+        threshold = float(null.loc[null["layer"] == self.layer, "fidelity"].quantile(quantile))
+        same = self.model.predict(self.images) == self.model.predict(self.originals)
+        return pd.DataFrame({"image": np.arange(len(self.images)), "fidelity": self.fidelity_,
+                             "null_threshold": threshold, "same_class": same,
+                             "accepted": same & (self.fidelity_ > threshold)})
+
+    def _state(self):
+        return {**super()._state(), "originals": self.originals}
+
+    @classmethod
+    def _from_saved(cls, model, settings, saved):
+        return cls(model, saved["originals"], settings["layer"], lr=settings["lr"], seed=settings["seed"])
+
+    def _restore(self, saved):
+        super()._restore(saved)
+        if self.images is not None:
+            self.fidelity_ = layer_fidelity(self.model, self.images, self.originals, [self.layer])["fidelity"].to_numpy()
+
+
+def cross_model_recognition(metamers: Mapping[tuple[str, str], Metamer], models: Mapping[str, LayeredModel]) -> pd.DataFrame:
+    """Does each model classify each metamer as the original image's class? (paper 000)
+
+    Parameters
+    ----------
+    metamers : mapping of (generating model name, layer) to a synthesized `Metamer`
+    models : mapping of name to LayeredModel (the recognizers; may include the generators)
+
+    Returns
+    -------
+    DataFrame
+        One row per (generator, layer, image, recognizer): ``same_class`` and the proportion is
+        the mean over images.
+    """
+    rows = []
+    for (generator, layer), metamer in metamers.items():
+        if metamer.images is None:
+            raise RuntimeError(f"metamer {(generator, layer)} has not been synthesized")
+        for name, model in models.items():
+            same = model.predict(metamer.images) == model.predict(metamer.originals)
+            rows += [{"generator": generator, "layer": layer, "image": i, "recognizer": name, "same_class": bool(s)}
+                     for i, s in enumerate(same)]
+    return pd.DataFrame(rows)
