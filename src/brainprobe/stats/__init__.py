@@ -17,6 +17,7 @@ from ._correlation import (
     normalize_rows,
     rank_rows,
 )
+from ._information import MI_CORRECTIONS, mutual_information
 from ._resampling import (
     PermutationResult,
     as_generator,
@@ -38,6 +39,7 @@ __all__ = [
     "accuracy_vertex_bootstrap",
     "prediction_accuracy",
     "CORRELATION_METHODS",
+    "MI_CORRECTIONS",
     "MannKendallResult",
     "PermutationResult",
     "as_generator",
@@ -53,6 +55,7 @@ __all__ = [
     "mann_kendall",
     "mann_kendall_exact_distribution",
     "masked_correlation",
+    "mutual_information",
     "normalize_rows",
     "p_from_null",
     "pair_permutation_indices",

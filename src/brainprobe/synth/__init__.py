@@ -1,6 +1,6 @@
 """Image synthesis on one optimization core (`optimize_pixels`: per-image stopping in a batch,
 bounds, per-image optimizer state, 8-bit checks). Pre-images of paper 004 (inversion, activation
-maximization, caricature) with its natural-image priors; model metamers of paper 000; adversarial images
+maximization, caricature) with its natural-image priors; model metamers of paper 000; Gram textures of paper 003; adversarial images
 (`brainprobe.adversarial`) use the same core."""
 
 from ._core import OPTIMIZERS, OptimizationResult, optimize_pixels, quantize_8bit
@@ -19,6 +19,14 @@ from ._preimage import (
     receptive_field_size,
 )
 from ._regularizers import PreImagePrior, alpha_norm, jitter, tv_beta
+from ._texture import (
+    TextureSynthesis,
+    gram_loss,
+    gram_matrices,
+    gram_rdms,
+    gram_vectors,
+    texture_clustering,
+)
 
 __all__ = [
     "OPTIMIZERS",
@@ -29,14 +37,20 @@ __all__ = [
     "OptimizationResult",
     "PreImagePrior",
     "PreImageSynthesis",
+    "TextureSynthesis",
     "alpha_norm",
     "cross_model_recognition",
     "fidelity_null",
+    "gram_loss",
+    "gram_matrices",
+    "gram_rdms",
+    "gram_vectors",
     "jitter",
     "layer_fidelity",
     "linear_gradient_relu",
     "optimize_pixels",
     "quantize_8bit",
     "receptive_field_size",
+    "texture_clustering",
     "tv_beta",
 ]
