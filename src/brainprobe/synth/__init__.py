@@ -1,9 +1,17 @@
 """Image synthesis on one optimization core (`optimize_pixels`: per-image stopping in a batch,
 bounds, per-image optimizer state, 8-bit checks). Pre-images of paper 004 (inversion, activation
-maximization, caricature) with its natural-image priors; model metamers of paper 000; Gram textures of paper 003; adversarial images
+maximization, caricature) with its natural-image priors; model metamers of paper 000; Gram textures of paper 003; eigen- and principal distortions of paper 002; adversarial images
 (`brainprobe.adversarial`) use the same core."""
 
 from ._core import OPTIMIZERS, OptimizationResult, optimize_pixels, quantize_8bit
+from ._distortion import (
+    Eigendistortions,
+    FisherOperator,
+    PrincipalDistortions,
+    eigendistortions,
+    principal_distortion_objective,
+    principal_distortions,
+)
 from ._metamer import (
     Metamer,
     cross_model_recognition,
@@ -32,14 +40,18 @@ __all__ = [
     "OPTIMIZERS",
     "ActivationMaximization",
     "Caricature",
+    "Eigendistortions",
+    "FisherOperator",
     "Inversion",
     "Metamer",
     "OptimizationResult",
     "PreImagePrior",
+    "PrincipalDistortions",
     "PreImageSynthesis",
     "TextureSynthesis",
     "alpha_norm",
     "cross_model_recognition",
+    "eigendistortions",
     "fidelity_null",
     "gram_loss",
     "gram_matrices",
@@ -49,6 +61,8 @@ __all__ = [
     "layer_fidelity",
     "linear_gradient_relu",
     "optimize_pixels",
+    "principal_distortion_objective",
+    "principal_distortions",
     "quantize_8bit",
     "receptive_field_size",
     "texture_clustering",
