@@ -100,6 +100,69 @@ def _cmd_adversarial(args) -> int:
     return 0 if made["success"].all() else 1
 
 
+def _synth_result(args, model, stimuli) -> tuple:
+    """Run one synthesis method; returns (images tensor, table DataFrame)."""
+    import numpy as np
+    import pandas as pd
+
+    from . import synth
+
+    images = stimuli.images if stimuli is not None else None
+    ids = stimuli.image_ids if stimuli is not None else []
+    if args.method == "invert":
+        run = synth.Inversion(model, images, args.layer, C=args.C).synthesize(args.max_iter, progress=True)
+        return run.images, pd.DataFrame({"source_id": ids, "reconstruction_error": run.reconstruction_error_})
+    if args.method == "caricature":
+        run = synth.Caricature(model, images, args.layer).synthesize(args.max_iter, progress=True)
+        return run.images, pd.DataFrame({"source_id": ids, "alignment_before": run.alignment(images),
+                                         "alignment_after": run.alignment(run.images)})
+    if args.method == "maximize":
+        if args.unit is None and args.channel is None:
+            raise ValueError("synth maximize: give --unit or --channel")
+        run = synth.ActivationMaximization(model, args.layer, unit=args.unit, channel=args.channel,
+                                           n_images=args.n_images, jitter_amount=args.jitter)
+        run.synthesize(args.max_iter, progress=True)
+        return run.images, pd.DataFrame({"source_id": [f"restart{i}" for i in range(args.n_images)],
+                                         "response_start": run.response(run.start), "response": run.response(run.images)})
+    if args.method == "metamer":
+        run = synth.Metamer(model, images, args.layer, linear_gradient=args.linear_gradient, lr=args.lr,
+                            stop_fidelity=args.stop_fidelity).synthesize(args.max_iter, progress=True)
+        return run.images, pd.DataFrame({"source_id": ids, "fidelity": run.fidelity_, "iterations": run.n_iter_})
+    if args.method == "texture":
+        layers = args.layer.split(",")
+        run = synth.TextureSynthesis(model, images, layers).synthesize(args.max_iter)
+        return run.images, pd.DataFrame({"source_id": ids, "gram_loss_start": run.loss(run.start.to(model.device)).detach().cpu().numpy(),
+                                         "gram_loss": run.loss(run.images.to(model.device)).detach().cpu().numpy()})
+    rows, pictures = [], []
+    for image_id, image in zip(ids, images, strict=True):
+        result = synth.eigendistortions(model, args.layer, image, k=1)
+        for which, tensor, value in (("top", result.top[0], result.top_values[0]), ("bottom", result.bottom[0], result.bottom_values[0])):
+            # shown as the image plus the unit-norm distortion scaled to a visible amplitude
+            pictures.append((image + args.amplitude * tensor / tensor.abs().max()).clamp(0, 1))
+            rows.append({"source_id": image_id, "distortion": which, "eigenvalue": float(value)})
+    return __import__("torch").stack(pictures), pd.DataFrame(rows).assign(amplitude=args.amplitude, index=np.arange(len(rows)))
+
+
+def _cmd_synth(args) -> int:
+    from .stimuli import StimulusSet
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        print(f"error: {out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    model = _load_cli_model(args.model, args.weights, args.device, args.init)
+    stimuli = _load_images(args.images, args.size or model.input_size) if args.images else None
+    if stimuli is None and args.method != "maximize":
+        raise ValueError(f"synth {args.method}: --images is required")
+    images, table = _synth_result(args, model, stimuli)
+    table.insert(0, "image_id", [f"{args.method}_{i:03d}_{s}" for i, s in enumerate(table["source_id"])])
+    table.insert(1, "kind", args.method)
+    StimulusSet(images, table.assign(layer=args.layer, model=model.name)).save(out, overwrite=args.overwrite)
+    print(table.to_string(index=False))
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_fetch_weights(args) -> int:
     from .models import fetch_weights
 
@@ -176,6 +239,43 @@ def build_parser() -> argparse.ArgumentParser:
     adversarial.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     adversarial.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     adversarial.set_defaults(run=_cmd_adversarial)
+
+    synth = commands.add_parser("synth", help="synthesize images: inversions, metamers, textures, distortions ...")
+    methods = synth.add_subparsers(dest="method", metavar="METHOD", required=True)
+    method_help = {
+        "invert": "reconstruct images from one layer (paper 004)",
+        "maximize": "images that excite a unit or channel (paper 004)",
+        "caricature": "exaggerate what a layer sees in images (paper 004)",
+        "metamer": "images matching a layer's activations from noise (paper 000)",
+        "texture": "Gatys texture synthesis matching Gram matrices (paper 003)",
+        "distortions": "most and least visible distortions of a layer at each image (paper 002)",
+    }
+    for name, text in method_help.items():
+        method = methods.add_parser(name, help=text)
+        method.add_argument("--images", required=name != "maximize", help="image folder, CSV manifest or StimulusSet folder")
+        method.add_argument("--out", required=True, help="output folder (images + stimuli.csv with the measures)")
+        method.add_argument("--model", default="alexnet")
+        method.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
+        method.add_argument("--init", default="default", choices=["default", "kaiming"])
+        method.add_argument("--layer", required=True, help="layer name" + (" (comma-separated layers)" if name == "texture" else ""))
+        method.add_argument("--size", type=int, default=None)
+        method.add_argument("--max-iter", type=int, default={"metamer": 15000, "texture": 100, "distortions": 0}.get(name, 300))
+        method.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+        method.add_argument("--overwrite", action="store_true")
+        if name == "invert":
+            method.add_argument("--C", type=float, default=300.0, help="weight of the data term (paper 004: 1, 20, 100, 300)")
+        if name == "maximize":
+            method.add_argument("--unit", type=int, help="flat index of the unit")
+            method.add_argument("--channel", type=int, help="channel of a convolutional layer")
+            method.add_argument("--n-images", type=int, default=1)
+            method.add_argument("--jitter", type=int, default=0, help="jitter amount T (paper 004: a quarter of the stride)")
+        if name == "metamer":
+            method.add_argument("--lr", type=float, default=0.001)
+            method.add_argument("--linear-gradient", action="store_true", help="linear-gradient ReLU at the layer")
+            method.add_argument("--stop-fidelity", type=float, default=None, help="stop each image at this Spearman fidelity")
+        if name == "distortions":
+            method.add_argument("--amplitude", type=float, default=0.1, help="peak pixel change when showing a distortion")
+        method.set_defaults(run=_cmd_synth)
 
     fetch = commands.add_parser("fetch-weights", help="download ImageNet weights into the torch cache (needs network)")
     fetch.add_argument("names", nargs="+", help="network names, e.g. alexnet")

@@ -7,7 +7,7 @@ from PIL import Image
 
 from brainprobe.cli import build_parser, main
 
-SUBCOMMANDS = ["info", "extract", "adversarial", "fetch-weights", "demo"]
+SUBCOMMANDS = ["info", "extract", "adversarial", "synth", "fetch-weights", "demo"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -83,3 +83,31 @@ def test_adversarial_command_writes_a_checked_design(tmp_path, capsys):
     assert design.table["kind"].value_counts().to_dict() == {"RE": 3, "AN": 3, "AI": 3}
     assert "succeeded" in capsys.readouterr().out
     assert main(args) == 2  # refuses to overwrite
+
+
+@pytest.mark.parametrize("method, extra", [
+    ("invert", ["--layer", "conv1", "--max-iter", "5"]),
+    ("caricature", ["--layer", "conv2", "--max-iter", "3"]),
+    ("metamer", ["--layer", "conv1", "--max-iter", "5", "--lr", "0.01"]),
+    ("texture", ["--layer", "conv1,conv2", "--max-iter", "2"]),
+    ("distortions", ["--layer", "conv1"]),
+])
+def test_synth_commands_write_images_and_tables(method, extra, tmp_path, capsys):
+    from brainprobe.stimuli import load_stimuli
+
+    folder = _image_folder(tmp_path)
+    out = tmp_path / method
+    args = ["synth", method, "--images", str(folder), "--out", str(out), "--weights", "random", "--device", "cpu",
+            "--size", "64"] + extra
+    assert main(args) == 0
+    result = load_stimuli(out)
+    assert len(result) == (6 if method == "distortions" else 3)
+    assert (result.table["kind"] == method).all()
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_synth_maximize_needs_a_target(tmp_path, capsys):
+    out = tmp_path / "am"
+    base = ["synth", "maximize", "--out", str(out), "--weights", "random", "--layer", "fc8", "--max-iter", "2", "--device", "cpu"]
+    assert main(base) == 2 and "--unit or --channel" in capsys.readouterr().err
+    assert main(base + ["--unit", "3"]) == 0

@@ -71,3 +71,32 @@ def test_argument_errors():
     bad = lambda images, index: (images.sum(), {})  # noqa: E731  a scalar instead of one loss per image
     with pytest.raises(ValueError, match="one loss per image"):
         optimize_pixels(torch.zeros(2, 3, 2, 2), bad, max_iter=2, device="cpu", progress=False)
+
+
+def test_checkpoint_and_resume_give_the_same_result(tmp_path):
+    start = torch.full((2, 3, 4, 4), 0.1)
+    criterion = lambda aux, index: aux["mean"] >= torch.tensor([0.3, 0.8])[index]  # noqa: E731
+    reference = optimize_pixels(start, RecordingObjective([0.4, 0.9]), criterion=criterion, lr=0.01, max_iter=200,
+                                device="cpu", progress=False)
+    path = tmp_path / "run.ckpt"
+
+    class Interrupt(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def interrupted(images, index):
+        calls["n"] += 1
+        if calls["n"] == 40:
+            raise Interrupt
+        return RecordingObjective([0.4, 0.9])(images, index)
+
+    with pytest.raises(Interrupt):
+        optimize_pixels(start, interrupted, criterion=criterion, lr=0.01, max_iter=200, checkpoint=path,
+                        checkpoint_every=10, device="cpu", progress=False)
+    assert path.is_file()
+    resumed = optimize_pixels(start, RecordingObjective([0.4, 0.9]), criterion=criterion, lr=0.01, max_iter=200,
+                              checkpoint=path, checkpoint_every=10, device="cpu", progress=False)
+    assert torch.allclose(resumed.images, reference.images, atol=1e-6)
+    assert resumed.n_iter.tolist() == reference.n_iter.tolist()
+    assert not path.exists()  # removed once finished

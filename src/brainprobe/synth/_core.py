@@ -8,8 +8,10 @@ progress, loss history, and the 8-bit check of what will be saved.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +25,24 @@ OPTIMIZERS = ("adam", "sgd", "adagrad_momentum")
 Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
 # criterion(aux, index) -> bool tensor (n_active,): the image is finished
 Criterion = Callable[[dict, torch.Tensor], torch.Tensor]
+
+
+def _save_checkpoint(path: Path, x, active, converged, updates, state, history) -> None:
+    temporary = path.with_name(path.name + ".partial")
+    torch.save({"x": x.cpu(), "active": active.cpu(), "converged": converged.cpu(), "updates": updates.cpu(),
+                "first": state.first.cpu(), "second": state.second.cpu(), "steps": state.steps.cpu(),
+                "history": torch.from_numpy(np.asarray(history)) if history else torch.zeros(0)}, temporary)
+    os.replace(temporary, path)
+
+
+def _restore_checkpoint(path: Path, x, active, converged, updates, state, history) -> None:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if tuple(saved["x"].shape) != tuple(x.shape):
+        raise ValueError(f"{path}: checkpoint of images {tuple(saved['x'].shape)}, this run has {tuple(x.shape)}")
+    for target, key in ((x, "x"), (active, "active"), (converged, "converged"), (updates, "updates"),
+                        (state.first, "first"), (state.second, "second"), (state.steps, "steps")):
+        target.copy_(saved[key].to(target.device))
+    history.extend(list(saved["history"].numpy()))
 
 
 def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
@@ -114,10 +134,11 @@ class _PerImageOptimizer:
 
 
 def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, straight_through, bar, history,
-               project=None):
-    converged = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    updates = torch.zeros(len(x), dtype=torch.long, device=x.device)
-    for _ in range(max_iter + 1):  # the extra pass checks the images after the last update
+               project=None, converged=None, updates=None, on_step=None):
+    converged = torch.zeros(len(x), dtype=torch.bool, device=x.device) if converged is None else converged
+    updates = torch.zeros(len(x), dtype=torch.long, device=x.device) if updates is None else updates
+    done = int(updates.max()) if len(updates) else 0
+    for _ in range(max_iter - done + 1):  # the extra pass checks the images after the last update
         index = torch.nonzero(active).flatten()
         if len(index) == 0:
             break
@@ -146,6 +167,8 @@ def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, str
         if bar is not None:
             bar.update(1)
             bar.set_postfix(active=int(active.sum()))
+        if on_step is not None:
+            on_step(converged, updates)
     return converged, updates
 
 
@@ -162,6 +185,8 @@ def optimize_pixels(
     max_iter_8bit: int = 200,
     project: Callable[[torch.Tensor], torch.Tensor] | None = None,
     units=1.0,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
     device: str | torch.device | None = None,
     progress: bool | None = None,
     desc: str = "optimize",
@@ -199,6 +224,10 @@ def optimize_pixels(
         Applied to updated images before clipping to ``bounds`` (e.g. 004's B+ pixel-norm bound).
     units : float or tensor (1, 3, 1, 1)
         For ``adagrad_momentum``: input units per pixel unit (1 / std of the network).
+    checkpoint : path, optional
+        Save the optimization state there every ``checkpoint_every`` steps; if the file exists
+        when the call starts, continue from it (same objective and settings assumed; the start
+        images must have the same shape). Removed when the optimization finishes.
     device : str or torch.device, optional
         Default CUDA when available. The objective must work on that device.
     progress : bool, optional
@@ -218,11 +247,24 @@ def optimize_pixels(
     x = start.detach().to(device=device, dtype=torch.float32).clone().clamp(*bounds)
     state = _PerImageOptimizer(optimizer, x, lr, units=torch.as_tensor(units, dtype=x.dtype, device=device))
     history: list[np.ndarray] = []
-    bar = tqdm(total=max_iter, desc=desc, unit="step", disable=None if progress is None else not progress)
+    active = torch.ones(len(x), dtype=torch.bool, device=device)
+    converged = torch.zeros(len(x), dtype=torch.bool, device=device)
+    updates = torch.zeros(len(x), dtype=torch.long, device=device)
+    on_step = None
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if checkpoint.is_file():
+            _restore_checkpoint(checkpoint, x, active, converged, updates, state, history)
+
+        def on_step(done_mask, counts):
+            if int(counts.max()) % checkpoint_every == 0:
+                _save_checkpoint(checkpoint, x, active, done_mask, counts, state, history)
+
+    bar = tqdm(total=max_iter, initial=int(updates.max()), desc=desc, unit="step",
+               disable=None if progress is None else not progress)
     with bar:
-        active = torch.ones(len(x), dtype=torch.bool, device=device)
         converged, updates = _run_phase(x, active, objective, criterion, state, bounds, max_iter, False, bar, history,
-                                        project)
+                                        project, converged, updates, on_step)
         updates_8bit = torch.zeros_like(updates)
         if quantize:
             with torch.no_grad():
@@ -237,6 +279,8 @@ def optimize_pixels(
                 converged = converged & converged_8bit
             with torch.no_grad():
                 x.copy_(quantize_8bit(x))
+    if checkpoint is not None and checkpoint.is_file():
+        checkpoint.unlink()
     return OptimizationResult(
         images=x.detach().cpu(),
         converged=converged.cpu().numpy(),
