@@ -30,3 +30,22 @@ lint: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+# Benchmarks that compare with peers install those peers in their own environment only.
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet $(TORCH_PINS)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[dev,demo]" plenoptic $(TORCH_PINS)
+	touch $@
+
+.PHONY: bench bench-synth
+bench-synth: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/bench_synth.py
+
+bench: install bench-synth
+	$(PY) benchmarks/bench_rsa.py
+	$(PY) benchmarks/bench_adversarial.py
+	$(PY) benchmarks/bench_encoding.py
+	$(PY) benchmarks/bench_neighbourhoods.py
