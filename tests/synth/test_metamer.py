@@ -72,3 +72,16 @@ def test_fidelity_null_uses_distinct_pairs(model, photos):
     null = fidelity_null(model, photos.images[:5], ["conv1"])
     assert len(null) == 10 and (null["fidelity"] < 0.99).all()
     assert np.isclose(layer_fidelity(model, photos.images[:2], photos.images[:2], ["conv1"])["fidelity"], 1).all()
+
+
+def test_stopping_check_is_spearman_with_ties():
+    from scipy.stats import spearmanr
+
+    from brainprobe.synth._metamer import _centred_ranks, _spearman_to
+
+    generator = torch.Generator().manual_seed(0)
+    a = torch.relu(torch.randn(3, 400, generator=generator))  # many tied zeros, as after a ReLU
+    b = torch.relu(torch.randn(3, 400, generator=generator))
+    a[0, :50] = 0.7  # and a tie among positive values
+    ours = _spearman_to(a, _centred_ranks(b)).numpy()
+    np.testing.assert_allclose(ours, [spearmanr(a[i], b[i])[0] for i in range(3)], atol=1e-10)
