@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import time
 import warnings
 from pathlib import Path
 
 import torch
+from _common import device_description, timed
 
 from brainprobe.adversarial import interference_images, noise_images, true_classes
 from brainprobe.models import load_model, resolve_device
@@ -37,20 +36,8 @@ def regular_images(n: int = N_IMAGES) -> StimulusSet:
     return StimulusSet(images, {"image_id": ids})
 
 
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.machine()}, {torch.get_num_threads()} torch threads"
 
 
-def _timed(fn):
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return result, time.perf_counter() - start
 
 
 def bench_model(name: str, device: torch.device, max_iter: int) -> dict:
@@ -66,7 +53,7 @@ def bench_model(name: str, device: torch.device, max_iter: int) -> dict:
         warnings.simplefilter("ignore")  # failures are counted below
         # batched: the generator's default batch size for the device (64 on CUDA, 8 on CPU)
         for label, batch_size in (("batched", None), ("one_at_a_time", 1)):
-            (an, ai), seconds = _timed(lambda b=batch_size: (
+            (an, ai), seconds = timed(lambda b=batch_size: (
                 noise_images(model, an_targets, batch_size=b, **common),
                 interference_images(model, regular, "random", seed=0, batch_size=b, **common),
             ))

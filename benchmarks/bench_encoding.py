@@ -15,13 +15,11 @@ Usage:  python benchmarks/bench_encoding.py [--sparsity 5] [--loop-vertices 25]
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import device_description, timed, write_report
 from sklearn.linear_model import OrthogonalMatchingPursuit
 
 from brainprobe.encoding import romp_batched, romp_single_target
@@ -31,10 +29,6 @@ N_IMAGES, N_ROIS, N_VERTICES = 40, 5, 200
 LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
 
 
-def device_description() -> str:
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu: {platform.machine()}, {torch.get_num_threads()} torch threads"
 
 
 def make_data(seed: int = 0):
@@ -55,14 +49,6 @@ def make_data(seed: int = 0):
     return {k: v.astype(np.float64) for k, v in activations.items()}, targets
 
 
-def timed(fn):
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    result = fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return result, time.perf_counter() - start
 
 
 def main() -> None:
@@ -101,10 +87,7 @@ def main() -> None:
     print(f"    per-vertex ROMP   {report['per_vertex_loop_s']:8.2f} s   ({report['speedup_vs_loop']:.0f}x slower, scaled from "
           f"{len(subset)} vertices per layer)")
     print(f"    sklearn OMP       {omp:8.2f} s   ({report['speedup_vs_sklearn_omp']:.1f}x slower; goal >= 5x)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=float))
-    print(f"wrote {out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,12 @@ Usage:  python benchmarks/bench_neighbourhoods.py [--out benchmarks/results/neig
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.stats
-import torch
+from _common import device_description, timed, write_report
 
 from brainprobe.data import Responses
 from brainprobe.roi import fs_lr_32k, geodesic_neighbourhoods, mmp_labels, select_reliable_vertices
@@ -29,10 +26,6 @@ from brainprobe.roi import fs_lr_32k, geodesic_neighbourhoods, mmp_labels, selec
 N_IMAGES = 40
 
 
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
 
 
 def bench_neighbourhoods() -> tuple[dict, dict]:
@@ -90,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "neighbourhoods.json"))
     args = parser.parse_args()
-    report = {"device": f"cpu: {platform.machine()}, {torch.get_num_threads()} torch threads"}
+    report = {"device": device_description()}
     print(f"device: {report['device']}")
     report["neighbourhoods"], disks = bench_neighbourhoods()
     for method, r in report["neighbourhoods"].items():
@@ -99,10 +92,7 @@ def main() -> None:
     report["selection"] = sel = bench_selection(disks)
     print(f"(b) vertex selection over {sel['n_candidates']} candidates: {sel['brainprobe_s']:.2f} s vs per-vertex loop "
           f"{sel['per_vertex_loop_s']:.1f} s (scaled from {sel['loop_measured_centres']} centres): {sel['speedup']:.0f}x")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=float))
-    print(f"wrote {out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Usage:  python benchmarks/bench_rsa.py [--loop-perms 10] [--out benchmarks/resul
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 import torch
+from _common import device_description, write_report
 
 from brainprobe.models import extract, load_model
 from brainprobe.roi import fs_lr_32k, geodesic_neighbourhoods
@@ -34,10 +34,6 @@ N_PERM = 1000
 KINDS = ("RE", "AN", "AI")
 
 
-def device_description() -> str:
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
 
 
 def study_table(n: int = N_PER_KIND) -> pd.DataFrame:
@@ -160,10 +156,7 @@ def main() -> None:
     print(f"(b) searchlight over fs_LR 32k, {light['n_vertices']} vertices, mean disk {light['mean_disk_size']:.1f} vertices")
     print(f"    neighbourhoods  {light['neighbourhoods_s']:8.2f} s (graph, once per mesh; cacheable)")
     print(f"    searchlight RSA {light['searchlight_s']:8.2f} s   (goal < {light['goal_searchlight_s']} s)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=float))
-    print(f"wrote {out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,11 @@ Usage:  .venv-bench/bin/python benchmarks/bench_synth.py [--budget 200]
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import device_description, timed, write_report
 from torch import nn
 
 from brainprobe.models import load_model
@@ -45,14 +43,6 @@ def images16() -> torch.Tensor:
     return torch.cat([base, base.flip(-1)])[:N_IMAGES]
 
 
-def timed(fn):
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    value = fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return value, time.perf_counter() - start
 
 
 def run_plenoptic(model, images, starts, budget):
@@ -81,8 +71,7 @@ def main() -> None:
     theirs, theirs_s = timed(lambda: run_plenoptic(model, images, ours_obj.start, args.budget))
     theirs_fidelity = layer_fidelity(model, theirs, images, [LAYER])["fidelity"].to_numpy()
     report = {
-        "device": f"cuda: {torch.cuda.get_device_name(0)}" if device.type == "cuda"
-        else f"cpu: {platform.machine()}, {torch.get_num_threads()} torch threads",
+        "device": device_description(device),
         "n_images": N_IMAGES, "layer": LAYER, "budget": args.budget, "stop_fidelity": STOP,
         "brainprobe_s": ours_s, "plenoptic_s": theirs_s,
         "brainprobe_s_per_image": ours_s / N_IMAGES, "plenoptic_s_per_image": theirs_s / N_IMAGES,
@@ -102,10 +91,7 @@ def main() -> None:
           f"{report['plenoptic_s_per_image']:.2f} s/image  fidelity {report['plenoptic_fidelity_mean']:.3f} "
           f"(min {report['plenoptic_fidelity_min']:.3f})")
     print(f"    speedup {report['speedup']:.1f}x (goal >= 5x)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

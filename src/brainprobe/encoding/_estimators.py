@@ -24,7 +24,28 @@ def _columnwise_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
 
 
-class ROMP(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class _LinearEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """What the encoders share: input checks and prediction from ``coef_`` (n_targets, n_features)
+    and ``intercept_`` (n_targets,), dense or sparse."""
+
+    _min_samples = 1
+
+    def _validated_fit_data(self, X, y):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        if len(X) < self._min_samples:
+            raise ValueError(f"{type(self).__name__} needs at least {self._min_samples} samples, got n_samples = {len(X)}")
+        self._single_output = y.ndim == 1
+        return X, y.reshape(len(y), -1)
+
+    def predict(self, X):
+        """Predicted responses: array (n_samples,) or (n_samples, n_targets)."""
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        predicted = np.asarray(self.coef_ @ X.T).T + self.intercept_
+        return predicted[:, 0] if self._single_output else predicted
+
+
+class ROMP(_LinearEncoder):
     """Regularized orthogonal matching pursuit, fitted for every target at once.
 
     The sparse encoding model of paper 001: each vertex's responses to the training images
@@ -79,6 +100,8 @@ class ROMP(MultiOutputMixin, RegressorMixin, BaseEstimator):
     [3, 70]
     """
 
+    _min_samples = 3  # the support stays below n_samples - 1
+
     def __init__(self, n_nonzero=5, *, fit_intercept=True, normalize=True, max_atoms=None, tol=1e-10,
                  cv=5, cv_grid=None, device=None, chunk_size=None):
         self.n_nonzero = n_nonzero
@@ -121,11 +144,7 @@ class ROMP(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self
         """
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
-        Y = y.reshape(len(y), -1)
-        self._single_output = y.ndim == 1
-        if len(X) < 3:
-            raise ValueError(f"ROMP needs at least 3 samples, got n_samples = {len(X)}")
+        X, Y = self._validated_fit_data(X, y)
         if self.n_nonzero == "cv":
             self.n_nonzero_ = self._choose_sparsity(X, Y)
         elif isinstance(self.n_nonzero, (int, np.integer)) and self.n_nonzero >= 1:
@@ -140,20 +159,13 @@ class ROMP(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.stop_reason_ = fit.stop_reason
         return self
 
-    def predict(self, X):
-        """Predicted responses: array (n_samples,) or (n_samples, n_targets)."""
-        check_is_fitted(self, "coef_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        predicted = np.asarray(self.coef_ @ X.T).T + self.intercept_
-        return predicted[:, 0] if self._single_output else predicted
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
 
 
-class OMPEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class OMPEncoder(_LinearEncoder):
     """scikit-learn's orthogonal matching pursuit behind the same interface (a baseline).
 
     Parameters
@@ -163,16 +175,14 @@ class OMPEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     fit_intercept : bool
     """
 
+    _min_samples = 3
+
     def __init__(self, n_nonzero=5, *, fit_intercept=True):
         self.n_nonzero = n_nonzero
         self.fit_intercept = fit_intercept
 
     def fit(self, X, y):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
-        Y = y.reshape(len(y), -1)
-        self._single_output = y.ndim == 1
-        if len(X) < 3:
-            raise ValueError(f"OMP encoding needs at least 3 samples, got n_samples = {len(X)}")
+        X, Y = self._validated_fit_data(X, y)
         n_atoms = int(min(self.n_nonzero, len(X) - 2, X.shape[1]))
         model = OrthogonalMatchingPursuit(n_nonzero_coefs=n_atoms, fit_intercept=self.fit_intercept).fit(X, Y)
         coef = np.atleast_2d(model.coef_)
@@ -181,14 +191,8 @@ class OMPEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.support_ = [np.flatnonzero(row) for row in coef]
         return self
 
-    def predict(self, X):
-        check_is_fitted(self, "coef_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        predicted = np.asarray(self.coef_ @ X.T).T + self.intercept_
-        return predicted[:, 0] if self._single_output else predicted
 
-
-class KernelRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class KernelRidgeEncoder(_LinearEncoder):
     """Ridge regression in its kernel (dual) form, for n_features >> n_samples (a baseline).
 
     Solves (K + alpha I) a = y with K = X X^T on centred data, so the cost is
@@ -201,14 +205,14 @@ class KernelRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     fit_intercept : bool
     """
 
+    _min_samples = 2
+
     def __init__(self, alpha=1.0, *, fit_intercept=True):
         self.alpha = alpha
         self.fit_intercept = fit_intercept
 
     def fit(self, X, y):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
-        Y = y.reshape(len(y), -1)
-        self._single_output = y.ndim == 1
+        X, Y = self._validated_fit_data(X, y)
         self.x_mean_ = X.mean(axis=0) if self.fit_intercept else np.zeros(X.shape[1])
         y_mean = Y.mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
         Xc = torch.from_numpy(X - self.x_mean_)
@@ -218,9 +222,3 @@ class KernelRidgeEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.coef_ = (Xc.T @ dual).T.numpy()  # (n_targets, n_features)
         self.intercept_ = y_mean - self.coef_ @ self.x_mean_
         return self
-
-    def predict(self, X):
-        check_is_fitted(self, "coef_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        predicted = X @ self.coef_.T + self.intercept_
-        return predicted[:, 0] if self._single_output else predicted
