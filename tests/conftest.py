@@ -23,3 +23,9 @@ def efficientnet():
 def random_images():
     generator = torch.Generator().manual_seed(0)
     return torch.rand(3, 3, 224, 224, generator=generator)
+
+
+@pytest.fixture(scope="session")
+def kaiming_alexnet():
+    """AlexNet with random He-initialized weights: its outputs respond to the input (see load_model)."""
+    return load_model("alexnet", weights=None, seed=0, init="kaiming", device="cpu")

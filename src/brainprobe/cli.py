@@ -77,12 +77,19 @@ def _cmd_extract(args) -> int:
     return 0
 
 
+def _occupied(out: Path, overwrite: bool) -> bool:
+    """True (after saying so) when ``out`` holds files and ``--overwrite`` was not given."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        print(f"error: {out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
+        return True
+    return False
+
+
 def _cmd_adversarial(args) -> int:
     from .adversarial import paper_design
 
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        print(f"error: {out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
+    if _occupied(out, args.overwrite):
         return 2
     model = _load_cli_model(args.model, args.weights, args.device, args.init)
     regular = _load_images(args.images, args.size or model.input_size)
@@ -147,8 +154,7 @@ def _cmd_synth(args) -> int:
     from .stimuli import StimulusSet
 
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        print(f"error: {out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
+    if _occupied(out, args.overwrite):
         return 2
     model = _load_cli_model(args.model, args.weights, args.device, args.init)
     stimuli = _load_images(args.images, args.size or model.input_size) if args.images else None

@@ -14,11 +14,6 @@ from brainprobe.stimuli import read_image, sample_images
 
 
 @pytest.fixture(scope="module")
-def kaiming_alexnet():
-    return load_model("alexnet", weights=None, seed=0, init="kaiming", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def regular():
     return sample_images(3, size=224)
 

@@ -14,64 +14,59 @@ from brainprobe.synth import (
 
 
 @pytest.fixture(scope="module")
-def model():
-    return load_model("alexnet", weights=None, seed=0, init="kaiming", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def photos():
     return sample_images(size=224)
 
 
-def test_early_layer_metamers_pass_the_papers_tests(model, photos):
-    null = fidelity_null(model, photos, ["conv1", "conv2"])
-    metamer = Metamer(model, photos.images[:3], "conv1", linear_gradient=True, lr=0.05, stop_fidelity=0.97)
+def test_early_layer_metamers_pass_the_papers_tests(kaiming_alexnet, photos):
+    null = fidelity_null(kaiming_alexnet, photos, ["conv1", "conv2"])
+    metamer = Metamer(kaiming_alexnet, photos.images[:3], "conv1", linear_gradient=True, lr=0.05, stop_fidelity=0.97)
     metamer.synthesize(400, progress=False)
     assert (metamer.fidelity_ >= 0.95).all()
     verdict = metamer.acceptance(null, quantile=0.99)
     assert (verdict["fidelity"] > verdict["null_threshold"]).all()
     assert verdict["accepted"].all()
     # the network is feed-forward: a later layer matches too
-    later = layer_fidelity(model, metamer.images, metamer.originals, ["conv2"])["fidelity"]
+    later = layer_fidelity(kaiming_alexnet, metamer.images, metamer.originals, ["conv2"])["fidelity"]
     assert (later > null.loc[null["layer"] == "conv2", "fidelity"].quantile(0.99)).all()
 
 
-def test_per_image_stopping_and_frozen_results(model, photos):
-    metamer = Metamer(model, photos.images[:4], "conv2", lr=0.01, stop_fidelity=0.95).synthesize(400, progress=False)
+def test_per_image_stopping_and_frozen_results(kaiming_alexnet, photos):
+    metamer = Metamer(kaiming_alexnet, photos.images[:4], "conv2", lr=0.01, stop_fidelity=0.95).synthesize(400, progress=False)
     assert metamer.n_iter_.min() < metamer.n_iter_.max()
     assert (metamer.fidelity_ >= 0.95).all()
 
 
-def test_linear_gradient_relu_changes_only_the_backward_pass(model):
+def test_linear_gradient_relu_changes_only_the_backward_pass(kaiming_alexnet):
     images = torch.rand(2, 3, 224, 224, requires_grad=True)
-    plain = model.layer_outputs(images, ["conv2"])["conv2"]
+    plain = kaiming_alexnet.layer_outputs(images, ["conv2"])["conv2"]
     (plain_grad,) = torch.autograd.grad(plain.sum(), images)
-    with linear_gradient_relu(model, "conv2"):
-        linear = model.layer_outputs(images, ["conv2"])["conv2"]
+    with linear_gradient_relu(kaiming_alexnet, "conv2"):
+        linear = kaiming_alexnet.layer_outputs(images, ["conv2"])["conv2"]
         (linear_grad,) = torch.autograd.grad(linear.sum(), images)
     assert torch.equal(plain, linear)
     assert not torch.allclose(plain_grad, linear_grad)
     # after the block the network is back to normal
-    again = model.layer_outputs(images, ["conv2"])["conv2"]
+    again = kaiming_alexnet.layer_outputs(images, ["conv2"])["conv2"]
     (again_grad,) = torch.autograd.grad(again.sum(), images)
     assert torch.equal(again_grad, plain_grad)
     with pytest.raises(ValueError, match="not a ReLU"):
-        with linear_gradient_relu(model, "fc8"):
+        with linear_gradient_relu(kaiming_alexnet, "fc8"):
             pass
 
 
-def test_cross_model_recognition_table(model, photos):
+def test_cross_model_recognition_table(kaiming_alexnet, photos):
     other = load_model("alexnet", weights=None, seed=1, init="kaiming", device="cpu")
-    metamer = Metamer(model, photos.images[:2], "conv1", linear_gradient=True, lr=0.05, stop_fidelity=0.95).synthesize(300, progress=False)
-    table = cross_model_recognition({("alexnet", "conv1"): metamer}, {"self": model, "other": other})
+    metamer = Metamer(kaiming_alexnet, photos.images[:2], "conv1", linear_gradient=True, lr=0.05, stop_fidelity=0.95).synthesize(300, progress=False)
+    table = cross_model_recognition({("alexnet", "conv1"): metamer}, {"self": kaiming_alexnet, "other": other})
     assert len(table) == 4 and set(table["recognizer"]) == {"self", "other"}
     assert table.loc[table["recognizer"] == "self", "same_class"].all()
 
 
-def test_fidelity_null_uses_distinct_pairs(model, photos):
-    null = fidelity_null(model, photos.images[:5], ["conv1"])
+def test_fidelity_null_uses_distinct_pairs(kaiming_alexnet, photos):
+    null = fidelity_null(kaiming_alexnet, photos.images[:5], ["conv1"])
     assert len(null) == 10 and (null["fidelity"] < 0.99).all()
-    assert np.isclose(layer_fidelity(model, photos.images[:2], photos.images[:2], ["conv1"])["fidelity"], 1).all()
+    assert np.isclose(layer_fidelity(kaiming_alexnet, photos.images[:2], photos.images[:2], ["conv1"])["fidelity"], 1).all()
 
 
 def test_stopping_check_is_spearman_with_ties():

@@ -3,7 +3,6 @@ import pytest
 import torch
 from sklearn.metrics import mutual_info_score
 
-from brainprobe.models import load_model
 from brainprobe.rsa import rdm
 from brainprobe.stats import mutual_information
 from brainprobe.stimuli import sample_images
@@ -16,11 +15,6 @@ from brainprobe.synth import (
 )
 
 
-@pytest.fixture(scope="module")
-def model():
-    return load_model("alexnet", weights=None, seed=0, init="kaiming", device="cpu")
-
-
 def test_texture_synthesis_matches_the_grams(efficientnet):
     exemplar = sample_images(1, size=96).images
     synthesis = TextureSynthesis(efficientnet, exemplar, ["stem", "block2", "block3"]).synthesize(40)
@@ -29,14 +23,14 @@ def test_texture_synthesis_matches_the_grams(efficientnet):
     assert synthesis.images.min() >= 0 and synthesis.images.max() <= 1
 
 
-def test_gram_matrices_and_rdms(model):
+def test_gram_matrices_and_rdms(kaiming_alexnet):
     images = sample_images(3, size=64).images
-    grams = gram_matrices(model, images, ["conv1"])
-    features = model.layer_outputs(images, ["conv1"])["conv1"].flatten(2)
+    grams = gram_matrices(kaiming_alexnet, images, ["conv1"])
+    features = kaiming_alexnet.layer_outputs(images, ["conv1"])["conv1"].flatten(2)
     torch.testing.assert_close(grams["conv1"], features @ features.transpose(1, 2))
-    vectors = gram_vectors(model, images, ["conv1"])
+    vectors = gram_vectors(kaiming_alexnet, images, ["conv1"])
     assert vectors["conv1"].shape == (3, 64 * 65 // 2)
-    np.testing.assert_allclose(gram_rdms(model, images, ["conv1"])["conv1"], rdm(vectors["conv1"], "euclidean"))
+    np.testing.assert_allclose(gram_rdms(kaiming_alexnet, images, ["conv1"])["conv1"], rdm(vectors["conv1"], "euclidean"))
 
 
 def test_clustering_recovers_planted_texture_classes(efficientnet):
