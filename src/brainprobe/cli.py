@@ -33,7 +33,7 @@ def _cmd_info(args) -> int:
     import torchvision
 
     from . import __version__
-    from .models import available_models, find_local_weights
+    from .models import architecture_notes, available_models, find_local_weights
 
     print(f"brainprobe   {__version__}")
     print(f"python       {platform.python_version()}")
@@ -52,6 +52,9 @@ def _cmd_info(args) -> int:
         except ImportError:
             path = None
         print(f"  {name:<20} {path if path else '-- (brainprobe fetch-weights ' + name + ')'}")
+    for name in available_models():
+        if architecture_notes(name):
+            print(f"note: {name}: {architecture_notes(name)}")
     return 0
 
 

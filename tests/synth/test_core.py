@@ -100,3 +100,13 @@ def test_checkpoint_and_resume_give_the_same_result(tmp_path):
     assert torch.allclose(resumed.images, reference.images, atol=1e-6)
     assert resumed.n_iter.tolist() == reference.n_iter.tolist()
     assert not path.exists()  # removed once finished
+
+
+def test_lbfgs_path_minimizes_the_whole_batch():
+    result = optimize_pixels(torch.full((2, 3, 4, 4), 0.1), RecordingObjective([0.3, 0.7]), optimizer="lbfgs", lr=1.0,
+                             max_iter=20, device="cpu", progress=False)
+    assert torch.allclose(result.images[0], torch.full((3, 4, 4), 0.3), atol=1e-4)
+    assert torch.allclose(result.images[1], torch.full((3, 4, 4), 0.7), atol=1e-4)
+    assert result.loss_history[-1].max() < 1e-6
+    with pytest.raises(ValueError, match="quantize and checkpoint"):
+        optimize_pixels(torch.zeros(1, 3, 2, 2), RecordingObjective([0.5]), optimizer="lbfgs", quantize=True, device="cpu")

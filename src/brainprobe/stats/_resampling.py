@@ -147,9 +147,12 @@ def rdm_permutation_test(
         signs_a = _square_signs(a)
         signs_b = _square_signs(b)
         n_total = n_pairs * (n_pairs - 1)
-        index = pair_permutation_indices(perms)
-        for k, idx in enumerate(index):
-            null[:, k] = np.einsum("sij,sij->s", signs_a, signs_b[:, idx][:, :, idx]) / n_total
+        # permutations in small batches: each gathers an (n_pairs x n_pairs) sign matrix per set
+        batch = max(1, int(2**24 // max(1, len(a) * n_pairs * n_pairs)))
+        for start in range(0, n_perm, batch):
+            index = pair_permutation_indices(perms[start:start + batch])  # (c, n_pairs)
+            gathered = signs_b[:, index[:, :, None], index[:, None, :]]  # (n_sets, c, n_pairs, n_pairs)
+            null[:, start:start + len(index)] = np.einsum("sij,scij->sc", signs_a, gathered) / n_total
     else:
         za, zb = normalize_rows(a, method), normalize_rows(b, method)
         observed = np.einsum("si,si->s", za, zb)

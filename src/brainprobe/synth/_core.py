@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 __all__ = ["OptimizationResult", "optimize_pixels", "quantize_8bit", "OPTIMIZERS"]
 
-OPTIMIZERS = ("adam", "sgd", "adagrad_momentum")
+OPTIMIZERS = ("adam", "sgd", "adagrad_momentum", "lbfgs")
 
 # objective(images (n_active, 3, H, W), index (n_active,) into the batch) -> (loss (n_active,), aux dict)
 Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
@@ -43,6 +43,38 @@ def _restore_checkpoint(path: Path, x, active, converged, updates, state, histor
                         (state.first, "first"), (state.second, "second"), (state.steps, "steps")):
         target.copy_(saved[key].to(target.device))
     history.extend(list(saved["history"].numpy()))
+
+
+def _run_lbfgs(x, objective, criterion, lr, max_iter, bounds, progress, desc) -> OptimizationResult:
+    """L-BFGS over the whole batch; pixels are clipped to ``bounds`` inside the objective and after each step."""
+    index = torch.arange(len(x), device=x.device)
+    x.requires_grad_(True)
+    optimizer = torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+    history: list[np.ndarray] = []
+    converged = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+
+    def closure():
+        optimizer.zero_grad()
+        loss, _ = objective(x.clamp(*bounds), index)
+        total = loss.sum()
+        total.backward()
+        return total
+
+    steps = 0
+    for _ in tqdm(range(max_iter), desc=desc, unit="step", disable=None if progress is None else not progress):
+        optimizer.step(closure)
+        steps += 1
+        with torch.no_grad():
+            x.clamp_(*bounds)
+            loss, aux = objective(x, index)
+        history.append(loss.detach().double().cpu().numpy())
+        if criterion is not None:
+            converged = criterion(aux, index).to(torch.bool)
+            if bool(converged.all()):
+                break
+    n_iter = np.full(len(x), steps)
+    return OptimizationResult(images=x.detach().cpu(), converged=converged.cpu().numpy(), n_iter=n_iter,
+                              n_iter_8bit=np.zeros(len(x), dtype=int), loss_history=np.asarray(history))
 
 
 def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
@@ -97,7 +129,7 @@ class _PerImageOptimizer:
 
     def __init__(self, name: str, images: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
                  rho: float = 0.9, units=1.0):
-        if name not in OPTIMIZERS:
+        if name not in OPTIMIZERS or name == "lbfgs":
             raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, found {name!r}")
         if lr <= 0:
             raise ValueError(f"lr: expected a positive learning rate, found {lr}")
@@ -213,8 +245,11 @@ def optimize_pixels(
         minimized; ``aux`` is a dict handed to ``criterion``.
     criterion : callable, optional
         ``criterion(aux, index) -> bool tensor (n_active,)``; None runs all ``max_iter`` steps.
-    optimizer : {"adam", "sgd", "adagrad_momentum"}
-        State is kept per image. ``adagrad_momentum`` is paper 004's Algorithm 1.
+    optimizer : {"adam", "sgd", "adagrad_momentum", "lbfgs"}
+        State is kept per image. ``adagrad_momentum`` is paper 004's Algorithm 1. ``lbfgs`` is
+        PyTorch's L-BFGS (strong-Wolfe line search) on the whole batch: one curvature history for
+        all images, so images cannot stop one by one (a criterion only ends the run once every
+        image meets it), and ``quantize`` and ``checkpoint`` do not apply.
     lr : float
         Step size in pixel units (for ``adagrad_momentum``: the paper's eta_0, in 0-255 units).
     max_iter, max_iter_8bit : int
@@ -245,6 +280,10 @@ def optimize_pixels(
         raise ValueError("max_iter and max_iter_8bit must be >= 0")
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     x = start.detach().to(device=device, dtype=torch.float32).clone().clamp(*bounds)
+    if optimizer == "lbfgs":
+        if quantize or checkpoint is not None:
+            raise ValueError("optimizer='lbfgs' optimizes the whole batch jointly: quantize and checkpoint do not apply")
+        return _run_lbfgs(x, objective, criterion, lr, max_iter, bounds, progress, desc)
     state = _PerImageOptimizer(optimizer, x, lr, units=torch.as_tensor(units, dtype=x.dtype, device=device))
     history: list[np.ndarray] = []
     active = torch.ones(len(x), dtype=torch.bool, device=device)

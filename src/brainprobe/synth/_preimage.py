@@ -362,9 +362,6 @@ class Caricature(PreImageSynthesis):
             features = self.model.layer_outputs(as_image_tensor(images).to(self.model.device), [self.layer])[self.layer].cpu()
             return (features * self.reference).flatten(1).sum(dim=1).numpy()
 
-    def _state(self):
-        return super()._state()
-
     @classmethod
     def _from_saved(cls, model, settings, saved):
         return cls(model, saved["start"], settings["layer"], C=settings["C"], jitter_amount=settings["jitter_amount"],

@@ -13,6 +13,7 @@ from .._images import as_image_tensor
 from ..models import LayeredModel
 from ..rsa import rdm
 from ..stats import mutual_information
+from ._core import optimize_pixels
 
 __all__ = ["gram_matrices", "gram_vectors", "gram_rdms", "texture_clustering", "TextureSynthesis", "gram_loss"]
 
@@ -94,7 +95,7 @@ class TextureSynthesis:
     ----------
     images : tensor, after `synthesize`
     losses : array (n_steps,)
-        The summed Gram loss after each L-BFGS step.
+        The Gram loss summed over images after each L-BFGS step.
     """
 
     method = "texture"
@@ -118,26 +119,14 @@ class TextureSynthesis:
         grams = {k: _gram(v) for k, v in self.model.layer_outputs(images, self.layers, validate=False).items()}
         return gram_loss(grams, {k: v.to(device) for k, v in self.targets.items()}, self.sizes)
 
-    def synthesize(self, max_iter: int = 100, *, lr: float = 1.0, history_size: int = 20, device=None):
-        """L-BFGS (PyTorch's, as in paper 003) for ``max_iter`` steps; pixels kept in [0, 1]. Returns self."""
+    def synthesize(self, max_iter: int = 100, *, lr: float = 1.0, progress: bool | None = None, device=None):
+        """L-BFGS (PyTorch's, as in paper 003) on the optimization core, pixels kept in [0, 1]. Returns self."""
         device = torch.device(device) if device is not None else self.model.device
         self.model.to(device)
-        x = self.start.clone().to(device).requires_grad_(True)
-        optimizer = torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=history_size, line_search_fn="strong_wolfe")
-        losses = []
-
-        def closure():
-            optimizer.zero_grad()
-            value = self.loss(x.clamp(0, 1)).sum()
-            value.backward()
-            return value
-
-        for _ in range(max_iter):
-            losses.append(optimizer.step(closure).item())
-            with torch.no_grad():
-                x.clamp_(0, 1)
-        self.images = x.detach().cpu()
-        self.losses = np.asarray(losses)
+        result = optimize_pixels(self.start, lambda images, index: (self.loss(images), {}), optimizer="lbfgs", lr=lr,
+                                 max_iter=max_iter, device=device, progress=progress, desc="texture")
+        self.images = result.images
+        self.losses = result.loss_history.sum(axis=1)
         return self
 
     def to(self, device):
