@@ -11,14 +11,9 @@ __all__ = ["main", "build_parser"]
 
 
 def _load_images(source: str, size: int | None):
-    from .stimuli import load_folder, load_manifest, load_stimuli
+    from .stimuli import open_stimuli
 
-    path = Path(source)
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return load_manifest(path, size=size)
-    if (path / "stimuli.npz").is_file():
-        return load_stimuli(path)
-    return load_folder(path, size=size)
+    return open_stimuli(source, size=size)
 
 
 def _load_cli_model(name: str, weights: str, device: str | None, init: str = "default"):
@@ -180,33 +175,41 @@ def _cmd_fetch_weights(args) -> int:
     return 0
 
 
-def _cmd_demo(args) -> int:
-    import pandas as pd
-
-    from .models import extract, load_demo_model
-    from .stimuli import sample_images
-
-    model = load_demo_model(args.device)
-    print(f"demo network: {model.name} (weights: {model.weights_source})")
-    if model.name != "alexnet":
-        print("  (AlexNet ImageNet weights not found locally; `brainprobe fetch-weights alexnet` enables them)")
-    stimuli = sample_images(args.n_images, size=model.input_size)
-    probabilities = model.predict_proba(stimuli)
-    top = probabilities.argmax(axis=1)
-    predictions = pd.DataFrame(
-        {
-            "image_id": stimuli.image_ids,
-            "category": stimuli.table["category"],
-            "top1": [model.class_name(i) for i in top],
-            "p_top1": probabilities[range(len(top)), top].round(3),
-        }
-    )
-    print("\nWhat the network sees:")
-    print(predictions.to_string(index=False))
-    activations = extract(model, stimuli, batch_size=args.batch_size)
-    print(f"\nActivations of {len(stimuli)} images:")
-    print(activations.summary().round(4).to_string(index=False))
+def _run_study(study) -> int:
+    result = study.run()
+    figures = sorted({p.with_suffix("").name for p in result.figures})
+    computed = int((result.log["status"] == "computed").sum())
+    print(f"\n{len(result.tables)} tables in {result.output / 'results'}, {len(figures)} figures in "
+          f"{result.output / 'figures'}; {computed} of {len(result.log)} steps computed, the rest from the cache")
+    print(f"report: {result.report}")
     return 0
+
+
+def _cmd_run(args) -> int:
+    from .pipeline import Study
+
+    return _run_study(Study(args.config, overwrite=args.overwrite, n_jobs=args.n_jobs, scheduler=args.scheduler,
+                            progress=False if args.quiet else None))
+
+
+def _cmd_demo(args) -> int:
+    from .pipeline import Study, demo_config
+
+    sections = {"stimuli": {}, "subjects": {"simulate": args.subjects}, "network": {}}
+    if args.n_images is not None:
+        sections["stimuli"]["n_images"] = args.n_images
+    if args.max_iter is not None:
+        sections["stimuli"]["max_iter"] = args.max_iter
+    if args.device:
+        sections["network"]["device"] = args.device
+    if args.n_perm is not None:
+        for section in ("rsa", "encoding"):
+            sections[section] = {"n_perm": args.n_perm, "n_boot": args.n_perm}
+    config = demo_config(Path(args.output).resolve(), **sections)
+    print("brainprobe demo: sample photos -> AN/AI images on EfficientNet-Lite0 (ImageNet weights) -> "
+          f"{args.subjects} simulated subjects on fs_LR 32k (MMP1.0 ROIs) -> selection, RSA, searchlight, "
+          "encoding, best layer -> report")
+    return _run_study(Study(config, overwrite=args.overwrite, n_jobs=args.n_jobs, progress=False if args.quiet else None))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,10 +293,24 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("names", nargs="+", help="network names, e.g. alexnet")
     fetch.set_defaults(run=_cmd_fetch_weights)
 
-    demo = commands.add_parser("demo", help="run the demo offline on bundled images")
-    demo.add_argument("--n-images", type=int, default=None, help="how many sample images (default: all 12)")
-    demo.add_argument("--batch-size", type=int, default=16)
+    run = commands.add_parser("run", help="run a study from its TOML file: tables, figures, report.html")
+    run.add_argument("config", help="the study file (see README: 'The study file')")
+    run.add_argument("--overwrite", action="store_true", help="replace a finished run's results (the step cache is reused)")
+    run.add_argument("--n-jobs", type=int, default=None, help="parallel subjects (default: [parallel] n_jobs)")
+    run.add_argument("--scheduler", default=None, help="dask://HOST:PORT: run the per-subject work on a Dask cluster")
+    run.add_argument("--quiet", action="store_true", help="no step display or progress bars")
+    run.set_defaults(run=_cmd_run)
+
+    demo = commands.add_parser("demo", help="the whole study offline on bundled photos and simulated subjects")
+    demo.add_argument("--output", default="brainprobe-demo", help="output folder (default: ./brainprobe-demo)")
+    demo.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo")
+    demo.add_argument("--n-images", type=int, default=None, help="how many sample photos (default: all 12)")
+    demo.add_argument("--subjects", type=int, default=3, help="simulated subjects (default: 3)")
+    demo.add_argument("--max-iter", type=int, default=None, help="adversarial optimization steps (default: 1000)")
+    demo.add_argument("--n-perm", type=int, default=None, help="permutations and bootstraps (default: 1000)")
+    demo.add_argument("--n-jobs", type=int, default=None)
     demo.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_cmd_demo)
     return parser
 

@@ -109,3 +109,22 @@ def test_layer_trend_detects_a_rising_pair():
     assert trends.loc["RE-AN", "trend"] == "increasing" and trends.loc["RE-AN", "method"] == "exact"
     assert trends.loc["RE-AI", "trend"] == "decreasing"
     assert trends.loc["RE-AN", "n"] == 8
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "squared_euclidean"])
+def test_unit_bootstrap_by_weights_equals_rdms_of_the_drawn_units(metric):
+    """The Gram-weight bootstrap must give exactly the similarity of RDMs recomputed on each draw."""
+    from brainprobe.rsa._kinds import _unit_bootstrap_gram
+    from brainprobe.stats import correlate_rows
+
+    rng = np.random.default_rng(4)
+    values = np.abs(rng.normal(size=(30, 700))) + 3.0  # positive, ReLU-like: centring matters
+    rows = {"RE": np.arange(10), "AN": np.arange(10, 20), "AI": np.arange(20, 30)}
+    fast = _unit_bootstrap_gram(values, rows, "RE", ["AN", "AI"], metric, "spearman", 7, 0.8,
+                                np.random.default_rng(9), "cpu")
+    keys = np.random.default_rng(9).random((7, 700))  # the same draws: the 560 smallest keys
+    for b in range(7):
+        chosen = np.argsort(keys[b])[:560]
+        expected = [correlate_rows(rdm(values[rows["RE"]][:, chosen], metric), rdm(values[rows[o]][:, chosen], metric),
+                                   "spearman") for o in ("AN", "AI")]
+        np.testing.assert_allclose(fast[b], expected, atol=1e-10)

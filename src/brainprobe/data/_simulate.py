@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from scipy.sparse.csgraph import dijkstra
 
-from ..roi import PAPER_ROIS, Mesh, fs_lr_32k, load_mesh, mesh_edges, mmp_visual_rois
+from ..roi import PAPER_ROIS, Mesh, load_mesh, mesh_edges, mmp_visual_rois, standard_meshes
 from ._responses import Responses
 
 __all__ = ["simulate_subject", "SimulationTruth", "gabor_energy_features", "ROI_SCALES"]
@@ -96,14 +96,8 @@ def gabor_energy_features(images: torch.Tensor, wavelength: float, grid: int, *,
 def _default_meshes(mesh) -> tuple[dict[str, Mesh], str]:
     if isinstance(mesh, Mapping):
         return {h: load_mesh(m) for h, m in mesh.items()}, "custom"
-    if mesh == "fs_LR_32k":
-        return {h: fs_lr_32k(h, "midthickness") for h in ("L", "R")}, "fs_LR_32k"
-    if mesh == "fsaverage5":
-        from nilearn import datasets
-
-        surfaces = datasets.load_fsaverage("fsaverage5")["pial"]
-        return {h: load_mesh(surfaces.parts[part], name=f"fsaverage5.{h}.pial")
-                for h, part in (("L", "left"), ("R", "right"))}, "fsaverage5"
+    if mesh in ("fs_LR_32k", "fsaverage5"):
+        return standard_meshes(mesh), mesh
     raise ValueError(f"mesh: expected 'fs_LR_32k', 'fsaverage5' or a mapping of hemi to mesh, found {mesh!r}")
 
 

@@ -150,7 +150,9 @@ def romp_batched(X, Y, n_nonzero: int, *, fit_intercept: bool = True, normalize:
     norms = torch.linalg.vector_norm(Xc, dim=0)
     usable = norms > 1e-12 * max(1.0, float(norms.max()) if n_features else 1.0)
     scale = torch.where(usable, norms if normalize else torch.ones_like(norms), torch.ones_like(norms))
-    Xn = Xc / scale
+    # dead (zero-variance) units get all-zero columns: their correlation with any residual is
+    # exactly 0, so no iteration selects them and no per-iteration masking pass is needed
+    Xn = torch.where(usable, Xc / scale, torch.zeros_like(Xc))
     cap = min(max_atoms or 2 * n_nonzero, n_samples - 2)
     if cap < 1:
         raise ValueError(f"ROMP needs at least 3 samples (support limited to n_samples - 2), found {n_samples}")
@@ -159,7 +161,9 @@ def romp_batched(X, Y, n_nonzero: int, *, fit_intercept: bool = True, normalize:
     for start in range(0, Y.shape[1], chunk):
         block = Y[:, start:start + chunk]
         y_mean = block.mean(dim=0) if fit_intercept else torch.zeros(block.shape[1], dtype=dtype, device=device)
-        result = _romp_chunk(Xn, usable, block - y_mean, n_nonzero, cap, max_atoms or 2 * n_nonzero, tol)
+        if start == 0:  # one correlation buffer for every iteration of every chunk (no page faults)
+            buffer = torch.empty((block.shape[1], n_features), dtype=dtype, device=device)
+        result = _romp_chunk(Xn, block - y_mean, n_nonzero, cap, max_atoms or 2 * n_nonzero, tol, buffer)
         support, coef_n, sizes, n_iter, reason = result
         # every target at once: slots beyond a target's support size are masked out
         held = torch.arange(cap, device=device)[None, :] < sizes[:, None]
@@ -179,7 +183,7 @@ def romp_batched(X, Y, n_nonzero: int, *, fit_intercept: bool = True, normalize:
     return RompFit(coef, np.concatenate(intercepts), supports, np.concatenate(iterations), np.concatenate(reasons))
 
 
-def _romp_chunk(Xn, usable, Yc, n_nonzero, cap, atom_limit, tol):
+def _romp_chunk(Xn, Yc, n_nonzero, cap, atom_limit, tol, buffer):
     """Batched iterations for one chunk of centred targets Yc (n_samples, T)."""
     device, dtype = Xn.device, Xn.dtype
     n_samples, n_features = Xn.shape
@@ -198,11 +202,11 @@ def _romp_chunk(Xn, usable, Yc, n_nonzero, cap, atom_limit, tol):
         if not bool(active.any()):
             break
         idx = torch.nonzero(active).flatten()
-        u = residual[idx] @ Xn  # (A, n_features): one product for all active targets
-        u[:, ~usable] = 0.0
+        u = torch.matmul(residual[idx], Xn, out=buffer[:len(idx)])  # (A, n_features): all active targets
         held = slots[None, :] < sizes[idx, None]
         _zero_support(u, support[idx], held)
-        magnitude, order = torch.topk(u.abs(), min(s, n_features), dim=1)  # descending
+        # in place: u is the largest array of the fit, and each pass over it costs a memory sweep
+        magnitude, order = torch.topk(u.abs_(), min(s, n_features), dim=1)  # descending
         candidate = magnitude > 0
         none = ~candidate[:, 0]
         # the maximal-energy comparable window over each row's sorted magnitudes

@@ -1,3 +1,29 @@
-"""Every figure; the only subpackage that imports matplotlib. Not implemented yet: issue 8."""
+"""Every figure of the package; nothing else imports matplotlib.
 
-__all__: list[str] = []
+Figures are drawn from the tidy result tables (and images or meshes where a figure shows them),
+so a user can remake any figure from ``results/*.csv``.
+"""
+
+from ._figures import (
+    PAIR_COLORS,
+    best_layer_figure,
+    cortical_map,
+    encoding_figure,
+    kind_bars,
+    layer_profile,
+    rdm_panels,
+    save_figure,
+    stimulus_grid,
+)
+
+__all__ = [
+    "PAIR_COLORS",
+    "best_layer_figure",
+    "cortical_map",
+    "encoding_figure",
+    "kind_bars",
+    "layer_profile",
+    "rdm_panels",
+    "save_figure",
+    "stimulus_grid",
+]

@@ -8,6 +8,7 @@ from ._mesh import (
     geodesic_neighbourhoods,
     load_mesh,
     mesh_edges,
+    standard_meshes,
 )
 from ._rois import PAPER_ROIS, localizer_mask, mmp_labels, mmp_visual_rois, read_labels, roi_mask
 from ._selection import neighbourhoods_for_columns, select_reliable_vertices
@@ -27,4 +28,5 @@ __all__ = [
     "read_labels",
     "roi_mask",
     "select_reliable_vertices",
+    "standard_meshes",
 ]

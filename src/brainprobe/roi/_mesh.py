@@ -120,6 +120,34 @@ def fs_lr_32k(hemi: str = "L", surface: str = "midthickness") -> Mesh:
         return load_mesh(path, name=f"fs_LR_32k.{hemi}.{surface}")
 
 
+def standard_meshes(name: str, surface: str = "midthickness") -> dict[str, Mesh]:
+    """Both hemispheres of a template mesh that ships offline: ``"fs_LR_32k"`` or ``"fsaverage5"``.
+
+    Parameters
+    ----------
+    name : {"fs_LR_32k", "fsaverage5"}
+    surface : str
+        fs_LR 32k: see `fs_lr_32k`. fsaverage5 (nilearn): ``pial``, ``white``, ``inflated``,
+        ``sphere`` or ``flat``; ``midthickness`` means ``pial`` there (nilearn has none).
+
+    Returns
+    -------
+    dict of hemi (``"L"``, ``"R"``) to Mesh
+    """
+    if name == "fs_LR_32k":
+        return {hemi: fs_lr_32k(hemi, surface) for hemi in ("L", "R")}
+    if name == "fsaverage5":
+        from nilearn import datasets
+
+        surface = {"midthickness": "pial", "very_inflated": "inflated"}.get(surface, surface)
+        surfaces = datasets.load_fsaverage("fsaverage5")
+        if surface not in surfaces:
+            raise ValueError(f"surface: fsaverage5 has {sorted(surfaces)}, found {surface!r}")
+        return {hemi: load_mesh(surfaces[surface].parts[part], name=f"fsaverage5.{hemi}.{surface}")
+                for hemi, part in (("L", "left"), ("R", "right"))}
+    raise ValueError(f"mesh: expected 'fs_LR_32k' or 'fsaverage5', found {name!r}")
+
+
 def mesh_edges(mesh: Mesh) -> sp.csr_matrix:
     """Symmetric sparse matrix (n_vertices, n_vertices) of edge lengths in mm."""
     faces = mesh.faces

@@ -210,6 +210,8 @@ def kind_similarity(
 
 def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fraction, rng, device):
     """(n_boot, n_others) similarities, each from a subsample of units shared by all kinds."""
+    if metric in _GRAM_METRICS:
+        return _unit_bootstrap_gram(values, rows, reference, others, metric, method, n_boot, fraction, rng, device)
     n_images = sum(len(index) for index in rows.values())
     n_units = values.shape[1]
     k = max(2, int(round(fraction * n_units)))
@@ -225,6 +227,68 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
 
     return bootstrap(statistic, n_units, n_boot=n_boot, fraction=fraction, replace=False, seed=rng,
                      batch_size=batch_size)
+
+
+_GRAM_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean")
+
+
+def _unit_bootstrap_gram(values, rows, reference, others, metric, method, n_boot, fraction, rng, device):
+    """The unit bootstrap without copying units: each resample is a 0/1 weight vector over units.
+
+    Every RDM metric here is a function of the within-kind Gram matrix and per-image sums over
+    the chosen units, and those are (n_boot, n_units) @ (n_units, n_pairs) products of the
+    weights with the pairwise unit products. Exactly ``k`` units are drawn per resample (the
+    ``k`` smallest of uniform keys: a uniform draw without replacement).
+    """
+    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    n_units = values.shape[1]
+    k = max(2, int(round(fraction * n_units)))
+    kinds = list(rows)
+    n_src = len(rows[reference])
+    upper_i, upper_j = np.triu_indices(n_src, 0)
+    patterns = {}
+    for kind in kinds:
+        x = torch.as_tensor(np.asarray(values[rows[kind]], dtype=np.float64), device=device)
+        if metric == "correlation":  # a constant per image changes no subset correlation; it lowers cancellation
+            x = x - x.mean(dim=1, keepdim=True)
+        patterns[kind] = x
+    batch = int(max(1, min(n_boot, 2**25 // n_units)))
+    chunk = int(max(1, 2**24 // (len(upper_i) * len(kinds))))
+    out = np.empty((n_boot, len(others)))
+    condensed = torch.as_tensor(np.triu_indices(n_src, 1)[0]), torch.as_tensor(np.triu_indices(n_src, 1)[1])
+    for start in range(0, n_boot, batch):
+        size = min(batch, n_boot - start)
+        keys = rng.random((size, n_units))
+        threshold = np.partition(keys, k - 1, axis=1)[:, k - 1:k]
+        weights = torch.as_tensor(keys <= threshold, dtype=torch.float64, device=device)
+        gram = {kind: torch.zeros(size, len(upper_i), dtype=torch.float64, device=device) for kind in kinds}
+        sums = {kind: weights @ patterns[kind].T for kind in kinds}
+        for first in range(0, n_units, chunk):
+            w = weights[:, first:first + chunk]
+            for kind in kinds:
+                x = patterns[kind][:, first:first + chunk]
+                gram[kind] += w @ (x[upper_i] * x[upper_j]).T
+        rdms = {kind: _distances_from_gram(gram[kind], sums[kind], upper_i, upper_j, n_src, k, metric)[:, condensed[0], condensed[1]]
+                .cpu().numpy() for kind in kinds}
+        for o, other in enumerate(others):
+            out[start:start + size, o] = correlate_rows(rdms[reference], rdms[other], method)
+    return out
+
+
+def _distances_from_gram(packed, sums, upper_i, upper_j, n_src, k, metric):
+    """Square distance matrices (batch, n, n) from packed upper Gram entries and per-image sums."""
+    gram = torch.zeros(packed.shape[0], n_src, n_src, dtype=packed.dtype, device=packed.device)
+    gram[:, upper_i, upper_j] = packed
+    gram[:, upper_j, upper_i] = packed
+    if metric == "correlation":
+        means = sums / k
+        gram = gram / k - means[:, :, None] * means[:, None, :]
+    diagonal = torch.diagonal(gram, dim1=1, dim2=2)
+    if metric in ("correlation", "cosine"):
+        scale = diagonal.clamp_min(0).sqrt()
+        return 1.0 - gram / (scale[:, :, None] * scale[:, None, :])
+    squared = (diagonal[:, :, None] + diagonal[:, None, :] - 2.0 * gram).clamp_min(0)
+    return squared.sqrt() if metric == "euclidean" else squared / k
 
 
 def kind_difference(

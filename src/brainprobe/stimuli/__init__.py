@@ -5,6 +5,7 @@ from ._io import (
     load_folder,
     load_manifest,
     load_stimuli,
+    open_stimuli,
     read_image,
     save_stimuli,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "load_folder",
     "load_manifest",
     "load_stimuli",
+    "open_stimuli",
     "read_image",
     "sample_images",
     "save_stimuli",

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from .._images import resize_and_crop
 from ._stimulus_set import StimulusSet
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image", "load_folder", "load_manifest", "save_stimuli", "load_stimuli"]
+__all__ = ["IMAGE_EXTENSIONS", "read_image", "load_folder", "load_manifest", "save_stimuli", "load_stimuli", "open_stimuli"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _ARRAYS_FILE = "stimuli.npz"
@@ -220,3 +220,14 @@ def load_stimuli(folder) -> StimulusSet:
     for column, dtype in zip(columns, dtypes, strict=True):
         table[column] = table[column].astype(str) if dtype in ("object", "str", "string") else table[column].astype(dtype)
     return StimulusSet(torch.from_numpy(images), table)
+
+
+def open_stimuli(source, *, size: int | None = None):
+    """Images from wherever they are: a folder saved by `save_stimuli` (exact, with its table),
+    a CSV manifest (`load_manifest`) or a folder of image files (`load_folder`)."""
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return load_manifest(path, size=size)
+    if (path / _ARRAYS_FILE).is_file():
+        return load_stimuli(path)
+    return load_folder(path, size=size)

@@ -1,0 +1,121 @@
+"""Step cache: each step's output lives in a folder named by a hash of its inputs.
+
+A step's key hashes its name, the configuration it reads, the keys of the steps it consumes and
+the package version, so changing one parameter changes the keys of that step and of what
+depends on it, and nothing else. A folder counts only once its ``complete.json`` is written
+(last, atomically): a run killed mid-step leaves no half result that a rerun would trust.
+Everything is stored as CSV, JSON and ``.npz`` without pickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["StepCache", "atomic_write", "read_arrays", "write_arrays"]
+
+
+def atomic_write(path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode() if isinstance(data, str) else data)
+        _usual_permissions(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _usual_permissions(path) -> None:
+    """mkstemp makes files readable by their owner only; give them the umask's usual mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.close(handle)
+    try:
+        np.savez(temporary, **{k: np.asarray(v) for k, v in arrays.items()})
+        _usual_permissions(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+class StepCache:
+    """Folders of finished steps under ``root``, keyed by a hash of their inputs.
+
+    Parameters
+    ----------
+    root : path
+        The cache folder (a study keeps it in ``<output>/.cache``).
+    salt : str
+        Mixed into every key (the package version: a new release recomputes).
+    """
+
+    def __init__(self, root, salt: str = ""):
+        self.root = Path(root)
+        self.salt = salt
+
+    def key(self, step: str, *parts) -> str:
+        text = json.dumps([self.salt, step, *parts], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def folder(self, step: str, key: str) -> Path:
+        return self.root / step / key
+
+    def is_complete(self, step: str, key: str) -> bool:
+        return (self.folder(step, key) / "complete.json").is_file()
+
+    def run(self, step: str, key: str, compute: Callable[[], object], save: Callable[[object, Path], None],
+            load: Callable[[Path], object], *, label: str = "") -> tuple[object, dict]:
+        """Load the step's output if a complete folder exists, else compute, save and mark it.
+
+        Returns
+        -------
+        value, record
+            ``record`` is one row of the step log: ``step``, ``label``, ``key``, ``status``
+            (``"cached"`` or ``"computed"``), ``seconds``.
+        """
+        folder = self.folder(step, key)
+        start = time.perf_counter()
+        if self.is_complete(step, key):
+            value, status = load(folder), "cached"
+        else:
+            if folder.exists():  # an interrupted attempt: start this step again from scratch
+                shutil.rmtree(folder)
+            staging = folder.with_name(f".{key}.partial-{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            value = compute()
+            save(value, staging)
+            atomic_write(staging / "complete.json", json.dumps({"step": step, "label": label, "key": key}))
+            if folder.exists():  # another worker finished the same step meanwhile: keep theirs
+                shutil.rmtree(staging)
+            else:
+                os.replace(staging, folder)
+            status = "computed"
+        record = {"step": step, "label": label, "key": key, "status": status,
+                  "seconds": round(time.perf_counter() - start, 3)}
+        return value, record

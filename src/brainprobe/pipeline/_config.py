@@ -1,0 +1,307 @@
+"""Study configuration: a TOML file, validated before any heavy work.
+
+Every key has a default (`DEFAULTS`), so a study file only states what differs. Unknown keys,
+wrong types, missing files, unknown ROIs and response files whose trial count does not match
+their trial table are errors that name the key (``[encoding] n_perm``) and what was found.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["DEFAULTS", "ConfigError", "StudyConfig", "demo_config", "load_config"]
+
+# One table per section; the type of each default is the type a value must have
+# (int is accepted where a float is expected; None means "optional, any of the listed").
+DEFAULTS: dict[str, dict] = {
+    "study": {"name": "study", "output": "brainprobe-results", "seed": 0},
+    "stimuli": {
+        "source": "samples",      # "samples", a folder of images, a CSV manifest, or a folder saved by save_stimuli
+        "n_images": 12,           # with source = "samples"
+        "generate": True,         # make one AN and one AI image per RE image (paper 001)
+        "threshold": 0.99,
+        "max_iter": 1000,
+    },
+    "network": {"name": "efficientnet_lite0", "weights": "imagenet", "init": "default", "layers": [],
+                "device": "auto", "batch_size": 0},
+    "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex"},
+    "rois": {"names": ["V1", "V2", "V3", "V4", "LO"], "atlas": "mmp"},
+    "selection": {"enabled": True, "radius_mm": 3.0, "n_per_hemi": 100, "method": "graph"},
+    "rsa": {"enabled": True, "metric": "correlation", "method": "spearman", "n_perm": 1000, "n_boot": 1000},
+    "searchlight": {"enabled": True, "n_perm": 0, "surface": "inflated"},
+    "encoding": {"enabled": True, "estimator": "romp", "n_nonzero": 10, "per": "pattern", "n_perm": 1000,
+                 "n_boot": 1000},
+    "best_layer": {"enabled": True, "on": "RE", "cv": 5},
+    "parallel": {"n_jobs": 1, "scheduler": ""},
+    "figures": {"formats": ["png", "pdf"], "dpi": 150},
+}
+# Keys of one ``[[subject]]`` entry (real data); ``betas`` is required.
+SUBJECT_KEYS = {"id": "", "betas": "", "trials": "", "mask": "", "vertices": "",
+                "meshes": {}, "labels": {}, "on_bad_vertices": "raise"}
+
+CHOICES = {
+    ("network", "init"): ("default", "kaiming"),
+    ("subjects", "mesh"): ("fs_LR_32k", "fsaverage5"),
+    ("subjects", "vertices"): ("cortex", "rois"),
+    ("selection", "method"): ("graph", "exact"),
+    ("rsa", "metric"): ("correlation", "cosine", "euclidean", "squared_euclidean"),
+    ("rsa", "method"): ("spearman", "pearson", "kendall"),
+    ("searchlight", "surface"): ("inflated", "flat", "midthickness", "very_inflated"),
+    ("encoding", "estimator"): ("romp", "omp", "ridge"),
+    ("encoding", "per"): ("pattern", "vertex"),
+}
+POSITIVE = {("stimuli", "n_images"), ("stimuli", "max_iter"), ("subjects", "n_repeats"), ("selection", "radius_mm"),
+            ("selection", "n_per_hemi"), ("best_layer", "cv"), ("figures", "dpi"), ("rsa", "n_boot"),
+            ("subjects", "snr")}
+NON_NEGATIVE = {("subjects", "simulate"), ("rsa", "n_perm"), ("searchlight", "n_perm"), ("encoding", "n_perm"),
+                ("encoding", "n_boot"), ("network", "batch_size")}
+
+
+class ConfigError(ValueError):
+    """A study configuration that cannot run; the message names the file and the key."""
+
+
+class StudyConfig(dict):
+    """A validated study configuration: ``config["rsa"]["n_perm"]``; paths are absolute.
+
+    Attributes
+    ----------
+    path : Path or None
+        The TOML file it came from.
+    """
+
+    def __init__(self, values: Mapping, path: Path | None = None):
+        super().__init__(values)
+        self.path = path
+
+    @property
+    def output(self) -> Path:
+        return Path(self["study"]["output"])
+
+    @property
+    def seed(self) -> int:
+        return int(self["study"]["seed"])
+
+    def section_json(self, *sections: str) -> str:
+        """The named sections as canonical JSON (what the cache keys hash)."""
+        return json.dumps({s: self[s] for s in sections}, sort_keys=True, default=str)
+
+    def to_toml(self) -> str:
+        """The full configuration (defaults filled in) as TOML text, for the report."""
+        lines = []
+        for section, values in self.items():
+            if section == "subject":
+                continue
+            lines.append(f"[{section}]")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+            lines.append("")
+        for entry in self.get("subject", []):
+            lines.append("[[subject]]")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in entry.items()]
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def _type_name(value) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _check_type(where: str, key: str, value, default):
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (key == "n_nonzero" and value == "cv") or (isinstance(value, expected) and not
+                                                   (expected is int and isinstance(value, bool))):
+        return value
+    raise ConfigError(f"{where} {key}: expected {_type_name(default)}, found {value!r}")
+
+
+def _merge_section(source: str, section: str, given, defaults: dict) -> dict:
+    where = f"{source}: [{section}]"
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"{where}: expected a table, found {given!r}")
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(defaults)}")
+    merged = copy.deepcopy(defaults)
+    for key, value in given.items():
+        merged[key] = _check_type(where, key, value, defaults[key])
+        if (section, key) in CHOICES and merged[key] not in CHOICES[(section, key)]:
+            raise ConfigError(f"{where} {key}: expected one of {CHOICES[(section, key)]}, found {value!r}")
+        if (section, key) in POSITIVE and not merged[key] > 0:
+            raise ConfigError(f"{where} {key}: expected a positive value, found {value!r}")
+        if (section, key) in NON_NEGATIVE and merged[key] < 0:
+            raise ConfigError(f"{where} {key}: expected a value >= 0, found {value!r}")
+    return merged
+
+
+def _resolve(base: Path, value: str) -> str:
+    return str(value) if not value else str((base / os.path.expanduser(value)).resolve())
+
+
+def _check_file(source: str, key: str, path: str) -> None:
+    if path and not Path(path).exists():
+        raise ConfigError(f"{source}: {key}: file not found: {path}")
+
+
+def _subjects(source: str, entries, base: Path) -> list[dict]:
+    if not isinstance(entries, list):
+        raise ConfigError(f"{source}: [[subject]]: expected an array of tables, found {entries!r}")
+    subjects = []
+    for i, entry in enumerate(entries):
+        merged = _merge_section(source, f"[subject]] #{i + 1}", entry, SUBJECT_KEYS)
+        where = f"[[subject]] #{i + 1}"
+        if not merged["betas"]:
+            raise ConfigError(f"{source}: {where}: 'betas' is required (a response file)")
+        merged["id"] = merged["id"] or f"sub-{i + 1:02d}"
+        for key in ("betas", "trials", "mask", "vertices"):
+            merged[key] = _resolve(base, merged[key])
+            _check_file(source, f"{where} {key}", merged[key])
+        for key in ("meshes", "labels"):
+            if isinstance(merged[key], str):  # e.g. meshes = "fs_LR_32k"
+                continue
+            unknown_hemis = sorted(set(merged[key]) - {"L", "R"})
+            if unknown_hemis:
+                raise ConfigError(f"{source}: {where} {key}: expected hemispheres L and R, found {unknown_hemis}")
+            merged[key] = {h: _resolve(base, p) for h, p in merged[key].items()}
+            for hemi, path in merged[key].items():
+                _check_file(source, f"{where} {key}.{hemi}", path)
+        subjects.append(merged)
+    ids = [s["id"] for s in subjects]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{source}: [[subject]]: duplicate ids {ids}")
+    return subjects
+
+
+def validate(values: Mapping, *, source: str = "config", base: Path | None = None) -> StudyConfig:
+    """Fill defaults into a configuration mapping and check it; raise `ConfigError` naming the key."""
+    base = Path.cwd() if base is None else Path(base)
+    unknown = sorted(set(values) - set(DEFAULTS) - {"subject"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {unknown}; sections are {sorted(DEFAULTS) + ['subject']}")
+    config = {section: _merge_section(source, section, values.get(section, {}), defaults)
+              for section, defaults in DEFAULTS.items()}
+    config["subject"] = _subjects(source, values.get("subject", []), base)
+    config["study"]["output"] = _resolve(base, config["study"]["output"])
+    stimuli = config["stimuli"]
+    if stimuli["source"] != "samples":
+        stimuli["source"] = _resolve(base, stimuli["source"])
+        found = Path(stimuli["source"])
+        if not (found.is_dir() or (found.is_file() and found.suffix.lower() == ".csv")):
+            raise ConfigError(f"{source}: [stimuli] source: expected 'samples', a folder of images or a CSV "
+                              f"manifest, found {found} ({'missing' if not found.exists() else 'not a folder'})")
+    weights = config["network"]["weights"]
+    if weights not in ("imagenet", "none", ""):
+        config["network"]["weights"] = _resolve(base, weights)
+        _check_file(source, "[network] weights", config["network"]["weights"])
+    _check_network(source, config["network"])
+    if not config["subject"] and config["subjects"]["simulate"] == 0:
+        raise ConfigError(f"{source}: no subjects: add [[subject]] entries with response files, "
+                          "or set [subjects] simulate = N for simulated subjects")
+    _check_rois(source, config)
+    scheduler = config["parallel"]["scheduler"]
+    if scheduler and not scheduler.startswith(("dask://", "tcp://")):
+        raise ConfigError(f"{source}: [parallel] scheduler: expected 'dask://HOST:PORT', found {scheduler!r}")
+    bad_formats = sorted(set(config["figures"]["formats"]) - {"png", "pdf", "svg"})
+    if bad_formats:
+        raise ConfigError(f"{source}: [figures] formats: expected png, pdf or svg, found {bad_formats}")
+    n_nonzero = config["encoding"]["n_nonzero"]
+    if n_nonzero != "cv" and (not isinstance(n_nonzero, int) or n_nonzero < 1):
+        raise ConfigError(f"{source}: [encoding] n_nonzero: expected a positive integer or 'cv', found {n_nonzero!r}")
+    return StudyConfig(config)
+
+
+def _check_network(source: str, network: dict) -> None:
+    from ..models import available_models
+
+    if network["name"] not in available_models():
+        raise ConfigError(f"{source}: [network] name: expected one of {available_models()}, found {network['name']!r}")
+
+
+def _check_rois(source: str, config: dict) -> None:
+    names = config["rois"]["names"]
+    if not names:
+        raise ConfigError(f"{source}: [rois] names: expected at least one ROI")
+    atlas = config["rois"]["atlas"]
+    if atlas == "mmp":
+        from ..roi import mmp_visual_rois
+
+        try:
+            mmp_visual_rois("L", names)
+        except (KeyError, ValueError) as error:
+            raise ConfigError(f"{source}: [rois] names: {error}") from None
+        meshes = {s["meshes"] if isinstance(s["meshes"], str) else "files" for s in config["subject"]}
+        if config["subject"] and meshes - {"fs_LR_32k"}:
+            raise ConfigError(f"{source}: [rois] atlas = 'mmp' needs subjects on fs_LR 32k (meshes = \"fs_LR_32k\"); "
+                              "use atlas = 'labels' with label files, or 'columns' with a vertex table")
+        if config["subjects"]["simulate"] and config["subjects"]["mesh"] != "fs_LR_32k":
+            raise ConfigError(f"{source}: [rois] atlas = 'mmp' needs [subjects] mesh = 'fs_LR_32k'")
+    elif atlas == "labels":
+        missing = [s["id"] for s in config["subject"] if not s["labels"]]
+        if missing:
+            raise ConfigError(f"{source}: [rois] atlas = 'labels' but subjects {missing} have no labels = {{L=..., R=...}}")
+    elif atlas == "columns":
+        missing = [s["id"] for s in config["subject"] if not s["vertices"]]
+        if missing:
+            raise ConfigError(f"{source}: [rois] atlas = 'columns' but subjects {missing} have no vertices table")
+    else:
+        raise ConfigError(f"{source}: [rois] atlas: expected 'mmp', 'labels' or 'columns', found {atlas!r}")
+
+
+def load_config(path) -> StudyConfig:
+    """Read and validate a study TOML file; relative paths are relative to the file's folder.
+
+    Examples
+    --------
+    >>> from brainprobe.pipeline import load_config
+    >>> config = load_config("study.toml")  # doctest: +SKIP
+    >>> config["rsa"]["n_perm"]  # doctest: +SKIP
+    1000
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study file not found: {path}")
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    config = validate(values, source=str(path), base=path.parent.resolve())
+    config.path = path.resolve()
+    return config
+
+
+def demo_config(output="brainprobe-demo", **sections) -> StudyConfig:
+    """The demo study: 12 sample photos, AN/AI on EfficientNet-Lite0, three simulated subjects.
+
+    Keyword arguments replace whole keys of a section, e.g. ``rsa={"n_perm": 200}``.
+    """
+    values = {
+        "study": {"name": "brainprobe demo", "output": str(output), "seed": 0},
+        "subjects": {"simulate": 3, "snr": 1.0},
+        "encoding": {"n_nonzero": 5},
+    }
+    for section, given in sections.items():
+        values.setdefault(section, {}).update(given)
+    return validate(values, source="demo")

@@ -1,0 +1,337 @@
+"""The study's steps as plain functions: inputs in, tables out (no caching, no files here).
+
+`Study` (in ``_study.py``) chains them, caches their outputs and runs the per-subject ones in
+parallel. Keeping them free of I/O lets a user call any one of them on their own objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data import Responses, load_responses, load_trial_table, simulate_subject
+from ..encoding import (
+    ROMP,
+    KernelRidgeEncoder,
+    OMPEncoder,
+    best_layer,
+    best_layer_proportions,
+    fit_encoding_models,
+    generalization,
+)
+from ..models import Activations, LayeredModel, extract
+from ..roi import (
+    geodesic_neighbourhoods,
+    load_mesh,
+    mmp_visual_rois,
+    neighbourhoods_for_columns,
+    read_labels,
+    roi_mask,
+    select_reliable_vertices,
+    standard_meshes,
+)
+from ..rsa import kind_difference, kind_similarity, layer_trend, searchlight_kind_similarity
+from ..stimuli import StimulusSet, open_stimuli, sample_images
+
+__all__ = [
+    "add_rois",
+    "brain_rsa",
+    "encoding_analysis",
+    "load_subject",
+    "make_stimuli",
+    "network_layers",
+    "network_rsa",
+    "searchlight_map",
+    "selection_tables",
+    "simulated_subject",
+    "study_meshes",
+]
+
+KINDS = ("RE", "AN", "AI")
+
+
+def network_layers(model: LayeredModel, config) -> list[str]:
+    """The configured layers, or every layer but the softmax."""
+    layers = list(config["network"]["layers"]) or [n for n in model.layer_names if n != "prob"]
+    unknown = [n for n in layers if n not in model.layer_names]
+    if unknown:
+        raise ValueError(f"[network] layers: {unknown} are not layers of {model.name}; layers are {model.layer_names}")
+    return layers
+
+
+def make_stimuli(model: LayeredModel, config, *, progress: bool | None = None) -> tuple[StimulusSet, pd.DataFrame]:
+    """RE images from the configured source, their AN and AI images, and what the network says.
+
+    Returns
+    -------
+    stimuli : StimulusSet
+    table : DataFrame
+        The stimulus table with the network's ``top1_class``, ``top1_name``, ``p_top1`` and
+        the probability of the image's true class ``p_true`` and target ``p_target``.
+    """
+    from ..adversarial import paper_design
+
+    settings = config["stimuli"]
+    size = model.input_size
+    source = settings["source"]
+    regular = sample_images(settings["n_images"], size=size) if source == "samples" else open_stimuli(source, size=size)
+    has_kinds = set(regular.table["kind"]) >= {"AN", "AI"}
+    if settings["generate"] and not has_kinds:
+        regular = regular.with_table(regular.table.assign(kind="RE"))
+        options = {"max_iter": settings["max_iter"]}
+        if config["network"]["batch_size"]:
+            options["batch_size"] = config["network"]["batch_size"]
+        stimuli = paper_design(model, regular, seed=config.seed, threshold=settings["threshold"],
+                               an_options=options, ai_options=options, progress=progress)
+    else:
+        stimuli = regular
+    missing = [k for k in KINDS if k not in set(stimuli.table["kind"])]
+    if missing:
+        raise ValueError(f"[stimuli] source {source}: no {missing} images; set generate = true or provide them "
+                         "(a folder saved by brainprobe with kinds RE, AN and AI)")
+    return stimuli, describe_stimuli(model, stimuli)
+
+
+def describe_stimuli(model: LayeredModel, stimuli: StimulusSet) -> pd.DataFrame:
+    """The stimulus table plus the network's top-1 class and probabilities for every image."""
+    probabilities = model.predict_proba(stimuli.images)
+    rows = np.arange(len(stimuli))
+    top1 = probabilities.argmax(axis=1)
+    table = stimuli.table.copy()
+    table["top1_class"] = top1
+    table["top1_name"] = [model.class_name(int(t)) for t in top1]
+    table["p_top1"] = probabilities[rows, top1]
+    for column, name in (("class_index", "p_true"), ("target_class", "p_target")):
+        if column in table:
+            index = pd.to_numeric(table[column], errors="coerce").fillna(-1).astype(int).to_numpy()
+            table[name] = np.where(index >= 0, probabilities[rows, np.clip(index, 0, None)], np.nan)
+    return table.drop(columns=[c for c in ("top1_class_x",) if c in table])
+
+
+def network_activations(model: LayeredModel, stimuli: StimulusSet, layers: Sequence[str], *,
+                        progress: bool | None = None) -> Activations:
+    return extract(model, stimuli, layers, progress=progress)
+
+
+def network_rsa(activations: Activations, stimuli_table: pd.DataFrame, layers: Sequence[str], config) -> dict:
+    """RE-AN / RE-AI similarity of every layer (Fig. 5), its trend over layers and AI-vs-AN test."""
+    rsa = config["rsa"]
+    patterns = {layer: np.asarray(activations[layer]) for layer in layers}
+    common = {"metric": rsa["metric"], "method": rsa["method"]}
+    similarity = kind_similarity(patterns, stimuli_table, n_perm=rsa["n_perm"], n_boot=rsa["n_boot"],
+                                 seed=config.seed, progress=False, **common)
+    similarity = similarity.rename(columns={"unit_set": "layer"})
+    trend = layer_trend(similarity.rename(columns={"layer": "unit_set"}), order=list(layers))
+    difference = kind_difference(patterns, stimuli_table, n_boot=rsa["n_boot"], seed=config.seed, **common)
+    return {"network_rsa": similarity, "network_trend": trend,
+            "network_difference": difference.rename(columns={"unit_set": "layer"})}
+
+
+# -- subjects ----------------------------------------------------------------------------------------
+def study_meshes(mesh: str | Mapping, surface: str = "midthickness") -> dict:
+    """Meshes per hemisphere: ``"fs_LR_32k"``, ``"fsaverage5"``, or a mapping of hemi to file."""
+    if isinstance(mesh, Mapping):
+        return {hemi: load_mesh(path) for hemi, path in mesh.items()}
+    if mesh in ("fs_LR_32k", "fsaverage5"):
+        return standard_meshes(mesh, surface)
+    raise ValueError(f"meshes: expected 'fs_LR_32k', 'fsaverage5' or files per hemisphere, found {mesh!r}")
+
+
+def simulated_subject(stimuli: StimulusSet, config, index: int) -> Responses:
+    settings = config["subjects"]
+    responses, _ = simulate_subject(
+        stimuli, mesh=settings["mesh"], rois=config["rois"]["names"], vertices=settings["vertices"],
+        snr=settings["snr"], n_repeats=settings["n_repeats"], seed=np.random.default_rng([config.seed, index]),
+        subject=f"sub-{index + 1:02d}",
+    )
+    return responses
+
+
+def load_subject(entry: Mapping, config) -> Responses:
+    """One ``[[subject]]``'s responses with its ROI columns; errors name the subject and file.
+
+    A ``vertices`` CSV (one row per column of the betas) may give ``hemi`` and ``vertex`` (the
+    place of each column on the subject's meshes) and, with ``[rois] atlas = "columns"``, one
+    boolean column per ROI.
+    """
+    where = f"[[subject]] {entry['id']}"
+    trials = load_trial_table(entry["trials"]) if entry["trials"] else None
+    meshes = study_meshes(entry["meshes"]) if entry["meshes"] else None
+    try:
+        responses = load_responses(entry["betas"], trials, mask=entry["mask"] or None, meshes=meshes,
+                                   on_bad_vertices=entry["on_bad_vertices"], subject=entry["id"])
+        if entry["vertices"]:
+            table = pd.read_csv(entry["vertices"], keep_default_na=False, dtype={"hemi": str})
+            if len(table) != responses.n_vertices:
+                raise ValueError(f"vertices {entry['vertices']}: expected {responses.n_vertices} rows (one per "
+                                 f"column of {entry['betas']}), found {len(table)}")
+            merged = responses.vertices.drop(columns=[c for c in ("hemi", "vertex") if c in table])
+            merged = pd.concat([table.reset_index(drop=True), merged.reset_index(drop=True)], axis=1)
+            responses = Responses(responses.betas, responses.trials, merged, meshes=meshes,
+                                  source=str(entry["betas"]), subject=entry["id"])
+    except (ValueError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise ValueError(f"{where}: {message}") from None
+    add_rois(responses, entry, config)
+    return responses
+
+
+def add_rois(responses: Responses, entry: Mapping, config) -> None:
+    """Add the configured ROIs as boolean vertex columns (MMP1.0 atlas, label files or a table)."""
+    names, atlas = config["rois"]["names"], config["rois"]["atlas"]
+    hemis = responses.vertices["hemi"].to_numpy()
+    vertex = responses.vertices["vertex"].to_numpy()
+    where = f"[[subject]] {entry['id']}"
+    if atlas == "columns":
+        missing = [n for n in names if n not in responses.vertices]
+        if missing:
+            raise ValueError(f"{where} vertices {entry['vertices']}: no column for ROIs {missing}; "
+                             f"columns are {list(responses.vertices.columns)}")
+        for name in names:
+            responses.add_roi(name, responses.vertices[name].astype(bool).to_numpy())
+        return
+    for name in names:
+        responses.add_roi(name, np.zeros(responses.n_vertices, bool))
+    for hemi in sorted(set(hemis) - {""}):
+        on_hemi = hemis == hemi
+        if atlas == "mmp":
+            masks = mmp_visual_rois(hemi, names)
+        else:
+            if hemi not in entry["labels"]:
+                raise ValueError(f"{where} labels: no label file for hemisphere {hemi}")
+            labels = read_labels(entry["labels"][hemi])
+            try:
+                masks = {name: roi_mask(labels, name) for name in names}
+            except (KeyError, ValueError) as error:
+                raise ValueError(f"{where} labels.{hemi} {entry['labels'][hemi]}: {error}") from None
+        for name, mask in masks.items():
+            if vertex[on_hemi].max() >= len(mask):
+                raise ValueError(f"{where}: hemisphere {hemi} has vertex {vertex[on_hemi].max()} but the atlas "
+                                 f"has {len(mask)} vertices")
+            column = responses.vertices[name].to_numpy().copy()
+            column[on_hemi] = mask[vertex[on_hemi]]
+            responses.add_roi(name, column)
+    empty = [n for n in names if not responses.vertices[n].any()]
+    if empty:
+        raise ValueError(f"{where}: ROIs {empty} contain none of the subject's vertices")
+
+
+def responses_to_arrays(responses: Responses) -> tuple[dict, dict]:
+    return {"betas": responses.betas}, {"trials": responses.trials, "vertices": responses.vertices}
+
+
+def neighbourhoods(responses: Responses, config, cache_dir) -> dict:
+    """Geodesic disks (``[selection] radius_mm``) on each hemisphere's mesh."""
+    settings = config["selection"]
+    return {hemi: geodesic_neighbourhoods(mesh, settings["radius_mm"], method=settings["method"],
+                                          cache_dir=cache_dir, progress=False)
+            for hemi, mesh in responses.meshes.items()}
+
+
+def selection_tables(responses: Responses, disks: Mapping | None, config) -> pd.DataFrame:
+    """Reliability of every ROI vertex and the selected ones (or every ROI vertex, unselected)."""
+    frames = []
+    for roi in config["rois"]["names"]:
+        if config["selection"]["enabled"]:
+            table = select_reliable_vertices(responses, roi, disks, n_per_hemi=config["selection"]["n_per_hemi"],
+                                             metric=config["rsa"]["metric"], method=config["rsa"]["method"])
+        else:
+            columns = np.flatnonzero(responses.roi_mask(roi))
+            table = responses.vertices.loc[columns, ["hemi", "vertex"]].reset_index(drop=True)
+            table.insert(0, "column", columns)
+            table = table.assign(reliability=np.nan, rank=0, selected=True)
+        frames.append(table.assign(subject=responses.subject, roi=roi))
+    return pd.concat(frames, ignore_index=True)
+
+
+def selected_columns(selection: pd.DataFrame) -> dict[str, np.ndarray]:
+    chosen = selection[selection["selected"]]
+    return {roi: part["column"].to_numpy() for roi, part in chosen.groupby("roi", sort=False)}
+
+
+def image_patterns(responses: Responses, stimuli_table: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Mean pattern per image, with the stimulus table's rows for those images."""
+    patterns, table = responses.average_repeats()
+    known = stimuli_table.set_index("image_id")
+    unknown = [i for i in table["image_id"] if i not in known.index]
+    if unknown:
+        raise ValueError(f"{responses.subject}: trials show images that are not in the stimulus set: {unknown[:5]}")
+    return patterns, known.loc[table["image_id"]].reset_index()
+
+
+def brain_rsa(responses: Responses, selection: pd.DataFrame, stimuli_table: pd.DataFrame, config, seed) -> dict:
+    """RE-AN / RE-AI similarity in every ROI (Fig. 3) and the AI-vs-AN bootstrap test."""
+    rsa = config["rsa"]
+    patterns, table = image_patterns(responses, stimuli_table)
+    sets = {roi: patterns[:, columns] for roi, columns in selected_columns(selection).items()}
+    common = {"metric": rsa["metric"], "method": rsa["method"]}
+    similarity = kind_similarity(sets, table, n_perm=rsa["n_perm"], n_boot=rsa["n_boot"], seed=seed,
+                                 progress=False, **common)
+    difference = kind_difference(sets, table, n_boot=rsa["n_boot"], seed=seed, **common)
+    subject = responses.subject
+    return {"brain_rsa": similarity.rename(columns={"unit_set": "roi"}).assign(subject=subject),
+            "brain_difference": difference.rename(columns={"unit_set": "roi"}).assign(subject=subject)}
+
+
+def searchlight_map(responses: Responses, disks: Mapping, stimuli_table: pd.DataFrame, config, seed, *,
+                    n_jobs: int = 1) -> pd.DataFrame:
+    """RE-AN / RE-AI similarity in the disk around every vertex (Fig. 4).
+
+    Without permutations the centres are independent, so they are split into chunks that run
+    through joblib (``n_jobs``); with permutations one call keeps the shared null needed for
+    the family-wise p-values.
+    """
+    from joblib import Parallel, delayed
+
+    patterns, table = image_patterns(responses, stimuli_table)
+    members = neighbourhoods_for_columns(responses.vertices, disks)
+    settings = dict(metric=config["rsa"]["metric"], method=config["rsa"]["method"],
+                    n_perm=config["searchlight"]["n_perm"], seed=seed, progress=False)
+    n_chunks = max(1, n_jobs) if settings["n_perm"] == 0 else 1
+    bounds = np.linspace(0, members.shape[0], n_chunks + 1).astype(int)
+    chunks = [(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True) if stop > start]
+    parts = Parallel(n_jobs=n_chunks)(delayed(_searchlight_chunk)(patterns, table, members, start, stop, settings)
+                                      for start, stop in chunks)
+    result = pd.concat(parts, ignore_index=True)
+    centers = result["center"].to_numpy()
+    result.insert(0, "hemi", responses.vertices["hemi"].to_numpy()[centers])
+    result.insert(1, "vertex", responses.vertices["vertex"].to_numpy()[centers])
+    return result.assign(subject=responses.subject)
+
+
+def _searchlight_chunk(patterns, table, members, start: int, stop: int, settings: dict) -> pd.DataFrame:
+    part = searchlight_kind_similarity(patterns, table, members[start:stop], **settings)
+    return part.assign(center=part["center"] + start)
+
+
+def make_estimator(config):
+    settings = config["encoding"]
+    n_nonzero = settings["n_nonzero"]
+    if settings["estimator"] == "romp":
+        return ROMP(n_nonzero=n_nonzero)
+    if settings["estimator"] == "omp":
+        return OMPEncoder(n_nonzero=10 if n_nonzero == "cv" else n_nonzero)
+    return KernelRidgeEncoder()
+
+
+def encoding_analysis(responses: Responses, selection: pd.DataFrame, activations: Activations,
+                      layers: Sequence[str], config, seed) -> dict:
+    """Encoding models per ROI x layer trained on RE (Fig. 6) and the best layer per vertex (Fig. S1)."""
+    settings = config["encoding"]
+    columns = selected_columns(selection)
+    rois = list(columns)
+    models = fit_encoding_models(activations, responses, rois, list(layers), vertices=columns,
+                                 estimator=make_estimator(config), progress=False)
+    out = {}
+    if settings["enabled"]:
+        accuracy = generalization(models, activations, responses, per=settings["per"], n_perm=settings["n_perm"],
+                                  n_boot=settings["n_boot"], seed=seed)
+        out["encoding"] = accuracy
+    if config["best_layer"]["enabled"]:
+        best = best_layer(models, activations, responses, on=config["best_layer"]["on"], cv=config["best_layer"]["cv"])
+        out["best_layer"] = best
+        out["best_layer_proportions"] = best_layer_proportions(best, list(layers))
+    return out

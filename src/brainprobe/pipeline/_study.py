@@ -1,0 +1,395 @@
+"""`Study`: a validated configuration run step by step into tables, figures and a report."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..data import Responses
+from ..models import Activations, load_model, resolve_device
+from ..stimuli import StimulusSet, load_stimuli, save_stimuli
+from . import _steps as steps
+from ._cache import StepCache, atomic_write, read_arrays, write_arrays
+from ._config import StudyConfig, load_config, validate
+
+__all__ = ["Study", "StudyResult", "read_table", "write_table"]
+
+# columns that hold names, never numbers (an image called "0001" stays "0001")
+STRING_COLUMNS = ("image_id", "source_id", "category", "kind", "hemi", "subject", "roi", "layer", "pair",
+                  "top1_name", "test_kind", "measurement", "best_layer", "comparison", "step", "label", "key")
+
+
+def write_table(path, frame: pd.DataFrame) -> Path:
+    """Write a tidy table as CSV, atomically; NaN as ``NaN`` so empty strings survive."""
+    return atomic_write(path, frame.to_csv(index=False, na_rep="NaN"))
+
+
+def read_table(path) -> pd.DataFrame:
+    """Read a table written by `write_table` with its name columns as strings."""
+    path = Path(path)
+    header = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, keep_default_na=False, na_values=["NaN"],
+                       dtype={c: str for c in STRING_COLUMNS if c in header})
+
+
+def _save_frames(frames: Mapping[str, pd.DataFrame], folder: Path) -> None:
+    for name, frame in frames.items():
+        write_table(folder / f"{name}.csv", frame)
+
+
+def _load_frames(folder: Path) -> dict[str, pd.DataFrame]:
+    return {path.stem: read_table(path) for path in sorted(folder.glob("*.csv"))}
+
+
+def _seed(base: int, *parts) -> int:
+    """A seed for one (subject, step): independent streams from one study seed."""
+    codes = [int.from_bytes(str(p).encode()[:8].ljust(8, b"\0"), "little") for p in parts]
+    return int(np.random.SeedSequence([base, *codes]).generate_state(1)[0])
+
+
+@dataclass
+class StudyResult:
+    """What a run produced.
+
+    Attributes
+    ----------
+    output : Path
+    tables : dict of str to DataFrame
+        Every table written to ``results/`` (name without ``.csv``).
+    figures : list of Path
+    report : Path
+    log : DataFrame
+        One row per step and subject: ``status`` is ``"computed"`` or ``"cached"``.
+    """
+
+    output: Path
+    tables: dict = field(default_factory=dict)
+    figures: list = field(default_factory=list)
+    report: Path | None = None
+    log: pd.DataFrame | None = None
+
+
+class Study:
+    """The study of paper 001 on a configuration: stimuli -> network -> subjects -> analyses.
+
+    Each step's output is cached under ``<output>/.cache`` by a hash of its inputs, so a rerun
+    after a change recomputes only the steps that change touches, and a killed run resumes
+    where it stopped.
+
+    Parameters
+    ----------
+    config : StudyConfig, mapping or path to a TOML file
+    overwrite : bool
+        Replace the results of a finished run in the output folder (its cache is reused).
+    n_jobs : int, optional
+        Parallel subjects (or searchlight chunks); default ``[parallel] n_jobs``.
+    scheduler : str, optional
+        ``"dask://HOST:PORT"``: run the per-subject work on that Dask cluster (the output
+        folder must be on a file system the workers share); default ``[parallel] scheduler``.
+    progress : bool, optional
+        Step display and progress bars (default: on a terminal).
+
+    Examples
+    --------
+    >>> from brainprobe.pipeline import Study
+    >>> result = Study("study.toml").run()  # doctest: +SKIP
+    >>> result.tables["brain_rsa"].head()  # doctest: +SKIP
+    """
+
+    def __init__(self, config, *, overwrite: bool = False, n_jobs: int | None = None,
+                 scheduler: str | None = None, progress: bool | None = None):
+        if isinstance(config, (str, os.PathLike)):
+            config = load_config(config)
+        elif not isinstance(config, StudyConfig):
+            config = validate(config)
+        self.config = config
+        self.overwrite = overwrite
+        self.n_jobs = int(n_jobs if n_jobs is not None else config["parallel"]["n_jobs"])
+        self.scheduler = scheduler if scheduler is not None else config["parallel"]["scheduler"]
+        if self.scheduler and not self.scheduler.startswith(("dask://", "tcp://")):
+            raise ValueError(f"scheduler: expected 'dask://HOST:PORT', found {self.scheduler!r}")
+        self.progress = progress
+        self.output = config.output
+        self.cache = StepCache(self.output / ".cache", salt=__version__)
+        self.log_: list[dict] = []
+
+    # -- output folder ----------------------------------------------------------------------------
+    def _prepare_output(self) -> None:
+        out = self.output
+        if out.exists() and not out.is_dir():
+            raise FileExistsError(f"output {out} exists and is not a folder")
+        if out.exists() and any(out.iterdir()):
+            ours = (out / ".cache").is_dir() or (out / "study.toml").is_file()
+            finished = (out / "report.html").is_file()
+            if (finished or not ours) and not self.overwrite:
+                what = "the results of a finished study" if finished else "files that brainprobe did not write"
+                raise FileExistsError(f"output {out} holds {what}; pass --overwrite (overwrite=True) to replace "
+                                      "them (the step cache is reused), or choose another [study] output")
+            if finished:
+                for name in ("results", "figures"):
+                    shutil.rmtree(out / name, ignore_errors=True)
+                (out / "report.html").unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "study.toml", self.config.to_toml())
+
+    def _say(self, text: str) -> None:
+        if self.progress is not False:
+            tqdm.write(text)
+
+    def _step(self, step, key, compute, save, load, label=""):
+        value, record = self.cache.run(step, key, compute, save, load, label=label)
+        self.log_.append(record)
+        self._say(f"  {step:<16} {label:<8} {record['status']:<8} {record['seconds']:8.1f} s")
+        return value
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self) -> StudyResult:
+        """Run every step (or load it from the cache) and write results, figures and report."""
+        start = time.perf_counter()
+        config = self.config
+        self._prepare_output()
+        self._say(f"brainprobe study {config['study']['name']!r} -> {self.output}")
+        real_subjects = [steps.load_subject(entry, config) for entry in config["subject"]]  # fails early
+        model_holder: dict = {}
+
+        def model():
+            if "model" not in model_holder:
+                network = config["network"]
+                weights = None if network["weights"] in ("none", "") else network["weights"]
+                device = None if network["device"] == "auto" else network["device"]
+                model_holder["model"] = load_model(network["name"], weights, seed=config.seed, init=network["init"],
+                                                   device=device)
+            return model_holder["model"]
+
+        network_json = json.dumps({k: v for k, v in config["network"].items() if k not in ("layers", "device")},
+                                  sort_keys=True)
+        stimuli_key = self.cache.key("stimuli", config.section_json("stimuli"), network_json, config.seed)
+        stimuli, stimulus_table = self._step(
+            "stimuli", stimuli_key, lambda: steps.make_stimuli(model(), config, progress=self.progress),
+            _save_stimuli, _load_stimuli)
+        for responses in real_subjects:
+            steps.image_patterns(responses, stimulus_table)  # every shown image must be in the set
+        layers = list(config["network"]["layers"]) or None
+        activations_key = self.cache.key("activations", stimuli_key, network_json, layers)
+        activations = self._step(
+            "activations", activations_key,
+            lambda: steps.network_activations(model(), stimuli, steps.network_layers(model(), config),
+                                              progress=self.progress),
+            _save_activations, _load_activations)
+        layers = activations.layers
+        tables: dict[str, list[pd.DataFrame]] = {"stimuli": [stimulus_table]}
+        if config["rsa"]["enabled"]:
+            rsa_key = self.cache.key("network_rsa", activations_key, config.section_json("rsa"), config.seed)
+            for name, frame in self._step("network_rsa", rsa_key,
+                                          lambda: steps.network_rsa(activations, stimulus_table, layers, config),
+                                          _save_frames, _load_frames).items():
+                tables.setdefault(name, []).append(frame)
+
+        tasks = [{"index": i, "entry": None} for i in range(config["subjects"]["simulate"])]
+        tasks += [{"index": len(tasks) + i, "entry": entry} for i, entry in enumerate(config["subject"])]
+        self._warm_neighbourhoods(tasks)
+        inner_jobs = self.n_jobs if len(tasks) == 1 or self.n_jobs == 1 else 1
+        shared = {"config": dict(config), "stimuli_key": stimuli_key, "activations_key": activations_key,
+                  "layers": layers, "cache_root": str(self.cache.root), "salt": self.cache.salt,
+                  "inner_jobs": inner_jobs}
+        outcomes = self._map_subjects(tasks, shared, stimuli, stimulus_table, activations)
+        for frames, records in outcomes:
+            self.log_ += records
+            for record in records:
+                self._say(f"  {record['step']:<16} {record['label']:<8} {record['status']:<8} {record['seconds']:8.1f} s")
+            for name, frame in frames.items():
+                tables.setdefault(name, []).append(frame)
+        combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
+        combined.update(_across_subjects(combined, layers))
+        result = StudyResult(self.output, combined, log=pd.DataFrame(self.log_))
+        self._write(result, stimuli, activations, layers, time.perf_counter() - start)
+        self._say(f"report: {result.report}")
+        return result
+
+    def _warm_neighbourhoods(self, tasks) -> None:
+        """Compute the simulated subjects' shared disks once, before the subjects run in parallel."""
+        config = self.config
+        if not tasks or tasks[0]["entry"] is not None or not (config["selection"]["enabled"] or config["searchlight"]["enabled"]):
+            return
+        meshes = steps.study_meshes(config["subjects"]["mesh"])
+        start = time.perf_counter()
+        holder = Responses.__new__(Responses)
+        holder.meshes = meshes
+        steps.neighbourhoods(holder, config, self.cache.root / "neighbourhoods")
+        self._say(f"  {'neighbourhoods':<16} {'':<8} {'ready':<8} {time.perf_counter() - start:8.1f} s")
+
+    def _map_subjects(self, tasks, shared, stimuli, stimulus_table, activations) -> list:
+        from joblib import Parallel, delayed, parallel_config
+
+        calls = [delayed(_run_subject)(task, shared, stimuli, stimulus_table, activations) for task in tasks]
+        bar = tqdm(total=len(calls), desc="subjects", unit="subject", disable=not self.progress if self.progress is not None else None)
+        context = contextlib.nullcontext()
+        client = None
+        if self.scheduler:
+            from dask.distributed import Client
+
+            client = Client(self.scheduler.replace("dask://", "tcp://"))
+            context = parallel_config(backend="dask")
+        n_jobs = -1 if self.scheduler else min(self.n_jobs, len(calls)) or 1
+        try:
+            with context:
+                outcomes = []
+                for outcome in Parallel(n_jobs=n_jobs, return_as="generator")(calls):
+                    outcomes.append(outcome)
+                    bar.update()
+        finally:
+            bar.close()
+            if client is not None:
+                client.close()
+        return outcomes
+
+    # -- outputs -----------------------------------------------------------------------------------
+    def _write(self, result: StudyResult, stimuli, activations, layers, seconds: float) -> None:
+        from . import _report
+
+        results = self.output / "results"
+        for name, frame in result.tables.items():
+            write_table(results / f"{name}.csv", frame)
+        write_table(self.output / "steps.csv", result.log)
+        result.figures = _report.make_figures(result.tables, stimuli, activations, layers, self.config,
+                                              self.output / "figures")
+        result.report = _report.write_report(self.output, result, self.config, seconds=seconds,
+                                             device=str(resolve_device(None if self.config["network"]["device"] == "auto"
+                                                                       else self.config["network"]["device"])))
+
+
+def _across_subjects(tables: dict, layers) -> dict:
+    """Tests that need every subject: the supplement's paired t-tests on best-layer proportions."""
+    from ..encoding import best_layer_tests
+
+    out = {}
+    proportions = tables.get("best_layer_proportions")
+    if proportions is not None and proportions["subject"].nunique() >= 2 and len(layers) >= 4:
+        rois = list(dict.fromkeys(proportions["roi"]))
+        out["best_layer_tests"] = best_layer_tests(proportions, low=layers[:2], high=layers[-2:],
+                                                   early_roi=rois[0], late_roi=rois[-1])
+    return out
+
+
+# -- per-subject work (module level: it runs in worker processes) ----------------------------------
+def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table: pd.DataFrame,
+                 activations: Activations) -> tuple[dict, list]:
+    config = StudyConfig(shared["config"])
+    cache = StepCache(shared["cache_root"], salt=shared["salt"])
+    index, entry = task["index"], task["entry"]
+    label = entry["id"] if entry else f"sub-{index + 1:02d}"
+    records, frames = [], {}
+
+    def step(name, key, compute, save, load):
+        value, record = cache.run(name, key, compute, save, load, label=label)
+        records.append(record)
+        return value
+
+    if entry is None:
+        responses_key = cache.key("responses", shared["stimuli_key"], config.section_json("subjects", "rois"),
+                                  config.seed, index)
+        responses = step("responses", responses_key, lambda: steps.simulated_subject(stimuli, config, index),
+                         _save_responses, lambda folder: _load_responses(folder, config["subjects"]["mesh"]))
+    else:
+        files = {k: _file_stamp(v) for k, v in entry.items() if isinstance(v, str) and Path(v).is_file()}
+        responses_key = cache.key("responses", entry, files, config.section_json("rois"))
+        responses = steps.load_subject(entry, config)
+    needs_disks = config["selection"]["enabled"] or config["searchlight"]["enabled"]
+    disks = steps.neighbourhoods(responses, config, cache.root / "neighbourhoods") if needs_disks and responses.meshes else None
+    selection_key = cache.key("selection", responses_key, config.section_json("selection", "rois"),
+                              config["rsa"]["metric"], config["rsa"]["method"])
+    selection = step("selection", selection_key, lambda: steps.selection_tables(responses, disks, config),
+                     lambda table, folder: write_table(folder / "selection.csv", table),
+                     lambda folder: read_table(folder / "selection.csv"))
+    frames["selection"] = selection
+    if config["rsa"]["enabled"]:
+        key = cache.key("brain_rsa", selection_key, config.section_json("rsa"), shared["stimuli_key"], config.seed)
+        frames.update(step("brain_rsa", key, lambda: steps.brain_rsa(responses, selection, stimulus_table, config,
+                                                                      _seed(config.seed, index, "rsa")),
+                           _save_frames, _load_frames))
+    if config["searchlight"]["enabled"] and disks is not None:
+        key = cache.key("searchlight", responses_key, config.section_json("searchlight"),
+                        config["rsa"]["metric"], config["rsa"]["method"],
+                        config["selection"]["radius_mm"], config["selection"]["method"], shared["stimuli_key"], config.seed)
+        frames["searchlight"] = step(
+            "searchlight", key,
+            lambda: steps.searchlight_map(responses, disks, stimulus_table, config, _seed(config.seed, index, "searchlight"),
+                                          n_jobs=shared["inner_jobs"]),
+            lambda table, folder: write_table(folder / "searchlight.csv", table),
+            lambda folder: read_table(folder / "searchlight.csv"))
+    if config["encoding"]["enabled"] or config["best_layer"]["enabled"]:
+        key = cache.key("encoding", selection_key, shared["activations_key"], shared["layers"],
+                        config.section_json("encoding", "best_layer"), config.seed)
+        frames.update(step("encoding", key,
+                           lambda: steps.encoding_analysis(responses, selection, activations, shared["layers"], config,
+                                                           _seed(config.seed, index, "encoding")),
+                           _save_frames, _load_frames))
+    return frames, records
+
+
+def _file_stamp(path: str) -> list:
+    stat = Path(path).stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _save_stimuli(value, folder: Path) -> None:
+    stimuli, table = value
+    save_stimuli(stimuli, folder / "stimuli")
+    write_table(folder / "described.csv", table)
+
+
+def _load_stimuli(folder: Path):
+    return load_stimuli(folder / "stimuli"), read_table(folder / "described.csv")
+
+
+def _save_activations(activations: Activations, folder: Path) -> None:
+    arrays = {f"layer::{name}": np.asarray(values) for name, values in activations.items()}
+    arrays["image_ids"] = np.asarray(activations.image_ids, dtype=str)
+    arrays["layer_order"] = np.asarray(activations.layers, dtype=str)
+    write_arrays(folder / "activations.npz", arrays)
+
+
+def _load_activations(folder: Path) -> Activations:
+    arrays = read_arrays(folder / "activations.npz")
+    return Activations({name: arrays[f"layer::{name}"] for name in arrays["layer_order"].tolist()},
+                       image_ids=arrays["image_ids"].tolist())
+
+
+def _save_responses(responses: Responses, folder: Path) -> None:
+    write_arrays(folder / "betas.npz", {"betas": responses.betas})
+    write_table(folder / "trials.csv", responses.trials)
+    write_table(folder / "vertices.csv", responses.vertices)
+    atomic_write(folder / "subject.json", json.dumps({"subject": responses.subject, "source": responses.source}))
+
+
+def _load_responses(folder: Path, mesh) -> Responses:
+    meta = json.loads((folder / "subject.json").read_text())
+    return Responses(read_arrays(folder / "betas.npz")["betas"], read_table(folder / "trials.csv"),
+                     read_table(folder / "vertices.csv"), meshes=steps.study_meshes(mesh),
+                     source=meta["source"], subject=meta["subject"])
+
+
+def environment() -> dict:
+    """Versions of the packages a result depends on (for the report)."""
+    import importlib.metadata as metadata
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("brainprobe", "numpy", "scipy", "pandas", "scikit-learn", "torch", "torchvision", "nilearn",
+                    "nibabel", "matplotlib", "joblib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions

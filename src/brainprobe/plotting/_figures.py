@@ -1,0 +1,304 @@
+"""The study's figures, drawn from the tidy result tables only.
+
+Every function returns a `matplotlib.figure.Figure`; `save_figure` writes it atomically in
+several formats. Colours follow paper 001: RE-AN (AN) blue, RE-AI (AI) red.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "PAIR_COLORS",
+    "best_layer_figure",
+    "cortical_map",
+    "encoding_figure",
+    "kind_bars",
+    "layer_profile",
+    "rdm_panels",
+    "save_figure",
+    "stimulus_grid",
+]
+
+PAIR_COLORS = {"RE-AN": "#3b6fb6", "RE-AI": "#d1493f", "AN": "#3b6fb6", "AI": "#d1493f"}
+
+
+def save_figure(figure, path, formats: Sequence[str] = ("png", "pdf"), *, dpi: int = 150) -> list[Path]:
+    """Write ``figure`` as ``path`` with each suffix in ``formats`` (atomically) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        target = path.with_suffix(f".{fmt}")
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".{fmt}")
+        os.close(handle)
+        try:
+            figure.savefig(temporary, format=fmt, dpi=dpi, bbox_inches="tight")
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        written.append(target)
+    plt.close(figure)
+    return written
+
+
+def _stars(p: float) -> str:
+    if not np.isfinite(p):
+        return ""
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def stimulus_grid(images: np.ndarray, table: pd.DataFrame, *, n_sources: int = 5,
+                  kinds: Sequence[str] = ("RE", "AN", "AI")):
+    """Fig. 1: RE, AN and AI images of a few sources, with the network's label and probability.
+
+    Parameters
+    ----------
+    images : array (n_images, height, width, 3) in [0, 1]
+        Rows aligned with ``table``.
+    table : DataFrame
+        ``image_id``, ``kind``, ``source_id``, ``top1_name``, ``p_top1``.
+    n_sources : int
+        Columns (the first sources in table order).
+    """
+    sources = list(dict.fromkeys(table.loc[table["kind"] == kinds[0], "source_id"]))[:n_sources]
+    figure, axes = plt.subplots(len(kinds), len(sources), figsize=(2.1 * len(sources), 2.5 * len(kinds)), squeeze=False)
+    for r, kind in enumerate(kinds):
+        for c, source in enumerate(sources):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            match = np.flatnonzero(((table["kind"] == kind) & (table["source_id"] == source)).to_numpy())
+            if not len(match):
+                ax.set_visible(False)
+                continue
+            row = table.iloc[match[0]]
+            ax.imshow(np.clip(images[match[0]], 0, 1))
+            name = str(row.get("top1_name", ""))
+            name = name if len(name) <= 18 else name[:17] + "…"
+            ax.set_xlabel(f"{name}\np = {row.get('p_top1', np.nan):.2f}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(kind, fontsize=12, fontweight="bold")
+    figure.suptitle("Stimuli and the network's top-1 label", fontsize=11)
+    figure.tight_layout()
+    return figure
+
+
+def _ci_columns(table: pd.DataFrame, ci: str) -> tuple[str, str] | None:
+    low, high = f"{ci}_low", f"{ci}_high"
+    return (low, high) if low in table and high in table else None
+
+
+def kind_bars(table: pd.DataFrame, *, unit: str = "roi", panel: str = "subject", ci: str = "ci68",
+              pairs: Sequence[str] = ("RE-AN", "RE-AI"), title: str = "RE-AN and RE-AI similarity"):
+    """Fig. 3 / S2: similarity bars per ROI with CI error bars and significance asterisks.
+
+    Parameters
+    ----------
+    table : DataFrame
+        `brainprobe.rsa.kind_similarity` rows with ``unit`` and ``panel`` columns.
+    unit : str
+        Column on the x-axis (``roi``).
+    panel : str
+        One subplot per value (``subject``).
+    ci : str
+        Prefix of the interval columns (``ci68``: the study's bars for ROIs).
+    """
+    panels = list(dict.fromkeys(table[panel])) if panel in table else [None]
+    units = list(dict.fromkeys(table[unit]))
+    figure, axes = plt.subplots(1, len(panels), figsize=(0.9 * len(units) * len(pairs) / 2 + 2.2 * len(panels) + 1, 3.4),
+                                sharey=True, squeeze=False)
+    width = 0.8 / len(pairs)
+    columns = _ci_columns(table, ci)
+    for ax, value in zip(axes[0], panels, strict=True):
+        part = table if value is None else table[table[panel] == value]
+        for k, pair in enumerate(pairs):
+            rows = part[part["pair"] == pair].set_index(unit).reindex(units)
+            x = np.arange(len(units)) + (k - (len(pairs) - 1) / 2) * width
+            heights = rows["similarity"].to_numpy(float)
+            error = None
+            if columns:
+                error = np.abs(np.vstack([heights - rows[columns[0]].to_numpy(float), rows[columns[1]].to_numpy(float) - heights]))
+            ax.bar(x, heights, width, yerr=error, color=PAIR_COLORS.get(pair), label=pair, capsize=2, ecolor="0.2")
+            if "p_perm" in rows:
+                tops = heights if columns is None else rows[columns[1]].to_numpy(float)
+                for xi, top, p in zip(x, tops, rows["p_perm"].to_numpy(float), strict=True):
+                    mark = _stars(p)
+                    if mark:
+                        ax.text(xi, max(top, 0) + 0.01, mark, ha="center", va="bottom", fontsize=9)
+        ax.axhline(0, color="0.3", linewidth=0.8)
+        ax.set_xticks(np.arange(len(units)), units)
+        if value is not None:
+            ax.set_title(str(value))
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0, 0].set_ylabel("RDM similarity (Spearman)")
+    axes[0, -1].legend(frameon=False, fontsize=8)
+    figure.suptitle(f"{title} (error bars: {ci[2:]}% CI; * p < .05, ** p < .01, *** p < .001, permutation)", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, *, ci: str = "ci95",
+                  pairs: Sequence[str] = ("RE-AN", "RE-AI"), network: str = ""):
+    """Fig. 5: RE-AN and RE-AI similarity across layers with CIs and the Mann-Kendall trend."""
+    layers = list(dict.fromkeys(table["layer"]))
+    figure, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(layers) + 1.5), 3.4))
+    columns = _ci_columns(table, ci)
+    x = np.arange(len(layers))
+    for pair in pairs:
+        rows = table[table["pair"] == pair].set_index("layer").reindex(layers)
+        y = rows["similarity"].to_numpy(float)
+        label = pair
+        if trend is not None and (trend["pair"] == pair).any():
+            t = trend[trend["pair"] == pair].iloc[0]
+            label = f"{pair} (Mann-Kendall tau = {t['tau']:.2f}, p = {t['p']:.3g})"
+        error = None
+        if columns:
+            error = np.abs(np.vstack([y - rows[columns[0]].to_numpy(float), rows[columns[1]].to_numpy(float) - y]))
+        ax.errorbar(x, y, yerr=error, marker="o", color=PAIR_COLORS.get(pair), label=label, capsize=3)
+        if "p_perm" in rows:
+            for xi, yi, p in zip(x, y, rows["p_perm"].to_numpy(float), strict=True):
+                if _stars(p):
+                    ax.text(xi, yi, "  " + _stars(p), color=PAIR_COLORS.get(pair), fontsize=8, va="bottom")
+    ax.axhline(0, color="0.3", linewidth=0.8)
+    ax.set_xticks(x, layers, rotation=45 if len(layers) > 8 else 0)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("RDM similarity (Spearman)")
+    ax.set_title(f"{network} layers: RE-AN and RE-AI similarity ({ci[2:]}% CI)".strip(), fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    figure.tight_layout()
+    return figure
+
+
+def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"), ci: str = "ci95"):
+    """Fig. 6: accuracy of RE-trained encoding models on AN and AI images, per ROI x layer.
+
+    One panel per ROI (rows: subjects), lines over layers, 95% bootstrap CIs, asterisks where
+    the permutation test rejects.
+    """
+    subjects = list(dict.fromkeys(table["subject"]))
+    rois = list(dict.fromkeys(table["roi"]))
+    layers = list(dict.fromkeys(table["layer"]))
+    figure, axes = plt.subplots(len(subjects), len(rois), figsize=(2.6 * len(rois) + 0.5, 2.3 * len(subjects) + 0.6),
+                                sharex=True, sharey=True, squeeze=False)
+    columns = _ci_columns(table, ci)
+    x = np.arange(len(layers))
+    for i, subject in enumerate(subjects):
+        for j, roi in enumerate(rois):
+            ax = axes[i, j]
+            part = table[(table["subject"] == subject) & (table["roi"] == roi)]
+            for kind in kinds:
+                rows = part[part["test_kind"] == kind].set_index("layer").reindex(layers)
+                y = rows["accuracy"].to_numpy(float)
+                error = None
+                if columns:
+                    error = np.abs(np.vstack([y - rows[columns[0]].to_numpy(float), rows[columns[1]].to_numpy(float) - y]))
+                ax.errorbar(x, y, yerr=error, marker="o", markersize=3, color=PAIR_COLORS.get(kind), label=kind, capsize=2)
+            ax.axhline(0, color="0.3", linewidth=0.8)
+            if i == 0:
+                ax.set_title(roi)
+            if j == 0:
+                ax.set_ylabel(f"{subject}\naccuracy (r)")
+            ax.set_xticks(x, layers, rotation=90, fontsize=7)
+            ax.spines[["top", "right"]].set_visible(False)
+    axes[0, -1].legend(frameon=False, fontsize=8)
+    figure.suptitle("Encoding models trained on RE images, tested on AN and AI images (95% CI)", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def best_layer_figure(proportions: pd.DataFrame):
+    """Fig. S1: proportion of each ROI's vertices best predicted by each layer (mean over subjects)."""
+    layers = list(dict.fromkeys(proportions["layer"]))
+    rois = list(dict.fromkeys(proportions["roi"]))
+    mean = proportions.groupby(["roi", "layer"], sort=False)["proportion"].mean().unstack("layer").reindex(index=rois, columns=layers)
+    figure, ax = plt.subplots(figsize=(1.0 * len(rois) + 3.0, 3.4))
+    colors = plt.get_cmap("viridis")(np.linspace(0, 1, len(layers)))
+    bottom = np.zeros(len(rois))
+    for layer, color in zip(layers, colors, strict=True):
+        values = mean[layer].to_numpy(float)
+        ax.bar(rois, values, bottom=bottom, color=color, label=layer, edgecolor="white", linewidth=0.5)
+        bottom += values
+    ax.set_ylabel("proportion of vertices")
+    ax.set_ylim(0, 1)
+    ax.set_title("Best-predicting layer per vertex", fontsize=10)
+    ax.legend(frameon=False, fontsize=7, bbox_to_anchor=(1.0, 1.0), loc="upper left", title="layer")
+    ax.spines[["top", "right"]].set_visible(False)
+    figure.tight_layout()
+    return figure
+
+
+def rdm_panels(rdms: Mapping[str, np.ndarray], *, labels: Sequence[str] | None = None, columns: int = 3):
+    """Square RDMs side by side, one colour scale per panel (rank-transformed for display)."""
+    from scipy.stats import rankdata
+
+    names = list(rdms)
+    rows = int(np.ceil(len(names) / columns))
+    figure, axes = plt.subplots(rows, min(columns, len(names)), figsize=(2.8 * min(columns, len(names)), 2.8 * rows),
+                                squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        square = np.asarray(rdms[name], dtype=float)
+        upper = np.triu_indices(len(square), 1)
+        ranked = np.zeros_like(square)
+        ranked[upper] = rankdata(square[upper]) / len(upper[0])
+        ranked = ranked + ranked.T
+        image = ax.imshow(ranked, cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if labels is not None and len(labels) == len(square) and len(square) <= 20:
+            ax.set_yticks(np.arange(len(square)), labels, fontsize=6)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    figure.colorbar(image, ax=axes, shrink=0.7, label="dissimilarity (percentile)")
+    return figure
+
+
+def cortical_map(maps: Mapping[str, Mapping[str, np.ndarray]], meshes: Mapping[str, object], *,
+                 views: Sequence[str] = ("lateral", "medial"), vmax: float | None = None,
+                 cmap: str = "RdBu_r", title: str = ""):
+    """Fig. 4: values per vertex drawn on a surface (nilearn), one row per map.
+
+    Parameters
+    ----------
+    maps : mapping of row title to mapping of hemi (``"L"``/``"R"``) to array (n_mesh_vertices,)
+        NaN where there is no value.
+    meshes : mapping of hemi to a mesh with ``coordinates`` and ``faces`` (inflated or flat)
+    views : sequence of str
+        nilearn views per hemisphere (a flat mesh is drawn from ``"dorsal"``).
+    """
+    from nilearn import plotting
+
+    hemis = [h for h in ("L", "R") if h in meshes]
+    names = list(maps)
+    values = np.concatenate([np.asarray(maps[n][h], float) for n in names for h in hemis if h in maps[n]])
+    vmax = float(np.nanmax(np.abs(values))) if vmax is None else vmax
+    vmax = vmax if np.isfinite(vmax) and vmax > 0 else 1.0
+    panels = [(h, v) for h in hemis for v in views]
+    figure = plt.figure(figsize=(2.6 * len(panels) + 0.8, 2.4 * len(names) + 0.6))
+    for i, name in enumerate(names):
+        for j, (hemi, view) in enumerate(panels):
+            ax = figure.add_subplot(len(names), len(panels), i * len(panels) + j + 1, projection="3d")
+            mesh = meshes[hemi]
+            data = np.nan_to_num(np.asarray(maps[name].get(hemi, np.full(mesh.n_vertices, np.nan)), float), nan=0.0)
+            plotting.plot_surf_stat_map((mesh.coordinates, mesh.faces), data, hemi="left" if hemi == "L" else "right",
+                                        view=view, axes=ax, figure=figure, colorbar=False, cmap=cmap,
+                                        vmin=-vmax, vmax=vmax, symmetric_cbar=True)
+            ax.set_title(f"{name} · {hemi} {view}", fontsize=8)
+            for artist in ax.collections:  # 60k triangles as vectors make a 10 MB PDF
+                artist.set_rasterized(True)
+    mappable = plt.cm.ScalarMappable(norm=plt.Normalize(-vmax, vmax), cmap=cmap)
+    figure.colorbar(mappable, ax=figure.axes, shrink=0.6, label="RDM similarity")
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return figure

@@ -1,0 +1,181 @@
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainprobe.pipeline import ConfigError, Study, read_table, validate
+from brainprobe.pipeline import _steps as steps
+
+TABLES = {"stimuli", "network_rsa", "network_trend", "network_difference", "selection", "brain_rsa",
+          "brain_difference", "searchlight", "encoding", "best_layer", "best_layer_proportions", "best_layer_tests"}
+FIGURES = {"fig1_stimuli", "fig3_brain_rsa", "fig4_searchlight_sub-01", "fig4_searchlight_sub-02",
+           "fig5_network_layers", "fig6_encoding", "figS1_best_layer", "rdms_network"}
+
+
+def computed(result) -> set[tuple[str, str]]:
+    log = result.log
+    return set(zip(log.loc[log["status"] == "computed", "step"], log.loc[log["status"] == "computed", "label"], strict=True))
+
+
+def test_run_writes_every_table_figure_and_the_report(tiny_run):
+    out = tiny_run.output
+    assert set(tiny_run.tables) == TABLES
+    for name, frame in tiny_run.tables.items():
+        on_disk = read_table(out / "results" / f"{name}.csv")
+        pd.testing.assert_frame_equal(on_disk, frame.reset_index(drop=True), check_dtype=False)
+    stimuli = tiny_run.tables["stimuli"]
+    assert stimuli["kind"].value_counts().to_dict() == {"RE": 5, "AN": 5, "AI": 5}
+    assert stimuli["p_top1"].between(0, 1).all() and stimuli["top1_name"].str.len().gt(0).all()
+    assert {p.stem for p in (out / "figures").glob("*.png")} == FIGURES
+    report = (out / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == len(FIGURES)  # self-contained
+    assert "[rsa]" in report and "torch" in report and "Seed: 3" in report
+    assert (out / "study.toml").is_file() and (out / "steps.csv").is_file()
+
+
+def test_the_simulated_brain_sees_ai_like_re_and_an_unlike_it(tiny_run):
+    """Planted truth: the simulated ROIs read image features, which AI images keep and AN images lose."""
+    rsa = tiny_run.tables["brain_rsa"].pivot_table(index=["subject", "roi"], columns="pair", values="similarity")
+    assert (rsa["RE-AI"] > rsa["RE-AN"]).mean() >= 0.75
+    selection = tiny_run.tables["selection"]
+    assert selection.groupby(["subject", "roi", "hemi"])["selected"].sum().eq(30).all()
+    encoding = tiny_run.tables["encoding"]
+    assert set(encoding["test_kind"]) == {"AN", "AI"} and encoding["p_perm"].between(0, 1).all()
+
+
+def test_rerun_recomputes_only_the_steps_a_change_touches(tiny_run, tiny_values):
+    values = tiny_values
+    output = validate(values).output
+    shutil.copytree(tiny_run.output, output)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        Study(validate(values), progress=False).run()
+    unchanged = Study(validate(values), overwrite=True, progress=False).run()
+    assert computed(unchanged) == set()
+    for name, frame in tiny_run.tables.items():
+        pd.testing.assert_frame_equal(unchanged.tables[name], frame, check_dtype=False)
+    values["encoding"]["n_perm"] = 30
+    changed = Study(validate(values), overwrite=True, progress=False).run()
+    assert computed(changed) == {("encoding", "sub-01"), ("encoding", "sub-02")}
+    values["selection"]["n_per_hemi"] = 20
+    reselected = Study(validate(values), overwrite=True, progress=False).run()
+    assert {step for step, _ in computed(reselected)} == {"selection", "brain_rsa", "encoding"}
+
+
+def test_a_killed_run_resumes_where_it_stopped(tiny_values, monkeypatch):
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    real = steps.encoding_analysis
+    monkeypatch.setattr(steps, "encoding_analysis", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Study(validate(tiny_values), progress=False).run()
+    output = validate(tiny_values).output
+    assert calls and not (output / "report.html").exists()
+    assert not list((output / ".cache" / "encoding").glob("*/complete.json"))  # no half result is trusted
+    monkeypatch.setattr(steps, "encoding_analysis", real)
+    resumed = Study(validate(tiny_values), progress=False).run()  # no --overwrite needed: it never finished
+    redone = computed(resumed)
+    # sub-01 stopped in its encoding step: only that step is redone; sub-02 never started
+    assert ("encoding", "sub-01") in redone and not {("responses", "sub-01"), ("selection", "sub-01")} & redone
+    assert not {"stimuli", "activations", "network_rsa"} & {step for step, _ in redone}
+    assert (output / "report.html").is_file()
+
+
+def test_same_seed_gives_identical_csv_files_and_a_dask_cluster_the_same_tables(tiny_run, tiny_values):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
+                                  dashboard_address=None) as cluster:
+        address = cluster.scheduler_address.replace("tcp://", "dask://")
+        result = Study(validate(tiny_values), scheduler=address, progress=False).run()
+    assert result.log["status"].eq("computed").all()
+    for name in TABLES:
+        local = (tiny_run.output / "results" / f"{name}.csv").read_bytes()
+        remote = (result.output / "results" / f"{name}.csv").read_bytes()
+        assert local == remote, name
+
+
+def test_a_finished_run_or_a_foreign_folder_is_never_overwritten(tiny_values, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    tiny_values["study"]["output"] = str(foreign)
+    with pytest.raises(FileExistsError, match="did not write"):
+        Study(validate(tiny_values), progress=False).run()
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+@pytest.fixture
+def no_heavy_work(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("heavy work started before the configuration was checked")
+
+    monkeypatch.setattr(steps, "make_stimuli", fail)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"rsa": {"n_perms": 10}}, r"\[rsa\]: unknown key\(s\) \['n_perms'\]"),
+    ({"rsa": {"n_perm": "many"}}, r"\[rsa\] n_perm: expected an integer, found 'many'"),
+    ({"rois": {"names": ["V1", "V9"]}}, r"\[rois\] names: .*V9"),
+    ({"network": {"name": "lenet"}}, r"\[network\] name: expected one of"),
+    ({"subject": [{"betas": "missing.npy"}]}, r"\[\[subject\]\] #1 betas: file not found: .*missing.npy"),
+    ({"searchlight": {"surface": "round"}}, r"\[searchlight\] surface: expected one of"),
+    ({"parallel": {"scheduler": "127.0.0.1:8786"}}, r"\[parallel\] scheduler: expected 'dask://HOST:PORT'"),
+])
+def test_bad_configs_name_the_key_and_the_problem(tiny_values, no_heavy_work, change, message):
+    for section, values in change.items():
+        if section == "subject":
+            tiny_values[section] = values
+        else:
+            tiny_values[section].update(values)
+    with pytest.raises(ConfigError, match=message):
+        validate(tiny_values, source="study.toml")
+
+
+def _write_subject(folder, stimuli_table, n_trials_in_table=None, seed=0):
+    """A real-data subject: betas .npy over the V1 and LO vertices of fs_LR 32k, a trial CSV and a
+    vertex CSV that places each column on the mesh."""
+    from brainprobe.roi import mmp_visual_rois
+
+    rng = np.random.default_rng(seed)
+    columns = []
+    for hemi in "LR":
+        masks = mmp_visual_rois(hemi, ["V1", "LO"])
+        vertices = np.flatnonzero(masks["V1"] | masks["LO"])[::4]
+        columns.append(pd.DataFrame({"hemi": hemi, "vertex": vertices}))
+    vertex_table = pd.concat(columns, ignore_index=True)
+    trials = pd.concat([stimuli_table[["image_id", "kind"]].assign(repeat=r) for r in (1, 2)], ignore_index=True)
+    betas = rng.normal(size=(len(trials), len(vertex_table)))
+    np.save(folder / "betas.npy", betas)
+    table = trials if n_trials_in_table is None else trials.iloc[:n_trials_in_table]
+    table.to_csv(folder / "trials.csv", index=False)
+    vertex_table.to_csv(folder / "vertices.csv", index=False)
+    return {"id": "sub-real", "betas": "betas.npy", "trials": "trials.csv", "vertices": "vertices.csv",
+            "meshes": "fs_LR_32k"}
+
+
+def test_a_wrong_trial_count_fails_before_any_heavy_work(tiny_run, tiny_values, tmp_path, no_heavy_work):
+    entry = _write_subject(tmp_path, tiny_run.tables["stimuli"], n_trials_in_table=20)
+    tiny_values["subjects"]["simulate"] = 0
+    tiny_values["subject"] = [entry]
+    config = validate(tiny_values, base=tmp_path)
+    with pytest.raises(ValueError, match=r"sub-real.*20.*30|sub-real.*30.*20"):
+        Study(config, progress=False).run()
+
+
+def test_real_subject_files_run_through_the_same_steps(tiny_run, tiny_values, tmp_path):
+    entry = _write_subject(tmp_path, tiny_run.tables["stimuli"])
+    tiny_values["subjects"]["simulate"] = 0
+    tiny_values["subject"] = [entry]
+    tiny_values["encoding"]["enabled"] = False
+    tiny_values["best_layer"]["enabled"] = False
+    result = Study(validate(tiny_values, base=tmp_path), progress=False).run()
+    rsa = result.tables["brain_rsa"]
+    assert set(rsa["subject"]) == {"sub-real"} and set(rsa["roi"]) == {"V1", "LO"}
+    searchlight = result.tables["searchlight"]
+    assert len(searchlight) == 2 * len(pd.read_csv(tmp_path / "vertices.csv"))
+    assert re.search(r"fig4_searchlight_sub-real", "".join(p.name for p in result.figures))
