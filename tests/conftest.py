@@ -29,3 +29,17 @@ def random_images():
 def kaiming_alexnet():
     """AlexNet with random He-initialized weights: its outputs respond to the input (see load_model)."""
     return load_model("alexnet", weights=None, seed=0, init="kaiming", device="cpu")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_study_cache(tmp_path_factory):
+    """Studies keep geodesic disks in $BRAINPROBE_CACHE: one place per test session, never $HOME."""
+    import os
+
+    previous = os.environ.get("BRAINPROBE_CACHE")
+    os.environ["BRAINPROBE_CACHE"] = str(tmp_path_factory.mktemp("brainprobe-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("BRAINPROBE_CACHE", None)
+    else:
+        os.environ["BRAINPROBE_CACHE"] = previous

@@ -53,6 +53,17 @@ def _load_frames(folder: Path) -> dict[str, pd.DataFrame]:
     return {path.stem: read_table(path) for path in sorted(folder.glob("*.csv"))}
 
 
+def neighbourhood_cache() -> Path:
+    """Where geodesic disks are kept between studies: they depend on the mesh and radius only.
+
+    ``$BRAINPROBE_CACHE`` when set, else ``$XDG_CACHE_HOME/brainprobe`` (``~/.cache/brainprobe``).
+    """
+    if os.environ.get("BRAINPROBE_CACHE"):
+        return Path(os.environ["BRAINPROBE_CACHE"]) / "neighbourhoods"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "brainprobe" / "neighbourhoods"
+
+
 def _seed(base: int, *parts) -> int:
     """A seed for one (subject, step): independent streams from one study seed."""
     codes = [int.from_bytes(str(p).encode()[:8].ljust(8, b"\0"), "little") for p in parts]
@@ -227,7 +238,7 @@ class Study:
         start = time.perf_counter()
         holder = Responses.__new__(Responses)
         holder.meshes = meshes
-        steps.neighbourhoods(holder, config, self.cache.root / "neighbourhoods")
+        steps.neighbourhoods(holder, config, neighbourhood_cache())
         self._say(f"  {'neighbourhoods':<16} {'':<8} {'ready':<8} {time.perf_counter() - start:8.1f} s")
 
     def _map_subjects(self, tasks, shared, stimuli, stimulus_table, activations) -> list:
@@ -307,7 +318,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
         responses_key = cache.key("responses", entry, files, config.section_json("rois"))
         responses = steps.load_subject(entry, config)
     needs_disks = config["selection"]["enabled"] or config["searchlight"]["enabled"]
-    disks = steps.neighbourhoods(responses, config, cache.root / "neighbourhoods") if needs_disks and responses.meshes else None
+    disks = steps.neighbourhoods(responses, config, neighbourhood_cache()) if needs_disks and responses.meshes else None
     selection_key = cache.key("selection", responses_key, config.section_json("selection", "rois"),
                               config["rsa"]["metric"], config["rsa"]["method"])
     selection = step("selection", selection_key, lambda: steps.selection_tables(responses, disks, config),

@@ -20,6 +20,7 @@ __all__ = [
     "best_layer_figure",
     "cortical_map",
     "encoding_figure",
+    "image_grid",
     "kind_bars",
     "layer_profile",
     "rdm_panels",
@@ -89,6 +90,40 @@ def stimulus_grid(images: np.ndarray, table: pd.DataFrame, *, n_sources: int = 5
             if c == 0:
                 ax.set_ylabel(kind, fontsize=12, fontweight="bold")
     figure.suptitle("Stimuli and the network's top-1 label", fontsize=11)
+    figure.tight_layout()
+    return figure
+
+
+def image_grid(images, titles: Sequence[str] | None = None, *, columns: int = 4, size: float = 2.2,
+               signed: bool = False, title: str = ""):
+    """Images in a grid, e.g. a synthesis gallery.
+
+    Parameters
+    ----------
+    images : tensor or array (n_images, 3, H, W) or (n_images, H, W, 3)
+        Pixels in [0, 1]; with ``signed=True`` any values, shown around mid-grey with a shared
+        scale (distortions).
+    titles : sequence of str, optional
+    columns : int
+    """
+    array = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images, dtype=float)
+    if array.ndim == 4 and array.shape[1] == 3 and array.shape[-1] != 3:
+        array = array.transpose(0, 2, 3, 1)
+    if signed:
+        scale = np.abs(array).max() or 1.0
+        array = 0.5 + 0.5 * array / scale
+    n = len(array)
+    columns = min(columns, n)
+    rows = int(np.ceil(n / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows + 0.3), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(np.clip(array[i], 0, 1))
+            if titles is not None and i < len(titles):
+                ax.set_title(str(titles[i]), fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return figure
 

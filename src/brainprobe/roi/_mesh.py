@@ -223,7 +223,7 @@ def geodesic_neighbourhoods(
     result = sp.vstack(blocks).tocsr()
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_name(cache.stem + ".partial.npz")
+        temporary = cache.with_name(cache.stem + f".partial-{os.getpid()}.npz")
         sp.save_npz(temporary, result)
         os.replace(temporary, cache)
     return result
