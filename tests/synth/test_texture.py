@@ -15,12 +15,19 @@ from brainprobe.synth import (
 )
 
 
-def test_texture_synthesis_matches_the_grams(efficientnet):
+def test_texture_synthesis_matches_the_grams(efficientnet, tmp_path):
     exemplar = sample_images(1, size=96).images
     synthesis = TextureSynthesis(efficientnet, exemplar, ["stem", "block2", "block3"]).synthesize(40)
     start, end = float(synthesis.loss(synthesis.start)), float(synthesis.loss(synthesis.images))
     assert end <= 0.1 * start, (start, end)
     assert synthesis.images.min() >= 0 and synthesis.images.max() <= 1
+    path = synthesis.save(tmp_path / "texture.pt")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        synthesis.save(path)
+    loaded = TextureSynthesis.load(path, efficientnet)
+    assert torch.equal(loaded.images, synthesis.images) and torch.equal(loaded.start, synthesis.start)
+    assert loaded.layers == synthesis.layers and np.array_equal(loaded.losses, synthesis.losses)
+    torch.testing.assert_close(loaded.loss(loaded.images), synthesis.loss(synthesis.images))
 
 
 def test_gram_matrices_and_rdms(kaiming_alexnet):

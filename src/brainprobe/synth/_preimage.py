@@ -24,6 +24,7 @@ import torch
 
 from .._images import as_image_tensor
 from ..models import IMAGENET_MEAN, LayeredModel
+from ._persistence import read_synthesis, write_synthesis
 from ._core import optimize_pixels
 from ._regularizers import PreImagePrior, jitter
 
@@ -119,18 +120,10 @@ class PreImageSynthesis:
 
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Save results and settings (not the network) with ``torch.save``; load with `load`."""
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
         settings = {"method": self.method, "layer": self.layer, "C": self.C, "jitter_amount": self.jitter_amount,
                     "optimizer": self.optimizer, "lr": self.lr, "seed": self.seed, "n_iter": self.n_iter,
                     "model": self.model.name}
-        tensors = {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in self._state().items()}
-        temporary = path.with_name(path.name + ".partial")
-        torch.save({"settings": json.dumps(settings), "losses": torch.from_numpy(np.asarray(self.losses)), **tensors},
-                   temporary)
-        os.replace(temporary, path)
-        return path
+        return write_synthesis(path, settings, self._state(), self.losses, overwrite=overwrite)
 
     def _restore(self, saved: dict) -> None:
         self.images = saved.get("images")
@@ -139,10 +132,7 @@ class PreImageSynthesis:
     @classmethod
     def load(cls, path, model: LayeredModel):
         """Read a file written by `save` (tensors only: ``torch.load(weights_only=True)``)."""
-        saved = torch.load(Path(path), map_location="cpu", weights_only=True)
-        settings = json.loads(saved["settings"])
-        if settings["method"] != cls.method:
-            raise ValueError(f"{path}: holds a {settings['method']!r} synthesis, not {cls.method!r}")
+        settings, saved = read_synthesis(path, cls.method)
         obj = cls._from_saved(model, settings, saved)
         obj._restore(saved)
         obj.n_iter = settings["n_iter"]

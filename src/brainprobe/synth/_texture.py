@@ -13,6 +13,7 @@ from .._images import as_image_tensor
 from ..models import LayeredModel
 from ..rsa import rdm
 from ..stats import mutual_information
+from ._persistence import read_synthesis, write_synthesis
 from ._core import optimize_pixels
 
 __all__ = ["gram_matrices", "gram_vectors", "gram_rdms", "texture_clustering", "TextureSynthesis", "gram_loss"]
@@ -104,6 +105,7 @@ class TextureSynthesis:
         for layer in layers:
             model.resolve_layer(layer)  # fail on unknown layers before any work
         self.model, self.layers = model, list(layers)
+        self.seed, self.noise_sd = seed, noise_sd
         self.textures = as_image_tensor(textures).detach().cpu()
         with torch.no_grad():
             features = model.layer_outputs(self.textures.to(model.device), self.layers)
@@ -130,5 +132,25 @@ class TextureSynthesis:
         return self
 
     def to(self, device):
+        """Move the network (and later syntheses) to ``device``. Returns self."""
         self.model.to(device)
         return self
+
+    def save(self, path, *, overwrite: bool = False):
+        """Save exemplars, start, result and losses (not the network); read back with `load`."""
+        settings = {"method": self.method, "layers": self.layers, "seed": self.seed, "noise_sd": self.noise_sd,
+                    "model": self.model.name}
+        tensors = {"textures": self.textures, "start": self.start}
+        if self.images is not None:
+            tensors["images"] = self.images
+        return write_synthesis(path, settings, tensors, self.losses, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path, model: LayeredModel) -> TextureSynthesis:
+        """A synthesis saved by `save`, on ``model`` (the same network it was made with)."""
+        settings, saved = read_synthesis(path, cls.method)
+        obj = cls(model, saved["textures"], settings["layers"], seed=settings["seed"], noise_sd=settings["noise_sd"])
+        obj.start = saved["start"]
+        obj.images = saved.get("images")
+        obj.losses = saved["losses"].numpy()
+        return obj
