@@ -15,8 +15,6 @@ deeper layers; Adam reaches errors of 0.04-0.15 on conv1 / stem.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +22,8 @@ import torch
 
 from .._images import as_image_tensor
 from ..models import IMAGENET_MEAN, LayeredModel
-from ._persistence import read_synthesis, write_synthesis
 from ._core import optimize_pixels
+from ._persistence import read_synthesis, write_synthesis
 from ._regularizers import PreImagePrior, jitter
 
 __all__ = ["PreImageSynthesis", "Inversion", "ActivationMaximization", "Caricature", "receptive_field_size"]

@@ -13,8 +13,8 @@ from .._images import as_image_tensor
 from ..models import LayeredModel
 from ..rsa import rdm
 from ..stats import mutual_information
-from ._persistence import read_synthesis, write_synthesis
 from ._core import optimize_pixels
+from ._persistence import read_synthesis, write_synthesis
 
 __all__ = ["gram_matrices", "gram_vectors", "gram_rdms", "texture_clustering", "TextureSynthesis", "gram_loss"]
 
