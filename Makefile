@@ -49,3 +49,4 @@ bench: install bench-synth
 	$(PY) benchmarks/bench_adversarial.py
 	$(PY) benchmarks/bench_encoding.py
 	$(PY) benchmarks/bench_neighbourhoods.py
+	$(PY) benchmarks/bench_study.py

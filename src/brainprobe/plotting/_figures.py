@@ -176,7 +176,7 @@ def kind_bars(table: pd.DataFrame, *, unit: str = "roi", panel: str = "subject",
             ax.set_title(str(value))
         ax.spines[["top", "right"]].set_visible(False)
     axes[0, 0].set_ylabel("RDM similarity (Spearman)")
-    axes[0, -1].legend(frameon=False, fontsize=8)
+    axes[0, -1].legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figure.suptitle(f"{title} (error bars: {ci[2:]}% CI; * p < .05, ** p < .01, *** p < .001, permutation)", fontsize=10)
     figure.tight_layout()
     return figure
@@ -267,7 +267,9 @@ def best_layer_figure(proportions: pd.DataFrame):
     ax.set_ylabel("proportion of vertices")
     ax.set_ylim(0, 1)
     ax.set_title("Best-predicting layer per vertex", fontsize=10)
-    ax.legend(frameon=False, fontsize=7, bbox_to_anchor=(1.0, 1.0), loc="upper left", title="layer")
+    handles, names = ax.get_legend_handles_labels()  # top of the legend = top of the stack
+    ax.legend(handles[::-1], names[::-1], frameon=False, fontsize=7, bbox_to_anchor=(1.0, 1.0), loc="upper left",
+              title="layer")
     ax.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
     return figure
