@@ -7,6 +7,8 @@ PIP    := $(PY) -m pip
 # (a CPU-capable build); asking pip for bare `torch` would download gigabytes.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+# `make demo DEMO_ARGS=--overwrite` redoes a finished demo (from its cache)
+DEMO_ARGS ?=
 
 .PHONY: test demo lint install clean
 
@@ -23,7 +25,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
-	$(VENV)/bin/brainprobe demo
+	$(VENV)/bin/brainprobe demo $(DEMO_ARGS)
 
 lint: install
 	$(PY) -m ruff check src tests benchmarks
