@@ -125,6 +125,8 @@ def no_heavy_work(monkeypatch):
     ({"subject": [{"betas": "missing.npy"}]}, r"\[\[subject\]\] #1 betas: file not found: .*missing.npy"),
     ({"searchlight": {"surface": "round"}}, r"\[searchlight\] surface: expected one of"),
     ({"parallel": {"scheduler": "127.0.0.1:8786"}}, r"\[parallel\] scheduler: expected 'dask://HOST:PORT'"),
+    ({"rois": {"localizers": {"LO": "objects"}}}, r"\[rois\] localizers LO: expected 'condition>baseline'"),
+    ({"rois": {"localizers": {"LO": "objects>scrambled"}}}, r"simulated subjects have no localizer trials"),
 ])
 def test_bad_configs_name_the_key_and_the_problem(tiny_values, no_heavy_work, change, message):
     for section, values in change.items():
@@ -179,3 +181,34 @@ def test_real_subject_files_run_through_the_same_steps(tiny_run, tiny_values, tm
     searchlight = result.tables["searchlight"]
     assert len(searchlight) == 2 * len(pd.read_csv(tmp_path / "vertices.csv"))
     assert re.search(r"fig4_searchlight_sub-real", "".join(p.name for p in result.figures))
+
+
+def test_a_localizer_keeps_the_responsive_part_of_an_roi_and_its_trials_leave_the_analysis(tiny_run, tiny_values,
+                                                                                          tmp_path):
+    entry = _write_subject(tmp_path, tiny_run.tables["stimuli"])
+    betas = np.load(tmp_path / "betas.npy")
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    vertices = pd.read_csv(tmp_path / "vertices.csv")
+    rng = np.random.default_rng(5)
+    responsive = np.zeros(len(vertices), bool)
+    responsive[: len(vertices) // 2] = True  # planted: the first half prefers intact objects
+    objects = rng.normal(size=(12, len(vertices))) + 2.0 * responsive
+    scrambled = rng.normal(size=(12, len(vertices)))
+    np.save(tmp_path / "betas.npy", np.concatenate([betas, objects, scrambled]))
+    localizer = pd.DataFrame({"image_id": [f"loc{i}" for i in range(24)], "kind": ["objects"] * 12 + ["scrambled"] * 12,
+                              "repeat": 1})
+    pd.concat([trials, localizer], ignore_index=True).to_csv(tmp_path / "trials.csv", index=False)
+    tiny_values["subjects"]["simulate"] = 0
+    tiny_values["subject"] = [entry]
+    tiny_values["rois"]["localizers"] = {"LO": "objects>scrambled"}
+    config = validate(tiny_values, base=tmp_path)
+    responses = steps.load_subject(config["subject"][0], config)
+    assert set(responses.trials["kind"]) == {"RE", "AN", "AI"}  # localizer trials served the ROI only
+    lo = responses.vertices["LO"].to_numpy()
+    assert lo.sum() > 0 and responsive[lo].mean() > 0.9  # precision on the planted vertices
+    atlas_lo = validate({**tiny_values, "rois": {"names": ["V1", "LO"]}}, base=tmp_path)
+    unrefined = steps.load_subject(atlas_lo["subject"][0], atlas_lo).vertices["LO"].to_numpy()
+    assert lo.sum() < unrefined.sum() and (lo <= unrefined).all()
+    tiny_values["rois"]["localizers"] = {"LO": "objects>noise"}
+    with pytest.raises(ValueError, match=r"localizers LO = 'objects>noise': fewer than 2 trials of kind \['noise'\]"):
+        steps.load_subject(config["subject"][0], validate(tiny_values, base=tmp_path))

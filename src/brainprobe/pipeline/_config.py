@@ -34,7 +34,7 @@ DEFAULTS: dict[str, dict] = {
     "network": {"name": "efficientnet_lite0", "weights": "imagenet", "init": "default", "layers": [],
                 "device": "auto", "batch_size": 0},
     "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex"},
-    "rois": {"names": ["V1", "V2", "V3", "V4", "LO"], "atlas": "mmp"},
+    "rois": {"names": ["V1", "V2", "V3", "V4", "LO"], "atlas": "mmp", "localizers": {}, "localizer_alpha": 0.05},
     "selection": {"enabled": True, "radius_mm": 3.0, "n_per_hemi": 100, "method": "graph"},
     "rsa": {"enabled": True, "metric": "correlation", "method": "spearman", "n_perm": 1000, "n_boot": 1000},
     "searchlight": {"enabled": True, "n_perm": 0, "surface": "inflated"},
@@ -272,6 +272,18 @@ def _check_rois(source: str, config: dict) -> None:
             raise ConfigError(f"{source}: [rois] atlas = 'columns' but subjects {missing} have no vertices table")
     else:
         raise ConfigError(f"{source}: [rois] atlas: expected 'mmp', 'labels' or 'columns', found {atlas!r}")
+    for name, contrast in config["rois"]["localizers"].items():
+        if name not in names:
+            raise ConfigError(f"{source}: [rois] localizers: {name!r} is not one of the ROIs {names}")
+        if not isinstance(contrast, str) or contrast.count(">") != 1 or not all(p.strip() for p in contrast.split(">")):
+            raise ConfigError(f"{source}: [rois] localizers {name}: expected 'condition>baseline' (trial kinds, "
+                              f"e.g. 'objects>scrambled'), found {contrast!r}")
+    if config["rois"]["localizers"] and config["subjects"]["simulate"]:
+        raise ConfigError(f"{source}: [rois] localizers: simulated subjects have no localizer trials; "
+                          "use them with [[subject]] data only")
+    if not 0 < config["rois"]["localizer_alpha"] < 1:
+        raise ConfigError(f"{source}: [rois] localizer_alpha: expected a value in (0, 1), "
+                          f"found {config['rois']['localizer_alpha']!r}")
 
 
 def load_config(path) -> StudyConfig:

@@ -25,6 +25,7 @@ from ..models import Activations, LayeredModel, extract
 from ..roi import (
     geodesic_neighbourhoods,
     load_mesh,
+    localizer_mask,
     mmp_visual_rois,
     neighbourhoods_for_columns,
     read_labels,
@@ -175,7 +176,11 @@ def load_subject(entry: Mapping, config) -> Responses:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise ValueError(f"{where}: {message}") from None
     add_rois(responses, entry, config)
-    return responses
+    study_trials = responses.trials["kind"].isin(KINDS).to_numpy()
+    if not study_trials.any():
+        raise ValueError(f"{where} trials: no trials of kinds {KINDS}; kinds are {sorted(set(responses.trials['kind']))}")
+    # blanks and localizer blocks have served (ROIs); the analyses read the RE/AN/AI trials only
+    return responses.subset(trials=study_trials)
 
 
 def add_rois(responses: Responses, entry: Mapping, config) -> None:
@@ -213,13 +218,25 @@ def add_rois(responses: Responses, entry: Mapping, config) -> None:
             column = responses.vertices[name].to_numpy().copy()
             column[on_hemi] = mask[vertex[on_hemi]]
             responses.add_roi(name, column)
+    _apply_localizers(responses, config, where)
     empty = [n for n in names if not responses.vertices[n].any()]
     if empty:
         raise ValueError(f"{where}: ROIs {empty} contain none of the subject's vertices")
 
 
-def responses_to_arrays(responses: Responses) -> tuple[dict, dict]:
-    return {"betas": responses.betas}, {"trials": responses.trials, "vertices": responses.vertices}
+def _apply_localizers(responses: Responses, config, where: str) -> None:
+    """Keep, in each ROI with a localizer, the vertices where condition > baseline (two-sample t,
+    two-tailed p < ``[rois] localizer_alpha``), as the study defined LO (intact > scrambled)."""
+    kinds = responses.trials["kind"].to_numpy()
+    for name, contrast in config["rois"]["localizers"].items():
+        condition, baseline = (part.strip() for part in contrast.split(">"))
+        missing = [k for k in (condition, baseline) if not (kinds == k).sum() >= 2]
+        if missing:
+            raise ValueError(f"{where}: [rois] localizers {name} = {contrast!r}: fewer than 2 trials of kind {missing}; "
+                             f"kinds are {sorted(set(kinds))}")
+        mask, _ = localizer_mask(responses.betas[kinds == condition], responses.betas[kinds == baseline],
+                                 alpha=config["rois"]["localizer_alpha"])
+        responses.add_roi(name, responses.vertices[name].to_numpy() & mask)
 
 
 def neighbourhoods(responses: Responses, config, cache_dir) -> dict:
