@@ -212,3 +212,37 @@ def test_a_localizer_keeps_the_responsive_part_of_an_roi_and_its_trials_leave_th
     tiny_values["rois"]["localizers"] = {"LO": "objects>noise"}
     with pytest.raises(ValueError, match=r"localizers LO = 'objects>noise': fewer than 2 trials of kind \['noise'\]"):
         steps.load_subject(config["subject"][0], validate(tiny_values, base=tmp_path))
+
+
+def _write_label_gifti(path, names_per_vertex):
+    import nibabel as nib
+
+    names = ["???"] + sorted(set(names_per_vertex) - {""})
+    table = nib.gifti.GiftiLabelTable()
+    for key, name in enumerate(names):
+        label = nib.gifti.GiftiLabel(key=key, red=0.5, green=0.5, blue=0.5, alpha=1.0)
+        label.label = name
+        table.labels.append(label)
+    keys = np.array([names.index(n) if n else 0 for n in names_per_vertex], dtype=np.int32)
+    nib.save(nib.gifti.GiftiImage(labeltable=table, darrays=[nib.gifti.GiftiDataArray(keys, intent="NIFTI_INTENT_LABEL")]),
+             path)
+
+
+def test_rois_from_label_files_match_the_atlas_they_were_written_from(tiny_run, tiny_values, tmp_path):
+    from brainprobe.roi import mmp_visual_rois
+
+    entry = _write_subject(tmp_path, tiny_run.tables["stimuli"])
+    for hemi in "LR":
+        masks = mmp_visual_rois(hemi, ["V1", "LO"])
+        names = np.where(masks["V1"], "V1", np.where(masks["LO"], "LO", ""))
+        _write_label_gifti(tmp_path / f"{hemi}.label.gii", names)
+    entry["labels"] = {"L": "L.label.gii", "R": "R.label.gii"}
+    tiny_values["subjects"]["simulate"] = 0
+    tiny_values["subject"] = [entry]
+    labelled = validate({**tiny_values, "rois": {"names": ["V1", "LO"], "atlas": "labels"}}, base=tmp_path)
+    from_labels = steps.load_subject(labelled["subject"][0], labelled)
+    config = validate(tiny_values, base=tmp_path)
+    from_atlas = steps.load_subject(config["subject"][0], config)
+    for roi in ("V1", "LO"):
+        assert from_labels.vertices[roi].any()
+        np.testing.assert_array_equal(from_labels.vertices[roi], from_atlas.vertices[roi])
