@@ -108,7 +108,7 @@ def describe_stimuli(model: LayeredModel, stimuli: StimulusSet) -> pd.DataFrame:
         if column in table:
             index = pd.to_numeric(table[column], errors="coerce").fillna(-1).astype(int).to_numpy()
             table[name] = np.where(index >= 0, probabilities[rows, np.clip(index, 0, None)], np.nan)
-    return table.drop(columns=[c for c in ("top1_class_x",) if c in table])
+    return table
 
 
 def network_activations(model: LayeredModel, stimuli: StimulusSet, layers: Sequence[str], *,
@@ -239,12 +239,12 @@ def _apply_localizers(responses: Responses, config, where: str) -> None:
         responses.add_roi(name, responses.vertices[name].to_numpy() & mask)
 
 
-def neighbourhoods(responses: Responses, config, cache_dir) -> dict:
+def neighbourhoods(meshes: Mapping, config, cache_dir) -> dict:
     """Geodesic disks (``[selection] radius_mm``) on each hemisphere's mesh."""
     settings = config["selection"]
     return {hemi: geodesic_neighbourhoods(mesh, settings["radius_mm"], method=settings["method"],
                                           cache_dir=cache_dir, progress=False)
-            for hemi, mesh in responses.meshes.items()}
+            for hemi, mesh in meshes.items()}
 
 
 def selection_tables(responses: Responses, disks: Mapping | None, config) -> pd.DataFrame:

@@ -234,11 +234,8 @@ class Study:
         config = self.config
         if not tasks or tasks[0]["entry"] is not None or not (config["selection"]["enabled"] or config["searchlight"]["enabled"]):
             return
-        meshes = steps.study_meshes(config["subjects"]["mesh"])
         start = time.perf_counter()
-        holder = Responses.__new__(Responses)
-        holder.meshes = meshes
-        steps.neighbourhoods(holder, config, neighbourhood_cache())
+        steps.neighbourhoods(steps.study_meshes(config["subjects"]["mesh"]), config, neighbourhood_cache())
         self._say(f"  {'neighbourhoods':<16} {'':<8} {'ready':<8} {time.perf_counter() - start:8.1f} s")
 
     def _map_subjects(self, tasks, shared, stimuli, stimulus_table, activations) -> list:
@@ -318,7 +315,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
         responses_key = cache.key("responses", entry, files, config.section_json("rois"))
         responses = steps.load_subject(entry, config)
     needs_disks = config["selection"]["enabled"] or config["searchlight"]["enabled"]
-    disks = steps.neighbourhoods(responses, config, neighbourhood_cache()) if needs_disks and responses.meshes else None
+    disks = steps.neighbourhoods(responses.meshes, config, neighbourhood_cache()) if needs_disks and responses.meshes else None
     selection_key = cache.key("selection", responses_key, config.section_json("selection", "rois"),
                               config["rsa"]["metric"], config["rsa"]["method"])
     selection = step("selection", selection_key, lambda: steps.selection_tables(responses, disks, config),
