@@ -114,13 +114,13 @@ def test_layer_trend_detects_a_rising_pair():
 @pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "squared_euclidean"])
 def test_unit_bootstrap_by_weights_equals_rdms_of_the_drawn_units(metric):
     """The Gram-weight bootstrap must give exactly the similarity of RDMs recomputed on each draw."""
-    from brainprobe.rsa._kinds import _unit_bootstrap_gram
+    from brainprobe.rsa._kinds import _unit_bootstrap
     from brainprobe.stats import correlate_rows
 
     rng = np.random.default_rng(4)
     values = np.abs(rng.normal(size=(30, 700))) + 3.0  # positive, ReLU-like: centring matters
     rows = {"RE": np.arange(10), "AN": np.arange(10, 20), "AI": np.arange(20, 30)}
-    fast = _unit_bootstrap_gram(values, rows, "RE", ["AN", "AI"], metric, "spearman", 7, 0.8,
+    fast = _unit_bootstrap(values, rows, "RE", ["AN", "AI"], metric, "spearman", 7, 0.8,
                                 np.random.default_rng(9), "cpu")
     keys = np.random.default_rng(9).random((7, 700))  # the same draws: the 560 smallest keys
     for b in range(7):
@@ -128,3 +128,11 @@ def test_unit_bootstrap_by_weights_equals_rdms_of_the_drawn_units(metric):
         expected = [correlate_rows(rdm(values[rows["RE"]][:, chosen], metric), rdm(values[rows[o]][:, chosen], metric),
                                    "spearman") for o in ("AN", "AI")]
         np.testing.assert_allclose(fast[b], expected, atol=1e-10)
+
+
+def test_kind_similarity_refuses_a_metric_it_cannot_bootstrap():
+    table = pd.DataFrame({"image_id": [f"{k}{i}" for k in ("RE", "AN", "AI") for i in range(4)],
+                          "kind": [k for k in ("RE", "AN", "AI") for _ in range(4)],
+                          "source_id": [f"RE{i}" for _ in range(3) for i in range(4)]})
+    with pytest.raises(ValueError, match="crossnobis needs runs"):
+        kind_similarity(np.random.default_rng(0).normal(size=(12, 20)), table, metric="crossnobis")

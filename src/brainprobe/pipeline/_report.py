@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import plotting
-from ..rsa import rdm, square_rdm
+from ..rsa import align_kinds, rdm, square_rdm
 from ._cache import atomic_write
 
 __all__ = ["make_figures", "write_report"]
@@ -77,16 +77,10 @@ def _subject_meshes(subject: str, config):
 
 def _network_rdms(activations, stimuli, layers, config) -> dict:
     """RE, AN and AI RDMs of the first, middle and last layer (rows in source order)."""
-    table = stimuli.table
+    _, rows = align_kinds(stimuli.table)
     chosen = list(dict.fromkeys([layers[0], layers[len(layers) // 2], layers[-1]]))
-    sources = list(table.loc[table["kind"] == "RE", "source_id"])
-    out = {}
-    for layer in chosen:
-        values = np.asarray(activations[layer])
-        for kind in ("RE", "AN", "AI"):
-            index = table.reset_index(drop=True).reset_index().set_index(["kind", "source_id"]).loc[kind].loc[sources, "index"]
-            out[f"{layer} · {kind}"] = square_rdm(rdm(values[index.to_numpy()], config["rsa"]["metric"]))
-    return out
+    return {f"{layer} · {kind}": square_rdm(rdm(np.asarray(activations[layer])[index], config["rsa"]["metric"]))
+            for layer in chosen for kind, index in rows.items()}
 
 
 def _image_tag(path: Path) -> str:

@@ -21,7 +21,7 @@ from ..encoding import (
     fit_encoding_models,
     generalization,
 )
-from ..models import Activations, LayeredModel, extract
+from ..models import Activations, LayeredModel
 from ..roi import (
     geodesic_neighbourhoods,
     load_mesh,
@@ -109,11 +109,6 @@ def describe_stimuli(model: LayeredModel, stimuli: StimulusSet) -> pd.DataFrame:
             index = pd.to_numeric(table[column], errors="coerce").fillna(-1).astype(int).to_numpy()
             table[name] = np.where(index >= 0, probabilities[rows, np.clip(index, 0, None)], np.nan)
     return table
-
-
-def network_activations(model: LayeredModel, stimuli: StimulusSet, layers: Sequence[str], *,
-                        progress: bool | None = None) -> Activations:
-    return extract(model, stimuli, layers, progress=progress)
 
 
 def network_rsa(activations: Activations, stimuli_table: pd.DataFrame, layers: Sequence[str], config) -> dict:
@@ -268,32 +263,39 @@ def selected_columns(selection: pd.DataFrame) -> dict[str, np.ndarray]:
     return {roi: part["column"].to_numpy() for roi, part in chosen.groupby("roi", sort=False)}
 
 
-def image_patterns(responses: Responses, stimuli_table: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-    """Mean pattern per image, with the stimulus table's rows for those images."""
-    patterns, table = responses.average_repeats()
-    known = stimuli_table.set_index("image_id")
-    unknown = [i for i in table["image_id"] if i not in known.index]
+def check_images(responses: Responses, stimuli_table: pd.DataFrame) -> None:
+    """Every image the subject saw must be in the stimulus set (checked before heavy work)."""
+    unknown = sorted(set(responses.trials["image_id"]) - set(stimuli_table["image_id"]))
     if unknown:
         raise ValueError(f"{responses.subject}: trials show images that are not in the stimulus set: {unknown[:5]}")
-    return patterns, known.loc[table["image_id"]].reset_index()
 
 
-def brain_rsa(responses: Responses, selection: pd.DataFrame, stimuli_table: pd.DataFrame, config, seed) -> dict:
-    """RE-AN / RE-AI similarity in every ROI (Fig. 3) and the AI-vs-AN bootstrap test."""
+def image_patterns(responses: Responses, stimuli_table: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Mean pattern per image (n_images, n_vertices), with the stimulus table's rows for those images."""
+    check_images(responses, stimuli_table)
+    patterns, table = responses.average_repeats()
+    return patterns, stimuli_table.set_index("image_id").loc[table["image_id"]].reset_index()
+
+
+def brain_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFrame, subject: str, config,
+              seed) -> dict:
+    """RE-AN / RE-AI similarity in every ROI (Fig. 3) and the AI-vs-AN bootstrap test.
+
+    ``averaged`` is `image_patterns`'s output: one pattern per image and its stimulus rows.
+    """
     rsa = config["rsa"]
-    patterns, table = image_patterns(responses, stimuli_table)
+    patterns, table = averaged
     sets = {roi: patterns[:, columns] for roi, columns in selected_columns(selection).items()}
     common = {"metric": rsa["metric"], "method": rsa["method"]}
     similarity = kind_similarity(sets, table, n_perm=rsa["n_perm"], n_boot=rsa["n_boot"], seed=seed,
                                  progress=False, **common)
     difference = kind_difference(sets, table, n_boot=rsa["n_boot"], seed=seed, **common)
-    subject = responses.subject
     return {"brain_rsa": similarity.rename(columns={"unit_set": "roi"}).assign(subject=subject),
             "brain_difference": difference.rename(columns={"unit_set": "roi"}).assign(subject=subject)}
 
 
-def searchlight_map(responses: Responses, disks: Mapping, stimuli_table: pd.DataFrame, config, seed, *,
-                    n_jobs: int = 1) -> pd.DataFrame:
+def searchlight_map(responses: Responses, averaged: tuple[np.ndarray, pd.DataFrame], disks: Mapping, config, seed,
+                    *, n_jobs: int = 1) -> pd.DataFrame:
     """RE-AN / RE-AI similarity in the disk around every vertex (Fig. 4).
 
     Without permutations the centres are independent, so they are split into chunks that run
@@ -302,7 +304,7 @@ def searchlight_map(responses: Responses, disks: Mapping, stimuli_table: pd.Data
     """
     from joblib import Parallel, delayed
 
-    patterns, table = image_patterns(responses, stimuli_table)
+    patterns, table = averaged
     members = neighbourhoods_for_columns(responses.vertices, disks)
     settings = dict(metric=config["rsa"]["metric"], method=config["rsa"]["method"],
                     n_perm=config["searchlight"]["n_perm"], seed=seed, progress=False)

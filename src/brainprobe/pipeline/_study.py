@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data import Responses
-from ..models import Activations, load_model, resolve_device
+from ..models import Activations, extract, load_model, resolve_device
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
 from . import _steps as steps
 from ._cache import StepCache, atomic_write, read_arrays, write_arrays
@@ -159,10 +159,13 @@ class Study:
         if self.progress is not False:
             tqdm.write(text)
 
+    def _record(self, record: dict) -> None:
+        self.log_.append(record)
+        self._say(f"  {record['step']:<16} {record['label']:<8} {record['status']:<8} {record['seconds']:8.1f} s")
+
     def _step(self, step, key, compute, save, load, label=""):
         value, record = self.cache.run(step, key, compute, save, load, label=label)
-        self.log_.append(record)
-        self._say(f"  {step:<16} {label:<8} {record['status']:<8} {record['seconds']:8.1f} s")
+        self._record(record)
         return value
 
     # -- the run -----------------------------------------------------------------------------------
@@ -172,7 +175,8 @@ class Study:
         config = self.config
         self._prepare_output()
         self._say(f"brainprobe study {config['study']['name']!r} -> {self.output}")
-        real_subjects = [steps.load_subject(entry, config) for entry in config["subject"]]  # fails early
+        # read (and checked) here, before any heavy work; each task then receives its subject
+        real_subjects = [steps.load_subject(entry, config) for entry in config["subject"]]
         model_holder: dict = {}
 
         def model():
@@ -191,13 +195,12 @@ class Study:
             "stimuli", stimuli_key, lambda: steps.make_stimuli(model(), config, progress=self.progress),
             _save_stimuli, _load_stimuli)
         for responses in real_subjects:
-            steps.image_patterns(responses, stimulus_table)  # every shown image must be in the set
+            steps.check_images(responses, stimulus_table)
         layers = list(config["network"]["layers"]) or None
         activations_key = self.cache.key("activations", stimuli_key, network_json, layers)
         activations = self._step(
             "activations", activations_key,
-            lambda: steps.network_activations(model(), stimuli, steps.network_layers(model(), config),
-                                              progress=self.progress),
+            lambda: extract(model(), stimuli, steps.network_layers(model(), config), progress=self.progress),
             _save_activations, _load_activations)
         layers = activations.layers
         tables: dict[str, list[pd.DataFrame]] = {"stimuli": [stimulus_table]}
@@ -208,18 +211,18 @@ class Study:
                                           _save_frames, _load_frames).items():
                 tables.setdefault(name, []).append(frame)
 
-        tasks = [{"index": i, "entry": None} for i in range(config["subjects"]["simulate"])]
-        tasks += [{"index": len(tasks) + i, "entry": entry} for i, entry in enumerate(config["subject"])]
-        self._warm_neighbourhoods(tasks)
+        tasks = [{"index": i, "entry": None, "responses": None} for i in range(config["subjects"]["simulate"])]
+        tasks += [{"index": len(tasks) + i, "entry": entry, "responses": responses}
+                  for i, (entry, responses) in enumerate(zip(config["subject"], real_subjects, strict=True))]
+        self._warm_neighbourhoods(real_subjects)
         inner_jobs = self.n_jobs if len(tasks) == 1 or self.n_jobs == 1 else 1
         shared = {"config": dict(config), "stimuli_key": stimuli_key, "activations_key": activations_key,
                   "layers": layers, "cache_root": str(self.cache.root), "salt": self.cache.salt,
                   "inner_jobs": inner_jobs}
         outcomes = self._map_subjects(tasks, shared, stimuli, stimulus_table, activations)
         for frames, records in outcomes:
-            self.log_ += records
             for record in records:
-                self._say(f"  {record['step']:<16} {record['label']:<8} {record['status']:<8} {record['seconds']:8.1f} s")
+                self._record(record)
             for name, frame in frames.items():
                 tables.setdefault(name, []).append(frame)
         combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
@@ -229,13 +232,18 @@ class Study:
         self._say(f"report: {result.report}")
         return result
 
-    def _warm_neighbourhoods(self, tasks) -> None:
-        """Compute the simulated subjects' shared disks once, before the subjects run in parallel."""
+    def _warm_neighbourhoods(self, real_subjects) -> None:
+        """Compute the disks of every distinct mesh once, before the subjects run in parallel."""
         config = self.config
-        if not tasks or tasks[0]["entry"] is not None or not (config["selection"]["enabled"] or config["searchlight"]["enabled"]):
+        if not (config["selection"]["enabled"] or config["searchlight"]["enabled"]):
+            return
+        meshes = [m for r in real_subjects for m in r.meshes.values()]
+        if config["subjects"]["simulate"]:
+            meshes += list(steps.study_meshes(config["subjects"]["mesh"]).values())
+        if not meshes:
             return
         start = time.perf_counter()
-        steps.neighbourhoods(steps.study_meshes(config["subjects"]["mesh"]), config, neighbourhood_cache())
+        steps.neighbourhoods({mesh.digest(): mesh for mesh in meshes}, config, neighbourhood_cache())
         self._say(f"  {'neighbourhoods':<16} {'':<8} {'ready':<8} {time.perf_counter() - start:8.1f} s")
 
     def _map_subjects(self, tasks, shared, stimuli, stimulus_table, activations) -> list:
@@ -313,7 +321,14 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
     else:
         files = {k: _file_stamp(v) for k, v in entry.items() if isinstance(v, str) and Path(v).is_file()}
         responses_key = cache.key("responses", entry, files, config.section_json("rois"))
-        responses = steps.load_subject(entry, config)
+        responses = task["responses"]
+    memo = {}
+
+    def averaged():  # one pattern per image, computed once and only if a step needs it
+        if not memo:
+            memo["value"] = steps.image_patterns(responses, stimulus_table)
+        return memo["value"]
+
     needs_disks = config["selection"]["enabled"] or config["searchlight"]["enabled"]
     disks = steps.neighbourhoods(responses.meshes, config, neighbourhood_cache()) if needs_disks and responses.meshes else None
     selection_key = cache.key("selection", responses_key, config.section_json("selection", "rois"),
@@ -324,7 +339,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
     frames["selection"] = selection
     if config["rsa"]["enabled"]:
         key = cache.key("brain_rsa", selection_key, config.section_json("rsa"), shared["stimuli_key"], config.seed)
-        frames.update(step("brain_rsa", key, lambda: steps.brain_rsa(responses, selection, stimulus_table, config,
+        frames.update(step("brain_rsa", key, lambda: steps.brain_rsa(averaged(), selection, label, config,
                                                                       _seed(config.seed, index, "rsa")),
                            _save_frames, _load_frames))
     if config["searchlight"]["enabled"] and disks is not None:
@@ -333,7 +348,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
                         config["selection"]["radius_mm"], config["selection"]["method"], shared["stimuli_key"], config.seed)
         frames["searchlight"] = step(
             "searchlight", key,
-            lambda: steps.searchlight_map(responses, disks, stimulus_table, config, _seed(config.seed, index, "searchlight"),
+            lambda: steps.searchlight_map(responses, averaged(), disks, config, _seed(config.seed, index, "searchlight"),
                                           n_jobs=shared["inner_jobs"]),
             lambda table, folder: write_table(folder / "searchlight.csv", table),
             lambda folder: read_table(folder / "searchlight.csv"))

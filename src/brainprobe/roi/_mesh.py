@@ -15,7 +15,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 from tqdm.auto import tqdm
 
-__all__ = ["Mesh", "load_mesh", "fs_lr_32k", "mesh_edges", "geodesic_neighbourhoods", "NEIGHBOURHOOD_METHODS"]
+__all__ = ["Mesh", "load_mesh", "fs_lr_32k", "standard_meshes", "mesh_edges", "geodesic_neighbourhoods",
+           "NEIGHBOURHOOD_METHODS"]
 
 NEIGHBOURHOOD_METHODS = ("exact", "graph")
 

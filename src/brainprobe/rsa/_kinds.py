@@ -12,7 +12,6 @@ from tqdm.auto import tqdm
 
 from ..stats import (
     as_generator,
-    bootstrap,
     bootstrap_p,
     correlate_rows,
     mann_kendall,
@@ -160,6 +159,9 @@ def kind_similarity(
     >>> table = kind_similarity(activations, stimuli, n_perm=1000)  # doctest: +SKIP
     >>> table.pivot(index="unit_set", columns="pair", values="similarity")  # doctest: +SKIP
     """
+    if metric not in _GRAM_METRICS:
+        raise ValueError(f"metric: kind_similarity supports {_GRAM_METRICS} (crossnobis needs runs: build its "
+                         f"RDMs with rdm(..., runs=, conditions=) and compare them), found {metric!r}")
     table = _table_of(stimuli)
     sets = _pattern_sets(patterns, table)
     sources, rows = align_kinds(table, reference, others)
@@ -208,31 +210,11 @@ def kind_similarity(
     return pd.DataFrame.from_records(records)
 
 
-def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fraction, rng, device):
-    """(n_boot, n_others) similarities, each from a subsample of units shared by all kinds."""
-    if metric in _GRAM_METRICS:
-        return _unit_bootstrap_gram(values, rows, reference, others, metric, method, n_boot, fraction, rng, device)
-    n_images = sum(len(index) for index in rows.values())
-    n_units = values.shape[1]
-    k = max(2, int(round(fraction * n_units)))
-    # keep each batch's float32 copy of the patterns near 256 MB
-    batch_size = int(max(1, min(200, 2**26 // max(1, n_images * k))))
-    kind_values = {kind: torch.as_tensor(values[index], dtype=torch.float32) for kind, index in rows.items()}
-
-    def statistic(unit_index: np.ndarray) -> np.ndarray:
-        columns = torch.as_tensor(unit_index)
-        rdms = {kind: rdm(v[:, columns].permute(1, 0, 2), metric, device=device, dtype=torch.float32)
-                for kind, v in kind_values.items()}
-        return np.stack([correlate_rows(rdms[reference], rdms[other], method) for other in others], axis=1)
-
-    return bootstrap(statistic, n_units, n_boot=n_boot, fraction=fraction, replace=False, seed=rng,
-                     batch_size=batch_size)
-
-
+# the metrics that are functions of per-image sums and the Gram matrix (crossnobis needs runs)
 _GRAM_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean")
 
 
-def _unit_bootstrap_gram(values, rows, reference, others, metric, method, n_boot, fraction, rng, device):
+def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fraction, rng, device):
     """The unit bootstrap without copying units: each resample is a 0/1 weight vector over units.
 
     Every RDM metric here is a function of the within-kind Gram matrix and per-image sums over
