@@ -139,3 +139,40 @@ def test_shared_module_is_refused(efficientnet):
     # EfficientNet applies one ReLU6 module at the stem and the head: its output is ambiguous.
     with pytest.raises(RuntimeError, match="more than once"):
         efficientnet.layer_outputs(torch.rand(1, 3, 224, 224), ["_swish", "prob"])
+
+
+def test_channels_last_gives_standard_layout_outputs_equal_to_the_standard_run(random_images):
+    net = load_model("alexnet", weights=None, seed=0).network
+    fast, plain = LayeredModel(net, {"conv2": "features.3"}), LayeredModel(net, {"conv2": "features.3"}, channels_last=False)
+    with torch.no_grad():
+        out = fast.layer_outputs(random_images, ["conv2"])["conv2"]
+        ref = plain.layer_outputs(random_images, ["conv2"])["conv2"]
+    assert out.is_contiguous()  # the standard layout, whatever layout the network ran in
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+class _ViewNet(torch.nn.Module):
+    """A network that flattens a feature map with .view, which channels-last memory cannot take."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=4)
+        self.fc = torch.nn.Linear(4 * 56 * 56, 5)
+
+    def forward(self, x):
+        features = self.conv(x)
+        return self.fc(features.view(features.shape[0], -1))
+
+
+def test_a_network_that_needs_the_standard_layout_falls_back_once(random_images):
+    torch.manual_seed(0)
+    net = _ViewNet()
+    model = LayeredModel(net, {"conv": "conv", "fc": "fc"})
+    with pytest.warns(RuntimeWarning, match="cannot run channels-last"):
+        outputs = model.layer_outputs(random_images, ["conv", "fc"])
+    assert model.channels_last is False
+    with torch.no_grad():
+        expected = net(model.preprocess(random_images))
+    torch.testing.assert_close(outputs["fc"], expected)
+    logits = model(random_images)  # no second warning: the model now runs in the standard layout
+    torch.testing.assert_close(logits, expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,12 @@ class LayeredModel(nn.Module):
         Short name of the architecture, used in tables and file names.
     weights_source : str
         Where the weights came from (a path, ``"random (seed 0)"``, ...), for reports.
+    channels_last : bool
+        Feed the network channels-last images (oneDNN on CPU and cuDNN pick faster kernels:
+        on 2 CPU cores a gradient step through EfficientNet-Lite0 costs ~1.5x less, AlexNet
+        conv2 ~1.2x). Layer outputs are returned in the standard layout either way. A network
+        that cannot take them (a ``.view`` on a feature map) is detected on its first forward
+        pass and then runs in the standard layout.
 
     Examples
     --------
@@ -91,6 +98,7 @@ class LayeredModel(nn.Module):
         class_names: Sequence[str] | None = None,
         name: str = "custom",
         weights_source: str = "unknown",
+        channels_last: bool = True,
     ):
         super().__init__()
         self.network = network.eval()
@@ -106,6 +114,7 @@ class LayeredModel(nn.Module):
         self.class_names = list(class_names) if class_names is not None else None
         self.name = name
         self.weights_source = weights_source
+        self.channels_last = bool(channels_last)
 
     # -- layer names -------------------------------------------------------------------------
     def _as_spec(self, spec: str | LayerSpec, layer_name: str) -> LayerSpec:
@@ -157,7 +166,23 @@ class LayeredModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits, shape (n_images, n_classes), for images in [0, 1]."""
-        return self.network(self.preprocess(images))
+        return self._run_network(self.preprocess(images))
+
+    def _run_network(self, inputs: torch.Tensor, before_retry: Callable[[], None] | None = None) -> torch.Tensor:
+        if not self.channels_last or inputs.ndim != 4:
+            return self.network(inputs)
+        try:
+            return self.network(inputs.contiguous(memory_format=torch.channels_last))
+        except RuntimeError as error:
+            if "view size is not compatible" not in str(error):
+                raise
+            # the network reshapes a feature map with .view: it needs the standard layout
+            warnings.warn(f"model {self.name!r} cannot run channels-last ({error}); using the standard layout",
+                          RuntimeWarning, stacklevel=3)
+            self.channels_last = False
+            if before_retry is not None:
+                before_retry()
+            return self.network(inputs)
 
     def layer_outputs(
         self,
@@ -209,7 +234,8 @@ class LayeredModel(nn.Module):
                         f"module {module_path!r} runs more than once in one forward pass (a shared "
                         "module); its output is ambiguous; name a module that runs once"
                     )
-                captured[module_path] = output.clone()
+                # a copy in the standard layout (whatever layout the network ran in)
+                captured[module_path] = output.clone(memory_format=torch.contiguous_format)
                 if stop_early and not needs_output and len(captured) == len(by_module):
                     raise _StopForward
 
@@ -218,7 +244,7 @@ class LayeredModel(nn.Module):
         handles = [self._modules_by_path[path].register_forward_hook(make_hook(path)) for path in by_module]
         network_output = None
         try:
-            network_output = self.forward(images)
+            network_output = self._run_network(self.preprocess(images), before_retry=captured.clear)
         except _StopForward:
             pass
         finally:
