@@ -63,6 +63,29 @@ def test_rerun_recomputes_only_the_steps_a_change_touches(tiny_run, tiny_values)
     assert {step for step, _ in computed(reselected)} == {"selection", "brain_rsa", "encoding"}
 
 
+def test_a_compared_network_adds_its_own_steps_tables_and_figures(tiny_run, tiny_values):
+    """[[compare]]: a second network analysed on the same images; the first network's results stay."""
+    shutil.copytree(tiny_run.output, validate(tiny_values).output)
+    tiny_values["compare"] = [{"name": "alexnet", "label": "alexnet_default", "weights": "none",
+                               "layers": ["conv5", "fc6", "fc7", "fc8"]}]
+    result = Study(validate(tiny_values), overwrite=True, progress=False).run()
+    # only the new network's steps run: the images, subjects, selection and ROI RSA are reused
+    assert computed(result) == {("activations", "alexnet_default"), ("network_rsa", "alexnet_default"),
+                                ("encoding", "sub-01 alexnet_default"), ("encoding", "sub-02 alexnet_default")}
+    for name in ("network_rsa", "network_trend", "network_difference", "encoding", "best_layer_proportions",
+                 "best_layer_tests"):
+        table = result.tables[name]
+        assert list(dict.fromkeys(table["network"])) == ["alexnet", "alexnet_default"], name
+        first = table[table["network"] == "alexnet"].reset_index(drop=True)
+        pd.testing.assert_frame_equal(first, tiny_run.tables[name], check_dtype=False)
+    compared = result.tables["network_rsa"].query("network == 'alexnet_default'")
+    assert list(dict.fromkeys(compared["layer"])) == ["conv5", "fc6", "fc7", "fc8"]
+    figures = {p.stem for p in (result.output / "figures").glob("*.png")}
+    for stem in ("fig5_network_layers", "fig6_encoding", "figS1_best_layer", "rdms_network"):
+        assert {f"{stem}_alexnet", f"{stem}_alexnet_default"} <= figures and stem not in figures
+    assert "Compared networks: alexnet_default (alexnet, weights: none)" in (result.output / "report.html").read_text()
+
+
 def test_a_killed_run_resumes_where_it_stopped(tiny_values, monkeypatch):
     calls = []
 
@@ -127,10 +150,14 @@ def no_heavy_work(monkeypatch):
     ({"parallel": {"scheduler": "127.0.0.1:8786"}}, r"\[parallel\] scheduler: expected 'dask://HOST:PORT'"),
     ({"rois": {"localizers": {"LO": "objects"}}}, r"\[rois\] localizers LO: expected 'condition>baseline'"),
     ({"rois": {"localizers": {"LO": "objects>scrambled"}}}, r"simulated subjects have no localizer trials"),
+    ({"compare": [{"name": "lenet"}]}, r"\[\[compare\]\] #1 name: expected one of"),
+    ({"compare": [{"weights": "none"}]}, r"\[\[compare\]\] #1: 'name' is required"),
+    ({"compare": [{"name": "alexnet"}]}, r"distinct labels .*\['alexnet'\] appear more than once: give each a 'label'"),
+    ({"compare": [{"name": "vgg16", "weights": "vgg.pt"}]}, r"\[\[compare\]\] #1 weights: file not found: .*vgg.pt"),
 ])
 def test_bad_configs_name_the_key_and_the_problem(tiny_values, no_heavy_work, change, message):
     for section, values in change.items():
-        if section == "subject":
+        if section in ("subject", "compare"):
             tiny_values[section] = values
         else:
             tiny_values.setdefault(section, {}).update(values)

@@ -3,6 +3,10 @@
 Every key has a default (`DEFAULTS`), so a study file only states what differs. Unknown keys,
 wrong types, missing files, unknown ROIs and response files whose trial count does not match
 their trial table are errors that name the key (``[encoding] n_perm``) and what was found.
+
+Besides the sections of `DEFAULTS`, two arrays of tables repeat: ``[[subject]]`` (a subject's
+response files, `SUBJECT_KEYS`) and ``[[compare]]`` (another network analysed on the study's
+images, `COMPARE_KEYS`; the images are made against ``[network]``).
 """
 
 from __future__ import annotations
@@ -44,12 +48,16 @@ DEFAULTS: dict[str, dict] = {
     "parallel": {"n_jobs": 1, "scheduler": ""},
     "figures": {"formats": ["png", "pdf"], "dpi": 150},
 }
+# Keys of one ``[[compare]]`` entry: another network analysed on the study's images (the images
+# are made against [network]); ``name`` is required, ``label`` defaults to it.
+COMPARE_KEYS = {"name": "", "label": "", "weights": "imagenet", "init": "default", "layers": []}
 # Keys of one ``[[subject]]`` entry (real data); ``betas`` is required.
 SUBJECT_KEYS = {"id": "", "betas": "", "trials": "", "mask": "", "vertices": "",
                 "meshes": {}, "labels": {}, "on_bad_vertices": "raise"}
 
 CHOICES = {
     ("network", "init"): ("default", "kaiming"),
+    ("compare", "init"): ("default", "kaiming"),
     ("subjects", "mesh"): ("fs_LR_32k", "fsaverage5"),
     ("subjects", "vertices"): ("cortex", "rois"),
     ("selection", "method"): ("graph", "exact"),
@@ -91,6 +99,14 @@ class StudyConfig(dict):
     def seed(self) -> int:
         return int(self["study"]["seed"])
 
+    @property
+    def networks(self) -> list[dict]:
+        """Every analysed network, the one the images are made against first: dicts with
+        ``label``, ``name``, ``weights``, ``init``, ``layers``, ``device``, ``batch_size``."""
+        primary = dict(self["network"], label=self["network"]["name"])
+        shared = {"device": primary["device"], "batch_size": primary["batch_size"]}
+        return [primary] + [dict(entry, **shared) for entry in self.get("compare", [])]
+
     def section_json(self, *sections: str) -> str:
         """The named sections as canonical JSON (what the cache keys hash)."""
         return json.dumps({s: self[s] for s in sections}, sort_keys=True, default=str)
@@ -99,15 +115,16 @@ class StudyConfig(dict):
         """The full configuration (defaults filled in) as TOML text, for the report."""
         lines = []
         for section, values in self.items():
-            if section == "subject":
+            if section in ("subject", "compare"):
                 continue
             lines.append(f"[{section}]")
             lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
             lines.append("")
-        for entry in self.get("subject", []):
-            lines.append("[[subject]]")
-            lines += [f"{key} = {_toml_value(value)}" for key, value in entry.items()]
-            lines.append("")
+        for array in ("compare", "subject"):
+            for entry in self.get(array, []):
+                lines.append(f"[[{array}]]")
+                lines += [f"{key} = {_toml_value(value)}" for key, value in entry.items()]
+                lines.append("")
         return "\n".join(lines)
 
 
@@ -196,12 +213,40 @@ def _subjects(source: str, entries, base: Path) -> list[dict]:
     return subjects
 
 
+def _resolve_weights(source: str, where: str, entry: dict, base: Path) -> None:
+    if entry["weights"] not in ("imagenet", "none", ""):
+        entry["weights"] = _resolve(base, entry["weights"])
+        _check_file(source, f"{where} weights", entry["weights"])
+
+
+def _compared(source: str, entries, base: Path, primary: dict) -> list[dict]:
+    if not isinstance(entries, list):
+        raise ConfigError(f"{source}: [[compare]]: expected an array of tables, found {entries!r}")
+    compared = []
+    for i, entry in enumerate(entries):
+        where = f"[[compare]] #{i + 1}"
+        merged = _merge_section(source, "compare", entry, COMPARE_KEYS, label=where)
+        if not merged["name"]:
+            raise ConfigError(f"{source}: {where}: 'name' is required (a network, e.g. \"alexnet\")")
+        merged["label"] = merged["label"] or merged["name"]
+        _resolve_weights(source, where, merged, base)
+        _check_network(source, merged, where)
+        compared.append(merged)
+    labels = [primary["name"]] + [entry["label"] for entry in compared]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ConfigError(f"{source}: [[compare]]: networks must have distinct labels (the [network] is labelled by "
+                          f"its name); {repeated} appear more than once: give each a 'label'")
+    return compared
+
+
 def validate(values: Mapping, *, source: str = "config", base: Path | None = None) -> StudyConfig:
     """Fill defaults into a configuration mapping and check it; raise `ConfigError` naming the key."""
     base = Path.cwd() if base is None else Path(base)
-    unknown = sorted(set(values) - set(DEFAULTS) - {"subject"})
+    unknown = sorted(set(values) - set(DEFAULTS) - {"subject", "compare"})
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {unknown}; sections are {sorted(DEFAULTS) + ['subject']}")
+        raise ConfigError(f"{source}: unknown section(s) {unknown}; sections are "
+                          f"{sorted(DEFAULTS) + ['compare', 'subject']}")
     config = {section: _merge_section(source, section, values.get(section, {}), defaults)
               for section, defaults in DEFAULTS.items()}
     config["subject"] = _subjects(source, values.get("subject", []), base)
@@ -216,11 +261,9 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
         if not (found.is_dir() or (found.is_file() and found.suffix.lower() == ".csv")):
             raise ConfigError(f"{source}: [stimuli] source: expected 'samples', a folder of images or a CSV "
                               f"manifest, found {found} ({'missing' if not found.exists() else 'not a folder'})")
-    weights = config["network"]["weights"]
-    if weights not in ("imagenet", "none", ""):
-        config["network"]["weights"] = _resolve(base, weights)
-        _check_file(source, "[network] weights", config["network"]["weights"])
+    _resolve_weights(source, "[network]", config["network"], base)
     _check_network(source, config["network"])
+    config["compare"] = _compared(source, values.get("compare", []), base, config["network"])
     if not config["subject"] and config["subjects"]["simulate"] == 0:
         raise ConfigError(f"{source}: no subjects: add [[subject]] entries with response files, "
                           "or set [subjects] simulate = N for simulated subjects")
@@ -237,11 +280,11 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
     return StudyConfig(config)
 
 
-def _check_network(source: str, network: dict) -> None:
+def _check_network(source: str, network: dict, where: str = "[network]") -> None:
     from ..models import available_models
 
     if network["name"] not in available_models():
-        raise ConfigError(f"{source}: [network] name: expected one of {available_models()}, found {network['name']!r}")
+        raise ConfigError(f"{source}: {where} name: expected one of {available_models()}, found {network['name']!r}")
 
 
 def _check_rois(source: str, config: dict) -> None:

@@ -21,8 +21,12 @@ LARGE_TABLES = ("searchlight", "selection", "best_layer")
 TABLE_ROWS_SHOWN = 60
 
 
-def make_figures(tables: dict, stimuli, activations, layers, config, folder: Path) -> list[Path]:
-    """Draw every figure the tables allow; return the paths written (all formats)."""
+def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) -> list[Path]:
+    """Draw every figure the tables allow; return the paths written (all formats).
+
+    ``analysed`` maps each network's label to its ``activations`` and ``layers``; with more than
+    one network, the per-network figures (5, 6, S1, RDMs) get the label in their file names.
+    """
     formats, dpi = config["figures"]["formats"], config["figures"]["dpi"]
     written: list[Path] = []
 
@@ -40,14 +44,20 @@ def make_figures(tables: dict, stimuli, activations, layers, config, folder: Pat
                                        else ("lateral", "medial"),
                                        title=f"{subject}: searchlight RDM similarity ({config['searchlight']['surface']} surface)"),
                  f"fig4_searchlight_{subject}")
-    if "network_rsa" in tables:
-        save(plotting.layer_profile(tables["network_rsa"], tables.get("network_trend"), network=config["network"]["name"]),
-             "fig5_network_layers")
-    if "encoding" in tables:
-        save(plotting.encoding_figure(tables["encoding"]), "fig6_encoding")
-    if "best_layer_proportions" in tables:
-        save(plotting.best_layer_figure(tables["best_layer_proportions"]), "figS1_best_layer")
-    save(plotting.rdm_panels(_network_rdms(activations, stimuli, layers, config), columns=3), "rdms_network")
+    names = {network["label"]: network["name"] for network in config.networks}
+    for label, network in analysed.items():
+        suffix = f"_{label}" if len(analysed) > 1 else ""
+        mine = {name: frame[frame["network"] == label] for name, frame in tables.items() if "network" in frame}
+        if "network_rsa" in mine:
+            title = names[label] if label == names[label] else f"{label} ({names[label]})"
+            save(plotting.layer_profile(mine["network_rsa"], mine.get("network_trend"), network=title),
+                 f"fig5_network_layers{suffix}")
+        if "encoding" in mine:
+            save(plotting.encoding_figure(mine["encoding"]), f"fig6_encoding{suffix}")
+        if "best_layer_proportions" in mine:
+            save(plotting.best_layer_figure(mine["best_layer_proportions"]), f"figS1_best_layer{suffix}")
+        save(plotting.rdm_panels(_network_rdms(network["activations"], stimuli, network["layers"], config), columns=3),
+             f"rdms_network{suffix}")
     return written
 
 
@@ -83,6 +93,16 @@ def _network_rdms(activations, stimuli, layers, config) -> dict:
             for layer in chosen for kind, index in rows.items()}
 
 
+def _networks_line(config) -> str:
+    networks = config.networks
+    described = [f"{n['label']} ({n['name']}, weights: {n['weights'] or 'none'})" if n["label"] != n["name"]
+                 else f"{n['name']} (weights: {n['weights'] or 'none'})" for n in networks]
+    line = f"Network: {described[0]}"
+    if len(described) > 1:
+        line += "; the AN and AI images were made against it. Compared networks: " + ", ".join(described[1:])
+    return line
+
+
 def _image_tag(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(path.stem)}</figcaption></figure>'
@@ -116,10 +136,9 @@ def write_report(output: Path, result, config, *, seconds: float, device: str) -
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(config['study']['name'])}: brainprobe report</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(config['study']['name'])}</h1>",
-        "<p>Made by brainprobe {} on {} in {:.0f} s. Device: {}. Seed: {}. Network: {} (weights: {}).</p>".format(
+        "<p>Made by brainprobe {} on {} in {:.0f} s. Device: {}. Seed: {}. {}.</p>".format(
             html.escape(versions.get("brainprobe", "")), datetime.datetime.now().isoformat(timespec="seconds"), seconds,
-            html.escape(device), config.seed, html.escape(config["network"]["name"]),
-            html.escape(str(config["network"]["weights"]))),
+            html.escape(device), config.seed, html.escape(_networks_line(config))),
         "<h2>Figures</h2>", *[_image_tag(p) for p in figures],
         "<h2>Tables</h2>",
     ]

@@ -53,12 +53,13 @@ __all__ = [
 KINDS = ("RE", "AN", "AI")
 
 
-def network_layers(model: LayeredModel, config) -> list[str]:
-    """The configured layers, or every layer but the softmax."""
-    layers = list(config["network"]["layers"]) or [n for n in model.layer_names if n != "prob"]
+def network_layers(model: LayeredModel, network: Mapping) -> list[str]:
+    """A network's configured layers (an entry of `StudyConfig.networks`), or all but the softmax."""
+    layers = list(network["layers"]) or [n for n in model.layer_names if n != "prob"]
     unknown = [n for n in layers if n not in model.layer_names]
     if unknown:
-        raise ValueError(f"[network] layers: {unknown} are not layers of {model.name}; layers are {model.layer_names}")
+        raise ValueError(f"network {network['label']!r}: layers {unknown} are not layers of {model.name}; "
+                         f"layers are {model.layer_names}")
     return layers
 
 

@@ -135,6 +135,7 @@ class Study:
         self.output = config.output
         self.cache = StepCache(self.output / ".cache", salt=__version__)
         self.log_: list[dict] = []
+        self._models: dict = {}
 
     # -- output folder ----------------------------------------------------------------------------
     def _prepare_output(self) -> None:
@@ -177,48 +178,25 @@ class Study:
         self._say(f"brainprobe study {config['study']['name']!r} -> {self.output}")
         # read (and checked) here, before any heavy work; each task then receives its subject
         real_subjects = [steps.load_subject(entry, config) for entry in config["subject"]]
-        model_holder: dict = {}
-
-        def model():
-            if "model" not in model_holder:
-                network = config["network"]
-                weights = None if network["weights"] in ("none", "") else network["weights"]
-                device = None if network["device"] == "auto" else network["device"]
-                model_holder["model"] = load_model(network["name"], weights, seed=config.seed, init=network["init"],
-                                                   device=device)
-            return model_holder["model"]
-
-        network_json = json.dumps({k: v for k, v in config["network"].items() if k not in ("layers", "device")},
-                                  sort_keys=True)
-        stimuli_key = self.cache.key("stimuli", config.section_json("stimuli"), network_json, config.seed)
+        primary = config.networks[0]  # the network the AN and AI images are made against
+        stimuli_key = self.cache.key("stimuli", config.section_json("stimuli"), _network_json(primary), config.seed)
         stimuli, stimulus_table = self._step(
-            "stimuli", stimuli_key, lambda: steps.make_stimuli(model(), config, progress=self.progress),
+            "stimuli", stimuli_key, lambda: steps.make_stimuli(self._model(primary), config, progress=self.progress),
             _save_stimuli, _load_stimuli)
         for responses in real_subjects:
             steps.check_images(responses, stimulus_table)
-        layers = list(config["network"]["layers"]) or None
-        activations_key = self.cache.key("activations", stimuli_key, network_json, layers)
-        activations = self._step(
-            "activations", activations_key,
-            lambda: extract(model(), stimuli, steps.network_layers(model(), config), progress=self.progress),
-            _save_activations, _load_activations)
-        layers = activations.layers
         tables: dict[str, list[pd.DataFrame]] = {"stimuli": [stimulus_table]}
-        if config["rsa"]["enabled"]:
-            rsa_key = self.cache.key("network_rsa", activations_key, config.section_json("rsa"), config.seed)
-            for name, frame in self._step("network_rsa", rsa_key,
-                                          lambda: steps.network_rsa(activations, stimulus_table, layers, config),
-                                          _save_frames, _load_frames).items():
-                tables.setdefault(name, []).append(frame)
+        analysed = self._analyse_networks(stimuli, stimulus_table, stimuli_key, tables)
 
         tasks = [{"index": i, "entry": None, "responses": None} for i in range(config["subjects"]["simulate"])]
         tasks += [{"index": len(tasks) + i, "entry": entry, "responses": responses}
                   for i, (entry, responses) in enumerate(zip(config["subject"], real_subjects, strict=True))]
         self._warm_neighbourhoods(real_subjects)
         inner_jobs = self.n_jobs if len(tasks) == 1 or self.n_jobs == 1 else 1
-        shared = {"config": dict(config), "stimuli_key": stimuli_key, "activations_key": activations_key,
-                  "layers": layers, "cache_root": str(self.cache.root), "salt": self.cache.salt,
-                  "inner_jobs": inner_jobs}
+        shared = {"config": dict(config), "stimuli_key": stimuli_key, "cache_root": str(self.cache.root),
+                  "salt": self.cache.salt, "inner_jobs": inner_jobs,
+                  "networks": [{"label": label, "key": a["key"], "layers": a["layers"]} for label, a in analysed.items()]}
+        activations = {label: a["activations"] for label, a in analysed.items()}
         outcomes = self._map_subjects(tasks, shared, stimuli, stimulus_table, activations)
         for frames, records in outcomes:
             for record in records:
@@ -226,11 +204,46 @@ class Study:
             for name, frame in frames.items():
                 tables.setdefault(name, []).append(frame)
         combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-        combined.update(_across_subjects(combined, layers))
+        combined.update(_across_subjects(combined, {label: a["layers"] for label, a in analysed.items()}))
         result = StudyResult(self.output, combined, log=pd.DataFrame(self.log_))
-        self._write(result, stimuli, activations, layers, time.perf_counter() - start)
+        self._write(result, stimuli, analysed, time.perf_counter() - start)
         self._say(f"report: {result.report}")
         return result
+
+    def _model(self, network: dict):
+        """The network's LayeredModel, loaded once, and only when one of its steps computes."""
+        if network["label"] not in self._models:
+            weights = None if network["weights"] in ("none", "") else network["weights"]
+            device = None if network["device"] == "auto" else network["device"]
+            self._models[network["label"]] = load_model(network["name"], weights, seed=self.config.seed,
+                                                         init=network["init"], device=device)
+        return self._models[network["label"]]
+
+    def _analyse_networks(self, stimuli, stimulus_table, stimuli_key, tables) -> dict[str, dict]:
+        """Activations and network RSA of every network; returns, per label, its ``activations``,
+        ``layers`` and the activations' cache ``key``; RSA tables are appended to ``tables``."""
+        config = self.config
+        several = len(config.networks) > 1
+        analysed: dict[str, dict] = {}
+        for network in config.networks:
+            label = network["label"]
+            key = self.cache.key("activations", stimuli_key, _network_json(network), list(network["layers"]) or None)
+            activations = self._step(
+                "activations", key,
+                lambda network=network: extract(self._model(network), stimuli,
+                                                steps.network_layers(self._model(network), network),
+                                                progress=self.progress),
+                _save_activations, _load_activations, label=label if several else "")
+            analysed[label] = {"activations": activations, "layers": activations.layers, "key": key}
+            if config["rsa"]["enabled"]:
+                rsa_key = self.cache.key("network_rsa", key, config.section_json("rsa"), config.seed)
+                frames = self._step("network_rsa", rsa_key,
+                                    lambda activations=activations: steps.network_rsa(
+                                        activations, stimulus_table, activations.layers, config),
+                                    _save_frames, _load_frames, label=label if several else "")
+                for name, frame in frames.items():
+                    tables.setdefault(name, []).append(_with_network(frame, label))
+        return analysed
 
     def _warm_neighbourhoods(self, real_subjects) -> None:
         """Compute the disks of every distinct mesh once, before the subjects run in parallel."""
@@ -272,44 +285,60 @@ class Study:
         return outcomes
 
     # -- outputs -----------------------------------------------------------------------------------
-    def _write(self, result: StudyResult, stimuli, activations, layers, seconds: float) -> None:
+    def _write(self, result: StudyResult, stimuli, analysed: dict, seconds: float) -> None:
         from . import _report
 
         results = self.output / "results"
         for name, frame in result.tables.items():
             write_table(results / f"{name}.csv", frame)
         write_table(self.output / "steps.csv", result.log)
-        result.figures = _report.make_figures(result.tables, stimuli, activations, layers, self.config,
-                                              self.output / "figures")
+        result.figures = _report.make_figures(result.tables, stimuli, analysed, self.config, self.output / "figures")
         result.report = _report.write_report(self.output, result, self.config, seconds=seconds,
                                              device=str(resolve_device(None if self.config["network"]["device"] == "auto"
                                                                        else self.config["network"]["device"])))
 
 
-def _across_subjects(tables: dict, layers) -> dict:
-    """Tests that need every subject: the supplement's paired t-tests on best-layer proportions."""
+def _network_json(network: dict) -> str:
+    """What of a network's settings changes its activations (not its label, layers or device)."""
+    return json.dumps({k: v for k, v in network.items() if k not in ("label", "layers", "device")}, sort_keys=True)
+
+
+def _with_network(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    """The table with a leading ``network`` column (cached tables do not hold it: labels can change)."""
+    out = frame.drop(columns="network", errors="ignore")
+    out.insert(0, "network", label)
+    return out
+
+
+def _across_subjects(tables: dict, layers: dict) -> dict:
+    """Tests that need every subject: the supplement's paired t-tests on best-layer proportions, per network."""
     from ..encoding import best_layer_tests
 
-    out = {}
     proportions = tables.get("best_layer_proportions")
-    if proportions is not None and proportions["subject"].nunique() >= 2 and len(layers) >= 4:
-        rois = list(dict.fromkeys(proportions["roi"]))
-        out["best_layer_tests"] = best_layer_tests(proportions, low=layers[:2], high=layers[-2:],
-                                                   early_roi=rois[0], late_roi=rois[-1])
-    return out
+    if proportions is None or proportions["subject"].nunique() < 2:
+        return {}
+    tests = []
+    for label, part in proportions.groupby("network", sort=False):
+        if len(layers[label]) >= 4:
+            rois = list(dict.fromkeys(part["roi"]))
+            test = best_layer_tests(part.drop(columns="network"), low=layers[label][:2], high=layers[label][-2:],
+                                    early_roi=rois[0], late_roi=rois[-1])
+            tests.append(_with_network(test, label))
+    return {"best_layer_tests": pd.concat(tests, ignore_index=True)} if tests else {}
 
 
 # -- per-subject work (module level: it runs in worker processes) ----------------------------------
 def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table: pd.DataFrame,
-                 activations: Activations) -> tuple[dict, list]:
+                 activations: dict[str, Activations]) -> tuple[dict, list]:
     config = StudyConfig(shared["config"])
     cache = StepCache(shared["cache_root"], salt=shared["salt"])
     index, entry = task["index"], task["entry"]
     label = entry["id"] if entry else f"sub-{index + 1:02d}"
     records, frames = [], {}
 
-    def step(name, key, compute, save, load):
-        value, record = cache.run(name, key, compute, save, load, label=label)
+    def step(name, key, compute, save, load, network=None):
+        value, record = cache.run(name, key, compute, save, load,
+                                  label=label if network is None else f"{label} {network}")
         records.append(record)
         return value
 
@@ -353,12 +382,19 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
             lambda table, folder: write_table(folder / "searchlight.csv", table),
             lambda folder: read_table(folder / "searchlight.csv"))
     if config["encoding"]["enabled"] or config["best_layer"]["enabled"]:
-        key = cache.key("encoding", selection_key, shared["activations_key"], shared["layers"],
-                        config.section_json("encoding", "best_layer"), config.seed)
-        frames.update(step("encoding", key,
-                           lambda: steps.encoding_analysis(responses, selection, activations, shared["layers"], config,
-                                                           _seed(config.seed, index, "encoding")),
-                           _save_frames, _load_frames))
+        several = len(shared["networks"]) > 1
+        parts: dict[str, list] = {}
+        for network in shared["networks"]:
+            key = cache.key("encoding", selection_key, network["key"], network["layers"],
+                            config.section_json("encoding", "best_layer"), config.seed)
+            result = step("encoding", key,
+                          lambda network=network: steps.encoding_analysis(
+                              responses, selection, activations[network["label"]], network["layers"], config,
+                              _seed(config.seed, index, "encoding")),
+                          _save_frames, _load_frames, network=network["label"] if several else None)
+            for name, frame in result.items():
+                parts.setdefault(name, []).append(_with_network(frame, network["label"]))
+        frames.update({name: pd.concat(found, ignore_index=True) for name, found in parts.items()})
     return frames, records
 
 
