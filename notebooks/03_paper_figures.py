@@ -37,6 +37,10 @@ if not (results / "report.html").exists():
              "figures": {"formats": ["png"]}} if small else {}
     Study(demo_config(results, **quick), progress=False).run()
 tables = {path.stem: read_table(path) for path in sorted((results / "results").glob("*.csv"))}
+# network tables have a `network` column (a study with [[compare]] networks holds several):
+# the figures below draw the first network, the one the AN and AI images were made against
+network = tables["network_rsa"]["network"].iloc[0]
+tables = {name: table[table["network"] == network] if "network" in table else table for name, table in tables.items()}
 sorted(tables)
 
 # %% [markdown]

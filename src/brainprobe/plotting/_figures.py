@@ -52,6 +52,14 @@ def save_figure(figure, path, formats: Sequence[str] = ("png", "pdf"), *, dpi: i
     return written
 
 
+def _one_network(table: pd.DataFrame, figure: str) -> None:
+    """A study with [[compare]] networks writes one table for all; a figure draws one network."""
+    if table is not None and "network" in table and table["network"].nunique() > 1:
+        found = list(dict.fromkeys(table["network"]))
+        raise ValueError(f"{figure}: the table holds the rows of networks {found}; draw one at a time, e.g. "
+                         f"table[table['network'] == {found[0]!r}]")
+
+
 def _stars(p: float) -> str:
     if not np.isfinite(p):
         return ""
@@ -185,6 +193,8 @@ def kind_bars(table: pd.DataFrame, *, unit: str = "roi", panel: str = "subject",
 def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, *, ci: str = "ci95",
                   pairs: Sequence[str] = ("RE-AN", "RE-AI"), network: str = ""):
     """Fig. 5: RE-AN and RE-AI similarity across layers with CIs and the Mann-Kendall trend."""
+    _one_network(table, "layer_profile")
+    _one_network(trend, "layer_profile (trend)")
     layers = list(dict.fromkeys(table["layer"]))
     figure, ax = plt.subplots(figsize=(max(4.5, 0.6 * len(layers) + 1.5), 3.4))
     columns = _ci_columns(table, ci)
@@ -221,6 +231,7 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
     One panel per ROI (rows: subjects), lines over layers, 95% bootstrap CIs, asterisks where
     the permutation test rejects.
     """
+    _one_network(table, "encoding_figure")
     subjects = list(dict.fromkeys(table["subject"]))
     rois = list(dict.fromkeys(table["roi"]))
     layers = list(dict.fromkeys(table["layer"]))
@@ -254,6 +265,7 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
 
 def best_layer_figure(proportions: pd.DataFrame):
     """Fig. S1: proportion of each ROI's vertices best predicted by each layer (mean over subjects)."""
+    _one_network(proportions, "best_layer_figure")
     layers = list(dict.fromkeys(proportions["layer"]))
     rois = list(dict.fromkeys(proportions["roi"]))
     mean = proportions.groupby(["roi", "layer"], sort=False)["proportion"].mean().unstack("layer").reindex(index=rois, columns=layers)
