@@ -56,6 +56,7 @@ def _cmd_info(args) -> int:
 def _cmd_extract(args) -> int:
     import numpy as np
 
+    from ._files import replace_atomically
     from .models import extract
 
     out = Path(args.out)
@@ -66,10 +67,8 @@ def _cmd_extract(args) -> int:
     model = _load_cli_model(args.model, args.weights, args.device)
     layers = args.layers.split(",") if args.layers else None
     activations = extract(model, stimuli, layers, batch_size=args.batch_size, progress=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial.npz")
-    np.savez(temporary, image_ids=np.asarray(stimuli.image_ids, dtype=str), **dict(activations))
-    temporary.replace(out)
+    replace_atomically(out, lambda temporary: np.savez(temporary, image_ids=np.asarray(stimuli.image_ids, dtype=str),
+                                                        **dict(activations)))
     print(activations.summary().to_string(index=False))
     print(f"wrote {out} ({len(stimuli)} images, {len(activations)} layers, model {model.name}, weights {model.weights_source})")
     return 0

@@ -150,6 +150,7 @@ def no_heavy_work(monkeypatch):
     ({"parallel": {"scheduler": "127.0.0.1:8786"}}, r"\[parallel\] scheduler: expected 'dask://HOST:PORT'"),
     ({"rois": {"localizers": {"LO": "objects"}}}, r"\[rois\] localizers LO: expected 'condition>baseline'"),
     ({"rois": {"localizers": {"LO": "objects>scrambled"}}}, r"simulated subjects have no localizer trials"),
+    ({"encoding": {"estimator": "omp", "n_nonzero": "cv"}}, r"n_nonzero = 'cv' chooses ROMP's sparsity"),
     ({"compare": [{"name": "lenet"}]}, r"\[\[compare\]\] #1 name: expected one of"),
     ({"compare": [{"weights": "none"}]}, r"\[\[compare\]\] #1: 'name' is required"),
     ({"compare": [{"name": "alexnet"}]}, r"distinct labels .*\['alexnet'\] appear more than once: give each a 'label'"),

@@ -13,49 +13,25 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from .._files import replace_atomically
+
 __all__ = ["StepCache", "atomic_write", "read_arrays", "write_arrays"]
 
 
 def atomic_write(path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data.encode() if isinstance(data, str) else data)
-        _usual_permissions(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _usual_permissions(path) -> None:
-    """mkstemp makes files readable by their owner only; give them the umask's usual mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    """Write ``data`` to ``path`` whole or not at all (a temporary sibling and a rename)."""
+    content = data.encode() if isinstance(data, str) else data
+    return replace_atomically(path, lambda temporary: temporary.write_bytes(content))
 
 
 def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(handle)
-    try:
-        np.savez(temporary, **{k: np.asarray(v) for k, v in arrays.items()})
-        _usual_permissions(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, lambda temporary: np.savez(temporary, **{k: np.asarray(v) for k, v in arrays.items()}))
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:

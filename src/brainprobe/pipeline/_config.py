@@ -184,15 +184,24 @@ def _check_file(source: str, key: str, path: str) -> None:
         raise ConfigError(f"{source}: {key}: file not found: {path}")
 
 
-def _subjects(source: str, entries, base: Path) -> list[dict]:
+def _array_entries(source: str, array: str, entries, keys: dict, required: str, what: str) -> list[tuple[str, dict]]:
+    """Each entry of a ``[[array]]`` of tables with defaults filled in, and its place for messages."""
     if not isinstance(entries, list):
-        raise ConfigError(f"{source}: [[subject]]: expected an array of tables, found {entries!r}")
-    subjects = []
+        raise ConfigError(f"{source}: [[{array}]]: expected an array of tables, found {entries!r}")
+    merged_entries = []
     for i, entry in enumerate(entries):
-        where = f"[[subject]] #{i + 1}"
-        merged = _merge_section(source, "subject", entry, SUBJECT_KEYS, label=where)
-        if not merged["betas"]:
-            raise ConfigError(f"{source}: {where}: 'betas' is required (a response file)")
+        where = f"[[{array}]] #{i + 1}"
+        merged = _merge_section(source, array, entry, keys, label=where)
+        if not merged[required]:
+            raise ConfigError(f"{source}: {where}: {required!r} is required ({what})")
+        merged_entries.append((where, merged))
+    return merged_entries
+
+
+def _subjects(source: str, entries, base: Path) -> list[dict]:
+    subjects = []
+    for i, (where, merged) in enumerate(_array_entries(source, "subject", entries, SUBJECT_KEYS, "betas",
+                                                       "a response file")):
         merged["id"] = merged["id"] or f"sub-{i + 1:02d}"
         for key in ("betas", "trials", "mask", "vertices"):
             merged[key] = _resolve(base, merged[key])
@@ -220,14 +229,8 @@ def _resolve_weights(source: str, where: str, entry: dict, base: Path) -> None:
 
 
 def _compared(source: str, entries, base: Path, primary: dict) -> list[dict]:
-    if not isinstance(entries, list):
-        raise ConfigError(f"{source}: [[compare]]: expected an array of tables, found {entries!r}")
     compared = []
-    for i, entry in enumerate(entries):
-        where = f"[[compare]] #{i + 1}"
-        merged = _merge_section(source, "compare", entry, COMPARE_KEYS, label=where)
-        if not merged["name"]:
-            raise ConfigError(f"{source}: {where}: 'name' is required (a network, e.g. \"alexnet\")")
+    for where, merged in _array_entries(source, "compare", entries, COMPARE_KEYS, "name", 'a network, e.g. "alexnet"'):
         merged["label"] = merged["label"] or merged["name"]
         _resolve_weights(source, where, merged, base)
         _check_network(source, merged, where)
@@ -277,6 +280,9 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
     n_nonzero = config["encoding"]["n_nonzero"]
     if n_nonzero != "cv" and (not isinstance(n_nonzero, int) or n_nonzero < 1):
         raise ConfigError(f"{source}: [encoding] n_nonzero: expected a positive integer or 'cv', found {n_nonzero!r}")
+    if n_nonzero == "cv" and config["encoding"]["estimator"] != "romp":
+        raise ConfigError(f"{source}: [encoding] n_nonzero = 'cv' chooses ROMP's sparsity; with estimator = "
+                          f"{config['encoding']['estimator']!r} give a number")
     return StudyConfig(config)
 
 

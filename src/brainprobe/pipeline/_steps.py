@@ -128,12 +128,10 @@ def network_rsa(activations: Activations, stimuli_table: pd.DataFrame, layers: S
 
 # -- subjects ----------------------------------------------------------------------------------------
 def study_meshes(mesh: str | Mapping, surface: str = "midthickness") -> dict:
-    """Meshes per hemisphere: ``"fs_LR_32k"``, ``"fsaverage5"``, or a mapping of hemi to file."""
+    """Meshes per hemisphere: a template name (`standard_meshes`) or a mapping of hemi to file."""
     if isinstance(mesh, Mapping):
         return {hemi: load_mesh(path) for hemi, path in mesh.items()}
-    if mesh in ("fs_LR_32k", "fsaverage5"):
-        return standard_meshes(mesh, surface)
-    raise ValueError(f"meshes: expected 'fs_LR_32k', 'fsaverage5' or files per hemisphere, found {mesh!r}")
+    return standard_meshes(mesh, surface)
 
 
 def simulated_subject(stimuli: StimulusSet, config, index: int) -> Responses:
@@ -332,7 +330,7 @@ def make_estimator(config):
     if settings["estimator"] == "romp":
         return ROMP(n_nonzero=n_nonzero)
     if settings["estimator"] == "omp":
-        return OMPEncoder(n_nonzero=10 if n_nonzero == "cv" else n_nonzero)
+        return OMPEncoder(n_nonzero=n_nonzero)
     return KernelRidgeEncoder()
 
 

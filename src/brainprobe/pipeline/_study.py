@@ -28,7 +28,7 @@ __all__ = ["Study", "StudyResult", "read_table", "write_table"]
 
 # columns that hold names, never numbers (an image called "0001" stays "0001")
 STRING_COLUMNS = ("image_id", "source_id", "category", "kind", "hemi", "subject", "roi", "layer", "pair",
-                  "top1_name", "test_kind", "measurement", "best_layer", "comparison", "step", "label", "key")
+                  "top1_name", "test_kind", "measurement", "best_layer", "comparison", "step", "label", "key", "network")
 
 
 def write_table(path, frame: pd.DataFrame) -> Path:

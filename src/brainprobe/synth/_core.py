@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._files import replace_atomically
+
 __all__ = ["OptimizationResult", "optimize_pixels", "quantize_8bit", "OPTIMIZERS"]
 
 OPTIMIZERS = ("adam", "sgd", "adagrad_momentum", "lbfgs")
@@ -28,11 +30,10 @@ Criterion = Callable[[dict, torch.Tensor], torch.Tensor]
 
 
 def _save_checkpoint(path: Path, x, active, converged, updates, state, history) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    torch.save({"x": x.cpu(), "active": active.cpu(), "converged": converged.cpu(), "updates": updates.cpu(),
-                "first": state.first.cpu(), "second": state.second.cpu(), "steps": state.steps.cpu(),
-                "history": torch.from_numpy(np.asarray(history)) if history else torch.zeros(0)}, temporary)
-    os.replace(temporary, path)
+    content = {"x": x.cpu(), "active": active.cpu(), "converged": converged.cpu(), "updates": updates.cpu(),
+               "first": state.first.cpu(), "second": state.second.cpu(), "steps": state.steps.cpu(),
+               "history": torch.from_numpy(np.asarray(history)) if history else torch.zeros(0)}
+    replace_atomically(path, lambda temporary: torch.save(content, temporary))
 
 
 def _restore_checkpoint(path: Path, x, active, converged, updates, state, history) -> None:

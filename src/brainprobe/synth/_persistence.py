@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .._files import replace_atomically
 
 __all__ = ["read_synthesis", "write_synthesis"]
 
@@ -19,11 +20,9 @@ def write_synthesis(path, settings: dict, tensors: dict, losses, *, overwrite: b
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     tensors = {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in tensors.items()}
-    temporary = path.with_name(path.name + ".partial")
-    torch.save({"settings": json.dumps(settings), "losses": torch.from_numpy(np.asarray(losses, dtype=np.float64)),
-                **tensors}, temporary)
-    os.replace(temporary, path)
-    return path
+    content = {"settings": json.dumps(settings), "losses": torch.from_numpy(np.asarray(losses, dtype=np.float64)),
+               **tensors}
+    return replace_atomically(path, lambda temporary: torch.save(content, temporary))
 
 
 def read_synthesis(path, method: str) -> tuple[dict, dict]:
