@@ -73,3 +73,39 @@ def test_best_layer_recovers_the_planted_layer(study):
     tests = best_layer_tests(proportions, low=["L1"], high=["L3"])
     assert list(tests["test"]) == ["layers L1 vs L3", "high layers: LO vs V1"]
     assert tests.loc[1, "mean_difference"] > 0.5  # LO is best explained by L3, V1 is not
+
+
+def test_a_mean_only_model_earns_nothing(study):
+    """A model that predicts only each vertex's mean: the study's flattened-pattern r rewards it,
+    the default (vertex-centred) accuracy does not."""
+    import copy
+
+    import scipy.sparse as sp
+
+    activations, responses, fitted = study
+    models = copy.deepcopy(fitted)
+    rng = np.random.default_rng(0)
+    offsets = 5 * rng.normal(size=responses.n_vertices)  # vertices with distinct baselines, as real ones
+    shifted = responses.__class__(responses.betas + offsets, responses.trials, responses.vertices,
+                                  meshes=responses.meshes, subject=responses.subject)
+    patterns, table = shifted.average_repeats()
+    columns = models.columns[("sub-01", "V1")]
+    means = patterns[(table["kind"] == "RE").to_numpy()][:, columns].mean(axis=0)
+    for layer in models.layers:
+        model = models[("sub-01", "V1", layer)]
+        model.coef_ = sp.csr_matrix(model.coef_.shape)
+        model.intercept_ = means + 1e-6 * rng.normal(size=len(columns))  # a little noise so that r is defined
+    centered = generalization(models, activations, shifted, n_perm=0, n_boot=0)
+    literal = generalization(models, activations, shifted, per="pattern", n_perm=0, n_boot=0)
+    v1 = centered["roi"] == "V1"
+    assert (centered.loc[v1, "accuracy"].abs() < 0.05).all()
+    assert (literal.loc[v1, "accuracy"] > 0.5).all()
+    assert (centered["accuracy_definition"] == "centered").all()
+
+
+def test_the_ai_an_comparison_can_show_either_direction(study):
+    activations, responses, models = study
+    table = generalization(models, activations, responses, n_perm=0, n_boot=300, compare=("AN", "AI"), seed=0)
+    planted = table[(table["roi"] == "V1") & (table["layer"] == "L1") & (table["test_kind"] == "AN")].iloc[0]
+    assert planted["direction"] == "AN < AI" and planted["p_compare"] <= 0.01
+    assert planted["p_compare_less"] <= 0.005 and planted["p_compare_greater"] > 0.5

@@ -71,7 +71,10 @@ def test_alignment_errors_and_warnings():
 def test_image_bootstrap_difference_drops_duplicate_pairs():
     table, patterns = _study(n=20, shuffle=False)
     result = kind_difference({"roi": patterns}, table, n_boot=300, seed=0).iloc[0]
-    assert result.difference > 0.4 and result.p_boot == pytest.approx(1 / 301)
+    # two-sided by default: twice the smaller tail; each side reported
+    assert result.difference > 0.4 and result.p_boot == pytest.approx(2 / 301)
+    assert result.p_greater == pytest.approx(1 / 301) and result.p_less == pytest.approx(1.0)
+    assert result.direction == "RE-AI > RE-AN" and result.alternative == "two-sided"
     assert result.ci95_low > 0
     # two draws coincide with probability 1/20, so 190 * (1 - 1/20) = 180.5 pairs are kept on average
     assert result.mean_pairs_used == pytest.approx(180.5, abs=1.0)
@@ -106,7 +109,10 @@ def test_layer_trend_detects_a_rising_pair():
         rows.append({"unit_set": layer, "pair": "RE-AN", "similarity": 0.05 * k + 0.01 * (k % 2)})
         rows.append({"unit_set": layer, "pair": "RE-AI", "similarity": 0.8 - 0.02 * k})
     trends = layer_trend(pd.DataFrame(rows)).set_index("pair")
-    assert trends.loc["RE-AN", "trend"] == "increasing" and trends.loc["RE-AN", "method"] == "exact"
+    assert trends.loc["RE-AN", "trend"] == "increasing" and trends.loc["RE-AN", "p_method"] == "exact"
+    assert trends.loc["RE-AN", "p"] == trends.loc["RE-AN", "p_exact"] < trends.loc["RE-AN", "p_normal"]
+    normal = layer_trend(pd.DataFrame(rows), exact=False).set_index("pair")
+    assert normal.loc["RE-AN", "p_method"] == "normal" and normal.loc["RE-AN", "p"] == normal.loc["RE-AN", "p_normal"]
     assert trends.loc["RE-AI", "trend"] == "decreasing"
     assert trends.loc["RE-AN", "n"] == 8
 
@@ -136,3 +142,36 @@ def test_kind_similarity_refuses_a_metric_it_cannot_bootstrap():
                           "source_id": [f"RE{i}" for _ in range(3) for i in range(4)]})
     with pytest.raises(ValueError, match="crossnobis needs runs"):
         kind_similarity(np.random.default_rng(0).normal(size=(12, 20)), table, metric="crossnobis")
+
+
+def test_a_planted_reversal_is_significant_with_its_sign():
+    """The study's layer 8: RE-AN above RE-AI. A two-sided test must find it, with its direction."""
+    table, patterns = _study(n=20, shuffle=False)
+    an, ai = (table["kind"] == "AN").to_numpy(), (table["kind"] == "AI").to_numpy()
+    patterns[an], patterns[ai] = patterns[ai].copy(), patterns[an].copy()  # AN now follows RE, AI does not
+    result = kind_difference({"fc8": patterns}, table, n_boot=300, seed=0).iloc[0]
+    assert result.difference < -0.4 and result.direction == "RE-AI < RE-AN"
+    assert result.p_boot == pytest.approx(2 / 301) and result.p_less == pytest.approx(1 / 301)
+    assert result.p_greater == pytest.approx(1.0)  # the old one-sided default could only say 1.0
+    assert result.ci95_high < 0
+
+
+def test_four_images_enumerate_every_relabeling():
+    """4 images allow 24 relabelings: p can never be below 1/24, and it is exact."""
+    table, patterns = _study(n=4, shuffle=False)
+    result = kind_similarity({"roi": patterns}, table, n_perm=1000, n_boot=0, seed=0).set_index("pair")
+    assert (result["n_perm"] == 24).all() and result["p_exact"].all()
+    assert (result["p_perm"] >= 1 / 24 - 1e-15).all()
+    assert result.loc["RE-AI", "p_perm"] * 24 == pytest.approx(round(result.loc["RE-AI", "p_perm"] * 24))
+
+
+def test_intervals_contain_their_estimate():
+    """Subsample intervals are centred on the full-data similarity (the raw 80% percentiles are not)."""
+    table, patterns = _study(n=12, n_units=60, ai_noise=2.0, seed=3)
+    result = kind_similarity({"roi": patterns}, table, n_perm=0, n_boot=300, seed=0)
+    for level in ("ci68", "ci95"):
+        assert (result[f"{level}_low"] <= result["similarity"]).all()
+        assert (result["similarity"] <= result[f"{level}_high"]).all()
+    assert (result["ci95_high"] - result["ci95_low"] > result["ci68_high"] - result["ci68_low"]).all()
+    with pytest.raises(ValueError, match="boot_fraction"):
+        kind_similarity({"roi": patterns}, table, n_perm=0, n_boot=10, boot_fraction=1.0)

@@ -63,3 +63,17 @@ def test_trend_label_and_errors():
         mann_kendall([1.0, 2.0])
     with pytest.raises(ValueError, match="NaN"):
         mann_kendall([1.0, np.nan, 2.0, 3.0])
+
+
+def test_the_papers_re_ai_trend_both_ways():
+    """Paper 001: RE-AI declines over 8 layers, p = 0.009. That is S = -22 under the normal
+    approximation with continuity correction; the exact p of S = -22 is 0.0055."""
+    x = np.array([7, 6, 5, 4, 0, 3, 2, 1], float)  # 3 concordant, 25 discordant pairs
+    result = mann_kendall(x, exact=False)
+    reference = pmk.original_test(x)
+    assert result.s == -22 and result.method == "normal"
+    assert result.p == result.p_normal == pytest.approx(reference.p, abs=1e-12)
+    assert round(result.p_normal, 3) == 0.009
+    assert result.p_exact == pytest.approx(_brute_force_p(x, "two-sided"), abs=1e-12)
+    assert round(result.p_exact, 4) == 0.0055
+    assert mann_kendall(x).p == result.p_exact  # "auto" is exact for 8 values

@@ -14,14 +14,16 @@ from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
 from ..stats import (
+    SUBSAMPLE_CI_METHOD,
     accuracy_permutation_test,
     accuracy_vertex_bootstrap,
     as_generator,
     bootstrap_indices,
-    bootstrap_p,
+    direction_label,
     paired_ttest,
-    percentile_ci,
     prediction_accuracy,
+    subsample_ci,
+    subsample_p,
 )
 from ._estimators import ROMP
 
@@ -159,8 +161,9 @@ def _predict(model, X) -> np.ndarray:
 
 
 def generalization(models: EncodingModels, activations, responses, *, test_kinds: Sequence[str] = ("AN", "AI"),
-                   per: str = "pattern", n_perm: int = 1000, n_boot: int = 1000, boot_fraction: float = 0.8,
-                   level: float = 0.95, compare: tuple[str, str] | None = ("AI", "AN"), seed=0) -> pd.DataFrame:
+                   per: str = "centered", n_perm: int = 1000, n_boot: int = 1000, boot_fraction: float = 0.8,
+                   level: float = 0.95, compare: tuple[str, str] | None = ("AI", "AN"),
+                   alternative: str = "two-sided", seed=0) -> pd.DataFrame:
     """How well models trained on one kind predict responses to other kinds (paper 001, Fig. 6).
 
     Parameters
@@ -169,24 +172,37 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
     activations : Activations with image_ids
     responses : Responses or mapping of subject to Responses
     test_kinds : sequence of str
-    per : {"pattern", "vertex"}
-        Accuracy over the ROI's response patterns (the study's) or mean per-vertex r.
+    per : {"centered", "pattern", "vertex"}
+        Accuracy definition (`brainprobe.stats.prediction_accuracy`). "centered" (default)
+        removes each vertex's mean over the test images first, so vertex baselines earn no
+        credit; "pattern" is the study's flattened-pattern r, which they dominate.
     n_perm : int
-        Image-label permutations for p-values (0: none).
+        Image-label permutations for p-values (0: none; all of them when n_images! <= n_perm).
     n_boot : int
-        Vertex subsamples (``boot_fraction`` without replacement) for the CI and the comparison.
+        Vertex subsamples (``boot_fraction`` without replacement, as the study) for the CI and
+        the comparison. The CI is centred on the accuracy and rescaled for the subsample size
+        (`brainprobe.stats.subsample_ci`).
+    boot_fraction : float
+        In (0, 1).
     compare : (str, str) or None
-        Two test kinds compared by the vertex bootstrap (the same subsets for both):
-        ``p_compare`` is the p-value of "first > second" (default AI > AN).
+        Two test kinds compared by the vertex bootstrap (the same subsets for both).
+    alternative : {"two-sided", "greater", "less"}
+        H1 of the comparison, reported as ``p_compare``; "greater": first > second. The
+        p-values come from the vertex subsamples' differences, rescaled and centred as the
+        intervals are (`brainprobe.stats.subsample_p`).
     seed : int or Generator
 
     Returns
     -------
     DataFrame
-        One row per (subject, roi, layer, test_kind): ``accuracy``, ``p_perm``, ``ci95_low``,
-        ``ci95_high``, ``n_images``, ``n_vertices``, and for the compared pair ``difference``
-        (first minus second) and ``p_compare`` on the first kind's rows.
+        One row per (subject, roi, layer, test_kind): ``accuracy``, ``accuracy_definition``,
+        ``p_perm``, ``ci95_low``, ``ci95_high``, ``ci_method``, ``n_images``, ``n_vertices``,
+        and on the first compared kind's rows ``difference`` (first minus second),
+        ``direction``, ``p_compare`` (of ``alternative``), ``p_compare_greater``,
+        ``p_compare_less``.
     """
+    if n_boot and not 0 < boot_fraction < 1:
+        raise ValueError(f"boot_fraction: expected a value in (0, 1), found {boot_fraction}")
     rng = as_generator(seed)
     subjects = _as_subjects(responses)
     records = []
@@ -196,9 +212,12 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
         for roi in models.rois:
             columns = models.columns[(subject, roi)]
             shared = bootstrap_indices(len(columns), n_boot, rng, fraction=boot_fraction, replace=False) if n_boot else None
+            if n_boot and shared.shape[1] >= len(columns):
+                raise ValueError(f"{subject} {roi}: {len(columns)} vertices is too few to subsample "
+                                 f"{boot_fraction:.0%} of them; set n_boot = 0")
             for layer in models.layers:
                 model = models[(subject, roi, layer)]
-                samples = {}
+                samples, by_kind = {}, {}
                 for kind in test_kinds:
                     rows = (table["kind"] == kind).to_numpy()
                     ids = table.loc[rows, "image_id"].tolist()
@@ -208,21 +227,41 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
                     predicted, measured = _predict(model, X), patterns[rows][:, columns]
                     p = (accuracy_permutation_test(predicted, measured, per=per, n_perm=n_perm, seed=rng)[2]
                          if n_perm else np.nan)
+                    accuracy = prediction_accuracy(predicted, measured, per=per)
                     record = {"subject": subject, "roi": roi, "layer": layer, "test_kind": kind,
-                              "accuracy": prediction_accuracy(predicted, measured, per=per),
+                              "accuracy": accuracy, "accuracy_definition": per,
                               "p_perm": p, "n_images": len(ids), "n_vertices": len(columns)}
                     if n_boot:
                         samples[kind] = accuracy_vertex_bootstrap(predicted, measured, per=per, indices=shared)
-                        low, high = percentile_ci(samples[kind], level)
-                        record.update({f"{tail}_low": float(low), f"{tail}_high": float(high)})
+                        low, high = subsample_ci(samples[kind], accuracy, len(columns), shared.shape[1], level)
+                        record.update({f"{tail}_low": float(low), f"{tail}_high": float(high),
+                                       "ci_method": SUBSAMPLE_CI_METHOD})
                     records.append(record)
+                    by_kind[kind] = record
                 if compare and n_boot and all(k in samples for k in compare):
-                    difference = samples[compare[0]] - samples[compare[1]]
-                    first = next(r for r in reversed(records) if r["test_kind"] == compare[0] and r["layer"] == layer)
-                    second = next(r for r in reversed(records) if r["test_kind"] == compare[1] and r["layer"] == layer)
-                    first["difference"] = first["accuracy"] - second["accuracy"]
-                    first["p_compare"] = float(bootstrap_p(difference, 0.0, "greater"))
+                    _add_comparison(by_kind[compare[0]], by_kind[compare[1]], samples[compare[0]] - samples[compare[1]],
+                                    len(columns), shared.shape[1], alternative)
     return pd.DataFrame.from_records(records)
+
+
+def _add_comparison(first: dict, second: dict, difference: np.ndarray, n_vertices: int, n_sub: int,
+                    alternative: str) -> None:
+    """The vertex-subsample comparison of two test kinds, written on the first kind's row.
+
+    The p-values use the same rescaled subsample deviations as the intervals
+    (`brainprobe.stats.subsample_p`), so a p below 0.05 two-sided goes with a 95% interval of
+    the difference that excludes 0.
+    """
+    observed = first["accuracy"] - second["accuracy"]
+    p = {side: float(subsample_p(difference, observed, n_vertices, n_sub, 0.0, side))
+         for side in {alternative, "greater", "less"}}
+    first.update({
+        "difference": observed,
+        "direction": direction_label(observed, first["test_kind"], second["test_kind"]),
+        "p_compare": p[alternative],
+        "p_compare_greater": p["greater"],
+        "p_compare_less": p["less"],
+    })
 
 
 def _per_vertex_r(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:

@@ -11,13 +11,16 @@ import torch
 from tqdm.auto import tqdm
 
 from ..stats import (
+    SUBSAMPLE_CI_METHOD,
     as_generator,
     bootstrap_p,
     correlate_rows,
+    direction_label,
     mann_kendall,
     masked_correlation,
     percentile_ci,
     rdm_permutation_test,
+    subsample_ci,
 )
 from ._rdm import rdm, square_rdm
 
@@ -132,12 +135,18 @@ def kind_similarity(
         RDM comparison, see `compare`.
     n_perm : int
         Label permutations (the other kind's image labels are shuffled relative to the
-        reference); 0 skips the test. p = (1 + #(null >= observed)) / (1 + n_perm).
+        reference); 0 skips the test. p = (1 + #(null >= observed)) / (1 + n_perm); with
+        ``n_images! <= n_perm`` every relabeling is enumerated and p is exact (``p_exact``).
     n_boot : int
         Resamples of units (vertices) for confidence intervals; 0 skips them. Each draws
         ``boot_fraction`` of the units without replacement (the study: 80%, 1000 times).
+    boot_fraction : float
+        In (0, 1): the share of units in each resample.
     ci_levels : sequence of float
-        Percentile intervals reported (the study: 68% for ROIs, 95% for layers).
+        Intervals reported (the study: 68% for ROIs, 95% for layers). They are centred on the
+        full-data similarity and rescaled for the subsample size (`brainprobe.stats.subsample_ci`):
+        the raw percentiles of 80% subsamples are off-centre and about half as wide as the
+        sampling spread of the similarity.
     alternative : {"greater", "less", "two-sided"}
         Of the permutation test.
     seed : int, Generator or None
@@ -151,7 +160,8 @@ def kind_similarity(
     DataFrame
         One row per (unit_set, pair): ``unit_set``, ``pair`` (e.g. ``"RE-AN"``),
         ``similarity``, ``n_images``, ``n_units``, ``metric``, ``method``, and when requested
-        ``p_perm``, ``n_perm``, ``ci68_low``, ``ci68_high``, ..., ``n_boot``.
+        ``p_perm``, ``n_perm`` (relabelings used), ``p_exact`` (every relabeling enumerated),
+        ``ci68_low``, ``ci68_high``, ..., ``n_boot``, ``ci_method``.
 
     Examples
     --------
@@ -162,6 +172,9 @@ def kind_similarity(
     if metric not in _GRAM_METRICS:
         raise ValueError(f"metric: kind_similarity supports {_GRAM_METRICS} (crossnobis needs runs: build its "
                          f"RDMs with rdm(..., runs=, conditions=) and compare them), found {metric!r}")
+    if n_boot and not 0 < boot_fraction < 1:
+        raise ValueError(f"boot_fraction: expected a value in (0, 1) (the share of units in each resample), "
+                         f"found {boot_fraction}")
     table = _table_of(stimuli)
     sets = _pattern_sets(patterns, table)
     sources, rows = align_kinds(table, reference, others)
@@ -180,32 +193,39 @@ def kind_similarity(
                 method=method, n_perm=n_perm, seed=perm_rng, alternative=alternative,
             )
             p_values[other] = dict(zip(names, result.p, strict=True))
+            n_relabelings, exact = result.null.shape[1], result.exact
     bar = tqdm(names, desc="kind similarity", unit="set", disable=(len(names) < 2 or None) if progress is None else not progress)
     for name in bar:
         n_units = sets[name].shape[1]
+        estimates = np.array([float(correlate_rows(rdms[name][reference], rdms[name][other], method))
+                              for other in others])
         intervals = {}
         if n_boot:
             samples = _unit_bootstrap(sets[name], rows, reference, others, metric, method, n_boot,
                                       boot_fraction, boot_rng, device)
+            n_sub = _subsample_size(boot_fraction, n_units)
+            if n_sub >= n_units:
+                raise ValueError(f"patterns[{name!r}]: {n_units} units is too few to resample {boot_fraction:.0%} "
+                                 "of them (need a subsample smaller than the set); set n_boot = 0")
             for level in ci_levels:
-                intervals[level] = percentile_ci(samples, level, axis=0)
+                intervals[level] = subsample_ci(samples, estimates, n_units, n_sub, level, axis=0)
         for k, other in enumerate(others):
             record = {
                 "unit_set": name,
                 "pair": f"{reference}-{other}",
-                "similarity": float(correlate_rows(rdms[name][reference], rdms[name][other], method)),
+                "similarity": estimates[k],
                 "n_images": len(sources),
                 "n_units": n_units,
                 "metric": metric,
                 "method": method,
             }
             if n_perm:
-                record.update(p_perm=float(p_values[other][name]), n_perm=n_perm)
+                record.update(p_perm=float(p_values[other][name]), n_perm=n_relabelings, p_exact=exact)
             for level, (low, high) in intervals.items():
                 record[f"{_level_name(level)}_low"] = float(low[k])
                 record[f"{_level_name(level)}_high"] = float(high[k])
             if n_boot:
-                record["n_boot"] = n_boot
+                record.update(n_boot=n_boot, ci_method=SUBSAMPLE_CI_METHOD)
             records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -224,7 +244,7 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
     """
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     n_units = values.shape[1]
-    k = max(2, int(round(fraction * n_units)))
+    k = _subsample_size(fraction, n_units)
     kinds = list(rows)
     n_src = len(rows[reference])
     # image pairs (i <= j) whose unit-weighted products make the Gram entries; the diagonal gives
@@ -255,6 +275,10 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
         for o, other in enumerate(others):
             out[start:start + size, o] = correlate_rows(rdms[reference], rdms[other], method)
     return out
+
+
+def _subsample_size(fraction: float, n_units: int) -> int:
+    return max(2, int(round(fraction * n_units)))
 
 
 def _distances_from_gram(packed, sums, upper_i, upper_j, k, metric):
@@ -289,7 +313,7 @@ def kind_difference(
     method: str = "spearman",
     n_boot: int = 1000,
     level: float = 0.95,
-    alternative: str = "greater",
+    alternative: str = "two-sided",
     seed=0,
 ) -> pd.DataFrame:
     """Bootstrap test over images of sim(reference, first) - sim(reference, second).
@@ -309,15 +333,20 @@ def kind_difference(
     n_boot : int
     level : float
         Percentile interval of the difference.
-    alternative : {"greater", "less", "two-sided"}
-        H1 for the difference; "greater": first more similar to the reference than second.
-        p = (1 + #(bootstrap differences <= 0)) / (1 + n_boot).
+    alternative : {"two-sided", "greater", "less"}
+        H1 for the difference, reported as ``p_boot``. "two-sided" (default) can show either
+        direction (the study found RE-AI > RE-AN in layers 1-7 and the reverse at layer 8);
+        "greater": first more similar to the reference than second.
 
     Returns
     -------
     DataFrame
-        One row per unit set: ``unit_set``, ``comparison``, ``difference``, ``ci95_low``,
-        ``ci95_high``, ``p_boot``, ``n_boot``, ``n_images``, ``mean_pairs_used``.
+        One row per unit set: ``unit_set``, ``comparison``, ``difference``, ``direction``
+        (e.g. ``"RE-AI > RE-AN"``, from the sign of the difference), ``ci95_low``,
+        ``ci95_high``, ``p_boot`` (of ``alternative``), ``alternative``, ``p_greater`` =
+        (1 + #(bootstrap differences <= 0)) / (1 + n_boot) (H1: first > second), ``p_less``
+        (its mirror), ``n_boot``, ``n_images``, ``mean_pairs_used`` (image pairs left in a
+        resample once the pairs of a source drawn twice are left out).
     """
     table = _table_of(stimuli)
     sets = _pattern_sets(patterns, table)
@@ -343,9 +372,13 @@ def kind_difference(
             "unit_set": name,
             "comparison": f"{reference}-{first} minus {reference}-{second}",
             "difference": observed,
+            "direction": direction_label(observed, f"{reference}-{first}", f"{reference}-{second}"),
             f"{_level_name(level)}_low": float(low),
             f"{_level_name(level)}_high": float(high),
             "p_boot": float(bootstrap_p(samples, 0.0, alternative)),
+            "alternative": alternative,
+            "p_greater": float(bootstrap_p(samples, 0.0, "greater")),
+            "p_less": float(bootstrap_p(samples, 0.0, "less")),
             "n_boot": n_boot,
             "n_images": n,
             "mean_pairs_used": float(keep.sum(axis=1).mean()),
@@ -357,20 +390,27 @@ def layer_trend(similarity: pd.DataFrame, *, order: Sequence[str] | None = None,
                 alternative: str = "two-sided", exact="auto") -> pd.DataFrame:
     """Mann-Kendall trend of each pair's similarity across unit sets (layers), in order.
 
+    Both p-values are reported: the exact one and the normal approximation with continuity
+    correction (the one paper 001 gives: its p = 0.009 for RE-AI is S = -22 over 8 layers under
+    the approximation; the exact p is 0.0055). ``p`` is the one ``exact`` chooses and
+    ``p_method`` says which.
+
     Parameters
     ----------
     similarity : DataFrame
         The output of `kind_similarity`.
     order : sequence of str, optional
         Unit sets from first to last; default their order of appearance.
-    alternative, exact
-        See `brainprobe.stats.mann_kendall`.
+    alternative : {"two-sided", "increasing", "decreasing"}
+    exact : bool or "auto"
+        Which p-value is ``p``: True the exact one, False the normal approximation (the
+        paper's), "auto" exact up to 10 layers. See `brainprobe.stats.mann_kendall`.
 
     Returns
     -------
     DataFrame
-        One row per pair: ``pair``, ``n``, ``s``, ``tau``, ``var_s``, ``z``, ``p``, ``method``,
-        ``slope``, ``trend``.
+        One row per pair: ``pair``, ``n``, ``s``, ``tau``, ``var_s``, ``z``, ``p``,
+        ``p_method``, ``p_exact``, ``p_normal``, ``alternative``, ``slope``, ``trend``.
     """
     order = list(dict.fromkeys(similarity["unit_set"])) if order is None else list(order)
     records = []
@@ -379,6 +419,10 @@ def layer_trend(similarity: pd.DataFrame, *, order: Sequence[str] | None = None,
         missing = [u for u in order if u not in series.index]
         if missing:
             raise ValueError(f"layer_trend: pair {pair!r} has no similarity for {missing}")
-        result = mann_kendall(series.loc[order].to_numpy(), alternative=alternative, exact=exact)
-        records.append({"pair": pair, **{k: v for k, v in result.to_dict().items() if k != "intercept"}})
-    return pd.DataFrame.from_records(records)
+        result = mann_kendall(series.loc[order].to_numpy(), alternative=alternative, exact=exact).to_dict()
+        result["p_method"] = result.pop("method")
+        del result["intercept"]
+        records.append({"pair": pair, **result})
+    columns = ["pair", "n", "s", "tau", "var_s", "z", "p", "p_method", "p_exact", "p_normal", "alternative",
+               "slope", "trend"]
+    return pd.DataFrame.from_records(records)[columns]

@@ -13,7 +13,7 @@ from ..stats import (
     as_generator,
     correlate_rows,
     fwe_from_null_maxima,
-    permutation_indices,
+    permutation_set,
     rdm_permutation_test,
 )
 from ._kinds import _table_of, align_kinds
@@ -141,7 +141,7 @@ def searchlight_kind_similarity(
     similarity = {other: np.empty(n_centers) for other in others}
     p_values = {other: np.empty(n_centers) for other in others}
     null_max = {other: np.full(n_perm, -np.inf) for other in others}
-    perms = permutation_indices(len(sources), n_perm, as_generator(seed)) if n_perm else None
+    perms, exact = permutation_set(len(sources), n_perm, as_generator(seed)) if n_perm else (None, False)
     starts = range(0, n_centers, chunk_size)
     bar = tqdm(starts, desc="searchlight", unit="chunk",
                disable=(len(starts) < 2 or None) if progress is None else not progress)
@@ -167,6 +167,7 @@ def searchlight_kind_similarity(
                               "similarity": similarity[other], "n_vertices": sizes})
         if n_perm:
             frame["p_perm"] = p_values[other]
-            frame["p_fwe"] = fwe_from_null_maxima(_oriented(similarity[other], alternative), null_max[other])
+            frame["p_fwe"] = fwe_from_null_maxima(_oriented(similarity[other], alternative), null_max[other],
+                                                  exact=exact)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)

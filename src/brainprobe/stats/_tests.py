@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as _scipy_stats
 
+from ._resampling import p_from_null
+
 __all__ = ["paired_ttest", "two_sample_ttest", "fdr_bh", "fwe_max_statistic", "fwe_from_null_maxima"]
 
 
@@ -46,7 +48,7 @@ def fdr_bh(p_values) -> np.ndarray:
     return q.reshape(p.shape)
 
 
-def fwe_max_statistic(observed, null, *, alternative: str = "greater") -> np.ndarray:
+def fwe_max_statistic(observed, null, *, alternative: str = "greater", exact: bool = False) -> np.ndarray:
     """Family-wise error corrected p-values by the maximum statistic over tests.
 
     Parameters
@@ -55,11 +57,13 @@ def fwe_max_statistic(observed, null, *, alternative: str = "greater") -> np.nda
     null : array (n_tests, n_perm)
         Null statistics from the same permutations for every test.
     alternative : {"greater", "two-sided"}
+    exact : bool
+        The null holds every relabeling, the identity included (see `p_from_null`).
 
     Returns
     -------
     array (n_tests,)
-        (1 + #(max over tests of null >= observed)) / (1 + n_perm).
+        (1 + #(max over tests of null >= observed)) / (1 + n_perm), or without the 1s when exact.
     """
     observed = np.asarray(observed, float)
     null = np.asarray(null, float)
@@ -67,10 +71,10 @@ def fwe_max_statistic(observed, null, *, alternative: str = "greater") -> np.nda
         observed, null = np.abs(observed), np.abs(null)
     elif alternative != "greater":
         raise ValueError(f"alternative: expected 'greater' or 'two-sided', found {alternative!r}")
-    return fwe_from_null_maxima(observed, np.nanmax(null, axis=0))
+    return fwe_from_null_maxima(observed, np.nanmax(null, axis=0), exact=exact)
 
 
-def fwe_from_null_maxima(observed, null_maxima) -> np.ndarray:
+def fwe_from_null_maxima(observed, null_maxima, *, exact: bool = False) -> np.ndarray:
     """FWE-corrected p-values from the maximum over tests of each permutation's statistic.
 
     For when the nulls are too large to keep (searchlights): accumulate the per-permutation
@@ -80,10 +84,12 @@ def fwe_from_null_maxima(observed, null_maxima) -> np.ndarray:
     ----------
     observed : array (n_tests,)
     null_maxima : array (n_perm,)
+    exact : bool
+        The permutations were the complete enumeration (see `p_from_null`).
     """
     observed = np.asarray(observed, float)
     null_maxima = np.asarray(null_maxima, float)
-    p = (1.0 + (null_maxima[None, :] >= observed[:, None]).sum(axis=1)) / (1.0 + len(null_maxima))
+    p = p_from_null(observed, null_maxima[None, :], "greater", exact=exact)
     return np.where(np.isnan(observed), np.nan, p)
 
 

@@ -12,6 +12,7 @@ from scipy.stats import norm
 __all__ = ["mann_kendall", "MannKendallResult", "mann_kendall_exact_distribution", "sens_slope"]
 
 _EXACT_MAX_N_TIES = 9  # enumeration of n! orderings when there are ties
+_EXACT_MAX_N_REPORTED = 60  # p_exact is reported beside the normal p up to this n (no ties)
 
 
 @dataclass
@@ -27,10 +28,17 @@ class MannKendallResult:
     var_s : float
         Variance of s under H0, with the tie correction.
     z : float
-        Normal score with continuity correction.
+        Normal score with continuity correction, (S - sign(S)) / sqrt(var_s).
     p : float
+        The p-value of ``method``.
     method : str
-        ``"exact"`` or ``"normal"``.
+        Which p-value ``p`` is: ``"exact"`` (S's exact null distribution) or ``"normal"`` (the
+        normal approximation with continuity correction, as pymannkendall and most papers,
+        paper 001 among them, compute it).
+    p_exact : float
+        The exact p-value (NaN when there are ties and n > 9, where it is not enumerated).
+    p_normal : float
+        The normal-approximation p-value.
     alternative : str
     slope, intercept : float
         Sen's slope (median pairwise slope) and the intercept median(x) - slope * median(t).
@@ -45,6 +53,8 @@ class MannKendallResult:
     z: float
     p: float
     method: str
+    p_exact: float
+    p_normal: float
     alternative: str
     slope: float
     intercept: float
@@ -120,6 +130,23 @@ def sens_slope(x, t=None) -> tuple[float, float]:
     return slope, float(np.median(x) - slope * np.median(t))
 
 
+def _normal_p(z: float, alternative: str) -> float:
+    if alternative == "increasing":
+        return float(norm.sf(z))
+    if alternative == "decreasing":
+        return float(norm.cdf(z))
+    return float(2 * norm.sf(abs(z)))
+
+
+def _exact_p(x: np.ndarray, s: int, alternative: str) -> float:
+    values, probabilities = mann_kendall_exact_distribution(x)
+    if alternative == "increasing":
+        return float(probabilities[values >= s].sum())
+    if alternative == "decreasing":
+        return float(probabilities[values <= s].sum())
+    return float(probabilities[np.abs(values) >= abs(s)].sum())
+
+
 def mann_kendall(x, *, alternative: str = "two-sided", exact: bool | str = "auto", alpha: float = 0.05) -> MannKendallResult:
     """Mann-Kendall test for a monotonic trend in a sequence (e.g. a statistic over layers).
 
@@ -130,9 +157,10 @@ def mann_kendall(x, *, alternative: str = "two-sided", exact: bool | str = "auto
     alternative : {"two-sided", "increasing", "decreasing"}
         ``"greater"``/``"less"`` are accepted as synonyms of increasing/decreasing.
     exact : bool or "auto"
-        Exact null distribution of S (see `mann_kendall_exact_distribution`) or the normal
-        approximation with tie-corrected variance and continuity correction. ``"auto"``: exact
-        for n <= 10 without ties and n <= 9 with ties.
+        Which p-value is ``p``: the exact null distribution of S (see
+        `mann_kendall_exact_distribution`) or the normal approximation with tie-corrected
+        variance and continuity correction. ``"auto"``: exact for n <= 10 without ties and
+        n <= 9 with ties. Both are always reported (``p_exact``, ``p_normal``).
     alpha : float
         Level used only for the ``trend`` label.
 
@@ -146,6 +174,8 @@ def mann_kendall(x, *, alternative: str = "two-sided", exact: bool | str = "auto
     >>> result = mann_kendall([0.1, 0.2, 0.25, 0.4, 0.38, 0.5, 0.6, 0.7])
     >>> result.s, round(result.p, 4), result.method
     (26, 0.0004, 'exact')
+    >>> round(result.p_normal, 4)  # the normal approximation, as pymannkendall gives it
+    0.0009
     """
     x = np.asarray(x, float)
     if x.ndim != 1 or len(x) < 3:
@@ -162,31 +192,21 @@ def mann_kendall(x, *, alternative: str = "two-sided", exact: bool | str = "auto
     has_ties = len(np.unique(x)) < n
     if exact == "auto":
         exact = n <= (_EXACT_MAX_N_TIES if has_ties else 10)
-    if exact:
-        values, probabilities = mann_kendall_exact_distribution(x)
-        upper = probabilities[values >= s].sum()
-        lower = probabilities[values <= s].sum()
-        if alternative == "increasing":
-            p = upper
-        elif alternative == "decreasing":
-            p = lower
-        else:
-            p = probabilities[np.abs(values) >= abs(s)].sum()
-        method = "exact"
-    else:
-        if alternative == "increasing":
-            p = norm.sf(z)
-        elif alternative == "decreasing":
-            p = norm.cdf(z)
-        else:
-            p = 2 * norm.sf(abs(z))
-        method = "normal"
-    p = float(min(1.0, p))
+    if exact not in (True, False):
+        raise ValueError(f"exact: expected True, False or 'auto', found {exact!r}")
+    if exact and has_ties and n > _EXACT_MAX_N_TIES:
+        raise ValueError(f"exact: the exact distribution with ties is enumerated for n <= {_EXACT_MAX_N_TIES}; "
+                         f"found n = {n}; use exact=False")
+    p_normal = min(1.0, _normal_p(z, alternative))
+    enumerable = n <= (_EXACT_MAX_N_TIES if has_ties else _EXACT_MAX_N_REPORTED)
+    p_exact = min(1.0, _exact_p(x, s, alternative)) if enumerable or exact else float("nan")
+    p, method = (p_exact, "exact") if exact else (p_normal, "normal")
     slope, intercept = sens_slope(x)
     trend = "no trend"
     if p < alpha:
         trend = "increasing" if s > 0 else "decreasing" if s < 0 else "no trend"
     return MannKendallResult(
         s=s, tau=s / (n * (n - 1) / 2), var_s=float(var_s), z=float(z), p=p, method=method,
-        alternative=alternative, slope=slope, intercept=intercept, n=n, trend=trend,
+        p_exact=p_exact, p_normal=p_normal, alternative=alternative, slope=slope, intercept=intercept, n=n,
+        trend=trend,
     )
