@@ -242,6 +242,37 @@ def test_a_localizer_keeps_the_responsive_part_of_an_roi_and_its_trials_leave_th
         steps.load_subject(config["subject"][0], validate(tiny_values, base=tmp_path))
 
 
+def test_lo_is_the_object_localizer_minus_hmt(tiny_run, tiny_values, tmp_path):
+    """The study's LO: intact > scrambled objects, minus the vertices where moving > static (hMT+)."""
+    entry = _write_subject(tmp_path, tiny_run.tables["stimuli"])
+    betas = np.load(tmp_path / "betas.npy")
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    n = betas.shape[1]
+    rng = np.random.default_rng(6)
+    objects_prefer = np.zeros(n, bool)
+    objects_prefer[: n // 2] = True
+    motion_prefer = np.zeros(n, bool)
+    motion_prefer[n // 4: n // 2] = True  # half of the object-responsive vertices are also hMT+
+    blocks = {"objects": 2.0 * objects_prefer, "scrambled": 0.0, "moving": 2.0 * motion_prefer, "static": 0.0}
+    extra = np.concatenate([rng.normal(size=(12, n)) + shift for shift in blocks.values()])
+    np.save(tmp_path / "betas.npy", np.concatenate([betas, extra]))
+    localizer = pd.DataFrame({"image_id": [f"loc{i}" for i in range(48)],
+                              "kind": [kind for kind in blocks for _ in range(12)], "repeat": 1})
+    pd.concat([trials, localizer], ignore_index=True).to_csv(tmp_path / "trials.csv", index=False)
+    tiny_values["subjects"]["simulate"] = 0
+    tiny_values["subject"] = [entry]
+    tiny_values["rois"]["localizers"] = {"LO": {"include": "objects>scrambled", "exclude": "moving>static"}}
+    config = validate(tiny_values, base=tmp_path)
+    lo = steps.load_subject(config["subject"][0], config).vertices["LO"].to_numpy()
+    kept = lo.sum()
+    assert kept > 0
+    assert (objects_prefer & ~motion_prefer)[lo].mean() > 0.9  # object-only vertices
+    assert (lo & motion_prefer).sum() <= 0.05 * motion_prefer.sum() + 1  # hMT+ vertices excluded
+    tiny_values["rois"]["localizers"] = {"LO": {"include": "objects>scrambled", "remove": "x>y"}}
+    with pytest.raises(ConfigError, match=r"localizers LO: expected"):
+        validate(tiny_values, base=tmp_path)
+
+
 def _write_label_gifti(path, names_per_vertex):
     import nibabel as nib
 

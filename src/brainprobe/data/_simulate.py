@@ -85,9 +85,11 @@ def gabor_energy_features(images: torch.Tensor, wavelength: float, grid: int, *,
         even, odd = envelope * torch.cos(phase), envelope * torch.sin(phase)
         even = even - even.mean()
         kernels += [even / even.norm(), odd / odd.norm()]
-    bank = torch.stack(kernels).unsqueeze(1)
+    bank = torch.stack(kernels).unsqueeze(1).double()
     with torch.no_grad():
-        responses = F.conv2d(grey, bank, padding=radius)
+        # float64: oneDNN's float32 convolution rounds differently with the thread count, and a
+        # simulated subject must be the same in every process (byte-identical results on Dask)
+        responses = F.conv2d(grey.double(), bank, padding=radius)
         energy = (responses[:, 0::2] ** 2 + responses[:, 1::2] ** 2).sqrt()
         pooled = F.adaptive_avg_pool2d(energy, grid)
     return pooled.flatten(1).double().numpy()

@@ -330,13 +330,22 @@ def best_layer(models: EncodingModels, activations, responses, *, on: str = "RE"
 
 
 def best_layer_proportions(best: pd.DataFrame, layers: Sequence[str]) -> pd.DataFrame:
-    """Proportion of each ROI's vertices best predicted by each layer, per subject and measurement."""
-    counts = (best.groupby(["subject", "measurement", "roi"])["best_layer"].value_counts(normalize=True)
+    """Proportion of each ROI's vertices best predicted by each layer, per subject and measurement
+    (and per ``test_kind`` when the table has that column: the supplement's AN and AI panels).
+
+    Returns
+    -------
+    DataFrame
+        One row per ([test_kind,] subject, measurement, roi, layer): ``proportion`` (0 for a
+        layer that is best nowhere).
+    """
+    keys = (["test_kind"] if "test_kind" in best else []) + ["subject", "measurement", "roi"]
+    counts = (best.groupby(keys, sort=False)["best_layer"].value_counts(normalize=True)
               .rename("proportion").reset_index())
-    full = pd.MultiIndex.from_product([best["subject"].unique(), best["measurement"].unique(), best["roi"].unique(),
-                                       list(layers)], names=["subject", "measurement", "roi", "best_layer"])
-    return counts.set_index(["subject", "measurement", "roi", "best_layer"]).reindex(full, fill_value=0.0).reset_index() \
-        .rename(columns={"best_layer": "layer"})
+    present = best[keys].drop_duplicates()
+    full = present.merge(pd.DataFrame({"best_layer": list(layers)}), how="cross")
+    return (full.merge(counts, on=[*keys, "best_layer"], how="left").fillna({"proportion": 0.0})
+            .rename(columns={"best_layer": "layer"}))
 
 
 def best_layer_tests(proportions: pd.DataFrame, *, low: Sequence[str], high: Sequence[str],

@@ -40,11 +40,15 @@ DEFAULTS: dict[str, dict] = {
     "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex"},
     "rois": {"names": ["V1", "V2", "V3", "V4", "LO"], "atlas": "mmp", "localizers": {}, "localizer_alpha": 0.05},
     "selection": {"enabled": True, "radius_mm": 3.0, "n_per_hemi": 100, "method": "graph"},
-    "rsa": {"enabled": True, "metric": "correlation", "method": "spearman", "n_perm": 1000, "n_boot": 1000},
+    "rsa": {"enabled": True, "metric": "correlation", "method": "spearman", "n_perm": 1000, "n_boot": 1000,
+            "alternative": "two-sided",  # AI-vs-AN difference test: either direction can come out
+            "trend_p": "exact"},         # Mann-Kendall p in the `p` column ("normal": the paper's)
     "searchlight": {"enabled": True, "n_perm": 0, "surface": "inflated"},
-    "encoding": {"enabled": True, "estimator": "romp", "n_nonzero": 10, "per": "pattern", "n_perm": 1000,
-                 "n_boot": 1000},
-    "best_layer": {"enabled": True, "on": "RE", "cv": 5},
+    "encoding": {"enabled": True, "estimator": "romp", "n_nonzero": 5, "per": "centered", "n_perm": 1000,
+                 "n_boot": 1000, "alternative": "two-sided"},
+    # Supplementary Note 1: models trained on RE, best layer on the AN and on the AI images, each
+    # repeat one measurement; on = ["RE"] scores held-out RE images by `cv`-fold cross-validation
+    "best_layer": {"enabled": True, "on": ["AN", "AI"], "per_repeat": True, "cv": 5},
     "parallel": {"n_jobs": 1, "scheduler": ""},
     "figures": {"formats": ["png", "pdf"], "dpi": 150},
 }
@@ -65,7 +69,10 @@ CHOICES = {
     ("rsa", "method"): ("spearman", "pearson", "kendall"),
     ("searchlight", "surface"): ("inflated", "flat", "midthickness", "very_inflated"),
     ("encoding", "estimator"): ("romp", "omp", "ridge"),
-    ("encoding", "per"): ("pattern", "vertex"),
+    ("encoding", "per"): ("centered", "pattern", "vertex"),
+    ("encoding", "alternative"): ("two-sided", "greater", "less"),
+    ("rsa", "alternative"): ("two-sided", "greater", "less"),
+    ("rsa", "trend_p"): ("exact", "normal"),
 }
 POSITIVE = {("stimuli", "n_images"), ("stimuli", "max_iter"), ("subjects", "n_repeats"), ("selection", "radius_mm"),
             ("selection", "n_per_hemi"), ("best_layer", "cv"), ("figures", "dpi"), ("rsa", "n_boot"),
@@ -150,6 +157,8 @@ def _check_type(where: str, key: str, value, default):
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     either_string = key in ("meshes", "labels") and isinstance(value, str)  # "fs_LR_32k" or per-hemi files
+    if key == "on" and isinstance(value, str):  # [best_layer] on = "AI" means ["AI"]
+        return [value]
     if either_string or (key == "n_nonzero" and value == "cv") or (isinstance(value, expected) and not
                                                    (expected is int and isinstance(value, bool))):
         return value
@@ -277,6 +286,10 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
     bad_formats = sorted(set(config["figures"]["formats"]) - {"png", "pdf", "svg"})
     if bad_formats:
         raise ConfigError(f"{source}: [figures] formats: expected png, pdf or svg, found {bad_formats}")
+    unknown_kinds = [k for k in config["best_layer"]["on"] if k not in ("RE", "AN", "AI")]
+    if unknown_kinds or not config["best_layer"]["on"]:
+        raise ConfigError(f"{source}: [best_layer] on: expected image kinds among RE, AN, AI, found "
+                          f"{config['best_layer']['on']!r}")
     n_nonzero = config["encoding"]["n_nonzero"]
     if n_nonzero != "cv" and (not isinstance(n_nonzero, int) or n_nonzero < 1):
         raise ConfigError(f"{source}: [encoding] n_nonzero: expected a positive integer or 'cv', found {n_nonzero!r}")
@@ -324,9 +337,17 @@ def _check_rois(source: str, config: dict) -> None:
     for name, contrast in config["rois"]["localizers"].items():
         if name not in names:
             raise ConfigError(f"{source}: [rois] localizers: {name!r} is not one of the ROIs {names}")
-        if not isinstance(contrast, str) or contrast.count(">") != 1 or not all(p.strip() for p in contrast.split(">")):
-            raise ConfigError(f"{source}: [rois] localizers {name}: expected 'condition>baseline' (trial kinds, "
-                              f"e.g. 'objects>scrambled'), found {contrast!r}")
+        if isinstance(contrast, str):
+            contrast = {"include": contrast}
+        if not isinstance(contrast, Mapping) or set(contrast) - {"include", "exclude"} or "include" not in contrast:
+            raise ConfigError(f"{source}: [rois] localizers {name}: expected 'condition>baseline' or "
+                              "{ include = 'objects>scrambled', exclude = 'moving>static' }, found "
+                              f"{contrast!r}")
+        for part, text in contrast.items():
+            if not isinstance(text, str) or text.count(">") != 1 or not all(p.strip() for p in text.split(">")):
+                raise ConfigError(f"{source}: [rois] localizers {name} {part}: expected 'condition>baseline' (trial "
+                                  f"kinds, e.g. 'objects>scrambled'), found {text!r}")
+        config["rois"]["localizers"][name] = {"include": contrast["include"], "exclude": contrast.get("exclude", "")}
     if config["rois"]["localizers"] and config["subjects"]["simulate"]:
         raise ConfigError(f"{source}: [rois] localizers: simulated subjects have no localizer trials; "
                           "use them with [[subject]] data only")
@@ -365,7 +386,6 @@ def demo_config(output="brainprobe-demo", **sections) -> StudyConfig:
     values = {
         "study": {"name": "brainprobe demo", "output": str(output), "seed": 0},
         "subjects": {"simulate": 3, "snr": 1.0},
-        "encoding": {"n_nonzero": 5},
     }
     for section, given in sections.items():
         values.setdefault(section, {}).update(given)

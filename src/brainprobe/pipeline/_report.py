@@ -36,7 +36,7 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
     described = tables["stimuli"].set_index("image_id").loc[stimuli.image_ids].reset_index()
     save(plotting.stimulus_grid(stimuli.numpy(), described), "fig1_stimuli")
     if "brain_rsa" in tables:
-        save(plotting.kind_bars(tables["brain_rsa"], ci="ci68"), "fig3_brain_rsa")
+        save(plotting.kind_bars(tables["brain_rsa"], tables.get("brain_difference"), ci="ci68"), "fig3_brain_rsa")
     if "searchlight" in tables:
         for subject, part in tables["searchlight"].groupby("subject", sort=False):
             meshes, maps = _searchlight_maps(part, config)
@@ -50,7 +50,8 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
         mine = {name: frame[frame["network"] == label] for name, frame in tables.items() if "network" in frame}
         if "network_rsa" in mine:
             title = names[label] if label == names[label] else f"{label} ({names[label]})"
-            save(plotting.layer_profile(mine["network_rsa"], mine.get("network_trend"), network=title),
+            save(plotting.layer_profile(mine["network_rsa"], mine.get("network_trend"), mine.get("network_difference"),
+                                        network=title),
                  f"fig5_network_layers{suffix}")
         if "encoding" in mine:
             save(plotting.encoding_figure(mine["encoding"]), f"fig6_encoding{suffix}")

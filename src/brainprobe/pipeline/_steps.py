@@ -120,8 +120,10 @@ def network_rsa(activations: Activations, stimuli_table: pd.DataFrame, layers: S
     similarity = kind_similarity(patterns, stimuli_table, n_perm=rsa["n_perm"], n_boot=rsa["n_boot"],
                                  seed=config.seed, progress=False, **common)
     similarity = similarity.rename(columns={"unit_set": "layer"})
-    trend = layer_trend(similarity.rename(columns={"layer": "unit_set"}), order=list(layers))
-    difference = kind_difference(patterns, stimuli_table, n_boot=rsa["n_boot"], seed=config.seed, **common)
+    trend = layer_trend(similarity.rename(columns={"layer": "unit_set"}), order=list(layers),
+                        exact=rsa["trend_p"] == "exact")
+    difference = kind_difference(patterns, stimuli_table, n_boot=rsa["n_boot"], seed=config.seed,
+                                 alternative=rsa["alternative"], **common)
     return {"network_rsa": similarity, "network_trend": trend,
             "network_difference": difference.rename(columns={"unit_set": "layer"})}
 
@@ -220,17 +222,25 @@ def add_rois(responses: Responses, entry: Mapping, config) -> None:
 
 def _apply_localizers(responses: Responses, config, where: str) -> None:
     """Keep, in each ROI with a localizer, the vertices where condition > baseline (two-sample t,
-    two-tailed p < ``[rois] localizer_alpha``), as the study defined LO (intact > scrambled)."""
-    kinds = responses.trials["kind"].to_numpy()
+    two-tailed p < ``[rois] localizer_alpha``), and drop those of an ``exclude`` contrast: the
+    study's LO is intact > scrambled objects minus hMT+ (moving > static)."""
     for name, contrast in config["rois"]["localizers"].items():
-        condition, baseline = (part.strip() for part in contrast.split(">"))
-        missing = [k for k in (condition, baseline) if not (kinds == k).sum() >= 2]
-        if missing:
-            raise ValueError(f"{where}: [rois] localizers {name} = {contrast!r}: fewer than 2 trials of kind {missing}; "
-                             f"kinds are {sorted(set(kinds))}")
-        mask, _ = localizer_mask(responses.betas[kinds == condition], responses.betas[kinds == baseline],
-                                 alpha=config["rois"]["localizer_alpha"])
-        responses.add_roi(name, responses.vertices[name].to_numpy() & mask)
+        keep = responses.vertices[name].to_numpy() & _localizer(responses, name, contrast["include"], config, where)
+        if contrast["exclude"]:
+            keep &= ~_localizer(responses, name, contrast["exclude"], config, where)
+        responses.add_roi(name, keep)
+
+
+def _localizer(responses: Responses, name: str, contrast: str, config, where: str) -> np.ndarray:
+    kinds = responses.trials["kind"].to_numpy()
+    condition, baseline = (part.strip() for part in contrast.split(">"))
+    missing = [k for k in (condition, baseline) if not (kinds == k).sum() >= 2]
+    if missing:
+        raise ValueError(f"{where}: [rois] localizers {name} = {contrast!r}: fewer than 2 trials of kind {missing}; "
+                         f"kinds are {sorted(set(kinds))}")
+    mask, _ = localizer_mask(responses.betas[kinds == condition], responses.betas[kinds == baseline],
+                             alpha=config["rois"]["localizer_alpha"])
+    return mask
 
 
 def neighbourhoods(meshes: Mapping, config, cache_dir) -> dict:
@@ -288,7 +298,8 @@ def brain_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFrame
     common = {"metric": rsa["metric"], "method": rsa["method"]}
     similarity = kind_similarity(sets, table, n_perm=rsa["n_perm"], n_boot=rsa["n_boot"], seed=seed,
                                  progress=False, **common)
-    difference = kind_difference(sets, table, n_boot=rsa["n_boot"], seed=seed, **common)
+    difference = kind_difference(sets, table, n_boot=rsa["n_boot"], seed=seed, alternative=rsa["alternative"],
+                                 **common)
     return {"brain_rsa": similarity.rename(columns={"unit_set": "roi"}).assign(subject=subject),
             "brain_difference": difference.rename(columns={"unit_set": "roi"}).assign(subject=subject)}
 
@@ -345,10 +356,14 @@ def encoding_analysis(responses: Responses, selection: pd.DataFrame, activations
     out = {}
     if settings["enabled"]:
         accuracy = generalization(models, activations, responses, per=settings["per"], n_perm=settings["n_perm"],
-                                  n_boot=settings["n_boot"], seed=seed)
+                                  n_boot=settings["n_boot"], alternative=settings["alternative"], seed=seed)
         out["encoding"] = accuracy
     if config["best_layer"]["enabled"]:
-        best = best_layer(models, activations, responses, on=config["best_layer"]["on"], cv=config["best_layer"]["cv"])
+        settings = config["best_layer"]
+        repeats = sorted(responses.trials["repeat"].unique().tolist()) if settings["per_repeat"] else None
+        best = pd.concat([best_layer(models, activations, responses, on=kind, cv=settings["cv"],
+                                     repeats=None if kind == "RE" else repeats).assign(test_kind=kind)
+                          for kind in settings["on"]], ignore_index=True)
         out["best_layer"] = best
         out["best_layer_proportions"] = best_layer_proportions(best, list(layers))
     return out

@@ -318,11 +318,15 @@ def _across_subjects(tables: dict, layers: dict) -> dict:
     if proportions is None or proportions["subject"].nunique() < 2:
         return {}
     tests = []
-    for label, part in proportions.groupby("network", sort=False):
+    by = ["network"] + (["test_kind"] if "test_kind" in proportions else [])
+    for key, part in proportions.groupby(by, sort=False):
+        label = key[0]
         if len(layers[label]) >= 4:
             rois = list(dict.fromkeys(part["roi"]))
-            test = best_layer_tests(part.drop(columns="network"), low=layers[label][:2], high=layers[label][-2:],
+            test = best_layer_tests(part.drop(columns=by), low=layers[label][:2], high=layers[label][-2:],
                                     early_roi=rois[0], late_roi=rois[-1])
+            if len(by) == 2:
+                test.insert(0, "test_kind", key[1])
             tests.append(_with_network(test, label))
     return {"best_layer_tests": pd.concat(tests, ignore_index=True)} if tests else {}
 

@@ -128,13 +128,23 @@ def image_grid(images, titles: Sequence[str] | None = None, *, columns: int = 4,
     return figure
 
 
+def _difference_mark(p: float, direction: str) -> str:
+    """Stars of a difference test and its direction in short ("AI>AN **"); "" when p >= .05."""
+    stars = _stars(p)
+    if not stars:
+        return ""
+    short = direction.replace("RE-", "").replace(" ", "")
+    return f"{short} {stars}"
+
+
 def _ci_columns(table: pd.DataFrame, ci: str) -> tuple[str, str] | None:
     low, high = f"{ci}_low", f"{ci}_high"
     return (low, high) if low in table and high in table else None
 
 
-def kind_bars(table: pd.DataFrame, *, unit: str = "roi", panel: str = "subject", ci: str = "ci68",
-              pairs: Sequence[str] = ("RE-AN", "RE-AI"), title: str = "RE-AN and RE-AI similarity"):
+def kind_bars(table: pd.DataFrame, difference: pd.DataFrame | None = None, *, unit: str = "roi",
+              panel: str = "subject", ci: str = "ci68", pairs: Sequence[str] = ("RE-AN", "RE-AI"),
+              title: str = "RE-AN and RE-AI similarity"):
     """Fig. 3 / S2: similarity bars per ROI with CI error bars and significance asterisks.
 
     Parameters
@@ -145,6 +155,9 @@ def kind_bars(table: pd.DataFrame, *, unit: str = "roi", panel: str = "subject",
         Column on the x-axis (``roi``).
     panel : str
         One subplot per value (``subject``).
+    difference : DataFrame, optional
+        `brainprobe.rsa.kind_difference` rows (same ``unit`` and ``panel`` columns): a bracket
+        over each ROI's two bars marks a significant AI-vs-AN test with its direction and stars.
     ci : str
         Prefix of the interval columns (``ci68``: the study's bars for ROIs).
     """
@@ -170,6 +183,9 @@ def kind_bars(table: pd.DataFrame, *, unit: str = "roi", panel: str = "subject",
                     mark = _stars(p)
                     if mark:
                         ax.text(xi, max(top, 0) + 0.01, mark, ha="center", va="bottom", fontsize=9)
+        if difference is not None:
+            tests = difference if value is None or panel not in difference else difference[difference[panel] == value]
+            _bracket_differences(ax, tests.set_index(unit).reindex(units), part, unit, units, columns)
         ax.axhline(0, color="0.3", linewidth=0.8)
         ax.set_xticks(np.arange(len(units)), units)
         if value is not None:
@@ -177,14 +193,34 @@ def kind_bars(table: pd.DataFrame, *, unit: str = "roi", panel: str = "subject",
         ax.spines[["top", "right"]].set_visible(False)
     axes[0, 0].set_ylabel("RDM similarity (Spearman)")
     axes[0, -1].legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    figure.suptitle(f"{title} (error bars: {ci[2:]}% CI; * p < .05, ** p < .01, *** p < .001, permutation)", fontsize=10)
+    note = "; brackets: AI vs AN bootstrap test" if difference is not None else ""
+    figure.suptitle(f"{title} (error bars: {ci[2:]}% CI; stars over bars: permutation test vs 0{note}; "
+                    "* p < .05, ** p < .01, *** p < .001)", fontsize=9)
     figure.tight_layout()
     return figure
 
 
-def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, *, ci: str = "ci95",
-                  pairs: Sequence[str] = ("RE-AN", "RE-AI"), network: str = ""):
-    """Fig. 5: RE-AN and RE-AI similarity across layers with CIs and the Mann-Kendall trend."""
+def _bracket_differences(ax, tests: pd.DataFrame, part: pd.DataFrame, unit: str, units: list, columns) -> None:
+    """A bracket over each unit's bars with the difference test's direction and stars."""
+    high = columns[1] if columns else "similarity"
+    tops = part.groupby(unit)[high].max().reindex(units).to_numpy(float)
+    for xi, (top, p, direction) in enumerate(zip(tops, tests["p_boot"].to_numpy(float),
+                                                 tests["direction"].astype(str).to_numpy(), strict=True)):
+        mark = _difference_mark(p, direction)
+        if not mark or not np.isfinite(top):
+            continue
+        y = max(top, 0) + 0.08
+        ax.plot([xi - 0.2, xi - 0.2, xi + 0.2, xi + 0.2], [y - 0.02, y, y, y - 0.02], color="0.2", linewidth=0.8)
+        ax.text(xi, y + 0.005, mark, ha="center", va="bottom", fontsize=7)
+
+
+def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, difference: pd.DataFrame | None = None, *,
+                  ci: str = "ci95", pairs: Sequence[str] = ("RE-AN", "RE-AI"), network: str = ""):
+    """Fig. 5: RE-AN and RE-AI similarity across layers with CIs and the Mann-Kendall trend.
+
+    ``difference`` (`brainprobe.rsa.kind_difference` rows with a ``layer`` column) adds, above
+    each layer, the direction and stars of a significant AI-vs-AN bootstrap test.
+    """
     _one_network(table, "layer_profile")
     _one_network(trend, "layer_profile (trend)")
     layers = list(dict.fromkeys(table["layer"]))
@@ -197,7 +233,8 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, *, ci:
         label = pair
         if trend is not None and (trend["pair"] == pair).any():
             t = trend[trend["pair"] == pair].iloc[0]
-            label = f"{pair} (Mann-Kendall tau = {t['tau']:.2f}, p = {t['p']:.3g})"
+            which = f", {t['p_method']}" if "p_method" in t else ""
+            label = f"{pair} (Mann-Kendall tau = {t['tau']:.2f}, p = {t['p']:.3g}{which})"
         error = None
         if columns:
             error = np.abs(np.vstack([y - rows[columns[0]].to_numpy(float), rows[columns[1]].to_numpy(float) - y]))
@@ -206,11 +243,20 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, *, ci:
             for xi, yi, p in zip(x, y, rows["p_perm"].to_numpy(float), strict=True):
                 if _stars(p):
                     ax.text(xi, yi, "  " + _stars(p), color=PAIR_COLORS.get(pair), fontsize=8, va="bottom")
+    if difference is not None:
+        _one_network(difference, "layer_profile (difference)")
+        tests = difference.set_index("layer").reindex(layers)
+        for xi, p, direction in zip(x, tests["p_boot"].to_numpy(float), tests["direction"].astype(str), strict=True):
+            mark = _difference_mark(p, direction)
+            if mark:
+                ax.text(xi, 1.0, mark, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=6,
+                        rotation=90)
     ax.axhline(0, color="0.3", linewidth=0.8)
     ax.set_xticks(x, layers, rotation=45 if len(layers) > 8 else 0)
     ax.set_xlabel("layer")
     ax.set_ylabel("RDM similarity (Spearman)")
-    ax.set_title(f"{network} layers: RE-AN and RE-AI similarity ({ci[2:]}% CI)".strip(), fontsize=10)
+    marks = "; top: AI vs AN bootstrap test" if difference is not None else ""
+    ax.set_title(f"{network} layers: RE-AN and RE-AI similarity ({ci[2:]}% CI{marks})".strip(), fontsize=9, pad=28)
     ax.legend(frameon=False, fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
@@ -220,8 +266,9 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, *, ci:
 def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"), ci: str = "ci95"):
     """Fig. 6: accuracy of RE-trained encoding models on AN and AI images, per ROI x layer.
 
-    One panel per ROI (rows: subjects), lines over layers, 95% bootstrap CIs, asterisks where
-    the permutation test rejects.
+    One panel per ROI (rows: subjects), lines over layers, 95% vertex-subsample CIs; with a
+    ``p_compare`` column (`brainprobe.encoding.generalization`), the direction and stars of a
+    significant AI-vs-AN comparison above each layer.
     """
     _one_network(table, "encoding_figure")
     subjects = list(dict.fromkeys(table["subject"]))
@@ -242,6 +289,14 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
                 if columns:
                     error = np.abs(np.vstack([y - rows[columns[0]].to_numpy(float), rows[columns[1]].to_numpy(float) - y]))
                 ax.errorbar(x, y, yerr=error, marker="o", markersize=3, color=PAIR_COLORS.get(kind), label=kind, capsize=2)
+            if "p_compare" in part:
+                compared = part.dropna(subset=["p_compare"]).set_index("layer").reindex(layers)
+                for xi, p, direction in zip(x, compared["p_compare"].to_numpy(float),
+                                            compared["direction"].astype(str), strict=True):
+                    mark = _difference_mark(p, direction)
+                    if mark:
+                        ax.text(xi, 1.0, mark, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                                fontsize=6, rotation=90)
             ax.axhline(0, color="0.3", linewidth=0.8)
             if i == 0:
                 ax.set_title(roi)
@@ -250,31 +305,43 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
             ax.set_xticks(x, layers, rotation=90, fontsize=7)
             ax.spines[["top", "right"]].set_visible(False)
     axes[0, -1].legend(frameon=False, fontsize=8)
-    figure.suptitle("Encoding models trained on RE images, tested on AN and AI images (95% CI)", fontsize=10)
+    figure.suptitle("Encoding models trained on RE images, tested on AN and AI images (95% CI; stars: AI vs AN "
+                    "vertex-subsample test, * p < .05, ** p < .01, *** p < .001)", fontsize=9)
     figure.tight_layout()
     return figure
 
 
 def best_layer_figure(proportions: pd.DataFrame):
-    """Fig. S1: proportion of each ROI's vertices best predicted by each layer (mean over subjects)."""
+    """Fig. S1: proportion of each ROI's vertices best predicted by each layer.
+
+    One panel per test kind (``test_kind``: AN, AI, as in the supplement; one panel without that
+    column); per ROI one bar per layer: the mean over measurements (subject x repeat) with the
+    standard error across them; the number of measurements is in the title.
+    """
     _one_network(proportions, "best_layer_figure")
     layers = list(dict.fromkeys(proportions["layer"]))
     rois = list(dict.fromkeys(proportions["roi"]))
-    mean = proportions.groupby(["roi", "layer"], sort=False)["proportion"].mean().unstack("layer").reindex(index=rois, columns=layers)
-    figure, ax = plt.subplots(figsize=(1.0 * len(rois) + 3.0, 3.4))
-    colors = plt.get_cmap("viridis")(np.linspace(0, 1, len(layers)))
-    bottom = np.zeros(len(rois))
-    for layer, color in zip(layers, colors, strict=True):
-        values = mean[layer].to_numpy(float)
-        ax.bar(rois, values, bottom=bottom, color=color, label=layer, edgecolor="white", linewidth=0.5)
-        bottom += values
-    ax.set_ylabel("proportion of vertices")
-    ax.set_ylim(0, 1)
-    ax.set_title("Best-predicting layer per vertex", fontsize=10)
-    handles, names = ax.get_legend_handles_labels()  # top of the legend = top of the stack
-    ax.legend(handles[::-1], names[::-1], frameon=False, fontsize=7, bbox_to_anchor=(1.0, 1.0), loc="upper left",
-              title="layer")
-    ax.spines[["top", "right"]].set_visible(False)
+    kinds = list(dict.fromkeys(proportions["test_kind"])) if "test_kind" in proportions else [None]
+    figure, axes = plt.subplots(1, len(kinds), figsize=(max(3.0, 0.55 * len(rois) * len(layers) / 4 + 1.5) * len(kinds), 3.4),
+                                sharey=True, squeeze=False)
+    colors = plt.get_cmap("turbo")(np.linspace(0.08, 0.92, len(layers)))  # ordered and distinct for 8 layers
+    width = 0.85 / len(layers)
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        part = proportions if kind is None else proportions[proportions["test_kind"] == kind]
+        grouped = part.groupby(["roi", "layer"], sort=False)["proportion"]
+        mean = grouped.mean().unstack("layer").reindex(index=rois, columns=layers)
+        sem = grouped.sem().unstack("layer").reindex(index=rois, columns=layers)
+        n = part.groupby(["subject", "measurement"]).ngroups
+        for k, (layer, color) in enumerate(zip(layers, colors, strict=True)):
+            x = np.arange(len(rois)) + (k - (len(layers) - 1) / 2) * width
+            ax.bar(x, mean[layer].to_numpy(float), width, yerr=np.nan_to_num(sem[layer].to_numpy(float)), color=color,
+                   label=layer, error_kw={"elinewidth": 0.6, "capsize": 1})
+        ax.set_xticks(np.arange(len(rois)), rois)
+        ax.set_title(f"{kind} images (mean ± s.e.m., n = {n})" if kind else f"mean ± s.e.m., n = {n}", fontsize=9)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0, 0].set_ylabel("proportion of vertices")
+    axes[0, -1].legend(frameon=False, fontsize=7, bbox_to_anchor=(1.0, 1.0), loc="upper left", title="best layer")
+    figure.suptitle("Best-predicting layer per vertex (models trained on RE images)", fontsize=10)
     figure.tight_layout()
     return figure
 

@@ -115,6 +115,13 @@ def select_reliable_vertices(
     table = responses.vertices.loc[centers, ["hemi", "vertex"]].reset_index(drop=True)
     table.insert(0, "column", centers)
     table["reliability"] = reliability
+    available = table[table["reliability"].notna()].groupby("hemi").size().reindex(table["hemi"].unique(), fill_value=0)
+    too_few = available[available < n_per_hemi]
+    if len(too_few):
+        name = roi if isinstance(roi, str) else "the ROI"
+        found = ", ".join(f"{hemi or '(no hemisphere)'}: {count}" for hemi, count in too_few.items())
+        raise ValueError(f"{name} has fewer vertices with a defined reliability than n_per_hemi = {n_per_hemi} "
+                         f"({found}); selecting would keep all of them, not the most reliable: lower n_per_hemi")
     table["rank"] = table.groupby("hemi")["reliability"].rank(ascending=False, method="first", na_option="bottom").astype(int)
     table["selected"] = (table["rank"] <= n_per_hemi) & table["reliability"].notna()
     return table

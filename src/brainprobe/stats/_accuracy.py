@@ -82,7 +82,10 @@ def prediction_accuracy(predicted, measured, *, per: str = "centered") -> float:
     True
     """
     predicted, measured = _check(predicted, measured, per)
-    return float(np.trace(_cross(predicted, measured, per)))
+    # the diagonal of _cross, summed elementwise: a matrix product's rounding can depend on the
+    # BLAS thread count, and results must be byte-identical across processes
+    total = float(np.sum(_standardize(predicted, per) * _standardize(measured, per)))
+    return total / predicted.shape[1] if per == "vertex" else total
 
 
 def accuracy_permutation_test(predicted, measured, *, per: str = "centered", n_perm: int = 1000, seed=None,
