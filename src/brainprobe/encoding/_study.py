@@ -119,14 +119,15 @@ def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Seq
         E.g. the selected vertices of `brainprobe.roi.select_reliable_vertices`; default all ROI
         vertices. One mapping for all subjects, or a mapping of subject to such mappings.
     estimator : scikit-learn regressor, optional
-        Default ``ROMP(n_nonzero="cv")``. Any multi-output regressor with ``coef_`` and
+        Default ``ROMP()`` (s = 5, brainprobe's one ROMP default; ``ROMP(n_nonzero="cv")``
+        chooses s by cross-validation). Any multi-output regressor with ``coef_`` and
         ``intercept_`` works (`OMPEncoder`, `KernelRidgeEncoder` ...).
 
     Returns
     -------
     EncodingModels
     """
-    estimator = ROMP(n_nonzero="cv") if estimator is None else estimator
+    estimator = ROMP() if estimator is None else estimator
     layers = list(activations) if layers is None else list(layers)
     subjects = _as_subjects(responses)
     result = EncodingModels(layers=layers, rois=list(rois), subjects=list(subjects))

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, dict] = {
         "generate": True,         # make one AN and one AI image per RE image (paper 001)
         "threshold": 0.99,
         "max_iter": 1000,
+        "re_threshold": 0.0,          # the study kept RE images the network classifies at p >= 0.99
+        "on_low_confidence": "raise",  # or "drop": what to do with RE images below re_threshold
     },
     "network": {"name": "efficientnet_lite0", "weights": "imagenet", "init": "default", "layers": [],
                 "device": "auto", "batch_size": 0},
@@ -60,6 +62,7 @@ SUBJECT_KEYS = {"id": "", "betas": "", "trials": "", "mask": "", "vertices": "",
                 "meshes": {}, "labels": {}, "on_bad_vertices": "raise"}
 
 CHOICES = {
+    ("stimuli", "on_low_confidence"): ("raise", "drop"),
     ("network", "init"): ("default", "kaiming"),
     ("compare", "init"): ("default", "kaiming"),
     ("subjects", "mesh"): ("fs_LR_32k", "fsaverage5"),
@@ -273,6 +276,9 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
         if not (found.is_dir() or (found.is_file() and found.suffix.lower() == ".csv")):
             raise ConfigError(f"{source}: [stimuli] source: expected 'samples', a folder of images or a CSV "
                               f"manifest, found {found} ({'missing' if not found.exists() else 'not a folder'})")
+    if not 0 <= stimuli["re_threshold"] < 1:
+        raise ConfigError(f"{source}: [stimuli] re_threshold: expected a probability in [0, 1), found "
+                          f"{stimuli['re_threshold']!r}")
     _resolve_weights(source, "[network]", config["network"], base)
     _check_network(source, config["network"])
     config["compare"] = _compared(source, values.get("compare", []), base, config["network"])

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..data import Responses, load_responses, load_trial_table, simulate_subject
 from ..encoding import (
@@ -80,6 +81,8 @@ def make_stimuli(model: LayeredModel, config, *, progress: bool | None = None) -
     source = settings["source"]
     regular = sample_images(settings["n_images"], size=size) if source == "samples" else open_stimuli(source, size=size)
     has_kinds = set(regular.table["kind"]) >= {"AN", "AI"}
+    if settings["re_threshold"] > 0:
+        regular = screen_regular_images(model, regular, settings["re_threshold"], settings["on_low_confidence"])
     if settings["generate"] and not has_kinds:
         regular = regular.with_table(regular.table.assign(kind="RE"))
         options = {"max_iter": settings["max_iter"]}
@@ -94,6 +97,37 @@ def make_stimuli(model: LayeredModel, config, *, progress: bool | None = None) -
         raise ValueError(f"[stimuli] source {source}: no {missing} images; set generate = true or provide them "
                          "(a folder saved by brainprobe with kinds RE, AN and AI)")
     return stimuli, describe_stimuli(model, stimuli)
+
+
+def screen_regular_images(model: LayeredModel, stimuli: StimulusSet, threshold: float,
+                          on_low_confidence: str = "raise") -> StimulusSet:
+    """Keep RE images the network classifies confidently, as the study did (top-1 p >= 0.99).
+
+    Images below ``threshold`` are an error that lists each with its top-1 class and p, or are
+    dropped with a warning (``on_low_confidence="drop"``). Only RE rows are screened.
+    """
+    import warnings
+
+    regular = (stimuli.table["kind"] == "RE").to_numpy()
+    probabilities = model.predict_proba(stimuli.images[torch.as_tensor(np.flatnonzero(regular))])
+    top1 = probabilities.argmax(axis=1)
+    p_top1 = probabilities[np.arange(len(top1)), top1]
+    low = np.flatnonzero(p_top1 < threshold)
+    if not len(low):
+        return stimuli
+    ids = stimuli.table.loc[regular, "image_id"].to_numpy()
+    listed = ", ".join(f"{ids[i]} ({model.class_name(int(top1[i]))}, p = {p_top1[i]:.3f})" for i in low[:10])
+    more = f" and {len(low) - 10} more" if len(low) > 10 else ""
+    message = (f"[stimuli] re_threshold = {threshold}: {len(low)} of {len(ids)} RE images are classified below it: "
+               f"{listed}{more}")
+    if on_low_confidence == "raise":
+        raise ValueError(message + "; replace them, lower re_threshold, or set on_low_confidence = \"drop\"")
+    if len(low) == len(ids):
+        raise ValueError(message + "; no RE image would be left")
+    warnings.warn(message + "; dropped", stacklevel=2)
+    keep = np.ones(len(stimuli), bool)
+    keep[np.flatnonzero(regular)[low]] = False
+    return stimuli[np.flatnonzero(keep)]
 
 
 def describe_stimuli(model: LayeredModel, stimuli: StimulusSet) -> pd.DataFrame:
