@@ -273,6 +273,18 @@ def test_lo_is_the_object_localizer_minus_hmt(tiny_run, tiny_values, tmp_path):
         validate(tiny_values, base=tmp_path)
 
 
+def test_fig_s2_repeats_the_roi_rsa_with_more_vertices_and_nothing_else(tiny_run, tiny_values):
+    output = validate(tiny_values).output
+    shutil.copytree(tiny_run.output, output)
+    tiny_values["selection"]["n_per_hemi_s2"] = 40
+    result = Study(validate(tiny_values), overwrite=True, progress=False).run()
+    assert {step for step, _ in computed(result)} == {"selection", "brain_rsa"}
+    wider, main = result.tables["brain_rsa_s2"], result.tables["brain_rsa"]
+    assert set(wider["n_units"]) == {80} and set(main["n_units"]) == {60}
+    assert (output / "figures" / "figS2_brain_rsa.png").is_file()
+    pd.testing.assert_frame_equal(main, tiny_run.tables["brain_rsa"], check_dtype=False)
+
+
 def _write_label_gifti(path, names_per_vertex):
     import nibabel as nib
 

@@ -41,7 +41,9 @@ DEFAULTS: dict[str, dict] = {
                 "device": "auto", "batch_size": 0},
     "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex"},
     "rois": {"names": ["V1", "V2", "V3", "V4", "LO"], "atlas": "mmp", "localizers": {}, "localizer_alpha": 0.05},
-    "selection": {"enabled": True, "radius_mm": 3.0, "n_per_hemi": 100, "method": "graph"},
+    # n_per_hemi_s2 > 0 repeats the ROI RSA with that many vertices per hemisphere (the study's
+    # Fig. S2: 200, i.e. 400 per ROI) into brain_rsa_s2.csv and figS2_brain_rsa
+    "selection": {"enabled": True, "radius_mm": 3.0, "n_per_hemi": 100, "method": "graph", "n_per_hemi_s2": 0},
     "rsa": {"enabled": True, "metric": "correlation", "method": "spearman", "n_perm": 1000, "n_boot": 1000,
             "alternative": "two-sided",  # AI-vs-AN difference test: either direction can come out
             "trend_p": "exact"},         # Mann-Kendall p in the `p` column ("normal": the paper's)
@@ -80,7 +82,7 @@ CHOICES = {
 POSITIVE = {("stimuli", "n_images"), ("stimuli", "max_iter"), ("subjects", "n_repeats"), ("selection", "radius_mm"),
             ("selection", "n_per_hemi"), ("best_layer", "cv"), ("figures", "dpi"), ("rsa", "n_boot"),
             ("subjects", "snr")}
-NON_NEGATIVE = {("subjects", "simulate"), ("rsa", "n_perm"), ("searchlight", "n_perm"), ("encoding", "n_perm"),
+NON_NEGATIVE = {("selection", "n_per_hemi_s2"), ("subjects", "simulate"), ("rsa", "n_perm"), ("searchlight", "n_perm"), ("encoding", "n_perm"),
                 ("encoding", "n_boot"), ("network", "batch_size")}
 
 

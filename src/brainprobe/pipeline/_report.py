@@ -37,6 +37,10 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
     save(plotting.stimulus_grid(stimuli.numpy(), described), "fig1_stimuli")
     if "brain_rsa" in tables:
         save(plotting.kind_bars(tables["brain_rsa"], tables.get("brain_difference"), ci="ci68"), "fig3_brain_rsa")
+    if "brain_rsa_s2" in tables:
+        n = config["selection"]["n_per_hemi_s2"]
+        save(plotting.kind_bars(tables["brain_rsa_s2"], tables.get("brain_difference_s2"), ci="ci68",
+                                title=f"RE-AN and RE-AI similarity, {2 * n} vertices per ROI"), "figS2_brain_rsa")
     if "searchlight" in tables:
         for subject, part in tables["searchlight"].groupby("subject", sort=False):
             meshes, maps = _searchlight_maps(part, config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import platform
@@ -364,7 +365,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
 
     needs_disks = config["selection"]["enabled"] or config["searchlight"]["enabled"]
     disks = steps.neighbourhoods(responses.meshes, config, neighbourhood_cache()) if needs_disks and responses.meshes else None
-    selection_key = cache.key("selection", responses_key, config.section_json("selection", "rois"),
+    selection_key = cache.key("selection", responses_key, _selection_json(config),
                               config["rsa"]["metric"], config["rsa"]["method"])
     selection = step("selection", selection_key, lambda: steps.selection_tables(responses, disks, config),
                      lambda table, folder: write_table(folder / "selection.csv", table),
@@ -375,6 +376,9 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
         frames.update(step("brain_rsa", key, lambda: steps.brain_rsa(averaged(), selection, label, config,
                                                                       _seed(config.seed, index, "rsa")),
                            _save_frames, _load_frames))
+    if config["rsa"]["enabled"] and config["selection"]["n_per_hemi_s2"] and config["selection"]["enabled"]:
+        frames.update(_supplementary_selection_rsa(config, cache, step, responses, disks, averaged, responses_key,
+                                                   shared, label, index))
     if config["searchlight"]["enabled"] and disks is not None:
         key = cache.key("searchlight", responses_key, config.section_json("searchlight"),
                         config["rsa"]["metric"], config["rsa"]["method"],
@@ -400,6 +404,29 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
                 parts.setdefault(name, []).append(_with_network(frame, network["label"]))
         frames.update({name: pd.concat(found, ignore_index=True) for name, found in parts.items()})
     return frames, records
+
+
+def _selection_json(config) -> str:
+    """What a vertex selection depends on (Fig. S2's size is not: adding it recomputes nothing else)."""
+    selection = {k: v for k, v in config["selection"].items() if k != "n_per_hemi_s2"}
+    return json.dumps({"selection": selection, "rois": config["rois"]}, sort_keys=True, default=str)
+
+
+def _supplementary_selection_rsa(config, cache, step, responses, disks, averaged, responses_key, shared, label,
+                                 index) -> dict:
+    """Fig. S2: the ROI RSA again with ``[selection] n_per_hemi_s2`` vertices per hemisphere."""
+    wider = copy.deepcopy(config)
+    wider["selection"]["n_per_hemi"] = config["selection"]["n_per_hemi_s2"]
+    key = cache.key("selection", responses_key, _selection_json(wider), config["rsa"]["metric"],
+                    config["rsa"]["method"], "s2")
+    selection = step("selection", key, lambda: steps.selection_tables(responses, disks, wider),
+                     lambda table, folder: write_table(folder / "selection.csv", table),
+                     lambda folder: read_table(folder / "selection.csv"))
+    rsa_key = cache.key("brain_rsa", key, config.section_json("rsa"), shared["stimuli_key"], config.seed)
+    result = step("brain_rsa", rsa_key, lambda: steps.brain_rsa(averaged(), selection, label, wider,
+                                                                 _seed(config.seed, index, "rsa")),
+                  _save_frames, _load_frames)
+    return {f"{name}_s2": frame for name, frame in result.items()}
 
 
 def _file_stamp(path: str) -> list:
