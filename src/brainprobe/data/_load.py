@@ -296,6 +296,29 @@ def _hemisphere_paths(source) -> dict[str, Path] | None:
     return None
 
 
+def _clean_read_errors(read):
+    """Turn what a reader library raises on a corrupt or truncated file into one ValueError
+    that names the file (the loaders' own messages already do and pass through)."""
+    import functools
+
+    @functools.wraps(read)
+    def wrapper(source, *args, **kwargs):
+        try:
+            return read(source, *args, **kwargs)
+        except (FileNotFoundError, KeyError, TypeError, ImportError, MemoryError):
+            raise
+        except Exception as error:
+            where = str(source) if isinstance(source, (str, os.PathLike, list, tuple, Mapping)) else type(source).__name__
+            text = str(error)
+            if isinstance(error, ValueError) and (where in text or str(Path(str(source)).name) in text):
+                raise
+            raise ValueError(f"{where}: cannot be read as responses, the file is corrupt, truncated or not what its "
+                             f"name says ({type(error).__name__}: {text.splitlines()[0] if text else 'no detail'})"
+                             ) from None
+    return wrapper
+
+
+@_clean_read_errors
 def load_responses(
     source,
     trials=None,

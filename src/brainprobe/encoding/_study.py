@@ -19,6 +19,7 @@ from ..stats import (
     as_generator,
     bootstrap_indices,
     bootstrap_p,
+    check_resampling,
     paired_ttest,
     percentile_ci,
     prediction_accuracy,
@@ -187,6 +188,7 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
         ``ci95_high``, ``n_images``, ``n_vertices``, and for the compared pair ``difference``
         (first minus second) and ``p_compare`` on the first kind's rows.
     """
+    check_resampling(n_perm=n_perm, n_boot=n_boot, boot_fraction=boot_fraction)
     rng = as_generator(seed)
     subjects = _as_subjects(responses)
     records = []

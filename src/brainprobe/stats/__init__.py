@@ -24,6 +24,7 @@ from ._resampling import (
     bootstrap,
     bootstrap_indices,
     bootstrap_p,
+    check_resampling,
     p_from_null,
     pair_permutation_indices,
     percentile_ci,
@@ -34,6 +35,7 @@ from ._tests import fdr_bh, fwe_from_null_maxima, fwe_max_statistic, paired_ttes
 from ._trend import MannKendallResult, mann_kendall, mann_kendall_exact_distribution, sens_slope
 
 __all__ = [
+    "check_resampling",
     "ACCURACY_DEFINITIONS",
     "accuracy_permutation_test",
     "accuracy_vertex_bootstrap",
