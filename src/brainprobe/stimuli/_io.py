@@ -122,6 +122,13 @@ def load_folder(folder, *, size: int | None = None, recursive: bool = True) -> S
     if not paths:
         raise ValueError(f"{folder}: no image files found (extensions {', '.join(IMAGE_EXTENSIONS)})")
     relative = [p.relative_to(folder) for p in paths]
+    ids = [r.with_suffix("").as_posix() for r in relative]
+    seen: dict[str, Path] = {}
+    for image_id, path in zip(ids, paths, strict=True):
+        if image_id in seen:
+            raise ValueError(f"{folder}: {seen[image_id].name} and {path.name} would both be image {image_id!r}; "
+                             "rename one (image ids are file names without extension)")
+        seen[image_id] = path
     table = pd.DataFrame(
         {
             "image_id": [r.with_suffix("").as_posix() for r in relative],
