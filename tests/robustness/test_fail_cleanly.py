@@ -60,7 +60,7 @@ def test_a_device_this_machine_lacks(tmp_path, capsys, device):
     study.write_text(BASE.replace('weights = "none"\n', f'weights = "none"\ndevice = "{device}"\n'))
     assert main(["run", str(study)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"[network] device" in err and device in err
+    assert err.count("\n") == 1 and "[network] device" in err and device in err
 
 
 def test_a_vertices_path_that_is_a_folder(tmp_path, capsys):
