@@ -52,10 +52,12 @@ def replace_atomically(path, write: Callable[[Path], None]) -> Path:
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
         for stray in strays:
             stray.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno is not None and not error.filename:
+            raise type(error)(error.errno, error.strerror, str(path)) from None  # say which file (full disk ...)
         raise
     return path
 

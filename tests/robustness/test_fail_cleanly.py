@@ -164,3 +164,35 @@ def test_large_images_are_reduced_while_they_are_read(tmp_path):
 
     reference = resize_and_crop(full, 100)[0]
     assert float((stimuli.images[0] - reference).abs().mean()) < 0.02  # big.png: the same picture
+
+
+def test_an_unreachable_dask_scheduler_fails_in_seconds_before_any_work(tmp_path, capsys):
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    study = tmp_path / "study.toml"
+    study.write_text(BASE)
+    start = time.perf_counter()
+    assert main(["run", str(study), "--scheduler", f"dask://127.0.0.1:{port}"]) == 2
+    assert time.perf_counter() - start < 30
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"scheduler dask://127.0.0.1:{port}: nothing answers at 127.0.0.1:{port}" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, capsys, monkeypatch, user_images):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    out = tmp_path / "acts.npz"
+    assert main(["extract", "--images", str(user_images), "--out", str(out), "--weights", "random",
+                 "--layers", "fc8", "--size", "64", "--device", "cpu"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert last == f"error: No space left on device ({out})"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]

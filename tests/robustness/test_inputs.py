@@ -87,3 +87,28 @@ def test_patterns_of_extreme_scale_give_the_same_finite_similarities(scale, metr
     assert np.isfinite(scaled[["similarity", "ci95_low", "ci95_high"]].to_numpy()).all()
     np.testing.assert_allclose(scaled["similarity"], expected["similarity"], rtol=1e-9)
     np.testing.assert_allclose(scaled["p_perm"], expected["p_perm"])
+
+
+def test_on_bad_vertices_drop_works_with_a_vertex_table(tmp_path):
+    from brainprobe.pipeline import _steps as steps
+
+    rng = np.random.default_rng(0)
+    kinds = ["RE", "AN", "AI"]
+    trials = pd.DataFrame({"image_id": [f"{k}{i}" for k in kinds for i in range(4)] * 2,
+                           "kind": [k for k in kinds for _ in range(4)] * 2, "repeat": [1] * 12 + [2] * 12})
+    betas = rng.normal(size=(24, 6))
+    betas[:, 2] = 1.0  # a constant (unusable) vertex
+    np.save(tmp_path / "betas.npy", betas)
+    trials.to_csv(tmp_path / "trials.csv", index=False)
+    pd.DataFrame({"hemi": ["L"] * 3 + ["R"] * 3, "vertex": range(6),
+                  "V1": [1, 1, 1, 0, 0, 0], "LO": [0, 0, 0, 1, 1, 1]}).to_csv(tmp_path / "vertices.csv", index=False)
+    values = {"study": {"output": str(tmp_path / "out")}, "network": {"name": "alexnet", "weights": "none"},
+              "rois": {"atlas": "columns", "names": ["V1", "LO"]},
+              "subject": [{"id": "s1", "betas": "betas.npy", "trials": "trials.csv", "vertices": "vertices.csv",
+                           "on_bad_vertices": "drop"}]}
+    config = validate(values, base=tmp_path)
+    with pytest.warns(UserWarning, match="dropped 1 vertices"):
+        responses = steps.load_subject(config["subject"][0], config)
+    assert responses.vertices["vertex"].tolist() == [0, 1, 3, 4, 5]
+    assert responses.vertices["V1"].sum() == 2 and responses.vertices["LO"].sum() == 3
+    np.testing.assert_array_equal(responses.betas[:12], betas[:12][:, [0, 1, 3, 4, 5]])

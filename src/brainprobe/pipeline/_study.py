@@ -225,6 +225,8 @@ class Study:
         """Run every step (or load it from the cache) and write results, figures and report."""
         start = time.perf_counter()
         config = self.config
+        if self.scheduler:
+            _check_scheduler(self.scheduler)
         self._prepare_output()
         self._say(f"brainprobe study {config['study']['name']!r} -> {self.output}")
         # read (and checked) here, before any heavy work; each task then receives its subject
@@ -354,6 +356,27 @@ class Study:
         device = resolve_device(None if self.config["network"]["device"] == "auto" else self.config["network"]["device"])
         result.report = self._write_file("report.html", lambda path: _report.write_report(
             self.output, result, self.config, seconds=seconds, device=str(device)))
+
+
+def _check_scheduler(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, before any work, when nothing answers at the scheduler's address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address.replace("dask://", "tcp://"))
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise ValueError(f"scheduler: expected 'dask://HOST:PORT', found {address!r}")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as error:
+        raise ValueError(f"scheduler {address}: nothing answers at {host}:{port} within {timeout:g} s "
+                         f"({error.strerror or type(error).__name__}); start the Dask scheduler or check the address"
+                         ) from None
 
 
 def _cap_jobs(n_jobs: int) -> int:
