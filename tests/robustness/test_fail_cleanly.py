@@ -196,3 +196,20 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, capsys, monke
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
     assert last == f"error: No space left on device ({out})"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_a_corrupt_saved_stimulus_set_and_trial_table_are_clean_errors(tmp_path):
+    from brainprobe.data import load_trial_table
+    from brainprobe.stats import permutation_indices
+    from brainprobe.stimuli import StimulusSet, load_stimuli
+
+    folder = StimulusSet(torch.rand(2, 3, 8, 8)).save(tmp_path / "set")
+    data = (folder / "stimuli.npz").read_bytes()
+    (folder / "stimuli.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"stimuli.npz: corrupt or truncated"):
+        load_stimuli(folder)
+    (tmp_path / "trials.tsv").write_bytes(b"\xff\xfe\x00garbage\x00\x00")
+    with pytest.raises(ValueError, match=r"trials.tsv: cannot be read as a trial table"):
+        load_trial_table(tmp_path / "trials.tsv")
+    with pytest.raises(ValueError, match=r"n_perm: expected an integer >= 0"):
+        permutation_indices(5, -2)

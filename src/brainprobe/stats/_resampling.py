@@ -49,6 +49,7 @@ def check_resampling(*, n_perm=None, n_boot=None, boot_fraction=None) -> None:
 
 def permutation_indices(n_items: int, n_perm: int, seed=None) -> np.ndarray:
     """``n_perm`` random permutations of ``range(n_items)``: int array (n_perm, n_items)."""
+    check_resampling(n_perm=n_perm)
     rng = as_generator(seed)
     return rng.permuted(np.tile(np.arange(n_items), (n_perm, 1)), axis=1)
 

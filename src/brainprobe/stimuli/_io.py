@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -249,13 +250,23 @@ def load_stimuli(folder) -> StimulusSet:
     for path in (arrays_path, table_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: {folder} is not a folder written by StimulusSet.save")
-    with np.load(arrays_path, allow_pickle=False) as data:
-        missing = {"images", "image_ids", "columns", "dtypes"} - set(data.files)
-        if missing:
-            raise ValueError(f"{arrays_path}: missing fields {sorted(missing)}")
-        images, image_ids = data["images"], data["image_ids"].tolist()
-        columns, dtypes = data["columns"].tolist(), data["dtypes"].tolist()
-    table = pd.read_csv(table_path, keep_default_na=False, na_values=["NaN"], dtype={"image_id": str})
+    try:
+        with np.load(arrays_path, allow_pickle=False) as data:
+            missing = {"images", "image_ids", "columns", "dtypes"} - set(data.files)
+            if missing:
+                raise ValueError(f"{arrays_path}: missing fields {sorted(missing)}")
+            images, image_ids = data["images"], data["image_ids"].tolist()
+            columns, dtypes = data["columns"].tolist(), data["dtypes"].tolist()
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as error:
+        if str(arrays_path) in str(error):
+            raise
+        raise ValueError(f"{arrays_path}: corrupt or truncated ({type(error).__name__}: {error})") from None
+    try:
+        table = pd.read_csv(table_path, keep_default_na=False, na_values=["NaN"], dtype={"image_id": str})
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{table_path}: cannot be read as a table ({type(error).__name__}: {error})") from None
+    if "image_id" not in table:
+        raise ValueError(f"{table_path}: expected an image_id column; columns are {list(table.columns)}")
     if table["image_id"].tolist() != image_ids:
         raise ValueError(f"{table_path}: image_id column does not match {arrays_path} (edited by hand?)")
     absent = [c for c in columns if c not in table]
