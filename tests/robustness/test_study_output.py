@@ -39,7 +39,7 @@ init = "kaiming"
 layers = ["conv4", "conv5", "fc6", "fc7"]
 device = "cpu"
 [subjects]
-simulate = 2
+simulate = 1
 vertices = "rois"
 snr = 2.0
 [rois]
@@ -47,12 +47,14 @@ names = ["V1", "LO"]
 [selection]
 n_per_hemi = 30
 [rsa]
-n_perm = 60
-n_boot = 20
+n_perm = 20
+n_boot = 10
+[searchlight]
+enabled = false
 [encoding]
-n_nonzero = 2
-n_perm = 60
-n_boot = 20
+enabled = false
+[best_layer]
+enabled = false
 [figures]
 formats = ["png"]
 dpi = 60
