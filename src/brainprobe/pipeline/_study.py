@@ -113,7 +113,11 @@ class Study:
     ----------
     config : StudyConfig, mapping or path to a TOML file
     overwrite : bool
-        Replace the results of a finished run in the output folder (its cache is reused).
+        Replace the results of a finished run in the output folder (its cache is reused), or
+        write into a folder that holds other files. Only the files brainprobe wrote (listed in
+        ``<output>/.brainprobe-manifest.json``) are replaced or removed; a study file of the
+        user's there is never rewritten (the resolved configuration goes to
+        ``study.resolved.toml``), and an output folder that holds an input is refused.
     n_jobs : int, optional
         Parallel subjects (or searchlight chunks); default ``[parallel] n_jobs``.
     scheduler : str, optional
