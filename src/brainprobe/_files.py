@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 __all__ = ["MANIFEST", "replace_atomically", "written_files", "record_written", "remove_written",
-           "foreign_files", "check_outside", "file_sha256"]
+           "foreign_files", "check_outside", "file_sha256", "read_hash_memo", "write_hash_memo"]
 
 # the list of files brainprobe wrote into an output folder (paths relative to it)
 MANIFEST = ".brainprobe-manifest.json"
@@ -137,15 +137,46 @@ def check_outside(output, inputs: dict[str, object]) -> None:
 _HASHES: dict[tuple, str] = {}
 
 
-def file_sha256(path) -> str:
-    """SHA-256 of a file's bytes, remembered for as long as its size and modification time stay."""
+def file_sha256(path, memo: dict | None = None) -> str:
+    """SHA-256 of a file's bytes, remembered for as long as its size and modification time stay.
+
+    Parameters
+    ----------
+    path : path
+    memo : dict, optional
+        A record kept between runs (``{absolute path: [size, mtime_ns, inode, sha256]}``, see
+        `read_hash_memo`): a file whose size, modification time and inode match is not read
+        again; new hashes are added to it.
+    """
     path = Path(path)
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    key = (str(path.resolve()), *stamp)
     if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _HASHES[key] = digest.hexdigest()
+        remembered = memo.get(key[0]) if memo is not None else None
+        if isinstance(remembered, list) and remembered[:3] == stamp and len(remembered) == 4:
+            _HASHES[key] = remembered[3]
+        else:
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            _HASHES[key] = digest.hexdigest()
+    if memo is not None:
+        memo[key[0]] = [*stamp, _HASHES[key]]
     return _HASHES[key]
+
+
+def read_hash_memo(path) -> dict:
+    """The file-hash record at ``path`` (empty when missing or unreadable)."""
+    try:
+        memo = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def write_hash_memo(path, memo: dict) -> None:
+    """Keep the file-hash record for the next run (atomically)."""
+    text = json.dumps(memo)
+    replace_atomically(path, lambda temporary: temporary.write_text(text))

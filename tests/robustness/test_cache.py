@@ -134,3 +134,24 @@ def test_replacing_the_images_or_the_weights_at_the_same_path_changes_the_study_
     torch.save({"w": torch.ones(2)}, tmp_path / "weights.pt")
     os.utime(tmp_path / "weights.pt", ns=(0, 10**18))
     assert _stimuli_key(values, monkeypatch) != second
+
+
+def test_file_hashes_are_remembered_between_runs_while_size_and_time_stay(tmp_path):
+    from brainprobe import _files
+
+    path = tmp_path / "weights.pt"
+    path.write_bytes(b"first")
+    memo = {}
+    real = _files.file_sha256(path, memo)
+    _files._HASHES.clear()  # a new process: only the record on disk remains
+    memo[str(path.resolve())][3] = "remembered"
+    assert _files.file_sha256(path, memo) == "remembered"  # not read again
+    _files._HASHES.clear()
+    path.write_bytes(b"other")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert _files.file_sha256(path, memo) not in ("remembered", real)
+    _files.write_hash_memo(tmp_path / "memo.json", memo)
+    assert _files.read_hash_memo(tmp_path / "memo.json") == memo
+    (tmp_path / "memo.json").write_text("{broken")
+    assert _files.read_hash_memo(tmp_path / "memo.json") == {}

@@ -23,8 +23,10 @@ from .._files import (
     check_outside,
     file_sha256,
     foreign_files,
+    read_hash_memo,
     record_written,
     remove_written,
+    write_hash_memo,
     written_files,
 )
 from ..data import Responses
@@ -236,8 +238,13 @@ class Study:
         # read (and checked) here, before any heavy work; each task then receives its subject
         real_subjects = [steps.load_subject(entry, config) for entry in config["subject"]]
         primary = config.networks[0]  # the network the AN and AI images are made against
+        memo_path = self.cache.root / "file-hashes.json"
+        memo = read_hash_memo(memo_path)  # hashes of input files, re-read only when a file changed
+        self._digests = {"source": _inputs_digest(config, memo=memo)}
+        self._digests.update({n["label"]: _inputs_digest(config, n, memo) for n in config.networks})
+        write_hash_memo(memo_path, memo)
         stimuli_key = self.cache.key("stimuli", config.section_json("stimuli"), _network_json(primary), config.seed,
-                                     _inputs_digest(config), _inputs_digest(config, primary))
+                                     self._digests["source"], self._digests[primary["label"]])
         stimuli, stimulus_table = self._step(
             "stimuli", stimuli_key, lambda: steps.make_stimuli(self._model(primary), config, progress=self.progress),
             _save_stimuli, _load_stimuli)
@@ -286,7 +293,7 @@ class Study:
         for network in config.networks:
             label = network["label"]
             key = self.cache.key("activations", stimuli_key, _network_json(network), list(network["layers"]) or None,
-                                 _inputs_digest(config, network))
+                                 self._digests[network["label"]])
             activations = self._step(
                 "activations", key,
                 lambda network=network: extract(self._model(network), stimuli,
@@ -498,7 +505,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
     return frames, records
 
 
-def content_digest(path) -> str:
+def content_digest(path, memo: dict | None = None) -> str:
     """A hash of what a file or folder holds (not of its name), for the cache keys.
 
     A file: its bytes. A folder: the relative paths and bytes of every file under it. A CSV
@@ -511,27 +518,27 @@ def content_digest(path) -> str:
     digest = hashlib.sha256()
     if path.is_dir():
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\0".encode())
+            digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file, memo)}\0".encode())
         return digest.hexdigest()
-    digest.update(file_sha256(path).encode())
+    digest.update(file_sha256(path, memo).encode())
     if path.suffix.lower() == ".csv":
         header = pd.read_csv(path, nrows=0).columns
         column = "file" if "file" in header else "path" if "path" in header else None
         if column is not None:
             for value in pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False)[column]:
                 listed = Path(value) if Path(value).is_absolute() else path.parent / value
-                digest.update(f"{value}\0{file_sha256(listed) if listed.is_file() else 'missing'}\0".encode())
+                digest.update(f"{value}\0{file_sha256(listed, memo) if listed.is_file() else 'missing'}\0".encode())
     return digest.hexdigest()
 
 
-def _inputs_digest(config: StudyConfig, network: dict | None = None) -> dict:
+def _inputs_digest(config: StudyConfig, network: dict | None = None, memo: dict | None = None) -> dict:
     """Hashes of the contents of the stimulus source and of a network's weights file."""
     found = {}
     source = config["stimuli"]["source"]
     if network is None and source != "samples":
-        found["source"] = content_digest(source)
+        found["source"] = content_digest(source, memo)
     if network is not None and network["weights"] not in ("imagenet", "none", "") and Path(network["weights"]).is_file():
-        found["weights"] = content_digest(network["weights"])
+        found["weights"] = content_digest(network["weights"], memo)
     return found
 
 
