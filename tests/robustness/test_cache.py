@@ -155,3 +155,20 @@ def test_file_hashes_are_remembered_between_runs_while_size_and_time_stay(tmp_pa
     assert _files.read_hash_memo(tmp_path / "memo.json") == memo
     (tmp_path / "memo.json").write_text("{broken")
     assert _files.read_hash_memo(tmp_path / "memo.json") == {}
+
+
+def test_a_damaged_disk_cache_of_geodesic_disks_is_recomputed_and_an_infinite_radius_refused(tmp_path):
+    from brainprobe.roi import Mesh, geodesic_neighbourhoods
+
+    x, y = np.meshgrid(np.arange(6.0), np.arange(6.0))
+    index = np.arange(36).reshape(6, 6)
+    a, b, c, d = index[:-1, :-1].ravel(), index[:-1, 1:].ravel(), index[1:, :-1].ravel(), index[1:, 1:].ravel()
+    mesh = Mesh(np.column_stack([x.ravel(), y.ravel(), np.zeros(36)]),
+                np.concatenate([np.column_stack([a, b, d]), np.column_stack([a, d, c])]), "grid")
+    first = geodesic_neighbourhoods(mesh, 1.5, cache_dir=tmp_path, progress=False)
+    [cached] = list(tmp_path.glob("*.npz"))
+    cached.write_bytes(cached.read_bytes()[:50])
+    again = geodesic_neighbourhoods(mesh, 1.5, cache_dir=tmp_path, progress=False)
+    assert (again != first).nnz == 0 and zipfile.is_zipfile(cached)
+    with pytest.raises(ValueError, match="radius_mm: expected a positive, finite radius, found inf"):
+        geodesic_neighbourhoods(mesh, float("inf"), progress=False)
