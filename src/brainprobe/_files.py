@@ -116,8 +116,9 @@ def foreign_files(folder, files: Iterable[str]) -> list[str]:
     return sorted(f for f in files if f not in listed and (folder / f).exists())
 
 
-def check_outside(output, inputs: dict[str, object]) -> None:
-    """Refuse an output folder that is, or contains, one of the inputs (``{name: path}``).
+def check_outside(output, inputs: dict[str, object], image_folders: dict[str, object] | None = None) -> None:
+    """Refuse an output folder that is, or contains, one of the inputs (``{name: path}``), or
+    that lies inside an image folder read recursively (its images would be read back as inputs).
 
     Raises
     ------
@@ -132,6 +133,10 @@ def check_outside(output, inputs: dict[str, object]) -> None:
         if source == out or out in source.parents:
             raise ValueError(f"{name} {value}: inside the output folder {output}; brainprobe does not write where "
                              "its inputs are: choose another output folder")
+    for name, value in (image_folders or {}).items():
+        if value and Path(value).is_dir() and Path(value).expanduser().resolve() in out.parents:
+            raise ValueError(f"output {output}: inside the image folder {name} {value}, whose sub-folders are read "
+                             "as images too; choose an output folder outside it")
 
 
 _HASHES: dict[tuple, str] = {}

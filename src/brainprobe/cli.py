@@ -87,7 +87,7 @@ def _occupied(out: Path, overwrite: bool, images: str | None = None) -> bool:
     An ``out`` that is or contains the ``--images`` source is an error (ValueError)."""
     from ._files import check_outside
 
-    check_outside(out, {"--images": images})
+    check_outside(out, {"--images": images}, {"--images": images})
     if out.exists() and any(out.iterdir()) and not overwrite:
         print(f"error: {out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
         return True

@@ -103,3 +103,13 @@ def test_an_atomic_write_whose_writer_adds_a_suffix_fails_and_cleans_up(tmp_path
     with pytest.raises(ValueError, match="added a suffix"):
         replace_atomically(tmp_path / "acts", lambda temporary: np.savez(temporary, a=np.arange(3)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_inside_the_image_folder_is_refused(user_images, snapshot, assert_untouched, capsys):
+    before = snapshot(user_images)
+    out = user_images / "adversarial"
+    assert main(["synth", "invert", "--layer", "conv1", "--images", str(user_images), "--out", str(out),
+                 "--weights", "random"]) == 2
+    assert f"output {out}: inside the image folder --images {user_images}" in capsys.readouterr().err
+    assert_untouched(before, user_images)
+    assert not out.exists()

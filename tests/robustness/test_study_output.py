@@ -123,3 +123,17 @@ def test_a_study_run_twice_with_overwrite_in_the_users_folder_keeps_every_user_f
     assert {"report.html", "study.resolved.toml", "results/brain_rsa.csv"} <= listed
     assert "study.toml" not in listed and "results/my_analysis.csv" not in listed
     assert (folder / MANIFEST).is_file()
+
+
+def test_a_study_output_inside_its_image_folder_is_refused(tmp_path, snapshot, assert_untouched):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"png")
+    values = copy.deepcopy(STUDY)
+    values["stimuli"]["source"] = str(images)
+    values["study"]["output"] = str(images / "results")
+    before = snapshot(tmp_path)
+    with pytest.raises(ValueError, match=r"inside the image folder \[stimuli\] source"):
+        Study(validate(values), progress=False)._prepare_output()
+    assert_untouched(before, tmp_path)
+    assert not (images / "results").exists()

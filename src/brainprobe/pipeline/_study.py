@@ -165,7 +165,8 @@ class Study:
         out = self.output
         if out.exists() and not out.is_dir():
             raise FileExistsError(f"output {out} exists and is not a folder")
-        check_outside(out, self._inputs())
+        source = self.config["stimuli"]["source"]
+        check_outside(out, self._inputs(), {"[stimuli] source": source if source != "samples" else None})
         listed = written_files(out)
         if out.exists() and any(out.iterdir()):
             finished = "report.html" in listed
