@@ -31,6 +31,7 @@ simulate = 1
     ("[stimuli]\nn_images = 50\n", r"\[stimuli\] n_images: the bundled samples are 12 photos, found 50"),
     ("[rsa]\nn_boot = -3\n", r"\[rsa\] n_boot: expected a positive value, found -3"),
     ("[stimuli]\nthreshold = 1.5\n", r"\[stimuli\] threshold: expected a probability in \(0, 1\), found 1.5"),
+    ("[parallel]\nn_jobs = 0\n", r"\[parallel\] n_jobs: expected a positive number of jobs or -1 \(every core\), found 0"),
 ])
 def test_bad_values_fail_up_front_in_one_line(tmp_path, capsys, snapshot, extra, message):
     study = tmp_path / "study.toml"

@@ -332,6 +332,10 @@ def _check_values(source: str, config: dict) -> None:
     if not math.isfinite(radius) or radius > MAX_RADIUS_MM:
         raise ConfigError(f"{source}: [selection] radius_mm: expected a finite radius up to {MAX_RADIUS_MM:g} mm, "
                           f"found {radius!r}")
+    n_jobs = config["parallel"]["n_jobs"]
+    if n_jobs == 0 or n_jobs < -1:
+        raise ConfigError(f"{source}: [parallel] n_jobs: expected a positive number of jobs or -1 (every core), "
+                          f"found {n_jobs!r}")
     snr = config["subjects"]["snr"]
     if not math.isfinite(snr):
         raise ConfigError(f"{source}: [subjects] snr: expected a finite number, found {snr!r}")
