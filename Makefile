@@ -42,7 +42,7 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[dev,demo]" plenoptic $(TORCH_PINS)
 	touch $@
 
-.PHONY: bench bench-synth
+.PHONY: bench bench-synth check-gpu
 bench-synth: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/bench_synth.py
 
@@ -52,3 +52,17 @@ bench: install bench-synth
 	$(PY) benchmarks/bench_encoding.py
 	$(PY) benchmarks/bench_neighbourhoods.py
 	$(PY) benchmarks/bench_study.py
+
+# On a machine with CUDA: the whole suite with the shared test networks on the GPU (the
+# cpu-vs-cuda comparisons in tests/robustness/test_devices.py run instead of skipping), then
+# every benchmark; a CUDA run writes benchmarks/results/<name>.cuda.json beside the CPU figures.
+check-gpu: install $(BENCH_VENV)/.installed
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'check-gpu: torch sees no CUDA device here (torch ' + torch.__version__ + '); install a CUDA build via TORCH_PINS')"
+	BRAINPROBE_TEST_DEVICE=cuda $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) benchmarks/bench_rsa.py
+	$(PY) benchmarks/bench_adversarial.py --device cuda
+	$(PY) benchmarks/bench_encoding.py
+	$(PY) benchmarks/bench_neighbourhoods.py
+	$(PY) benchmarks/romp_recovery.py
+	$(PY) benchmarks/bench_study.py
+	$(BENCH_VENV)/bin/python benchmarks/bench_synth.py

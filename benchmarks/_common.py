@@ -32,8 +32,15 @@ def device_description(device: torch.device | None = None) -> str:
 
 
 def write_report(report: dict, path) -> Path:
-    """Write a benchmark's results as JSON and say where."""
+    """Write a benchmark's results as JSON and say where.
+
+    Every report names its device (added when the benchmark did not); a run on CUDA goes to
+    ``<name>.cuda.json`` so it sits beside the CPU figures instead of replacing them.
+    """
     path = Path(path)
+    report = {"device": device_description(), **report}
+    if report["device"].startswith("cuda") and not path.name.endswith(".cuda.json"):
+        path = path.with_name(path.name.removesuffix(".json") + ".cuda.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=float))
     print(f"wrote {path}")

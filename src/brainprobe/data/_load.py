@@ -19,6 +19,31 @@ _HEMI_NAMES = {"L": "L", "R": "R", "left": "L", "right": "R", "lh": "L", "rh": "
 
 
 # -- trial tables --------------------------------------------------------------------------------
+def _clean_read_errors(what: str):
+    """Decorate a reader so that what a library raises on a corrupt or truncated file becomes one
+    ValueError that names the file (the readers' own messages already do and pass through)."""
+    import functools
+
+    def decorate(read):
+        @functools.wraps(read)
+        def wrapper(source, *args, **kwargs):
+            try:
+                return read(source, *args, **kwargs)
+            except (FileNotFoundError, KeyError, TypeError, ImportError, MemoryError):
+                raise
+            except Exception as error:
+                where = str(source) if isinstance(source, (str, os.PathLike, list, tuple, Mapping)) else type(source).__name__
+                text = str(error)
+                if isinstance(error, ValueError) and (where in text or Path(str(source)).name in text):
+                    raise
+                raise ValueError(f"{where}: cannot be read as {what}, the file is corrupt, truncated or not what its "
+                                 f"name says ({type(error).__name__}: {text.splitlines()[0] if text else 'no detail'})"
+                                 ) from None
+        return wrapper
+    return decorate
+
+
+@_clean_read_errors("a trial table")
 def load_trial_table(path) -> pd.DataFrame:
     """Read a trial table from CSV or a BIDS ``events.tsv``.
 
@@ -296,6 +321,7 @@ def _hemisphere_paths(source) -> dict[str, Path] | None:
     return None
 
 
+@_clean_read_errors("responses")
 def load_responses(
     source,
     trials=None,

@@ -19,6 +19,7 @@ from ..stats import (
     accuracy_vertex_bootstrap,
     as_generator,
     bootstrap_indices,
+    check_resampling,
     direction_label,
     paired_ttest,
     prediction_accuracy,
@@ -202,6 +203,7 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
         ``direction``, ``p_compare`` (of ``alternative``), ``p_compare_greater``,
         ``p_compare_less``.
     """
+    check_resampling(n_perm=n_perm, n_boot=n_boot, boot_fraction=boot_fraction)
     if n_boot and not 0 < boot_fraction < 1:
         raise ValueError(f"boot_fraction: expected a value in (0, 1), found {boot_fraction}")
     rng = as_generator(seed)

@@ -14,12 +14,15 @@ import json
 import os
 import shutil
 import time
+import warnings
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from .._files import replace_atomically
+from .._files import file_sha256, replace_atomically
 
 __all__ = ["StepCache", "atomic_write", "read_arrays", "write_arrays"]
 
@@ -31,7 +34,11 @@ def atomic_write(path, data: bytes | str) -> Path:
 
 
 def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    replace_atomically(path, lambda temporary: np.savez(temporary, **{k: np.asarray(v) for k, v in arrays.items()}))
+    def write(temporary):  # through a handle: np.savez writes exactly this file
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+
+    replace_atomically(path, write)
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -64,9 +71,30 @@ class StepCache:
     def is_complete(self, step: str, key: str) -> bool:
         return (self.folder(step, key) / "complete.json").is_file()
 
+    def verify(self, step: str, key: str) -> str | None:
+        """None when the step's folder holds exactly the files its ``complete.json`` lists, with
+        the checksums recorded there; else what is wrong (a file edited, truncated, missing)."""
+        folder = self.folder(step, key)
+        try:
+            listed = json.loads((folder / "complete.json").read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return "complete.json lists no checksums"
+        if not isinstance(listed, dict) or not listed:
+            return "complete.json lists no checksums"
+        for name, checksum in listed.items():
+            path = folder / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if file_sha256(path) != checksum:
+                return f"{name} changed since it was written"
+        return None
+
     def run(self, step: str, key: str, compute: Callable[[], object], save: Callable[[object, Path], None],
             load: Callable[[Path], object], *, label: str = "") -> tuple[object, dict]:
-        """Load the step's output if a complete folder exists, else compute, save and mark it.
+        """Load the step's output if a complete, intact folder exists, else compute, save and mark it.
+
+        A cached folder is used only when every file in it has the checksum recorded in its
+        ``complete.json``; an edited, truncated or unreadable one is computed again (with a warning).
 
         Returns
         -------
@@ -76,17 +104,32 @@ class StepCache:
         """
         folder = self.folder(step, key)
         start = time.perf_counter()
+        value, status = None, None
         if self.is_complete(step, key):
-            value, status = load(folder), "cached"
-        else:
-            if folder.exists():  # an interrupted attempt: start this step again from scratch
+            problem = self.verify(step, key)
+            if problem is None:
+                try:
+                    value, status = load(folder), "cached"
+                except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pd.errors.ParserError) as error:
+                    problem = f"cannot be read ({type(error).__name__}: {error})"
+            if problem is not None:
+                warnings.warn(f"cache {folder}: {problem}; computing the step again", stacklevel=2)
+        if status is None:
+            if folder.exists():  # an interrupted or damaged attempt: start this step again from scratch
                 shutil.rmtree(folder)
             staging = folder.with_name(f".{key}.partial-{os.getpid()}")
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
-            value = compute()
-            save(value, staging)
-            atomic_write(staging / "complete.json", json.dumps({"step": step, "label": label, "key": key}))
+            try:
+                value = compute()
+                save(value, staging)
+                checksums = {p.relative_to(staging).as_posix(): file_sha256(p)
+                             for p in sorted(staging.rglob("*")) if p.is_file()}
+                atomic_write(staging / "complete.json",
+                             json.dumps({"step": step, "label": label, "key": key, "files": checksums}))
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
             if folder.exists():  # another worker finished the same step meanwhile: keep theirs
                 shutil.rmtree(staging)
             else:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -193,9 +195,11 @@ def _resolve(base: Path, value: str) -> str:
     return str(value) if not value else str((base / os.path.expanduser(value)).resolve())
 
 
-def _check_file(source: str, key: str, path: str) -> None:
+def _check_file(source: str, key: str, path: str, *, folder_ok: bool = False) -> None:
     if path and not Path(path).exists():
         raise ConfigError(f"{source}: {key}: file not found: {path}")
+    if path and not folder_ok and Path(path).is_dir():
+        raise ConfigError(f"{source}: {key}: expected a file, found a folder: {path}")
 
 
 def _array_entries(source: str, array: str, entries, keys: dict, required: str, what: str) -> list[tuple[str, dict]]:
@@ -212,14 +216,23 @@ def _array_entries(source: str, array: str, entries, keys: dict, required: str, 
     return merged_entries
 
 
-def _subjects(source: str, entries, base: Path) -> list[dict]:
+def _subjects(source: str, entries, base: Path, n_simulated: int = 0) -> list[dict]:
     subjects = []
+    simulated = {f"sub-{i + 1:02d}" for i in range(n_simulated)}
     for i, (where, merged) in enumerate(_array_entries(source, "subject", entries, SUBJECT_KEYS, "betas",
                                                        "a response file")):
-        merged["id"] = merged["id"] or f"sub-{i + 1:02d}"
+        # numbered after the simulated subjects (sub-01 ... sub-NN), so ids never collide
+        merged["id"] = merged["id"] or f"sub-{n_simulated + i + 1:02d}"
+        if not SAFE_ID.fullmatch(merged["id"]):
+            raise ConfigError(f"{source}: {where} id: expected letters, digits, '-', '_' or '.' (it names files), "
+                              f"not starting with '.', found {merged['id']!r}")
+        if merged["id"] in simulated:
+            raise ConfigError(f"{source}: {where} id: {merged['id']!r} is the name of a simulated subject "
+                              f"([subjects] simulate = {n_simulated} makes sub-01 ... sub-{n_simulated:02d}); "
+                              "choose another id")
         for key in ("betas", "trials", "mask", "vertices"):
             merged[key] = _resolve(base, merged[key])
-            _check_file(source, f"{where} {key}", merged[key])
+            _check_file(source, f"{where} {key}", merged[key], folder_ok=key == "betas")
         for key in ("meshes", "labels"):
             if isinstance(merged[key], str):  # e.g. meshes = "fs_LR_32k"
                 continue
@@ -266,7 +279,8 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
                           f"{sorted(DEFAULTS) + ['compare', 'subject']}")
     config = {section: _merge_section(source, section, values.get(section, {}), defaults)
               for section, defaults in DEFAULTS.items()}
-    config["subject"] = _subjects(source, values.get("subject", []), base)
+    config["subject"] = _subjects(source, values.get("subject", []), base, config["subjects"]["simulate"])
+    _check_values(source, config)
     config["study"]["output"] = _resolve(base, config["study"]["output"])
     stimuli = config["stimuli"]
     if stimuli["source"] == "samples" and stimuli["n_images"] < 4:
@@ -281,6 +295,13 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
     if not 0 <= stimuli["re_threshold"] < 1:
         raise ConfigError(f"{source}: [stimuli] re_threshold: expected a probability in [0, 1), found "
                           f"{stimuli['re_threshold']!r}")
+    if config["network"]["device"] != "auto":
+        from ..models import resolve_device
+
+        try:
+            resolve_device(config["network"]["device"])
+        except ValueError as error:
+            raise ConfigError(f"{source}: [network] {error}") from None
     _resolve_weights(source, "[network]", config["network"], base)
     _check_network(source, config["network"])
     config["compare"] = _compared(source, values.get("compare", []), base, config["network"])
@@ -291,7 +312,10 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
     scheduler = config["parallel"]["scheduler"]
     if scheduler and not scheduler.startswith(("dask://", "tcp://")):
         raise ConfigError(f"{source}: [parallel] scheduler: expected 'dask://HOST:PORT', found {scheduler!r}")
-    bad_formats = sorted(set(config["figures"]["formats"]) - {"png", "pdf", "svg"})
+    formats = config["figures"]["formats"]
+    if not formats or not all(isinstance(f, str) for f in formats):
+        raise ConfigError(f"{source}: [figures] formats: expected a list of 'png', 'pdf' or 'svg', found {formats!r}")
+    bad_formats = sorted(set(formats) - {"png", "pdf", "svg"})
     if bad_formats:
         raise ConfigError(f"{source}: [figures] formats: expected png, pdf or svg, found {bad_formats}")
     unknown_kinds = [k for k in config["best_layer"]["on"] if k not in ("RE", "AN", "AI")]
@@ -305,6 +329,52 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
         raise ConfigError(f"{source}: [encoding] n_nonzero = 'cv' chooses ROMP's sparsity; with estimator = "
                           f"{config['encoding']['estimator']!r} give a number")
     return StudyConfig(config)
+
+
+# a subject id names files and folders: no separators, no '..', no hidden names
+SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+MAX_DPI = 1200           # a figure at 1200 dpi is already print quality; more runs out of memory
+MAX_RADIUS_MM = 50.0     # geodesic disks wider than this cover most of a hemisphere
+
+
+def _check_values(source: str, config: dict) -> None:
+    """Ranges that the type checks cannot express, checked before any work."""
+    output = config["study"]["output"]
+    if not str(output).strip():
+        raise ConfigError(f"{source}: [study] output: expected a folder name, found an empty string "
+                          "(it would write into the study file's folder)")
+    seed = config["study"]["seed"]
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"{source}: [study] seed: expected an integer in 0 .. 2**32 - 1, found {seed!r}")
+    dpi = config["figures"]["dpi"]
+    if dpi > MAX_DPI:
+        raise ConfigError(f"{source}: [figures] dpi: expected at most {MAX_DPI}, found {dpi!r}")
+    radius = config["selection"]["radius_mm"]
+    if not math.isfinite(radius) or radius > MAX_RADIUS_MM:
+        raise ConfigError(f"{source}: [selection] radius_mm: expected a finite radius up to {MAX_RADIUS_MM:g} mm, "
+                          f"found {radius!r}")
+    n_jobs = config["parallel"]["n_jobs"]
+    if n_jobs == 0 or n_jobs < -1:
+        raise ConfigError(f"{source}: [parallel] n_jobs: expected a positive number of jobs or -1 (every core), "
+                          f"found {n_jobs!r}")
+    snr = config["subjects"]["snr"]
+    if not math.isfinite(snr):
+        raise ConfigError(f"{source}: [subjects] snr: expected a finite number, found {snr!r}")
+    threshold = config["stimuli"]["threshold"]
+    if not 0 < threshold < 1:
+        raise ConfigError(f"{source}: [stimuli] threshold: expected a probability in (0, 1), found {threshold!r}")
+    names = config["rois"]["names"]
+    if not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"{source}: [rois] names: expected a list of ROI names, found {names!r}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"{source}: [rois] names: each ROI once; {repeated} appear more than once")
+    if config["stimuli"]["source"] == "samples":
+        from ..stimuli import SAMPLE_IMAGE_IDS
+
+        if config["stimuli"]["n_images"] > len(SAMPLE_IMAGE_IDS):
+            raise ConfigError(f"{source}: [stimuli] n_images: the bundled samples are {len(SAMPLE_IMAGE_IDS)} "
+                              f"photos, found {config['stimuli']['n_images']}")
 
 
 def _check_network(source: str, network: dict, where: str = "[network]") -> None:

@@ -195,9 +195,13 @@ def load_subject(entry: Mapping, config) -> Responses:
                                    on_bad_vertices=entry["on_bad_vertices"], subject=entry["id"])
         if entry["vertices"]:
             table = pd.read_csv(entry["vertices"], keep_default_na=False, dtype={"hemi": str})
-            if len(table) != responses.n_vertices:
-                raise ValueError(f"vertices {entry['vertices']}: expected {responses.n_vertices} rows (one per "
+            # with on_bad_vertices = "drop" the betas lost columns: the table still has one row per column read
+            dropped = responses.dropped_vertices_.index.to_numpy()
+            n_columns = responses.n_vertices + len(dropped)
+            if len(table) != n_columns:
+                raise ValueError(f"vertices {entry['vertices']}: expected {n_columns} rows (one per "
                                  f"column of {entry['betas']}), found {len(table)}")
+            table = table.iloc[np.setdiff1d(np.arange(n_columns), dropped)]
             merged = responses.vertices.drop(columns=[c for c in ("hemi", "vertex") if c in table])
             merged = pd.concat([table.reset_index(drop=True), merged.reset_index(drop=True)], axis=1)
             responses = Responses(responses.betas, responses.trials, merged, meshes=meshes,

@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,17 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import __version__
+from .._files import (
+    MANIFEST,
+    check_outside,
+    file_sha256,
+    foreign_files,
+    read_hash_memo,
+    record_written,
+    remove_written,
+    write_hash_memo,
+    written_files,
+)
 from ..data import Responses
 from ..models import Activations, extract, load_model, resolve_device
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
@@ -104,7 +116,11 @@ class Study:
     ----------
     config : StudyConfig, mapping or path to a TOML file
     overwrite : bool
-        Replace the results of a finished run in the output folder (its cache is reused).
+        Replace the results of a finished run in the output folder (its cache is reused), or
+        write into a folder that holds other files. Only the files brainprobe wrote (listed in
+        ``<output>/.brainprobe-manifest.json``) are replaced or removed; a study file of the
+        user's there is never rewritten (the resolved configuration goes to
+        ``study.resolved.toml``), and an output folder that holds an input is refused.
     n_jobs : int, optional
         Parallel subjects (or searchlight chunks); default ``[parallel] n_jobs``.
     scheduler : str, optional
@@ -128,7 +144,7 @@ class Study:
             config = validate(config)
         self.config = config
         self.overwrite = overwrite
-        self.n_jobs = int(n_jobs if n_jobs is not None else config["parallel"]["n_jobs"])
+        self.n_jobs = _cap_jobs(int(n_jobs if n_jobs is not None else config["parallel"]["n_jobs"]))
         self.scheduler = scheduler if scheduler is not None else config["parallel"]["scheduler"]
         if self.scheduler and not self.scheduler.startswith(("dask://", "tcp://")):
             raise ValueError(f"scheduler: expected 'dask://HOST:PORT', found {self.scheduler!r}")
@@ -137,25 +153,67 @@ class Study:
         self.cache = StepCache(self.output / ".cache", salt=__version__)
         self.log_: list[dict] = []
         self._models: dict = {}
+        self._written: set[str] = set()
 
     # -- output folder ----------------------------------------------------------------------------
     def _prepare_output(self) -> None:
+        """Check the output folder and clear what an earlier run of brainprobe wrote there.
+
+        brainprobe lists every file it writes in ``<output>/.brainprobe-manifest.json``; a folder
+        without that list is the user's, an overwrite removes only the files it lists (the step
+        cache is kept), and a study file of the user's in the folder is never rewritten.
+        """
         out = self.output
         if out.exists() and not out.is_dir():
             raise FileExistsError(f"output {out} exists and is not a folder")
+        source = self.config["stimuli"]["source"]
+        check_outside(out, self._inputs(), {"[stimuli] source": source if source != "samples" else None})
+        listed = written_files(out)
         if out.exists() and any(out.iterdir()):
-            ours = (out / ".cache").is_dir() or (out / "study.toml").is_file()
-            finished = (out / "report.html").is_file()
-            if (finished or not ours) and not self.overwrite:
+            finished = "report.html" in listed
+            if (finished or not listed) and not self.overwrite:
                 what = "the results of a finished study" if finished else "files that brainprobe did not write"
                 raise FileExistsError(f"output {out} holds {what}; pass --overwrite (overwrite=True) to replace "
                                       "them (the step cache is reused), or choose another [study] output")
-            if finished:
-                for name in ("results", "figures"):
-                    shutil.rmtree(out / name, ignore_errors=True)
-                (out / "report.html").unlink()
+            remove_written(out)  # an earlier run's files only; the user's stay where they are
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "study.toml", self.config.to_toml())
+        self._written = set()
+        own_copy = "study.toml"
+        user_file = self.config.path is not None and Path(self.config.path).resolve() == (out / own_copy).resolve()
+        if user_file or foreign_files(out, [own_copy]):
+            own_copy = "study.resolved.toml"
+        self._write_file(own_copy, lambda path: atomic_write(path, self.config.to_toml()))
+
+    def _inputs(self) -> dict:
+        """The files and folders a run reads (they must lie outside its output folder)."""
+        config = self.config
+        inputs = {}
+        if config["stimuli"]["source"] != "samples":
+            inputs["[stimuli] source"] = config["stimuli"]["source"]
+        for network in config.networks:
+            if network["weights"] not in ("imagenet", "none", ""):
+                inputs[f"{network['label']} weights"] = network["weights"]
+        for entry in config["subject"]:
+            for key in ("betas", "trials", "mask", "vertices"):
+                inputs[f"[[subject]] {entry['id']} {key}"] = entry[key]
+            for key in ("meshes", "labels"):
+                if isinstance(entry[key], dict):
+                    inputs.update({f"[[subject]] {entry['id']} {key}.{h}": p for h, p in entry[key].items()})
+        return inputs
+
+    def _write_file(self, relative: str, write) -> Path:
+        """Write ``<output>/relative`` with ``write(path)``, listed in the manifest before it exists;
+        a file of the user's at that place is an error, never replaced."""
+        clash = foreign_files(self.output, [relative])
+        if clash and relative not in self._written:
+            raise FileExistsError(f"{self.output / relative}: not written by brainprobe (not in "
+                                  f"{self.output / MANIFEST}); move it away or choose another [study] output")
+        record_written(self.output, [relative])
+        self._written.add(relative)
+        path = self.output / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+        return path
 
     def _say(self, text: str) -> None:
         if self.progress is not False:
@@ -175,12 +233,20 @@ class Study:
         """Run every step (or load it from the cache) and write results, figures and report."""
         start = time.perf_counter()
         config = self.config
+        if self.scheduler:
+            _check_scheduler(self.scheduler)
         self._prepare_output()
         self._say(f"brainprobe study {config['study']['name']!r} -> {self.output}")
         # read (and checked) here, before any heavy work; each task then receives its subject
         real_subjects = [steps.load_subject(entry, config) for entry in config["subject"]]
         primary = config.networks[0]  # the network the AN and AI images are made against
-        stimuli_key = self.cache.key("stimuli", config.section_json("stimuli"), _network_json(primary), config.seed)
+        memo_path = self.cache.root / "file-hashes.json"
+        memo = read_hash_memo(memo_path)  # hashes of input files, re-read only when a file changed
+        self._digests = {"source": _inputs_digest(config, memo=memo)}
+        self._digests.update({n["label"]: _inputs_digest(config, n, memo) for n in config.networks})
+        write_hash_memo(memo_path, memo)
+        stimuli_key = self.cache.key("stimuli", config.section_json("stimuli"), _network_json(primary), config.seed,
+                                     self._digests["source"], self._digests[primary["label"]])
         stimuli, stimulus_table = self._step(
             "stimuli", stimuli_key, lambda: steps.make_stimuli(self._model(primary), config, progress=self.progress),
             _save_stimuli, _load_stimuli)
@@ -228,7 +294,8 @@ class Study:
         analysed: dict[str, dict] = {}
         for network in config.networks:
             label = network["label"]
-            key = self.cache.key("activations", stimuli_key, _network_json(network), list(network["layers"]) or None)
+            key = self.cache.key("activations", stimuli_key, _network_json(network), list(network["layers"]) or None,
+                                 self._digests[network["label"]])
             activations = self._step(
                 "activations", key,
                 lambda network=network: extract(self._model(network), stimuli,
@@ -289,14 +356,53 @@ class Study:
     def _write(self, result: StudyResult, stimuli, analysed: dict, seconds: float) -> None:
         from . import _report
 
-        results = self.output / "results"
         for name, frame in result.tables.items():
-            write_table(results / f"{name}.csv", frame)
-        write_table(self.output / "steps.csv", result.log)
-        result.figures = _report.make_figures(result.tables, stimuli, analysed, self.config, self.output / "figures")
-        result.report = _report.write_report(self.output, result, self.config, seconds=seconds,
-                                             device=str(resolve_device(None if self.config["network"]["device"] == "auto"
-                                                                       else self.config["network"]["device"])))
+            self._write_file(f"results/{name}.csv", lambda path, frame=frame: write_table(path, frame))
+        self._write_file("steps.csv", lambda path: write_table(path, result.log))
+        staging = self.output / f".figures.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            drawn = _report.make_figures(result.tables, stimuli, analysed, self.config, staging)
+            result.figures = [self._write_file(f"figures/{p.name}", lambda path, p=p: os.replace(p, path)) for p in drawn]
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        device = resolve_device(None if self.config["network"]["device"] == "auto" else self.config["network"]["device"])
+        result.report = self._write_file("report.html", lambda path: _report.write_report(
+            self.output, result, self.config, seconds=seconds, device=str(device)))
+
+
+def _check_scheduler(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, before any work, when nothing answers at the scheduler's address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address.replace("dask://", "tcp://"))
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise ValueError(f"scheduler: expected 'dask://HOST:PORT', found {address!r}")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as error:
+        raise ValueError(f"scheduler {address}: nothing answers at {host}:{port} within {timeout:g} s "
+                         f"({error.strerror or type(error).__name__}); start the Dask scheduler or check the address"
+                         ) from None
+
+
+def _cap_jobs(n_jobs: int) -> int:
+    """Parallel jobs, at most the machine's cores (-1: all of them); more is lowered with a warning."""
+    cores = os.cpu_count() or 1
+    if n_jobs == -1:
+        return cores
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs: expected a positive number of jobs or -1 (every core), found {n_jobs}")
+    if n_jobs > cores:
+        warnings.warn(f"n_jobs = {n_jobs} is more than the {cores} CPU cores here; using {cores}", stacklevel=3)
+        return cores
+    return n_jobs
 
 
 def _network_json(network: dict) -> str:
@@ -353,7 +459,9 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
         responses = step("responses", responses_key, lambda: steps.simulated_subject(stimuli, config, index),
                          _save_responses, lambda folder: _load_responses(folder, config["subjects"]["mesh"]))
     else:
-        files = {k: _file_stamp(v) for k, v in entry.items() if isinstance(v, str) and Path(v).is_file()}
+        files = {k: content_digest(v) for k, v in entry.items() if isinstance(v, str) and Path(v).is_file()}
+        files.update({f"{k}.{h}": content_digest(p) for k, v in entry.items() if isinstance(v, dict)
+                      for h, p in v.items() if Path(p).is_file()})
         responses_key = cache.key("responses", entry, files, config.section_json("rois"))
         responses = task["responses"]
     memo = {}
@@ -429,9 +537,41 @@ def _supplementary_selection_rsa(config, cache, step, responses, disks, averaged
     return {f"{name}_s2": frame for name, frame in result.items()}
 
 
-def _file_stamp(path: str) -> list:
-    stat = Path(path).stat()
-    return [stat.st_size, stat.st_mtime_ns]
+def content_digest(path, memo: dict | None = None) -> str:
+    """A hash of what a file or folder holds (not of its name), for the cache keys.
+
+    A file: its bytes. A folder: the relative paths and bytes of every file under it. A CSV
+    manifest: its bytes and those of the files its ``file`` (or ``path``) column lists. Each
+    file's hash is remembered while its size and modification time stay the same.
+    """
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file, memo)}\0".encode())
+        return digest.hexdigest()
+    digest.update(file_sha256(path, memo).encode())
+    if path.suffix.lower() == ".csv":
+        header = pd.read_csv(path, nrows=0).columns
+        column = "file" if "file" in header else "path" if "path" in header else None
+        if column is not None:
+            for value in pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False)[column]:
+                listed = Path(value) if Path(value).is_absolute() else path.parent / value
+                digest.update(f"{value}\0{file_sha256(listed, memo) if listed.is_file() else 'missing'}\0".encode())
+    return digest.hexdigest()
+
+
+def _inputs_digest(config: StudyConfig, network: dict | None = None, memo: dict | None = None) -> dict:
+    """Hashes of the contents of the stimulus source and of a network's weights file."""
+    found = {}
+    source = config["stimuli"]["source"]
+    if network is None and source != "samples":
+        found["source"] = content_digest(source, memo)
+    if network is not None and network["weights"] not in ("imagenet", "none", "") and Path(network["weights"]).is_file():
+        found["weights"] = content_digest(network["weights"], memo)
+    return found
 
 
 def _save_stimuli(value, folder: Path) -> None:

@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,12 +230,17 @@ def geodesic_neighbourhoods(
     """
     if method not in NEIGHBOURHOOD_METHODS:
         raise ValueError(f"method: expected one of {NEIGHBOURHOOD_METHODS}, found {method!r}")
-    if radius_mm <= 0:
-        raise ValueError(f"radius_mm: expected a positive radius, found {radius_mm}")
+    if not (np.isfinite(radius_mm) and radius_mm > 0):
+        raise ValueError(f"radius_mm: expected a positive, finite radius, found {radius_mm}")
     mesh = load_mesh(mesh)
     cache = _cache_path(cache_dir, mesh, radius_mm, method)
     if cache is not None and cache.is_file():
-        return sp.load_npz(cache).tocsr()
+        try:
+            cached = sp.load_npz(cache).tocsr()
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            cached = None  # a damaged cache file: computed again below, and replaced
+        if cached is not None and cached.shape == (mesh.n_vertices, mesh.n_vertices):
+            return cached
     graph = mesh_edges(mesh)
     if method == "exact":
         blocks = [_exact_neighbourhoods(mesh, graph, radius_mm, progress)]

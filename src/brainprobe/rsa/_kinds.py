@@ -14,6 +14,7 @@ from ..stats import (
     SUBSAMPLE_CI_METHOD,
     as_generator,
     bootstrap_p,
+    check_resampling,
     correlate_rows,
     direction_label,
     mann_kendall,
@@ -76,19 +77,42 @@ def align_kinds(stimuli, reference: str = "RE", others: Sequence[str] = ("AN", "
     return sources, {kind: by_kind[kind].loc[sources].to_numpy() for kind in kinds}
 
 
-def _pattern_sets(patterns, table: pd.DataFrame) -> dict[str, np.ndarray]:
-    if isinstance(patterns, Mapping):
-        sets = dict(patterns)
-    else:
-        sets = {"patterns": patterns}
-    image_ids = getattr(patterns, "image_ids", None)
-    if image_ids is not None and list(image_ids) != table["image_id"].tolist():
-        raise ValueError("patterns: their image_ids are not in the order of the stimulus table's rows")
+def _pattern_sets(patterns, table: pd.DataFrame, image_ids=None) -> dict[str, np.ndarray]:
+    """The pattern sets as arrays whose rows are the table's rows, in the table's order.
+
+    Patterns that carry ``image_ids`` (an `Activations`), or given ``image_ids``, are put in the
+    table's order. Bare arrays must already be in it: a table whose index is not 0..n-1 in order
+    (sorted or filtered after the patterns were made) is refused, since nothing else could tell.
+    """
+    sets = dict(patterns) if isinstance(patterns, Mapping) else {"patterns": patterns}
+    image_ids = getattr(patterns, "image_ids", None) if image_ids is None else image_ids
+    wanted = table["image_id"].astype(str).tolist()
+    order = None
+    if image_ids is not None:
+        image_ids = [str(i) for i in image_ids]
+        position = {image_id: i for i, image_id in enumerate(image_ids)}
+        missing = [i for i in wanted if i not in position]
+        if len(position) != len(image_ids) or missing:
+            raise ValueError(f"patterns: their image_ids do not match the stimulus table's image_id column "
+                             f"({'duplicates' if len(position) != len(image_ids) else f'missing {missing[:3]}'})")
+        order = np.asarray([position[i] for i in wanted])
+    elif not table.index.equals(pd.RangeIndex(len(table))):
+        raise ValueError("stimuli: the table's rows are not in their original order (its index is not 0..n-1), and "
+                         "the patterns carry no image_ids to align them; pass an Activations, image_ids=[...] in the "
+                         "patterns' row order, or the table as it was (reset_index(drop=True) if the order is right)")
     out = {}
     for name, values in sets.items():
         values = np.asarray(values)
-        if values.ndim != 2 or len(values) != len(table):
-            raise ValueError(f"patterns[{name!r}]: expected ({len(table)}, n_units), one row per table row, found {values.shape}")
+        expected = len(table) if order is None else len(image_ids)
+        if values.ndim != 2 or len(values) != expected:
+            raise ValueError(f"patterns[{name!r}]: expected ({expected}, n_units), one row per "
+                             f"{'table row' if order is None else 'image id'}, found {values.shape}")
+        values = values if order is None else values[order]
+        # every RDM metric here scales with the patterns and every comparison ignores a scale:
+        # patterns of any magnitude (1e200, 1e-200) are brought near 1 so sums cannot overflow
+        scale = float(np.max(np.abs(values))) if values.size and np.issubdtype(values.dtype, np.number) else 0.0
+        if np.isfinite(scale) and scale > 0 and not 1e-30 < scale < 1e30:
+            values = np.asarray(values, dtype=np.float64) / scale
         out[name] = values
     if not out:
         raise ValueError("patterns: empty")
@@ -115,6 +139,7 @@ def kind_similarity(
     seed=0,
     device=None,
     progress: bool | None = None,
+    image_ids=None,
 ) -> pd.DataFrame:
     """Similarity of the reference kind's RDM to each other kind's RDM, with tests.
 
@@ -154,6 +179,10 @@ def kind_similarity(
         Where RDMs of the bootstrap are computed (CUDA when available).
     progress : bool, optional
         Progress bar over unit sets.
+    image_ids : sequence of str, optional
+        The image of each pattern row, when ``patterns`` are bare arrays: rows are then put in
+        the table's order. Without them bare arrays must be in the order of the table's rows,
+        and a table whose index is not 0..n-1 (sorted or filtered since) is refused.
 
     Returns
     -------
@@ -172,11 +201,13 @@ def kind_similarity(
     if metric not in _GRAM_METRICS:
         raise ValueError(f"metric: kind_similarity supports {_GRAM_METRICS} (crossnobis needs runs: build its "
                          f"RDMs with rdm(..., runs=, conditions=) and compare them), found {metric!r}")
+    check_resampling(n_perm=n_perm, n_boot=n_boot, boot_fraction=boot_fraction)
     if n_boot and not 0 < boot_fraction < 1:
         raise ValueError(f"boot_fraction: expected a value in (0, 1) (the share of units in each resample), "
                          f"found {boot_fraction}")
+    raw = stimuli.table if hasattr(stimuli, "table") else stimuli
     table = _table_of(stimuli)
-    sets = _pattern_sets(patterns, table)
+    sets = _pattern_sets(patterns, raw if isinstance(raw, pd.DataFrame) else table, image_ids)
     sources, rows = align_kinds(table, reference, others)
     rng = as_generator(seed)
     perm_rng, boot_rng = rng.spawn(2)
@@ -315,6 +346,7 @@ def kind_difference(
     level: float = 0.95,
     alternative: str = "two-sided",
     seed=0,
+    image_ids=None,
 ) -> pd.DataFrame:
     """Bootstrap test over images of sim(reference, first) - sim(reference, second).
 
@@ -326,7 +358,7 @@ def kind_difference(
 
     Parameters
     ----------
-    patterns, stimuli, reference, metric, method, seed
+    patterns, stimuli, reference, metric, method, seed, image_ids
         As in `kind_similarity`.
     first, second : str
         The kinds whose similarities to the reference are contrasted (default RE-AI minus RE-AN).
@@ -348,8 +380,10 @@ def kind_difference(
         (its mirror), ``n_boot``, ``n_images``, ``mean_pairs_used`` (image pairs left in a
         resample once the pairs of a source drawn twice are left out).
     """
+    check_resampling(n_boot=n_boot)
+    raw = stimuli.table if hasattr(stimuli, "table") else stimuli
     table = _table_of(stimuli)
-    sets = _pattern_sets(patterns, table)
+    sets = _pattern_sets(patterns, raw if isinstance(raw, pd.DataFrame) else table, image_ids)
     sources, rows = align_kinds(table, reference, (first, second))
     n = len(sources)
     draws = as_generator(seed).integers(0, n, size=(n_boot, n))

@@ -59,6 +59,19 @@ def _upper(square: torch.Tensor) -> torch.Tensor:
 
 
 def _gram_distances(x: torch.Tensor, metric: str) -> torch.Tensor:
+    # patterns far from 1 in magnitude (1e200) would overflow the sums of squares: compute on
+    # patterns scaled near 1, then put the scale back (correlation and cosine ignore it)
+    scale = x.abs().amax(dim=(-2, -1), keepdim=True) if x.numel() else None
+    if scale is not None and bool(((scale > 1e30) | ((scale < 1e-30) & (scale > 0))).any()):
+        distances = _gram_distances(x / scale.clamp_min(torch.finfo(x.dtype).tiny), metric)
+        if metric in ("correlation", "cosine"):
+            return distances
+        factor = scale[..., 0] if metric == "euclidean" else scale[..., 0] ** 2
+        distances = distances * factor[..., None]
+        if not bool(torch.isfinite(distances).all()):
+            raise ValueError(f"patterns: values up to {float(scale.max()):.3g} give {metric} distances beyond the "
+                             "floating-point range; divide the patterns by a constant first")
+        return distances
     if metric in ("correlation", "cosine"):
         if metric == "correlation":
             x = x - x.mean(dim=-1, keepdim=True)

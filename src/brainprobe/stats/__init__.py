@@ -26,6 +26,7 @@ from ._resampling import (
     bootstrap,
     bootstrap_indices,
     bootstrap_p,
+    check_resampling,
     direction_label,
     is_complete_enumeration,
     p_from_null,
@@ -42,6 +43,7 @@ from ._tests import fdr_bh, fwe_from_null_maxima, fwe_max_statistic, paired_ttes
 from ._trend import MannKendallResult, mann_kendall, mann_kendall_exact_distribution, sens_slope
 
 __all__ = [
+    "check_resampling",
     "ACCURACY_DEFINITIONS",
     "accuracy_permutation_test",
     "accuracy_vertex_bootstrap",

@@ -28,6 +28,7 @@ __all__ = [
     "subsample_p",
     "SUBSAMPLE_CI_METHOD",
     "bootstrap_p",
+    "check_resampling",
     "direction_label",
     "TIE_TOLERANCE",
 ]
@@ -40,8 +41,25 @@ def as_generator(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
+def check_resampling(*, n_perm=None, n_boot=None, boot_fraction=None) -> None:
+    """Refuse resampling settings that would give a wrong or empty answer.
+
+    ``n_perm`` and ``n_boot`` must be integers >= 0 (0 skips the test or the interval) and
+    ``boot_fraction`` a number in (0, 1]; the error names the argument and what was found.
+    """
+    for name, value in (("n_perm", n_perm), ("n_boot", n_boot)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name}: expected an integer >= 0 (0 skips it), found {value!r}")
+    if boot_fraction is not None and not (isinstance(boot_fraction, (int, float, np.floating))
+                                          and 0 < boot_fraction <= 1):
+        raise ValueError(f"boot_fraction: expected a fraction in (0, 1], found {boot_fraction!r}")
+
+
 def permutation_indices(n_items: int, n_perm: int, seed=None) -> np.ndarray:
     """``n_perm`` random permutations of ``range(n_items)``: int array (n_perm, n_items)."""
+    check_resampling(n_perm=n_perm)
     rng = as_generator(seed)
     return rng.permuted(np.tile(np.arange(n_items), (n_perm, 1)), axis=1)
 
@@ -243,6 +261,7 @@ def bootstrap_indices(n_items: int, n_boot: int, seed=None, *, fraction: float =
     ``replace=True`` is the classic bootstrap; ``replace=False`` with ``fraction=0.8`` is the
     subsampling the study used over vertices (80% without replacement).
     """
+    check_resampling(n_boot=n_boot)
     if not 0 < fraction <= 1 and replace is False:
         raise ValueError(f"fraction: expected (0, 1] without replacement, found {fraction}")
     rng = as_generator(seed)

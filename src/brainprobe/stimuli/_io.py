@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .._files import MANIFEST, foreign_files, record_written, remove_written
 from .._images import resize_and_crop
 from ._stimulus_set import StimulusSet
 
@@ -24,26 +26,43 @@ _TABLE_FILE = "stimuli.csv"
 _PNG_FOLDER = "images"
 
 
-def read_image(path, *, background=(1.0, 1.0, 1.0)) -> np.ndarray:
+def read_image(path, *, background=(1.0, 1.0, 1.0), size: int | None = None) -> np.ndarray:
     """Read one image file as float32 RGB (H, W, 3) in [0, 1].
 
     Any PIL mode is accepted: grey (L, I;16, I, F), palette (P), RGBA/LA (composited over
     ``background``), CMYK, YCbCr. 16-bit images keep their full precision.
 
+    Parameters
+    ----------
+    path : path
+    background : RGB triple in [0, 1]
+    size : int, optional
+        The side the image will be resized to: a much larger image is reduced while it is read
+        (JPEG decoding at a fraction of its size, then whole-pixel box averaging) to no less
+        than twice ``size`` on its shorter side, so a folder of 5000-pixel photos does not
+        fill the memory. The final resize is left to the caller.
+
     Raises
     ------
     FileNotFoundError, ValueError
-        Naming the path and what went wrong.
+        Naming the path and what went wrong (unreadable, truncated, a decompression bomb).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as image:
+            if size is not None and image.format == "JPEG" and image.mode in ("RGB", "L", "CMYK", "YCbCr"):
+                image.draft(image.mode, (2 * size, 2 * size))
             image.load()
+            factor = min(image.size) // (2 * size) if size is not None else 1
+            if factor > 1 and not image.mode.startswith(("I", "F", "P")):
+                image = image.reduce(factor)
             return _to_rgb_array(image, background)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from error
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"{path}: refused as a possible decompression bomb ({error})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
 
 
 def _to_rgb_array(image: Image.Image, background) -> np.ndarray:
@@ -104,6 +123,13 @@ def load_folder(folder, *, size: int | None = None, recursive: bool = True) -> S
     if not paths:
         raise ValueError(f"{folder}: no image files found (extensions {', '.join(IMAGE_EXTENSIONS)})")
     relative = [p.relative_to(folder) for p in paths]
+    ids = [r.with_suffix("").as_posix() for r in relative]
+    seen: dict[str, Path] = {}
+    for image_id, path in zip(ids, paths, strict=True):
+        if image_id in seen:
+            raise ValueError(f"{folder}: {seen[image_id].name} and {path.name} would both be image {image_id!r}; "
+                             "rename one (image ids are file names without extension)")
+        seen[image_id] = path
     table = pd.DataFrame(
         {
             "image_id": [r.with_suffix("").as_posix() for r in relative],
@@ -111,7 +137,7 @@ def load_folder(folder, *, size: int | None = None, recursive: bool = True) -> S
             "file": [str(p) for p in paths],
         }
     )
-    images = _stack([read_image(p) for p in paths], paths, size)
+    images = _stack([read_image(p, size=size) for p in paths], paths, size)
     return StimulusSet(images, table)
 
 
@@ -145,7 +171,7 @@ def load_manifest(csv_path, *, size: int | None = None, path_column: str = "file
     if "image_id" not in table:
         table.insert(0, "image_id", [p.stem for p in paths])
     table[path_column] = [str(p) for p in paths]
-    images = _stack([read_image(p) for p in paths], paths, size)
+    images = _stack([read_image(p, size=size) for p in paths], paths, size)
     return StimulusSet(images, table)
 
 
@@ -164,33 +190,53 @@ def save_stimuli(stimuli: StimulusSet, folder, *, overwrite: bool = False) -> Pa
     """Save a StimulusSet to ``folder``: ``stimuli.npz`` (exact float32 images), ``stimuli.csv``
     (the table, with a ``png`` column) and ``images/*.png`` (8-bit copies for viewing).
 
-    The folder is written next to its final place and moved there at the end, so an
-    interrupted save leaves nothing half-written. An existing folder is replaced only with
-    ``overwrite=True``.
+    The files are written next to their final place and moved there at the end, so an
+    interrupted save leaves nothing half-written. A folder that holds files is written to only
+    with ``overwrite=True``, and then only the files brainprobe wrote there before (listed in
+    its ``.brainprobe-manifest.json``) are replaced or removed: any other file is left alone,
+    and one that has the name of a file to write is an error.
     """
     folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder")
+    occupied = folder.exists() and any(folder.iterdir())
+    if occupied and not overwrite:
         raise FileExistsError(f"{folder} exists and is not empty; pass overwrite=True to replace it")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         table = stimuli.table.copy()
         table["png"] = [f"{_PNG_FOLDER}/{name}" for name in _png_names(stimuli.image_ids)]
+        names = [_ARRAYS_FILE, _TABLE_FILE, *table["png"]]
+        clashes = foreign_files(folder, names) if occupied else []
+        if clashes:
+            raise FileExistsError(f"{folder / clashes[0]}: not written by brainprobe (not in {folder / MANIFEST}); "
+                                  "move it away or choose another folder")
         (staging / _PNG_FOLDER).mkdir()
         pixels = np.round(stimuli.numpy() * 255.0).clip(0, 255).astype(np.uint8)
         for name, array in zip(table["png"], pixels, strict=True):
             Image.fromarray(array).save(staging / name)
-        np.savez(
-            staging / _ARRAYS_FILE,
-            images=stimuli.images.numpy(),
-            image_ids=np.asarray(stimuli.image_ids, dtype=str),
-            columns=np.asarray(stimuli.table.columns, dtype=str),
-            dtypes=np.asarray([str(t) for t in stimuli.table.dtypes], dtype=str),
-        )
+        with open(staging / _ARRAYS_FILE, "wb") as handle:
+            np.savez(
+                handle,
+                images=stimuli.images.numpy(),
+                image_ids=np.asarray(stimuli.image_ids, dtype=str),
+                columns=np.asarray(stimuli.table.columns, dtype=str),
+                dtypes=np.asarray([str(t) for t in stimuli.table.dtypes], dtype=str),
+            )
         table.to_csv(staging / _TABLE_FILE, index=False, na_rep="NaN")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
+        if not occupied:
+            record_written(staging, names, replace=True)
+            if folder.exists():
+                folder.rmdir()
+            os.replace(staging, folder)
+        else:  # only brainprobe's own files are replaced; the user's stay
+            remove_written(folder, keep=names)
+            for name in names:
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / name, folder / name)
+            record_written(folder, names)
+            shutil.rmtree(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -204,13 +250,23 @@ def load_stimuli(folder) -> StimulusSet:
     for path in (arrays_path, table_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: {folder} is not a folder written by StimulusSet.save")
-    with np.load(arrays_path, allow_pickle=False) as data:
-        missing = {"images", "image_ids", "columns", "dtypes"} - set(data.files)
-        if missing:
-            raise ValueError(f"{arrays_path}: missing fields {sorted(missing)}")
-        images, image_ids = data["images"], data["image_ids"].tolist()
-        columns, dtypes = data["columns"].tolist(), data["dtypes"].tolist()
-    table = pd.read_csv(table_path, keep_default_na=False, na_values=["NaN"], dtype={"image_id": str})
+    try:
+        with np.load(arrays_path, allow_pickle=False) as data:
+            missing = {"images", "image_ids", "columns", "dtypes"} - set(data.files)
+            if missing:
+                raise ValueError(f"{arrays_path}: missing fields {sorted(missing)}")
+            images, image_ids = data["images"], data["image_ids"].tolist()
+            columns, dtypes = data["columns"].tolist(), data["dtypes"].tolist()
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as error:
+        if str(arrays_path) in str(error):
+            raise
+        raise ValueError(f"{arrays_path}: corrupt or truncated ({type(error).__name__}: {error})") from None
+    try:
+        table = pd.read_csv(table_path, keep_default_na=False, na_values=["NaN"], dtype={"image_id": str})
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{table_path}: cannot be read as a table ({type(error).__name__}: {error})") from None
+    if "image_id" not in table:
+        raise ValueError(f"{table_path}: expected an image_id column; columns are {list(table.columns)}")
     if table["image_id"].tolist() != image_ids:
         raise ValueError(f"{table_path}: image_id column does not match {arrays_path} (edited by hand?)")
     absent = [c for c in columns if c not in table]

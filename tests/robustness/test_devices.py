@@ -1,0 +1,71 @@
+"""GPU readiness: the CUDA paths give the CPU's results (skipped on machines without CUDA).
+
+``make check-gpu`` runs the whole suite with ``BRAINPROBE_TEST_DEVICE=cuda`` (the shared model
+fixtures then live on the GPU) and these comparisons with it.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from brainprobe.encoding import romp_batched
+from brainprobe.models import extract, load_model
+from brainprobe.rsa import kind_similarity, rdm
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _design(n=8, units=40, seed=0):
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame({"image_id": [f"{k}{i}" for k in ("RE", "AN", "AI") for i in range(n)],
+                          "kind": [k for k in ("RE", "AN", "AI") for _ in range(n)],
+                          "source_id": [f"RE{i}" for _ in range(3) for i in range(n)]})
+    base = rng.normal(size=(n, units))
+    return table, np.concatenate([base, base + rng.normal(size=base.shape), rng.normal(size=base.shape)])
+
+
+@cuda
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "squared_euclidean"])
+def test_rdms_agree_across_devices(metric):
+    patterns = np.random.default_rng(1).normal(size=(3, 12, 50))
+    np.testing.assert_allclose(rdm(patterns, metric, device="cuda"), rdm(patterns, metric, device="cpu"),
+                               rtol=1e-10, atol=1e-12)
+
+
+@cuda
+def test_kind_similarity_and_its_bootstrap_agree_across_devices():
+    table, patterns = _design()
+    common = {"n_perm": 50, "n_boot": 50, "seed": 4}
+    on_cpu = kind_similarity({"roi": patterns}, table, device="cpu", **common)
+    on_gpu = kind_similarity({"roi": patterns}, table, device="cuda", **common)
+    pd.testing.assert_frame_equal(on_gpu, on_cpu, rtol=1e-8, atol=1e-10)
+
+
+@cuda
+def test_activations_agree_across_devices():
+    model = load_model("alexnet", weights=None, seed=0, init="kaiming", device="cpu")
+    images = torch.rand(4, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    on_cpu = extract(model, images, ["conv2", "fc7"], device="cpu")
+    on_gpu = extract(model, images, ["conv2", "fc7"], device="cuda")
+    for layer in ("conv2", "fc7"):
+        a, b = np.asarray(on_cpu[layer]), np.asarray(on_gpu[layer])
+        assert np.abs(a - b).max() <= 1e-3 * max(1.0, np.abs(a).max()), layer
+
+
+@cuda
+def test_romp_fits_agree_across_devices():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 200))
+    Y = X[:, :5] @ rng.normal(size=(5, 30)) + 0.1 * rng.normal(size=(60, 30))
+    on_cpu = romp_batched(X, Y, 5, device="cpu")
+    on_gpu = romp_batched(X, Y, 5, device="cuda")
+    np.testing.assert_allclose(on_gpu.coef.toarray(), on_cpu.coef.toarray(), rtol=1e-7, atol=1e-9)
+
+
+def test_the_test_device_switch_is_honoured(alexnet):
+    """The shared fixtures follow BRAINPROBE_TEST_DEVICE (cpu unless `make check-gpu` sets cuda)."""
+    import os
+
+    wanted = os.environ.get("BRAINPROBE_TEST_DEVICE", "cpu")
+    assert alexnet.device.type == torch.device(wanted).type
