@@ -12,6 +12,7 @@ images, `COMPARE_KEYS`; the images are made against ``[network]``).
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import os
 from collections.abc import Mapping
@@ -51,9 +52,15 @@ DEFAULTS: dict[str, dict] = {
 # Keys of one ``[[compare]]`` entry: another network analysed on the study's images (the images
 # are made against [network]); ``name`` is required, ``label`` defaults to it.
 COMPARE_KEYS = {"name": "", "label": "", "weights": "imagenet", "init": "default", "layers": []}
-# Keys of one ``[[subject]]`` entry (real data); ``betas`` is required.
+# Keys of one ``[[subject]]`` entry (real data); ``betas`` is required. ``betas`` may also be a
+# table {L = ..., R = ...} of GIfTI files, ``trials`` a list of events files or a glob; a GLMsingle
+# output names its ``designinfo`` (default: the one next to the betas), ``conditions`` (one row per
+# condition), ``glmsingle_model`` and, for its pickled .npy files, ``allow_pickle = true``.
 SUBJECT_KEYS = {"id": "", "betas": "", "trials": "", "mask": "", "vertices": "",
-                "meshes": {}, "labels": {}, "on_bad_vertices": "raise"}
+                "meshes": {}, "labels": {}, "on_bad_vertices": "raise",
+                "designinfo": "", "conditions": "", "glmsingle_model": "TYPED", "allow_pickle": False}
+# keys whose value may take another form than their default's type
+OTHER_FORMS = {"meshes": (str,), "labels": (str,), "betas": (dict,), "trials": (list,)}
 
 CHOICES = {
     ("network", "init"): ("default", "kaiming"),
@@ -149,8 +156,8 @@ def _check_type(where: str, key: str, value, default):
     expected = type(default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    either_string = key in ("meshes", "labels") and isinstance(value, str)  # "fs_LR_32k" or per-hemi files
-    if either_string or (key == "n_nonzero" and value == "cv") or (isinstance(value, expected) and not
+    other_form = isinstance(value, OTHER_FORMS.get(key, ()))  # e.g. meshes = "fs_LR_32k" or per-hemi files
+    if other_form or (key == "n_nonzero" and value == "cv") or (isinstance(value, expected) and not
                                                    (expected is int and isinstance(value, bool))):
         return value
     raise ConfigError(f"{where} {key}: expected {_type_name(default)}, found {value!r}")
@@ -184,6 +191,36 @@ def _check_file(source: str, key: str, path: str) -> None:
         raise ConfigError(f"{source}: {key}: file not found: {path}")
 
 
+def _check_glmsingle_model(source: str, where: str, model: str) -> None:
+    from ..data import glmsingle_model_name
+
+    try:
+        glmsingle_model_name(model)
+    except ValueError as error:
+        raise ConfigError(f"{source}: {where} glmsingle_model: {str(error).split(': ', 1)[1]}") from None
+
+
+def _resolve_files(source: str, key: str, base: Path, value):
+    """A file, a list of files, a table {L = ..., R = ...} of files or a glob, resolved and checked."""
+    if isinstance(value, list):
+        return [_resolve_files(source, f"{key}[{i}]", base, v) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"L", "R"})
+        if unknown:
+            raise ConfigError(f"{source}: {key}: expected hemispheres L and R, found {unknown}")
+        return {h: _resolve_files(source, f"{key}.{h}", base, v) for h, v in value.items()}
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: {key}: expected a file name, found {value!r}")
+    if any(c in value for c in "*?["):
+        pattern = str(base / os.path.expanduser(value))
+        if not glob.glob(pattern):
+            raise ConfigError(f"{source}: {key}: no file matches {pattern}")
+        return pattern
+    resolved = _resolve(base, value)
+    _check_file(source, key, resolved)
+    return resolved
+
+
 def _array_entries(source: str, array: str, entries, keys: dict, required: str, what: str) -> list[tuple[str, dict]]:
     """Each entry of a ``[[array]]`` of tables with defaults filled in, and its place for messages."""
     if not isinstance(entries, list):
@@ -203,9 +240,9 @@ def _subjects(source: str, entries, base: Path) -> list[dict]:
     for i, (where, merged) in enumerate(_array_entries(source, "subject", entries, SUBJECT_KEYS, "betas",
                                                        "a response file")):
         merged["id"] = merged["id"] or f"sub-{i + 1:02d}"
-        for key in ("betas", "trials", "mask", "vertices"):
-            merged[key] = _resolve(base, merged[key])
-            _check_file(source, f"{where} {key}", merged[key])
+        for key in ("betas", "trials", "mask", "vertices", "designinfo", "conditions"):
+            merged[key] = _resolve_files(source, f"{where} {key}", base, merged[key])
+        _check_glmsingle_model(source, where, merged["glmsingle_model"])
         for key in ("meshes", "labels"):
             if isinstance(merged[key], str):  # e.g. meshes = "fs_LR_32k"
                 continue

@@ -177,12 +177,17 @@ class Study:
         self._prepare_output()
         self._say(f"brainprobe study {config['study']['name']!r} -> {self.output}")
         # read (and checked) here, before any heavy work; each task then receives its subject
-        real_subjects = [steps.load_subject(entry, config) for entry in config["subject"]]
+        read = [steps.read_subject(entry) for entry in config["subject"]]
+        for entry, (responses, has_kinds) in zip(config["subject"], read, strict=True):
+            if has_kinds:  # ROIs and localizers checked now; kinds from the stimuli wait for them
+                steps.prepare_subject(responses, entry, config)
         primary = config.networks[0]  # the network the AN and AI images are made against
         stimuli_key = self.cache.key("stimuli", config.section_json("stimuli"), _network_json(primary), config.seed)
         stimuli, stimulus_table = self._step(
             "stimuli", stimuli_key, lambda: steps.make_stimuli(self._model(primary), config, progress=self.progress),
             _save_stimuli, _load_stimuli)
+        real_subjects = [steps.prepare_subject(responses, entry, config, stimulus_table, has_kinds=has_kinds)
+                         for entry, (responses, has_kinds) in zip(config["subject"], read, strict=True)]
         for responses in real_subjects:
             steps.check_images(responses, stimulus_table)
         tables: dict[str, list[pd.DataFrame]] = {"stimuli": [stimulus_table]}
@@ -348,7 +353,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
         responses = step("responses", responses_key, lambda: steps.simulated_subject(stimuli, config, index),
                          _save_responses, lambda folder: _load_responses(folder, config["subjects"]["mesh"]))
     else:
-        files = {k: _file_stamp(v) for k, v in entry.items() if isinstance(v, str) and Path(v).is_file()}
+        files = _file_stamps(entry)
         responses_key = cache.key("responses", entry, files, config.section_json("rois"))
         responses = task["responses"]
     memo = {}
@@ -401,6 +406,34 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
 def _file_stamp(path: str) -> list:
     stat = Path(path).stat()
     return [stat.st_size, stat.st_mtime_ns]
+
+
+def _file_stamps(entry: Mapping) -> dict:
+    """Size and time of every file a ``[[subject]]`` names (in lists, hemisphere tables, globs and
+    GLMsingle folders too), so that a changed file invalidates its cached steps."""
+    import glob
+
+    stamps: dict = {}
+
+    def visit(value):
+        if isinstance(value, Mapping):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+        elif isinstance(value, str) and value:
+            paths = sorted(glob.glob(value)) if any(c in value for c in "*?[") else [value]
+            for path in map(Path, paths):
+                if path.is_file():
+                    stamps[str(path)] = _file_stamp(path)
+                elif path.is_dir():
+                    for inner in sorted(path.iterdir()):
+                        if inner.is_file():
+                            stamps[str(inner)] = _file_stamp(inner)
+
+    visit(dict(entry))
+    return stamps
 
 
 def _save_stimuli(value, folder: Path) -> None:
