@@ -86,3 +86,37 @@ def test_glmsingle_keys_are_checked_with_the_study_file(tiny_values, tmp_path):
     tiny_values["subject"] = [{"betas": str(GLMSINGLE / "out_npy"), "conditions": "missing.csv"}]
     with pytest.raises(ConfigError, match=r"\[\[subject\]\] #1 conditions: file not found"):
         validate(tiny_values, base=tmp_path)
+
+
+def test_gifti_betas_per_hemisphere_in_the_study_file(tiny_run, tiny_values, tmp_path):
+    import nibabel as nib
+
+    stimuli = tiny_run.tables["stimuli"]
+    trials = pd.concat([stimuli[["image_id"]].assign(repeat=r) for r in (1, 2)], ignore_index=True)
+    trials.to_csv(tmp_path / "trials.csv", index=False)  # no kind column: kinds from the stimuli
+    rng = np.random.default_rng(0)
+    sizes = {"L": 8, "R": 6}
+    betas = {h: rng.normal(size=(len(trials), n)).astype(np.float32) for h, n in sizes.items()}
+    rows = []
+    for hemi, n in sizes.items():
+        nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(row) for row in betas[hemi]]),
+                 tmp_path / f"sub-01_hemi-{hemi}_betas.func.gii")
+        x = np.arange(n, dtype=np.float32)
+        surface = nib.gifti.GiftiImage(darrays=[
+            nib.gifti.GiftiDataArray(np.column_stack([x, x % 2, 0 * x]), intent="NIFTI_INTENT_POINTSET"),
+            nib.gifti.GiftiDataArray(np.array([[i, i + 1, i + 2] for i in range(n - 2)], np.int32),
+                                     intent="NIFTI_INTENT_TRIANGLE")])
+        nib.save(surface, tmp_path / f"{hemi}.surf.gii")
+        rows.append(pd.DataFrame({"hemi": hemi, "vertex": np.arange(n), "V1": np.arange(n) < n // 2,
+                                  "LO": np.arange(n) >= n // 2}))
+    pd.concat(rows, ignore_index=True).to_csv(tmp_path / "vertices.csv", index=False)
+    tiny_values["subjects"]["simulate"] = 0
+    tiny_values["rois"]["atlas"] = "columns"
+    tiny_values["subject"] = [{"id": "sub-01", "betas": {h: f"sub-01_hemi-{h}_betas.func.gii" for h in "LR"},
+                               "trials": "trials.csv", "vertices": "vertices.csv",
+                               "meshes": {h: f"{h}.surf.gii" for h in "LR"}}]
+    config = validate(tiny_values, base=tmp_path)
+    responses = steps.load_subject(config["subject"][0], config, stimuli)
+    np.testing.assert_array_equal(responses.betas, np.concatenate([betas["L"], betas["R"]], axis=1))
+    assert responses.trials["kind"].tolist() == stimuli["kind"].tolist() * 2
+    assert responses.vertices["V1"].sum() == 4 + 3 and set(responses.meshes) == {"L", "R"}

@@ -293,7 +293,8 @@ _PICKLE_HINT = ("unpickling can run code, so brainprobe does not do it unless as
                 "(allow_pickle = true in a [[subject]]) for files you trust")
 
 
-def _read_numpy(path: Path, allow_pickle: bool, *, what: str = "a NumPy .npy/.npz file") -> np.ndarray:
+def _read_numpy(path: Path, allow_pickle: bool, *, what: str | None = None) -> np.ndarray:
+    what = what or ("a NumPy .npz file" if Path(path).suffix == ".npz" else "a NumPy .npy file")
     with _reading(path, what), open(path, "rb") as handle:
         magic = handle.read(6)
     if magic[:4] == b"PK\x03\x04":
