@@ -37,7 +37,7 @@ DEFAULTS: dict[str, dict] = {
         "max_iter": 1000,
     },
     "network": {"name": "efficientnet_lite0", "weights": "imagenet", "init": "default", "layers": [],
-                "device": "auto", "batch_size": 0},
+                "transform": "default", "device": "auto", "batch_size": 0},
     "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex"},
     "rois": {"names": ["V1", "V2", "V3", "V4", "LO"], "atlas": "mmp", "localizers": {}, "localizer_alpha": 0.05},
     "selection": {"enabled": True, "radius_mm": 3.0, "n_per_hemi": 100, "method": "graph"},
@@ -51,7 +51,8 @@ DEFAULTS: dict[str, dict] = {
 }
 # Keys of one ``[[compare]]`` entry: another network analysed on the study's images (the images
 # are made against [network]); ``name`` is required, ``label`` defaults to it.
-COMPARE_KEYS = {"name": "", "label": "", "weights": "imagenet", "init": "default", "layers": []}
+COMPARE_KEYS = {"name": "", "label": "", "weights": "imagenet", "init": "default", "layers": [],
+                "transform": "default"}
 # Keys of one ``[[subject]]`` entry (real data); ``betas`` is required. ``betas`` may also be a
 # table {L = ..., R = ...} of GIfTI files, ``trials`` a list of events files or a glob; a GLMsingle
 # output names its ``designinfo`` (default: the one next to the betas), ``conditions`` (one row per
@@ -60,11 +61,13 @@ SUBJECT_KEYS = {"id": "", "betas": "", "trials": "", "mask": "", "vertices": "",
                 "meshes": {}, "labels": {}, "on_bad_vertices": "raise",
                 "designinfo": "", "conditions": "", "glmsingle_model": "TYPED", "allow_pickle": False}
 # keys whose value may take another form than their default's type
-OTHER_FORMS = {"meshes": (str,), "labels": (str,), "betas": (dict,), "trials": (list,)}
+OTHER_FORMS = {"meshes": (str,), "labels": (str,), "betas": (dict,), "trials": (list,), "layers": (dict,)}
 
 CHOICES = {
     ("network", "init"): ("default", "kaiming"),
     ("compare", "init"): ("default", "kaiming"),
+    ("network", "transform"): ("default", "caffe"),
+    ("compare", "transform"): ("default", "caffe"),
     ("subjects", "mesh"): ("fs_LR_32k", "fsaverage5"),
     ("subjects", "vertices"): ("cortex", "rois"),
     ("selection", "method"): ("graph", "exact"),
@@ -260,7 +263,11 @@ def _subjects(source: str, entries, base: Path) -> list[dict]:
 
 
 def _resolve_weights(source: str, where: str, entry: dict, base: Path) -> None:
-    if entry["weights"] not in ("imagenet", "none", ""):
+    spelled = entry["weights"].strip().lower()
+    if spelled in ("none", "", "null", "false") or (spelled == "random" and entry["weights"] != "random"):
+        raise ConfigError(f'{source}: {where} weights: random weights are spelled weights = "random", '
+                          f"found {entry['weights']!r}")
+    if entry["weights"] not in ("imagenet", "random"):
         entry["weights"] = _resolve(base, entry["weights"])
         _check_file(source, f"{where} weights", entry["weights"])
 
@@ -324,10 +331,26 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
 
 
 def _check_network(source: str, network: dict, where: str = "[network]") -> None:
-    from ..models import available_models
+    from ..models import available_models, import_network_builder, is_custom_network
 
+    layers = network["layers"]
+    if isinstance(layers, dict) and not all(isinstance(v, str) for v in layers.values()):
+        raise ConfigError(f"{source}: {where} layers: expected {{name = \"module.path\", ...}}, found {layers!r}")
+    if is_custom_network(network["name"]):
+        try:
+            import_network_builder(network["name"])
+        except ValueError as error:
+            raise ConfigError(f"{source}: {where} name: {error}") from None
+        if not isinstance(layers, dict) or not layers:
+            raise ConfigError(f"{source}: {where} layers: a network of your own needs its layers named, e.g. "
+                              'layers = { conv1 = "features.0", fc = "classifier" } (module paths)')
+        if network["weights"] == "imagenet":
+            raise ConfigError(f"{source}: {where} weights: 'imagenet' exists for the built-in networks only; "
+                              'give a state-dict path or weights = "random"')
+        return
     if network["name"] not in available_models():
-        raise ConfigError(f"{source}: {where} name: expected one of {available_models()}, found {network['name']!r}")
+        raise ConfigError(f"{source}: {where} name: expected one of {available_models()} or "
+                          f"'package.module:function', found {network['name']!r}")
 
 
 def _check_rois(source: str, config: dict) -> None:

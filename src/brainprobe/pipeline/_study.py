@@ -218,10 +218,12 @@ class Study:
     def _model(self, network: dict):
         """The network's LayeredModel, loaded once, and only when one of its steps computes."""
         if network["label"] not in self._models:
-            weights = None if network["weights"] in ("none", "") else network["weights"]
+            weights = None if network["weights"] == "random" else network["weights"]
             device = None if network["device"] == "auto" else network["device"]
-            self._models[network["label"]] = load_model(network["name"], weights, seed=self.config.seed,
-                                                         init=network["init"], device=device)
+            layers = network["layers"] if isinstance(network["layers"], Mapping) else None
+            self._models[network["label"]] = load_model(network["name"], weights, layers=layers, seed=self.config.seed,
+                                                         init=network["init"], transform=network.get("transform", "default"),
+                                                         device=device)
         return self._models[network["label"]]
 
     def _analyse_networks(self, stimuli, stimulus_table, stimuli_key, tables) -> dict[str, dict]:
@@ -232,7 +234,7 @@ class Study:
         analysed: dict[str, dict] = {}
         for network in config.networks:
             label = network["label"]
-            key = self.cache.key("activations", stimuli_key, _network_json(network), list(network["layers"]) or None)
+            key = self.cache.key("activations", stimuli_key, _network_json(network), network["layers"] or None)
             activations = self._step(
                 "activations", key,
                 lambda network=network: extract(self._model(network), stimuli,
