@@ -32,7 +32,10 @@ def test_stim_files_in_sub_folders_keep_distinct_ids_that_match_load_folder(tmp_
     events = load_trial_table(_events(tmp_path / "sub-01_task-view_run-01_events.tsv",
                                       ["RE/img00.png", "AN/img00.png", "RE/img01.png", "AN/img01.png"]))
     assert events["image_id"].tolist() == ["RE/img00", "AN/img00", "RE/img01", "AN/img01"]
-    assert set(events["image_id"]) == set(load_folder(stimulus_folder).table["image_id"])
+    folder = load_folder(stimulus_folder).table
+    assert set(events["image_id"]) == set(folder["image_id"])
+    # kind folders give kinds, and an AN image derives from the RE image of the same name
+    assert folder.set_index("image_id").loc["AN/img00", ["kind", "source_id"]].tolist() == ["AN", "RE/img00"]
     # a path that starts at the dataset's stimuli/ folder gives the same ids
     rooted = load_trial_table(_events(tmp_path / "rooted_events.tsv", ["stimuli/RE/img00.png", "stimuli/AN/img00.png"]))
     assert rooted["image_id"].tolist() == ["RE/img00", "AN/img00"]
