@@ -108,7 +108,8 @@ def load_trial_table(path) -> pd.DataFrame:
         missing ``kind`` is filled from the stimulus table later (`kinds_from_stimuli`).
     """
     paths = _trial_table_paths(path)
-    if len(paths) == 1 and not isinstance(path, (list, tuple)):
+    several = isinstance(path, (list, tuple)) or any(c in str(path) for c in "*?[")
+    if not several:
         return _read_one_trial_table(paths[0])
     tables = []
     for file in paths:

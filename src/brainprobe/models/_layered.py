@@ -48,7 +48,7 @@ def _softmax(x: torch.Tensor) -> torch.Tensor:
 class LayeredModel(nn.Module):
     """A torch network that takes images in [0, 1] and exposes its layers by name.
 
-    The input transform (resize the shorter side to ``input_size``, centre crop, normalize) lives
+    The input transform (the weights' own: resize, centre crop, normalize; see `preprocess`) lives
     inside the model and is differentiable, so optimizers work in the pixel space a user sees.
     Parameters are frozen (``requires_grad=False``) and the network is kept in eval mode: the
     package analyses networks, it does not train them.
@@ -179,16 +179,18 @@ class LayeredModel(nn.Module):
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """Map images in [0, 1], shape (n_images, 3, H, W), to the network's input (differentiable).
 
-        Images of any other size go through the weights' own transform: with ``resize_size``,
-        exactly torchvision's ``weights.transforms()`` (resize the shorter side to
-        ``resize_size``, centre crop ``input_size``); without, the shorter side is resized to
-        ``input_size`` and the centre square cropped. Then channels are reordered (BGR
-        networks), scaled by ``pixel_scale`` and normalized. Square images of exactly
-        ``input_size`` (the package's stimuli, made at the network's size) are taken as already
-        framed: only reordered, scaled and normalized.
+        Images whose shorter side is at least ``resize_size`` (photos as a user brings them) go
+        through exactly torchvision's ``weights.transforms()``: the shorter side resized to
+        ``resize_size`` (torchvision's rounding), the centre ``input_size`` square cropped.
+        Smaller images (the package's stimuli and syntheses, made at the network's
+        ``input_size``, and the jittered crops of them an optimizer feeds) are taken as already
+        framed: the shorter side is resized to ``input_size`` and the centre square cropped,
+        which leaves ``input_size`` squares unchanged. (Framing those again would zoom them by
+        ``resize_size / input_size`` and hide their borders from the network.) Then channels
+        are reordered (BGR networks), scaled by ``pixel_scale`` and normalized.
         """
         if tuple(images.shape[-2:]) != (self.input_size, self.input_size):
-            if self.resize_size is None:
+            if self.resize_size is None or min(images.shape[-2:]) < self.resize_size:
                 images = resize_and_crop(images, self.input_size)
             else:
                 from torchvision.transforms import InterpolationMode
@@ -205,8 +207,10 @@ class LayeredModel(nn.Module):
 
     def describe_transform(self) -> str:
         """The input transform in words (for reports and the README's network table)."""
-        frame = (f"resize shorter side to {self.resize_size} ({self.interpolation}, antialiased), centre crop "
-                 f"{self.input_size}" if self.resize_size else f"resize shorter side to {self.input_size}, centre crop")
+        frame = (f"images of {self.resize_size} px or more: resize shorter side to {self.resize_size} "
+                 f"({self.interpolation}, antialiased), centre crop {self.input_size}; smaller: resize shorter side "
+                 f"to {self.input_size}, centre crop" if self.resize_size
+                 else f"resize shorter side to {self.input_size}, centre crop")
         scale = f"x{self.pixel_scale:g}, " if self.pixel_scale != 1.0 else ""
         mean = [round(float(v), 4) for v in self.mean.flatten()]
         std = [round(float(v), 4) for v in self.std.flatten()]
