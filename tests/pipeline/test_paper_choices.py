@@ -48,7 +48,7 @@ def test_the_paper_preset_runs_end_to_end_with_a_random_alexnet(tmp_path):
 
     values = tomllib.loads(PRESET.read_text())
     values["study"]["output"] = str(tmp_path / "paper001")
-    values["network"].update(weights="none", init="kaiming", device="cpu")
+    values["network"].update(weights="random", init="kaiming", device="cpu")
     result = Study(validate(values, base=PRESET.parent), progress=False).run()
     trend = result.tables["network_trend"]
     assert (trend["p_method"] == "normal").all() and (trend["p"] == trend["p_normal"]).all()

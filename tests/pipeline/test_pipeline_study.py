@@ -66,7 +66,7 @@ def test_rerun_recomputes_only_the_steps_a_change_touches(tiny_run, tiny_values)
 def test_a_compared_network_adds_its_own_steps_tables_and_figures(tiny_run, tiny_values):
     """[[compare]]: a second network analysed on the same images; the first network's results stay."""
     shutil.copytree(tiny_run.output, validate(tiny_values).output)
-    tiny_values["compare"] = [{"name": "alexnet", "label": "alexnet_default", "weights": "none",
+    tiny_values["compare"] = [{"name": "alexnet", "label": "alexnet_default", "weights": "random",
                                "layers": ["conv5", "fc6", "fc7", "fc8"]}]
     result = Study(validate(tiny_values), overwrite=True, progress=False).run()
     # only the new network's steps run: the images, subjects, selection and ROI RSA are reused
@@ -152,7 +152,7 @@ def no_heavy_work(monkeypatch):
     ({"rois": {"localizers": {"LO": "objects>scrambled"}}}, r"simulated subjects have no localizer trials"),
     ({"encoding": {"estimator": "omp", "n_nonzero": "cv"}}, r"n_nonzero = 'cv' chooses ROMP's sparsity"),
     ({"compare": [{"name": "lenet"}]}, r"\[\[compare\]\] #1 name: expected one of"),
-    ({"compare": [{"weights": "none"}]}, r"\[\[compare\]\] #1: 'name' is required"),
+    ({"compare": [{"weights": "random"}]}, r"\[\[compare\]\] #1: 'name' is required"),
     ({"compare": [{"name": "alexnet"}]}, r"distinct labels .*\['alexnet'\] appear more than once: give each a 'label'"),
     ({"compare": [{"name": "vgg16", "weights": "vgg.pt"}]}, r"\[\[compare\]\] #1 weights: file not found: .*vgg.pt"),
 ])

@@ -18,7 +18,7 @@ BASE = """[study]
 output = "out"
 [network]
 name = "alexnet"
-weights = "none"
+weights = "random"
 [subjects]
 simulate = 1
 """
@@ -58,7 +58,7 @@ def test_a_device_this_machine_lacks(tmp_path, capsys, device):
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     study = tmp_path / "study.toml"
-    study.write_text(BASE.replace('weights = "none"\n', f'weights = "none"\ndevice = "{device}"\n'))
+    study.write_text(BASE.replace('weights = "random"\n', f'weights = "random"\ndevice = "{device}"\n'))
     assert main(["run", str(study)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "[network] device" in err and device in err

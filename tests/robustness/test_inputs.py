@@ -11,7 +11,7 @@ from brainprobe.rsa import kind_similarity
 def _values(tmp_path, **sections):
     (tmp_path / "betas.npy").write_bytes(b"")
     (tmp_path / "vertices.csv").write_text("hemi,vertex,V1\nL,0,1\n")
-    values = {"study": {"output": str(tmp_path / "out")}, "network": {"name": "alexnet", "weights": "none"},
+    values = {"study": {"output": str(tmp_path / "out")}, "network": {"name": "alexnet", "weights": "random"},
               "rois": {"atlas": "columns", "names": ["V1"]},
               "subject": [{"betas": "betas.npy", "vertices": "vertices.csv"}]}
     for section, given in sections.items():
@@ -102,7 +102,7 @@ def test_on_bad_vertices_drop_works_with_a_vertex_table(tmp_path):
     trials.to_csv(tmp_path / "trials.csv", index=False)
     pd.DataFrame({"hemi": ["L"] * 3 + ["R"] * 3, "vertex": range(6),
                   "V1": [1, 1, 1, 0, 0, 0], "LO": [0, 0, 0, 1, 1, 1]}).to_csv(tmp_path / "vertices.csv", index=False)
-    values = {"study": {"output": str(tmp_path / "out")}, "network": {"name": "alexnet", "weights": "none"},
+    values = {"study": {"output": str(tmp_path / "out")}, "network": {"name": "alexnet", "weights": "random"},
               "rois": {"atlas": "columns", "names": ["V1", "LO"]},
               "subject": [{"id": "s1", "betas": "betas.npy", "trials": "trials.csv", "vertices": "vertices.csv",
                            "on_bad_vertices": "drop"}]}

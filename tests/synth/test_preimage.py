@@ -65,7 +65,7 @@ def test_prior_constants_scale_with_the_network(random_alexnet, efficientnet):
     alexnet_prior, efficient_prior = PreImagePrior.for_model(random_alexnet), PreImagePrior.for_model(efficientnet)
     # B = 80 Caffe units: 80 / (255 x mean std) in each network's input units
     assert alexnet_prior.bounds["B"] == pytest.approx(80 / (255 * np.mean([0.229, 0.224, 0.225])))
-    assert efficient_prior.bounds["B"] == pytest.approx(80 / (255 * 0.5))
+    assert efficient_prior.bounds["B"] == pytest.approx(80 / 128)  # TF-Lite input: (x - 127) / 128
     assert alexnet_prior.bounds["B_plus"] == pytest.approx(2 * alexnet_prior.bounds["B"])
     images = torch.rand(2, 3, 16, 16)
     projected = alexnet_prior.project(images * 0 + torch.tensor([1.0, 0.0, 1.0]).view(1, 3, 1, 1))

@@ -3,6 +3,9 @@ and simulated subjects with known ground truth."""
 
 from ._load import (
     GLMSINGLE_MODELS,
+    NON_IMAGE_TRIAL_TYPES,
+    glmsingle_model_name,
+    kinds_from_stimuli,
     load_responses,
     load_trial_table,
     paper_trial_table,
@@ -14,11 +17,14 @@ from ._simulate import ROI_SCALES, SimulationTruth, gabor_energy_features, simul
 __all__ = [
     "BAD_VERTEX_POLICIES",
     "GLMSINGLE_MODELS",
+    "NON_IMAGE_TRIAL_TYPES",
     "ROI_SCALES",
     "Responses",
     "SimulationTruth",
     "TRIAL_COLUMNS",
     "gabor_energy_features",
+    "glmsingle_model_name",
+    "kinds_from_stimuli",
     "load_responses",
     "load_trial_table",
     "paper_trial_table",

@@ -28,6 +28,8 @@ def _complete_trials(trials: pd.DataFrame | None, n_trials: int, source: str) ->
     for column, default in TRIAL_COLUMNS.items():
         if column not in trials:
             trials[column] = default
+        elif default is not None and trials[column].isna().any():
+            trials[column] = trials[column].where(trials[column].notna(), default)
     duplicated = trials.duplicated(["image_id", "repeat"], keep=False)
     if duplicated.any():
         examples = trials.loc[duplicated, ["image_id", "repeat"]].drop_duplicates().head(3).to_dict("records")
@@ -62,7 +64,8 @@ class Responses:
     meshes : mapping of hemi to Mesh, optional
         Each hemisphere's mesh; vertex indices must fall inside it.
     on_bad_vertices : {"raise", "drop"}
-        Vertices with NaN/infinite betas or zero variance across trials are an error, or are
+        Vertices with NaN/infinite betas or zero variance across trials (two trials or more)
+        are an error, or are
         dropped with a warning (then listed in ``dropped_vertices_``).
     source : str
         Where the data came from, used in error messages.
@@ -104,8 +107,10 @@ class Responses:
     @staticmethod
     def _bad_vertices(betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         finite = np.isfinite(betas).all(axis=0)
+        # one map (a single-map file) has no variance to judge: only its finiteness is checked
         with np.errstate(invalid="ignore"):
-            constant = np.nanmax(betas, axis=0) == np.nanmin(betas, axis=0) if len(betas) else np.zeros(betas.shape[1], bool)
+            constant = (np.nanmax(betas, axis=0) == np.nanmin(betas, axis=0) if len(betas) > 1
+                        else np.zeros(betas.shape[1], bool))
         reasons = np.where(~finite, "non-finite values", np.where(constant, "zero variance", ""))
         return finite & ~constant, reasons
 

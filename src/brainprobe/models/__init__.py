@@ -7,11 +7,17 @@ over an image set and returns `Activations`, one ``(n_images, n_units)`` array p
 from ._extract import Activations, extract
 from ._layered import IMAGENET_MEAN, IMAGENET_STD, LayeredModel, LayerSpec
 from ._zoo import (
+    CAFFE_TRANSFORM,
+    IMAGENET_TRANSFORM,
+    TRANSFORMS,
     architecture_notes,
     available_models,
     fetch_weights,
     find_local_weights,
     imagenet_class_names,
+    import_network_builder,
+    input_transform,
+    is_custom_network,
     load_demo_model,
     load_model,
     load_state_dict_file,
@@ -19,6 +25,9 @@ from ._zoo import (
 )
 
 __all__ = [
+    "CAFFE_TRANSFORM",
+    "IMAGENET_TRANSFORM",
+    "TRANSFORMS",
     "Activations",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -30,6 +39,9 @@ __all__ = [
     "fetch_weights",
     "find_local_weights",
     "imagenet_class_names",
+    "import_network_builder",
+    "input_transform",
+    "is_custom_network",
     "load_demo_model",
     "load_model",
     "load_state_dict_file",

@@ -48,7 +48,7 @@ def _softmax(x: torch.Tensor) -> torch.Tensor:
 class LayeredModel(nn.Module):
     """A torch network that takes images in [0, 1] and exposes its layers by name.
 
-    The input transform (resize the shorter side to ``input_size``, centre crop, normalize) lives
+    The input transform (the weights' own: resize, centre crop, normalize; see `preprocess`) lives
     inside the model and is differentiable, so optimizers work in the pixel space a user sees.
     Parameters are frozen (``requires_grad=False``) and the network is kept in eval mode: the
     package analyses networks, it does not train them.
@@ -69,6 +69,18 @@ class LayeredModel(nn.Module):
         Short name of the architecture, used in tables and file names.
     weights_source : str
         Where the weights came from (a path, ``"random (seed 0)"``, ...), for reports.
+    resize_size : int, optional
+        The input transform of torchvision's weights (``weights.transforms()``): resize the
+        shorter side to ``resize_size`` (torchvision's rounding of the longer side), then crop
+        the centre ``input_size`` square. Default (None): resize the shorter side straight to
+        ``input_size``.
+    interpolation : {"bilinear", "bicubic"}
+        Resampling of that resize (antialiased).
+    channel_order : {"RGB", "BGR"}
+        Channel order the network expects (Caffe networks: BGR).
+    pixel_scale : float
+        Pixels are multiplied by this before normalization (Caffe networks: 255, with the mean
+        pixel as ``mean`` and ``std`` of 1).
     channels_last : bool
         Feed the network channels-last images (oneDNN on CPU and cuDNN pick faster kernels:
         on 2 CPU cores a gradient step through EfficientNet-Lite0 costs ~1.5x less, AlexNet
@@ -98,6 +110,10 @@ class LayeredModel(nn.Module):
         class_names: Sequence[str] | None = None,
         name: str = "custom",
         weights_source: str = "unknown",
+        resize_size: int | None = None,
+        interpolation: str = "bilinear",
+        channel_order: str = "RGB",
+        pixel_scale: float = 1.0,
         channels_last: bool = True,
     ):
         super().__init__()
@@ -109,6 +125,12 @@ class LayeredModel(nn.Module):
             (layer_name, self._as_spec(spec, layer_name)) for layer_name, spec in layers.items()
         )
         self.input_size = int(input_size)
+        self.resize_size = None if resize_size is None else int(resize_size)
+        if interpolation not in ("bilinear", "bicubic"):
+            raise ValueError(f"interpolation: expected 'bilinear' or 'bicubic', found {interpolation!r}")
+        if channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"channel_order: expected 'RGB' or 'BGR', found {channel_order!r}")
+        self.interpolation, self.channel_order, self.pixel_scale = interpolation, channel_order, float(pixel_scale)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.class_names = list(class_names) if class_names is not None else None
@@ -155,14 +177,44 @@ class LayeredModel(nn.Module):
         return self.mean.device
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """Map images in [0, 1], shape (n_images, 3, H, W), to the network's input.
+        """Map images in [0, 1], shape (n_images, 3, H, W), to the network's input (differentiable).
 
-        The shorter side is resized to ``input_size`` (bilinear, antialiased), the centre square
-        is cropped, and the channels are normalized. Square images of ``input_size`` are only
-        normalized.
+        Images whose shorter side is at least ``resize_size`` (photos as a user brings them) go
+        through exactly torchvision's ``weights.transforms()``: the shorter side resized to
+        ``resize_size`` (torchvision's rounding), the centre ``input_size`` square cropped.
+        Smaller images (the package's stimuli and syntheses, made at the network's
+        ``input_size``, and the jittered crops of them an optimizer feeds) are taken as already
+        framed: the shorter side is resized to ``input_size`` and the centre square cropped,
+        which leaves ``input_size`` squares unchanged. (Framing those again would zoom them by
+        ``resize_size / input_size`` and hide their borders from the network.) Then channels
+        are reordered (BGR networks), scaled by ``pixel_scale`` and normalized.
         """
-        images = resize_and_crop(images, self.input_size)
+        if tuple(images.shape[-2:]) != (self.input_size, self.input_size):
+            if self.resize_size is None or min(images.shape[-2:]) < self.resize_size:
+                images = resize_and_crop(images, self.input_size)
+            else:
+                from torchvision.transforms import InterpolationMode
+                from torchvision.transforms import functional as TF
+
+                mode = InterpolationMode.BICUBIC if self.interpolation == "bicubic" else InterpolationMode.BILINEAR
+                images = TF.resize(images, [self.resize_size], interpolation=mode, antialias=True)
+                images = TF.center_crop(images, [self.input_size])
+        if self.channel_order == "BGR":
+            images = images.flip(1)
+        if self.pixel_scale != 1.0:
+            images = images * self.pixel_scale
         return (images - self.mean) / self.std
+
+    def describe_transform(self) -> str:
+        """The input transform in words (for reports and the README's network table)."""
+        frame = (f"images of {self.resize_size} px or more: resize shorter side to {self.resize_size} "
+                 f"({self.interpolation}, antialiased), centre crop {self.input_size}; smaller: resize shorter side "
+                 f"to {self.input_size}, centre crop" if self.resize_size
+                 else f"resize shorter side to {self.input_size}, centre crop")
+        scale = f"x{self.pixel_scale:g}, " if self.pixel_scale != 1.0 else ""
+        mean = [round(float(v), 4) for v in self.mean.flatten()]
+        std = [round(float(v), 4) for v in self.std.flatten()]
+        return f"{frame}; {self.channel_order}, {scale}minus mean {mean}, divided by std {std}"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits, shape (n_images, n_classes), for images in [0, 1]."""

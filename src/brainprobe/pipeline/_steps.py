@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data import Responses, load_responses, load_trial_table, simulate_subject
+from ..data import Responses, kinds_from_stimuli, load_responses, load_trial_table, simulate_subject
 from ..encoding import (
     ROMP,
     KernelRidgeEncoder,
@@ -45,6 +45,8 @@ __all__ = [
     "make_stimuli",
     "network_layers",
     "network_rsa",
+    "prepare_subject",
+    "read_subject",
     "searchlight_map",
     "selection_tables",
     "simulated_subject",
@@ -180,41 +182,76 @@ def simulated_subject(stimuli: StimulusSet, config, index: int) -> Responses:
     return responses
 
 
-def load_subject(entry: Mapping, config) -> Responses:
-    """One ``[[subject]]``'s responses with its ROI columns; errors name the subject and file.
+def read_subject(entry: Mapping) -> tuple[Responses, bool]:
+    """One ``[[subject]]``'s files read into `Responses` (all trials, no ROIs yet), and whether
+    its trial (or condition) table gives the trials' kinds; errors name the subject and file.
 
     A ``vertices`` CSV (one row per column of the betas) may give ``hemi`` and ``vertex`` (the
     place of each column on the subject's meshes) and, with ``[rois] atlas = "columns"``, one
-    boolean column per ROI.
+    boolean column per ROI. A GLMsingle output takes its trials from ``conditions`` and
+    DESIGNINFO (runs from its ``numtrialrun``).
     """
     where = f"[[subject]] {entry['id']}"
-    trials = load_trial_table(entry["trials"]) if entry["trials"] else None
     meshes = study_meshes(entry["meshes"]) if entry["meshes"] else None
     try:
-        responses = load_responses(entry["betas"], trials, mask=entry["mask"] or None, meshes=meshes,
-                                   on_bad_vertices=entry["on_bad_vertices"], subject=entry["id"])
-        if entry["vertices"]:
-            table = pd.read_csv(entry["vertices"], keep_default_na=False, dtype={"hemi": str})
-            # with on_bad_vertices = "drop" the betas lost columns: the table still has one row per column read
-            dropped = responses.dropped_vertices_.index.to_numpy()
-            n_columns = responses.n_vertices + len(dropped)
-            if len(table) != n_columns:
-                raise ValueError(f"vertices {entry['vertices']}: expected {n_columns} rows (one per "
-                                 f"column of {entry['betas']}), found {len(table)}")
-            table = table.iloc[np.setdiff1d(np.arange(n_columns), dropped)]
-            merged = responses.vertices.drop(columns=[c for c in ("hemi", "vertex") if c in table])
-            merged = pd.concat([table.reset_index(drop=True), merged.reset_index(drop=True)], axis=1)
-            responses = Responses(responses.betas, responses.trials, merged, meshes=meshes,
-                                  source=str(entry["betas"]), subject=entry["id"])
-    except (ValueError, KeyError) as error:
+        trials = load_trial_table(entry["trials"]) if entry["trials"] else None
+        conditions = load_trial_table(entry["conditions"]) if entry.get("conditions") else None
+        described = conditions if conditions is not None else trials
+        has_kinds = described is not None and "kind" in described and bool(
+            described["kind"].notna().all() and (described["kind"].astype(str) != "").all())
+        responses = load_responses(
+            entry["betas"], trials, mask=entry["mask"] or None, meshes=meshes, vertices=entry["vertices"] or None,
+            designinfo=entry.get("designinfo") or None, conditions=conditions,
+            glmsingle_model=entry.get("glmsingle_model", "TYPED"), allow_pickle=entry.get("allow_pickle", False),
+            on_bad_vertices=entry["on_bad_vertices"], subject=entry["id"])
+    except (ValueError, KeyError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise ValueError(f"{where}: {message}") from None
+    if meshes and (responses.vertices["hemi"] == "").all():
+        sizes = {h: m.n_vertices for h, m in meshes.items()}
+        raise ValueError(f"{where}: cannot place the {responses.n_vertices} columns of {entry['betas']} on the meshes "
+                         f"({sizes} vertices): give a vertices table (hemi, vertex: one row per column)")
+    return responses, has_kinds
+
+
+def prepare_subject(responses: Responses, entry: Mapping, config, stimulus_table: pd.DataFrame | None = None,
+                    *, has_kinds: bool = True) -> Responses:
+    """A subject's trial kinds checked against (or taken from) the stimulus table, its ROIs added,
+    and its RE/AN/AI trials kept (blank, fixation and localizer trials leave the analysis)."""
+    where = f"[[subject]] {entry['id']}"
+    trials = responses.trials if has_kinds else responses.trials.drop(
+        columns="kind").assign(kind=responses.trials["kind"].where(~_image_trials(responses.trials), None))
+    if stimulus_table is not None:
+        try:
+            trials = kinds_from_stimuli(trials, stimulus_table, source=f"{where} trials")
+        except ValueError as error:
+            raise ValueError(str(error)) from None
+    elif not has_kinds:
+        raise ValueError(f"{where} trials: no 'kind' column; kinds come from the stimulus table (pass it)")
+    if trials is not responses.trials:
+        responses = Responses(responses.betas, trials, responses.vertices, meshes=responses.meshes,
+                              source=responses.source, subject=responses.subject)
     add_rois(responses, entry, config)
     study_trials = responses.trials["kind"].isin(KINDS).to_numpy()
     if not study_trials.any():
         raise ValueError(f"{where} trials: no trials of kinds {KINDS}; kinds are {sorted(set(responses.trials['kind']))}")
     # blanks and localizer blocks have served (ROIs); the analyses read the RE/AN/AI trials only
     return responses.subset(trials=study_trials)
+
+
+def _image_trials(trials: pd.DataFrame) -> pd.Series:
+    return trials["is_image"].astype(bool) if "is_image" in trials else pd.Series(True, index=trials.index)
+
+
+def load_subject(entry: Mapping, config, stimulus_table: pd.DataFrame | None = None) -> Responses:
+    """One ``[[subject]]``'s responses with its ROI columns (`read_subject` then `prepare_subject`).
+
+    Without a ``kind`` column in its trial (or condition) table, the kinds come from
+    ``stimulus_table``, which is then required; with one, a kind that contradicts the stimulus
+    table is an error.
+    """
+    responses, has_kinds = read_subject(entry)
+    return prepare_subject(responses, entry, config, stimulus_table, has_kinds=has_kinds)
 
 
 def add_rois(responses: Responses, entry: Mapping, config) -> None:

@@ -191,14 +191,18 @@ class Study:
         if config["stimuli"]["source"] != "samples":
             inputs["[stimuli] source"] = config["stimuli"]["source"]
         for network in config.networks:
-            if network["weights"] not in ("imagenet", "none", ""):
+            if network["weights"] not in ("imagenet", "random", ""):
                 inputs[f"{network['label']} weights"] = network["weights"]
         for entry in config["subject"]:
-            for key in ("betas", "trials", "mask", "vertices"):
-                inputs[f"[[subject]] {entry['id']} {key}"] = entry[key]
-            for key in ("meshes", "labels"):
-                if isinstance(entry[key], dict):
-                    inputs.update({f"[[subject]] {entry['id']} {key}.{h}": p for h, p in entry[key].items()})
+            for key in ("betas", "trials", "mask", "vertices", "designinfo", "conditions", "meshes", "labels"):
+                value = entry.get(key)
+                # a file, a list of files or globs, or a table {L = ..., R = ...} of files
+                named = value if isinstance(value, dict) else dict(enumerate(value)) if isinstance(value, list) else \
+                    {"": value}
+                for part, path in named.items():
+                    if not isinstance(path, str) or not path or (key in ("meshes", "labels") and part == ""):
+                        continue  # meshes = "fs_LR_32k" names a template, not a file
+                    inputs[f"[[subject]] {entry['id']} {key}{f'.{part}' if part != '' else ''}"] = path
         return inputs
 
     def _write_file(self, relative: str, write) -> Path:
@@ -238,7 +242,10 @@ class Study:
         self._prepare_output()
         self._say(f"brainprobe study {config['study']['name']!r} -> {self.output}")
         # read (and checked) here, before any heavy work; each task then receives its subject
-        real_subjects = [steps.load_subject(entry, config) for entry in config["subject"]]
+        read = [steps.read_subject(entry) for entry in config["subject"]]
+        for entry, (responses, has_kinds) in zip(config["subject"], read, strict=True):
+            if has_kinds:  # ROIs and localizers checked now; kinds from the stimuli wait for them
+                steps.prepare_subject(responses, entry, config)
         primary = config.networks[0]  # the network the AN and AI images are made against
         memo_path = self.cache.root / "file-hashes.json"
         memo = read_hash_memo(memo_path)  # hashes of input files, re-read only when a file changed
@@ -250,6 +257,8 @@ class Study:
         stimuli, stimulus_table = self._step(
             "stimuli", stimuli_key, lambda: steps.make_stimuli(self._model(primary), config, progress=self.progress),
             _save_stimuli, _load_stimuli)
+        real_subjects = [steps.prepare_subject(responses, entry, config, stimulus_table, has_kinds=has_kinds)
+                         for entry, (responses, has_kinds) in zip(config["subject"], read, strict=True)]
         for responses in real_subjects:
             steps.check_images(responses, stimulus_table)
         tables: dict[str, list[pd.DataFrame]] = {"stimuli": [stimulus_table]}
@@ -280,10 +289,12 @@ class Study:
     def _model(self, network: dict):
         """The network's LayeredModel, loaded once, and only when one of its steps computes."""
         if network["label"] not in self._models:
-            weights = None if network["weights"] in ("none", "") else network["weights"]
+            weights = None if network["weights"] == "random" else network["weights"]
             device = None if network["device"] == "auto" else network["device"]
-            self._models[network["label"]] = load_model(network["name"], weights, seed=self.config.seed,
-                                                         init=network["init"], device=device)
+            layers = network["layers"] if isinstance(network["layers"], Mapping) else None
+            self._models[network["label"]] = load_model(network["name"], weights, layers=layers, seed=self.config.seed,
+                                                         init=network["init"], transform=network.get("transform", "default"),
+                                                         device=device)
         return self._models[network["label"]]
 
     def _analyse_networks(self, stimuli, stimulus_table, stimuli_key, tables) -> dict[str, dict]:
@@ -294,7 +305,7 @@ class Study:
         analysed: dict[str, dict] = {}
         for network in config.networks:
             label = network["label"]
-            key = self.cache.key("activations", stimuli_key, _network_json(network), list(network["layers"]) or None,
+            key = self.cache.key("activations", stimuli_key, _network_json(network), network["layers"] or None,
                                  self._digests[network["label"]])
             activations = self._step(
                 "activations", key,
@@ -459,9 +470,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
         responses = step("responses", responses_key, lambda: steps.simulated_subject(stimuli, config, index),
                          _save_responses, lambda folder: _load_responses(folder, config["subjects"]["mesh"]))
     else:
-        files = {k: content_digest(v) for k, v in entry.items() if isinstance(v, str) and Path(v).is_file()}
-        files.update({f"{k}.{h}": content_digest(p) for k, v in entry.items() if isinstance(v, dict)
-                      for h, p in v.items() if Path(p).is_file()})
+        files = _file_digests(entry)
         responses_key = cache.key("responses", entry, files, config.section_json("rois"))
         responses = task["responses"]
     memo = {}
@@ -569,9 +578,33 @@ def _inputs_digest(config: StudyConfig, network: dict | None = None, memo: dict 
     source = config["stimuli"]["source"]
     if network is None and source != "samples":
         found["source"] = content_digest(source, memo)
-    if network is not None and network["weights"] not in ("imagenet", "none", "") and Path(network["weights"]).is_file():
+    if network is not None and network["weights"] not in ("imagenet", "random", "") and Path(network["weights"]).is_file():
         found["weights"] = content_digest(network["weights"], memo)
     return found
+
+
+def _file_digests(entry: Mapping) -> dict:
+    """The content hash of every file a ``[[subject]]`` names (in lists, hemisphere tables, globs
+    and GLMsingle folders too), so that a changed file invalidates its cached steps."""
+    import glob
+
+    stamps: dict = {}
+
+    def visit(value):
+        if isinstance(value, Mapping):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+        elif isinstance(value, str) and value:
+            paths = sorted(glob.glob(value)) if any(c in value for c in "*?[") else [value]
+            for path in map(Path, paths):
+                if path.is_file() or path.is_dir():
+                    stamps[str(path)] = content_digest(path)
+
+    visit(dict(entry))
+    return stamps
 
 
 def _save_stimuli(value, folder: Path) -> None:

@@ -70,8 +70,20 @@ class Mesh:
         return h.hexdigest()[:16]
 
 
+def _gifti_mesh(image, where: str, name: str) -> Mesh:
+    import nibabel as nib
+
+    points = [a.data for a in image.darrays if a.intent == nib.nifti1.intent_codes["NIFTI_INTENT_POINTSET"]]
+    triangles = [a.data for a in image.darrays if a.intent == nib.nifti1.intent_codes["NIFTI_INTENT_TRIANGLE"]]
+    if len(points) != 1 or len(triangles) != 1:
+        raise ValueError(f"{where}: expected one POINTSET and one TRIANGLE data array, found "
+                         f"{len(points)} and {len(triangles)}")
+    return Mesh(points[0], triangles[0], name)
+
+
 def load_mesh(source, *, name: str | None = None) -> Mesh:
-    """Read a mesh from a GIfTI ``.surf.gii``, a FreeSurfer surface (``lh.white`` ...), a
+    """Read a mesh from a GIfTI ``.surf.gii`` (or gzipped ``.gii.gz``, as nilearn ships its
+    fsaverage meshes), a nibabel ``GiftiImage``, a FreeSurfer surface (``lh.white`` ...), a
     nilearn mesh (anything with ``coordinates`` and ``faces``), a (coordinates, faces) pair
     or a `Mesh`."""
     if isinstance(source, Mesh):
@@ -80,19 +92,21 @@ def load_mesh(source, *, name: str | None = None) -> Mesh:
         return Mesh(np.asarray(source.coordinates), np.asarray(source.faces), name or "mesh")
     if isinstance(source, (tuple, list)) and len(source) == 2:
         return Mesh(source[0], source[1], name or "mesh")
+    import nibabel as nib
+
+    if isinstance(source, nib.gifti.GiftiImage):
+        return _gifti_mesh(source, "GiftiImage", name or "mesh")
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"mesh file not found: {path}")
-    import nibabel as nib
-
-    if path.name.endswith(".gii"):
-        image = nib.load(str(path))
-        points = [a.data for a in image.darrays if a.intent == nib.nifti1.intent_codes["NIFTI_INTENT_POINTSET"]]
-        triangles = [a.data for a in image.darrays if a.intent == nib.nifti1.intent_codes["NIFTI_INTENT_TRIANGLE"]]
-        if len(points) != 1 or len(triangles) != 1:
-            raise ValueError(f"{path}: expected one POINTSET and one TRIANGLE data array, found "
-                             f"{len(points)} and {len(triangles)}")
-        return Mesh(points[0], triangles[0], name or path.name)
+    if path.name.endswith((".gii", ".gii.gz")):  # nilearn ships its fsaverage meshes gzipped
+        try:
+            image = nib.load(str(path))
+        except Exception as error:  # expat, gzip and nibabel errors on a corrupt or truncated file
+            detail = str(error).splitlines()[0] if str(error) else ""
+            raise ValueError(f"{path}: cannot be read as a GIfTI surface: the file is corrupt, truncated or in "
+                             f"another format ({type(error).__name__}: {detail})") from None
+        return _gifti_mesh(image, str(path), name or path.name)
     try:
         coordinates, faces = nib.freesurfer.read_geometry(str(path))
     except Exception as error:  # nibabel raises several types for non-surface files

@@ -108,12 +108,15 @@ def load_folder(folder, *, size: int | None = None, recursive: bool = True) -> S
         differ in size.
     recursive : bool
         Also read sub-folders; an image's first sub-folder name becomes its ``category``
-        (the torchvision ImageFolder convention).
+        (the torchvision ImageFolder convention). A first sub-folder named ``RE``, ``AN`` or
+        ``AI`` is the image's ``kind`` instead, and an AN/AI image's ``source_id`` is the RE
+        image at the same path under ``RE/`` (``AN/dog.png`` derives from ``RE/dog.png``).
 
     Returns
     -------
     StimulusSet
-        ``image_id`` is the path relative to ``folder`` without extension.
+        ``image_id`` is the path relative to ``folder`` without extension (``RE/dog``): the
+        id a BIDS ``stim_file`` of that path gives (`brainprobe.data.load_trial_table`).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -137,8 +140,21 @@ def load_folder(folder, *, size: int | None = None, recursive: bool = True) -> S
             "file": [str(p) for p in paths],
         }
     )
+    kinds = [r.parts[0] if len(r.parts) > 1 and r.parts[0] in _KIND_FOLDERS else "" for r in relative]
+    if any(kinds):
+        ids = set(table["image_id"])
+        table["kind"] = [k or "RE" for k in kinds]
+        table["category"] = ["" if k else c for k, c in zip(kinds, table["category"], strict=True)]
+        sources = []
+        for kind, image_id in zip(kinds, table["image_id"], strict=True):
+            source = "RE/" + image_id.split("/", 1)[1] if kind in ("AN", "AI") else image_id
+            sources.append(source if source in ids else image_id)
+        table["source_id"] = sources
     images = _stack([read_image(p, size=size) for p in paths], paths, size)
     return StimulusSet(images, table)
+
+
+_KIND_FOLDERS = ("RE", "AN", "AI")
 
 
 def load_manifest(csv_path, *, size: int | None = None, path_column: str = "file") -> StimulusSet:
