@@ -194,7 +194,7 @@ def kind_bars(table: pd.DataFrame, difference: pd.DataFrame | None = None, *, un
     axes[0, 0].set_ylabel("RDM similarity (Spearman)")
     axes[0, -1].legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     note = "; brackets: AI vs AN bootstrap test" if difference is not None else ""
-    figure.suptitle(f"{title} (error bars: {ci[2:]}% CI; stars over bars: permutation test vs 0{note}; "
+    figure.suptitle(f"{title}\n(error bars: {ci[2:]}% CI; stars over bars: permutation test vs 0{note}; "
                     "* p < .05, ** p < .01, *** p < .001)", fontsize=9)
     figure.tight_layout()
     return figure
@@ -209,9 +209,10 @@ def _bracket_differences(ax, tests: pd.DataFrame, part: pd.DataFrame, unit: str,
         mark = _difference_mark(p, direction)
         if not mark or not np.isfinite(top):
             continue
-        y = max(top, 0) + 0.08
-        ax.plot([xi - 0.2, xi - 0.2, xi + 0.2, xi + 0.2], [y - 0.02, y, y, y - 0.02], color="0.2", linewidth=0.8)
-        ax.text(xi, y + 0.005, mark, ha="center", va="bottom", fontsize=7)
+        y = max(top, 0) + 0.16  # above the permutation stars drawn over each bar
+        ax.plot([xi - 0.2, xi - 0.2, xi + 0.2, xi + 0.2], [y - 0.03, y, y, y - 0.03], color="0.2", linewidth=0.8)
+        ax.text(xi, y + 0.01, mark, ha="center", va="bottom", fontsize=7)
+        ax.set_ylim(top=max(ax.get_ylim()[1], y + 0.15))
 
 
 def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, difference: pd.DataFrame | None = None, *,
@@ -249,8 +250,8 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
         for xi, p, direction in zip(x, tests["p_boot"].to_numpy(float), tests["direction"].astype(str), strict=True):
             mark = _difference_mark(p, direction)
             if mark:
-                ax.text(xi, 1.0, mark, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=6,
-                        rotation=90)
+                ax.text(xi, 1.01, mark.replace(" ", "\n"), transform=ax.get_xaxis_transform(), ha="center",
+                        va="bottom", fontsize=6, linespacing=0.9)
     ax.axhline(0, color="0.3", linewidth=0.8)
     ax.set_xticks(x, layers, rotation=45 if len(layers) > 8 else 0)
     ax.set_xlabel("layer")
@@ -295,17 +296,17 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
                                             compared["direction"].astype(str), strict=True):
                     mark = _difference_mark(p, direction)
                     if mark:
-                        ax.text(xi, 1.0, mark, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
-                                fontsize=6, rotation=90)
+                        ax.text(xi, 1.01, mark.replace(" ", "\n"), transform=ax.get_xaxis_transform(),
+                                ha="center", va="bottom", fontsize=5, linespacing=0.9)
             ax.axhline(0, color="0.3", linewidth=0.8)
             if i == 0:
-                ax.set_title(roi)
+                ax.set_title(roi, pad=18 if "p_compare" in table else 6)
             if j == 0:
                 ax.set_ylabel(f"{subject}\naccuracy (r)")
             ax.set_xticks(x, layers, rotation=90, fontsize=7)
             ax.spines[["top", "right"]].set_visible(False)
     axes[0, -1].legend(frameon=False, fontsize=8)
-    figure.suptitle("Encoding models trained on RE images, tested on AN and AI images (95% CI; stars: AI vs AN "
+    figure.suptitle("Encoding models trained on RE images, tested on AN and AI images\n(95% CI; marks: AI vs AN "
                     "vertex-subsample test, * p < .05, ** p < .01, *** p < .001)", fontsize=9)
     figure.tight_layout()
     return figure
@@ -322,7 +323,7 @@ def best_layer_figure(proportions: pd.DataFrame):
     layers = list(dict.fromkeys(proportions["layer"]))
     rois = list(dict.fromkeys(proportions["roi"]))
     kinds = list(dict.fromkeys(proportions["test_kind"])) if "test_kind" in proportions else [None]
-    figure, axes = plt.subplots(1, len(kinds), figsize=(max(3.0, 0.55 * len(rois) * len(layers) / 4 + 1.5) * len(kinds), 3.4),
+    figure, axes = plt.subplots(1, len(kinds), figsize=(max(3.6, 0.55 * len(rois) * len(layers) / 4 + 1.5) * len(kinds), 3.6),
                                 sharey=True, squeeze=False)
     colors = plt.get_cmap("turbo")(np.linspace(0.08, 0.92, len(layers)))  # ordered and distinct for 8 layers
     width = 0.85 / len(layers)
@@ -337,11 +338,12 @@ def best_layer_figure(proportions: pd.DataFrame):
             ax.bar(x, mean[layer].to_numpy(float), width, yerr=np.nan_to_num(sem[layer].to_numpy(float)), color=color,
                    label=layer, error_kw={"elinewidth": 0.6, "capsize": 1})
         ax.set_xticks(np.arange(len(rois)), rois)
-        ax.set_title(f"{kind} images (mean ± s.e.m., n = {n})" if kind else f"mean ± s.e.m., n = {n}", fontsize=9)
+        ax.set_title(f"{kind} images" if kind else "", fontsize=9)
         ax.spines[["top", "right"]].set_visible(False)
     axes[0, 0].set_ylabel("proportion of vertices")
     axes[0, -1].legend(frameon=False, fontsize=7, bbox_to_anchor=(1.0, 1.0), loc="upper left", title="best layer")
-    figure.suptitle("Best-predicting layer per vertex (models trained on RE images)", fontsize=10)
+    figure.suptitle(f"Best-predicting layer per vertex (models trained on RE images)\nmean ± s.e.m. over n = {n} "
+                    "measurements (subject x repeat)", fontsize=9)
     figure.tight_layout()
     return figure
 
