@@ -24,6 +24,8 @@ from ._preimage import (
     Caricature,
     Inversion,
     PreImageSynthesis,
+    layer_stride,
+    leaky_relu,
     receptive_field_size,
 )
 from ._regularizers import PreImagePrior, alpha_norm, jitter, tv_beta
@@ -59,6 +61,8 @@ __all__ = [
     "gram_vectors",
     "jitter",
     "layer_fidelity",
+    "layer_stride",
+    "leaky_relu",
     "linear_gradient_relu",
     "optimize_pixels",
     "principal_distortion_objective",
