@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
             method.add_argument("--jitter", type=int, default=None, help="jitter amount T (default, as paper 004: a quarter of the stride)")
         if name == "metamer":
             method.add_argument("--lr", type=float, default=0.001)
-            method.add_argument("--linear-gradient", action="store_true", help="linear-gradient ReLU at the layer")
+            method.add_argument("--linear-gradient", action=argparse.BooleanOptionalAction, default="auto",
+                                help="linear-gradient ReLU at the layer (default: on where the layer is a ReLU)")
             method.add_argument("--stop-fidelity", type=float, default=None, help="stop each image at this Spearman fidelity")
         if name == "distortions":
             method.add_argument("--amplitude", type=float, default=0.1, help="peak pixel change when showing a distortion")

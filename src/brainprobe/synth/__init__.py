@@ -17,6 +17,7 @@ from ._metamer import (
     cross_model_recognition,
     fidelity_null,
     layer_fidelity,
+    linear_gradient_applies,
     linear_gradient_relu,
 )
 from ._preimage import (
@@ -63,6 +64,7 @@ __all__ = [
     "layer_fidelity",
     "layer_stride",
     "leaky_relu",
+    "linear_gradient_applies",
     "linear_gradient_relu",
     "optimize_pixels",
     "principal_distortion_objective",
