@@ -31,8 +31,10 @@ from brainprobe.plotting import image_grid
 from brainprobe.stimuli import sample_images
 from brainprobe.synth import (
     ActivationMaximization,
+    Caricature,
     Inversion,
     Metamer,
+    PreImagePrior,
     TextureSynthesis,
     eigendistortions,
     principal_distortions,
@@ -55,19 +57,25 @@ image_grid(torch.cat([photos.images[:2], inversion.images]),
 #
 # The data term is divided by M rho^2 (the unit's largest response on natural images times its
 # receptive-field area), so the alpha-norm and TV priors balance it; jitter is a quarter of the
-# stride and the ReLUs leak during the optimization, as in the paper's code. Left: the paper's
-# priors; right: no priors (high-frequency noise).
+# stride, as in the paper. Left: the paper's priors; right: no priors (high-frequency noise).
+# The alpha-norm prior keeps the pixels close to the mean, so each image is shown stretched
+# to the full range, as the paper's figures are.
 
 # %%
-from brainprobe.synth import Caricature, PreImagePrior
-
 target = 281  # "tabby cat"
 maximized = ActivationMaximization(model, "logits", unit=target, size=size).synthesize(n_steps, progress=False)
 bare = ActivationMaximization(model, "logits", unit=target, size=size,
                               prior=PreImagePrior.for_model(model, alpha_weight=0, tv_weight=0))
 bare.synthesize(n_steps, progress=False)
 p = [float(model.predict_proba(x)[0, target]) for x in (maximized.images, bare.images)]
-image_grid(torch.cat([maximized.images, bare.images]),
+
+
+def stretch(images):
+    low = images.amin(dim=(1, 2, 3), keepdim=True)
+    return (images - low) / (images.amax(dim=(1, 2, 3), keepdim=True) - low)
+
+
+image_grid(stretch(torch.cat([maximized.images, bare.images])),
            [f"priors, p = {p[0]:.2f}", f"no priors, p = {p[1]:.2f}"], columns=2, size=3);
 
 # %% [markdown]
