@@ -38,7 +38,7 @@ def test_early_layer_inversion_is_faithful(which, photo, request):
 
 def test_deeper_inversions_lower_their_energy(random_alexnet, photo):
     for layer in ("conv3", "fc7"):
-        losses = Inversion(random_alexnet, photo, layer, C=300).synthesize(90, progress=False).losses[:, 0]
+        losses = Inversion(random_alexnet, photo, layer, C=300, second_phase=0).synthesize(90, progress=False).losses[:, 0]
         thirds = [np.mean(part) for part in np.array_split(losses, 3)]
         assert thirds[0] > thirds[1] > thirds[2], thirds
 
@@ -46,7 +46,7 @@ def test_deeper_inversions_lower_their_energy(random_alexnet, photo):
 def test_masked_inversion_only_matches_the_mask(random_alexnet, photo):
     mask = torch.zeros(1, 64, 1, 1)
     mask[:, :8] = 1.0  # the first 8 channels of conv1
-    inversion = Inversion(random_alexnet, photo, "conv1", mask=mask, C=300).synthesize(150, progress=False)
+    inversion = Inversion(random_alexnet, photo, "conv1", mask=mask, C=300, second_phase=0).synthesize(150, progress=False)
     full = Inversion(random_alexnet, photo, "conv1", C=300)
     at_start = inversion.reconstruction_error(inversion.start)[0]
     assert inversion.reconstruction_error_[0] < 0.5 * at_start  # the masked channels are matched ...
