@@ -31,8 +31,10 @@ from brainprobe.plotting import image_grid
 from brainprobe.stimuli import sample_images
 from brainprobe.synth import (
     ActivationMaximization,
+    Caricature,
     Inversion,
     Metamer,
+    PreImagePrior,
     TextureSynthesis,
     eigendistortions,
     principal_distortions,
@@ -51,11 +53,37 @@ image_grid(torch.cat([photos.images[:2], inversion.images]),
            [f"original {i}" for i in range(2)] + [f"inverted, error {e:.2f}" for e in inversion.reconstruction_error_]);
 
 # %% [markdown]
-# ## Activation maximization of one channel (004, eq. 4)
+# ## Activation maximization of a class (004, eq. 4, section 6)
+#
+# The data term is divided by M rho^2 (the unit's largest response on natural images times its
+# receptive-field area), so the alpha-norm and TV priors balance it; jitter is a quarter of the
+# stride, as in the paper. Left: the paper's priors; right: no priors (high-frequency noise).
+# The alpha-norm prior keeps the pixels close to the mean, so each image is shown stretched
+# to the full range, as the paper's figures are.
 
 # %%
-maximized = ActivationMaximization(model, "block3", channel=7).synthesize(n_steps, progress=False)
-image_grid(maximized.images, ["block3, channel 7"], columns=1, size=3);
+target = 281  # "tabby cat"
+maximized = ActivationMaximization(model, "logits", unit=target, size=size).synthesize(n_steps, progress=False)
+bare = ActivationMaximization(model, "logits", unit=target, size=size,
+                              prior=PreImagePrior.for_model(model, alpha_weight=0, tv_weight=0))
+bare.synthesize(n_steps, progress=False)
+p = [float(model.predict_proba(x)[0, target]) for x in (maximized.images, bare.images)]
+
+
+def stretch(images):
+    low = images.amin(dim=(1, 2, 3), keepdim=True)
+    return (images - low) / (images.amax(dim=(1, 2, 3), keepdim=True) - low)
+
+
+image_grid(stretch(torch.cat([maximized.images, bare.images])),
+           [f"priors, p = {p[0]:.2f}", f"no priors, p = {p[1]:.2f}"], columns=2, size=3);
+
+# %% [markdown]
+# ## Caricature (004, section 7): exaggerate what block3 sees in a photograph
+
+# %%
+caricature = Caricature(model, photos.images[:1], "block3").synthesize(n_steps, progress=False)
+image_grid(torch.cat([photos.images[:1], caricature.images]), ["original", "caricature, block3"], columns=2);
 
 # %% [markdown]
 # ## Metamers of an early layer (000): same representation, different pixels
@@ -75,14 +103,32 @@ image_grid(torch.cat([photos.images[2:3], texture.images]), ["source", "texture"
 
 # %% [markdown]
 # ## Eigendistortions (002): the most and least visible directions for the representation
+#
+# Both ends of the Fisher spectrum by LOBPCG (the residual says how close each vector is to an
+# exact eigenvector). Each distortion is shown on its own scale, and added to the image.
 
 # %%
 image = photos.images[0]
-eigen = eigendistortions(model, "block2", image, k=1, n_iter=max(10, n_steps // 10))
-image_grid(torch.stack([eigen.top[0], eigen.bottom[0]]), ["most visible", "least visible"], signed=True, columns=2);
+eigen = eigendistortions(model, "block2", image, k=1, max_iter=max(5, n_steps // 2))
+print(f"residuals: top {eigen.top_residuals[0]:.1e}, bottom {eigen.bottom_residuals[0]:.1e}")
+
+
+def own_scale(distortion):
+    return distortion / distortion.abs().max()
+
+
+shown = [0.5 + 0.5 * own_scale(eigen.top[0]), 0.5 + 0.5 * own_scale(eigen.bottom[0]),
+         (image + 0.1 * own_scale(eigen.top[0])).clamp(0, 1), (image + 0.1 * own_scale(eigen.bottom[0])).clamp(0, 1)]
+image_grid(torch.stack(shown), ["most visible", "least visible", "image + most visible", "image + least visible"],
+           columns=4);
+
+# %% [markdown]
+# ## Principal distortions (002) of two layers: the generalized eigenvectors of their Fisher matrices
 
 # %%
 alexnet = load_model("alexnet", None, init="kaiming")
-principal = principal_distortions([(model, "block2"), (model, "block4"), (alexnet, "conv2")], image,
-                                  n_iter=max(10, n_steps // 10))
-image_grid(torch.stack([principal.u, principal.v]), ["u", "v"], signed=True, columns=2);
+small = torch.nn.functional.interpolate(image[None], size=32, mode="bilinear", antialias=True)[0]
+principal = principal_distortions([(alexnet, "conv2"), (alexnet, "conv4")], small, n_iter=max(5, n_steps // 2))
+print(f"{principal.method}: objective {principal.objective:.2f}, residual {principal.residual:.1e}")
+image_grid(torch.stack([0.5 + 0.5 * own_scale(principal.u), 0.5 + 0.5 * own_scale(principal.v)]),
+           ["u: conv2 / conv4 largest", "v: conv2 / conv4 smallest"], columns=2);

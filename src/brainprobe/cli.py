@@ -155,7 +155,8 @@ def _synth_result(args, model, stimuli) -> tuple:
         for which, tensor, value in (("top", result.top[0], result.top_values[0]), ("bottom", result.bottom[0], result.bottom_values[0])):
             # shown as the image plus the unit-norm distortion scaled to a visible amplitude
             pictures.append((image + args.amplitude * tensor / tensor.abs().max()).clamp(0, 1))
-            rows.append({"source_id": image_id, "distortion": which, "eigenvalue": float(value)})
+            rows.append({"source_id": image_id, "distortion": which, "eigenvalue": float(value),
+                         "residual": float((result.top_residuals if which == "top" else result.bottom_residuals)[0])})
     return __import__("torch").stack(pictures), pd.DataFrame(rows).assign(amplitude=args.amplitude, index=np.arange(len(rows)))
 
 
@@ -291,10 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
             method.add_argument("--unit", type=int, help="flat index of the unit")
             method.add_argument("--channel", type=int, help="channel of a convolutional layer")
             method.add_argument("--n-images", type=int, default=1)
-            method.add_argument("--jitter", type=int, default=0, help="jitter amount T (paper 004: a quarter of the stride)")
+            method.add_argument("--jitter", type=int, default=None, help="jitter amount T (default, as paper 004: a quarter of the stride)")
         if name == "metamer":
             method.add_argument("--lr", type=float, default=0.001)
-            method.add_argument("--linear-gradient", action="store_true", help="linear-gradient ReLU at the layer")
+            method.add_argument("--linear-gradient", action=argparse.BooleanOptionalAction, default="auto",
+                                help="linear-gradient ReLU at the layer (default: on where the layer is a ReLU)")
             method.add_argument("--stop-fidelity", type=float, default=None, help="stop each image at this Spearman fidelity")
         if name == "distortions":
             method.add_argument("--amplitude", type=float, default=0.1, help="peak pixel change when showing a distortion")

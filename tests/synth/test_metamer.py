@@ -9,6 +9,7 @@ from brainprobe.synth import (
     cross_model_recognition,
     fidelity_null,
     layer_fidelity,
+    linear_gradient_applies,
     linear_gradient_relu,
 )
 
@@ -61,11 +62,18 @@ def test_cross_model_recognition_table(kaiming_alexnet, photos):
     table = cross_model_recognition({("alexnet", "conv1"): metamer}, {"self": kaiming_alexnet, "other": other})
     assert len(table) == 4 and set(table["recognizer"]) == {"self", "other"}
     assert table.loc[table["recognizer"] == "self", "same_class"].all()
+    assert (table["chance"] == 1 / 1000).all()
+    # against true labels: the generator's own labels of the originals are "true" here
+    labels = kaiming_alexnet.predict(metamer.originals)
+    labelled = cross_model_recognition({("alexnet", "conv1"): metamer}, {"self": kaiming_alexnet}, labels=labels)
+    assert labelled["correct"].all() and labelled["original_correct"].all()
+    wrong = cross_model_recognition({("alexnet", "conv1"): metamer}, {"self": kaiming_alexnet}, labels=(labels + 1) % 1000)
+    assert not wrong["correct"].any()
 
 
 def test_fidelity_null_uses_distinct_pairs(kaiming_alexnet, photos):
     null = fidelity_null(kaiming_alexnet, photos.images[:5], ["conv1"])
-    assert len(null) == 10 and (null["fidelity"] < 0.99).all()
+    assert len(null) == 10 and (null["fidelity"] < 0.99).all() and (null["first"] < null["second"]).all()
     assert np.isclose(layer_fidelity(kaiming_alexnet, photos.images[:2], photos.images[:2], ["conv1"])["fidelity"], 1).all()
 
 
@@ -80,3 +88,37 @@ def test_stopping_check_is_spearman_with_ties():
     a[0, :50] = 0.7  # and a tie among positive values
     ours = _spearman_to(a, _centred_ranks(b)).numpy()
     np.testing.assert_allclose(ours, [spearmanr(a[i], b[i])[0] for i in range(3)], atol=1e-10)
+
+
+def test_linear_gradient_is_on_by_default_where_the_layer_is_a_relu(kaiming_alexnet, photos):
+    assert Metamer(kaiming_alexnet, photos.images[:1], "conv2").linear_gradient
+    assert not Metamer(kaiming_alexnet, photos.images[:1], "fc8").linear_gradient  # logits: no ReLU
+    with pytest.raises(ValueError, match="not a ReLU"):
+        Metamer(kaiming_alexnet, photos.images[:1], "fc8", linear_gradient=True)
+
+
+def test_linear_gradient_through_a_functional_relu6(efficientnet):
+    # EfficientNet's stem applies its ReLU6 as a function after the batch norm
+    assert linear_gradient_applies(efficientnet, "stem") and not linear_gradient_applies(efficientnet, "block2")
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    plain = efficientnet.layer_outputs(images, ["stem"])["stem"]
+    (plain_grad,) = torch.autograd.grad(plain.sum(), images)
+    with linear_gradient_relu(efficientnet, "stem"):
+        linear = efficientnet.layer_outputs(images, ["stem"])["stem"]
+        before = efficientnet.layer_outputs(images, ["_bn0"])["_bn0"]
+        (linear_grad,) = torch.autograd.grad(linear.sum(), images)
+        (identity_grad,) = torch.autograd.grad(before.sum(), images)
+    assert torch.equal(plain, linear) and not torch.allclose(plain_grad, linear_grad)
+    torch.testing.assert_close(linear_grad, identity_grad)  # the ReLU6 passes the gradient unchanged
+    assert efficientnet.resolve_layer("stem").post is not None and efficientnet.layers["stem"].post.__name__ == "_relu6"
+
+
+def test_fidelity_null_ranks_each_image_once(kaiming_alexnet, photos):
+    null = fidelity_null(kaiming_alexnet, photos.images[:6], ["conv1", "conv2"])
+    assert null.attrs["n_pairs"] == 15 and len(null) == 30
+    pair = null[(null["layer"] == "conv2")].iloc[3]
+    direct = layer_fidelity(kaiming_alexnet, photos.images[[pair["first"]]], photos.images[[pair["second"]]], ["conv2"])
+    assert pair["fidelity"] == pytest.approx(float(direct["fidelity"][0]), abs=1e-9)
+    assert len(fidelity_null(kaiming_alexnet, photos.images[:6], ["conv1"], n_pairs=7)) == 7
+    with pytest.raises(ValueError, match="distinct pairs"):
+        fidelity_null(kaiming_alexnet, photos.images[:3], ["conv1"], n_pairs=4)

@@ -4,7 +4,16 @@ import torch
 
 from brainprobe.models import load_model
 from brainprobe.stimuli import sample_images
-from brainprobe.synth import ActivationMaximization, Caricature, Inversion, PreImagePrior
+from brainprobe.synth import (
+    ActivationMaximization,
+    Caricature,
+    Inversion,
+    PreImagePrior,
+    jitter,
+    leaky_relu,
+    optimize_pixels,
+    receptive_field_size,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +38,7 @@ def test_early_layer_inversion_is_faithful(which, photo, request):
 
 def test_deeper_inversions_lower_their_energy(random_alexnet, photo):
     for layer in ("conv3", "fc7"):
-        losses = Inversion(random_alexnet, photo, layer, C=300).synthesize(90, progress=False).losses[:, 0]
+        losses = Inversion(random_alexnet, photo, layer, C=300, second_phase=0).synthesize(90, progress=False).losses[:, 0]
         thirds = [np.mean(part) for part in np.array_split(losses, 3)]
         assert thirds[0] > thirds[1] > thirds[2], thirds
 
@@ -37,7 +46,7 @@ def test_deeper_inversions_lower_their_energy(random_alexnet, photo):
 def test_masked_inversion_only_matches_the_mask(random_alexnet, photo):
     mask = torch.zeros(1, 64, 1, 1)
     mask[:, :8] = 1.0  # the first 8 channels of conv1
-    inversion = Inversion(random_alexnet, photo, "conv1", mask=mask, C=300).synthesize(150, progress=False)
+    inversion = Inversion(random_alexnet, photo, "conv1", mask=mask, C=300, second_phase=0).synthesize(150, progress=False)
     full = Inversion(random_alexnet, photo, "conv1", C=300)
     at_start = inversion.reconstruction_error(inversion.start)[0]
     assert inversion.reconstruction_error_[0] < 0.5 * at_start  # the masked channels are matched ...
@@ -52,6 +61,86 @@ def test_activation_maximization_raises_the_unit_tenfold(efficientnet):
     after = am.response(am.synthesize(100, progress=False).images)[0]
     assert after >= 10 * max(before, 1e-3), (before, after)
     assert am.receptive_field == 224 and am.Z > 0
+
+
+def tv(images):
+    return float((images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+                 + (images[..., :, 1:] - images[..., :, :-1]).abs().mean())
+
+
+@pytest.mark.parametrize("method", ["caricature", "inversion"])
+def test_priors_shape_the_result(kaiming_alexnet, method):
+    # with the data term normalized as in paper 004 (about 1 at the start), the priors are of
+    # the same order and smooth the result; unnormalized data terms made them irrelevant
+    photo = sample_images(1, size=64).images
+    cls, options = {"caricature": (Caricature, {}), "inversion": (Inversion, {"C": 20, "second_phase": 0})}[method]
+    none = PreImagePrior.for_model(kaiming_alexnet, alpha_weight=0, tv_weight=0)
+    with_prior = cls(kaiming_alexnet, photo, "conv3", **options).synthesize(30, progress=False)
+    without = cls(kaiming_alexnet, photo, "conv3", prior=none, **options).synthesize(30, progress=False)
+    assert tv(with_prior.images) < tv(without.images) / 3, (tv(with_prior.images), tv(without.images))
+
+
+def test_caricature_data_term_is_minus_one_at_the_start(random_alexnet, photo):
+    caricature = Caricature(random_alexnet, photo, "conv2")
+    features = random_alexnet.layer_outputs(photo, ["conv2"])["conv2"]
+    assert float(caricature._loss(features, torch.arange(1))[0]) == pytest.approx(-1.0, rel=1e-5)
+
+
+def test_jitter_is_a_pure_translation():
+    images = torch.rand(2, 3, 20, 24, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(1)
+    seen = set()
+    for _ in range(60):
+        shifted = jitter(images, 4, generator)
+        assert shifted.shape == images.shape
+        matches = [(ty, tx) for ty in range(4) for tx in range(4)
+                   if torch.equal(shifted, torch.roll(images, shifts=(-ty, -tx), dims=(-2, -1)))]
+        assert len(matches) == 1  # exactly one integer shift, no resampling: every value is an input value
+        seen.add(matches[0])
+    assert len(seen) == 16  # every shift in [0, T)^2 occurs
+    assert jitter(images, 1, generator) is images
+
+
+def test_receptive_field_from_many_units(random_alexnet):
+    # torchvision AlexNet: conv1 11 x 11 stride 4; pool 3 / 2; conv2 5 x 5: 11 + 2 x 4 + 4 x 8 = 51
+    assert receptive_field_size(random_alexnet, "conv1") == 11
+    assert receptive_field_size(random_alexnet, "conv2") == 51
+    assert receptive_field_size(random_alexnet, "fc8") == 224
+
+
+def test_leaky_relu_changes_only_the_negative_side(random_alexnet, photo):
+    plain = random_alexnet.layer_outputs(photo, ["conv1"])["conv1"]  # read at the ReLU module
+    module = random_alexnet.network.features[0]
+    before = module(random_alexnet.preprocess(photo).contiguous())
+    with leaky_relu(random_alexnet, 0.05) as n_modules:
+        leaky = random_alexnet.layer_outputs(photo, ["conv1"])["conv1"]
+    assert n_modules == 7
+    torch.testing.assert_close(leaky, torch.where(before > 0, before, 0.05 * before), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(random_alexnet.layer_outputs(photo, ["conv1"])["conv1"], plain)
+
+
+def test_adagrad_momentum_steps_in_paper_units():
+    # Algorithm 1 of paper 004 on E = sum(255 x)^2 / 2, in 0-255 units: g = 255 x, eta_1 = 1 / (1 / eta_0 + |g|)
+    start = torch.full((1, 3, 2, 2), 0.2)
+    eta_0 = 7.0
+    result = optimize_pixels(start, lambda x, index: ((255 * x).pow(2).flatten(1).sum(1) / 2, {}),
+                             optimizer="adagrad_momentum", lr=eta_0, max_iter=1, units=255.0, bounds=(-1, 1),
+                             device="cpu")
+    g = 255 * 0.2
+    expected = (255 * 0.2 - g / (1 / eta_0 + g)) / 255
+    torch.testing.assert_close(result.images, torch.full_like(start, expected))
+
+
+@pytest.mark.slow
+def test_activation_maximization_with_the_paper_priors_is_recognized_and_smooth(efficientnet):
+    # paper 004's defaults (C = 1, alpha = 6, beta = 2, jitter = stride / 4) on a trained network
+    target = 281
+    regularized = ActivationMaximization(efficientnet, "logits", unit=target).synthesize(300, progress=False)
+    bare = ActivationMaximization(efficientnet, "logits", unit=target,
+                                  prior=PreImagePrior.for_model(efficientnet, alpha_weight=0, tv_weight=0))
+    bare.synthesize(300, progress=False)
+    assert efficientnet.predict_proba(regularized.images)[0, target] >= 0.99
+    assert tv(regularized.images) * 3 <= tv(bare.images), (tv(regularized.images), tv(bare.images))
 
 
 def test_caricature_exaggerates_what_the_layer_sees(efficientnet, photo):
@@ -74,12 +163,13 @@ def test_prior_constants_scale_with_the_network(random_alexnet, efficientnet):
 
 
 def test_save_load_round_trip(random_alexnet, photo, tmp_path):
-    inversion = Inversion(random_alexnet, photo, "conv2", C=20).synthesize(5, progress=False)
+    inversion = Inversion(random_alexnet, photo, "conv2", C=20, second_phase=2).synthesize(5, progress=False)
     path = inversion.save(tmp_path / "inversion.pt")
     with pytest.raises(FileExistsError, match="overwrite=True"):
         inversion.save(path)
     loaded = Inversion.load(path, random_alexnet)
     assert torch.equal(loaded.images, inversion.images) and loaded.C == 20 and loaded.layer == "conv2"
+    assert loaded.second_phase == 2 and loaded.n_iter == 7
     np.testing.assert_allclose(loaded.reconstruction_error_, inversion.reconstruction_error_)
     np.testing.assert_array_equal(loaded.losses, inversion.losses)
     with pytest.raises(ValueError, match="not 'caricature'"):

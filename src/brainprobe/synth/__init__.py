@@ -17,6 +17,7 @@ from ._metamer import (
     cross_model_recognition,
     fidelity_null,
     layer_fidelity,
+    linear_gradient_applies,
     linear_gradient_relu,
 )
 from ._preimage import (
@@ -24,6 +25,8 @@ from ._preimage import (
     Caricature,
     Inversion,
     PreImageSynthesis,
+    layer_stride,
+    leaky_relu,
     receptive_field_size,
 )
 from ._regularizers import PreImagePrior, alpha_norm, jitter, tv_beta
@@ -59,6 +62,9 @@ __all__ = [
     "gram_vectors",
     "jitter",
     "layer_fidelity",
+    "layer_stride",
+    "leaky_relu",
+    "linear_gradient_applies",
     "linear_gradient_relu",
     "optimize_pixels",
     "principal_distortion_objective",

@@ -124,8 +124,8 @@ class _PerImageOptimizer:
 
     ``adagrad_momentum`` is Algorithm 1 of Mahendran & Vedaldi (paper 004): G_t = rho G_{t-1} + g^2,
     eta_t = 1 / (1 / eta_0 + sqrt(G_t)), mu_t = rho mu_{t-1} - eta_t g, x += mu_t, with rho = 0.9.
-    It is not scale-invariant, so it runs in the network's input units: ``units`` is dz / dx per
-    channel (``lr`` is eta_0 in those units).
+    It is not scale-invariant, so it runs in the units it was designed for: ``units`` converts
+    pixel units to them (255 for the paper's 0-255 intensities; ``lr`` is eta_0 in those units).
     """
 
     def __init__(self, name: str, images: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
@@ -252,14 +252,14 @@ def optimize_pixels(
         all images, so images cannot stop one by one (a criterion only ends the run once every
         image meets it), and ``quantize`` and ``checkpoint`` do not apply.
     lr : float
-        Step size in pixel units (for ``adagrad_momentum``: the paper's eta_0, in 0-255 units).
+        Step size in pixel units (for ``adagrad_momentum``: eta_0 in ``units``).
     max_iter, max_iter_8bit : int
     bounds : (float, float)
     quantize : bool
     project : callable, optional
         Applied to updated images before clipping to ``bounds`` (e.g. 004's B+ pixel-norm bound).
     units : float or tensor (1, 3, 1, 1)
-        For ``adagrad_momentum``: input units per pixel unit (1 / std of the network).
+        For ``adagrad_momentum``: its units per pixel unit (255: paper 004's 0-255 intensities).
     checkpoint : path, optional
         Save the optimization state there every ``checkpoint_every`` steps; if the file exists
         when the call starts, continue from it (same objective and settings assumed; the start

@@ -16,7 +16,8 @@ from ..stats import correlate_rows
 from ._core import optimize_pixels
 from ._preimage import PreImageSynthesis
 
-__all__ = ["Metamer", "linear_gradient_relu", "layer_fidelity", "fidelity_null", "cross_model_recognition"]
+__all__ = ["Metamer", "linear_gradient_relu", "linear_gradient_applies", "layer_fidelity", "fidelity_null",
+           "cross_model_recognition"]
 
 
 def _centred_ranks(values: torch.Tensor) -> torch.Tensor:
@@ -51,20 +52,57 @@ def _spearman_to(values: torch.Tensor, reference_ranks: torch.Tensor) -> torch.T
     return (_centred_ranks(values) * reference_ranks).sum(dim=1)
 
 
+def _is_relu_like(function) -> bool:
+    """Whether an elementwise function acts as ReLU or ReLU6 (checked on a probe)."""
+    probe = torch.linspace(-10, 10, 201)
+    try:
+        value = function(probe)
+    except Exception:  # noqa: BLE001 - anything that cannot take a vector is not an activation
+        return False
+    return isinstance(value, torch.Tensor) and value.shape == probe.shape and (
+        torch.equal(value, torch.relu(probe)) or torch.equal(value, probe.clamp(0, 6)))
+
+
+def linear_gradient_applies(model: LayeredModel, layer: str) -> bool:
+    """Whether ``layer`` is a ReLU / ReLU6 output that `linear_gradient_relu` can modify: read at
+    an ``nn.ReLU`` / ``nn.ReLU6`` module, or at a module followed by a ReLU-like function
+    (EfficientNet's stem and head, whose shared ReLU6 runs as a function)."""
+    spec = model.resolve_layer(layer)
+    module = model._modules_by_path.get(spec.module) if spec.module else None
+    if spec.post is not None:
+        return module is not None and _is_relu_like(spec.post)
+    return isinstance(module, (nn.ReLU, nn.ReLU6))
+
+
 @contextlib.contextmanager
 def linear_gradient_relu(model: LayeredModel, layer: str):
     """Within the block, the ReLU that produces ``layer`` passes gradients through unchanged.
 
     The forward pass is untouched (the same outputs); the backward pass treats the ReLU as the
     identity, so units that start at zero can still be driven toward their targets (paper 000).
-    Works on any network whose layer is read at an ``nn.ReLU`` / ``nn.ReLU6`` module, in place or
-    not, without rewriting the network.
+    Works, without rewriting the network, on a layer read at an ``nn.ReLU`` / ``nn.ReLU6``
+    module (in place or not) or at a module whose output goes through a ReLU-like function
+    (a `LayerSpec` ``post``, as EfficientNet's functional ReLU6). Other layers raise
+    ``ValueError`` (`linear_gradient_applies` says which).
     """
     spec = model.resolve_layer(layer)
     module = model._modules_by_path.get(spec.module) if spec.module else None
-    if not isinstance(module, (nn.ReLU, nn.ReLU6)):
+    if not linear_gradient_applies(model, layer):
         found = type(module).__name__ if module is not None else "the network output"
         raise ValueError(f"layer {layer!r} is read at {found}, not a ReLU: a linear-gradient ReLU does not apply")
+    if spec.post is not None:
+        # the activation is applied by the layer spec: swap it for a straight-through version
+        original = model.layers[layer]
+
+        def straight_through(value, post=spec.post):
+            return value + (post(value) - value).detach()
+
+        model.layers[layer] = type(spec)(spec.module, straight_through)
+        try:
+            yield
+        finally:
+            model.layers[layer] = original
+        return
     saved: dict = {}
 
     def keep_input(_module, inputs):
@@ -104,28 +142,52 @@ def layer_fidelity(model: LayeredModel, images, references, layers: Sequence[str
 
 
 def fidelity_null(model: LayeredModel, images, layers: Sequence[str] | None = None, *, n_pairs: int | None = None,
-                  seed=0) -> pd.DataFrame:
+                  batch_size: int = 32, seed=0) -> pd.DataFrame:
     """The null of `layer_fidelity`: Spearman correlations between random pairs of distinct images.
+
+    Each image's activations are ranked once, so every pair costs one dot product: with n
+    images all n (n - 1) / 2 pairs are available (the paper drew 10^6 pairs from its training
+    set; pass a large natural image set, e.g. the study's stimuli, for a null of that size).
 
     Parameters
     ----------
     images : tensor or StimulusSet
-        Natural images (the paper: 1 000 000 pairs from the training set; here whatever set is given).
+        Natural images.
     n_pairs : int, optional
-        Default: every pair.
+        Default: every pair. Fewer: a random subset of distinct pairs; more than there are:
+        an error (a null cannot hold more distinct pairs than the images give).
+    batch_size : int
+        Images per forward pass.
+    seed : int
 
     Returns
     -------
-    DataFrame with ``layer``, ``fidelity`` (one row per pair and layer).
+    DataFrame with ``layer``, ``first``, ``second`` (image indices), ``fidelity``; one row per
+    pair and layer. ``attrs["n_pairs"]`` and ``attrs["n_images"]`` state its size.
     """
     images = as_image_tensor(images)
+    layers = model.layer_names if layers is None else list(layers)
     n = len(images)
     first, second = np.triu_indices(n, 1)
-    if n_pairs is not None and n_pairs < len(first):
-        chosen = np.random.default_rng(seed).choice(len(first), n_pairs, replace=False)
+    if n_pairs is not None:
+        if n_pairs > len(first):
+            raise ValueError(f"n_pairs: {n} images give {len(first)} distinct pairs, not {n_pairs}; pass more images")
+        chosen = np.sort(np.random.default_rng(seed).choice(len(first), n_pairs, replace=False))
         first, second = first[chosen], second[chosen]
-    table = layer_fidelity(model, images[first], images[second], layers)
-    return table.drop(columns="image")
+    ranks: dict[str, list] = {layer: [] for layer in layers}
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            outputs = model.layer_outputs(images[start:start + batch_size].to(model.device), layers)
+            for layer in layers:
+                ranks[layer].append(_centred_ranks(outputs[layer].flatten(1).double()).cpu())
+    tables = []
+    for layer in layers:
+        centred = torch.cat(ranks[layer])
+        values = (centred[torch.as_tensor(first)] * centred[torch.as_tensor(second)]).sum(dim=1).numpy()
+        tables.append(pd.DataFrame({"layer": layer, "first": first, "second": second, "fidelity": values}))
+    table = pd.concat(tables, ignore_index=True)
+    table.attrs.update(n_pairs=len(first), n_images=n)
+    return table
 
 
 class Metamer(PreImageSynthesis):
@@ -141,8 +203,11 @@ class Metamer(PreImageSynthesis):
     model : LayeredModel
     images : tensor (n_images, 3, H, W) or StimulusSet
     layer : str
-    linear_gradient : bool
-        Use the linear-gradient ReLU at the matched layer (the paper did after every ReLU).
+    linear_gradient : bool or "auto"
+        Use the linear-gradient ReLU at the matched layer, as paper 000 did for every metamer
+        generated after a ReLU. ``"auto"`` (default): on when `linear_gradient_applies` (a ReLU /
+        ReLU6 module, or a ReLU-like function after the layer's module), off otherwise;
+        ``True`` on a layer where it cannot apply raises ``ValueError``.
     stop_fidelity : float, optional
     check_every : int
         With ``stop_fidelity``: steps between fidelity checks (ranking a large layer every step
@@ -160,11 +225,13 @@ class Metamer(PreImageSynthesis):
 
     method = "metamer"
 
-    def __init__(self, model, images, layer, *, linear_gradient: bool = False, stop_fidelity: float | None = None,
+    def __init__(self, model, images, layer, *, linear_gradient: bool | str = "auto", stop_fidelity: float | None = None,
                  check_every: int = 10, lr: float = 0.001, seed: int = 0, noise_sd: float = 0.1):
         super().__init__(model, layer, C=1.0, optimizer="adam", lr=lr, seed=seed)
         self.originals = as_image_tensor(images).detach().cpu()
-        if linear_gradient:
+        if linear_gradient == "auto":
+            linear_gradient = linear_gradient_applies(model, layer)
+        elif linear_gradient:
             with linear_gradient_relu(model, layer):  # validates the layer is a ReLU
                 pass
         if stop_fidelity is not None and not 0 < stop_fidelity <= 1:
@@ -226,9 +293,13 @@ class Metamer(PreImageSynthesis):
     def _state(self):
         return {**super()._state(), "originals": self.originals}
 
+    def _settings(self):
+        return {**super()._settings(), "linear_gradient": self.linear_gradient}
+
     @classmethod
     def _from_saved(cls, model, settings, saved):
-        return cls(model, saved["originals"], settings["layer"], lr=settings["lr"], seed=settings["seed"])
+        return cls(model, saved["originals"], settings["layer"], lr=settings["lr"], seed=settings["seed"],
+                   linear_gradient=settings.get("linear_gradient", "auto"))
 
     def _restore(self, saved):
         super()._restore(saved)
@@ -236,26 +307,46 @@ class Metamer(PreImageSynthesis):
             self.fidelity_ = layer_fidelity(self.model, self.images, self.originals, [self.layer])["fidelity"].to_numpy()
 
 
-def cross_model_recognition(metamers: Mapping[tuple[str, str], Metamer], models: Mapping[str, LayeredModel]) -> pd.DataFrame:
-    """Does each model classify each metamer as the original image's class? (paper 000)
+def cross_model_recognition(metamers: Mapping[tuple[str, str], Metamer], models: Mapping[str, LayeredModel], *,
+                            labels=None) -> pd.DataFrame:
+    """Does each model recognize each metamer? (paper 000)
 
     Parameters
     ----------
     metamers : mapping of (generating model name, layer) to a synthesized `Metamer`
     models : mapping of name to LayeredModel (the recognizers; may include the generators)
+    labels : array of int (n_images,), optional
+        True class of each original image (the same order in every metamer). With labels, a
+        metamer is recognized when the recognizer gives its true class, as in the paper, and
+        the original's own recognition is reported beside it; without, when the recognizer
+        gives the class it gives the original.
 
     Returns
     -------
     DataFrame
-        One row per (generator, layer, image, recognizer): ``same_class`` and the proportion is
-        the mean over images.
+        One row per (generator, layer, image, recognizer): ``same_class`` (metamer and original
+        get the same class), and with ``labels``: ``label``, ``correct`` (the metamer gets the
+        true class), ``original_correct``; ``chance`` is 1 / the recognizer's number of classes.
+        The recognition rate is the mean over images.
     """
     rows = []
     for (generator, layer), metamer in metamers.items():
         if metamer.images is None:
             raise RuntimeError(f"metamer {(generator, layer)} has not been synthesized")
+        truth = None
+        if labels is not None:
+            truth = np.asarray(labels, dtype=int)
+            if truth.shape != (len(metamer.images),):
+                raise ValueError(f"labels: expected one class per image ({len(metamer.images)}), found {truth.shape}")
         for name, model in models.items():
-            same = model.predict(metamer.images) == model.predict(metamer.originals)
-            rows += [{"generator": generator, "layer": layer, "image": i, "recognizer": name, "same_class": bool(s)}
-                     for i, s in enumerate(same)]
+            probabilities = model.predict_proba(metamer.images)
+            predicted = probabilities.argmax(axis=1)
+            original = model.predict(metamer.originals)
+            for i in range(len(predicted)):
+                row = {"generator": generator, "layer": layer, "image": i, "recognizer": name,
+                       "same_class": bool(predicted[i] == original[i]), "chance": 1.0 / probabilities.shape[1]}
+                if truth is not None:
+                    row.update(label=int(truth[i]), correct=bool(predicted[i] == truth[i]),
+                               original_correct=bool(original[i] == truth[i]))
+                rows.append(row)
     return pd.DataFrame(rows)

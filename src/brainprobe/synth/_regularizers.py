@@ -36,15 +36,30 @@ def tv_beta(z: torch.Tensor, *, beta: float, V: float) -> torch.Tensor:
 
 
 def jitter(images: torch.Tensor, amount: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift by a random (t_y, t_x) in [0, amount)^2 and crop to (H - amount + 1, W - amount + 1).
+    """Translate by a random integer (t_y, t_x) in [0, amount)^2, circularly, keeping the size.
 
-    One shift per call for the whole batch (004, section 3.2.3); ``amount`` <= 1 returns the images.
+    A pure translation (004, section 3.2.3): every output pixel is an input pixel, nothing is
+    resized or interpolated, so the network sees the image at its own scale. The paper crops a
+    canvas T - 1 pixels larger than the network input; here the image wraps around instead, so
+    the optimized image keeps the size the network expects. One shift per call for the whole
+    batch; ``amount`` <= 1 returns the images.
+
+    Parameters
+    ----------
+    images : tensor (n_images, 3, H, W)
+    amount : int
+        T: shifts are drawn from 0 .. T - 1 along each axis.
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    tensor (n_images, 3, H, W)
+        ``out[..., v, u] = images[..., (v + t_y) % H, (u + t_x) % W]``.
     """
     if amount <= 1:
         return images
     ty, tx = torch.randint(0, amount, (2,), generator=generator).tolist()
-    height, width = images.shape[-2:]
-    return images[..., ty:ty + height - amount + 1, tx:tx + width - amount + 1]
+    return torch.roll(images, shifts=(-ty, -tx), dims=(-2, -1))
 
 
 @dataclass(frozen=True)
@@ -99,9 +114,10 @@ class PreImagePrior:
         std = torch.as_tensor(self.std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
         return (images - mean) / std
 
-    def units_per_pixel(self, device=None) -> torch.Tensor:
-        """dz / dx per channel, (1, 3, 1, 1): how the optimizer converts to input units."""
-        return 1.0 / torch.as_tensor(self.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    @property
+    def paper_units_per_pixel(self) -> float:
+        """Paper units (0-255 intensities) per pixel unit ([0, 1]): what 004's Algorithm 1 steps in."""
+        return CAFFE_RANGE
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         z = self.input_units(images)
@@ -123,7 +139,11 @@ class PreImagePrior:
         std = torch.as_tensor(self.std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
         return z * scale * std + mean
 
-    @property
-    def initial_learning_rate(self) -> float:
-        """004's eta_0 = 0.01 B^2 / alpha, in input units."""
-        return 0.01 * self.bounds["B"] ** 2 / self.alpha
+    def learning_rate(self, n_pixels: int, fraction: float = 0.01) -> float:
+        """eta_0 of 004's Algorithm 1, in paper units: ``fraction`` x B^2 / alpha x H W.
+
+        The paper derives B^2 / alpha from one step of the alpha-norm prior and takes 1 % of it;
+        its priors are means over the H W pixels, so their gradient per pixel carries a 1 / (H W)
+        that the released code compensates by multiplying the rate by the number of pixels.
+        """
+        return fraction * self.B**2 / self.alpha * n_pixels

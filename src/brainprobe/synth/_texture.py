@@ -49,9 +49,10 @@ def gram_rdms(model: LayeredModel, images, layers: Sequence[str], *, metric: str
 
 
 def texture_clustering(representations: dict[str, np.ndarray], labels, *, n_clusters: int | None = None,
-                       correction: str = "miller_madow") -> pd.DataFrame:
+                       correction: str = "nsb") -> pd.DataFrame:
     """Ward clustering of each layer's Gram vectors into as many clusters as label classes, and the
-    (bias-corrected) mutual information between clusters and labels (paper 003, Fig. 2).
+    mutual information between clusters and labels, NSB-corrected as in the paper (paper 003, Fig. 2;
+    other corrections: `brainprobe.stats.mutual_information`).
 
     Returns
     -------
