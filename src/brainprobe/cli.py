@@ -151,7 +151,7 @@ def _synth_result(args, model, stimuli) -> tuple:
                                          "gram_loss": run.loss(run.images.to(model.device)).detach().cpu().numpy()})
     rows, pictures = [], []
     for image_id, image in zip(ids, images, strict=True):
-        result = synth.eigendistortions(model, args.layer, image, k=1)
+        result = synth.eigendistortions(model, args.layer, image, k=1, **({"max_iter": args.max_iter} if args.max_iter else {}))
         for which, tensor, value in (("top", result.top[0], result.top_values[0]), ("bottom", result.bottom[0], result.bottom_values[0])):
             # shown as the image plus the unit-norm distortion scaled to a visible amplitude
             pictures.append((image + args.amplitude * tensor / tensor.abs().max()).clamp(0, 1))
@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         method.add_argument("--init", default="default", choices=["default", "kaiming"])
         method.add_argument("--layer", required=True, help="layer name" + (" (comma-separated layers)" if name == "texture" else ""))
         method.add_argument("--size", type=_positive_int, default=None)
-        method.add_argument("--max-iter", type=int, default={"metamer": 15000, "texture": 100, "distortions": 0}.get(name, 300))
+        method.add_argument("--max-iter", type=int, default={"metamer": 15000, "texture": 100, "distortions": 0}.get(name, 300),
+                            help="iterations (distortions: LOBPCG iterations, 0 = its default of 200)")
         method.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
         method.add_argument("--overwrite", action="store_true")
         if name == "invert":

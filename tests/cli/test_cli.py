@@ -103,7 +103,7 @@ def test_adversarial_command_writes_a_checked_design(tmp_path, capsys):
     ("caricature", ["--layer", "conv2", "--max-iter", "3"]),
     ("metamer", ["--layer", "conv1", "--max-iter", "5", "--lr", "0.01"]),
     ("texture", ["--layer", "conv1,conv2", "--max-iter", "2"]),
-    ("distortions", ["--layer", "conv1"]),
+    ("distortions", ["--layer", "conv1", "--max-iter", "10"]),
 ])
 def test_synth_commands_write_images_and_tables(method, extra, tmp_path, capsys):
     from brainprobe.stimuli import load_stimuli
