@@ -83,7 +83,7 @@ def test_a_compared_network_adds_its_own_steps_tables_and_figures(tiny_run, tiny
     figures = {p.stem for p in (result.output / "figures").glob("*.png")}
     for stem in ("fig5_network_layers", "fig6_encoding", "figS1_best_layer", "rdms_network"):
         assert {f"{stem}_alexnet", f"{stem}_alexnet_default"} <= figures and stem not in figures
-    assert "Compared networks: alexnet_default (alexnet, weights: none)" in (result.output / "report.html").read_text()
+    assert "Compared networks: alexnet_default (alexnet, weights: random)" in (result.output / "report.html").read_text()
 
 
 def test_a_killed_run_resumes_where_it_stopped(tiny_values, monkeypatch):
@@ -148,7 +148,7 @@ def no_heavy_work(monkeypatch):
     ({"subject": [{"betas": "missing.npy"}]}, r"\[\[subject\]\] #1 betas: file not found: .*missing.npy"),
     ({"searchlight": {"surface": "round"}}, r"\[searchlight\] surface: expected one of"),
     ({"parallel": {"scheduler": "127.0.0.1:8786"}}, r"\[parallel\] scheduler: expected 'dask://HOST:PORT'"),
-    ({"rois": {"localizers": {"LO": "objects"}}}, r"\[rois\] localizers LO: expected 'condition>baseline'"),
+    ({"rois": {"localizers": {"LO": "objects"}}}, r"\[rois\] localizers LO include: expected 'condition>baseline'"),
     ({"rois": {"localizers": {"LO": "objects>scrambled"}}}, r"simulated subjects have no localizer trials"),
     ({"encoding": {"estimator": "omp", "n_nonzero": "cv"}}, r"n_nonzero = 'cv' chooses ROMP's sparsity"),
     ({"compare": [{"name": "lenet"}]}, r"\[\[compare\]\] #1 name: expected one of"),
