@@ -66,7 +66,8 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model("alexnet", weights=None, seed=0, init="kaiming", device=device)
     images = images16()
-    ours_obj = Metamer(model, images, LAYER, lr=0.01, stop_fidelity=STOP, seed=0)
+    # plenoptic has no linear-gradient ReLU: compare the same objective and gradients
+    ours_obj = Metamer(model, images, LAYER, lr=0.01, stop_fidelity=STOP, seed=0, linear_gradient=False)
     _, ours_s = timed(lambda: ours_obj.synthesize(args.budget, progress=False))
     theirs, theirs_s = timed(lambda: run_plenoptic(model, images, ours_obj.start, args.budget))
     theirs_fidelity = layer_fidelity(model, theirs, images, [LAYER])["fidelity"].to_numpy()
