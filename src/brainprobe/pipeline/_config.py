@@ -49,7 +49,7 @@ DEFAULTS: dict[str, dict] = {
     "selection": {"enabled": True, "radius_mm": 3.0, "n_per_hemi": 100, "method": "graph", "n_per_hemi_s2": 0},
     "rsa": {"enabled": True, "metric": "correlation", "method": "spearman", "n_perm": 1000, "n_boot": 1000,
             "alternative": "two-sided",  # AI-vs-AN difference test: either direction can come out
-            "trend_p": "exact"},         # Mann-Kendall p in the `p` column ("normal": the paper's)
+            "trend_p": "exact"},         # Mann-Kendall p in `p`: exact up to 10 layers ("normal": the paper's)
     "searchlight": {"enabled": True, "n_perm": 0, "surface": "inflated"},
     "encoding": {"enabled": True, "estimator": "romp", "n_nonzero": 5, "per": "centered", "n_perm": 1000,
                  "n_boot": 1000, "alternative": "two-sided"},

@@ -157,7 +157,8 @@ def network_rsa(activations: Activations, stimuli_table: pd.DataFrame, layers: S
                                  seed=config.seed, progress=False, **common)
     similarity = similarity.rename(columns={"unit_set": "layer"})
     trend = layer_trend(similarity.rename(columns={"layer": "unit_set"}), order=list(layers),
-                        exact=rsa["trend_p"] == "exact")
+                        # "exact" where it can be enumerated (ties over > 9 layers cannot): p_method says which
+                        exact="auto" if rsa["trend_p"] == "exact" else False)
     difference = kind_difference(patterns, stimuli_table, n_boot=rsa["n_boot"], seed=config.seed,
                                  alternative=rsa["alternative"], **common)
     return {"network_rsa": similarity, "network_trend": trend,
