@@ -6,11 +6,13 @@ PIP    := $(PY) -m pip
 # torch/torchvision are pinned to the releases that install from this machine's disk
 # (a CPU-capable build); asking pip for bare `torch` would download gigabytes.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-PYTEST_ARGS ?=
+# heavy tests are marked `slow` and left out of `make test` (the default suite stays under 10 minutes
+# on 2 cores); `make test-slow` runs them
+PYTEST_ARGS ?= -m "not slow"
 # `make demo DEMO_ARGS=--overwrite` redoes a finished demo (from its cache)
 DEMO_ARGS ?=
 
-.PHONY: test demo lint install clean
+.PHONY: test test-slow demo lint install clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +25,9 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest -m slow
 
 demo: install
 	$(VENV)/bin/brainprobe demo $(DEMO_ARGS)
