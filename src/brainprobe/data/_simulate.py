@@ -47,6 +47,10 @@ class SimulationTruth:
     snr : float
         Signal variance over RE images / noise variance per trial.
     noise_sd : float
+    reference : bool array (n_images,), optional
+        The images (RE) whose feature means, spreads and signal variance set the scale.
+    columns : dict of ROI to int array (n_signal,), optional
+        The Responses column of each row of ``support`` and ``weights``.
     """
 
     signal: dict
@@ -55,6 +59,41 @@ class SimulationTruth:
     features: dict = field(repr=False)
     snr: float = 1.0
     noise_sd: float = 1.0
+    reference: np.ndarray | None = field(default=None, repr=False)
+    columns: dict | None = field(default=None, repr=False)
+
+    def true_response(self, roi: str, features) -> np.ndarray:
+        """The planted signal of every signal vertex of ``roi`` for new images (no noise, no baseline).
+
+        Parameters
+        ----------
+        roi : str
+        features : array (n_new, n_features)
+            The ROI's feature space computed on the new images (the same function that made
+            ``features[roi]``, e.g. the CNN layer the ROI reads).
+
+        Returns
+        -------
+        array (n_new, n_signal)
+            Columns in the order of ``np.flatnonzero(signal[roi])``; on the simulated images
+            themselves this is exactly the signal that was added to the betas.
+        """
+        reference = self.reference if self.reference is not None else np.ones(len(self.features[roi]), bool)
+        planted = np.asarray(self.features[roi], dtype=np.float64)
+        mean, std = planted[reference].mean(axis=0), planted[reference].std(axis=0)
+        usable = std > 0
+        new = np.asarray(features, dtype=np.float64)
+        if new.ndim != 2 or new.shape[1] != planted.shape[1]:
+            raise ValueError(f"features: expected (n_new, {planted.shape[1]}) for {roi}, found {new.shape}")
+        support, weights = self.support[roi], self.weights[roi]
+
+        def readout(values):
+            standardized = (values[:, usable] - mean[usable]) / std[usable]
+            return np.einsum("isk,sk->is", standardized[:, support], weights)
+
+        scale = readout(planted[reference]).std(axis=0, keepdims=True) + 1e-12
+        order = np.argsort(self.columns[roi], kind="stable") if self.columns is not None else slice(None)
+        return (readout(new) / scale)[:, order]
 
 
 def gabor_energy_features(images: torch.Tensor, wavelength: float, grid: int, *, n_orientations: int = 4,
@@ -248,7 +287,8 @@ def simulate_subject(
         signal=signal_masks,
         support={r: np.concatenate(supports[r]) for r in rois},
         weights={r: np.concatenate(weights_all[r]) for r in rois},
-        features=dict(features), snr=snr, noise_sd=noise_sd,
+        features=dict(features), snr=snr, noise_sd=noise_sd, reference=is_reference,
+        columns={r: np.concatenate(signal_columns[r]) for r in rois},
     )
     return responses, truth
 

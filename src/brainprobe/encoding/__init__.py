@@ -11,10 +11,12 @@ from ._study import (
     fit_encoding_models,
     generalization,
 )
+from ._torch import EncodingModule, encoding_modules, heldout_accuracy
 
 __all__ = [
     "DEFAULT_CV_GRID",
     "EncodingModels",
+    "EncodingModule",
     "KernelRidgeEncoder",
     "OMPEncoder",
     "ROMP",
@@ -23,8 +25,10 @@ __all__ = [
     "best_layer",
     "best_layer_proportions",
     "best_layer_tests",
+    "encoding_modules",
     "fit_encoding_models",
     "generalization",
+    "heldout_accuracy",
     "romp_batched",
     "romp_single_target",
 ]

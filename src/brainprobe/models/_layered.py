@@ -161,9 +161,13 @@ class LayeredModel(nn.Module):
         return [path for path in self._modules_by_path if path]
 
     def resolve_layer(self, layer: str) -> LayerSpec:
-        """The `LayerSpec` for a layer name or a raw module path."""
+        """The `LayerSpec` for a layer name, a raw module path, or ``"logits"`` (the network's output,
+        unless a layer of that name exists): objectives that need a layer and the class logits
+        read both in one forward pass."""
         if layer in self.layers:
             return self.layers[layer]
+        if layer == "logits":
+            return LayerSpec(None)
         if layer in self._modules_by_path and layer:
             return LayerSpec(layer)
         raise KeyError(

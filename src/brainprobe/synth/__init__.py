@@ -1,8 +1,17 @@
 """Image synthesis on one optimization core (`optimize_pixels`: per-image stopping in a batch,
 bounds, per-image optimizer state, 8-bit checks). Pre-images of paper 004 (inversion, activation
-maximization, caricature) with its natural-image priors; model metamers of paper 000; Gram textures of paper 003; eigen- and principal distortions of paper 002; adversarial images
+maximization, caricature) with its natural-image priors; model metamers of paper 000; Gram textures of paper 003; eigen- and principal distortions of paper 002; images driven by fitted encoding models
+(ROI-maximizing, controversial, brain metamers); adversarial images
 (`brainprobe.adversarial`) use the same core."""
 
+from ._brain import (
+    BrainMetamer,
+    BrainSynthesis,
+    ControversialImages,
+    NetworkReadout,
+    ROIMaximization,
+    model_responses,
+)
 from ._core import OPTIMIZERS, OptimizationResult, optimize_pixels, quantize_8bit
 from ._distortion import (
     Eigendistortions,
@@ -42,15 +51,20 @@ from ._texture import (
 __all__ = [
     "OPTIMIZERS",
     "ActivationMaximization",
+    "BrainMetamer",
+    "BrainSynthesis",
     "Caricature",
+    "ControversialImages",
     "Eigendistortions",
     "FisherOperator",
     "Inversion",
     "Metamer",
+    "NetworkReadout",
     "OptimizationResult",
     "PreImagePrior",
     "PrincipalDistortions",
     "PreImageSynthesis",
+    "ROIMaximization",
     "TextureSynthesis",
     "alpha_norm",
     "cross_model_recognition",
@@ -66,6 +80,7 @@ __all__ = [
     "leaky_relu",
     "linear_gradient_applies",
     "linear_gradient_relu",
+    "model_responses",
     "optimize_pixels",
     "principal_distortion_objective",
     "principal_distortions",
