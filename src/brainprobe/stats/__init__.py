@@ -1,5 +1,6 @@
 """Statistics, the one place they live: correlations, permutation and bootstrap tests, trend
-tests, confidence intervals and multiple-comparison corrections. Vectorized; every random step
+tests, confidence intervals, multiple-comparison corrections, noise ceilings and random-effects
+(group) tests. Vectorized; every random step
 takes a ``seed`` (int, numpy Generator or None)."""
 
 from ._accuracy import (
@@ -7,6 +8,16 @@ from ._accuracy import (
     accuracy_permutation_test,
     accuracy_vertex_bootstrap,
     prediction_accuracy,
+)
+from ._ceiling import (
+    LayerSweep,
+    encoding_noise_ceiling,
+    layer_sweep,
+    noise_ceiling,
+    random_effects_test,
+    sign_flips,
+    spearman_brown,
+    split_half_ceiling,
 )
 from ._correlation import (
     CORRELATION_METHODS,
@@ -50,6 +61,7 @@ __all__ = [
     "prediction_accuracy",
     "CORRELATION_METHODS",
     "MI_CORRECTIONS",
+    "LayerSweep",
     "MannKendallResult",
     "PermutationResult",
     "SUBSAMPLE_CI_METHOD",
@@ -61,25 +73,32 @@ __all__ = [
     "correlate_pairwise",
     "correlate_rows",
     "direction_label",
+    "encoding_noise_ceiling",
     "fdr_bh",
     "fwe_from_null_maxima",
     "fwe_max_statistic",
     "is_complete_enumeration",
     "kendall_tau_a",
+    "layer_sweep",
     "mann_kendall",
     "mann_kendall_exact_distribution",
     "masked_correlation",
     "mutual_information",
+    "noise_ceiling",
     "normalize_rows",
     "p_from_null",
     "pair_permutation_indices",
     "paired_ttest",
     "percentile_ci",
+    "random_effects_test",
     "permutation_indices",
     "permutation_set",
     "rank_rows",
     "rdm_permutation_test",
     "sens_slope",
+    "sign_flips",
+    "spearman_brown",
+    "split_half_ceiling",
     "subsample_ci",
     "subsample_deviations",
     "subsample_p",
