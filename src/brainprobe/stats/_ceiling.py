@@ -64,6 +64,7 @@ def noise_ceiling(data, *, method: str = "spearman") -> dict:
     Examples
     --------
     >>> import numpy as np
+    >>> from brainprobe.stats import correlate_rows, noise_ceiling
     >>> rng = np.random.default_rng(0)
     >>> truth = rng.normal(size=190)                      # a 20-image RDM
     >>> subjects = truth + rng.normal(size=(8, 190))     # 8 noisy subjects
@@ -106,6 +107,16 @@ def split_half_ceiling(first_half, second_half, *, method: str = "spearman") -> 
         The same quantity from two independent halves of the data (e.g. RDMs of odd and even
         runs), per set (e.g. ROI).
     method : {"spearman", "pearson", "cosine", "kendall_tau_a"}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainprobe.stats import split_half_ceiling
+    >>> rng = np.random.default_rng(0)
+    >>> truth = rng.normal(size=300)                     # a 25-image RDM
+    >>> odd, even = truth + rng.normal(size=(2, 300))    # two halves of the runs
+    >>> round(split_half_ceiling(odd, even, method="pearson")["ceiling"], 1)
+    0.9
 
     Returns
     -------
@@ -160,6 +171,16 @@ def encoding_noise_ceiling(repeats, *, per: str = "centered", max_splits: int = 
     -------
     dict
         ``half_reliability``, ``reliability``, ``ceiling``, ``n_splits``, ``accuracy_definition``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainprobe.stats import encoding_noise_ceiling
+    >>> rng = np.random.default_rng(0)
+    >>> signal = rng.normal(size=(50, 40))                         # 50 images x 40 vertices
+    >>> repeats = signal + rng.normal(size=(2, 50, 40))            # two presentations
+    >>> round(encoding_noise_ceiling(repeats)["ceiling"], 1)
+    0.8
     """
     repeats = np.asarray(repeats, dtype=np.float64)
     if repeats.ndim != 3:
@@ -212,6 +233,7 @@ def random_effects_test(scores, *, null_value: float = 0.0, method: str = "t", n
     Examples
     --------
     >>> import numpy as np
+    >>> from brainprobe.stats import random_effects_test
     >>> scores = np.array([0.12, 0.08, 0.15, 0.02, 0.10, 0.09])
     >>> float(random_effects_test(scores, method="sign_flip")["p"].iloc[0])  # exact: 1 / 64
     0.015625
@@ -292,6 +314,16 @@ def layer_sweep(scores, layers: Sequence[str], *, n_boot: int = 1000, level: flo
     Returns
     -------
     LayerSweep
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brainprobe.stats import layer_sweep
+    >>> rng = np.random.default_rng(0)
+    >>> scores = np.array([0.1, 0.3, 0.1]) + 0.05 * rng.normal(size=(10, 3))  # 10 subjects, 3 layers
+    >>> sweep = layer_sweep(scores, ["conv1", "conv3", "fc7"], n_boot=200, seed=0)
+    >>> sweep.best_layer, sweep.best_layer_ci
+    ('conv3', ('conv3', 'conv3'))
     """
     scores = np.asarray(scores, dtype=np.float64)
     layers = list(layers)

@@ -58,6 +58,11 @@ class NetworkReadout(nn.Module):
     layer, unit : str, int, optional
         Instead of a class: the flat index ``unit`` of ``layer``'s output.
     name : str, optional
+
+    Examples
+    --------
+    >>> from brainprobe.synth import NetworkReadout
+    >>> cat = NetworkReadout(network, class_index=281)  # the "tabby cat" logit  # doctest: +SKIP
     """
 
     def __init__(self, network: LayeredModel, *, class_index: int | None = None, layer: str | None = None,
@@ -471,6 +476,12 @@ class ControversialImages(BrainSynthesis):
         ``first``: mean z of ``first`` on its driven set minus on the other set; ``second``:
         the same for ``second``; ``controversy``: the smaller of the two (> 0: the two models
         rank the sets in opposite orders).
+
+    Examples
+    --------
+    >>> from brainprobe.synth import ControversialImages
+    >>> pair = ControversialImages(models, "V1 conv2", "LO fc6", n_images=4).synthesize(200)  # doctest: +SKIP
+    >>> pair.separation_["controversy"], pair.validity_                                      # doctest: +SKIP
     """
 
     method = "controversial"
@@ -573,6 +584,12 @@ class BrainMetamer(BrainSynthesis):
         RMS error of the ROI's predicted pattern, in natural-image sd, after `synthesize`.
     p_target_ : array (n_images,)
         The network's probability of each image's target class.
+
+    Examples
+    --------
+    >>> from brainprobe.synth import BrainMetamer
+    >>> same_brain = BrainMetamer(models, "LO fc6", images, target_classes=281).synthesize(300)  # doctest: +SKIP
+    >>> same_brain.p_target_, same_brain.pattern_error_                                        # doctest: +SKIP
     """
 
     method = "brain_metamer"
