@@ -56,6 +56,11 @@ DEFAULTS: dict[str, dict] = {
     # Supplementary Note 1: models trained on RE, best layer on the AN and on the AI images, each
     # repeat one measurement; on = ["RE"] scores held-out RE images by `cv`-fold cross-validation
     "best_layer": {"enabled": True, "on": ["AN", "AI"], "per_repeat": True, "cv": 5},
+    # after the encoding step: n_images per ROI and objective, made through the first subject's
+    # encoding models of the [network] ("drive", "suppress", "controversial": first vs last ROI);
+    # layer = "" takes each ROI's layer of highest held-out accuracy; target_z = 0: no early stop
+    "synthesis": {"enabled": False, "n_images": 4, "objectives": ["drive"], "layer": "", "max_iter": 200,
+                  "target_z": 0.0, "lr": 0.02},
     "parallel": {"n_jobs": 1, "scheduler": ""},
     "figures": {"formats": ["png", "pdf"], "dpi": 150},
 }
@@ -91,10 +96,10 @@ CHOICES = {
     ("rsa", "alternative"): ("two-sided", "greater", "less"),
     ("rsa", "trend_p"): ("exact", "normal"),
 }
-POSITIVE = {("stimuli", "n_images"), ("stimuli", "max_iter"), ("subjects", "n_repeats"), ("selection", "radius_mm"),
+POSITIVE = {("synthesis", "n_images"), ("synthesis", "max_iter"), ("synthesis", "lr"), ("stimuli", "n_images"), ("stimuli", "max_iter"), ("subjects", "n_repeats"), ("selection", "radius_mm"),
             ("selection", "n_per_hemi"), ("best_layer", "cv"), ("figures", "dpi"), ("rsa", "n_boot"),
             ("subjects", "snr")}
-NON_NEGATIVE = {("selection", "n_per_hemi_s2"), ("subjects", "simulate"), ("rsa", "n_perm"), ("searchlight", "n_perm"), ("encoding", "n_perm"),
+NON_NEGATIVE = {("synthesis", "target_z"), ("selection", "n_per_hemi_s2"), ("subjects", "simulate"), ("rsa", "n_perm"), ("searchlight", "n_perm"), ("encoding", "n_perm"),
                 ("encoding", "n_boot"), ("network", "batch_size")}
 
 
@@ -367,6 +372,7 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
     if unknown_kinds or not config["best_layer"]["on"]:
         raise ConfigError(f"{source}: [best_layer] on: expected image kinds among RE, AN, AI, found "
                           f"{config['best_layer']['on']!r}")
+    _check_synthesis(source, config)
     n_nonzero = config["encoding"]["n_nonzero"]
     if n_nonzero != "cv" and (not isinstance(n_nonzero, int) or n_nonzero < 1):
         raise ConfigError(f"{source}: [encoding] n_nonzero: expected a positive integer or 'cv', found {n_nonzero!r}")
@@ -374,6 +380,24 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
         raise ConfigError(f"{source}: [encoding] n_nonzero = 'cv' chooses ROMP's sparsity; with estimator = "
                           f"{config['encoding']['estimator']!r} give a number")
     return StudyConfig(config)
+
+
+SYNTHESIS_OBJECTIVES = ("drive", "suppress", "controversial")
+
+
+def _check_synthesis(source: str, config: dict) -> None:
+    objectives = config["synthesis"]["objectives"]
+    unknown = [o for o in objectives if o not in SYNTHESIS_OBJECTIVES]
+    if not objectives or unknown or len(set(objectives)) != len(objectives):
+        raise ConfigError(f"{source}: [synthesis] objectives: expected distinct names among {SYNTHESIS_OBJECTIVES}, "
+                          f"found {objectives!r}")
+    if "controversial" in objectives and len(config["rois"]["names"]) < 2:
+        raise ConfigError(f"{source}: [synthesis] objectives: 'controversial' needs two ROIs (the first and the last "
+                          f"of [rois] names), found {config['rois']['names']!r}")
+    layer = config["synthesis"]["layer"]
+    layers = config["network"]["layers"]
+    if layer and layers and layer not in layers:
+        raise ConfigError(f"{source}: [synthesis] layer: {layer!r} is not one of the [network] layers {list(layers)}")
 
 
 # a subject id names files and folders: no separators, no '..', no hidden names

@@ -281,6 +281,11 @@ class Study:
                 tables.setdefault(name, []).append(frame)
         combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
         combined.update(_across_subjects(combined, {label: a["layers"] for label, a in analysed.items()}))
+        self._synthesized = None
+        if config["synthesis"]["enabled"]:
+            synthesis_tables, images = self._synthesis(tasks, stimuli, analysed, combined, stimuli_key)
+            combined.update(synthesis_tables)
+            self._synthesized = (images, synthesis_tables["synthesis"])
         result = StudyResult(self.output, combined, log=pd.DataFrame(self.log_))
         self._write(result, stimuli, analysed, time.perf_counter() - start)
         self._say(f"report: {result.report}")
@@ -323,6 +328,29 @@ class Study:
                 for name, frame in frames.items():
                     tables.setdefault(name, []).append(_with_network(frame, label))
         return analysed
+
+    def _synthesis(self, tasks, stimuli, analysed, tables, stimuli_key):
+        """``[synthesis]``: images through the first subject's encoding models of the [network]."""
+        from . import _synthesis
+
+        config = self.config
+        primary = config.networks[0]
+        task = tasks[0]
+        label = task["entry"]["id"] if task["entry"] else f"sub-{task['index'] + 1:02d}"
+        selection = tables["selection"][tables["selection"]["subject"] == label]
+        files = _file_digests(task["entry"]) if task["entry"] else {}
+        network = analysed[primary["label"]]
+        key = self.cache.key("synthesis", stimuli_key, network["key"], files, config.seed, label,
+                             config.section_json("synthesis", "encoding", "best_layer", "selection", "rois", "subjects"))
+
+        def compute():
+            responses = task["responses"] if task["entry"] else steps.simulated_subject(stimuli, config, task["index"])
+            return _synthesis.synthesize_for_subject(self._model(primary), network["activations"], network["layers"],
+                                                     responses, selection, stimuli, config,
+                                                     _seed(config.seed, label, "synthesis"), progress=self.progress)
+
+        return self._step("synthesis", key, compute, _synthesis.save_synthesis, _synthesis.load_synthesis,
+                          label=label)
 
     def _warm_neighbourhoods(self, real_subjects) -> None:
         """Compute the disks of every distinct mesh once, before the subjects run in parallel."""
@@ -374,6 +402,10 @@ class Study:
         shutil.rmtree(staging, ignore_errors=True)
         try:
             drawn = _report.make_figures(result.tables, stimuli, analysed, self.config, staging)
+            if getattr(self, "_synthesized", None) is not None:
+                from ._synthesis import synthesis_figures
+
+                drawn += synthesis_figures(*self._synthesized, self.config, staging)
             result.figures = [self._write_file(f"figures/{p.name}", lambda path, p=p: os.replace(p, path)) for p in drawn]
         finally:
             shutil.rmtree(staging, ignore_errors=True)
