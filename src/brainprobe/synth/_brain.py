@@ -466,7 +466,9 @@ class ControversialImages(BrainSynthesis):
         within ``hold_tolerance`` of its start.
     hold_tolerance : float
     **options
-        As in `BrainSynthesis`.
+        As in `BrainSynthesis`; ``prior`` defaults to None here: paper 004's prior is made for
+        images grown from noise, and its alpha-norm penalizes the bright, saturated pixels of
+        the natural images these start from.
 
     Attributes
     ----------
@@ -488,6 +490,7 @@ class ControversialImages(BrainSynthesis):
 
     def __init__(self, models, first: str, second: str, *, n_images: int = 4, start=None, hold_weight: float = 10.0,
                  target_z: float | None = None, hold_tolerance: float = 0.25, **options):
+        options.setdefault("prior", None)  # from natural images: 004's prior (made for noise starts) would pull them away
         super().__init__(models, **options)
         self.first = _check_name(self.models, first, "first")
         self.second = _check_name(self.models, second, "second")
@@ -576,7 +579,7 @@ class BrainMetamer(BrainSynthesis):
         The class each image should be given (one for all, or one per image).
     threshold, tolerance, match_weight : float
     **options
-        As in `BrainSynthesis`.
+        As in `BrainSynthesis`; ``prior`` defaults to None (see `ControversialImages`).
 
     Attributes
     ----------
@@ -596,6 +599,7 @@ class BrainMetamer(BrainSynthesis):
 
     def __init__(self, models, target: str, images, target_classes, *, threshold: float = 0.9,
                  tolerance: float = 0.1, match_weight: float = 10.0, **options):
+        options.setdefault("prior", None)  # as the AI images: no prior on an image that starts natural
         super().__init__(models, **options)
         self.target = _check_name(self.models, target, "target")
         self.start = as_image_tensor(images).detach().cpu().float()
