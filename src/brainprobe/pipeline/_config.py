@@ -57,7 +57,7 @@ DEFAULTS: dict[str, dict] = {
     # repeat one measurement; on = ["RE"] scores held-out RE images by `cv`-fold cross-validation
     "best_layer": {"enabled": True, "on": ["AN", "AI"], "per_repeat": True, "cv": 5},
     "parallel": {"n_jobs": 1, "scheduler": ""},
-    "figures": {"formats": ["png", "pdf"], "dpi": 150},
+    "figures": {"formats": ["png", "pdf"], "dpi": 300},
 }
 # Keys of one ``[[compare]]`` entry: another network analysed on the study's images (the images
 # are made against [network]); ``name`` is required, ``label`` defaults to it.
