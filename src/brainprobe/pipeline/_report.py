@@ -31,6 +31,7 @@ __all__ = ["REPORT_SECTIONS", "ReportContext", "figure_caption", "make_figures",
 LARGE_TABLES = ("searchlight", "selection", "best_layer")
 TABLE_ROWS_SHOWN = 60
 REPORT_IMAGE_WIDTH = 1400  # px: figures are embedded at most this wide (the files keep their dpi)
+CSS_PX_PER_INCH = 130  # a figure is shown at 1.35 x its printed size (7 pt text reads as ~9.5 pt)
 ALPHA = 0.05
 
 
@@ -59,7 +60,11 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
         surface = config["searchlight"]["surface"]
         for subject, part in tables["searchlight"].groupby("subject", sort=False):
             drawn = searchlight_layers(part, config, tables.get("selection"))
-            threshold = "coloured: family-wise p < .05" if drawn["shown"] is not None else "no threshold (n_perm = 0)"
+            threshold = "no threshold (n_perm = 0)"
+            if drawn["shown"] is not None:
+                counts = ", ".join(f"{pair} {sum(int(m.sum()) for m in by_hemi.values())}"
+                                   for pair, by_hemi in drawn["shown"].items())
+                threshold = f"coloured: family-wise p < .05, centres: {counts} of {len(part) // part['pair'].nunique()}"
             save(plotting.cortical_map(drawn["maps"], drawn["meshes"],
                                        views=("dorsal",) if surface == "flat" else ("lateral", "medial"),
                                        background=drawn["background"], outlines=drawn["outlines"], shown=drawn["shown"],
@@ -411,7 +416,7 @@ def header_section(context: ReportContext) -> str:
     config, versions = context.config, context.versions
     return "\n".join([
         f"<h1>{html.escape(config['study']['name'])}</h1>",
-        "<p>Made by brainprobe {} on {} in {:.0f} s. Device: {}. Seed: {}. {}.</p>".format(
+        "<p>Made by brainprobe {} on {}; the analysis steps took {:.0f} s. Device: {}. Seed: {}. {}.</p>".format(
             html.escape(versions.get("brainprobe", "")), datetime.datetime.now().isoformat(timespec="seconds"),
             context.seconds, html.escape(context.device), config.seed, html.escape(_networks_line(config))),
         '<nav><a href="#summary">Summary</a> · <a href="#figures">Figures</a> · <a href="#viewer">Cortex viewer</a> · '
@@ -481,22 +486,27 @@ def _networks_line(config) -> str:
     return line
 
 
-def _png_for_screen(path: Path) -> bytes:
-    """The PNG at most `REPORT_IMAGE_WIDTH` px wide (a 300 dpi figure is 2000+ px: MBs per figure)."""
+def _png_for_screen(path: Path) -> tuple[bytes, int | None]:
+    """The PNG at most `REPORT_IMAGE_WIDTH` px wide (a 300 dpi figure is 2000+ px: MBs per figure),
+    and the width in CSS px that shows it at its printed size (None when the file has no dpi)."""
     from PIL import Image
 
     with Image.open(path) as image:
+        dpi = image.info.get("dpi", (None,))[0]
+        css_width = round(image.width / float(dpi) * CSS_PX_PER_INCH) if dpi else None
         if image.width <= REPORT_IMAGE_WIDTH:
-            return path.read_bytes()
+            return path.read_bytes(), css_width
         height = round(image.height * REPORT_IMAGE_WIDTH / image.width)
         buffer = io.BytesIO()
         image.resize((REPORT_IMAGE_WIDTH, height), Image.LANCZOS).save(buffer, format="PNG", optimize=True)
-        return buffer.getvalue()
+        return buffer.getvalue(), css_width
 
 
 def _image_tag(path: Path, caption: str) -> str:
-    data = base64.b64encode(_png_for_screen(path)).decode()
-    return (f'<figure id="{html.escape(path.stem)}"><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+    data, width = _png_for_screen(path)
+    size = f' style="width:{width}px"' if width else ""
+    return (f'<figure id="{html.escape(path.stem)}"><img alt="{html.escape(path.stem)}"{size} '
+            f'src="data:image/png;base64,{base64.b64encode(data).decode()}">'
             f"<figcaption>{html.escape(caption)} <span class='file'>({html.escape(path.stem)})</span></figcaption></figure>")
 
 

@@ -217,7 +217,8 @@ VIEWER_SCRIPT = r"""
     gl.bindBuffer(gl.ARRAY_BUFFER, geometry.color);
     gl.bufferData(gl.ARRAY_BUFFER, colour, gl.STATIC_DRAW);
     current = geometry;
-    status.textContent = `(${drawn} vertices coloured${shown ? "" : "; no permutation maps: no threshold"})`;
+    status.textContent = `(${drawn} vertices coloured${!shown ? "; no permutation maps: no threshold" :
+      threshold.checked ? "; untick the box to see every value" : ""})`;
     draw();
   }
   function rotation() {

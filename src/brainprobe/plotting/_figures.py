@@ -399,7 +399,7 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
     axes[0, -1].legend(frameon=False)
     figure.suptitle(f"Encoding models trained on RE images, tested on AN and AI images\n({ci[2:]}% CI; marks: AI vs AN "
                     f"vertex-subsample test, {STARS})", fontsize=6)
-    figure.tight_layout(pad=0.3)
+    figure.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.3 / figure.get_figheight()))  # ROI titles clear of the suptitle
     return figure
 
 
@@ -444,9 +444,9 @@ def best_layer_figure(proportions: pd.DataFrame, *, columns: str | float = "doub
             x = np.arange(len(rois)) + (k - (len(layers) - 1) / 2) * bar_width
             ax.bar(x, mean[layer].to_numpy(float), bar_width, yerr=np.nan_to_num(sem[layer].to_numpy(float)),
                    color=color, label=layer, error_kw={"elinewidth": 0.5, "capsize": 1})
-            for xi, roi in zip(x, rois, strict=True):
-                dots = per_subject.xs((roi, layer), level=("roi", "layer")).to_numpy(float)
-                ax.scatter(np.full(len(dots), xi), dots, s=3, color="black", linewidths=0, zorder=3)
+            dots = per_subject.xs(layer, level="layer").reset_index()
+            ax.scatter(x[dots["roi"].map({roi: i for i, roi in enumerate(rois)}).to_numpy(int)], dots["proportion"],
+                       s=3, color="black", linewidths=0, zorder=3)
         ax.set_xticks(np.arange(len(rois)), rois)
         ax.set_title(f"{kind} images" if kind else "")
         ax.spines[["top", "right"]].set_visible(False)
