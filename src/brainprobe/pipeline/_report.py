@@ -452,9 +452,17 @@ def viewer_section(context: ReportContext) -> str:
             "the map below. Grey: sulcal depth; black: ROI outlines.</p>" + cortex_viewer(layers) + "</section>")
 
 
+# the findings' tables first, then what they were computed from
+TABLE_ORDER = ("brain_rsa", "brain_difference", "brain_rsa_s2", "brain_difference_s2", "network_rsa",
+               "network_difference", "network_trend", "encoding", "best_layer_tests", "best_layer_proportions",
+               "stimuli")
+
+
 def tables_section(context: ReportContext) -> str:
     parts = ['<section id="tables"><h2>Tables</h2>']
-    for name, frame in context.tables.items():
+    names = sorted(context.tables, key=lambda n: TABLE_ORDER.index(n) if n in TABLE_ORDER else len(TABLE_ORDER))
+    for name in names:
+        frame = context.tables[name]
         parts += [f"<h3>{html.escape(name)}</h3>", _table_html(name, frame)]
     return "\n".join(parts) + "</section>"
 
@@ -530,6 +538,12 @@ def _table_html(name: str, frame: pd.DataFrame) -> str:
     if name == "encoding" and {"layer", "test_kind", "accuracy"} <= set(frame):
         return (link + "<p>Accuracy (r) per ROI x layer on AN and AI images, and the p of the AI-vs-AN comparison; "
                 "every column is in the CSV.</p>" + f'<div class="wide">{_encoding_pivot(frame)}</div>')
+    if name == "best_layer_proportions" and {"roi", "layer", "proportion"} <= set(frame):
+        keys = [k for k in ("network", "test_kind", "roi") if k in frame]
+        pivot = frame.pivot_table(index=keys, columns="layer", values="proportion", aggfunc="mean", sort=False)
+        pivot = pivot.reindex(columns=list(dict.fromkeys(frame["layer"])))
+        return (link + "<p>Mean proportion of vertices per best layer over the measurements (subject x repeat); "
+                f"each measurement is in the CSV.</p><div class=\"wide\">{pivot.to_html(float_format=lambda v: f'{v:.3f}')}</div>")
     if name in LARGE_TABLES or len(frame) > 4 * TABLE_ROWS_SHOWN:
         return link + f'<div class="wide">{frame.describe().to_html(float_format=lambda v: f"{v:.4g}", na_rep="")}</div>'
     shown = frame.head(TABLE_ROWS_SHOWN).drop(columns=[c for c in ("ci_method",) if c in frame])
@@ -542,8 +556,9 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 nav{font-size:.9em;margin-bottom:1em}
 .wide{max-width:100%;overflow-x:auto}
-table{border-collapse:collapse;font-size:.8em;margin:.5em 0} td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
-table.summary td{text-align:left;vertical-align:top} table.summary td:nth-child(-n+2){white-space:nowrap}
+table{border-collapse:collapse;font-size:.8em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
+table.summary td{text-align:left;vertical-align:top}
 figure{margin:1.5em 0} img{max-width:100%;height:auto} figcaption{font-size:.85em;color:#333;max-width:60em}
 .file{color:#888} .note{font-size:.85em;color:#555}
 pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.8em;white-space:pre-wrap}
