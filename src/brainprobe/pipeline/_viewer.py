@@ -79,7 +79,9 @@ def cortex_viewer(layers: dict, *, cmap: str = "RdBu_r", height_px: int = 520) -
         coordinates, faces, offsets = _side_by_side(drawn["meshes"])
         key = f"{len(coordinates)}-{hash(coordinates.tobytes())}-{hash(faces.tobytes())}"
         if key not in geometries:
-            geometries[key] = {"positions": _b64(coordinates, np.float32), "faces": _b64(faces, np.uint32),
+            short = len(coordinates) < 2 ** 16  # 16-bit indices: a third less to write for fs_LR 32k
+            geometries[key] = {"positions": _b64(coordinates, np.float32),
+                               "faces": _b64(faces, np.uint16 if short else np.uint32), "index_bits": 16 if short else 32,
                                "n_faces": int(len(faces)), "n_vertices": int(len(coordinates))}
         n = len(coordinates)
         depth = None
@@ -166,7 +168,7 @@ VIEWER_SCRIPT = r"""
   const geometries = {};
   for (const [key, g] of Object.entries(data.geometries)) {
     const positions = decode(g.positions, Float32Array);
-    const faces = decode(g.faces, Uint32Array);
+    const faces = decode(g.faces, g.index_bits === 16 ? Uint16Array : Uint32Array);
     const normals = new Float32Array(positions.length);
     for (let f = 0; f < faces.length; f += 3) {
       const a = faces[f] * 3, b = faces[f + 1] * 3, c = faces[f + 2] * 3;
@@ -186,7 +188,8 @@ VIEWER_SCRIPT = r"""
     gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, index);
     gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, faces, gl.STATIC_DRAW);
     geometries[key] = {position: buffer(positions), normal: buffer(normals), index, count: faces.length,
-                       n: g.n_vertices, center, scale: 0.95 / radius, color: gl.createBuffer()};
+                       n: g.n_vertices, center, scale: 0.95 / radius, color: gl.createBuffer(),
+                       type: g.index_bits === 16 ? gl.UNSIGNED_SHORT : gl.UNSIGNED_INT};
   }
   const maps = [];
   data.subjects.forEach(subject => subject.maps.forEach(m => maps.push({subject, map: m})));
@@ -248,7 +251,7 @@ VIEWER_SCRIPT = r"""
     gl.uniform1f(uniform("scale"), current.scale * zoom);
     gl.uniform1f(uniform("aspect"), canvas.width / canvas.height);
     gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, current.index);
-    gl.drawElements(gl.TRIANGLES, current.count, gl.UNSIGNED_INT, 0);
+    gl.drawElements(gl.TRIANGLES, current.count, current.type, 0);
   }
   let dragging = null;
   canvas.addEventListener("mousedown", e => { dragging = [e.clientX, e.clientY]; });
