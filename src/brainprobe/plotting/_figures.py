@@ -454,7 +454,7 @@ def best_layer_figure(proportions: pd.DataFrame, *, columns: str | float = "doub
     axes[0, -1].legend(frameon=False, bbox_to_anchor=(1.0, 1.0), loc="upper left", title="best layer")
     figure.suptitle(f"Best-predicting layer per vertex (models trained on RE images)\nbars: mean ± s.e.m. over n = {n} "
                     "measurements (subject x repeat); dots: subjects", fontsize=6)
-    figure.tight_layout(pad=0.3)
+    figure.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.1 / figure.get_figheight()))  # titles clear of the suptitle
     return figure
 
 
