@@ -73,3 +73,100 @@ def test_difference_tests_are_marked_with_their_direction():
                           {"layer": "conv2", "p_boot": 0.9, "direction": "RE-AI > RE-AN"}])
     texts = [t.get_text() for ax in layer_profile(profile, None, tests).axes for t in ax.texts if "AN" in t.get_text()]
     assert texts == ["AI<AN\n*"]
+
+
+def test_pdfs_embed_truetype_fonts_at_journal_sizes(tmp_path):
+    from PIL import Image
+
+    from brainprobe.plotting import COLUMN_WIDTH_MM
+
+    figure = layer_profile(_profile())
+    assert figure.get_figwidth() * 25.4 == pytest.approx(COLUMN_WIDTH_MM["single"])
+    texts = [t for t in figure.findobj(matplotlib.text.Text) if t.get_text().strip() and t.get_visible()]
+    assert min(t.get_fontsize() for t in texts) >= 5  # readable once printed at 89 mm
+    ticks = [t for ax in figure.axes for t in ax.get_xticklabels() + ax.get_yticklabels()]
+    assert {t.get_fontsize() for t in ticks} == {6}
+    pdf, png = save_figure(figure, tmp_path / "fig5", ("pdf", "png"))
+    content = pdf.read_bytes()
+    assert b"/FontFile2" in content and (b"/CIDFontType2" in content or b"/Subtype /TrueType" in content)
+    assert b"/Type3" not in content  # no Type 3 outlines: editable, as journals ask
+    assert Image.open(png).info["dpi"][0] == pytest.approx(300, abs=1)
+    assert matplotlib.rcParams["pdf.fonttype"] == 3  # the style does not leak into the user's session
+
+
+def test_fig1_names_its_images_and_writes_p_of_the_class():
+    from brainprobe.plotting import stimulus_grid
+
+    sources = ["cat", "cup", "rocket"]
+    table = pd.DataFrame([{"image_id": f"{kind}_{s}", "kind": kind, "source_id": s, "top1_name": f"class-{s}",
+                           "p_top1": 0.5} for kind in ("RE", "AN", "AI") for s in sources])
+    figure = stimulus_grid(np.zeros((9, 8, 8, 3)), table, n_sources=2)
+    axes = np.array(figure.axes).reshape(3, 2)
+    assert [ax.get_title() for ax in axes[0]] == ["cat", "cup"]
+    assert axes[1, 0].get_xlabel() == "class-cat\nP(class) = 0.50"
+    assert "2 of 3 source images" in figure._suptitle.get_text() and "P(class)" in figure._suptitle.get_text()
+
+
+def test_rdm_figure_has_a_row_per_layer_a_column_per_kind_and_an_mds_panel():
+    from brainprobe.plotting import rdm_figure
+
+    rng = np.random.default_rng(0)
+    labels = ["a", "b", "c", "d"]
+    square = np.abs(rng.normal(size=(4, 4)))
+    square = square + square.T
+    np.fill_diagonal(square, 0)
+    layers = ["conv1", "conv2", "fc6"]
+    rdms = {layer: {kind: square for kind in ("RE", "AN", "AI")} for layer in layers}
+    embedding = pd.DataFrame({"x": rng.normal(size=12), "y": rng.normal(size=12), "kind": np.repeat(["RE", "AN", "AI"], 4),
+                              "source_id": labels * 3})
+    figure = rdm_figure(rdms, labels=labels, embeddings={layer: embedding for layer in layers})
+    grid = np.array(figure.axes[:12]).reshape(3, 4)
+    assert [ax.get_title() for ax in grid[0]] == ["RE images", "AN images", "AI images", "MDS (all images)"]
+    assert [ax.get_ylabel() for ax in grid[:, 0]] == layers
+    assert [t.get_text() for t in grid[0, 0].get_yticklabels()] == labels
+    assert [t.get_text() for t in grid[-1, 2].get_xticklabels()] == labels
+    assert len(grid[1, 3].collections) == 3 and len(grid[1, 3].lines) == 8  # 3 kinds; RE->AN, RE->AI per source
+
+
+def test_fig4_draws_values_only_where_shown_over_sulcal_depth_with_outlines():
+    from brainprobe.plotting import cortical_map
+    from brainprobe.roi import Mesh
+
+    # a small closed surface (an octahedron subdivided twice, pushed onto the sphere)
+    vertices = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
+    faces = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+    for _ in range(2):
+        edges = {}
+        new_faces = []
+        points = list(vertices)
+        for a, b, c in faces:
+            mids = []
+            for u, v in ((a, b), (b, c), (c, a)):
+                key = (min(u, v), max(u, v))
+                if key not in edges:
+                    edges[key] = len(points)
+                    points.append((points[u] + points[v]) / 2)
+                mids.append(edges[key])
+            ab, bc, ca = mids
+            new_faces += [[a, ab, ca], [ab, b, bc], [ca, bc, c], [ab, bc, ca]]
+        vertices = np.array(points)
+        faces = np.array(new_faces)
+    vertices = 50 * vertices / np.linalg.norm(vertices, axis=1, keepdims=True)
+    mesh = Mesh(vertices, faces)
+    n = mesh.n_vertices
+    values = np.linspace(-1, 1, n)
+    shown = values > 0.5
+    figure = cortical_map({"RE-AI": {"L": values}}, {"L": mesh}, background={"L": vertices[:, 2] / 50},
+                          outlines={"L": {"V1": vertices[:, 0] > 20}}, shown={"RE-AI": {"L": shown}}, title="t")
+    three_d = [ax for ax in figure.axes if ax.name == "3d"]
+    assert len(three_d) == 2  # one hemisphere x lateral, medial
+    # one colour per face in the mesh's order (get_facecolors() is in drawing order, sorted by depth)
+    colours = np.asarray(three_d[0].collections[0]._facecolor3d)[:, :3]
+    grey = np.isclose(colours[:, 0], colours[:, 1]) & np.isclose(colours[:, 1], colours[:, 2])
+    black = (colours < 0.05).all(axis=1)
+    touches_shown = shown[faces].any(axis=1)
+    assert black.any()  # the ROI outline
+    assert touches_shown[~grey].all()  # colour only where a value passed the threshold ...
+    assert (~grey | black)[touches_shown].mean() > 0.5  # ... and there, mostly coloured
+    depth = colours[grey & ~black & ~touches_shown, 0]
+    assert depth.max() - depth.min() > 0.1  # the sulcal-depth background varies

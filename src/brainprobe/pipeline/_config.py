@@ -62,7 +62,7 @@ DEFAULTS: dict[str, dict] = {
     "synthesis": {"enabled": False, "n_images": 4, "objectives": ["drive"], "layer": "", "max_iter": 200,
                   "target_z": 0.0, "lr": 0.02},
     "parallel": {"n_jobs": 1, "scheduler": ""},
-    "figures": {"formats": ["png", "pdf"], "dpi": 150},
+    "figures": {"formats": ["png", "pdf"], "dpi": 300},
 }
 # Keys of one ``[[compare]]`` entry: another network analysed on the study's images (the images
 # are made against [network]); ``name`` is required, ``label`` defaults to it.

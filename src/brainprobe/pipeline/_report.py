@@ -1,10 +1,21 @@
-"""Figures of a finished study and its self-contained ``report.html``."""
+"""Figures of a finished study and its self-contained ``report.html``.
+
+The report is a list of sections, each made by one function from the result tables
+(``*_section(context) -> str``); `REPORT_SECTIONS` gives their order, so a new section is one
+function and one entry there. Every number of the summary is a ``<span class="n">`` that names
+the table, row and column it comes from (``data-table``, ``data-row``, ``data-column``) and
+holds the exact value (``data-value``), so a test (or a reader) can check it against the CSV.
+"""
 
 from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import html
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +25,17 @@ from .. import plotting
 from ..rsa import align_kinds, rdm, square_rdm
 from ._cache import atomic_write
 
-__all__ = ["make_figures", "write_report"]
+__all__ = ["REPORT_SECTIONS", "ReportContext", "figure_caption", "make_figures", "write_report"]
 
 # tables with one row per vertex: the report shows their size and a link, not their rows
 LARGE_TABLES = ("searchlight", "selection", "best_layer")
 TABLE_ROWS_SHOWN = 60
+REPORT_IMAGE_WIDTH = 1400  # px: figures are embedded at most this wide (the files keep their dpi)
+CSS_PX_PER_INCH = 130  # a figure is shown at 1.35 x its printed size (7 pt text reads as ~9.5 pt)
+ALPHA = 0.05
 
 
+# -- figures -----------------------------------------------------------------------------------------
 def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) -> list[Path]:
     """Draw every figure the tables allow; return the paths written (all formats).
 
@@ -42,11 +57,19 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
         save(plotting.kind_bars(tables["brain_rsa_s2"], tables.get("brain_difference_s2"), ci="ci68",
                                 title=f"RE-AN and RE-AI similarity, {2 * n} vertices per ROI"), "figS2_brain_rsa")
     if "searchlight" in tables:
+        surface = config["searchlight"]["surface"]
         for subject, part in tables["searchlight"].groupby("subject", sort=False):
-            meshes, maps = _searchlight_maps(part, config)
-            save(plotting.cortical_map(maps, meshes, views=("dorsal",) if config["searchlight"]["surface"] == "flat"
-                                       else ("lateral", "medial"),
-                                       title=f"{subject}: searchlight RDM similarity ({config['searchlight']['surface']} surface)"),
+            drawn = searchlight_layers(part, config, tables.get("selection"))
+            threshold = "no threshold (n_perm = 0)"
+            if drawn["shown"] is not None:
+                counts = ", ".join(f"{pair} {sum(int(m.sum()) for m in by_hemi.values())}"
+                                   for pair, by_hemi in drawn["shown"].items())
+                threshold = f"coloured: family-wise p < .05, centres: {counts} of {len(part) // part['pair'].nunique()}"
+            save(plotting.cortical_map(drawn["maps"], drawn["meshes"],
+                                       views=("dorsal",) if surface == "flat" else ("lateral", "medial"),
+                                       background=drawn["background"], outlines=drawn["outlines"], shown=drawn["shown"],
+                                       title=f"{subject}: searchlight RDM similarity ({surface} surface; {threshold}; "
+                                             f"grey: sulcal depth; outlines: ROIs)"),
                  f"fig4_searchlight_{subject}")
     names = {network["label"]: network["name"] for network in config.networks}
     for label, network in analysed.items():
@@ -61,26 +84,75 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
             save(plotting.encoding_figure(mine["encoding"]), f"fig6_encoding{suffix}")
         if "best_layer_proportions" in mine:
             save(plotting.best_layer_figure(mine["best_layer_proportions"]), f"figS1_best_layer{suffix}")
-        save(plotting.rdm_panels(_network_rdms(network["activations"], stimuli, network["layers"], config), columns=3),
+        rdms, labels, embeddings = network_rdms(network["activations"], stimuli, network["layers"], config)
+        save(plotting.rdm_figure(rdms, labels=labels, embeddings=embeddings, metric=config["rsa"]["metric"]),
              f"rdms_network{suffix}")
     return written
 
 
-def _searchlight_maps(part: pd.DataFrame, config) -> tuple[dict, dict]:
+def searchlight_layers(part: pd.DataFrame, config, selection: pd.DataFrame | None = None) -> dict:
+    """What Fig. 4 and the viewer draw for one subject's searchlight rows.
+
+    Returns a dict with ``meshes`` (hemi -> Mesh, the ``[searchlight] surface``), ``maps``
+    (pair -> hemi -> values, NaN off the searchlight), ``shown`` (pair -> hemi -> family-wise
+    p < .05, or None without permutations), ``background`` (hemi -> sulcal depth) and
+    ``outlines`` (hemi -> ROI -> mask, from the selection table's ROI vertices).
+    """
     from ._steps import study_meshes
 
-    subject_meshes = _subject_meshes(part["subject"].iloc[0], config)
-    meshes = study_meshes(subject_meshes, config["searchlight"]["surface"]) if isinstance(subject_meshes, str) \
-        else study_meshes(subject_meshes)
-    maps = {}
+    subject = part["subject"].iloc[0]
+    spec = _subject_meshes(subject, config)
+    surface = config["searchlight"]["surface"]
+    meshes = study_meshes(spec, surface) if isinstance(spec, str) else study_meshes(spec)
+    tested = "p_fwe" in part and part["p_fwe"].notna().any()
+    maps, shown = {}, {}
     for pair, rows in part.groupby("pair", sort=False):
-        maps[pair] = {}
+        maps[pair], shown[pair] = {}, {}
         for hemi, mesh in meshes.items():
-            values = np.full(mesh.n_vertices, np.nan)
             chosen = rows[rows["hemi"] == hemi]
-            values[chosen["vertex"].to_numpy(int)] = chosen["similarity"].to_numpy(float)
+            vertex = chosen["vertex"].to_numpy(int)
+            values = np.full(mesh.n_vertices, np.nan)
+            values[vertex] = chosen["similarity"].to_numpy(float)
             maps[pair][hemi] = values
-    return meshes, maps
+            if tested:
+                significant = np.zeros(mesh.n_vertices, bool)
+                significant[vertex] = chosen["p_fwe"].to_numpy(float) < ALPHA
+                shown[pair][hemi] = significant
+    outlines = None
+    if selection is not None and "roi" in selection:
+        mine = selection[selection["subject"] == subject]
+        outlines = {hemi: {roi: np.isin(np.arange(mesh.n_vertices), rows.loc[rows["hemi"] == hemi, "vertex"].to_numpy(int))
+                           for roi, rows in mine.groupby("roi", sort=False)}
+                    for hemi, mesh in meshes.items()}
+    return {"meshes": meshes, "maps": maps, "shown": shown if tested else None,
+            "background": sulcal_background(spec, meshes), "outlines": outlines}
+
+
+def sulcal_background(spec, meshes: dict) -> dict | None:
+    """Sulcal depth per hemisphere: the template's map, or one computed from the subject's mesh."""
+    from ..roi import mesh_sulcal_depth
+
+    if isinstance(spec, str):
+        found = _template_sulc(spec)
+        if found is not None and all(len(found[h]) == m.n_vertices for h, m in meshes.items() if h in found):
+            return found
+    try:
+        from ._steps import study_meshes
+
+        folded = study_meshes(spec) if not isinstance(spec, str) else study_meshes(spec, "midthickness")
+        return {hemi: mesh_sulcal_depth(mesh) for hemi, mesh in folded.items()}
+    except (ValueError, FileNotFoundError):
+        return None
+
+
+@functools.lru_cache(maxsize=4)
+def _template_sulc(name: str):
+    from ..roi import template_sulcal_depth
+
+    try:
+        return template_sulcal_depth(name)
+    except (ValueError, ImportError, OSError):
+        return None
 
 
 def _subject_meshes(subject: str, config):
@@ -90,12 +162,326 @@ def _subject_meshes(subject: str, config):
     return config["subjects"]["mesh"]
 
 
-def _network_rdms(activations, stimuli, layers, config) -> dict:
-    """RE, AN and AI RDMs of the first, middle and last layer (rows in source order)."""
-    _, rows = align_kinds(stimuli.table)
-    chosen = list(dict.fromkeys([layers[0], layers[len(layers) // 2], layers[-1]]))
-    return {f"{layer} · {kind}": square_rdm(rdm(np.asarray(activations[layer])[index], config["rsa"]["metric"]))
-            for layer in chosen for kind, index in rows.items()}
+def network_rdms(activations, stimuli, layers, config) -> tuple[dict, list, dict]:
+    """RE, AN and AI RDMs of every analysed layer (rows in source order), the sources' names,
+    and per layer a 2-D classical MDS of the RDM of all images (``x``, ``y``, ``kind``, ``source_id``)."""
+    sources, rows = align_kinds(stimuli.table)
+    metric = config["rsa"]["metric"]
+    rdms, embeddings = {}, {}
+    for layer in layers:
+        values = np.asarray(activations[layer])
+        rdms[layer] = {kind: square_rdm(rdm(values[index], metric)) for kind, index in rows.items()}
+        every = np.concatenate(list(rows.values()))
+        square = square_rdm(rdm(values[every], metric))
+        xy = classical_mds(np.nan_to_num((square + square.T) / 2))
+        kinds = np.concatenate([[kind] * len(index) for kind, index in rows.items()])
+        embeddings[layer] = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "kind": kinds,
+                                          "source_id": np.concatenate([list(sources)] * len(rows))})
+    return rdms, [str(s) for s in sources], embeddings
+
+
+def classical_mds(square: np.ndarray, n_components: int = 2) -> np.ndarray:
+    """Torgerson's classical MDS of a dissimilarity matrix (n, n): coordinates (n, n_components).
+
+    Double-centre the squared dissimilarities and keep the leading eigenvectors scaled by the
+    square roots of their (positive) eigenvalues; deterministic, up to each axis' sign.
+    """
+    n = len(square)
+    centring = np.eye(n) - np.full((n, n), 1.0 / n)
+    inner = -0.5 * centring @ (np.asarray(square, float) ** 2) @ centring
+    values, vectors = np.linalg.eigh(inner)
+    order = np.argsort(values)[::-1][:n_components]
+    return vectors[:, order] * np.sqrt(np.clip(values[order], 0, None))
+
+
+# -- captions ------------------------------------------------------------------------------------------
+def figure_caption(stem: str, config, tables: dict) -> str:
+    """What a figure plots, its CI level and the test behind each mark (from its file name)."""
+    rsa, encoding = config["rsa"], config["encoding"]
+    stars = "* p < .05, ** p < .01, *** p < .001"
+    difference = (f"AI-vs-AN test of the difference of the two similarities ({rsa['n_boot']} bootstrap resamples "
+                  f"of images, {rsa['alternative']}), marked with its direction (e.g. AI>AN) and stars")
+    rdm_words = f"RDM similarity: Spearman correlation of RDMs ({rsa['metric']} distance)"
+    if stem.startswith("fig1"):
+        network = config.networks[0]["name"]
+        n = int((tables["stimuli"]["kind"] == "RE").sum()) if "stimuli" in tables else 0
+        return (f"Fig. 1. Stimuli. Columns: the first source images (named on top; {n} RE images in the study); rows: "
+                f"the RE image, its AN image (noise optimised until {network} assigns the target class) and its AI "
+                f"image (an interfering image blended in until the label changes). Under each image: {network}'s "
+                "top-1 class and its softmax probability P(class).")
+    if stem.startswith(("fig3", "figS2")):
+        n = config["selection"]["n_per_hemi_s2" if stem.startswith("figS2") else "n_per_hemi"]
+        return (f"{'Fig. S2' if stem.startswith('figS2') else 'Fig. 3'}. RE-AN (blue) and RE-AI (red) similarity per "
+                f"ROI, one panel per subject, {n} most reliable vertices per hemisphere; {rdm_words}. Error bars: 68% "
+                f"CI (image subsampling). Stars over a bar: permutation test of similarity > 0 ({rsa['n_perm']} "
+                f"image relabelings). Brackets: {difference}; {stars}.")
+    if stem.startswith("fig4"):
+        subject = stem.removeprefix("fig4_searchlight_")
+        n_perm = config["searchlight"]["n_perm"]
+        threshold = (f"coloured only where the family-wise p < .05 (maximum-statistic permutation test over all "
+                     f"centres, {n_perm} relabelings)" if n_perm else
+                     "every centre coloured, no threshold ([searchlight] n_perm = 0: no permutation maps)")
+        return (f"Fig. 4. Searchlight maps of {subject}: RE-AN (top) and RE-AI (bottom) similarity in the "
+                f"{config['selection']['radius_mm']:g} mm geodesic disk around each vertex, drawn on the "
+                f"{config['searchlight']['surface']} surface over sulcal depth (dark grey: sulci); {threshold}. "
+                f"Black outlines: the ROIs. No CI is drawn. {rdm_words}.")
+    if stem.startswith("fig5"):
+        return (f"Fig. 5. RE-AN (blue) and RE-AI (red) similarity of the network's own RDMs per layer; {rdm_words}. "
+                f"Error bars: 95% CI (image subsampling). Stars next to a point: permutation test of similarity > 0 "
+                f"({rsa['n_perm']} relabelings). Legend: Mann-Kendall trend test over layers (tau, p; exact or "
+                f"normal approximation as named). Marks above the plot: {difference}; {stars}.")
+    if stem.startswith("fig6"):
+        return (f"Fig. 6. Encoding models ({encoding['estimator']}, {encoding['n_nonzero']} units per vertex) trained "
+                f"on the responses to RE images, per ROI x layer, tested on AN (blue) and AI (red) images; accuracy: "
+                f"correlation of predicted and measured responses ({encoding['per']}). Error bars: 95% CI over vertex "
+                f"subsamples ({encoding['n_boot']}). Marks above a layer: AI-vs-AN comparison on the same vertex "
+                f"subsamples ({encoding['alternative']}), with its direction; {stars}.")
+    if stem.startswith("figS1"):
+        return ("Fig. S1. Proportion of each ROI's vertices best predicted by each layer (models trained on RE, "
+                "scored on AN and on AI images; one panel per kind). Bars: mean over measurements (subject x repeat), "
+                "error bars: s.e.m. across them; dots: each subject's mean. The paired t-tests of the supplement are "
+                "in the summary (best_layer_tests).")
+    if stem.startswith("rdms"):
+        return (f"RDMs of every analysed layer (rows) for the RE, AN and AI images (columns; rows and columns of "
+                f"each RDM: the source images in one order, named on the edges), {rsa['metric']} distance shown as "
+                "percentiles. Right: 2-D classical MDS of the RDM of all images of the layer, a line from each RE "
+                "image to its AN (blue) and AI (red) image. Descriptive: no test, no CI.")
+    return stem
+
+
+# -- the report --------------------------------------------------------------------------------------------
+@dataclass
+class ReportContext:
+    """What every report section may read."""
+
+    output: Path
+    result: object
+    config: object
+    seconds: float
+    device: str
+    versions: dict = field(default_factory=dict)
+
+    @property
+    def tables(self) -> dict:
+        return self.result.tables
+
+
+def _num(value, table: str, row: int, column: str, digits: int = 2, *, p: bool = False) -> str:
+    """A number of the summary, tagged with the table cell it comes from."""
+    value = float(value)
+    text = "NaN" if not np.isfinite(value) else f"{value:.3g}" if p else f"{value:.{digits}f}"
+    return (f'<span class="n" data-table="{table}" data-row="{row}" data-column="{column}" '
+            f'data-value="{value!r}">{text}</span>')
+
+
+def _estimate(frame: pd.DataFrame, name: str, row: int, column: str, ci: str = "ci95") -> str:
+    record = frame.loc[row]
+    text = _num(record[column], name, row, column)
+    if f"{ci}_low" in frame:
+        text += (f" [{_num(record[f'{ci}_low'], name, row, f'{ci}_low')}, "
+                 f"{_num(record[f'{ci}_high'], name, row, f'{ci}_high')}]")
+    return text
+
+
+def _p(frame: pd.DataFrame, name: str, row: int, column: str) -> str:
+    value = float(frame.loc[row, column])
+    mark = " <b>*</b>" if np.isfinite(value) and value < ALPHA else ""
+    return f"p = {_num(value, name, row, column, p=True)}{mark}"
+
+
+def _summary_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<div class="wide"><table class="summary"><tr>{head}</tr>{body}</table></div>'
+
+
+def _kind_rows(similarity: pd.DataFrame, difference: pd.DataFrame | None, names: tuple[str, str],
+               keys: list[str]) -> tuple[list[list[str]], int, int]:
+    """Per unit (ROI x subject, or network x layer): RE-AN and RE-AI with CI and p, and the difference test."""
+    rows, ai_first, an_first = [], 0, 0
+    similarity = similarity.reset_index(drop=True)
+    difference = None if difference is None else difference.reset_index(drop=True)
+    for unit, part in similarity.groupby(keys, sort=False):
+        unit = unit if isinstance(unit, tuple) else (unit,)
+        cells = [html.escape(str(u)) for u in unit]
+        for pair in ("RE-AN", "RE-AI"):
+            found = part.index[part["pair"] == pair]
+            cells.append(f"{_estimate(similarity, names[0], found[0], 'similarity')}, "
+                         f"{_p(similarity, names[0], found[0], 'p_perm')}" if len(found) else "")
+        if difference is not None:
+            match = np.ones(len(difference), bool)
+            for key, value in zip(keys, unit, strict=True):
+                match &= (difference[key].astype(str) == str(value)).to_numpy()
+            found = np.flatnonzero(match)
+            if len(found):
+                i = found[0]
+                p = float(difference.loc[i, "p_boot"])
+                direction = str(difference.loc[i, "direction"])
+                significant = np.isfinite(p) and p < ALPHA
+                ai_first += significant and direction.startswith("RE-AI >")
+                an_first += significant and direction.startswith("RE-AI <")
+                cells.append(f"{_estimate(difference, names[1], i, 'difference')}, "
+                             f"{html.escape(direction) if significant else 'no difference'}, {_p(difference, names[1], i, 'p_boot')}")
+            else:
+                cells.append("")
+        rows.append(cells)
+    return rows, ai_first, an_first
+
+
+def _brain_summary(tables: dict) -> str:
+    if "brain_rsa" not in tables:
+        return ""
+    rows, ai, an = _kind_rows(tables["brain_rsa"], tables.get("brain_difference"), ("brain_rsa", "brain_difference"),
+                              ["subject", "roi"])
+    n = len(rows)
+    lead = (f"<p><b>Brain (ROIs).</b> RE-AI more similar than RE-AN in <b>{ai}</b> of {n} subject x ROI tests, "
+            f"RE-AN more similar in <b>{an}</b> (AI-vs-AN bootstrap p &lt; .05); the rest show no difference.</p>")
+    return lead + _summary_table(["subject", "ROI", "RE-AN r [95% CI], permutation p", "RE-AI r [95% CI], permutation p",
+                                  "RE-AI minus RE-AN [95% CI], direction, bootstrap p"], rows)
+
+
+def _network_summary(tables: dict) -> str:
+    if "network_rsa" not in tables:
+        return ""
+    rows, ai, an = _kind_rows(tables["network_rsa"], tables.get("network_difference"),
+                              ("network_rsa", "network_difference"), ["network", "layer"])
+    text = (f"<p><b>Network (layers).</b> RE-AI more similar than RE-AN in <b>{ai}</b> of {len(rows)} network x layer "
+            f"tests, RE-AN more similar in <b>{an}</b>.</p>")
+    text += _summary_table(["network", "layer", "RE-AN r [95% CI], permutation p", "RE-AI r [95% CI], permutation p",
+                            "RE-AI minus RE-AN [95% CI], direction, bootstrap p"], rows)
+    trend = tables.get("network_trend")
+    if trend is not None:
+        trend = trend.reset_index(drop=True)
+        lines = []
+        for i, row in trend.iterrows():
+            lines.append(f"<li>{html.escape(str(row.get('network', '')))} {html.escape(str(row['pair']))}: Mann-Kendall "
+                         f"tau = {_num(row['tau'], 'network_trend', i, 'tau')}, {_p(trend, 'network_trend', i, 'p')} "
+                         f"({html.escape(str(row.get('p_method', '')))}): {html.escape(str(row.get('trend', '')))}</li>")
+        text += "<p>Trend over layers:</p><ul>" + "".join(lines) + "</ul>"
+    return text
+
+
+def _encoding_summary(tables: dict) -> str:
+    encoding = tables.get("encoding")
+    if encoding is None:
+        return ""
+    encoding = encoding.reset_index(drop=True)
+    keys = [k for k in ("network", "subject", "roi") if k in encoding]
+    layers = list(dict.fromkeys(encoding["layer"]))
+    rows, counts = [], {"AI > AN": 0, "AI < AN": 0, "n": 0}
+    for unit, part in encoding.groupby(keys, sort=False):
+        unit = unit if isinstance(unit, tuple) else (unit,)
+        cells = [html.escape(str(u)) for u in unit]
+        for layer in layers:
+            here = part[part["layer"] == layer]
+            texts = []
+            for kind in ("AN", "AI"):
+                found = here.index[here["test_kind"] == kind]
+                if len(found):
+                    texts.append(f"{kind} {_num(encoding.loc[found[0], 'accuracy'], 'encoding', found[0], 'accuracy')}")
+            compared = here.index[here["p_compare"].notna()] if "p_compare" in here else []
+            if len(compared):
+                i = compared[0]
+                p = float(encoding.loc[i, "p_compare"])
+                counts["n"] += 1
+                direction = str(encoding.loc[i, "direction"])
+                if p < ALPHA:
+                    counts[direction] = counts.get(direction, 0) + 1
+                texts.append(f"{html.escape(direction) if p < ALPHA else 'n.s.'}, {_p(encoding, 'encoding', i, 'p_compare')}")
+            cells.append("<br>".join(texts))
+        rows.append(cells)
+    lead = (f"<p><b>Encoding generalization.</b> Models trained on RE images predict AI images better than AN images "
+            f"in <b>{counts['AI > AN']}</b> of {counts['n']} ROI x layer comparisons, worse in "
+            f"<b>{counts['AI < AN']}</b> (vertex-subsample test, p &lt; .05). Cells: accuracy (r) on AN and AI "
+            "images, the direction and p of the AI-vs-AN test.</p>")
+    return lead + _summary_table(keys + layers, rows)
+
+
+def _best_layer_summary(tables: dict) -> str:
+    tests = tables.get("best_layer_tests")
+    if tests is None:
+        return ""
+    tests = tests.reset_index(drop=True)
+    rows = []
+    for i, row in tests.iterrows():
+        rows.append([html.escape(str(row.get("network", ""))), html.escape(str(row.get("test_kind", ""))),
+                     html.escape(str(row["test"])), _num(row["mean_difference"], "best_layer_tests", i, "mean_difference", 3),
+                     f"t({_num(row['df'], 'best_layer_tests', i, 'df', 0)}) = {_num(row['t'], 'best_layer_tests', i, 't')}",
+                     _p(tests, "best_layer_tests", i, "p")])
+    return ("<p><b>Best layer per vertex</b> (paired t-tests across subjects, Supplementary Note 1):</p>"
+            + _summary_table(["network", "kind", "test", "mean difference", "t(df)", "p"], rows))
+
+
+def header_section(context: ReportContext) -> str:
+    config, versions = context.config, context.versions
+    return "\n".join([
+        f"<h1>{html.escape(config['study']['name'])}</h1>",
+        "<p>Made by brainprobe {} on {}; the analysis steps took {:.0f} s. Device: {}. Seed: {}. {}.</p>".format(
+            html.escape(versions.get("brainprobe", "")), datetime.datetime.now().isoformat(timespec="seconds"),
+            context.seconds, html.escape(context.device), config.seed, html.escape(_networks_line(config))),
+        '<nav><a href="#summary">Summary</a> · <a href="#figures">Figures</a> · <a href="#viewer">Cortex viewer</a> · '
+        '<a href="#tables">Tables</a> · <a href="#steps">Steps</a> · <a href="#configuration">Configuration</a></nav>'])
+
+
+def summary_section(context: ReportContext) -> str:
+    """The findings, written from the result tables (every number tagged with its cell)."""
+    tables = context.tables
+    parts = [_brain_summary(tables), _network_summary(tables), _encoding_summary(tables), _best_layer_summary(tables)]
+    note = ("<p class='note'>Estimates with 95% CIs; p-values as in the tables (permutation tests of similarity &gt; 0, "
+            "bootstrap tests of RE-AI minus RE-AN); <b>*</b>: p &lt; .05, uncorrected for the number of tests.</p>")
+    return '<section id="summary"><h2>Summary of findings</h2>' + note + "".join(parts) + "</section>"
+
+
+def figures_section(context: ReportContext) -> str:
+    figures = [p for p in context.result.figures if Path(p).suffix == ".png"]
+    tags = [_image_tag(Path(p), figure_caption(Path(p).stem, context.config, context.tables)) for p in figures]
+    return '<section id="figures"><h2>Figures</h2>' + "\n".join(tags) + "</section>"
+
+
+def viewer_section(context: ReportContext) -> str:
+    """The searchlight maps on an interactive cortex (WebGL, inline: no server, nothing fetched)."""
+    from ._viewer import cortex_viewer
+
+    searchlight = context.tables.get("searchlight")
+    if searchlight is None or searchlight.empty:
+        return ""
+    layers = {subject: searchlight_layers(part, context.config, context.tables.get("selection"))
+              for subject, part in searchlight.groupby("subject", sort=False)}
+    return ('<section id="viewer"><h2>Cortex viewer</h2><p>The searchlight maps of Fig. 4 on the '
+            f"{html.escape(context.config['searchlight']['surface'])} surface: drag to turn, wheel to zoom, choose "
+            "the map below. Grey: sulcal depth; black: ROI outlines.</p>" + cortex_viewer(layers) + "</section>")
+
+
+# the findings' tables first, then what they were computed from
+TABLE_ORDER = ("brain_rsa", "brain_difference", "brain_rsa_s2", "brain_difference_s2", "network_rsa",
+               "network_difference", "network_trend", "encoding", "best_layer_tests", "best_layer_proportions",
+               "stimuli")
+
+
+def tables_section(context: ReportContext) -> str:
+    parts = ['<section id="tables"><h2>Tables</h2>']
+    names = sorted(context.tables, key=lambda n: TABLE_ORDER.index(n) if n in TABLE_ORDER else len(TABLE_ORDER))
+    for name in names:
+        frame = context.tables[name]
+        parts += [f"<h3>{html.escape(name)}</h3>", _table_html(name, frame)]
+    return "\n".join(parts) + "</section>"
+
+
+def steps_section(context: ReportContext) -> str:
+    log = context.result.log
+    return '<section id="steps"><h2>Steps</h2>' + (log.to_html(index=False) if log is not None else "") + "</section>"
+
+
+def configuration_section(context: ReportContext) -> str:
+    return (f'<section id="configuration"><h2>Configuration</h2><pre>{html.escape(context.config.to_toml())}</pre>'
+            "<h2>Versions</h2>" + pd.Series(context.versions, name="version").to_frame().to_html() + "</section>")
+
+
+# the report's sections in order; another section is one function of a ReportContext returning HTML
+REPORT_SECTIONS: list[Callable[[ReportContext], str]] = [
+    header_section, summary_section, figures_section, viewer_section, tables_section, steps_section,
+    configuration_section,
+]
 
 
 def _networks_line(config) -> str:
@@ -108,49 +494,121 @@ def _networks_line(config) -> str:
     return line
 
 
-def _image_tag(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(path.stem)}</figcaption></figure>'
+def _png_for_screen(path: Path) -> tuple[bytes, int | None]:
+    """The PNG at most `REPORT_IMAGE_WIDTH` px wide (a 300 dpi figure is 2000+ px: MBs per figure),
+    and the width in CSS px that shows it at its printed size (None when the file has no dpi)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        dpi = image.info.get("dpi", (None,))[0]
+        css_width = round(image.width / float(dpi) * CSS_PX_PER_INCH) if dpi else None
+        if image.width <= REPORT_IMAGE_WIDTH:
+            return path.read_bytes(), css_width
+        height = round(image.height * REPORT_IMAGE_WIDTH / image.width)
+        buffer = io.BytesIO()
+        image.resize((REPORT_IMAGE_WIDTH, height), Image.LANCZOS).save(buffer, format="PNG", optimize=True)
+        return buffer.getvalue(), css_width
+
+
+def _image_tag(path: Path, caption: str) -> str:
+    data, width = _png_for_screen(path)
+    size = f' style="width:{width}px"' if width else ""
+    return (f'<figure id="{html.escape(path.stem)}"><img alt="{html.escape(path.stem)}"{size} '
+            f'src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+            f"<figcaption>{html.escape(caption)} <span class='file'>({html.escape(path.stem)})</span></figcaption></figure>")
+
+
+def _encoding_pivot(frame: pd.DataFrame) -> str:
+    """Accuracy per (network, subject, ROI) x (layer, kind), the AI-vs-AN p under it."""
+    keys = [k for k in ("network", "subject", "roi") if k in frame]
+    layers = list(dict.fromkeys(frame["layer"]))
+    kinds = list(dict.fromkeys(frame["test_kind"]))
+    pivot = frame.pivot_table(index=keys, columns=["layer", "test_kind"], values="accuracy", sort=False)
+    pivot = pivot.reindex(columns=pd.MultiIndex.from_product([layers, kinds]))
+    if "p_compare" in frame:
+        p = frame.dropna(subset=["p_compare"]).pivot_table(index=keys, columns="layer", values="p_compare", sort=False)
+        for layer in layers:
+            pivot[(layer, "p AI vs AN")] = p[layer] if layer in p else np.nan
+        pivot = pivot.reindex(columns=pd.MultiIndex.from_product([layers, [*kinds, "p AI vs AN"]]))
+    return pivot.to_html(float_format=lambda v: f"{v:.3g}", na_rep="")
 
 
 def _table_html(name: str, frame: pd.DataFrame) -> str:
     link = f'<p><a href="results/{html.escape(name)}.csv">results/{html.escape(name)}.csv</a>: {len(frame)} rows</p>'
+    if name == "encoding" and {"layer", "test_kind", "accuracy"} <= set(frame):
+        return (link + "<p>Accuracy (r) per ROI x layer on AN and AI images, and the p of the AI-vs-AN comparison; "
+                "every column is in the CSV.</p>" + f'<div class="wide">{_encoding_pivot(frame)}</div>')
+    if name == "best_layer_proportions" and {"roi", "layer", "proportion"} <= set(frame):
+        keys = [k for k in ("network", "test_kind", "roi") if k in frame]
+        pivot = frame.pivot_table(index=keys, columns="layer", values="proportion", aggfunc="mean", sort=False)
+        pivot = pivot.reindex(columns=list(dict.fromkeys(frame["layer"])))
+        return (link + "<p>Mean proportion of vertices per best layer over the measurements (subject x repeat); "
+                f"each measurement is in the CSV.</p><div class=\"wide\">{pivot.to_html(float_format=lambda v: f'{v:.3f}')}</div>")
     if name in LARGE_TABLES or len(frame) > 4 * TABLE_ROWS_SHOWN:
-        return link + frame.describe(include="all").head(4).to_html(float_format=lambda v: f"{v:.4g}", na_rep="")
-    shown = frame.head(TABLE_ROWS_SHOWN)
+        return link + f'<div class="wide">{frame.describe().to_html(float_format=lambda v: f"{v:.4g}", na_rep="")}</div>'
+    shown = frame.head(TABLE_ROWS_SHOWN).drop(columns=[c for c in ("ci_method",) if c in frame])
     note = f"<p>first {TABLE_ROWS_SHOWN} rows</p>" if len(frame) > TABLE_ROWS_SHOWN else ""
-    return link + note + shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+    return link + note + f'<div class="wide">{shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")}</div>'
 
 
 STYLE = """
-body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
 h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;font-size:.8em;margin:.5em 0} td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
-figure{margin:1em 0} img{max-width:100%} figcaption{font-size:.8em;color:#555}
-pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.8em}
+nav{font-size:.9em;margin-bottom:1em}
+.wide{max-width:100%;overflow-x:auto}
+table{border-collapse:collapse;font-size:.8em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
+table.summary td{text-align:left;vertical-align:top}
+figure{margin:1.5em 0} img{max-width:100%;height:auto} figcaption{font-size:.85em;color:#333;max-width:60em}
+.file{color:#888} .note{font-size:.85em;color:#555}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.8em;white-space:pre-wrap}
 """
 
 
-def write_report(output: Path, result, config, *, seconds: float, device: str) -> Path:
-    """Write ``report.html``: figures embedded as PNG data, tables, step log, config, versions."""
+def write_report(output: Path, result, config, *, seconds: float, device: str,
+                 sections: list[Callable[[ReportContext], str]] | None = None) -> Path:
+    """Write ``report.html``: summary, figures with captions, cortex viewer, tables, log, config.
+
+    Everything is inline (figures as PNG data, the viewer's script and meshes): the file opens
+    offline and loads nothing from the network. ``sections`` replaces `REPORT_SECTIONS`.
+    """
     from ._study import environment
 
-    versions = environment()
-    figures = [p for p in result.figures if p.suffix == ".png"]
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(config['study']['name'])}: brainprobe report</title><style>{STYLE}</style></head><body>",
-        f"<h1>{html.escape(config['study']['name'])}</h1>",
-        "<p>Made by brainprobe {} on {} in {:.0f} s. Device: {}. Seed: {}. {}.</p>".format(
-            html.escape(versions.get("brainprobe", "")), datetime.datetime.now().isoformat(timespec="seconds"), seconds,
-            html.escape(device), config.seed, html.escape(_networks_line(config))),
-        "<h2>Figures</h2>", *[_image_tag(p) for p in figures],
-        "<h2>Tables</h2>",
-    ]
-    for name, frame in result.tables.items():
-        parts += [f"<h3>{html.escape(name)}</h3>", _table_html(name, frame)]
-    parts += ["<h2>Steps</h2>", result.log.to_html(index=False) if result.log is not None else "",
-              "<h2>Configuration</h2>", f"<pre>{html.escape(config.to_toml())}</pre>",
-              "<h2>Versions</h2>", pd.Series(versions, name="version").to_frame().to_html(),
-              "</body></html>"]
-    return atomic_write(output / "report.html", "\n".join(parts))
+    context = ReportContext(Path(output), result, config, seconds, device, environment())
+    body = [section(context) for section in (REPORT_SECTIONS if sections is None else sections)]
+    page = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            f"<title>{html.escape(config['study']['name'])}: brainprobe report</title><style>{STYLE}</style></head><body>",
+            *[part for part in body if part], "</body></html>"]
+    return atomic_write(Path(output) / "report.html", "\n".join(page))
+
+
+def summary_numbers(report_html: str) -> list[dict]:
+    """The tagged numbers of a report's summary: ``table``, ``row``, ``column``, ``value``, ``text``."""
+    from html.parser import HTMLParser
+
+    found: list[dict] = []
+
+    class Reader(HTMLParser):
+        current: dict | None = None
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "span" and attrs.get("class") == "n":
+                self.current = {"table": attrs["data-table"], "row": int(attrs["data-row"]),
+                                "column": attrs["data-column"], "value": float(attrs["data-value"]), "text": ""}
+
+        def handle_data(self, data):
+            if self.current is not None:
+                self.current["text"] += data
+
+        def handle_endtag(self, tag):
+            if tag == "span" and self.current is not None:
+                found.append(self.current)
+                self.current = None
+
+    start = report_html.find('<section id="summary">')
+    end = report_html.find("</section>", start)
+    Reader().feed(report_html[start:end] if start >= 0 else "")
+    return found
+

@@ -5,6 +5,9 @@ so a user can remake any figure from ``results/*.csv``.
 """
 
 from ._figures import (
+    COLUMN_WIDTH_MM,
+    JOURNAL_STYLE,
+    KIND_COLORS,
     PAIR_COLORS,
     best_layer_figure,
     cortical_map,
@@ -12,12 +15,16 @@ from ._figures import (
     image_grid,
     kind_bars,
     layer_profile,
+    rdm_figure,
     rdm_panels,
     save_figure,
     stimulus_grid,
 )
 
 __all__ = [
+    "COLUMN_WIDTH_MM",
+    "JOURNAL_STYLE",
+    "KIND_COLORS",
     "PAIR_COLORS",
     "best_layer_figure",
     "cortical_map",
@@ -25,6 +32,7 @@ __all__ = [
     "image_grid",
     "kind_bars",
     "layer_profile",
+    "rdm_figure",
     "rdm_panels",
     "save_figure",
     "stimulus_grid",

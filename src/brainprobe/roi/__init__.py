@@ -8,7 +8,10 @@ from ._mesh import (
     geodesic_neighbourhoods,
     load_mesh,
     mesh_edges,
+    mesh_sulcal_depth,
     standard_meshes,
+    template_sulcal_depth,
+    vertex_normals,
 )
 from ._rois import PAPER_ROIS, localizer_mask, mmp_labels, mmp_visual_rois, read_labels, roi_mask
 from ._selection import neighbourhoods_for_columns, select_reliable_vertices
@@ -22,6 +25,7 @@ __all__ = [
     "load_mesh",
     "localizer_mask",
     "mesh_edges",
+    "mesh_sulcal_depth",
     "mmp_labels",
     "mmp_visual_rois",
     "neighbourhoods_for_columns",
@@ -29,4 +33,6 @@ __all__ = [
     "roi_mask",
     "select_reliable_vertices",
     "standard_meshes",
+    "template_sulcal_depth",
+    "vertex_normals",
 ]

