@@ -82,3 +82,20 @@ def test_classical_mds_recovers_planted_points():
     distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
     found = classical_mds(distances)
     np.testing.assert_allclose(np.linalg.norm(found[:, None] - found[None], axis=-1), distances, atol=1e-9)
+
+
+def test_the_summary_says_when_too_few_resamples_make_p_below_05_impossible(tiny_run):
+    # the tiny study's 20 bootstrap resamples: a two-sided p is at least 2/21 = 0.095, so a CI that
+    # excludes 0 beside p = 0.095 must not read as a contradiction or a negative finding
+    summary = _section((tiny_run.output / "report.html").read_text(), "summary")
+    assert "Too few resamples for p &lt; .05" in summary
+    assert "smallest possible bootstrap p is 0.0952" in summary
+
+
+def test_a_figure_without_a_caption_is_an_error_not_a_bare_file_name():
+    from brainprobe.pipeline._report import figure_caption
+
+    with pytest.raises(ValueError, match="no caption"):
+        config = {"rsa": {"n_boot": 1000, "alternative": "two-sided", "method": "spearman", "metric": "correlation"},
+                  "encoding": {}}
+        figure_caption("fig9_unknown", config, {})

@@ -201,7 +201,7 @@ def figure_caption(stem: str, config, tables: dict) -> str:
     stars = "* p < .05, ** p < .01, *** p < .001"
     difference = (f"AI-vs-AN test of the difference of the two similarities ({rsa['n_boot']} bootstrap resamples "
                   f"of images, {rsa['alternative']}), marked with its direction (e.g. AI>AN) and stars")
-    rdm_words = f"RDM similarity: Spearman correlation of RDMs ({rsa['metric']} distance)"
+    rdm_words = f"RDM similarity: {rsa['method'].capitalize()} correlation of RDMs ({rsa['metric']} distance)"
     if stem.startswith("fig1"):
         network = config.networks[0]["name"]
         n = int((tables["stimuli"]["kind"] == "RE").sum()) if "stimuli" in tables else 0
@@ -246,7 +246,15 @@ def figure_caption(stem: str, config, tables: dict) -> str:
                 f"each RDM: the source images in one order, named on the edges), {rsa['metric']} distance shown as "
                 "percentiles. Right: 2-D classical MDS of the RDM of all images of the layer, a line from each RE "
                 "image to its AN (blue) and AI (red) image. Descriptive: no test, no CI.")
-    return stem
+    if stem.startswith("fig_synthesis"):
+        synthesis = config["synthesis"]
+        return (f"Images synthesized through the first subject's encoding models ({encoding['estimator']}, each ROI "
+                f"at its best held-out layer): {synthesis['n_images']} per ROI and objective "
+                f"({', '.join(synthesis['objectives'])}), at most {synthesis['max_iter']} steps. Under each image: "
+                "what it was made for and every model's predicted response in z units (SDs of the responses to the "
+                "study's RE images). Whether a model can be trusted there: its held-out accuracy in the "
+                "synthesis_validity table. Descriptive: no test, no CI.")
+    raise ValueError(f"figure {stem!r} has no caption: add one to figure_caption")
 
 
 # -- the report --------------------------------------------------------------------------------------------
@@ -429,7 +437,22 @@ def summary_section(context: ReportContext) -> str:
     parts = [_brain_summary(tables), _network_summary(tables), _encoding_summary(tables), _best_layer_summary(tables)]
     note = ("<p class='note'>Estimates with 95% CIs; p-values as in the tables (permutation tests of similarity &gt; 0, "
             "bootstrap tests of RE-AI minus RE-AN); <b>*</b>: p &lt; .05, uncorrected for the number of tests.</p>")
-    return '<section id="summary"><h2>Summary of findings</h2>' + note + "".join(parts) + "</section>"
+    return ('<section id="summary"><h2>Summary of findings</h2>' + note + _resolution_warning(context.config)
+            + "".join(parts) + "</section>")
+
+
+def _resolution_warning(config) -> str:
+    """Say so when too few resamples make p < .05 impossible: a CI that excludes 0 beside a p above
+    .05 would otherwise look like a contradiction (or a negative finding)."""
+    rsa = config["rsa"]
+    tails = 1 if rsa["alternative"] != "two-sided" else 2
+    smallest_boot = min(1.0, tails / (1 + rsa["n_boot"]))
+    smallest_perm = 1 / (1 + rsa["n_perm"]) if rsa["n_perm"] else 0.0
+    if max(smallest_boot, smallest_perm) < ALPHA:
+        return ""
+    return (f"<p class='note'><b>Too few resamples for p &lt; .05:</b> with [rsa] n_boot = {rsa['n_boot']} the "
+            f"smallest possible bootstrap p is {smallest_boot:.3g}, and with n_perm = {rsa['n_perm']} no permutation p "
+            f"is below {smallest_perm:.3g}. The study used 1000 of each.</p>")
 
 
 def figures_section(context: ReportContext) -> str:
