@@ -20,6 +20,7 @@ from ._metamer import (
     linear_gradient_applies,
     linear_gradient_relu,
 )
+from ._parameterization import COLOR_CORRELATION_SQRT, FourierParameterization
 from ._preimage import (
     ActivationMaximization,
     Caricature,
@@ -29,7 +30,7 @@ from ._preimage import (
     leaky_relu,
     receptive_field_size,
 )
-from ._regularizers import PreImagePrior, alpha_norm, jitter, tv_beta
+from ._regularizers import PreImagePrior, RandomTransforms, alpha_norm, jitter, tv_beta
 from ._texture import (
     TextureSynthesis,
     gram_loss,
@@ -40,17 +41,20 @@ from ._texture import (
 )
 
 __all__ = [
+    "COLOR_CORRELATION_SQRT",
     "OPTIMIZERS",
     "ActivationMaximization",
     "Caricature",
     "Eigendistortions",
     "FisherOperator",
+    "FourierParameterization",
     "Inversion",
     "Metamer",
     "OptimizationResult",
     "PreImagePrior",
     "PrincipalDistortions",
     "PreImageSynthesis",
+    "RandomTransforms",
     "TextureSynthesis",
     "alpha_norm",
     "cross_model_recognition",
