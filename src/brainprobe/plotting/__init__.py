@@ -16,6 +16,7 @@ from ._figures import (
     save_figure,
     stimulus_grid,
 )
+from ._synthesis import synthesis_progress
 
 __all__ = [
     "PAIR_COLORS",
@@ -28,4 +29,5 @@ __all__ = [
     "rdm_panels",
     "save_figure",
     "stimulus_grid",
+    "synthesis_progress",
 ]

@@ -12,6 +12,7 @@ from ._distortion import (
     principal_distortion_objective,
     principal_distortions,
 )
+from ._mad import LayerDistance, MADCompetition
 from ._metamer import (
     Metamer,
     cross_model_recognition,
@@ -49,6 +50,8 @@ __all__ = [
     "FisherOperator",
     "FourierParameterization",
     "Inversion",
+    "LayerDistance",
+    "MADCompetition",
     "Metamer",
     "OptimizationResult",
     "PreImagePrior",
