@@ -74,3 +74,19 @@ def test_save_load_and_validation(competition, tmp_path):
         MADCompetition(torch.rand(2, 3, SIZE, SIZE), *metrics)
     with pytest.raises(FileExistsError):
         competition.save(path)
+
+
+def test_two_layers_of_one_network_share_a_forward_pass():
+    torch.manual_seed(0)
+    network = LayeredModel(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 4, 3, padding=1)),
+                           {"first": "1", "second": "2"}, input_size=SIZE, name="two", channels_last=False)
+    reference = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    mad = MADCompetition(reference, (network, "first"), (network, "second"))
+    calls = []
+    handle = network.network.register_forward_hook(lambda *args: calls.append(1))
+    images = torch.rand(3, 3, SIZE, SIZE)
+    shared = mad._both(reference, images)
+    handle.remove()
+    separate = torch.stack([metric(reference, images) for metric in mad.metrics], 1)
+    assert len(calls) == 1
+    torch.testing.assert_close(shared, separate)

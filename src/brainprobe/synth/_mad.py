@@ -62,8 +62,12 @@ class LayerDistance:
 
     def __call__(self, reference: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """Distances (n_images,) of ``images`` (n_images, 3, H, W) from ``reference`` (1, 3, H, W)."""
+        return self.from_features(reference, self.model.layer_outputs(images, [self.layer], validate=False)[self.layer])
+
+    def from_features(self, reference: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Distances of images whose ``layer`` output is ``features`` (n_images, ...)."""
         target = self._reference_features(reference)
-        features = self.model.layer_outputs(images, [self.layer], validate=False)[self.layer].flatten(1)
+        features = features.flatten(1)
         return (features - target).norm(dim=1) / target.norm(dim=1).clamp_min(1e-12)
 
     def to(self, device):
@@ -166,11 +170,20 @@ class MADCompetition:
                 return metric.model.device
         return torch.device("cpu")
 
+    def _both(self, reference: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Both distances of each image, tensor (n_images, 2); two layers of one network share
+        one forward pass."""
+        first, second = self.metrics
+        if isinstance(first, LayerDistance) and isinstance(second, LayerDistance) and first.model is second.model:
+            features = first.model.layer_outputs(images, [first.layer, second.layer], validate=False)
+            return torch.stack([first.from_features(reference, features[first.layer]),
+                                second.from_features(reference, features[second.layer])], 1)
+        return torch.stack([metric(reference, images) for metric in self.metrics], 1)
+
     def _distances(self, images: torch.Tensor, device) -> np.ndarray:
         """Both distances of each image, array (n_images, 2)."""
-        reference = self.reference.to(device)
         with torch.no_grad():
-            return torch.stack([metric(reference, images.to(device)).double() for metric in self.metrics], 1).cpu().numpy()
+            return self._both(self.reference.to(device), images.to(device)).double().cpu().numpy()
 
     def synthesize(self, max_iter: int = 300, *, progress: bool | None = None, device=None):
         """Optimize the four images for ``max_iter`` Adam steps. Returns self."""
@@ -182,7 +195,7 @@ class MADCompetition:
         signs = torch.tensor([s[2] for s in _SYNTHESES], device=device)
 
         def objective(images, index):
-            distances = torch.stack([metric(reference, images) for metric in self.metrics], 1)  # (n, 2)
+            distances = self._both(reference, images)  # (n, 2)
             relative = distances / start_distances
             rows = torch.arange(len(index), device=device)
             chosen = optimized[index]
