@@ -83,7 +83,7 @@ def test_two_layers_of_one_network_share_a_forward_pass():
     reference = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
     mad = MADCompetition(reference, (network, "first"), (network, "second"))
     calls = []
-    handle = network.network.register_forward_hook(lambda *args: calls.append(1))
+    handle = network.network.register_forward_pre_hook(lambda *args: calls.append(1))
     images = torch.rand(3, 3, SIZE, SIZE)
     shared = mad._both(reference, images)
     handle.remove()
