@@ -1,7 +1,11 @@
 """Image synthesis on one optimization core (`optimize_pixels`: per-image stopping in a batch,
 bounds, per-image optimizer state, 8-bit checks). Pre-images of paper 004 (inversion, activation
 maximization, caricature) with its natural-image priors; model metamers of paper 000; Gram textures of paper 003; eigen- and principal distortions of paper 002; adversarial images
-(`brainprobe.adversarial`) use the same core."""
+(`brainprobe.adversarial`) use the same core. Beyond the papers: lucid's Fourier /
+decorrelated-colour parameterization (`FourierParameterization`, selectable in the core and in
+every pre-image method) with random transforms (`RandomTransforms`), and MAD competition of two
+models (`MADCompetition`, Wang & Simoncelli 2008). Every synthesis records its loss and per-step
+numbers (``losses``, ``history``) for `brainprobe.plotting.synthesis_progress`."""
 
 from ._core import OPTIMIZERS, OptimizationResult, optimize_pixels, quantize_8bit
 from ._distortion import (
