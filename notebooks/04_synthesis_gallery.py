@@ -164,13 +164,19 @@ image_grid(torch.stack(shown), ["most visible", "least visible", "image + most v
 
 # %% [markdown]
 # ## Principal distortions (002) of two layers: the generalized eigenvectors of their Fisher matrices
+#
+# For two representations the optimum solves a generalized eigenproblem (LOBPCG, matrix-free).
+# conv4 of a 48 px image has far fewer outputs than there are pixels, which makes that problem
+# ill-conditioned; where LOBPCG has not converged, the default continues with the ascent from
+# its vectors (the method printed says which ran).
 
 # %%
 alexnet = load_model("alexnet", None, init="kaiming")
 alexnet.input_size = 48  # seen at its own resolution, as above
 small = torch.nn.functional.interpolate(image[None], size=48, mode="bilinear", antialias=True)[0]
 principal = principal_distortions([(alexnet, "conv2"), (alexnet, "conv4")], small, n_iter=max(5, n_steps // 2))
-print(f"{principal.method}: objective {principal.objective:.2f}, residual {principal.residual:.1e}")
+print(f"{principal.method}: objective {principal.objective:.2f}, converged {principal.converged}, "
+      f"{principal.n_iter} iterations")
 image_grid(torch.stack([0.5 + 0.5 * own_scale(principal.u), 0.5 + 0.5 * own_scale(principal.v)]),
            ["u: conv2 / conv4 largest", "v: conv2 / conv4 smallest"], columns=2);
 
