@@ -165,20 +165,25 @@ image_grid(torch.stack(shown), ["most visible", "least visible", "image + most v
 # %% [markdown]
 # ## Principal distortions (002) of two layers: the generalized eigenvectors of their Fisher matrices
 #
-# For two representations the optimum solves a generalized eigenproblem (LOBPCG, matrix-free).
-# conv4 of a 48 px image has far fewer outputs than there are pixels, which makes that problem
-# ill-conditioned; where LOBPCG has not converged, the default continues with the ascent from
-# its vectors (the method printed says which ran).
+# The early stem against block3 of the same network, on a 48 px image seen at that resolution.
+# For two representations the optimum solves a generalized eigenproblem (LOBPCG, matrix-free);
+# block3 has fewer outputs than the image has pixels, which makes that problem
+# ill-conditioned, and where LOBPCG has not converged the default continues with the ascent
+# from its vectors (the method printed says which ran). u is the distortion the stem sees
+# most relative to block3 (fine, high-frequency), v the one block3 sees most relative to the
+# stem (localized structure on the image's edges).
 
 # %%
-alexnet = load_model("alexnet", None, init="kaiming")
-alexnet.input_size = 48  # seen at its own resolution, as above
+tiny = copy.copy(model)
+tiny.input_size = 48
 small = torch.nn.functional.interpolate(image[None], size=48, mode="bilinear", antialias=True)[0]
-principal = principal_distortions([(alexnet, "conv2"), (alexnet, "conv4")], small, n_iter=max(5, n_steps // 2))
+principal = principal_distortions([(tiny, "stem"), (tiny, "block3")], small, n_iter=max(5, n_steps // 5))
 print(f"{principal.method}: objective {principal.objective:.2f}, converged {principal.converged}, "
       f"{principal.n_iter} iterations")
-image_grid(torch.stack([0.5 + 0.5 * own_scale(principal.u), 0.5 + 0.5 * own_scale(principal.v)]),
-           ["u: conv2 / conv4 largest", "v: conv2 / conv4 smallest"], columns=2);
+image_grid(torch.stack([0.5 + 0.5 * own_scale(principal.u), 0.5 + 0.5 * own_scale(principal.v),
+                        (small + 0.1 * own_scale(principal.u)).clamp(0, 1),
+                        (small + 0.1 * own_scale(principal.v)).clamp(0, 1)]),
+           ["u: stem / block3 largest", "v: stem / block3 smallest", "image + u", "image + v"], columns=4);
 
 # %% [markdown]
 # ## MAD competition (Wang & Simoncelli 2008) between an early and a deep layer
