@@ -12,12 +12,13 @@
 # ---
 
 # %% [markdown]
-# # 4. Synthesis gallery: inversion, metamers, textures, distortions
+# # 4. Synthesis gallery: inversion, metamers, textures, distortions, MAD competition
 #
 # Every method optimizes pixels against an objective on a network's layers with one core
 # (`brainprobe.synth.optimize_pixels`): inversion and activation maximization (paper 004),
-# metamers (000), Gram textures (003), eigen- and principal distortions (002). The network is
-# EfficientNet-Lite0 with real ImageNet weights.
+# metamers (000), Gram textures (003), eigen- and principal distortions (002), and, beyond the
+# papers, lucid's Fourier parameterization and MAD competition (Wang & Simoncelli 2008). The
+# network is EfficientNet-Lite0 with real ImageNet weights.
 
 # %% tags=["parameters"]
 n_steps = 300          # optimization steps per method (the papers use more; raise for quality)
@@ -27,14 +28,16 @@ size = 224
 import torch
 
 from brainprobe.models import load_model
-from brainprobe.plotting import image_grid
+from brainprobe.plotting import image_grid, synthesis_progress
 from brainprobe.stimuli import sample_images
 from brainprobe.synth import (
     ActivationMaximization,
     Caricature,
     Inversion,
+    MADCompetition,
     Metamer,
     PreImagePrior,
+    RandomTransforms,
     TextureSynthesis,
     eigendistortions,
     principal_distortions,
@@ -51,6 +54,14 @@ image_grid(photos.images, photos.image_ids, title="originals");
 inversion = Inversion(model, photos.images[:2], "stem", C=300).synthesize(n_steps, progress=False)
 image_grid(torch.cat([photos.images[:2], inversion.images]),
            [f"original {i}" for i in range(2)] + [f"inverted, error {e:.2f}" for e in inversion.reconstruction_error_]);
+
+# %% [markdown]
+# Progress of that synthesis: the energy, the prior and the data term, and the reconstruction
+# error of the jittered image at each step (the last 50 steps are 004's second phase, a tenth
+# of the rate without jitter).
+
+# %%
+synthesis_progress(inversion);
 
 # %% [markdown]
 # ## Activation maximization of a class (004, eq. 4, section 6)
@@ -79,11 +90,33 @@ image_grid(stretch(torch.cat([maximized.images, bare.images])),
            [f"priors, p = {p[0]:.2f}", f"no priors, p = {p[1]:.2f}"], columns=2, size=3);
 
 # %% [markdown]
+# ### Beyond paper 004: the Fourier parameterization and random transforms (lucid / lucent)
+#
+# Olah et al. (2017) optimize a decorrelated, 1/f-scaled colour spectrum instead of pixels and
+# make the image robust to random translations, scalings and rotations; no explicit prior.
+# Adam steps on that spectrum move all frequencies alike, so the class appears as whole
+# objects (here tabby fur, eyes and ears) with natural colours.
+
+# %%
+fourier = ActivationMaximization(model, "logits", unit=target, size=size, parameterization="fourier",
+                                 transforms=RandomTransforms(), prior=PreImagePrior.for_model(model, alpha_weight=0,
+                                                                                              tv_weight=0))
+fourier.synthesize(n_steps, progress=False)
+p_fourier = float(model.predict_proba(fourier.images)[0, target])
+image_grid(torch.cat([stretch(maximized.images), fourier.images]),
+           [f"paper 004 priors, p = {p[0]:.2f}", f"Fourier + transforms, p = {p_fourier:.2f}"], columns=2, size=3)
+synthesis_progress(fourier, metrics=["response"]);
+
+# %% [markdown]
 # ## Caricature (004, section 7): exaggerate what block3 sees in a photograph
+#
+# The alpha-norm prior pulls the pixels toward the mean, so the result is faint; stretched to
+# the full range (as the paper displays its pre-images) the exaggerated structures show.
 
 # %%
 caricature = Caricature(model, photos.images[:1], "block3").synthesize(n_steps, progress=False)
-image_grid(torch.cat([photos.images[:1], caricature.images]), ["original", "caricature, block3"], columns=2);
+image_grid(torch.cat([photos.images[:1], caricature.images, stretch(caricature.images)]),
+           ["original", "caricature, block3", "caricature, stretched"], columns=3);
 
 # %% [markdown]
 # ## Metamers of an early layer (000): same representation, different pixels
@@ -105,11 +138,18 @@ image_grid(torch.cat([photos.images[2:3], texture.images]), ["source", "texture"
 # ## Eigendistortions (002): the most and least visible directions for the representation
 #
 # Both ends of the Fisher spectrum by LOBPCG (the residual says how close each vector is to an
-# exact eigenvector). Each distortion is shown on its own scale, and added to the image.
+# exact eigenvector). Each distortion is shown on its own scale, and added to the image. As in
+# paper 002 the image is small (at most 96 px), and the network sees it at that resolution
+# (a view of the same network whose input size is the image's, so nothing is upsampled).
 
 # %%
-image = photos.images[0]
-eigen = eigendistortions(model, "block2", image, k=1, max_iter=max(5, n_steps // 2))
+import copy
+
+side = min(size, 96)
+image = torch.nn.functional.interpolate(photos.images[:1], size=side, mode="bilinear", antialias=True)[0]
+native = copy.copy(model)
+native.input_size = side
+eigen = eigendistortions(native, "block2", image, k=1, max_iter=max(5, n_steps // 2))
 print(f"residuals: top {eigen.top_residuals[0]:.1e}, bottom {eigen.bottom_residuals[0]:.1e}")
 
 
@@ -124,11 +164,41 @@ image_grid(torch.stack(shown), ["most visible", "least visible", "image + most v
 
 # %% [markdown]
 # ## Principal distortions (002) of two layers: the generalized eigenvectors of their Fisher matrices
+#
+# The early stem against block3 of the same network, on a 48 px image seen at that resolution.
+# For two representations the optimum solves a generalized eigenproblem (LOBPCG, matrix-free);
+# block3 has fewer outputs than the image has pixels, which makes that problem
+# ill-conditioned, and where LOBPCG has not converged the default continues with the ascent
+# from its vectors (the method printed says which ran). u is the distortion the stem sees
+# most relative to block3 (fine, high-frequency), v the one block3 sees most relative to the
+# stem (localized structure on the image's edges).
 
 # %%
-alexnet = load_model("alexnet", None, init="kaiming")
-small = torch.nn.functional.interpolate(image[None], size=32, mode="bilinear", antialias=True)[0]
-principal = principal_distortions([(alexnet, "conv2"), (alexnet, "conv4")], small, n_iter=max(5, n_steps // 2))
-print(f"{principal.method}: objective {principal.objective:.2f}, residual {principal.residual:.1e}")
-image_grid(torch.stack([0.5 + 0.5 * own_scale(principal.u), 0.5 + 0.5 * own_scale(principal.v)]),
-           ["u: conv2 / conv4 largest", "v: conv2 / conv4 smallest"], columns=2);
+tiny = copy.copy(model)
+tiny.input_size = 48
+small = torch.nn.functional.interpolate(image[None], size=48, mode="bilinear", antialias=True)[0]
+principal = principal_distortions([(tiny, "stem"), (tiny, "block3")], small, n_iter=max(5, n_steps // 5))
+print(f"{principal.method}: objective {principal.objective:.2f}, converged {principal.converged}, "
+      f"{principal.n_iter} iterations")
+image_grid(torch.stack([0.5 + 0.5 * own_scale(principal.u), 0.5 + 0.5 * own_scale(principal.v),
+                        (small + 0.1 * own_scale(principal.u)).clamp(0, 1),
+                        (small + 0.1 * own_scale(principal.v)).clamp(0, 1)]),
+           ["u: stem / block3 largest", "v: stem / block3 smallest", "image + u", "image + v"], columns=4);
+
+# %% [markdown]
+# ## MAD competition (Wang & Simoncelli 2008) between an early and a deep layer
+#
+# From the photograph plus noise, four images: for each layer the image it finds closest to the
+# photograph ("best") and the one it finds farthest ("worst"), while the other layer's
+# distance is held where it was. The early layer's best image removes the noise; the deep
+# layer's best keeps it but restores what block4 encodes, and its worst keeps the pixels
+# near the photograph while block4 sees something else.
+
+# %%
+mad = MADCompetition(photos.images[1], (model, "stem"), (model, "block4"), names=("stem", "block4"),
+                     noise_sd=0.1, lr=0.005)
+mad.synthesize(n_steps, progress=False)
+print(mad.table_.round(3).to_string(index=False))
+image_grid(torch.cat([photos.images[1:2], mad.initial, mad.images]), ["photograph", "start"] + mad.titles,
+           columns=6, size=2.4)
+synthesis_progress(mad, labels=mad.titles);

@@ -115,3 +115,15 @@ def test_principal_distortions_of_three_models_converge_beyond_random_pairs():
     assert np.all(np.diff(result.history) > -1e-9 * abs(result.history[-1]))  # the line search never goes down
     with pytest.raises(ValueError, match="exactly two"):
         principal_distortions(representations, image, method="generalized_eigen")
+
+
+def test_auto_continues_an_unconverged_generalized_eigensolve_with_the_ascent():
+    model_a, model_b = wide_network(1, nn.Softplus), wide_network(2, nn.Tanh)
+    image = torch.rand(1, 3, WIDE, WIDE, generator=torch.Generator().manual_seed(0))
+    pair = [(model_a, "out"), (model_b, "out")]
+    stalled = principal_distortions(pair, image, method="generalized_eigen", n_iter=2, ridge=1e-9)
+    assert not stalled.converged
+    refined = principal_distortions(pair, image, n_iter=2, ridge=1e-9)
+    assert refined.method == "generalized_eigen+ascent"
+    assert refined.objective >= stalled.objective - 1e-9
+    assert np.all(np.diff(refined.history) > -1e-9 * abs(refined.history[-1]))

@@ -20,6 +20,7 @@ from ._figures import (
     save_figure,
     stimulus_grid,
 )
+from ._synthesis import synthesis_progress
 
 __all__ = [
     "COLUMN_WIDTH_MM",
@@ -36,4 +37,5 @@ __all__ = [
     "rdm_panels",
     "save_figure",
     "stimulus_grid",
+    "synthesis_progress",
 ]

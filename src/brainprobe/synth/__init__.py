@@ -2,7 +2,11 @@
 bounds, per-image optimizer state, 8-bit checks). Pre-images of paper 004 (inversion, activation
 maximization, caricature) with its natural-image priors; model metamers of paper 000; Gram textures of paper 003; eigen- and principal distortions of paper 002; images driven by fitted encoding models
 (ROI-maximizing, controversial, brain metamers); adversarial images
-(`brainprobe.adversarial`) use the same core."""
+(`brainprobe.adversarial`) use the same core. Beyond the papers: lucid's Fourier /
+decorrelated-colour parameterization (`FourierParameterization`, selectable in the core and in
+every pre-image method) with random transforms (`RandomTransforms`), and MAD competition of two
+models (`MADCompetition`, Wang & Simoncelli 2008). Every synthesis records its loss and per-step
+numbers (``losses``, ``history``) for `brainprobe.plotting.synthesis_progress`."""
 
 from ._brain import (
     BrainMetamer,
@@ -21,6 +25,7 @@ from ._distortion import (
     principal_distortion_objective,
     principal_distortions,
 )
+from ._mad import LayerDistance, MADCompetition
 from ._metamer import (
     Metamer,
     cross_model_recognition,
@@ -29,6 +34,7 @@ from ._metamer import (
     linear_gradient_applies,
     linear_gradient_relu,
 )
+from ._parameterization import COLOR_CORRELATION_SQRT, FourierParameterization
 from ._preimage import (
     ActivationMaximization,
     Caricature,
@@ -38,7 +44,7 @@ from ._preimage import (
     leaky_relu,
     receptive_field_size,
 )
-from ._regularizers import PreImagePrior, alpha_norm, jitter, tv_beta
+from ._regularizers import PreImagePrior, RandomTransforms, alpha_norm, jitter, tv_beta
 from ._texture import (
     TextureSynthesis,
     gram_loss,
@@ -49,6 +55,7 @@ from ._texture import (
 )
 
 __all__ = [
+    "COLOR_CORRELATION_SQRT",
     "OPTIMIZERS",
     "ActivationMaximization",
     "BrainMetamer",
@@ -57,7 +64,10 @@ __all__ = [
     "ControversialImages",
     "Eigendistortions",
     "FisherOperator",
+    "FourierParameterization",
     "Inversion",
+    "LayerDistance",
+    "MADCompetition",
     "Metamer",
     "NetworkReadout",
     "OptimizationResult",
@@ -65,6 +75,7 @@ __all__ = [
     "PrincipalDistortions",
     "PreImageSynthesis",
     "ROIMaximization",
+    "RandomTransforms",
     "TextureSynthesis",
     "alpha_norm",
     "cross_model_recognition",

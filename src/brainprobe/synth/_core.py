@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._files import replace_atomically
+from ._parameterization import FourierParameterization
 
 __all__ = ["OptimizationResult", "optimize_pixels", "quantize_8bit", "OPTIMIZERS"]
 
@@ -46,12 +47,31 @@ def _restore_checkpoint(path: Path, x, active, converged, updates, state, histor
     history.extend(list(saved["history"].numpy()))
 
 
-def _run_lbfgs(x, objective, criterion, lr, max_iter, bounds, progress, desc) -> OptimizationResult:
+def _aux_row(aux: dict, index: torch.Tensor, n_images: int) -> dict[str, np.ndarray]:
+    """The per-image numbers in ``aux`` (1-D tensors, one value per active image) as full rows,
+    NaN for the images not in ``index``: what `OptimizationResult.aux_history` keeps."""
+    rows = {}
+    for key, value in aux.items():
+        if isinstance(value, torch.Tensor) and value.shape == (len(index),) and value.is_floating_point():
+            row = np.full(n_images, np.nan)
+            row[index.cpu().numpy()] = value.detach().double().cpu().numpy()
+            rows[key] = row
+    return rows
+
+
+def _stack_aux(aux_rows: list[dict], n_images: int) -> dict[str, np.ndarray]:
+    keys = sorted({key for row in aux_rows for key in row})
+    missing = np.full(n_images, np.nan)
+    return {key: np.stack([row.get(key, missing) for row in aux_rows]) for key in keys}
+
+
+def _run_lbfgs(x, objective, criterion, lr, max_iter, bounds, progress, desc, decode) -> OptimizationResult:
     """L-BFGS over the whole batch; pixels are clipped to ``bounds`` inside the objective and after each step."""
     index = torch.arange(len(x), device=x.device)
     x.requires_grad_(True)
     optimizer = torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
     history: list[np.ndarray] = []
+    aux_rows: list[dict] = []
     converged = torch.zeros(len(x), dtype=torch.bool, device=x.device)
 
     def closure():
@@ -69,13 +89,17 @@ def _run_lbfgs(x, objective, criterion, lr, max_iter, bounds, progress, desc) ->
             x.clamp_(*bounds)
             loss, aux = objective(x, index)
         history.append(loss.detach().double().cpu().numpy())
+        aux_rows.append(_aux_row(aux, index, len(x)))
         if criterion is not None:
             converged = criterion(aux, index).to(torch.bool)
             if bool(converged.all()):
                 break
     n_iter = np.full(len(x), steps)
-    return OptimizationResult(images=x.detach().cpu(), converged=converged.cpu().numpy(), n_iter=n_iter,
-                              n_iter_8bit=np.zeros(len(x), dtype=int), loss_history=np.asarray(history))
+    with torch.no_grad():
+        images = decode(x.detach()).cpu()
+    return OptimizationResult(images=images, converged=converged.cpu().numpy(), n_iter=n_iter,
+                              n_iter_8bit=np.zeros(len(x), dtype=int), loss_history=np.asarray(history),
+                              aux_history=_stack_aux(aux_rows, len(x)))
 
 
 def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
@@ -110,6 +134,10 @@ class OptimizationResult:
         Updates of the 8-bit phase (0 when rounding kept the criterion met).
     loss_history : float array (n_steps, n_images)
         Loss at each step; NaN once an image has stopped.
+    aux_history : dict of str to float array (n_steps, n_images)
+        Every per-image number the objective returned in its ``aux`` dict (a 1-D float tensor
+        with one value per active image), at each step, aligned with ``loss_history``; NaN
+        where an image was not active or the entry was absent (what progress plots draw).
     """
 
     images: torch.Tensor
@@ -117,6 +145,7 @@ class OptimizationResult:
     n_iter: np.ndarray
     n_iter_8bit: np.ndarray
     loss_history: np.ndarray = field(repr=False)
+    aux_history: dict = field(default_factory=dict, repr=False)
 
 
 class _PerImageOptimizer:
@@ -167,7 +196,7 @@ class _PerImageOptimizer:
 
 
 def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, straight_through, bar, history,
-               project=None, converged=None, updates=None, on_step=None):
+               project=None, converged=None, updates=None, on_step=None, aux_rows=None):
     converged = torch.zeros(len(x), dtype=torch.bool, device=x.device) if converged is None else converged
     updates = torch.zeros(len(x), dtype=torch.long, device=x.device) if updates is None else updates
     done = int(updates.max()) if len(updates) else 0
@@ -184,6 +213,8 @@ def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, str
         row = np.full(len(x), np.nan)
         row[index.cpu().numpy()] = loss.detach().double().cpu().numpy()
         history.append(row)
+        if aux_rows is not None:
+            aux_rows.append(_aux_row(aux, index, len(x)))
         converged[index[met]] = True
         active[index[met]] = False
         moving = ~met
@@ -218,6 +249,7 @@ def optimize_pixels(
     max_iter_8bit: int = 200,
     project: Callable[[torch.Tensor], torch.Tensor] | None = None,
     units=1.0,
+    parameterization: FourierParameterization | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
     device: str | torch.device | None = None,
@@ -260,6 +292,12 @@ def optimize_pixels(
         Applied to updated images before clipping to ``bounds`` (e.g. 004's B+ pixel-norm bound).
     units : float or tensor (1, 3, 1, 1)
         For ``adagrad_momentum``: its units per pixel unit (255: paper 004's 0-255 intensities).
+    parameterization : FourierParameterization, optional
+        Optimize parameters p of the images instead of their pixels: ``start`` is encoded, the
+        objective sees ``parameterization.decode(p)``, and the decoded images are returned.
+        The parameterization keeps pixels inside (0, 1) itself, so ``bounds`` only clip the
+        start; ``quantize`` and ``project`` (pixel-space operations) do not apply. ``lr`` is
+        then a step in parameter units (`FourierParameterization.lr` with Adam).
     checkpoint : path, optional
         Save the optimization state there every ``checkpoint_every`` steps; if the file exists
         when the call starts, continue from it (same objective and settings assumed; the start
@@ -281,12 +319,19 @@ def optimize_pixels(
         raise ValueError("max_iter and max_iter_8bit must be >= 0")
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     x = start.detach().to(device=device, dtype=torch.float32).clone().clamp(*bounds)
+    decode = _identity
+    if parameterization is not None:
+        if quantize or project is not None:
+            raise ValueError("quantize and project act on pixels: they do not apply with a parameterization")
+        x, objective, decode = _reparameterize(x, objective, parameterization)
+        bounds = (-float("inf"), float("inf"))
     if optimizer == "lbfgs":
         if quantize or checkpoint is not None:
             raise ValueError("optimizer='lbfgs' optimizes the whole batch jointly: quantize and checkpoint do not apply")
-        return _run_lbfgs(x, objective, criterion, lr, max_iter, bounds, progress, desc)
+        return _run_lbfgs(x, objective, criterion, lr, max_iter, bounds, progress, desc, decode)
     state = _PerImageOptimizer(optimizer, x, lr, units=torch.as_tensor(units, dtype=x.dtype, device=device))
     history: list[np.ndarray] = []
+    aux_rows: list[dict] = []
     active = torch.ones(len(x), dtype=torch.bool, device=device)
     converged = torch.zeros(len(x), dtype=torch.bool, device=device)
     updates = torch.zeros(len(x), dtype=torch.long, device=device)
@@ -295,6 +340,7 @@ def optimize_pixels(
         checkpoint = Path(checkpoint)
         if checkpoint.is_file():
             _restore_checkpoint(checkpoint, x, active, converged, updates, state, history)
+            aux_rows.extend({} for _ in history)  # the aux numbers of the steps before the restart are not kept
 
         def on_step(done_mask, counts):
             if int(counts.max()) % checkpoint_every == 0:
@@ -304,7 +350,7 @@ def optimize_pixels(
                disable=None if progress is None else not progress)
     with bar:
         converged, updates = _run_phase(x, active, objective, criterion, state, bounds, max_iter, False, bar, history,
-                                        project, converged, updates, on_step)
+                                        project, converged, updates, on_step, aux_rows)
         updates_8bit = torch.zeros_like(updates)
         if quantize:
             with torch.no_grad():
@@ -314,18 +360,38 @@ def optimize_pixels(
                 recheck = converged.clone()
                 state.reset(torch.nonzero(recheck).flatten())  # fresh moments for the 8-bit phase
                 converged_8bit, updates_8bit = _run_phase(
-                    x, recheck, objective, criterion, state, bounds, max_iter_8bit, True, bar, history, project
-                )
+                    x, recheck, objective, criterion, state, bounds, max_iter_8bit, True, bar, history, project,
+                    aux_rows=aux_rows)
                 converged = converged & converged_8bit
             with torch.no_grad():
                 x.copy_(quantize_8bit(x))
     if checkpoint is not None and checkpoint.is_file():
         checkpoint.unlink()
+    with torch.no_grad():
+        images = decode(x.detach()).cpu()
     return OptimizationResult(
-        images=x.detach().cpu(),
+        images=images,
         converged=converged.cpu().numpy(),
         n_iter=(updates + updates_8bit).cpu().numpy(),
         n_iter_8bit=updates_8bit.cpu().numpy(),
         loss_history=np.asarray(history) if history else np.zeros((0, len(x))),
+        aux_history=_stack_aux(aux_rows, len(x)),
     )
+
+
+def _identity(images: torch.Tensor) -> torch.Tensor:
+    return images
+
+
+def _reparameterize(images: torch.Tensor, objective: Objective, parameterization):
+    """Parameters of ``images``, the objective on decoded parameters, and the decoder."""
+    shape = tuple(images.shape[-2:])
+
+    def decode(params):
+        return parameterization.decode(params, shape)
+
+    def on_parameters(params, index):
+        return objective(decode(params), index)
+
+    return parameterization.encode(images), on_parameters, decode
 

@@ -210,8 +210,9 @@ class Metamer(PreImageSynthesis):
         ``True`` on a layer where it cannot apply raises ``ValueError``.
     stop_fidelity : float, optional
     check_every : int
-        With ``stop_fidelity``: steps between fidelity checks (ranking a large layer every step
-        would cost more than the step itself). An image stops at the first check it passes.
+        Steps between fidelity checks (ranking a large layer every step would cost more than the
+        step itself); recorded in ``history``. With ``stop_fidelity`` an image stops at the first
+        check it passes.
     lr : float
     seed : int
 
@@ -220,6 +221,10 @@ class Metamer(PreImageSynthesis):
     images : tensor, after `synthesize`
     fidelity_ : array (n_images,)
         Spearman fidelity at ``layer``.
+    losses : array (n_steps, n_images)
+    history : dict
+        ``fidelity``: array (n_steps, n_images), the Spearman fidelity every ``check_every``
+        steps (NaN between checks).
     n_iter_ : int array (n_images,)
     """
 
@@ -260,21 +265,19 @@ class Metamer(PreImageSynthesis):
 
         def objective(images, index):
             features = self.model.layer_outputs(images, [self.layer], validate=False)[self.layer]
-            aux = {}
-            if self.stop_fidelity is not None:
-                calls["n"] += 1
-                if (calls["n"] - 1) % self.check_every == 0:
-                    aux["fidelity"] = _spearman_to(features.detach().flatten(1), target_ranks[index])
-                else:
-                    aux["fidelity"] = torch.full((len(index),), -1.0, device=device)
-            return self._loss(features, index), aux
+            calls["n"] += 1
+            if (calls["n"] - 1) % self.check_every == 0:  # also recorded without a stop, for progress plots
+                fidelity = _spearman_to(features.detach().flatten(1), target_ranks[index])
+            else:
+                fidelity = torch.full((len(index),), float("nan"), device=device, dtype=torch.float64)
+            return self._loss(features, index), {"fidelity": fidelity}
 
         criterion = None if self.stop_fidelity is None else (lambda aux, index: aux["fidelity"] >= self.stop_fidelity)
         context = linear_gradient_relu(self.model, self.layer) if self.linear_gradient else contextlib.nullcontext()
         with context:
             result = optimize_pixels(self.start, objective, criterion=criterion, optimizer="adam", lr=self.lr,
                                      max_iter=max_iter, device=device, progress=progress, desc="metamer")
-        self.images, self.losses = result.images, result.loss_history
+        self.images, self.losses, self.history = result.images, result.loss_history, result.aux_history
         self.n_iter_, self.n_iter = result.n_iter, int(result.n_iter.max()) if len(result.n_iter) else 0
         self.fidelity_ = layer_fidelity(self.model, self.images, self.originals, [self.layer])["fidelity"].to_numpy()
         return self

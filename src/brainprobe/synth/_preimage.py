@@ -30,8 +30,9 @@ from torch import nn
 from .._images import as_image_tensor
 from ..models import IMAGENET_MEAN, LayeredModel
 from ._core import optimize_pixels
+from ._parameterization import FourierParameterization
 from ._persistence import read_synthesis, write_synthesis
-from ._regularizers import PreImagePrior, jitter
+from ._regularizers import PreImagePrior, RandomTransforms, jitter
 
 __all__ = ["PreImageSynthesis", "Inversion", "ActivationMaximization", "Caricature", "receptive_field_size",
            "layer_stride", "leaky_relu"]
@@ -151,12 +152,22 @@ class PreImageSynthesis:
         Default: the paper's constants in ``model``'s input units.
     jitter_amount : int
         T of 004's jitter (a random integer translation in [0, T)^2 at each step); 0 or 1: none.
-    optimizer : {"adagrad_momentum", "adam", "sgd"}
-        ``adagrad_momentum`` (default, chosen by measurement: see the module notes) is 004's
-        Algorithm 1 run in the paper's units (0-255 intensities) with its rate
-        eta_0 = 0.01 B^2 / alpha x H W (`PreImagePrior.learning_rate`).
+    optimizer : {"adagrad_momentum", "adam", "sgd"}, optional
+        ``adagrad_momentum`` (the default on pixels, chosen by measurement: see the module
+        notes) is 004's Algorithm 1 run in the paper's units (0-255 intensities) with its rate
+        eta_0 = 0.01 B^2 / alpha x H W (`PreImagePrior.learning_rate`). With a
+        ``parameterization`` the default, and the only rule-free choice, is Adam.
     lr : float, optional
-        Default: 0.01 for Adam (pixel units), the paper's eta_0 for ``adagrad_momentum``.
+        Default: 0.01 for Adam on pixels, the paper's eta_0 for ``adagrad_momentum``, the
+        parameterization's ``lr`` with one.
+    parameterization : {"pixels", "fourier"} or FourierParameterization, optional
+        What the optimizer steps in (beyond paper 004, which steps in pixels; the default).
+        ``"fourier"``: `FourierParameterization()` (lucid's decorrelated, 1 / f scaled
+        spectrum). The priors and the data term still see the pixels; 004's B+ pixel-norm
+        projection does not apply (the parameterization bounds the pixels itself).
+    transforms : RandomTransforms, optional
+        Random translation, scale and rotation of each image, after the jitter, at every step
+        of the first phase (lucid's transformation robustness; beyond paper 004). Default none.
     second_phase : int, optional
         Steps of a second phase after ``max_iter``: rate / 10, no jitter, fresh optimizer state
         (as 004's released code does after inversion). Default: the method's (`Inversion` 50,
@@ -168,8 +179,9 @@ class PreImageSynthesis:
     default_second_phase = 0
 
     def __init__(self, model: LayeredModel, layer: str, *, C: float = 1.0, prior: PreImagePrior | None = None,
-                 jitter_amount: int = 0, optimizer: str = "adagrad_momentum", lr: float | None = None,
-                 second_phase: int | None = None, seed: int = 0):
+                 jitter_amount: int = 0, optimizer: str | None = None, lr: float | None = None,
+                 second_phase: int | None = None, seed: int = 0, parameterization=None,
+                 transforms: RandomTransforms | None = None):
         if not isinstance(model, LayeredModel):
             raise TypeError(f"model: expected a LayeredModel, found {type(model).__name__}")
         model.resolve_layer(layer)
@@ -177,8 +189,16 @@ class PreImageSynthesis:
             raise ValueError(f"C: expected a positive weight of the data term, found {C}")
         if jitter_amount < 0:
             raise ValueError(f"jitter_amount: expected >= 0, found {jitter_amount}")
+        parameterization = _as_parameterization(parameterization)
+        if optimizer is None:
+            optimizer = "adagrad_momentum" if parameterization is None else "adam"
         if optimizer not in ("adam", "adagrad_momentum", "sgd"):
             raise ValueError(f"optimizer: expected 'adam', 'adagrad_momentum' or 'sgd', found {optimizer!r}")
+        if optimizer == "adagrad_momentum" and parameterization is not None:
+            raise ValueError("optimizer='adagrad_momentum' is paper 004's Algorithm 1 in pixel units; with a "
+                             "parameterization use 'adam' or 'sgd'")
+        if transforms is not None and not isinstance(transforms, RandomTransforms):
+            raise TypeError(f"transforms: expected a RandomTransforms, found {type(transforms).__name__}")
         second_phase = self.default_second_phase if second_phase is None else int(second_phase)
         if second_phase < 0:
             raise ValueError(f"second_phase: expected a number of steps >= 0, found {second_phase}")
@@ -187,20 +207,27 @@ class PreImageSynthesis:
         self.jitter_amount, self.optimizer, self.seed = int(jitter_amount), optimizer, int(seed)
         self.second_phase = second_phase
         self.lr = None if lr is None else float(lr)
+        self.parameterization, self.transforms = parameterization, transforms
         self.images: torch.Tensor | None = None
         self.losses = np.zeros((0, 0))
+        self.history: dict[str, np.ndarray] = {}
         self.n_iter = 0
 
     def learning_rate(self, n_pixels: int) -> float:
         """The step size used: ``lr`` if given, else the optimizer's default for images of ``n_pixels``."""
         if self.lr is not None:
             return self.lr
+        if self.parameterization is not None:
+            return self.parameterization.lr
         return self.prior.learning_rate(n_pixels) if self.optimizer == "adagrad_momentum" else 0.01
 
     # -- the energy ------------------------------------------------------------------------------
     def _features(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        shifted = jitter(images, self.jitter_amount, generator) if generator is not None else images
-        return self.model.layer_outputs(shifted, [self.layer], validate=False)[self.layer]
+        if generator is not None:  # the first phase: 004's jitter, then the optional random transforms
+            images = jitter(images, self.jitter_amount, generator)
+            if self.transforms is not None:
+                images = self.transforms(images, generator)
+        return self.model.layer_outputs(images, [self.layer], validate=False)[self.layer]
 
     def _loss(self, features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError  # each method defines its data term
@@ -211,8 +238,14 @@ class PreImageSynthesis:
 
     def energy(self, images: torch.Tensor, index: torch.Tensor | None = None, generator=None) -> torch.Tensor:
         """R_alpha + R_TV + C x loss for each image, shape (n_images,) (jittered when a generator is given)."""
+        return self._energy_terms(images, index, generator)[0]
+
+    def _energy_terms(self, images, index=None, generator=None) -> tuple[torch.Tensor, dict]:
+        """The energy and its parts per image: ``prior`` (R_alpha + R_TV) and ``data`` (the loss)."""
         index = torch.arange(len(images), device=images.device) if index is None else index
-        return self.prior(images) + self.C * self._loss(self._features(images, generator), index)
+        prior = self.prior(images)
+        data = self._loss(self._features(images, generator), index)
+        return prior + self.C * data, {"prior": prior.detach(), "data": data.detach()}
 
     def synthesize(self, max_iter: int = 300, *, progress: bool | None = None, device=None):
         """Run the optimization (the paper: 300 iterations), then the second phase. Returns self."""
@@ -221,40 +254,52 @@ class PreImageSynthesis:
         generator = torch.Generator().manual_seed(self.seed)
         n_pixels = int(self.start.shape[-2] * self.start.shape[-1])
         units = self.prior.paper_units_per_pixel if self.optimizer == "adagrad_momentum" else 1.0
-        phases = [(max_iter, self.learning_rate(n_pixels), generator if self.jitter_amount > 1 else None)]
+        randomized = self.jitter_amount > 1 or self.transforms is not None
+        phases = [(max_iter, self.learning_rate(n_pixels), generator if randomized else None)]
         if self.second_phase:
             phases.append((self.second_phase, 0.1 * self.learning_rate(n_pixels), None))
-        images, losses, steps = self.start, [], 0
+        images, results, steps = self.start, [], 0
         with self._context():
             for n_steps, lr, phase_generator in phases:
 
                 def objective(batch, index, phase_generator=phase_generator):
-                    return self.energy(batch, index, phase_generator), {}
+                    return self._energy_terms(batch, index, phase_generator)
 
                 result = optimize_pixels(images, objective, optimizer=self.optimizer, lr=lr, max_iter=n_steps,
-                                         project=self.prior.project, units=units, device=device, progress=progress,
-                                         desc=self.method)
+                                         project=self.prior.project if self.parameterization is None else None,
+                                         units=units, parameterization=self.parameterization, device=device,
+                                         progress=progress, desc=self.method)
                 images = result.images
-                losses.append(result.loss_history)
+                results.append(result)
                 steps += int(result.n_iter.max()) if len(result.n_iter) else 0
         self.images = images
-        self.losses = np.concatenate(losses) if losses else np.zeros((0, len(images)))
+        self.losses = np.concatenate([r.loss_history for r in results]) if results else np.zeros((0, len(images)))
+        self.history = _concatenate_histories([r.aux_history for r in results], [len(r.loss_history) for r in results],
+                                              len(images))
         self.n_iter = steps
         return self
 
     # -- persistence -----------------------------------------------------------------------------
     def _state(self) -> dict:
-        return {"start": self.start, "images": self.images}
+        return {"start": self.start, "images": self.images,
+                **{f"history/{key}": torch.from_numpy(value) for key, value in self.history.items()}}
 
     def _settings(self) -> dict:
         return {"method": self.method, "layer": self.layer, "C": self.C, "jitter_amount": self.jitter_amount,
                 "optimizer": self.optimizer, "lr": self.lr, "second_phase": self.second_phase, "seed": self.seed,
-                "n_iter": self.n_iter, "model": self.model.name}
+                "n_iter": self.n_iter, "model": self.model.name,
+                "parameterization": None if self.parameterization is None else vars(self.parameterization),
+                "transforms": None if self.transforms is None else vars(self.transforms)}
 
     @staticmethod
     def _saved_options(settings: dict) -> dict:
+        transforms = settings.get("transforms")
+        fourier = settings.get("parameterization")
         return {"optimizer": settings["optimizer"], "lr": settings["lr"], "seed": settings["seed"],
-                "second_phase": settings.get("second_phase")}
+                "second_phase": settings.get("second_phase"),
+                "parameterization": None if fourier is None else FourierParameterization(**fourier),
+                "transforms": None if transforms is None else RandomTransforms(**{**transforms,
+                                                                                  "scale": tuple(transforms["scale"])})}
 
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Save results and settings (not the network) with ``torch.save``; load with `load`."""
@@ -263,6 +308,8 @@ class PreImageSynthesis:
     def _restore(self, saved: dict) -> None:
         self.images = saved.get("images")
         self.losses = saved["losses"].numpy()
+        self.history = {key.split("/", 1)[1]: value.numpy() for key, value in saved.items()
+                        if key.startswith("history/")}
 
     @classmethod
     def load(cls, path, model: LayeredModel):
@@ -280,6 +327,24 @@ class PreImageSynthesis:
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value.to(device))
         return self
+
+
+def _as_parameterization(value):
+    """None for pixels; a `FourierParameterization` for ``"fourier"`` or one given."""
+    if value is None or (isinstance(value, str) and value == "pixels"):
+        return None
+    if isinstance(value, str) and value == "fourier":
+        return FourierParameterization()
+    if isinstance(value, FourierParameterization):
+        return value
+    raise ValueError(f"parameterization: expected 'pixels', 'fourier' or a FourierParameterization, found {value!r}")
+
+
+def _concatenate_histories(histories: list[dict], lengths: list[int], n_images: int) -> dict[str, np.ndarray]:
+    """Join the per-step aux numbers of consecutive phases (NaN where a phase lacks a key)."""
+    keys = sorted({key for history in histories for key in history})
+    return {key: np.concatenate([history.get(key, np.full((length, n_images), np.nan))
+                                 for history, length in zip(histories, lengths, strict=True)]) for key in keys}
 
 
 def _noise_start(n: int, size: int, seed: int) -> torch.Tensor:
@@ -310,6 +375,11 @@ class Inversion(PreImageSynthesis):
     ----------
     images : tensor (n_images, 3, H, W)
         The pre-images, after `synthesize`.
+    losses : array (n_steps, n_images)
+        The energy at each step (both phases).
+    history : dict of str to array (n_steps, n_images)
+        ``prior``, ``data`` (the normalized error) and ``error`` (its square root) at each step
+        (`brainprobe.plotting.synthesis_progress` draws them).
     reconstruction_error_ : array (n_images,)
         ||Phi(x*) - Phi_0|| / ||Phi_0|| (paper 004, Table 5), after `synthesize`.
 
@@ -340,6 +410,10 @@ class Inversion(PreImageSynthesis):
             raise ValueError(f"images: expected square images, found {height}x{width}")
         self.start = _noise_start(len(self.targets_images), height, self.seed)
         self.reconstruction_error_ = None
+
+    def _energy_terms(self, images, index=None, generator=None):
+        energy, parts = super()._energy_terms(images, index, generator)
+        return energy, {**parts, "error": parts["data"].clamp_min(0).sqrt()}  # as reconstruction_error_
 
     def _loss(self, features, index):
         target = self.target.to(features.device)[index]
@@ -419,6 +493,10 @@ class ActivationMaximization(PreImageSynthesis):
     Attributes
     ----------
     images : tensor (n_images, 3, size, size), after `synthesize`
+    losses : array (n_steps, n_images)
+        The energy at each step.
+    history : dict of str to array (n_steps, n_images)
+        ``prior``, ``data`` and ``response`` (<Phi(x), Phi_0> of the jittered image) at each step.
     max_response : float
         M.
     receptive_field, stride : int
@@ -470,10 +548,17 @@ class ActivationMaximization(PreImageSynthesis):
         self.max_response = float((reference * weights).flatten(1).sum(dim=1).max().clamp_min(1e-6))
         self.receptive_field = receptive_field_size(model, layer, size=self.size)
         self.Z = self.max_response * self.receptive_field**2 / self.rho_reference**2
-        self.start = _noise_start(n_images, self.size, self.seed)
+        if self.parameterization is None:
+            self.start = _noise_start(n_images, self.size, self.seed)
+        else:  # lucid's start: a faint random spectrum, a nearly grey image
+            self.start = self.parameterization.random(n_images, (self.size, self.size), self.seed)
 
     def _context(self):
         return leaky_relu(self.model, self.leak)
+
+    def _energy_terms(self, images, index=None, generator=None):
+        energy, parts = super()._energy_terms(images, index, generator)
+        return energy, {**parts, "response": -parts["data"] * self.Z}  # <Phi(x), Phi_0> as the network saw it
 
     def _score(self, features):
         return (features * self.weights.to(features.device)).flatten(1).sum(dim=1)

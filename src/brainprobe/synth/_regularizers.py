@@ -10,13 +10,15 @@ learning-rate rule carry over to any network.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ..models import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["PreImagePrior", "alpha_norm", "tv_beta", "jitter"]
+__all__ = ["PreImagePrior", "RandomTransforms", "alpha_norm", "tv_beta", "jitter"]
 
 CAFFE_RANGE = 255.0
 
@@ -60,6 +62,66 @@ def jitter(images: torch.Tensor, amount: int, generator: torch.Generator | None 
         return images
     ty, tx = torch.randint(0, amount, (2,), generator=generator).tolist()
     return torch.roll(images, shifts=(-ty, -tx), dims=(-2, -1))
+
+
+@dataclass(frozen=True)
+class RandomTransforms:
+    """Random translation, scaling and rotation of each image before the network sees it.
+
+    Transformation robustness (Olah et al. 2017, "Feature Visualization"; lucid's standard
+    transforms jitter by up to 8 and then 4 px, scale by 0.9-1.1 and rotate by up to 10
+    degrees): an image that excites a unit under all these transforms cannot rely on
+    pixel-exact high-frequency patterns. Beyond paper 004, whose only transform is `jitter`.
+    Each image of the batch gets its own transform, drawn from ``generator``; one affine
+    resampling (bilinear, edges reflected) applies it, so the output keeps the input's size.
+
+    Parameters
+    ----------
+    translate : int
+        Shifts uniform in [-translate, translate] pixels along each axis.
+    scale : (float, float)
+        Zoom factors uniform in this range (> 1 enlarges).
+    degrees : float
+        Rotations uniform in [-degrees, degrees].
+
+    Examples
+    --------
+    >>> import torch
+    >>> from brainprobe.synth import RandomTransforms
+    >>> seen = RandomTransforms()(torch.rand(2, 3, 64, 64), torch.Generator().manual_seed(0))
+    >>> tuple(seen.shape)
+    (2, 3, 64, 64)
+    """
+
+    translate: int = 12
+    scale: tuple = (0.9, 1.1)
+    degrees: float = 10.0
+
+    def __post_init__(self):
+        low, high = self.scale
+        if self.translate < 0 or self.degrees < 0 or not 0 < low <= high:
+            raise ValueError(f"RandomTransforms: expected translate >= 0, degrees >= 0 and 0 < scale[0] <= scale[1], "
+                             f"found {self.translate}, {self.degrees}, {self.scale}")
+
+    def matrices(self, n: int, size: tuple[int, int], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Affine matrices (n, 2, 3) mapping output to input coordinates in [-1, 1] units."""
+        height, width = size
+        draws = torch.rand(n, 4, generator=generator, dtype=torch.float64)
+        low, high = self.scale
+        zoom = low + (high - low) * draws[:, 0]
+        angle = math.radians(self.degrees) * (2 * draws[:, 1] - 1)
+        shift = torch.round(self.translate * (2 * draws[:, 2:] - 1))  # whole pixels (y, x)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        matrix = torch.zeros(n, 2, 3, dtype=torch.float64)
+        matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 1, 0], matrix[:, 1, 1] = cos, -sin, sin, cos
+        matrix[:, 0, 2] = 2 * shift[:, 1] / width
+        matrix[:, 1, 2] = 2 * shift[:, 0] / height
+        return matrix
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        matrix = self.matrices(len(images), tuple(images.shape[-2:]), generator).to(images.device, images.dtype)
+        grid = F.affine_grid(matrix, list(images.shape), align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 @dataclass(frozen=True)
