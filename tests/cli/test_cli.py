@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 
@@ -113,10 +114,71 @@ def test_synth_commands_write_images_and_tables(method, extra, tmp_path, capsys)
     args = ["synth", method, "--images", str(folder), "--out", str(out), "--weights", "random", "--device", "cpu",
             "--size", "64"] + extra
     assert main(args) == 0
+    shown = capsys.readouterr().err  # a progress bar (or, for LOBPCG, a line per image) while it works
+    assert ("distortions of a: LOBPCG, at most 10 iterations" in shown) if method == "distortions" else (f"{method}:" in shown)
     result = load_stimuli(out)
     assert len(result) == (6 if method == "distortions" else 3)
     assert (result.table["kind"] == method).all()
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_synth_distortions_honours_max_iter(tmp_path, monkeypatch):
+    import brainprobe.synth
+
+    seen = []
+    real = brainprobe.synth.eigendistortions
+    monkeypatch.setattr(brainprobe.synth, "eigendistortions", lambda *a, **k: seen.append(k["max_iter"]) or real(*a, **k))
+    args = ["synth", "distortions", "--images", str(_image_folder(tmp_path)), "--out", str(tmp_path / "d"),
+            "--weights", "random", "--device", "cpu", "--size", "32", "--layer", "conv1"]
+    assert main(args + ["--max-iter", "4"]) == 0 and seen == [4, 4, 4]
+    assert build_parser().parse_args(args).max_iter == 200  # LOBPCG's budget when none is given
+
+
+def _parsers(parser, path=()):
+    """Every (sub)command's parser with its command words."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, path + (name,))
+
+
+def test_every_help_states_the_default_of_every_option():
+    checked = 0
+    for path, parser in _parsers(build_parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            takes_value = action.option_strings and action.nargs != 0 and not action.required
+            if takes_value and action.help is not argparse.SUPPRESS:
+                text = formatter._expand_help(action)
+                assert "(default" in text, f"brainprobe {' '.join(path)} {action.option_strings[0]}: {text!r}"
+                if action.default is not None:
+                    assert str(action.default) in text or "(default:" in text
+                checked += 1
+    assert checked > 60
+
+
+def test_synth_metamer_defaults_stop_on_fidelity_within_a_cpu_budget():
+    args = build_parser().parse_args(["synth", "metamer", "--images", "x", "--out", "y", "--layer", "conv2"])
+    assert (args.max_iter, args.stop_fidelity) == (2000, 0.95)
+
+
+def test_fetch_weights_without_network_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    import urllib.error
+
+    import torch
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    assert main(["fetch-weights", "alexnet"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and captured.out == ""
+    assert lines[0].startswith("error: alexnet: cannot download https://download.pytorch.org/models/alexnet-")
+    assert str(tmp_path / "checkpoints") in lines[0] and "Traceback" not in captured.err
 
 
 def test_synth_maximize_needs_a_target(tmp_path, capsys):
