@@ -4,8 +4,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from _studies import write_photos
 from brainprobe.cli import build_parser, main
 
 SUBCOMMANDS = ["info", "extract", "adversarial", "synth", "fetch-weights", "demo"]
@@ -31,12 +31,7 @@ def test_info_lists_versions_and_weights(capsys):
 
 
 def _image_folder(tmp_path):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("a", "b", "c"):
-        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(folder / f"{name}.png")
-    return folder
+    return write_photos(tmp_path / "images")
 
 
 def test_extract_writes_layers_and_refuses_overwrite(tmp_path, capsys):
