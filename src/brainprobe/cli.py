@@ -303,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for name, text in method_help.items():
         method = _add_command(methods, name, text)
-        method.add_argument("--images", required=name != "maximize", help="image folder, CSV manifest or StimulusSet folder")
+        method.add_argument("--images", required=name != "maximize", help="image folder, CSV manifest or StimulusSet folder"
+                            + (" (default: none; the images start from noise)" if name == "maximize" else ""))
         method.add_argument("--out", required=True, help="output folder (images + stimuli.csv with the measures)")
         method.add_argument("--model", default="alexnet", help="network name (brainprobe info lists them)")
         method.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
