@@ -36,7 +36,3 @@ def test_importing_the_package_or_building_the_cli_loads_no_heavy_library(code):
     loaded = _modules_after(code)
     assert not {"torch", "matplotlib", "nilearn", "pandas", "scipy"} & loaded
 
-
-def test_touching_a_subpackage_loads_it():
-    loaded = _modules_after("import brainprobe as bp; bp.stats")
-    assert "brainprobe.stats" in loaded and "brainprobe.rsa" not in loaded
