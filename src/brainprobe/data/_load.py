@@ -288,6 +288,10 @@ class _V73(_Own):
     pass
 
 
+class _Unreadable(ValueError, _Own):
+    """A file `_reading` could not read: said once, by the innermost guard that saw it."""
+
+
 @contextmanager
 def _reading(path, what: str, *, outer: bool = False):
     """Turn a library's error on a corrupt or truncated file into one line naming file and format.
@@ -300,6 +304,10 @@ def _reading(path, what: str, *, outer: bool = False):
         yield
     except _Missing as error:
         raise ValueError(str(error)) from None
+    except _Unreadable as error:  # an inner guard's one line: kept, as a plain ValueError once outside
+        if outer:
+            raise ValueError(str(error)) from None
+        raise
     except (FileNotFoundError, _Own):
         raise
     except Exception as error:  # nibabel, h5py, zipfile, expat, scipy and numpy raise many types
@@ -308,8 +316,8 @@ def _reading(path, what: str, *, outer: bool = False):
                 isinstance(error, ValueError) and (str(path) in text or Path(str(path)).name in text))):
             raise
         detail = text.splitlines()[0] if text else "no detail"
-        raise ValueError(f"{path}: cannot be read as {what}: the file is corrupt, truncated or not what its "
-                         f"name says ({type(error).__name__}: {detail})") from None
+        raise _Unreadable(f"{path}: cannot be read as {what}: the file is corrupt, truncated or not what its "
+                          f"name says ({type(error).__name__}: {detail})") from None
 
 
 def _label(obj) -> str:
