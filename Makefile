@@ -57,6 +57,7 @@ bench: install bench-synth
 	$(PY) benchmarks/bench_encoding.py
 	$(PY) benchmarks/bench_neighbourhoods.py
 	$(PY) benchmarks/bench_study.py
+	$(PY) benchmarks/bench_import.py
 
 # On a machine with CUDA: the whole suite with the shared test networks on the GPU (the
 # cpu-vs-cuda comparisons in tests/robustness/test_devices.py run instead of skipping), then

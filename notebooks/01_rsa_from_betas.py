@@ -39,7 +39,7 @@ from brainprobe.adversarial import paper_design
 from brainprobe.data import load_responses, simulate_subject
 from brainprobe.models import load_model
 from brainprobe.plotting import kind_bars
-from brainprobe.roi import geodesic_neighbourhoods, mmp_visual_rois, select_reliable_vertices, standard_meshes
+from brainprobe.roi import add_atlas_rois, geodesic_neighbourhoods, select_reliable_vertices, standard_meshes
 from brainprobe.rsa import kind_difference, kind_similarity
 from brainprobe.stimuli import sample_images
 
@@ -57,6 +57,9 @@ stimuli.table[["image_id", "kind", "source_id", "category", "class_index", "targ
 
 # %% [markdown]
 # ## Betas on disk: a simulated subject written as GIfTI, read back with `load_responses`
+#
+# `add_atlas_rois` then marks each vertex's ROIs from the HCP MMP1.0 atlas (or from your own
+# FreeSurfer / GIfTI label files: `labels={"L": "lh.aparc.annot", "R": "rh.aparc.annot"}`).
 
 # %%
 simulated, truth = simulate_subject(stimuli, seed=1, subject="sub-01")
@@ -78,13 +81,7 @@ import warnings
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # the medial wall is constant: it is dropped, with a warning
     responses = load_responses(betas_files, trials_file, meshes=meshes, on_bad_vertices="drop", subject="sub-01")
-for hemi in "LR":
-    on_hemi = (responses.vertices["hemi"] == hemi).to_numpy()
-    for roi, mask in mmp_visual_rois(hemi).items():
-        column = responses.vertices[roi].to_numpy().copy() if roi in responses.vertices else np.zeros(responses.n_vertices, bool)
-        column[on_hemi] = mask[responses.vertices.loc[on_hemi, "vertex"]]
-        responses.add_roi(roi, column)
-responses
+add_atlas_rois(responses, ["V1", "V2", "V3", "V4", "LO"])  # HCP MMP1.0 parcels on fs_LR 32k (LO = LO1-3)
 
 # %% [markdown]
 # ## Vertex selection: the 100 most reliable vertices per hemisphere and ROI (RE trials only)

@@ -34,7 +34,8 @@ if not (results / "report.html").exists():
     quick = {"stimuli": {"n_images": 4, "max_iter": 10}, "subjects": {"simulate": 2, "vertices": "rois"},
              "network": {"layers": ["block2", "block4", "block6", "head"]},
              "rsa": {"n_perm": 50, "n_boot": 50}, "encoding": {"n_perm": 50, "n_boot": 50, "n_nonzero": 2},
-             "figures": {"formats": ["png"]}} if small else {}
+             "searchlight": {"enabled": False},  # Fig. 4 is not drawn here
+             "figures": {"formats": ["png"], "dpi": 72}} if small else {}
     Study(demo_config(results, **quick), progress=False).run()
 tables = {path.stem: read_table(path) for path in sorted((results / "results").glob("*.csv"))}
 # network tables have a `network` column (a study with [[compare]] networks holds several):

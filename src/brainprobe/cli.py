@@ -116,6 +116,13 @@ def _cmd_adversarial(args) -> int:
     return 0 if made["success"].all() else 1
 
 
+_STEPS_HELP = {
+    "metamer": "Adam steps at most; with the default --stop-fidelity most images stop well before",
+    "texture": "L-BFGS steps (paper 003 ran a few hundred)",
+    "distortions": "LOBPCG iterations for each end of the spectrum",
+}
+
+
 def _synth_result(args, model, stimuli) -> tuple:
     """Run one synthesis method; returns (images tensor, table DataFrame)."""
     import numpy as np
@@ -142,16 +149,17 @@ def _synth_result(args, model, stimuli) -> tuple:
                                          "response_start": run.response(run.start), "response": run.response(run.images)})
     if args.method == "metamer":
         run = synth.Metamer(model, images, args.layer, linear_gradient=args.linear_gradient, lr=args.lr,
-                            stop_fidelity=args.stop_fidelity).synthesize(args.max_iter, progress=True)
+                            stop_fidelity=args.stop_fidelity or None).synthesize(args.max_iter, progress=True)
         return run.images, pd.DataFrame({"source_id": ids, "fidelity": run.fidelity_, "iterations": run.n_iter_})
     if args.method == "texture":
         layers = args.layer.split(",")
-        run = synth.TextureSynthesis(model, images, layers).synthesize(args.max_iter)
+        run = synth.TextureSynthesis(model, images, layers).synthesize(args.max_iter, progress=True)
         return run.images, pd.DataFrame({"source_id": ids, "gram_loss_start": run.loss(run.start.to(model.device)).detach().cpu().numpy(),
                                          "gram_loss": run.loss(run.images.to(model.device)).detach().cpu().numpy()})
     rows, pictures = [], []
     for image_id, image in zip(ids, images, strict=True):
-        result = synth.eigendistortions(model, args.layer, image, k=1, **({"max_iter": args.max_iter} if args.max_iter else {}))
+        print(f"distortions of {image_id}: LOBPCG, at most {args.max_iter} iterations per end of the spectrum", file=sys.stderr)
+        result = synth.eigendistortions(model, args.layer, image, k=1, max_iter=args.max_iter)
         for which, tensor, value in (("top", result.top[0], result.top_values[0]), ("bottom", result.bottom[0], result.bottom_values[0])):
             # shown as the image plus the unit-norm distortion scaled to a visible amplitude
             pictures.append((image + args.amplitude * tensor / tensor.abs().max()).clamp(0, 1))
@@ -224,47 +232,66 @@ def _cmd_demo(args) -> int:
     return _run_study(Study(config, overwrite=args.overwrite, n_jobs=args.n_jobs, progress=False if args.quiet else None))
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless its text already says it (flags have none)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.required or action.nargs == 0 or action.default in (None, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _add_command(commands, name: str, text: str) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=text, description=text, formatter_class=_DefaultsFormatter)
+
+
+# --max-iter when not given: budgets that finish on a CPU in about a minute for a few 224 px images
+SYNTH_STEPS = {"invert": 300, "maximize": 300, "caricature": 300, "metamer": 2000, "texture": 100, "distortions": 200}
+METAMER_STOP_FIDELITY = 0.95
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="brainprobe",
+        prog="brainprobe", formatter_class=_DefaultsFormatter,
         description="Compare CNN and human visual cortex representations, and synthesize the images that tell them apart.",
     )
     parser.add_argument("--version", action="version", version=f"brainprobe {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    info = commands.add_parser("info", help="versions, device, and which network weights are on this machine")
+    info = _add_command(commands, "info", "versions, device, and which network weights are on this machine")
     info.set_defaults(run=_cmd_info)
 
-    extract = commands.add_parser("extract", help="extract layer activations for a folder of images")
+    extract = _add_command(commands, "extract", "extract layer activations for a folder of images")
     extract.add_argument("--images", required=True, help="image folder, CSV manifest, or a saved StimulusSet folder")
     extract.add_argument("--out", required=True, help="output .npz: one (n_images, n_units) array per layer + image_ids")
-    extract.add_argument("--model", default="alexnet", help="network name (default: alexnet)")
+    extract.add_argument("--model", default="alexnet", help="network name (brainprobe info lists them)")
     extract.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
     extract.add_argument("--layers", help="comma-separated layer names (default: all named layers)")
-    extract.add_argument("--size", type=_positive_int, default=224, help="resize shorter side and centre-crop to this size (default 224)")
-    extract.add_argument("--batch-size", type=_positive_int, default=32)
+    extract.add_argument("--size", type=_positive_int, default=224, help="resize shorter side and centre-crop to this size")
+    extract.add_argument("--batch-size", type=_positive_int, default=32, help="images per forward pass")
     extract.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     extract.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     extract.set_defaults(run=_cmd_extract)
 
-    adversarial = commands.add_parser("adversarial", help="make an AN and an AI image for every RE image (paper 001)")
+    adversarial = _add_command(commands, "adversarial", "make an AN and an AI image for every RE image (paper 001)")
     adversarial.add_argument("--images", required=True, help="RE image folder, CSV manifest, or saved StimulusSet folder")
     adversarial.add_argument("--out", required=True, help="output folder for the RE + AN + AI StimulusSet")
-    adversarial.add_argument("--model", default="alexnet")
+    adversarial.add_argument("--model", default="alexnet", help="network the images are made against")
     adversarial.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
     adversarial.add_argument("--init", default="default", choices=["default", "kaiming"], help="initialization for --weights random")
     adversarial.add_argument("--size", type=_positive_int, default=None, help="resize RE images to this square size (default: the network's input size)")
-    adversarial.add_argument("--threshold", type=float, default=0.99, help="target probability each image must reach (default 0.99)")
-    adversarial.add_argument("--max-iter", type=int, default=1000)
+    adversarial.add_argument("--threshold", type=float, default=0.99, help="target probability each image must reach")
+    adversarial.add_argument("--max-iter", type=_positive_int, default=1000, help="gradient steps per image at most")
     adversarial.add_argument("--batch-size", type=_positive_int, default=None, help="images optimized together (default 64 on CUDA, 8 on CPU)")
     adversarial.add_argument("--seed", type=int, default=0, help="seed of the AI target classes")
     adversarial.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     adversarial.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     adversarial.set_defaults(run=_cmd_adversarial)
 
-    synth = commands.add_parser("synth", help="synthesize images: inversions, metamers, textures, distortions ...")
+    synth = _add_command(commands, "synth", "synthesize images: inversions, metamers, textures, distortions ...")
     methods = synth.add_subparsers(dest="method", metavar="METHOD", required=True)
     method_help = {
         "invert": "reconstruct images from one layer (paper 004)",
@@ -275,56 +302,58 @@ def build_parser() -> argparse.ArgumentParser:
         "distortions": "most and least visible distortions of a layer at each image (paper 002)",
     }
     for name, text in method_help.items():
-        method = methods.add_parser(name, help=text)
-        method.add_argument("--images", required=name != "maximize", help="image folder, CSV manifest or StimulusSet folder")
+        method = _add_command(methods, name, text)
+        method.add_argument("--images", required=name != "maximize", help="image folder, CSV manifest or StimulusSet folder"
+                            + (" (default: none; the images start from noise)" if name == "maximize" else ""))
         method.add_argument("--out", required=True, help="output folder (images + stimuli.csv with the measures)")
-        method.add_argument("--model", default="alexnet")
+        method.add_argument("--model", default="alexnet", help="network name (brainprobe info lists them)")
         method.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
-        method.add_argument("--init", default="default", choices=["default", "kaiming"])
+        method.add_argument("--init", default="default", choices=["default", "kaiming"], help="initialization for --weights random")
         method.add_argument("--layer", required=True, help="layer name" + (" (comma-separated layers)" if name == "texture" else ""))
-        method.add_argument("--size", type=_positive_int, default=None)
-        method.add_argument("--max-iter", type=int, default={"metamer": 15000, "texture": 100, "distortions": 0}.get(name, 300),
-                            help="iterations (distortions: LOBPCG iterations, 0 = its default of 200)")
+        method.add_argument("--size", type=_positive_int, default=None, help="resize images to this square size (default: the network's input size)")
+        method.add_argument("--max-iter", type=_positive_int, default=SYNTH_STEPS[name], help=_STEPS_HELP.get(name, "optimization steps"))
         method.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
-        method.add_argument("--overwrite", action="store_true")
+        method.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
         if name == "invert":
             method.add_argument("--C", type=float, default=300.0, help="weight of the data term (paper 004: 1, 20, 100, 300)")
         if name == "maximize":
-            method.add_argument("--unit", type=int, help="flat index of the unit")
-            method.add_argument("--channel", type=int, help="channel of a convolutional layer")
-            method.add_argument("--n-images", type=int, default=1)
+            method.add_argument("--unit", type=int, help="flat index of the unit (default: none; give --unit or --channel)")
+            method.add_argument("--channel", type=int, help="channel of a convolutional layer (default: none)")
+            method.add_argument("--n-images", type=_positive_int, default=1, help="images from different random starts")
             method.add_argument("--jitter", type=int, default=None, help="jitter amount T (default, as paper 004: a quarter of the stride)")
         if name == "metamer":
-            method.add_argument("--lr", type=float, default=0.001)
+            method.add_argument("--lr", type=float, default=0.001, help="Adam learning rate (paper 000)")
             method.add_argument("--linear-gradient", action=argparse.BooleanOptionalAction, default="auto",
                                 help="linear-gradient ReLU at the layer (default: on where the layer is a ReLU)")
-            method.add_argument("--stop-fidelity", type=float, default=None, help="stop each image at this Spearman fidelity")
+            method.add_argument("--stop-fidelity", type=float, default=METAMER_STOP_FIDELITY,
+                                help="stop each image once its Spearman fidelity at --layer reaches this; 0 runs all "
+                                     "--max-iter steps (paper 000: 15000, hours on a CPU)")
         if name == "distortions":
             method.add_argument("--amplitude", type=float, default=0.1, help="peak pixel change when showing a distortion")
         method.set_defaults(run=_cmd_synth)
 
-    fetch = commands.add_parser("fetch-weights", help="download ImageNet weights into the torch cache (needs network)")
+    fetch = _add_command(commands, "fetch-weights", "download ImageNet weights into the torch cache (needs network)")
     fetch.add_argument("names", nargs="+", help="network names, e.g. alexnet")
     fetch.set_defaults(run=_cmd_fetch_weights)
 
-    run = commands.add_parser("run", help="run a study from its TOML file: tables, figures, report.html")
+    run = _add_command(commands, "run", "run a study from its TOML file: tables, figures, report.html")
     run.add_argument("config", help="the study file (see README: 'The study file')")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run's results (the step cache is reused)")
     run.add_argument("--n-jobs", type=_jobs, default=None, help="parallel subjects (default: [parallel] n_jobs)")
-    run.add_argument("--scheduler", default=None, help="dask://HOST:PORT: run the per-subject work on a Dask cluster")
+    run.add_argument("--scheduler", default=None, help="dask://HOST:PORT: run the per-subject work on a Dask cluster (default: [parallel] scheduler, else local)")
     run.add_argument("--quiet", action="store_true", help="no step display or progress bars")
     run.set_defaults(run=_cmd_run)
 
-    demo = commands.add_parser("demo", help="the whole study offline on bundled photos and simulated subjects")
-    demo.add_argument("--output", default="brainprobe-demo", help="output folder (default: ./brainprobe-demo)")
+    demo = _add_command(commands, "demo", "the whole study offline on bundled photos and simulated subjects")
+    demo.add_argument("--output", default="brainprobe-demo", help="output folder")
     demo.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo")
-    demo.add_argument("--n-images", type=int, default=None, help="how many sample photos (default: all 12)")
-    demo.add_argument("--subjects", type=int, default=3, help="simulated subjects (default: 3)")
-    demo.add_argument("--max-iter", type=int, default=None, help="adversarial optimization steps (default: 1000)")
+    demo.add_argument("--n-images", type=_positive_int, default=None, help="how many sample photos (default: all 12)")
+    demo.add_argument("--subjects", type=_positive_int, default=3, help="simulated subjects")
+    demo.add_argument("--max-iter", type=_positive_int, default=None, help="adversarial optimization steps (default: 1000)")
     demo.add_argument("--n-perm", type=int, default=None, help="permutations and bootstraps (default: 1000)")
-    demo.add_argument("--n-jobs", type=_jobs, default=None)
+    demo.add_argument("--n-jobs", type=_jobs, default=None, help="parallel subjects, -1 for every core (default: 1)")
     demo.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
-    demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--quiet", action="store_true", help="no step display or progress bars")
     demo.set_defaults(run=_cmd_demo)
     return parser
 

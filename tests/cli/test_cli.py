@@ -1,10 +1,11 @@
+import argparse
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from _studies import write_photos
 from brainprobe.cli import build_parser, main
 
 SUBCOMMANDS = ["info", "extract", "adversarial", "synth", "fetch-weights", "demo"]
@@ -30,12 +31,7 @@ def test_info_lists_versions_and_weights(capsys):
 
 
 def _image_folder(tmp_path):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("a", "b", "c"):
-        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(folder / f"{name}.png")
-    return folder
+    return write_photos(tmp_path / "images")
 
 
 def test_extract_writes_layers_and_refuses_overwrite(tmp_path, capsys):
@@ -105,18 +101,78 @@ def test_adversarial_command_writes_a_checked_design(tmp_path, capsys):
     ("texture", ["--layer", "conv1,conv2", "--max-iter", "2"]),
     ("distortions", ["--layer", "conv1", "--max-iter", "10"]),
 ])
-def test_synth_commands_write_images_and_tables(method, extra, tmp_path, capsys):
+def test_synth_commands_write_images_and_tables(method, extra, tmp_path, capsys, monkeypatch):
     from brainprobe.stimuli import load_stimuli
 
     folder = _image_folder(tmp_path)
     out = tmp_path / method
     args = ["synth", method, "--images", str(folder), "--out", str(out), "--weights", "random", "--device", "cpu",
             "--size", "64"] + extra
+    seen = []
+    if method == "distortions":  # --max-iter reaches LOBPCG
+        import brainprobe.synth
+
+        real = brainprobe.synth.eigendistortions
+        monkeypatch.setattr(brainprobe.synth, "eigendistortions", lambda *a, **k: seen.append(k["max_iter"]) or real(*a, **k))
     assert main(args) == 0
+    shown = capsys.readouterr().err  # a progress bar (or, for LOBPCG, a line per image) while it works
+    if method == "distortions":
+        assert seen == [10, 10, 10] and "distortions of a: LOBPCG, at most 10 iterations" in shown
+    else:
+        assert "step" in shown  # tqdm with unit="step"
     result = load_stimuli(out)
     assert len(result) == (6 if method == "distortions" else 3)
     assert (result.table["kind"] == method).all()
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_synth_defaults_fit_a_cpu():
+    parse = build_parser().parse_args
+    metamer = parse(["synth", "metamer", "--images", "x", "--out", "y", "--layer", "conv2"])
+    assert (metamer.max_iter, metamer.stop_fidelity) == (2000, 0.95)  # stops on fidelity, within 2000 steps
+    assert parse(["synth", "distortions", "--images", "x", "--out", "y", "--layer", "conv1"]).max_iter == 200
+
+
+def _parsers(parser, path=()):
+    """Every (sub)command's parser with its command words."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, path + (name,))
+
+
+def test_every_help_states_the_default_of_every_option():
+    checked = 0
+    for path, parser in _parsers(build_parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            takes_value = action.option_strings and action.nargs != 0 and not action.required
+            if takes_value and action.help is not argparse.SUPPRESS:
+                text = formatter._expand_help(action)
+                assert "(default" in text, f"brainprobe {' '.join(path)} {action.option_strings[0]}: {text!r}"
+                if action.default is not None:
+                    assert str(action.default) in text or "(default:" in text
+                checked += 1
+    assert checked > 60
+
+
+def test_fetch_weights_without_network_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    import urllib.error
+
+    import torch
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    assert main(["fetch-weights", "alexnet"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and captured.out == ""
+    assert lines[0].startswith("error: alexnet: cannot download https://download.pytorch.org/models/alexnet-")
+    assert str(tmp_path / "checkpoints") in lines[0] and "Traceback" not in captured.err
 
 
 def test_synth_maximize_needs_a_target(tmp_path, capsys):

@@ -35,3 +35,6 @@ def test_notebook_runs_with_small_settings(name, tmp_path):
     client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
+    printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                      for output in cell.get("outputs", []) if output.get("output_type") == "stream")
+    assert "IProgress not found" not in printed and "TqdmWarning" not in printed  # plain bars without ipywidgets

@@ -3,9 +3,9 @@
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from _studies import write_photos
 
 
 def _snapshot(folder) -> dict[str, str]:
@@ -25,11 +25,7 @@ def _assert_untouched(before: dict[str, str], folder) -> None:
 @pytest.fixture
 def user_images(tmp_path):
     """The user's folder: three small photos, a note and a commented study file."""
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("a", "b", "c"):
-        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(folder / f"{name}.png")
+    folder = write_photos(tmp_path / "mine")
     (folder / "notes.txt").write_text("my notes, not brainprobe's\n")
     return folder
 

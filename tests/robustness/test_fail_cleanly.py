@@ -4,6 +4,7 @@ no traceback, nothing left behind."""
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -134,6 +135,17 @@ def test_corrupt_response_files_are_one_clear_error(tmp_path, name, content):
         pytest.skip(f"reader of {name} not installed")
     message = str(error.value)
     assert str(path) in message and "\n" not in message, message
+
+
+def test_a_corrupt_hemisphere_file_is_named_once(tmp_path):
+    (tmp_path / "lh.func.gii").write_bytes(b"not a gifti")
+    pd.DataFrame({"image_id": ["a"]}).to_csv(tmp_path / "trials.csv", index=False)
+    betas = {"L": str(tmp_path / "lh.func.gii"), "R": str(tmp_path / "lh.func.gii")}
+    with pytest.raises(ValueError) as error:
+        load_responses(betas, tmp_path / "trials.csv")
+    message = str(error.value)
+    assert type(error.value) is ValueError and message.count("cannot be read as") == 1, message
+    assert message.startswith(f"{tmp_path / 'lh.func.gii'}: cannot be read as a GIfTI file") and "\n" not in message
 
 
 def test_a_corrupt_image_and_a_decompression_bomb_are_clean_errors(tmp_path, monkeypatch):

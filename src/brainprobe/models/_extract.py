@@ -6,9 +6,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .._images import as_image_tensor
+from .._progress import tqdm
 from ._layered import LayeredModel
 from ._zoo import resolve_device
 

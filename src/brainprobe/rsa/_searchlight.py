@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
+from .._progress import tqdm
 from ..stats import (
     as_generator,
     correlate_rows,

@@ -155,6 +155,7 @@ def masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray, method: s
     Returns
     -------
     array (n_rows,)
+        NaN for a row with fewer than two kept entries (no correlation is defined); no warning.
     """
     method = _check_method(method)
     if method == "kendall_tau_a":
@@ -170,9 +171,9 @@ def masked_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray, method: s
         b = rank_rows(np.where(keep, b, np.inf))
     weight = keep.astype(float)
     count = weight.sum(axis=-1, keepdims=True)
-    if method in ("spearman", "pearson"):
-        a = a - (a * weight).sum(-1, keepdims=True) / count
-        b = b - (b * weight).sum(-1, keepdims=True) / count
-    a, b = a * weight, b * weight
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # a row with < 2 kept entries is NaN, silently
+        if method in ("spearman", "pearson"):
+            a = a - (a * weight).sum(-1, keepdims=True) / count
+            b = b - (b * weight).sum(-1, keepdims=True) / count
+        a, b = a * weight, b * weight
         return np.einsum("ij,ij->i", a, b) / np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .._files import replace_atomically
+from .._progress import tqdm
 from ._parameterization import FourierParameterization
 
 __all__ = ["OptimizationResult", "optimize_pixels", "quantize_8bit", "OPTIMIZERS"]
