@@ -21,3 +21,17 @@ def section_blocks(heading: str) -> dict[str, str]:
     if len(set(languages)) != len(languages):
         raise ValueError(f"README.md '## {heading}': more than one block of a language: {languages}")
     return dict(blocks)
+
+
+def glossary() -> dict[str, re.Pattern]:
+    """The columns ``## Output columns`` explains, each as a pattern (``r_<layer>`` matches ``r_conv1``)."""
+    rows = [line for line in section("Output columns").splitlines() if line.startswith("| `")]
+    names = {name for row in rows for name in re.findall(r"`([^`]+)`", row.split("|")[1])}
+    return {name: re.compile(re.escape(name).replace(re.escape("<layer>"), r".+") + r"\Z") for name in names}
+
+
+def unexplained_columns(tables: dict) -> list[str]:
+    """``table.column`` of every column of ``tables`` (name -> DataFrame) the glossary lacks."""
+    patterns = glossary().values()
+    return sorted(f"{table}.{column}" for table, frame in tables.items() for column in frame.columns
+                  if not any(pattern.match(column) for pattern in patterns))

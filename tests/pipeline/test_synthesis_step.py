@@ -3,6 +3,7 @@ import copy
 import numpy as np
 import pytest
 
+from _readme import unexplained_columns
 from _studies import TINY
 from brainprobe.pipeline import ConfigError, Study, validate
 
@@ -39,6 +40,7 @@ def test_a_study_with_synthesis_reports_images_and_their_predicted_responses(tmp
     driven = table[(table["objective"] == "drive") & (table["model"] == table["made_for"])]
     assert (driven["z"] > 3).all()
     assert validity["heldout_accuracy"].notna().all() and validity["natural_sd"].gt(0).all()
+    assert not unexplained_columns({"synthesis": table, "synthesis_validity": validity})  # README glossary
     report = (result.output / "report.html").read_text()
     assert "fig_synthesis" in report and "synthesis_validity" in report
     assert (result.output / "figures" / "fig_synthesis.png").is_file()
