@@ -158,13 +158,19 @@ def test_fig4_draws_values_only_where_shown_over_sulcal_depth_with_outlines():
     shown = values > 0.5
     figure = cortical_map({"RE-AI": {"L": values}}, {"L": mesh}, background={"L": vertices[:, 2] / 50},
                           outlines={"L": {"V1": vertices[:, 0] > 20}}, shown={"RE-AI": {"L": shown}}, title="t")
-    three_d = [ax for ax in figure.axes if ax.name == "3d"]
-    assert len(three_d) == 2  # one hemisphere x lateral, medial
-    # one colour per face in the mesh's order (get_facecolors() is in drawing order, sorted by depth)
-    colours = np.asarray(three_d[0].collections[0]._facecolor3d)[:, :3]
+    panels = [ax for ax in figure.axes if ax.collections and hasattr(ax.collections[0], "faces_drawn")]
+    assert len(panels) == 2  # one hemisphere x lateral, medial
+    drawn, colours = [], []
+    for panel in panels:
+        triangles = panel.collections[0]
+        # the mesh face of each triangle, in drawing order (far to near); the half turned away is culled
+        assert 0.3 * len(faces) < len(triangles.faces_drawn) < 0.7 * len(faces)
+        drawn.append(triangles.faces_drawn)
+        colours.append(np.asarray(triangles.get_facecolors())[:, :3])
+    drawn, colours = np.concatenate(drawn), np.concatenate(colours)
     grey = np.isclose(colours[:, 0], colours[:, 1]) & np.isclose(colours[:, 1], colours[:, 2])
     black = (colours < 0.05).all(axis=1)
-    touches_shown = shown[faces].any(axis=1)
+    touches_shown = shown[faces[drawn]].any(axis=1)
     assert black.any()  # the ROI outline
     assert touches_shown[~grey].all()  # colour only where a value passed the threshold ...
     assert (~grey | black)[touches_shown].mean() > 0.5  # ... and there, mostly coloured

@@ -126,7 +126,7 @@ def synthesis_figures(images: torch.Tensor, table: pd.DataFrame, config, folder)
     from .. import plotting
 
     figure = plotting.image_grid(images, synthesis_titles(table), columns=config["synthesis"]["n_images"], size=2.6,
-                                 title="Images made through the encoding models (z: predicted response in "
+                                 title="Images made through the encoding models\n(z: predicted response in "
                                        "natural-image SDs)")
     return plotting.save_figure(figure, folder / "fig_synthesis", config["figures"]["formats"],
                                 dpi=config["figures"]["dpi"])
