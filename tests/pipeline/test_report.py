@@ -89,7 +89,8 @@ def test_the_summary_says_when_too_few_resamples_make_p_below_05_impossible(tiny
     # excludes 0 beside p = 0.095 must not read as a contradiction or a negative finding
     summary = _section((tiny_run.output / "report.html").read_text(), "summary")
     assert "Too few resamples for p &lt; .05" in summary
-    assert "smallest possible bootstrap p is 0.0952" in summary
+    assert "[rsa] n_boot = 20: no rsa bootstrap or subsample p is below 0.0952" in summary
+    assert "[encoding] n_boot = 20: no encoding bootstrap or subsample p is below 0.0952" in summary
 
 
 def test_a_figure_without_a_caption_is_an_error_not_a_bare_file_name():

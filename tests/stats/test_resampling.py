@@ -101,3 +101,14 @@ def test_bootstrap_p():
     assert bootstrap_p(samples, 0.0, "greater") == pytest.approx(2 / 5)
     assert bootstrap_p(samples, 0.0, "less") == pytest.approx(4 / 5)
     assert bootstrap_p(samples, 0.0, "two-sided") == pytest.approx(4 / 5)
+
+
+def test_subsample_ci_of_a_correlation_never_leaves_minus_one_to_one():
+    from brainprobe.stats import subsample_ci
+
+    # 5 vertices, subsamples of 4: the deviations are doubled (sqrt(4 / 1)) and would reach past 1
+    samples = np.array([0.99, 0.2, 0.9, 0.5, 0.95, 0.3])
+    low, high = subsample_ci(samples, 0.97, n_items=5, n_sub=4, level=0.95)
+    assert high > 1 or low < -1  # unclipped: an impossible correlation
+    low, high = subsample_ci(samples, 0.97, n_items=5, n_sub=4, level=0.95, bounds=(-1.0, 1.0))
+    assert -1 <= low <= 0.97 <= high <= 1

@@ -236,7 +236,8 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
                               "p_perm": p, "n_images": len(ids), "n_vertices": len(columns)}
                     if n_boot:
                         samples[kind] = accuracy_vertex_bootstrap(predicted, measured, per=per, indices=shared)
-                        low, high = subsample_ci(samples[kind], accuracy, len(columns), shared.shape[1], level)
+                        low, high = subsample_ci(samples[kind], accuracy, len(columns), shared.shape[1], level,
+                                                 bounds=(-1.0, 1.0))
                         record.update({f"{tail}_low": float(low), f"{tail}_high": float(high),
                                        "ci_method": SUBSAMPLE_CI_METHOD})
                     records.append(record)

@@ -444,15 +444,24 @@ def summary_section(context: ReportContext) -> str:
 def _resolution_warning(config) -> str:
     """Say so when too few resamples make p < .05 impossible: a CI that excludes 0 beside a p above
     .05 would otherwise look like a contradiction (or a negative finding)."""
-    rsa = config["rsa"]
-    tails = 1 if rsa["alternative"] != "two-sided" else 2
-    smallest_boot = min(1.0, tails / (1 + rsa["n_boot"]))
-    smallest_perm = 1 / (1 + rsa["n_perm"]) if rsa["n_perm"] else 0.0
-    if max(smallest_boot, smallest_perm) < ALPHA:
+    lines = []
+    for section in ("rsa", "encoding"):
+        settings = config[section]
+        if not settings.get("enabled", True):
+            continue
+        tails = 1 if settings["alternative"] != "two-sided" else 2
+        smallest_boot = min(1.0, tails / (1 + settings["n_boot"])) if settings["n_boot"] else None
+        smallest_perm = 1 / (1 + settings["n_perm"]) if settings["n_perm"] else None
+        if smallest_boot is not None and smallest_boot >= ALPHA:
+            lines.append(f"[{section}] n_boot = {settings['n_boot']}: no {section} bootstrap or subsample p "
+                         f"is below {smallest_boot:.3g}")
+        if smallest_perm is not None and smallest_perm >= ALPHA:
+            lines.append(f"[{section}] n_perm = {settings['n_perm']}: no {section} permutation p is below "
+                         f"{smallest_perm:.3g}")
+    if not lines:
         return ""
-    return (f"<p class='note'><b>Too few resamples for p &lt; .05:</b> with [rsa] n_boot = {rsa['n_boot']} the "
-            f"smallest possible bootstrap p is {smallest_boot:.3g}, and with n_perm = {rsa['n_perm']} no permutation p "
-            f"is below {smallest_perm:.3g}. The study used 1000 of each.</p>")
+    return ("<p class='note'><b>Too few resamples for p &lt; .05:</b> " + "; ".join(lines)
+            + ". The study used 1000 of each.</p>")
 
 
 def figures_section(context: ReportContext) -> str:

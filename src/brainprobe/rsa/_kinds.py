@@ -239,7 +239,8 @@ def kind_similarity(
                 raise ValueError(f"patterns[{name!r}]: {n_units} units is too few to resample {boot_fraction:.0%} "
                                  "of them (need a subsample smaller than the set); set n_boot = 0")
             for level in ci_levels:
-                intervals[level] = subsample_ci(samples, estimates, n_units, n_sub, level, axis=0)
+                intervals[level] = subsample_ci(samples, estimates, n_units, n_sub, level, axis=0,
+                                                bounds=(-1.0, 1.0))
         for k, other in enumerate(others):
             record = {
                 "unit_set": name,

@@ -314,7 +314,7 @@ SUBSAMPLE_CI_METHOD = "subsampling, centred on the full-sample estimate, spread 
 
 
 def subsample_ci(samples: np.ndarray, estimate, n_items: int, n_sub: int, level: float = 0.95,
-                 axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                 axis: int = 0, bounds: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Confidence interval from statistics on subsamples of ``n_sub`` of ``n_items`` items.
 
     The study resampled 80% of an ROI's vertices without replacement and took percentiles of
@@ -331,7 +331,9 @@ def subsample_ci(samples: np.ndarray, estimate, n_items: int, n_sub: int, level:
       turns the spread of subsample statistics into the spread of the full-sample statistic.
 
     The interval always contains ``estimate``; its coverage is checked by simulation in the
-    test suite (planted vertex populations, 68% and 95%).
+    test suite (planted vertex populations, 68% and 95%). The rescaled deviations can reach past
+    the range a statistic can take (with few vertices, a correlation's interval past 1);
+    ``bounds`` clips the interval to that range, so no reader sees an impossible value.
 
     Parameters
     ----------
@@ -343,6 +345,8 @@ def subsample_ci(samples: np.ndarray, estimate, n_items: int, n_sub: int, level:
         Items in the full sample and in each subsample (``0 < n_sub < n_items``).
     level : float
     axis : int
+    bounds : (float, float), optional
+        The range of the statistic, e.g. ``(-1, 1)`` for a correlation.
 
     Returns
     -------
@@ -354,7 +358,10 @@ def subsample_ci(samples: np.ndarray, estimate, n_items: int, n_sub: int, level:
     tail = (1 - level) / 2 * 100
     lower_q, upper_q = np.nanpercentile(deviations, [tail, 100 - tail], axis=0)
     estimate = np.asarray(estimate, float)
-    return estimate - upper_q, estimate - lower_q
+    low, high = estimate - upper_q, estimate - lower_q
+    if bounds is not None:
+        low, high = np.clip(low, *bounds), np.clip(high, *bounds)
+    return low, high
 
 
 def subsample_deviations(samples: np.ndarray, n_items: int, n_sub: int) -> np.ndarray:
