@@ -110,6 +110,12 @@ def _one_network(table: pd.DataFrame, figure: str) -> None:
                          f"table[table['network'] == {found[0]!r}]")
 
 
+def _similarity_label(table: pd.DataFrame) -> str:
+    """The y label of an RDM-similarity axis, naming the comparison the table used."""
+    methods = sorted(set(table["method"].astype(str))) if "method" in table else []
+    return f"RDM similarity ({', '.join(m.capitalize() for m in methods)})" if methods else "RDM similarity"
+
+
 def _stars(p: float) -> str:
     if not np.isfinite(p):
         return ""
@@ -274,7 +280,7 @@ def kind_bars(table: pd.DataFrame, difference: pd.DataFrame | None = None, *, un
         if value is not None:
             ax.set_title(str(value))
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0, 0].set_ylabel("RDM similarity (Spearman)")
+    axes[0, 0].set_ylabel(_similarity_label(table))
     axes[0, -1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     note = "; brackets: AI vs AN bootstrap test" if difference is not None else ""
     figure.suptitle(f"{title}\n(bars: {ci[2:]}% CI; stars over bars: permutation test vs 0{note}; {STARS})",
@@ -339,8 +345,7 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
                         va="bottom", fontsize=5, linespacing=0.9)
     ax.axhline(0, color="0.3", linewidth=0.6)
     ax.set_xticks(x, layers, rotation=45 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center")
-    ax.set_xlabel("layer")
-    ax.set_ylabel("RDM similarity (Spearman)")
+    ax.set_ylabel(_similarity_label(table))  # no x label: the layer names say it, and the legend sits there
     marks = "; top: AI vs AN bootstrap test" if difference is not None else ""
     ax.set_title(f"{network} layers: RE-AN and RE-AI similarity\n({ci[2:]}% CI; stars: permutation test vs 0{marks})"
                  .strip(), fontsize=6, pad=16 if difference is not None else 4)
@@ -537,9 +542,12 @@ def rdm_figure(rdms: Mapping[str, Mapping[str, np.ndarray]], *, labels: Sequence
                 ax.set_ylabel(layer, fontsize=7, fontweight="bold")
         if embeddings is not None:
             _mds_panel(axes[i, -1], embeddings.get(layer), first=i == 0)
-    figure.suptitle("Network RDMs per layer and image kind (rows and columns: source images in one order)"
-                    + ("; right: MDS of all images" if embeddings is not None else ""), fontsize=6)
     height = figure.get_figheight()
+    # pinned 0.04 in below the top edge: the default y (a fraction of the height) drops it onto
+    # the column titles of a tall figure
+    figure.suptitle("Network RDMs per layer and image kind (rows and columns: source images in one order)"
+                    + ("; right: MDS of all images" if embeddings is not None else ""), fontsize=6,
+                    y=1 - 0.04 / height, va="top")
     figure.tight_layout(pad=0.3, rect=(0, 0.45 / height, 1, 1 - 0.2 / height))  # room for the suptitle and colour bar
     if image is not None:  # under the RDM columns, so that it takes no room from the MDS panels
         left, right = axes[-1, 0].get_position(), axes[-1, len(kinds) - 1].get_position()
