@@ -57,6 +57,8 @@ bench: install bench-synth
 	$(PY) benchmarks/bench_encoding.py
 	$(PY) benchmarks/bench_neighbourhoods.py
 	$(PY) benchmarks/bench_study.py
+	$(PY) benchmarks/romp_recovery.py
+	$(PY) benchmarks/bench_brain_synth.py
 	$(PY) benchmarks/bench_import.py
 
 # On a machine with CUDA: the whole suite with the shared test networks on the GPU (the
@@ -71,4 +73,5 @@ check-gpu: install $(BENCH_VENV)/.installed
 	$(PY) benchmarks/bench_neighbourhoods.py
 	$(PY) benchmarks/romp_recovery.py
 	$(PY) benchmarks/bench_study.py
+	$(PY) benchmarks/bench_brain_synth.py
 	$(BENCH_VENV)/bin/python benchmarks/bench_synth.py

@@ -14,5 +14,6 @@ def test_the_brain_synthesis_example_runs_as_written(tmp_path, monkeypatch):
     namespace = {}
     exec(compile(EXAMPLE, "README.md", "exec"), namespace)
     assert (tmp_path / "controversial.pt").exists()
-    assert namespace["pair"].separation_ is not None
-    assert len(namespace["mei"].validity_) > 0
+    assert set(namespace["pair"].separation_) >= {"first", "second", "controversy"}
+    assert set(namespace["mei"].validity_["model"]) == {"V1 conv2", "LO conv5"}  # every model judged
+    assert namespace["mei"].validity_["heldout_accuracy"].notna().all()

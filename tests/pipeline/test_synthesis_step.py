@@ -4,34 +4,34 @@ import numpy as np
 import pytest
 
 from _readme import unexplained_columns
-from _studies import TINY
 from brainprobe.pipeline import ConfigError, Study, validate
 
 
-def _values(tmp_path, **synthesis):
-    values = copy.deepcopy(TINY)
-    values["study"]["output"] = str(tmp_path / "out")
-    values["synthesis"] = synthesis
+@pytest.fixture
+def with_synthesis(tiny_values):
+    """The tiny study's values with a given ``[synthesis]`` section."""
+    def values(**synthesis):
+        return copy.deepcopy({**tiny_values, "synthesis": synthesis})
     return values
 
 
-def test_synthesis_section_is_off_by_default_and_checked(tmp_path):
-    assert validate(_values(tmp_path))["synthesis"]["enabled"] is False
+def test_synthesis_section_is_off_by_default_and_checked(with_synthesis):
+    assert validate(with_synthesis())["synthesis"]["enabled"] is False
     with pytest.raises(ConfigError, match=r"\[synthesis\] objectives: expected distinct names"):
-        validate(_values(tmp_path, objectives=["drive", "maximize"]))
+        validate(with_synthesis(objectives=["drive", "maximize"]))
     with pytest.raises(ConfigError, match=r"\[synthesis\] n_images: expected a positive value"):
-        validate(_values(tmp_path, n_images=0))
+        validate(with_synthesis(n_images=0))
     with pytest.raises(ConfigError, match=r"\[synthesis\] layer: 'conv1' is not one of the \[network\] layers"):
-        validate(_values(tmp_path, layer="conv1"))
-    one_roi = _values(tmp_path, objectives=["controversial"])
+        validate(with_synthesis(layer="conv1"))
+    one_roi = with_synthesis(objectives=["controversial"])
     one_roi["rois"] = {"names": ["V1"]}
     with pytest.raises(ConfigError, match="'controversial' needs two ROIs"):
         validate(one_roi)
 
 
 @pytest.mark.slow
-def test_a_study_with_synthesis_reports_images_and_their_predicted_responses(tmp_path):
-    values = _values(tmp_path, enabled=True, n_images=2, objectives=["drive", "controversial"], max_iter=15)
+def test_a_study_with_synthesis_reports_images_and_their_predicted_responses(with_synthesis):
+    values = with_synthesis(enabled=True, n_images=2, objectives=["drive", "controversial"], max_iter=15)
     values["searchlight"] = {"enabled": False}
     result = Study(validate(values), progress=False).run()
     table, validity = result.tables["synthesis"], result.tables["synthesis_validity"]

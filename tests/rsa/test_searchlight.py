@@ -65,3 +65,15 @@ def test_searchlight_validates_shapes():
     table, patterns = _searchlight_study()
     with pytest.raises(ValueError, match="200 columns"):
         searchlight_kind_similarity(patterns, table, _line_neighbourhoods(150, 2))
+
+
+def test_searchlight_with_every_relabeling_enumerated_gives_exact_fwe_p():
+    # 5 images: 5! = 120 <= n_perm, so all 120 relabelings are used (and the null maxima must
+    # have 120 entries, not n_perm); exact p-values are multiples of 1/120, never below it
+    table, patterns = _searchlight_study(n=5, n_vertices=40, signal=slice(10, 20))
+    maps = searchlight_kind_similarity(patterns, table, _line_neighbourhoods(40, 2), n_perm=1000, seed=0)
+    for column in ("p_perm", "p_fwe"):
+        values = maps[column].to_numpy()
+        assert np.isfinite(values).all() and values.min() >= 1 / 120 - 1e-12
+        np.testing.assert_allclose(values * 120, np.round(values * 120), atol=1e-9)
+    assert (maps["p_fwe"] >= maps["p_perm"] - 1e-12).all()

@@ -77,6 +77,28 @@ def test_encoding_ceiling_matches_the_planted_models_accuracy():
     assert abs(np.mean(gaps)) < 0.01
 
 
+@pytest.mark.parametrize("n_repeats", [3, 5])
+def test_encoding_ceiling_with_an_odd_number_of_repeats_is_not_inflated(n_repeats):
+    # halves of unequal length: Spearman-Brown must lengthen their geometric mean, not the shorter half
+    rng = np.random.default_rng(n_repeats)
+    gaps = []
+    for _ in range(10):
+        signal = rng.normal(size=(60, 80))
+        repeats = signal + 1.5 * rng.normal(size=(n_repeats, 60, 80))
+        ceiling = encoding_noise_ceiling(repeats, per="centered")
+        gaps.append(ceiling["ceiling"] - prediction_accuracy(signal, repeats.mean(0), per="centered"))
+    assert abs(np.mean(gaps)) < 0.01
+
+
+def test_many_repeats_draw_their_splits_at_random_not_the_first_in_order():
+    repeats = np.random.default_rng(0).normal(size=(10, 8, 6))
+    from brainprobe.stats._ceiling import _half_splits
+
+    splits = _half_splits(10, 20, seed=0)
+    assert len(splits) == 20 and not all({0, 1, 2} <= set(first.tolist()) for first in splits)
+    assert encoding_noise_ceiling(repeats)["n_splits"] == 20
+
+
 def test_sign_flip_test_is_exact_and_t_test_is_scipys():
     scores = np.array([0.12, 0.08, 0.15, 0.02, 0.10, 0.09])
     flipped = random_effects_test(scores, method="sign_flip")

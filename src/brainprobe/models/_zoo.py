@@ -365,7 +365,7 @@ def _check_weights_spelling(weights) -> None:
                          '(weights = "random" in a study file, --weights random on the command line)')
 
 
-def _load_weights_into(network: nn.Module, weights, name: str) -> str | None:
+def _load_weights_into(network: nn.Module, weights) -> str | None:
     """Load a path or state dict into ``network``; return the weights' source (None: left as is)."""
     if weights is None:
         return None
@@ -397,10 +397,10 @@ def _custom_model(network, weights, layers, seed: int, init: str, transform: str
     if isinstance(weights, str) and weights == "imagenet":
         raise ValueError(f"network {label!r}: 'imagenet' weights exist for the built-in networks only; "
                          "give a state-dict path")
-    source = _load_weights_into(network, weights, label) or origin
-    settings = CAFFE_TRANSFORM if transform == "caffe" else IMAGENET_TRANSFORM
+    source = _load_weights_into(network, weights) or origin
     if transform not in TRANSFORMS:
         raise ValueError(f"transform: expected one of {TRANSFORMS}, found {transform!r}")
+    settings = CAFFE_TRANSFORM if transform == "caffe" else IMAGENET_TRANSFORM
     model = LayeredModel(network, layers, name=label.rsplit(":", 1)[-1], weights_source=source, **settings)
     return model.to(resolve_device(device))
 
@@ -487,7 +487,7 @@ def load_model(
         _load_state_dict_checked(network, load_state_dict_file(path), str(path))
         source = str(path)
     else:
-        source = _load_weights_into(network, weights, name) or source
+        source = _load_weights_into(network, weights) or source
     model = LayeredModel(
         network,
         dict(layers) if layers else arch.layers(network),

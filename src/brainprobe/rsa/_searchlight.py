@@ -140,8 +140,9 @@ def searchlight_kind_similarity(
     sizes = np.diff(members.indptr)
     similarity = {other: np.empty(n_centers) for other in others}
     p_values = {other: np.empty(n_centers) for other in others}
-    null_max = {other: np.full(n_perm, -np.inf) for other in others}
     perms, exact = permutation_set(len(sources), n_perm, as_generator(seed)) if n_perm else (None, False)
+    # one maximum per relabeling actually used: n! of them when every relabeling is enumerated
+    null_max = {other: np.full(len(perms) if n_perm else 0, -np.inf) for other in others}
     starts = range(0, n_centers, chunk_size)
     bar = tqdm(starts, desc="searchlight", unit="chunk",
                disable=(len(starts) < 2 or None) if progress is None else not progress)

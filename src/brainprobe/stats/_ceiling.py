@@ -138,20 +138,21 @@ def split_half_ceiling(first_half, second_half, *, method: str = "spearman") -> 
     return {"half_reliability": half, "reliability": reliability, "ceiling": ceiling, "method": method}
 
 
-def _half_splits(n_repeats: int, max_splits: int) -> list[np.ndarray]:
-    """Balanced splits of the repeats into two halves (each split once, not its mirror)."""
+def _half_splits(n_repeats: int, max_splits: int, seed=0) -> list[np.ndarray]:
+    """Splits of the repeats into two halves (each split once, not its mirror): all of them when
+    there are at most ``max_splits``, else ``max_splits`` drawn at random (the first ones in
+    lexicographic order would all keep repeats 0, 1, 2 together, and with them any run effect)."""
     if n_repeats < 2:
         raise ValueError(f"a split-half ceiling needs at least 2 repeats, found {n_repeats}")
-    splits = []
-    for first in itertools.combinations(range(n_repeats), n_repeats // 2):
-        if 0 in first or n_repeats % 2:
-            splits.append(np.asarray(first))
-        if len(splits) >= max_splits:
-            break
-    return splits
+    splits = [np.asarray(first) for first in itertools.combinations(range(n_repeats), n_repeats // 2)
+              if 0 in first or n_repeats % 2]
+    if len(splits) <= max_splits:
+        return splits
+    chosen = as_generator(seed).choice(len(splits), size=max_splits, replace=False)
+    return [splits[i] for i in sorted(chosen)]
 
 
-def encoding_noise_ceiling(repeats, *, per: str = "centered", max_splits: int = 20) -> dict:
+def encoding_noise_ceiling(repeats, *, per: str = "centered", max_splits: int = 20, seed=0) -> dict:
     """Split-half ceiling of an encoding model's accuracy.
 
     Each split averages half of the repeats into one pattern and the other half into another;
@@ -166,6 +167,10 @@ def encoding_noise_ceiling(repeats, *, per: str = "centered", max_splits: int = 
         Single-repeat responses.
     per : {"centered", "pattern", "vertex"}
         The accuracy definition the models are scored with.
+    max_splits : int
+        Splits averaged: all of them when there are this many or fewer, else a random sample.
+    seed : int, Generator or None
+        Draws the sample of splits.
 
     Returns
     -------
@@ -186,11 +191,14 @@ def encoding_noise_ceiling(repeats, *, per: str = "centered", max_splits: int = 
     if repeats.ndim != 3:
         raise ValueError(f"repeats: expected (n_repeats, n_images, n_vertices), found {repeats.shape}")
     values = []
-    for first in _half_splits(len(repeats), max_splits):
+    for first in _half_splits(len(repeats), max_splits, seed):
         second = np.setdiff1d(np.arange(len(repeats)), first)
         values.append(prediction_accuracy(repeats[first].mean(0), repeats[second].mean(0), per=per))
     half = float(np.mean(values))
-    reliability = float(spearman_brown(half, len(repeats) / (len(repeats) // 2)))
+    # halves of k1 and k2 repeats (unequal when n is odd): their geometric mean length is the
+    # "half" that Spearman-Brown lengthens to all n repeats
+    k1 = len(repeats) // 2
+    reliability = float(spearman_brown(half, len(repeats) / np.sqrt(k1 * (len(repeats) - k1))))
     return {"half_reliability": half, "reliability": reliability, "ceiling": float(np.sqrt(max(reliability, 0.0))),
             "n_splits": len(values), "accuracy_definition": per}
 

@@ -323,6 +323,8 @@ def optimize_pixels(
     if parameterization is not None:
         if quantize or project is not None:
             raise ValueError("quantize and project act on pixels: they do not apply with a parameterization")
+        if optimizer == "adagrad_momentum":  # its step is in paper pixel units (0-255), meaningless on a spectrum
+            raise ValueError("optimizer='adagrad_momentum' works in pixel units: use 'adam' with a parameterization")
         x, objective, decode = _reparameterize(x, objective, parameterization)
         bounds = (-float("inf"), float("inf"))
     if optimizer == "lbfgs":
