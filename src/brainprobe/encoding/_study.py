@@ -75,6 +75,16 @@ def _activation_rows(activations, image_ids: Sequence[str]) -> np.ndarray:
     return position.loc[list(image_ids)].to_numpy()
 
 
+def cross_validated_predictions(estimator, X: np.ndarray, measured: np.ndarray, cv: int) -> np.ndarray:
+    """Predictions (n_images, n_vertices) of each image by a clone of ``estimator`` fitted on the
+    other folds of ``cv``-fold cross-validation (contiguous folds, no shuffling)."""
+    predicted = np.empty_like(measured, dtype=np.float64)
+    for train, test in KFold(n_splits=min(cv, len(X))).split(X):
+        fold = clone(estimator).fit(X[train], measured[train])
+        predicted[test] = fold.predict(X[test]).reshape(len(test), -1)
+    return predicted
+
+
 def _roi_columns(responses, roi, vertices) -> np.ndarray:
     if vertices is not None and roi in vertices:
         chosen = np.asarray(vertices[roi])
@@ -314,11 +324,8 @@ def best_layer(models: EncodingModels, activations, responses, *, on: str = "RE"
                     X = np.asarray(activations[layer])[_activation_rows(activations, ids)]
                     model = models[(subject, roi, layer)]
                     if ids == models.train_images[subject]:
-                        base = estimator if estimator is not None else clone(model)
-                        predicted = np.empty_like(measured)
-                        for train, test in KFold(n_splits=min(cv, len(ids))).split(X):
-                            fold = clone(base).fit(X[train], measured[train])
-                            predicted[test] = fold.predict(X[test]).reshape(len(test), -1)
+                        base = estimator if estimator is not None else model
+                        predicted = cross_validated_predictions(base, X, measured, cv)
                     else:
                         predicted = _predict(model, X)
                     scores[k] = _per_vertex_r(predicted, measured)

@@ -18,13 +18,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from sklearn.base import clone
-from sklearn.model_selection import KFold
 from torch import nn
 
 from ..models import LayeredModel
 from ..stats import prediction_accuracy
-from ._study import EncodingModels, _activation_rows, _as_subjects, _predict
+from ._study import (
+    EncodingModels,
+    _activation_rows,
+    _as_subjects,
+    cross_validated_predictions,
+)
 
 __all__ = ["EncodingModule", "encoding_modules", "heldout_accuracy"]
 
@@ -190,21 +193,18 @@ def heldout_accuracy(models: EncodingModels, activations, responses, *, cv: int 
         patterns, table = subjects[subject].average_repeats()
         ids = models.train_images[subject]
         rows = pd.Series(np.arange(len(table)), index=table["image_id"].tolist()).loc[ids].to_numpy()
-        folds = list(KFold(n_splits=min(cv, len(ids))).split(ids))
+        n_folds = min(cv, len(ids))
         for layer in models.layers:
             X = np.asarray(activations[layer])[_activation_rows(activations, ids)]
             for roi in models.rois:
                 columns = models.columns[(subject, roi)]
                 measured = patterns[rows][:, columns]
                 base = estimator if estimator is not None else models[(subject, roi, layer)]
-                predicted = np.empty_like(measured)
-                for train, test in folds:
-                    fitted = clone(base).fit(X[train], measured[train])
-                    predicted[test] = _predict(fitted, X[test])
+                predicted = cross_validated_predictions(base, X, measured, cv)
                 records.append({"subject": subject, "roi": roi, "layer": layer,
                                 "heldout_accuracy": prediction_accuracy(predicted, measured, per=per),
                                 "accuracy_definition": per, "n_images": len(ids), "n_vertices": len(columns),
-                                "cv": len(folds)})
+                                "cv": n_folds})
     return pd.DataFrame.from_records(records)
 
 
