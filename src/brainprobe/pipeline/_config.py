@@ -42,7 +42,10 @@ DEFAULTS: dict[str, dict] = {
     },
     "network": {"name": "efficientnet_lite0", "weights": "imagenet", "init": "default", "layers": [],
                 "transform": "default", "device": "auto", "batch_size": 0},
-    "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex"},
+    # planted_layers = {V1 = "layer", ...}: each simulated ROI reads that layer of [network]
+    # (a known best layer per ROI) instead of the default Gabor-energy features
+    "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex",
+                 "planted_layers": {}},
     "rois": {"names": ["V1", "V2", "V3", "V4", "LO"], "atlas": "mmp", "localizers": {}, "localizer_alpha": 0.05},
     # n_per_hemi_s2 > 0 repeats the ROI RSA with that many vertices per hemisphere (the study's
     # Fig. S2: 200, i.e. 400 per ROI) into brain_rsa_s2.csv and figS2_brain_rsa
@@ -61,6 +64,10 @@ DEFAULTS: dict[str, dict] = {
     # layer = "" takes each ROI's layer of highest held-out accuracy; target_z = 0: no early stop
     "synthesis": {"enabled": False, "n_images": 4, "objectives": ["drive"], "layer": "", "max_iter": 200,
                   "target_z": 0.0, "lr": 0.02},
+    # kind = "general": any images, each ROI's RDM against each layer's (and each model RDM's);
+    # "auto": general when the stimuli hold no AN and AI images and generate = false.
+    # models: stimulus-table columns (category, animacy, ...) whose labels make model RDMs
+    "design": {"kind": "auto", "models": ["category"]},
     "parallel": {"n_jobs": 1, "scheduler": ""},
     "figures": {"formats": ["png", "pdf"], "dpi": 300},
 }
@@ -95,6 +102,7 @@ CHOICES = {
     ("encoding", "alternative"): ("two-sided", "greater", "less"),
     ("rsa", "alternative"): ("two-sided", "greater", "less"),
     ("rsa", "trend_p"): ("exact", "normal"),
+    ("design", "kind"): ("auto", "paper", "general"),
 }
 POSITIVE = {("synthesis", "n_images"), ("synthesis", "max_iter"), ("synthesis", "lr"), ("stimuli", "n_images"), ("stimuli", "max_iter"), ("subjects", "n_repeats"), ("selection", "radius_mm"),
             ("selection", "n_per_hemi"), ("best_layer", "cv"), ("figures", "dpi"), ("rsa", "n_boot"),

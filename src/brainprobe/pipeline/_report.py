@@ -71,6 +71,7 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
                                        title=f"{subject}: searchlight RDM similarity ({surface} surface; {threshold}; "
                                              f"grey: sulcal depth; outlines: ROIs)"),
                  f"fig4_searchlight_{subject}")
+    written += _general_figures(tables, config, folder)
     names = {network["label"]: network["name"] for network in config.networks}
     for label, network in analysed.items():
         suffix = f"_{label}" if len(analysed) > 1 else ""
@@ -84,9 +85,33 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
             save(plotting.encoding_figure(mine["encoding"]), f"fig6_encoding{suffix}")
         if "best_layer_proportions" in mine:
             save(plotting.best_layer_figure(mine["best_layer_proportions"]), f"figS1_best_layer{suffix}")
+        if "general_rsa" in tables:  # the kind-by-kind RDM figure needs RE, AN and AI images
+            continue
         rdms, labels, embeddings = network_rdms(network["activations"], stimuli, network["layers"], config)
         save(plotting.rdm_figure(rdms, labels=labels, embeddings=embeddings, metric=config["rsa"]["metric"]),
              f"rdms_network{suffix}")
+    return written
+
+
+def _general_figures(tables: dict, config, folder: Path) -> list[Path]:
+    """The general design's figures: layer profile with the ceiling, best-layer map, ROI RDMs."""
+    if "general_rsa" not in tables:
+        return []
+    formats, dpi = config["figures"]["formats"], config["figures"]["dpi"]
+    written: list[Path] = []
+    group = tables.get("general_group")
+    if group is not None and len(group):
+        written += plotting.save_figure(plotting.ceiling_profile(group, title="Group: RDM correlation per layer"),
+                                        folder / "fig_general_layers_group", formats, dpi=dpi)
+        written += plotting.save_figure(plotting.best_layer_map(group), folder / "fig_general_best_layer_map",
+                                        formats, dpi=dpi)
+    for subject, part in tables["general_rsa"].groupby("subject", sort=False):
+        written += plotting.save_figure(plotting.ceiling_profile(part, title=f"{subject}: RDM correlation per layer"),
+                                        folder / f"fig_general_layers_{subject}", formats, dpi=dpi)
+    rdms = tables["brain_rdms"]
+    first = rdms[rdms["subject"] == rdms["subject"].iloc[0]]
+    square = {roi: square_rdm(part["dissimilarity"].to_numpy(float)) for roi, part in first.groupby("roi", sort=False)}
+    written += plotting.save_figure(plotting.rdm_panels(square), folder / "rdms_brain", formats, dpi=dpi)
     return written
 
 
@@ -241,6 +266,18 @@ def figure_caption(stem: str, config, tables: dict) -> str:
                 "scored on AN and on AI images; one panel per kind). Bars: mean over measurements (subject x repeat), "
                 "error bars: s.e.m. across them; dots: each subject's mean. The paired t-tests of the supplement are "
                 "in the summary (best_layer_tests).")
+    if stem.startswith("fig_general_layers"):
+        who = "mean over subjects ± s.e.m.; grey band: leave-one-subject-out noise ceiling (lower to upper bound)" \
+            if stem.endswith("group") else f"one subject; shaded: 95% CI over {rsa['n_boot']} image bootstrap samples"
+        return (f"RDM correlation of each ROI's RDM with each layer's RDM ({rdm_words}), {who}. Star: the best "
+                "layer. Dashed lines: model RDMs (same labels = 0, different = 1). Per-layer p-values: "
+                "general_rsa (image relabeling) and general_group (random effects over subjects).")
+    if stem.startswith("fig_general_best_layer_map"):
+        return (f"Mean RDM correlation over subjects ({rdm_words}) of every ROI (rows) and layer (columns); the "
+                "outlined cell is each ROI's best layer (its bootstrap-over-subjects interval: general_group_best).")
+    if stem == "rdms_brain":
+        return (f"Each ROI's RDM of the first subject ({rsa['metric']} distance shown as percentiles; rows and "
+                "columns: images in the stimulus order). Descriptive: no test, no CI.")
     if stem.startswith("rdms"):
         return (f"RDMs of every analysed layer (rows) for the RE, AN and AI images (columns; rows and columns of "
                 f"each RDM: the source images in one order, named on the edges), {rsa['metric']} distance shown as "
@@ -420,6 +457,28 @@ def _best_layer_summary(tables: dict) -> str:
             + _summary_table(["network", "kind", "test", "mean difference", "t(df)", "p"], rows))
 
 
+def _general_summary(tables: dict) -> str:
+    """The general design: "ROI x: best layer y, r = ..., z% of the noise ceiling" per ROI."""
+    best = tables.get("general_group_best")
+    name = "general_group_best"
+    if best is None or not len(best):
+        best, name = tables.get("general_best"), "general_best"
+    if best is None or not len(best):
+        return ""
+    best = best.reset_index(drop=True)
+    lines = []
+    for i, row in best.iterrows():
+        who = f"{html.escape(str(row['subject']))}, " if "subject" in best and name == "general_best" else ""
+        text = (f"{who}<b>{html.escape(str(row['roi']))}</b>: best layer {html.escape(str(row['best_layer']))} "
+                f"(95% CI {html.escape(str(row['best_layer_low']))} to {html.escape(str(row['best_layer_high']))}, "
+                f"over {row['resampled']}), r = {_num(row['r'], name, i, 'r')}")
+        if "percent_of_ceiling" in best and np.isfinite(float(row["percent_of_ceiling"])):
+            text += (f", {_num(row['percent_of_ceiling'], name, i, 'percent_of_ceiling', 0)}% of the noise ceiling "
+                     f"(lower bound {_num(row['ceiling_lower'], name, i, 'ceiling_lower')})")
+        lines.append(f"<li>{text}</li>")
+    return "<p><b>Best layer per ROI</b> (RDM correlation):</p><ul>" + "".join(lines) + "</ul>"
+
+
 def header_section(context: ReportContext) -> str:
     config, versions = context.config, context.versions
     return "\n".join([
@@ -434,7 +493,8 @@ def header_section(context: ReportContext) -> str:
 def summary_section(context: ReportContext) -> str:
     """The findings, written from the result tables (every number tagged with its cell)."""
     tables = context.tables
-    parts = [_brain_summary(tables), _network_summary(tables), _encoding_summary(tables), _best_layer_summary(tables)]
+    parts = [_general_summary(tables), _brain_summary(tables), _network_summary(tables), _encoding_summary(tables),
+             _best_layer_summary(tables)]
     note = ("<p class='note'>Estimates with 95% CIs; p-values as in the tables (permutation tests of similarity &gt; 0, "
             "bootstrap tests of RE-AI minus RE-AN); <b>*</b>: p &lt; .05, uncorrected for the number of tests.</p>")
     return ('<section id="summary"><h2>Summary of findings</h2>' + note + _resolution_warning(context.config)

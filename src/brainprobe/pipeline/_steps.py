@@ -83,7 +83,7 @@ def make_stimuli(model: LayeredModel, config, *, progress: bool | None = None) -
     has_kinds = set(regular.table["kind"]) >= {"AN", "AI"}
     if settings["re_threshold"] > 0:
         regular = screen_regular_images(model, regular, settings["re_threshold"], settings["on_low_confidence"])
-    if settings["generate"] and not has_kinds:
+    if settings["generate"] and not has_kinds and config["design"]["kind"] != "general":
         regular = regular.with_table(regular.table.assign(kind="RE"))
         options = {"max_iter": settings["max_iter"]}
         if config["network"]["batch_size"]:
@@ -93,10 +93,28 @@ def make_stimuli(model: LayeredModel, config, *, progress: bool | None = None) -
     else:
         stimuli = regular
     missing = [k for k in KINDS if k not in set(stimuli.table["kind"])]
-    if missing:
-        raise ValueError(f"[stimuli] source {source}: no {missing} images; set generate = true or provide them "
-                         "(a folder saved by brainprobe with kinds RE, AN and AI)")
+    if missing and not is_general(config, stimuli.table):
+        raise ValueError(f"[stimuli] source {source}: no {missing} images for [design] kind = "
+                         f"{config['design']['kind']!r}; set [design] kind = \"general\" (any images: each ROI's "
+                         "RDM against each layer's), or generate = true, or provide them (a folder saved by "
+                         "brainprobe with kinds RE, AN and AI)")
     return stimuli, describe_stimuli(model, stimuli)
+
+
+def may_be_general(config) -> bool:
+    """Before the stimuli are known: whether the general design is possible (trials of any kind kept)."""
+    kind = config["design"]["kind"]
+    return kind == "general" or (kind == "auto" and not config["stimuli"]["generate"])
+
+
+def is_general(config, stimulus_table: pd.DataFrame | None = None) -> bool:
+    """Whether the study runs the general design (see the module docstring)."""
+    kind = config["design"]["kind"]
+    if kind != "auto":
+        return kind == "general"
+    if config["stimuli"]["generate"]:
+        return False
+    return stimulus_table is not None and not {"AN", "AI"} <= set(stimulus_table["kind"].astype(str))
 
 
 def screen_regular_images(model: LayeredModel, stimuli: StimulusSet, threshold: float,
@@ -171,10 +189,11 @@ def study_meshes(mesh: str | Mapping, surface: str = "midthickness") -> dict:
     return standard_meshes(mesh, surface)
 
 
-def simulated_subject(stimuli: StimulusSet, config, index: int) -> Responses:
+def simulated_subject(stimuli: StimulusSet, config, index: int, features: Mapping | None = None) -> Responses:
+    """A simulated subject; ``features`` (ROI -> (n_images, n_features)) plants what each ROI reads."""
     settings = config["subjects"]
     responses, _ = simulate_subject(
-        stimuli, mesh=settings["mesh"], rois=config["rois"]["names"], vertices=settings["vertices"],
+        stimuli, mesh=settings["mesh"], rois=config["rois"]["names"], vertices=settings["vertices"], features=features,
         snr=settings["snr"], n_repeats=settings["n_repeats"], seed=np.random.default_rng([config.seed, index]),
         subject=f"sub-{index + 1:02d}",
     )
@@ -214,7 +233,7 @@ def read_subject(entry: Mapping) -> tuple[Responses, bool]:
 
 
 def prepare_subject(responses: Responses, entry: Mapping, config, stimulus_table: pd.DataFrame | None = None,
-                    *, has_kinds: bool = True) -> Responses:
+                    *, has_kinds: bool = True, general: bool = False) -> Responses:
     """A subject's trial kinds checked against (or taken from) the stimulus table, its ROIs added,
     and its RE/AN/AI trials kept (blank, fixation and localizer trials leave the analysis)."""
     where = f"[[subject]] {entry['id']}"
@@ -232,6 +251,10 @@ def prepare_subject(responses: Responses, entry: Mapping, config, stimulus_table
                               source=responses.source, subject=responses.subject)
     add_rois(responses, entry, config)
     study_trials = responses.trials["kind"].isin(KINDS).to_numpy()
+    if general:  # any image, any kind: every image trial is a study trial
+        study_trials = _image_trials(responses.trials).to_numpy() & responses.trials["image_id"].notna().to_numpy()
+        if stimulus_table is not None:
+            study_trials &= responses.trials["image_id"].isin(stimulus_table["image_id"].astype(str)).to_numpy()
     if not study_trials.any():
         raise ValueError(f"{where} trials: no trials of kinds {KINDS}; kinds are {sorted(set(responses.trials['kind']))}")
     # blanks and localizer blocks have served (ROIs); the analyses read the RE/AN/AI trials only

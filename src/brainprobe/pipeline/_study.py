@@ -33,6 +33,7 @@ from .._progress import tqdm
 from ..data import Responses
 from ..models import Activations, extract, load_model, resolve_device
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
+from . import _general as general
 from . import _steps as steps
 from ._cache import StepCache, atomic_write, read_arrays, write_arrays
 from ._config import StudyConfig, load_config, validate
@@ -245,7 +246,7 @@ class Study:
         read = [steps.read_subject(entry) for entry in config["subject"]]
         for entry, (responses, has_kinds) in zip(config["subject"], read, strict=True):
             if has_kinds:  # ROIs and localizers checked now; kinds from the stimuli wait for them
-                steps.prepare_subject(responses, entry, config)
+                steps.prepare_subject(responses, entry, config, general=steps.may_be_general(config))
         primary = config.networks[0]  # the network the AN and AI images are made against
         memo_path = self.cache.root / "file-hashes.json"
         memo = read_hash_memo(memo_path)  # hashes of input files, re-read only when a file changed
@@ -257,7 +258,9 @@ class Study:
         stimuli, stimulus_table = self._step(
             "stimuli", stimuli_key, lambda: steps.make_stimuli(self._model(primary), config, progress=self.progress),
             _save_stimuli, _load_stimuli)
-        real_subjects = [steps.prepare_subject(responses, entry, config, stimulus_table, has_kinds=has_kinds)
+        self._general = steps.is_general(config, stimulus_table)
+        real_subjects = [steps.prepare_subject(responses, entry, config, stimulus_table, has_kinds=has_kinds,
+                                               general=self._general)
                          for entry, (responses, has_kinds) in zip(config["subject"], read, strict=True)]
         for responses in real_subjects:
             steps.check_images(responses, stimulus_table)
@@ -270,7 +273,7 @@ class Study:
         self._warm_neighbourhoods(real_subjects)
         inner_jobs = self.n_jobs if len(tasks) == 1 or self.n_jobs == 1 else 1
         shared = {"config": dict(config), "stimuli_key": stimuli_key, "cache_root": str(self.cache.root),
-                  "salt": self.cache.salt, "inner_jobs": inner_jobs,
+                  "salt": self.cache.salt, "inner_jobs": inner_jobs, "general": self._general,
                   "networks": [{"label": label, "key": a["key"], "layers": a["layers"]} for label, a in analysed.items()]}
         activations = {label: a["activations"] for label, a in analysed.items()}
         outcomes = self._map_subjects(tasks, shared, stimuli, stimulus_table, activations)
@@ -281,6 +284,10 @@ class Study:
                 tables.setdefault(name, []).append(frame)
         combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
         combined.update(_across_subjects(combined, {label: a["layers"] for label, a in analysed.items()}))
+        if self._general:
+            several = len(analysed) > 1
+            order = [general.candidate_name(label, layer, several) for label, a in analysed.items() for layer in a["layers"]]
+            combined.update(general.general_group(combined, order, config, _seed(config.seed, "general_group")))
         self._synthesized = None
         if config["synthesis"]["enabled"]:
             synthesis_tables, images = self._synthesis(tasks, stimuli, analysed, combined, stimuli_key)
@@ -319,7 +326,7 @@ class Study:
                                                 progress=self.progress),
                 _save_activations, _load_activations, label=label if several else "")
             analysed[label] = {"activations": activations, "layers": activations.layers, "key": key}
-            if config["rsa"]["enabled"]:
+            if config["rsa"]["enabled"] and not self._general:
                 rsa_key = self.cache.key("network_rsa", key, config.section_json("rsa"), config.seed)
                 frames = self._step("network_rsa", rsa_key,
                                     lambda activations=activations: steps.network_rsa(
@@ -497,9 +504,12 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
         return value
 
     if entry is None:
+        planted = config["subjects"]["planted_layers"]
         responses_key = cache.key("responses", shared["stimuli_key"], config.section_json("subjects", "rois"),
-                                  config.seed, index)
-        responses = step("responses", responses_key, lambda: steps.simulated_subject(stimuli, config, index),
+                                  config.seed, index, shared["networks"][0]["key"] if planted else "")
+        responses = step("responses", responses_key,
+                         lambda: steps.simulated_subject(stimuli, config, index,
+                                                         _planted_features(planted, activations, stimuli, shared)),
                          _save_responses, lambda folder: _load_responses(folder, config["subjects"]["mesh"]))
     else:
         files = _file_digests(entry)
@@ -520,6 +530,10 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
                      lambda table, folder: write_table(folder / "selection.csv", table),
                      lambda folder: read_table(folder / "selection.csv"))
     frames["selection"] = selection
+    if shared["general"]:
+        frames.update(_general_subject(config, cache, step, responses, selection, averaged, activations, shared,
+                                       selection_key, label, index))
+        return frames, records
     if config["rsa"]["enabled"]:
         key = cache.key("brain_rsa", selection_key, config.section_json("rsa"), shared["stimuli_key"], config.seed)
         frames.update(step("brain_rsa", key, lambda: steps.brain_rsa(averaged(), selection, label, config,
@@ -553,6 +567,47 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
                 parts.setdefault(name, []).append(_with_network(frame, network["label"]))
         frames.update({name: pd.concat(found, ignore_index=True) for name, found in parts.items()})
     return frames, records
+
+
+def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet, shared: dict) -> dict | None:
+    """``[subjects] planted_layers``: each simulated ROI reads one layer of the [network]."""
+    if not planted:
+        return None
+    network = shared["networks"][0]
+    found = activations[network["label"]]
+    unknown = {roi: layer for roi, layer in planted.items() if layer not in network["layers"]}
+    if unknown:
+        raise ValueError(f"[subjects] planted_layers: {unknown} name no layer of {network['label']}; "
+                         f"layers are {network['layers']}")
+    rows = pd.Series(np.arange(len(found.image_ids)), index=list(found.image_ids)).loc[stimuli.image_ids].to_numpy()
+    return {roi: np.asarray(found[layer])[rows].reshape(len(rows), -1) for roi, layer in planted.items()}
+
+
+def _general_subject(config, cache, step, responses, selection, averaged, activations, shared, selection_key, label,
+                     index) -> dict:
+    """The general design's per-subject steps: RDM comparisons and cross-validated encoding."""
+    frames = {}
+    network_keys = [network["key"] for network in shared["networks"]]
+    if config["rsa"]["enabled"]:
+        key = cache.key("general_rsa", selection_key, config.section_json("rsa", "design"), network_keys,
+                        shared["stimuli_key"], config.seed)
+        frames.update(step("general_rsa", key, lambda: general.general_rsa(
+            averaged(), selection, shared["networks"], activations, label, config, _seed(config.seed, index, "rsa")),
+            _save_frames, _load_frames))
+    if config["encoding"]["enabled"]:
+        parts = []
+        for network in shared["networks"]:
+            key = cache.key("general_encoding", selection_key, network["key"], network["layers"],
+                            config.section_json("encoding", "best_layer"), config.seed)
+            frame = step("encoding", key, lambda network=network: general.general_encoding(
+                responses, selection, activations[network["label"]], network["layers"], config,
+                _seed(config.seed, index, "encoding"), steps.make_estimator(config)),
+                lambda table, folder: write_table(folder / "encoding.csv", table),
+                lambda folder: read_table(folder / "encoding.csv"),
+                network=network["label"] if len(shared["networks"]) > 1 else None)
+            parts.append(_with_network(frame, network["label"]))
+        frames["general_encoding"] = pd.concat(parts, ignore_index=True)
+    return frames
 
 
 def _selection_json(config) -> str:

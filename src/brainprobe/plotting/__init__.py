@@ -20,6 +20,7 @@ from ._figures import (
     save_figure,
     stimulus_grid,
 )
+from ._general import best_layer_map, ceiling_profile
 from ._synthesis import synthesis_progress
 
 __all__ = [
@@ -38,4 +39,6 @@ __all__ = [
     "save_figure",
     "stimulus_grid",
     "synthesis_progress",
+    "best_layer_map",
+    "ceiling_profile",
 ]

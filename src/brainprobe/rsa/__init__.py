@@ -3,6 +3,8 @@ permutation and bootstrap tests, trends over layers, and searchlight maps. Resul
 DataFrames; the statistics come from `brainprobe.stats`."""
 
 from ._compare import COMPARE_METHODS, compare
+from ._general import category_rdm, compare_to_candidates, group_comparison
+from ._interop import RSATOOLBOX_METRICS, from_rsatoolbox, to_rsatoolbox
 from ._kinds import align_kinds, kind_difference, kind_similarity, layer_trend
 from ._rdm import RDM_METRICS, condensed_rdm, n_items_from_condensed, rdm, square_rdm
 from ._searchlight import searchlight_kind_similarity, searchlight_rdms
@@ -21,4 +23,10 @@ __all__ = [
     "searchlight_kind_similarity",
     "searchlight_rdms",
     "square_rdm",
+    "category_rdm",
+    "compare_to_candidates",
+    "group_comparison",
+    "RSATOOLBOX_METRICS",
+    "from_rsatoolbox",
+    "to_rsatoolbox",
 ]

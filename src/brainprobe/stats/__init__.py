@@ -28,6 +28,7 @@ from ._correlation import (
     normalize_rows,
     rank_rows,
 )
+from ._image_bootstrap import image_bootstrap_rdm_correlations
 from ._information import MI_CORRECTIONS, mutual_information
 from ._resampling import (
     SUBSAMPLE_CI_METHOD,
@@ -103,4 +104,5 @@ __all__ = [
     "subsample_deviations",
     "subsample_p",
     "two_sample_ttest",
+    "image_bootstrap_rdm_correlations",
 ]
