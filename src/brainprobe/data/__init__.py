@@ -11,6 +11,7 @@ from ._load import (
     paper_trial_table,
     trials_from_designinfo,
 )
+from ._export import values_to_nifti, values_to_surface_image, volume_affine
 from ._responses import BAD_VERTEX_POLICIES, TRIAL_COLUMNS, Responses
 from ._simulate import ROI_SCALES, SimulationTruth, gabor_energy_features, simulate_subject
 
@@ -30,4 +31,7 @@ __all__ = [
     "paper_trial_table",
     "simulate_subject",
     "trials_from_designinfo",
+    "values_to_nifti",
+    "values_to_surface_image",
+    "volume_affine",
 ]

@@ -361,9 +361,14 @@ def _read_numpy(path: Path, allow_pickle: bool, *, what: str | None = None) -> n
         raise ValueError(f"{path}: holds pickled objects{glm}; {_PICKLE_HINT}") from None
 
 
-def _volume_vertices(mask: np.ndarray) -> pd.DataFrame:
+def _volume_vertices(mask: np.ndarray, affine=None) -> pd.DataFrame:
+    """One row per voxel of the mask: flat index, i, j, k and (with an affine) x, y, z in mm."""
     i, j, k = np.nonzero(mask)
-    return pd.DataFrame({"hemi": "", "vertex": np.ravel_multi_index((i, j, k), mask.shape), "i": i, "j": j, "k": k})
+    table = pd.DataFrame({"hemi": "", "vertex": np.ravel_multi_index((i, j, k), mask.shape), "i": i, "j": j, "k": k})
+    if affine is not None:
+        mm = np.column_stack([i, j, k, np.ones(len(i))]) @ np.asarray(affine, dtype=np.float64)[:3].T
+        table["x"], table["y"], table["z"] = mm[:, 0], mm[:, 1], mm[:, 2]
+    return table
 
 
 def _load_nibabel(source, what: str):
@@ -417,7 +422,7 @@ def _read_nifti(sources: Sequence, mask) -> tuple[np.ndarray, pd.DataFrame]:
             raise ValueError(f"{first}: expected one 4-D NIfTI or 3-D NIfTIs of one shape, found shapes {sorted(shapes)}")
         data = np.stack([_image_data(img, s, "a NIfTI image") for img, s in zip(images, sources, strict=True)], axis=-1)
     volume = _read_mask(mask, data.shape[:3], first, getattr(images[0], "affine", None))
-    return data[volume].T, _volume_vertices(volume)
+    return data[volume].T, _volume_vertices(volume, getattr(images[0], "affine", None))
 
 
 def _gifti_matrix(source, n_vertices: int | None, n_trials: int | None) -> np.ndarray:

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._export import values_to_nifti, values_to_surface_image
+
 __all__ = ["Responses", "TRIAL_COLUMNS", "BAD_VERTEX_POLICIES"]
 
 TRIAL_COLUMNS = {"image_id": None, "kind": "RE", "repeat": None, "run": 0, "session": 0}
@@ -183,6 +185,21 @@ class Responses:
             values = [wanted] if isinstance(wanted, (str, int, float)) else list(wanted)
             mask &= self.trials[column].isin(values).to_numpy()
         return self.subset(trials=mask)
+
+    def to_nifti(self, values=None, *, shape=None, affine=None):
+        """Betas (default) or any per-voxel ``values`` (n_voxels,) / (n_maps, n_voxels) as a NIfTI image.
+
+        Volume data only (vertex table with ``i, j, k``); the affine comes from the ``x, y, z``
+        mm columns unless given. See `brainprobe.data.values_to_nifti`.
+        """
+        return values_to_nifti(self.vertices, self.betas if values is None else values, shape=shape, affine=affine)
+
+    def to_surface_image(self, values=None):
+        """Betas (default) or any per-vertex ``values`` as a nilearn ``SurfaceImage`` on the meshes.
+
+        See `brainprobe.data.values_to_surface_image`.
+        """
+        return values_to_surface_image(self.vertices, self.meshes, self.betas if values is None else values)
 
     def average_repeats(self, repeats: Sequence[int] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
         """One pattern per image: the mean over its repeats (optionally only the given repeats).

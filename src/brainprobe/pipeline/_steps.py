@@ -15,7 +15,7 @@ import torch
 from ..data import Responses, kinds_from_stimuli, load_responses, load_trial_table, simulate_subject
 from ..encoding import (
     ROMP,
-    KernelRidgeEncoder,
+    RidgeCVEncoder,
     OMPEncoder,
     best_layer,
     best_layer_proportions,
@@ -420,7 +420,8 @@ def make_estimator(config):
         return ROMP(n_nonzero=n_nonzero)
     if settings["estimator"] == "omp":
         return OMPEncoder(n_nonzero=n_nonzero)
-    return KernelRidgeEncoder()
+    # ridge: one penalty per vertex by leave-one-out error (a fixed alpha = 1 fits no data set well)
+    return RidgeCVEncoder()
 
 
 def encoding_analysis(responses: Responses, selection: pd.DataFrame, activations: Activations,

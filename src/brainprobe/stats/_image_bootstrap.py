@@ -59,8 +59,9 @@ def image_bootstrap_rdm_correlations(rdms_a, rdms_b, *, method: str = "spearman"
     seed : int, Generator or None
     batch_size : int, optional
         Samples handled at once; default keeps each batch near 32 MB.
-    indices : int array (n_boot, n), optional
-        The resampled images (e.g. shared with other calls); default drawn from ``seed``.
+    indices : int array (n_boot, k), optional
+        The resampled images (e.g. shared with other calls; k may differ from n, as in a
+        subsample); default n images drawn with replacement from ``seed``.
 
     Returns
     -------
@@ -92,10 +93,11 @@ def image_bootstrap_rdm_correlations(rdms_a, rdms_b, *, method: str = "spearman"
         check_resampling(n_boot=n_boot)
         indices = bootstrap_indices(n_items, n_boot, seed)
     indices = np.atleast_2d(np.asarray(indices, dtype=np.int64))
-    if indices.shape[1] != n_items or indices.min() < 0 or indices.max() >= n_items:
-        raise ValueError(f"indices: expected rows of {n_items} image positions in [0, {n_items}), found {indices.shape}")
+    if indices.shape[1] < 2 or indices.min() < 0 or indices.max() >= n_items:
+        raise ValueError(f"indices: expected rows of image positions in [0, {n_items}), found shape {indices.shape} "
+                         f"with values {indices.min()}..{indices.max()}")
     pair_index = _pair_index(n_items)
-    rows, cols = np.triu_indices(n_items, 1)
+    rows, cols = np.triu_indices(indices.shape[1], 1)
     n_pairs = len(rows)
     if batch_size is None:
         batch_size = max(1, int(2**22 // max(1, (len(a) + len(b)) * n_pairs)))
