@@ -10,12 +10,17 @@ SYNTHESIS_ONLY = {"objective", "made_for", "group", "image", "model", "response"
                   "heldout_accuracy", "natural_mean", "natural_sd", "natural_max", "random_mean", "random_sd",
                   "synthesized_mean", "synthesized_z", "beyond_natural"}
 
+# [design] kind = "general" tables: checked by tests/pipeline/test_general_study.py
+GENERAL_ONLY = {"candidate", "is_layer", "r", "ci_low", "ci_high", "resampled", "best_layer_low", "best_layer_high",
+                "best_frequency", "image_a", "image_b", "dissimilarity", "mean", "sem", "n_subjects", "ceiling_lower",
+                "ceiling_upper", "percent_of_ceiling", "cv"}
+
 
 def test_every_result_column_is_in_the_readme_glossary(tiny_run):
     written = {(table, column) for table, frame in tiny_run.tables.items() for column in frame.columns}
     missing = unexplained_columns(tiny_run.tables)
     assert not missing, f"README '## Output columns' lacks {missing}"
     unused = sorted(name for name, pattern in glossary().items()
-                    if name not in LIBRARY_ONLY | NOT_IN_THE_TINY_STUDY | SYNTHESIS_ONLY and not any(pattern.match(column) for _, column in written))
+                    if name not in LIBRARY_ONLY | NOT_IN_THE_TINY_STUDY | SYNTHESIS_ONLY | GENERAL_ONLY and not any(pattern.match(column) for _, column in written))
     assert not unused, f"README '## Output columns' explains columns no table has: {unused}"
     assert len(tiny_run.tables) >= 12

