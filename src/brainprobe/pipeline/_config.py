@@ -79,7 +79,7 @@ COMPARE_KEYS = {"name": "", "label": "", "weights": "imagenet", "init": "default
 # table {L = ..., R = ...} of GIfTI files, ``trials`` a list of events files or a glob; a GLMsingle
 # output names its ``designinfo`` (default: the one next to the betas), ``conditions`` (one row per
 # condition), ``glmsingle_model`` and, for its pickled .npy files, ``allow_pickle = true``.
-SUBJECT_KEYS = {"id": "", "betas": "", "trials": "", "mask": "", "vertices": "",
+SUBJECT_KEYS = {"id": "", "betas": "", "rdms": "", "trials": "", "mask": "", "vertices": "",
                 "meshes": {}, "labels": {}, "on_bad_vertices": "raise",
                 "designinfo": "", "conditions": "", "glmsingle_model": "TYPED", "allow_pickle": False}
 # keys whose value may take another form than their default's type
@@ -264,8 +264,9 @@ def _array_entries(source: str, array: str, entries, keys: dict, required: str, 
     for i, entry in enumerate(entries):
         where = f"[[{array}]] #{i + 1}"
         merged = _merge_section(source, array, entry, keys, label=where)
-        if not merged[required]:
-            raise ConfigError(f"{source}: {where}: {required!r} is required ({what})")
+        if not merged[required] and not merged.get("rdms"):  # a subject of ROI RDMs has no betas
+            raise ConfigError(f"{source}: {where}: {required!r} is required ({what})"
+                              + (" or 'rdms' (the subject's ROI RDMs)" if array == "subject" else ""))
         merged_entries.append((where, merged))
     return merged_entries
 
@@ -284,7 +285,9 @@ def _subjects(source: str, entries, base: Path, n_simulated: int = 0) -> list[di
             raise ConfigError(f"{source}: {where} id: {merged['id']!r} is the name of a simulated subject "
                               f"([subjects] simulate = {n_simulated} makes sub-01 ... sub-{n_simulated:02d}); "
                               "choose another id")
-        for key in ("betas", "trials", "mask", "vertices", "designinfo", "conditions"):
+        if merged["rdms"] and merged["betas"]:
+            raise ConfigError(f"{source}: {where}: give 'betas' (responses) or 'rdms' (ROI RDMs), not both")
+        for key in ("betas", "rdms", "trials", "mask", "vertices", "designinfo", "conditions"):
             merged[key] = _resolve_files(source, f"{where} {key}", base, merged[key], folder_ok=key == "betas")
         _check_glmsingle_model(source, where, merged["glmsingle_model"])
         for key in ("meshes", "labels"):
@@ -479,6 +482,7 @@ def _check_network(source: str, network: dict, where: str = "[network]") -> None
 
 def _check_rois(source: str, config: dict) -> None:
     names = config["rois"]["names"]
+    config = dict(config, subject=[s for s in config["subject"] if not s["rdms"]])  # RDMs name their own ROIs
     if not names:
         raise ConfigError(f"{source}: [rois] names: expected at least one ROI")
     atlas = config["rois"]["atlas"]

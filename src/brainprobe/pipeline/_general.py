@@ -8,6 +8,7 @@ inputs in, tables out.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,11 +17,11 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from ..data import Responses
-from ..rsa import category_rdm, compare_to_candidates, group_comparison, rdm
+from ..rsa import category_rdm, compare_to_candidates, from_rsatoolbox, group_comparison, rdm
 from ..stats import accuracy_permutation_test, prediction_accuracy
 from ._steps import is_general, may_be_general, selected_columns
 
-__all__ = ["is_general", "may_be_general", "general_rsa", "general_encoding", "general_group", "rdms_by_subject", "candidate_name"]
+__all__ = ["is_general", "may_be_general", "general_rsa", "general_rsa_from_rdms", "read_rdms", "check_rdm_subjects", "general_encoding", "general_group", "rdms_by_subject", "candidate_name"]
 
 def candidate_name(network: str, layer: str, several: bool) -> str:
     return f"{network}:{layer}" if several else layer
@@ -46,7 +47,7 @@ def general_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFra
     Parameters
     ----------
     averaged : (patterns (n_images, n_vertices), table)
-        `image_patterns`'s output.
+        `image_patterns`'s output: one pattern per image and its stimulus-table rows.
     selection : DataFrame
         The vertex selection (``selected`` rows give each ROI's columns).
     networks : sequence of dict with ``label`` and ``layers``
@@ -58,10 +59,20 @@ def general_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFra
         ``general_rsa`` (one row per roi x candidate), ``general_best`` (one row per roi),
         ``brain_rdms`` (one row per roi x image pair: ``image_a``, ``image_b``, ``dissimilarity``).
     """
-    rsa = config["rsa"]
+    metric = config["rsa"]["metric"]
     patterns, table = averaged
-    image_ids = table["image_id"].astype(str).tolist()
-    brain = {roi: rdm(patterns[:, columns], rsa["metric"]) for roi, columns in selected_columns(selection).items()}
+    brain = {roi: rdm(patterns[:, columns], metric) for roi, columns in selected_columns(selection).items()}
+    given = {"rdms": brain, "image_ids": table["image_id"].astype(str).tolist(), "metric": metric}
+    return general_rsa_from_rdms(given, networks, activations, table, subject, config, seed)
+
+
+def general_rsa_from_rdms(given: Mapping, networks: Sequence[Mapping], activations: Mapping,
+                          stimulus_table: pd.DataFrame, subject: str, config, seed) -> dict[str, pd.DataFrame]:
+    """`general_rsa` on ROI RDMs that are given: ``{"rdms": {roi: condensed}, "image_ids": [...],
+    "metric": str}`` (e.g. `read_rdms`); layer and model RDMs are made over the same images in
+    the same order."""
+    rsa = config["rsa"]
+    image_ids = [str(i) for i in given["image_ids"]]
     several = len(networks) > 1
     candidates, layers = {}, []
     for network in networks:
@@ -72,17 +83,118 @@ def general_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFra
             name = candidate_name(network["label"], layer, several)
             candidates[name] = rdm(np.asarray(found[layer])[rows].reshape(len(rows), -1), rsa["metric"])
             layers.append(name)
+    table = stimulus_table.set_index(stimulus_table["image_id"].astype(str)).loc[image_ids].reset_index(drop=True)
     candidates.update(_model_rdms(table, config))
     method = "kendall_tau_a" if rsa["method"] == "kendall" else rsa["method"]
-    result = compare_to_candidates(brain, candidates, method=method, n_perm=rsa["n_perm"], n_boot=rsa["n_boot"],
-                                   layers=layers, seed=seed)
+    result = compare_to_candidates(given["rdms"], candidates, method=method, n_perm=rsa["n_perm"],
+                                   n_boot=rsa["n_boot"], layers=layers, seed=seed)
     rows_, cols_ = np.triu_indices(len(image_ids), 1)
     ids = np.asarray(image_ids)
-    rdms = pd.concat([pd.DataFrame({"roi": roi, "image_a": ids[rows_], "image_b": ids[cols_], "dissimilarity": values,
-                                    "metric": rsa["metric"]}) for roi, values in brain.items()], ignore_index=True)
+    rdms = pd.concat([pd.DataFrame({"roi": roi, "image_a": ids[rows_], "image_b": ids[cols_],
+                                    "dissimilarity": np.asarray(values, dtype=np.float64),
+                                    "metric": given.get("metric", "")})
+                      for roi, values in given["rdms"].items()], ignore_index=True)
     return {"general_rsa": result["comparison"].assign(subject=subject),
             "general_best": result["best"].assign(subject=subject),
             "brain_rdms": rdms.assign(subject=subject)}
+
+
+def read_rdms(entry: Mapping) -> dict:
+    """A ``[[subject]]``'s ``rdms`` file: ``{"rdms": {roi: condensed}, "image_ids": [...], "metric": str}``.
+
+    Formats: ``.npz`` with one array per ROI (square (n, n) or condensed) and ``image_ids``
+    (optional ``metric``); ``.csv`` in the layout of ``results/brain_rdms.csv`` (``roi``,
+    ``image_a``, ``image_b``, ``dissimilarity``, optional ``metric``); ``.h5`` / ``.hdf5``: an
+    rsatoolbox ``RDMs`` saved with ``save(..., file_type="hdf5")`` (image ids from its pattern
+    descriptor ``image_id``, ``conds`` or ``index``; ROI names from the RDM descriptor ``roi``).
+    """
+    path = Path(entry["rdms"])
+    where = f"[[subject]] {entry['id']} rdms {path}"
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            given = _rdms_from_npz(path)
+        elif suffix == ".csv":
+            given = _rdms_from_csv(path)
+        elif suffix in (".h5", ".hdf5"):
+            from rsatoolbox.rdm import load_rdm
+
+            found = from_rsatoolbox(load_rdm(str(path), file_type="hdf5"))
+            given = {"rdms": dict(zip(found["names"], found["rdms"], strict=True)), "image_ids": found["image_ids"],
+                     "metric": found["metric"]}
+        else:
+            raise ValueError(f"expected a .npz, .csv or rsatoolbox .hdf5 file, found {suffix or 'no suffix'!r}")
+    except (ValueError, KeyError, OSError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise ValueError(f"{where}: {message}") from None
+    n = len(given["image_ids"])
+    for roi, values in given["rdms"].items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (n * (n - 1) // 2,) or not np.isfinite(values).all():
+            raise ValueError(f"{where}: ROI {roi!r}: expected {n * (n - 1) // 2} finite dissimilarities (the pairs of "
+                             f"its {n} image ids), found shape {values.shape}")
+    if len(set(given["image_ids"])) != n:
+        raise ValueError(f"{where}: image ids repeat; each RDM row must be one image")
+    return given
+
+
+def _rdms_from_npz(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as found:
+        if "image_ids" not in found:
+            raise ValueError(f"no 'image_ids' array (one id per RDM row); arrays are {sorted(found.files)}")
+        image_ids = [str(i) for i in found["image_ids"]]
+        metric = str(found["metric"]) if "metric" in found else ""
+        rdms = {}
+        for name in found.files:
+            if name in ("image_ids", "metric"):
+                continue
+            values = np.asarray(found[name], dtype=np.float64)
+            if values.ndim == 2:
+                if values.shape != (len(image_ids), len(image_ids)):
+                    raise ValueError(f"array {name!r}: expected a ({len(image_ids)}, {len(image_ids)}) RDM, found "
+                                     f"{values.shape}")
+                values = values[np.triu_indices(len(image_ids), 1)]
+            rdms[name] = values
+    if not rdms:
+        raise ValueError("no RDM arrays besides 'image_ids'")
+    return {"rdms": rdms, "image_ids": image_ids, "metric": metric}
+
+
+def _rdms_from_csv(path: Path) -> dict:
+    table = pd.read_csv(path, dtype={"roi": str, "image_a": str, "image_b": str}, keep_default_na=False)
+    missing = [c for c in ("roi", "image_a", "image_b", "dissimilarity") if c not in table]
+    if missing:
+        raise ValueError(f"no columns {missing} (one row per ROI and image pair); columns are {list(table.columns)}")
+    image_ids = list(dict.fromkeys(list(table["image_a"]) + list(table["image_b"])))
+    position = {image_id: i for i, image_id in enumerate(image_ids)}
+    n = len(image_ids)
+    rdms = {}
+    for roi, part in table.groupby("roi", sort=False):
+        square = np.full((n, n), np.nan)
+        a = part["image_a"].map(position).to_numpy()
+        b = part["image_b"].map(position).to_numpy()
+        square[a, b] = square[b, a] = pd.to_numeric(part["dissimilarity"], errors="coerce").to_numpy()
+        rdms[str(roi)] = square[np.triu_indices(n, 1)]
+        if np.isnan(rdms[str(roi)]).any():
+            raise ValueError(f"ROI {roi!r}: {int(np.isnan(rdms[str(roi)]).sum())} image pairs have no (numeric) "
+                             "dissimilarity")
+    metric = str(table["metric"].iloc[0]) if "metric" in table and len(table) else ""
+    return {"rdms": rdms, "image_ids": image_ids, "metric": metric}
+
+
+def check_rdm_subjects(given: Mapping[str, Mapping], stimulus_table: pd.DataFrame, general: bool) -> None:
+    """Subjects given as ROI RDMs run the general design only, over images of the stimulus set."""
+    if not given:
+        return
+    if not general:
+        raise ValueError(f"[[subject]] {sorted(given)} give ROI RDMs (rdms = ...): they need [design] kind = "
+                         "\"general\" (or generate = false and no AN/AI images)")
+    known = set(stimulus_table["image_id"].astype(str))
+    for subject, found in given.items():
+        unknown = [i for i in found["image_ids"] if i not in known]
+        if unknown:
+            raise ValueError(f"[[subject]] {subject} rdms: image ids {unknown[:5]} are not in the stimulus set "
+                             f"(its ids look like {sorted(known)[:3]})")
 
 
 def rdms_by_subject(brain_rdms: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:

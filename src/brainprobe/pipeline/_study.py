@@ -195,7 +195,7 @@ class Study:
             if network["weights"] not in ("imagenet", "random", ""):
                 inputs[f"{network['label']} weights"] = network["weights"]
         for entry in config["subject"]:
-            for key in ("betas", "trials", "mask", "vertices", "designinfo", "conditions", "meshes", "labels"):
+            for key in ("betas", "rdms", "trials", "mask", "vertices", "designinfo", "conditions", "meshes", "labels"):
                 value = entry.get(key)
                 # a file, a list of files or globs, or a table {L = ..., R = ...} of files
                 named = value if isinstance(value, dict) else dict(enumerate(value)) if isinstance(value, list) else \
@@ -243,8 +243,10 @@ class Study:
         self._prepare_output()
         self._say(f"brainprobe study {config['study']['name']!r} -> {self.output}")
         # read (and checked) here, before any heavy work; each task then receives its subject
-        read = [steps.read_subject(entry) for entry in config["subject"]]
-        for entry, (responses, has_kinds) in zip(config["subject"], read, strict=True):
+        entries = [entry for entry in config["subject"] if not entry.get("rdms")]
+        given_rdms = {entry["id"]: general.read_rdms(entry) for entry in config["subject"] if entry.get("rdms")}
+        read = [steps.read_subject(entry) for entry in entries]
+        for entry, (responses, has_kinds) in zip(entries, read, strict=True):
             if has_kinds:  # ROIs and localizers checked now; kinds from the stimuli wait for them
                 steps.prepare_subject(responses, entry, config, general=steps.may_be_general(config))
         primary = config.networks[0]  # the network the AN and AI images are made against
@@ -261,7 +263,8 @@ class Study:
         self._general = steps.is_general(config, stimulus_table)
         real_subjects = [steps.prepare_subject(responses, entry, config, stimulus_table, has_kinds=has_kinds,
                                                general=self._general)
-                         for entry, (responses, has_kinds) in zip(config["subject"], read, strict=True)]
+                         for entry, (responses, has_kinds) in zip(entries, read, strict=True)]
+        general.check_rdm_subjects(given_rdms, stimulus_table, self._general)
         for responses in real_subjects:
             steps.check_images(responses, stimulus_table)
         tables: dict[str, list[pd.DataFrame]] = {"stimuli": [stimulus_table]}
@@ -269,7 +272,9 @@ class Study:
 
         tasks = [{"index": i, "entry": None, "responses": None} for i in range(config["subjects"]["simulate"])]
         tasks += [{"index": len(tasks) + i, "entry": entry, "responses": responses}
-                  for i, (entry, responses) in enumerate(zip(config["subject"], real_subjects, strict=True))]
+                  for i, (entry, responses) in enumerate(zip(entries, real_subjects, strict=True))]
+        tasks += [{"index": len(tasks) + i, "entry": entry, "responses": None, "rdms": given_rdms[entry["id"]]}
+                  for i, entry in enumerate(e for e in config["subject"] if e.get("rdms"))]
         self._warm_neighbourhoods(real_subjects)
         inner_jobs = self.n_jobs if len(tasks) == 1 or self.n_jobs == 1 else 1
         shared = {"config": dict(config), "stimuli_key": stimuli_key, "cache_root": str(self.cache.root),
@@ -496,6 +501,13 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
     index, entry = task["index"], task["entry"]
     label = entry["id"] if entry else f"sub-{index + 1:02d}"
     records, frames = [], {}
+    if task.get("rdms") is not None:  # a subject given as ROI RDMs: the RDM comparisons only
+        key = cache.key("general_rsa", _file_digests(entry), config.section_json("rsa", "design"),
+                        [network["key"] for network in shared["networks"]], shared["stimuli_key"], config.seed)
+        value, record = cache.run("general_rsa", key, lambda: general.general_rsa_from_rdms(
+            task["rdms"], shared["networks"], activations, stimulus_table, label, config,
+            _seed(config.seed, index, "rsa")), _save_frames, _load_frames, label=label)
+        return value, [record]
 
     def step(name, key, compute, save, load, network=None):
         value, record = cache.run(name, key, compute, save, load,
