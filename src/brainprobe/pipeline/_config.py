@@ -49,7 +49,10 @@ DEFAULTS: dict[str, dict] = {
     "rois": {"names": ["V1", "V2", "V3", "V4", "LO"], "atlas": "mmp", "localizers": {}, "localizer_alpha": 0.05},
     # n_per_hemi_s2 > 0 repeats the ROI RSA with that many vertices per hemisphere (the study's
     # Fig. S2: 200, i.e. 400 per ROI) into brain_rsa_s2.csv and figS2_brain_rsa
-    "selection": {"enabled": True, "radius_mm": 3.0, "n_per_hemi": 100, "method": "graph", "n_per_hemi_s2": 0},
+    # split: which repeats the reliability reads: "repeats12" (the study's two), "odd_even" or
+    # "all" (every repeat; Spearman-Brown corrected). Volume data get spheres of radius_mm.
+    "selection": {"enabled": True, "radius_mm": 3.0, "n_per_hemi": 100, "method": "graph", "n_per_hemi_s2": 0,
+                  "split": "repeats12"},
     "rsa": {"enabled": True, "metric": "correlation", "method": "spearman", "n_perm": 1000, "n_boot": 1000,
             "alternative": "two-sided",  # AI-vs-AN difference test: either direction can come out
             "trend_p": "exact"},         # Mann-Kendall p in `p`: exact up to 10 layers ("normal": the paper's)
@@ -94,7 +97,9 @@ CHOICES = {
     ("subjects", "mesh"): ("fs_LR_32k", "fsaverage5"),
     ("subjects", "vertices"): ("cortex", "rois"),
     ("selection", "method"): ("graph", "exact"),
-    ("rsa", "metric"): ("correlation", "cosine", "euclidean", "squared_euclidean"),
+    # crossnobis (general design): leave-one-run-out cross-validated distances of the ROI's trials
+    ("rsa", "metric"): ("correlation", "cosine", "euclidean", "squared_euclidean", "crossnobis"),
+    ("selection", "split"): ("repeats12", "odd_even", "all"),
     ("rsa", "method"): ("spearman", "pearson", "kendall"),
     ("searchlight", "surface"): ("inflated", "flat", "midthickness", "very_inflated"),
     ("encoding", "estimator"): ("romp", "omp", "ridge"),
@@ -291,6 +296,10 @@ def _subjects(source: str, entries, base: Path, n_simulated: int = 0) -> list[di
             merged[key] = _resolve_files(source, f"{where} {key}", base, merged[key], folder_ok=key == "betas")
         _check_glmsingle_model(source, where, merged["glmsingle_model"])
         for key in ("meshes", "labels"):
+            if isinstance(merged[key], str) and merged[key].lower().endswith((".nii", ".nii.gz")):
+                merged[key] = _resolve(base, merged[key])  # a volume's label image
+                _check_file(source, f"{where} {key}", merged[key])
+                continue
             if isinstance(merged[key], str):  # e.g. meshes = "fs_LR_32k"
                 continue
             unknown_hemis = sorted(set(merged[key]) - {"L", "R"})

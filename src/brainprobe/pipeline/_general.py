@@ -17,7 +17,7 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from ..data import Responses
-from ..rsa import category_rdm, compare_to_candidates, from_rsatoolbox, group_comparison, rdm
+from ..rsa import category_rdm, compare_to_candidates, condensed_rdm, from_rsatoolbox, group_comparison, rdm, square_rdm
 from ..stats import accuracy_permutation_test, prediction_accuracy
 from ._steps import is_general, may_be_general, selected_columns
 
@@ -41,7 +41,8 @@ def _model_rdms(table: pd.DataFrame, config) -> dict[str, np.ndarray]:
 
 
 def general_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFrame, networks: Sequence[Mapping],
-                activations: Mapping, subject: str, config, seed) -> dict[str, pd.DataFrame]:
+                activations: Mapping, subject: str, config, seed, *, responses: Responses | None = None
+                ) -> dict[str, pd.DataFrame]:
     """One subject: ROI RDMs, their comparison with every layer and model RDM, the best layer per ROI.
 
     Parameters
@@ -52,6 +53,11 @@ def general_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFra
         The vertex selection (``selected`` rows give each ROI's columns).
     networks : sequence of dict with ``label`` and ``layers``
     activations : mapping of network label to Activations
+    responses : Responses, optional
+        The single trials, for ``[rsa] metric = "crossnobis"``: each ROI's RDM is the
+        leave-one-run-out cross-validated distance of its trials (runs as folds; rows in the order
+        of ``averaged``), and the layers' RDMs are squared Euclidean distances per unit (what
+        crossnobis estimates without noise).
 
     Returns
     -------
@@ -61,7 +67,11 @@ def general_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFra
     """
     metric = config["rsa"]["metric"]
     patterns, table = averaged
-    brain = {roi: rdm(patterns[:, columns], metric) for roi, columns in selected_columns(selection).items()}
+    columns = selected_columns(selection)
+    if metric == "crossnobis":
+        brain = _crossnobis_rdms(responses, columns, table["image_id"].astype(str).tolist())
+    else:
+        brain = {roi: rdm(patterns[:, chosen], metric) for roi, chosen in columns.items()}
     given = {"rdms": brain, "image_ids": table["image_id"].astype(str).tolist(), "metric": metric}
     return general_rsa_from_rdms(given, networks, activations, table, subject, config, seed)
 
@@ -72,6 +82,7 @@ def general_rsa_from_rdms(given: Mapping, networks: Sequence[Mapping], activatio
     "metric": str}`` (e.g. `read_rdms`); layer and model RDMs are made over the same images in
     the same order."""
     rsa = config["rsa"]
+    layer_metric = "squared_euclidean" if rsa["metric"] == "crossnobis" else rsa["metric"]
     image_ids = [str(i) for i in given["image_ids"]]
     several = len(networks) > 1
     candidates, layers = {}, []
@@ -81,7 +92,7 @@ def general_rsa_from_rdms(given: Mapping, networks: Sequence[Mapping], activatio
         rows = position.loc[image_ids].to_numpy()
         for layer in network["layers"]:
             name = candidate_name(network["label"], layer, several)
-            candidates[name] = rdm(np.asarray(found[layer])[rows].reshape(len(rows), -1), rsa["metric"])
+            candidates[name] = rdm(np.asarray(found[layer])[rows].reshape(len(rows), -1), layer_metric)
             layers.append(name)
     table = stimulus_table.set_index(stimulus_table["image_id"].astype(str)).loc[image_ids].reset_index(drop=True)
     candidates.update(_model_rdms(table, config))
@@ -97,6 +108,26 @@ def general_rsa_from_rdms(given: Mapping, networks: Sequence[Mapping], activatio
     return {"general_rsa": result["comparison"].assign(subject=subject),
             "general_best": result["best"].assign(subject=subject),
             "brain_rdms": rdms.assign(subject=subject)}
+
+
+def _crossnobis_rdms(responses: Responses | None, columns: Mapping, image_ids: list) -> dict:
+    """Each ROI's crossnobis RDM from its single trials, runs as folds, rows in ``image_ids`` order."""
+    if responses is None:
+        raise ValueError("[rsa] metric = \"crossnobis\" needs the single trials (responses)")
+    trials = responses.trials
+    runs = trials["run"].to_numpy()
+    if len(np.unique(runs)) < 2:
+        raise ValueError(f"{responses.subject}: [rsa] metric = \"crossnobis\" needs trials from at least two runs "
+                         f"(the folds); the trial table's run column holds {np.unique(runs).tolist()}")
+    conditions = trials["image_id"].astype(str).to_numpy()
+    # rdm() orders conditions by their sorted labels; put the rows back in the requested order
+    labels = np.unique(conditions)
+    square_order = pd.Series(np.arange(len(labels)), index=labels).loc[image_ids].to_numpy()
+    out = {}
+    for roi, chosen in columns.items():
+        values = square_rdm(rdm(responses.betas[:, chosen], "crossnobis", runs=runs, conditions=conditions))
+        out[roi] = condensed_rdm(values[np.ix_(square_order, square_order)])
+    return out
 
 
 def read_rdms(entry: Mapping) -> dict:

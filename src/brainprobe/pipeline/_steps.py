@@ -27,9 +27,11 @@ from ..roi import (
     add_atlas_rois,
     geodesic_neighbourhoods,
     load_mesh,
+    label_image_rois,
     localizer_mask,
     neighbourhoods_for_columns,
     select_reliable_vertices,
+    spherical_neighbourhoods,
     standard_meshes,
 )
 from ..rsa import kind_difference, kind_similarity, layer_trend, searchlight_kind_similarity
@@ -289,7 +291,14 @@ def add_rois(responses: Responses, entry: Mapping, config) -> None:
             responses.add_roi(name, responses.vertices[name].astype(bool).to_numpy())
         return
     try:
-        add_atlas_rois(responses, names, labels=entry["labels"] if atlas == "labels" else None)
+        labels = entry["labels"] if atlas == "labels" else None
+        if isinstance(labels, str) and labels.lower().endswith((".nii", ".nii.gz")):
+            # a volume's label image: ROI k of [rois] names is label value k (1, 2, ...)
+            for name, mask in label_image_rois(responses.vertices, labels,
+                                               {n: k + 1 for k, n in enumerate(names)}).items():
+                responses.add_roi(name, mask)
+        else:
+            add_atlas_rois(responses, names, labels=labels)
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
     _apply_localizers(responses, config, where)
@@ -321,6 +330,14 @@ def _localizer(responses: Responses, name: str, contrast: str, config, where: st
     return mask
 
 
+def volume_neighbourhoods(responses: Responses, config) -> dict | None:
+    """Spheres of ``[selection] radius_mm`` on a volume's voxel grid (None for data without voxel mm)."""
+    vertices = responses.vertices
+    if responses.meshes or not (vertices["hemi"] == "").all() or not {"x", "y", "z"} <= set(vertices.columns):
+        return None
+    return spherical_neighbourhoods(vertices, config["selection"]["radius_mm"])
+
+
 def neighbourhoods(meshes: Mapping, config, cache_dir) -> dict:
     """Geodesic disks (``[selection] radius_mm``) on each hemisphere's mesh."""
     settings = config["selection"]
@@ -334,8 +351,11 @@ def selection_tables(responses: Responses, disks: Mapping | None, config) -> pd.
     frames = []
     for roi in config["rois"]["names"]:
         if config["selection"]["enabled"]:
+            # crossnobis needs runs as folds; a disk's reliability reads correlation distances instead
+            metric = "correlation" if config["rsa"]["metric"] == "crossnobis" else config["rsa"]["metric"]
             table = select_reliable_vertices(responses, roi, disks, n_per_hemi=config["selection"]["n_per_hemi"],
-                                             metric=config["rsa"]["metric"], method=config["rsa"]["method"])
+                                             metric=metric, method=config["rsa"]["method"],
+                                             split=config["selection"]["split"], seed=config.seed)
         else:
             columns = np.flatnonzero(responses.roi_mask(roi))
             table = responses.vertices.loc[columns, ["hemi", "vertex"]].reset_index(drop=True)

@@ -536,6 +536,8 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
 
     needs_disks = config["selection"]["enabled"] or config["searchlight"]["enabled"]
     disks = steps.neighbourhoods(responses.meshes, config, neighbourhood_cache()) if needs_disks and responses.meshes else None
+    if needs_disks and disks is None:  # volume data: spheres on the voxel grid
+        disks = steps.volume_neighbourhoods(responses, config)
     selection_key = cache.key("selection", responses_key, _selection_json(config),
                               config["rsa"]["metric"], config["rsa"]["method"])
     selection = step("selection", selection_key, lambda: steps.selection_tables(responses, disks, config),
@@ -604,7 +606,8 @@ def _general_subject(config, cache, step, responses, selection, averaged, activa
         key = cache.key("general_rsa", selection_key, config.section_json("rsa", "design"), network_keys,
                         shared["stimuli_key"], config.seed)
         frames.update(step("general_rsa", key, lambda: general.general_rsa(
-            averaged(), selection, shared["networks"], activations, label, config, _seed(config.seed, index, "rsa")),
+            averaged(), selection, shared["networks"], activations, label, config, _seed(config.seed, index, "rsa"),
+            responses=responses),
             _save_frames, _load_frames))
     if config["encoding"]["enabled"]:
         parts = []

@@ -22,7 +22,8 @@ from ._rois import (
     read_labels,
     roi_mask,
 )
-from ._selection import neighbourhoods_for_columns, select_reliable_vertices
+from ._selection import SPLITS, neighbourhoods_for_columns, repeat_splits, select_reliable_vertices
+from ._volume import label_image_rois, spherical_neighbourhoods
 
 __all__ = [
     "Mesh",
@@ -44,4 +45,8 @@ __all__ = [
     "standard_meshes",
     "template_sulcal_depth",
     "vertex_normals",
+    "SPLITS",
+    "label_image_rois",
+    "repeat_splits",
+    "spherical_neighbourhoods",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import numpy as np
@@ -9,9 +10,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..rsa import searchlight_rdms
-from ..stats import correlate_rows
+from ..stats import correlate_rows, spearman_brown
 
-__all__ = ["select_reliable_vertices", "neighbourhoods_for_columns"]
+__all__ = ["select_reliable_vertices", "neighbourhoods_for_columns", "repeat_splits", "SPLITS"]
+
+SPLITS = ("repeats12", "odd_even", "all")
 
 
 def neighbourhoods_for_columns(vertices: pd.DataFrame, neighbourhoods: Mapping[str, sp.spmatrix] | sp.spmatrix) -> sp.csr_matrix:
@@ -61,6 +64,9 @@ def select_reliable_vertices(
     repeats: tuple[int, int] = (1, 2),
     metric: str = "correlation",
     method: str = "spearman",
+    split: str | None = None,
+    max_splits: int = 20,
+    seed=0,
 ) -> pd.DataFrame:
     """Keep the ROI vertices whose neighbourhood represents the RE images most reliably.
 
@@ -83,6 +89,16 @@ def select_reliable_vertices(
         The two repeats whose RDMs are compared.
     metric, method : str
         RDM metric and comparison (the study: correlation distance, Spearman).
+    split : {None, "repeats12", "odd_even", "all"}
+        Which repeats the reliability reads. None or ``"repeats12"``: the two ``repeats``
+        (the study's two presentations). ``"odd_even"``: every repeat, the mean of the odd ones
+        against the mean of the even ones. ``"all"``: every split of the repeats into halves
+        (up to ``max_splits``, drawn at random beyond that), averaged. With every repeat, the
+        split-half correlation is Spearman-Brown corrected to the full data (the ranking is the
+        same). With one presentation per run, repeats are runs.
+    max_splits : int
+    seed : int or Generator
+        Draws the splits when there are more than ``max_splits``.
 
     Returns
     -------
@@ -96,22 +112,30 @@ def select_reliable_vertices(
     if not (kinds == reference_kind).any():
         raise ValueError(f"no trials of kind {reference_kind!r} to select vertices on; kinds are {sorted(set(kinds))}")
     reference = responses.select_trials(kind=reference_kind)  # the only trials read from here on
-    first, second = (reference.select_trials(repeat=r) for r in repeats)
-    if len(first.trials) == 0 or len(second.trials) == 0:
-        raise ValueError(f"repeats {repeats}: need {reference_kind} trials from both repeats")
-    shared = [i for i in first.trials["image_id"] if i in set(second.trials["image_id"])]
-    if len(shared) < 3:
-        raise ValueError(f"only {len(shared)} {reference_kind} images have both repeats {repeats}; need at least 3")
-    order_first = pd.Series(np.arange(first.n_trials), index=first.trials["image_id"]).loc[shared].to_numpy()
-    order_second = pd.Series(np.arange(second.n_trials), index=second.trials["image_id"]).loc[shared].to_numpy()
+    if split not in (None, *SPLITS):
+        raise ValueError(f"split: expected one of {SPLITS} or None, found {split!r}")
+    halves = [tuple([r] for r in repeats)] if split in (None, "repeats12") else repeat_splits(
+        sorted(reference.trials["repeat"].unique().tolist()), split, max_splits=max_splits, seed=seed)
     mask = responses.roi_mask(roi)
     if not mask.any():
         raise ValueError("the ROI has no vertices")
     centers = np.flatnonzero(mask)
     disks = neighbourhoods_for_columns(responses.vertices, neighbourhoods)[centers]
-    rdm_first = searchlight_rdms(first.betas[order_first], disks, metric)
-    rdm_second = searchlight_rdms(second.betas[order_second], disks, metric)
-    reliability = correlate_rows(rdm_first, rdm_second, method)
+    values = []
+    for first_repeats, second_repeats in halves:
+        first, second = (_half_patterns(reference, chosen, reference_kind) for chosen in (first_repeats, second_repeats))
+        shared = [i for i in first[1] if i in set(second[1])]
+        if len(shared) < 3:
+            raise ValueError(f"only {len(shared)} {reference_kind} images have trials in both repeats {first_repeats} "
+                             f"and {second_repeats}; need at least 3")
+        order_first = pd.Series(np.arange(len(first[1])), index=first[1]).loc[shared].to_numpy()
+        order_second = pd.Series(np.arange(len(second[1])), index=second[1]).loc[shared].to_numpy()
+        rdm_first = searchlight_rdms(first[0][order_first], disks, metric)
+        rdm_second = searchlight_rdms(second[0][order_second], disks, metric)
+        values.append(correlate_rows(rdm_first, rdm_second, method))
+    reliability = np.mean(values, axis=0)
+    if split in ("odd_even", "all"):
+        reliability = spearman_brown(reliability)
     table = responses.vertices.loc[centers, ["hemi", "vertex"]].reset_index(drop=True)
     table.insert(0, "column", centers)
     table["reliability"] = reliability
@@ -125,3 +149,41 @@ def select_reliable_vertices(
     table["rank"] = table.groupby("hemi")["reliability"].rank(ascending=False, method="first", na_option="bottom").astype(int)
     table["selected"] = (table["rank"] <= n_per_hemi) & table["reliability"].notna()
     return table
+
+
+def _half_patterns(reference, repeats, kind: str) -> tuple[np.ndarray, list]:
+    """Mean pattern per image over the given repeats, and the image ids in row order."""
+    part = reference.select_trials(repeat=list(repeats))
+    if part.n_trials == 0:
+        raise ValueError(f"repeats {list(repeats)}: no {kind} trials")
+    patterns, table = part.average_repeats()
+    return patterns, table["image_id"].tolist()
+
+
+def repeat_splits(repeats, split: str = "odd_even", *, max_splits: int = 20, seed=0) -> list[tuple[list, list]]:
+    """Halves of the repeats: ``"odd_even"`` (1, 3, 5, ... vs 2, 4, 6, ...) or ``"all"`` splits.
+
+    ``"all"``: every split into two halves once (not its mirror); more than ``max_splits`` are
+    sampled at random (the first in lexicographic order would keep repeats 1, 2, 3 together).
+
+    Examples
+    --------
+    >>> from brainprobe.roi import repeat_splits
+    >>> repeat_splits([1, 2, 3, 4], "odd_even")
+    [([1, 3], [2, 4])]
+    >>> len(repeat_splits([1, 2, 3, 4], "all"))
+    3
+    """
+    repeats = list(repeats)
+    if len(repeats) < 2:
+        raise ValueError(f"a split-half reliability needs at least 2 repeats, found {repeats}")
+    if split == "odd_even":
+        return [(repeats[0::2], repeats[1::2])]
+    if split != "all":
+        raise ValueError(f"split: expected 'odd_even' or 'all', found {split!r}")
+    n = len(repeats)
+    firsts = [c for c in itertools.combinations(range(n), n // 2) if 0 in c or n % 2]
+    if len(firsts) > max_splits:
+        chosen = np.random.default_rng(seed).choice(len(firsts), size=max_splits, replace=False)
+        firsts = [firsts[i] for i in sorted(chosen)]
+    return [([repeats[i] for i in c], [repeats[i] for i in range(n) if i not in c]) for c in firsts]
