@@ -227,6 +227,10 @@ def figure_caption(stem: str, config, tables: dict) -> str:
     difference = (f"AI-vs-AN test of the difference of the two similarities ({rsa['n_boot']} bootstrap resamples "
                   f"of images, {rsa['alternative']}), marked with its direction (e.g. AI>AN) and stars")
     rdm_words = f"RDM similarity: {rsa['method'].capitalize()} correlation of RDMs ({rsa['metric']} distance)"
+    if stem.startswith("fig1") and "general_rsa" in tables:
+        network = config.networks[0]["name"]
+        return (f"Fig. 1. Stimuli: the first images of the study (named on top; {len(tables['stimuli'])} in all). "
+                f"Under each image: {network}'s top-1 class and its softmax probability P(class).")
     if stem.startswith("fig1"):
         network = config.networks[0]["name"]
         n = int((tables["stimuli"]["kind"] == "RE").sum()) if "stimuli" in tables else 0
@@ -497,6 +501,10 @@ def summary_section(context: ReportContext) -> str:
              _best_layer_summary(tables)]
     note = ("<p class='note'>Estimates with 95% CIs; p-values as in the tables (permutation tests of similarity &gt; 0, "
             "bootstrap tests of RE-AI minus RE-AN); <b>*</b>: p &lt; .05, uncorrected for the number of tests.</p>")
+    if "general_rsa" in tables:
+        note = ("<p class='note'>Best layers with 95% intervals of their position over bootstrap samples (of subjects "
+                "with two or more subjects, else of images); per-layer p-values in general_rsa (image relabeling) and "
+                "general_group (random effects over subjects), uncorrected for the number of layers.</p>")
     return ('<section id="summary"><h2>Summary of findings</h2>' + note + _resolution_warning(context.config)
             + "".join(parts) + "</section>")
 

@@ -168,7 +168,9 @@ def stimulus_grid(images: np.ndarray, table: pd.DataFrame, *, n_sources: int = 5
                 ax.set_ylabel(kind, fontsize=8, fontweight="bold")
     shown = f"{len(sources)} of {len(all_sources)} source images" if len(sources) < len(all_sources) else \
         f"all {len(sources)} source images"
-    figure.suptitle(f"RE images ({shown}, named on top) and their AN and AI images; under each: the network's "
+    kinds_shown = [k for k in ("AN", "AI") if k in set(table["kind"])]
+    partners = f" and their {' and '.join(kinds_shown)} images" if kinds_shown else ""
+    figure.suptitle(f"RE images ({shown}, named on top){partners}; under each: the network's "
                     "top-1 class and its probability P(class)", fontsize=7)
     figure.tight_layout(pad=0.3, h_pad=0.4, w_pad=0.3)
     return figure
