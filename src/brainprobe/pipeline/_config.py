@@ -42,7 +42,8 @@ DEFAULTS: dict[str, dict] = {
     },
     "network": {"name": "efficientnet_lite0", "weights": "imagenet", "init": "default", "layers": [],
                 "transform": "default", "device": "auto", "batch_size": 0},
-    # planted_layers = {V1 = "layer", ...}: each simulated ROI reads that layer of [network]
+    # planted_layers = {V1 = "layer", ...}: each simulated ROI reads that layer of [network] (a random
+    # projection of all its units)
     # (a known best layer per ROI) instead of the default Gabor-energy features
     "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex",
                  "planted_layers": {}},

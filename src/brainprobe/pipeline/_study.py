@@ -521,7 +521,8 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
                                   config.seed, index, shared["networks"][0]["key"] if planted else "")
         responses = step("responses", responses_key,
                          lambda: steps.simulated_subject(stimuli, config, index,
-                                                         _planted_features(planted, activations, stimuli, shared)),
+                                                         _planted_features(planted, activations, stimuli, shared,
+                                                                           _seed(config.seed, index, "planted"))),
                          _save_responses, lambda folder: _load_responses(folder, config["subjects"]["mesh"]))
     else:
         files = _file_digests(entry)
@@ -583,8 +584,10 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
     return frames, records
 
 
-def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet, shared: dict) -> dict | None:
-    """``[subjects] planted_layers``: each simulated ROI reads one layer of the [network]."""
+def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet, shared: dict,
+                      index_seed: int = 0) -> dict | None:
+    """``[subjects] planted_layers``: each simulated ROI reads one layer of the [network] (a random
+    projection of all its units, `_random_projection`)."""
     if not planted:
         return None
     network = shared["networks"][0]
@@ -594,7 +597,25 @@ def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet,
         raise ValueError(f"[subjects] planted_layers: {unknown} name no layer of {network['label']}; "
                          f"layers are {network['layers']}")
     rows = pd.Series(np.arange(len(found.image_ids)), index=list(found.image_ids)).loc[stimuli.image_ids].to_numpy()
-    return {roi: np.asarray(found[layer])[rows].reshape(len(rows), -1) for roi, layer in planted.items()}
+    return {roi: _random_projection(np.asarray(found[layer])[rows].reshape(len(rows), -1), seed=[index_seed, k])
+            for k, (roi, layer) in enumerate(planted.items())}
+
+
+def _random_projection(units: np.ndarray, n_components: int = 100, seed=0) -> np.ndarray:
+    """Z-scored units (constant ones left out) times a Gaussian matrix: every unit of the layer
+    contributes, so the simulated ROI's RDM approximates the layer's own (a vertex reading a few
+    raw units would carry only those units' geometry)."""
+    std = units.std(axis=0)
+    kept = std > 0
+    z = (units[:, kept] - units[:, kept].mean(axis=0)) / std[kept]
+    rng = np.random.default_rng(seed)
+    projected = np.empty((len(units), n_components))
+    chunk = 65536  # bounds the Gaussian block in memory for layers of millions of units
+    projected[:] = 0.0
+    for start in range(0, z.shape[1], chunk):
+        block = z[:, start:start + chunk]
+        projected += block @ rng.normal(size=(block.shape[1], n_components))
+    return projected / np.sqrt(max(z.shape[1], 1))
 
 
 def _general_subject(config, cache, step, responses, selection, averaged, activations, shared, selection_key, label,
