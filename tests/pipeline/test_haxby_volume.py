@@ -44,7 +44,7 @@ def haxby_study(tmp_path_factory):
         "rois": {"names": ["posterior", "anterior"], "atlas": "labels"},
         "selection": {"radius_mm": 8.0, "n_per_hemi": 60, "split": "all"},
         "rsa": {"metric": "crossnobis", "n_perm": 200, "n_boot": 100},
-        "searchlight": {"enabled": False},
+        "searchlight": {"enabled": True},
         "encoding": {"enabled": False},
         "best_layer": {"enabled": False},
         "figures": {"formats": ["png"], "dpi": 50},
@@ -95,6 +95,32 @@ def test_selection_reads_all_twelve_runs_with_spheres(haxby_study):
     stored = selection[selection["roi"] == "posterior"].set_index("column")["reliability"]
     posterior = responses.vertices.index[(responses.vertices["j"] < 10).to_numpy()]
     assert set(stored.index) == set(posterior)
+
+
+def test_volume_searchlight_maps_written_as_nifti(haxby_study):
+    from brainprobe.data import load_responses
+    from brainprobe.roi import neighbourhoods_for_columns, spherical_neighbourhoods
+    from brainprobe.rsa import category_rdm, rdm
+    from brainprobe.stats import correlate_rows
+
+    result, files = haxby_study
+    table = result.tables["general_searchlight"]
+    image = nib.load(result.output / "maps" / "sub-01_searchlight.nii.gz")
+    columns = [c for c in table.columns if c.startswith("r_")]
+    assert image.shape == (40, 20, 1, len(columns))
+    np.testing.assert_allclose(image.affine, nib.load(files["mask"]).affine, atol=1e-6)
+    data = np.asarray(image.dataobj)
+    row = table.iloc[100]
+    assert data[int(row["i"]), int(row["j"]), int(row["k"]), columns.index("r_model:category")] == pytest.approx(
+        row["r_model:category"])
+    # one sphere by hand: its RDM (mean pattern per category) against the category model
+    responses = load_responses(files["betas"], pd.read_csv(files["trials"]), mask=files["mask"])
+    patterns, order = responses.average_repeats()
+    members = neighbourhoods_for_columns(responses.vertices, spherical_neighbourhoods(responses.vertices, 8.0))
+    inside = members[100].indices
+    animacy = ["animate" if c in ("face", "cat") else "inanimate" for c in order["image_id"]]
+    expected = correlate_rows(rdm(patterns[:, inside]), category_rdm(animacy), "spearman")
+    assert row["r_model:category"] == pytest.approx(float(expected), abs=1e-10)
 
 
 def test_category_model_and_report(haxby_study):

@@ -13,7 +13,7 @@ SYNTHESIS_ONLY = {"objective", "made_for", "group", "image", "model", "response"
 # [design] kind = "general" tables: checked by tests/pipeline/test_general_study.py
 GENERAL_ONLY = {"candidate", "is_layer", "r", "ci_low", "ci_high", "resampled", "best_layer_low", "best_layer_high",
                 "best_frequency", "image_a", "image_b", "dissimilarity", "mean", "sem", "n_subjects", "ceiling_lower",
-                "ceiling_upper", "percent_of_ceiling", "cv"}
+                "ceiling_upper", "percent_of_ceiling", "cv", "best", "i", "j", "k", "x", "y", "z"}
 
 
 def test_every_result_column_is_in_the_readme_glossary(tiny_run):

@@ -16,12 +16,22 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from ..data import Responses
-from ..rsa import category_rdm, compare_to_candidates, condensed_rdm, from_rsatoolbox, group_comparison, rdm, square_rdm
+from ..data import Responses, values_to_nifti
+from ..roi import neighbourhoods_for_columns
+from ..rsa import (
+    category_rdm,
+    compare_to_candidates,
+    condensed_rdm,
+    from_rsatoolbox,
+    group_comparison,
+    rdm,
+    searchlight_candidates,
+    square_rdm,
+)
 from ..stats import accuracy_permutation_test, prediction_accuracy
 from ._steps import is_general, may_be_general, selected_columns
 
-__all__ = ["is_general", "may_be_general", "general_rsa", "general_rsa_from_rdms", "read_rdms", "check_rdm_subjects", "general_encoding", "general_group", "rdms_by_subject", "candidate_name"]
+__all__ = ["is_general", "may_be_general", "general_rsa", "general_rsa_from_rdms", "candidate_rdms", "general_searchlight", "searchlight_volumes", "read_rdms", "check_rdm_subjects", "general_encoding", "general_group", "rdms_by_subject", "candidate_name"]
 
 def candidate_name(network: str, layer: str, several: bool) -> str:
     return f"{network}:{layer}" if several else layer
@@ -82,20 +92,8 @@ def general_rsa_from_rdms(given: Mapping, networks: Sequence[Mapping], activatio
     "metric": str}`` (e.g. `read_rdms`); layer and model RDMs are made over the same images in
     the same order."""
     rsa = config["rsa"]
-    layer_metric = "squared_euclidean" if rsa["metric"] == "crossnobis" else rsa["metric"]
     image_ids = [str(i) for i in given["image_ids"]]
-    several = len(networks) > 1
-    candidates, layers = {}, []
-    for network in networks:
-        found = activations[network["label"]]
-        position = pd.Series(np.arange(len(found.image_ids)), index=[str(i) for i in found.image_ids])
-        rows = position.loc[image_ids].to_numpy()
-        for layer in network["layers"]:
-            name = candidate_name(network["label"], layer, several)
-            candidates[name] = rdm(np.asarray(found[layer])[rows].reshape(len(rows), -1), layer_metric)
-            layers.append(name)
-    table = stimulus_table.set_index(stimulus_table["image_id"].astype(str)).loc[image_ids].reset_index(drop=True)
-    candidates.update(_model_rdms(table, config))
+    candidates, layers = candidate_rdms(networks, activations, stimulus_table, image_ids, config)
     method = "kendall_tau_a" if rsa["method"] == "kendall" else rsa["method"]
     result = compare_to_candidates(given["rdms"], candidates, method=method, n_perm=rsa["n_perm"],
                                    n_boot=rsa["n_boot"], layers=layers, seed=seed)
@@ -108,6 +106,75 @@ def general_rsa_from_rdms(given: Mapping, networks: Sequence[Mapping], activatio
     return {"general_rsa": result["comparison"].assign(subject=subject),
             "general_best": result["best"].assign(subject=subject),
             "brain_rdms": rdms.assign(subject=subject)}
+
+
+def candidate_rdms(networks: Sequence[Mapping], activations: Mapping, stimulus_table: pd.DataFrame,
+                   image_ids: Sequence[str], config) -> tuple[dict, list]:
+    """Every layer's RDM and every ``[design] models`` RDM over ``image_ids``; and the layer names.
+
+    With ``[rsa] metric = "crossnobis"`` the layers' RDMs are squared Euclidean distances per
+    unit (what crossnobis estimates from noisy data).
+    """
+    metric = config["rsa"]["metric"]
+    layer_metric = "squared_euclidean" if metric == "crossnobis" else metric
+    several = len(networks) > 1
+    candidates, layers = {}, []
+    for network in networks:
+        found = activations[network["label"]]
+        position = pd.Series(np.arange(len(found.image_ids)), index=[str(i) for i in found.image_ids])
+        rows = position.loc[list(image_ids)].to_numpy()
+        for layer in network["layers"]:
+            name = candidate_name(network["label"], layer, several)
+            candidates[name] = rdm(np.asarray(found[layer])[rows].reshape(len(rows), -1), layer_metric)
+            layers.append(name)
+    table = stimulus_table.set_index(stimulus_table["image_id"].astype(str)).loc[list(image_ids)].reset_index(drop=True)
+    candidates.update(_model_rdms(table, config))
+    return candidates, layers
+
+
+def general_searchlight(responses: Responses, averaged: tuple[np.ndarray, pd.DataFrame], disks: Mapping,
+                        networks: Sequence[Mapping], activations: Mapping, config) -> pd.DataFrame:
+    """Each searchlight's RDM (disks on a mesh, spheres in a volume) against every layer and model RDM.
+
+    Returns one row per centre: ``subject``, ``hemi``, ``vertex`` (and ``i, j, k``, ``x, y, z``
+    for volume data), ``r_<candidate>`` and ``best``. Crossnobis studies map correlation-distance
+    RDMs here (a searchlight of trials per run is not made).
+    """
+    patterns, table = averaged
+    image_ids = table["image_id"].astype(str).tolist()
+    candidates, _ = candidate_rdms(networks, activations, table, image_ids, config)
+    metric = "correlation" if config["rsa"]["metric"] == "crossnobis" else config["rsa"]["metric"]
+    method = "kendall_tau_a" if config["rsa"]["method"] == "kendall" else config["rsa"]["method"]
+    members = neighbourhoods_for_columns(responses.vertices, disks)
+    maps = searchlight_candidates(patterns, members, candidates, metric=metric, method=method)
+    place = [c for c in ("hemi", "vertex", "i", "j", "k", "x", "y", "z") if c in responses.vertices]
+    out = pd.concat([responses.vertices.loc[maps["center"], place].reset_index(drop=True),
+                     maps.drop(columns="center")], axis=1)
+    return out.assign(subject=responses.subject)
+
+
+def searchlight_volumes(table: pd.DataFrame | None, masks: Mapping | None = None) -> dict:
+    """Volume subjects' searchlight maps as NIfTI images: one volume per ``r_<candidate>`` column
+    (in the table's order), NaN outside the voxels, on the grid and affine of the subject's mask
+    (``masks``: subject -> NIfTI path; else the smallest grid and the affine of the voxels' mm);
+    surface subjects are left out."""
+    import nibabel as nib
+
+    if table is None or not {"i", "j", "k"} <= set(table.columns):
+        return {}
+    images = {}
+    for subject, part in table.groupby("subject", sort=False):
+        part = part[part["i"].notna()]
+        if part.empty:
+            continue
+        columns = [c for c in part.columns if c.startswith("r_")]
+        voxels = part.astype({"i": int, "j": int, "k": int})
+        shape = affine = None
+        if masks and subject in masks and str(masks[subject]).lower().endswith((".nii", ".nii.gz")):
+            header = nib.load(str(masks[subject]))
+            shape, affine = header.shape[:3], header.affine
+        images[subject] = values_to_nifti(voxels, part[columns].to_numpy(float).T, shape=shape, affine=affine)
+    return images
 
 
 def _crossnobis_rdms(responses: Responses | None, columns: Mapping, image_ids: list) -> dict:

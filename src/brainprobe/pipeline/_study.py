@@ -409,6 +409,9 @@ class Study:
 
         for name, frame in result.tables.items():
             self._write_file(f"results/{name}.csv", lambda path, frame=frame: write_table(path, frame))
+        masks = {entry["id"]: entry["mask"] for entry in self.config["subject"] if entry.get("mask")}
+        for subject, image in general.searchlight_volumes(result.tables.get("general_searchlight"), masks).items():
+            self._write_file(f"maps/{subject}_searchlight.nii.gz", lambda path, image=image: image.to_filename(path))
         self._write_file("steps.csv", lambda path: write_table(path, result.log))
         staging = self.output / f".figures.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -547,7 +550,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
     frames["selection"] = selection
     if shared["general"]:
         frames.update(_general_subject(config, cache, step, responses, selection, averaged, activations, shared,
-                                       selection_key, label, index))
+                                       selection_key, label, index, disks))
         return frames, records
     if config["rsa"]["enabled"]:
         key = cache.key("brain_rsa", selection_key, config.section_json("rsa"), shared["stimuli_key"], config.seed)
@@ -619,10 +622,20 @@ def _random_projection(units: np.ndarray, n_components: int = 100, seed=0) -> np
 
 
 def _general_subject(config, cache, step, responses, selection, averaged, activations, shared, selection_key, label,
-                     index) -> dict:
-    """The general design's per-subject steps: RDM comparisons and cross-validated encoding."""
+                     index, disks=None) -> dict:
+    """The general design's per-subject steps: RDM comparisons, searchlight maps, cross-validated encoding."""
     frames = {}
     network_keys = [network["key"] for network in shared["networks"]]
+    if config["searchlight"]["enabled"] and disks is not None:
+        # the selection key hashes the subject's responses (the searchlight reads every vertex)
+        key = cache.key("general_searchlight", selection_key, config.section_json("rsa", "design"),
+                        config["selection"]["radius_mm"], config["selection"]["method"], network_keys,
+                        shared["stimuli_key"])
+        frames["general_searchlight"] = step(
+            "searchlight", key, lambda: general.general_searchlight(responses, averaged(), disks, shared["networks"],
+                                                                    activations, config),
+            lambda table, folder: write_table(folder / "searchlight.csv", table),
+            lambda folder: read_table(folder / "searchlight.csv"))
     if config["rsa"]["enabled"]:
         key = cache.key("general_rsa", selection_key, config.section_json("rsa", "design"), network_keys,
                         shared["stimuli_key"], config.seed)

@@ -3,7 +3,7 @@ permutation and bootstrap tests, trends over layers, and searchlight maps. Resul
 DataFrames; the statistics come from `brainprobe.stats`."""
 
 from ._compare import COMPARE_METHODS, compare
-from ._general import category_rdm, compare_to_candidates, group_comparison
+from ._general import category_rdm, compare_to_candidates, group_comparison, searchlight_candidates
 from ._interop import RSATOOLBOX_METRICS, from_rsatoolbox, to_rsatoolbox
 from ._kinds import align_kinds, kind_difference, kind_similarity, layer_trend
 from ._rdm import RDM_METRICS, condensed_rdm, n_items_from_condensed, rdm, square_rdm
@@ -29,4 +29,5 @@ __all__ = [
     "RSATOOLBOX_METRICS",
     "from_rsatoolbox",
     "to_rsatoolbox",
+    "searchlight_candidates",
 ]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..stats import (
     as_generator,
+    correlate_rows,
     correlate_pairwise,
     image_bootstrap_rdm_correlations,
     layer_sweep,
@@ -25,8 +26,9 @@ from ..stats import (
     random_effects_test,
     rdm_permutation_test,
 )
+from ._searchlight import searchlight_rdms
 
-__all__ = ["category_rdm", "compare_to_candidates", "group_comparison"]
+__all__ = ["category_rdm", "compare_to_candidates", "group_comparison", "searchlight_candidates"]
 
 
 def category_rdm(labels: Sequence) -> np.ndarray:
@@ -132,6 +134,44 @@ def compare_to_candidates(brain: Mapping[str, np.ndarray], candidates: Mapping[s
         "n_perm": used_perm, "n_boot": n_boot, "method": method, "resampled": "images"})
     frame["is_layer"] = frame["candidate"].isin(layers)
     return {"comparison": frame, "best": _best_over_images(rois, names, layers, observed, samples, level)}
+
+
+def searchlight_candidates(patterns, neighbourhoods, candidates: Mapping[str, np.ndarray], *,
+                           metric: str = "correlation", method: str = "spearman", chunk: int = 2048) -> pd.DataFrame:
+    """The RDM of every searchlight (disk or sphere) against every candidate RDM: a map per candidate.
+
+    Parameters
+    ----------
+    patterns : array (n_images, n_vertices)
+        One pattern per image, in the candidates' image order.
+    neighbourhoods : sparse matrix (n_centers, n_vertices)
+        Row c marks the vertices around centre c (`brainprobe.roi.neighbourhoods_for_columns`).
+    candidates : mapping of str to array (n_pairs,)
+    metric, method : str
+    chunk : int
+        Centres per chunk (memory about chunk x n_pairs x 8 bytes).
+
+    Returns
+    -------
+    DataFrame
+        One row per centre: ``center`` and one ``r_<candidate>`` column per candidate (NaN where
+        a searchlight's RDM is undefined), ``best`` (the candidate of highest r).
+    """
+    names, stacked = _stack(candidates, "candidates")
+    n_centers = neighbourhoods.shape[0]
+    scores = np.full((n_centers, len(names)), np.nan)
+    for start in range(0, n_centers, chunk):
+        rdms = searchlight_rdms(patterns, neighbourhoods[start:start + chunk], metric)
+        defined = np.isfinite(rdms).all(axis=1) & (np.nanstd(rdms, axis=1) > 0)
+        if defined.any():
+            for k in range(len(names)):
+                scores[start:start + chunk][defined, k] = correlate_rows(rdms[defined], stacked[k][None, :], method)
+    frame = pd.DataFrame({"center": np.arange(n_centers)})
+    for k, name in enumerate(names):
+        frame[f"r_{name}"] = scores[:, k]
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    frame["best"] = np.where(np.isnan(scores).all(axis=1), "", np.asarray(names)[filled.argmax(axis=1)])
+    return frame
 
 
 def _best_over_images(rois, names, layers, observed, samples, level) -> pd.DataFrame:
