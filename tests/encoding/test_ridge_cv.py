@@ -37,3 +37,29 @@ def test_tuned_ridge_beats_alpha_one_when_the_right_alpha_is_far_from_one():
     fixed_r = prediction_accuracy(fixed.predict(X[test]), Y[test], per="vertex")
     assert np.median(tuned.alpha_) < 1e-2
     assert tuned_r > 0.8 and tuned_r > fixed_r + 0.5
+
+
+def test_heldout_accuracy_has_a_p_and_shares_folds_with_best_layer():
+    import pandas as pd
+
+    from brainprobe.data import Responses
+    from brainprobe.encoding import best_layer, fit_encoding_models, heldout_accuracy
+    from brainprobe.models import Activations
+
+    rng = np.random.default_rng(3)
+    n_images = 30
+    ids = [f"im{i}" for i in range(n_images)]
+    layers = {"low": rng.normal(size=(n_images, 40)), "high": rng.normal(size=(n_images, 40))}
+    signal = layers["low"][:, :5] @ rng.normal(size=(5, 12))
+    betas = np.concatenate([signal + 0.5 * rng.normal(size=signal.shape) for _ in range(2)])
+    trials = pd.DataFrame({"image_id": ids * 2, "repeat": [1] * n_images + [2] * n_images})
+    responses = Responses(betas, trials)
+    responses.add_roi("V1", np.ones(12, bool))
+    activations = Activations(layers, image_ids=ids)
+    models = fit_encoding_models(activations, responses, ["V1"], estimator=RidgeCVEncoder())
+    accuracy = heldout_accuracy(models, activations, responses, n_perm=200, seed=0).set_index("layer")
+    assert accuracy.loc["low", "p"] < 0.01 and accuracy.loc["high", "p"] > 0.01
+    fitted = dict(models.heldout)
+    best_layer(models, activations, responses, on="RE")  # the same folds: no refit
+    assert models.heldout.keys() == fitted.keys()
+    assert all(models.heldout[k] is fitted[k] for k in fitted)

@@ -11,8 +11,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-
-from _haxby import CATEGORIES, HAXBY, haxby_betas
+from _haxby import CATEGORIES, haxby_betas
 
 
 @pytest.fixture(scope="module")

@@ -78,10 +78,10 @@ def _run(tmp_path, n_images):
 
 
 def _check_against_rsatoolbox(result, vectors, animate):
+    from rsatoolbox.data import Dataset
     from rsatoolbox.inference import boot_noise_ceiling, eval_fixed
     from rsatoolbox.model import ModelFixed
     from rsatoolbox.rdm import RDMs, calc_rdm
-    from rsatoolbox.data import Dataset
 
     from brainprobe.pipeline import read_table
 

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import squareform
 
-from brainprobe.rsa import category_rdm, compare_to_candidates, from_rsatoolbox, group_comparison, to_rsatoolbox
+from brainprobe.rsa import (
+    category_rdm,
+    compare_to_candidates,
+    from_rsatoolbox,
+    group_comparison,
+    to_rsatoolbox,
+)
 from brainprobe.stats import image_bootstrap_rdm_correlations
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "kriegeskorte92.npz"

@@ -1,6 +1,7 @@
 """fMRI responses: the `Responses` object, loading betas from any common format, trial tables,
 and simulated subjects with known ground truth."""
 
+from ._export import values_to_nifti, values_to_surface_image, volume_affine
 from ._load import (
     GLMSINGLE_MODELS,
     NON_IMAGE_TRIAL_TYPES,
@@ -11,7 +12,6 @@ from ._load import (
     paper_trial_table,
     trials_from_designinfo,
 )
-from ._export import values_to_nifti, values_to_surface_image, volume_affine
 from ._responses import BAD_VERTEX_POLICIES, TRIAL_COLUMNS, Responses
 from ._simulate import ROI_SCALES, SimulationTruth, gabor_energy_features, simulate_subject
 

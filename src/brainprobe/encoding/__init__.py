@@ -1,7 +1,14 @@
 """Encoding models: batched ROMP (and OMP / kernel-ridge baselines) per ROI x layer, their
 generalization to other image kinds, and best-layer maps. Statistics come from `brainprobe.stats`."""
 
-from ._estimators import DEFAULT_CV_GRID, DEFAULT_RIDGE_ALPHAS, ROMP, KernelRidgeEncoder, OMPEncoder, RidgeCVEncoder
+from ._estimators import (
+    DEFAULT_CV_GRID,
+    DEFAULT_RIDGE_ALPHAS,
+    ROMP,
+    KernelRidgeEncoder,
+    OMPEncoder,
+    RidgeCVEncoder,
+)
 from ._romp import STOP_REASONS, RompFit, romp_batched, romp_single_target
 from ._study import (
     EncodingModels,

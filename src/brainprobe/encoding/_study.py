@@ -44,6 +44,10 @@ class EncodingModels:
         The Responses columns each ROI's models predict.
     train_images : dict of subject to list of str
     layers, rois, subjects : lists
+    heldout : dict
+        Cross-validated predictions of the training images, fitted once per (subject, roi, layer,
+        cv, measurement, estimator) and shared by `best_layer`, `heldout_accuracy` and the
+        synthesis step (`heldout_predictions`).
     """
 
     models: dict = field(default_factory=dict)
@@ -52,6 +56,7 @@ class EncodingModels:
     layers: list = field(default_factory=list)
     rois: list = field(default_factory=list)
     subjects: list = field(default_factory=list)
+    heldout: dict = field(default_factory=dict, repr=False)
 
     def __getitem__(self, key):
         return self.models[key]
@@ -83,6 +88,17 @@ def cross_validated_predictions(estimator, X: np.ndarray, measured: np.ndarray, 
         fold = clone(estimator).fit(X[train], measured[train])
         predicted[test] = fold.predict(X[test]).reshape(len(test), -1)
     return predicted
+
+
+def heldout_predictions(models: EncodingModels, subject: str, roi: str, layer: str, X: np.ndarray,
+                        measured: np.ndarray, cv: int, estimator=None, measurement: str = "mean") -> np.ndarray:
+    """`cross_validated_predictions` of one (subject, roi, layer), computed once and kept in
+    ``models.heldout``: every caller that scores held-out images reuses the same folds' fits."""
+    key = (subject, roi, layer, int(cv), measurement, None if estimator is None else repr(estimator))
+    if key not in models.heldout:
+        base = estimator if estimator is not None else models[(subject, roi, layer)]
+        models.heldout[key] = cross_validated_predictions(base, X, measured, cv)
+    return models.heldout[key]
 
 
 def _roi_columns(responses, roi, vertices) -> np.ndarray:
@@ -324,8 +340,8 @@ def best_layer(models: EncodingModels, activations, responses, *, on: str = "RE"
                     X = np.asarray(activations[layer])[_activation_rows(activations, ids)]
                     model = models[(subject, roi, layer)]
                     if ids == models.train_images[subject]:
-                        base = estimator if estimator is not None else model
-                        predicted = cross_validated_predictions(base, X, measured, cv)
+                        predicted = heldout_predictions(models, subject, roi, layer, X, measured, cv, estimator,
+                                                        measurement=label)
                     else:
                         predicted = _predict(model, X)
                     scores[k] = _per_vertex_r(predicted, measured)

@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from ..models import LayeredModel
-from ..stats import prediction_accuracy
+from ..stats import accuracy_permutation_test, prediction_accuracy
 from ._study import (
     EncodingModels,
     _activation_rows,
     _as_subjects,
-    cross_validated_predictions,
+    heldout_predictions,
 )
 
 __all__ = ["EncodingModule", "encoding_modules", "heldout_accuracy"]
@@ -174,19 +174,24 @@ class EncodingModule(nn.Module):
 
 
 def heldout_accuracy(models: EncodingModels, activations, responses, *, cv: int = 5, per: str = "centered",
-                     estimator=None) -> pd.DataFrame:
+                     estimator=None, n_perm: int = 0, seed=None) -> pd.DataFrame:
     """Each model's accuracy on training images it did not see, by ``cv``-fold cross-validation.
 
     The models are refitted on each fold's training images (with ``estimator``, default a clone
     of the fitted model) and predict the held-out fold; the accuracy (`brainprobe.stats.
-    prediction_accuracy` of ``per``) is computed once over all held-out predictions.
+    prediction_accuracy` of ``per``) is computed once over all held-out predictions. The folds'
+    fits are kept in ``models.heldout`` and shared with `best_layer` (`heldout_predictions`).
+
+    ``n_perm`` > 0 adds a permutation p (``p``, greater): the held-out images' predictions
+    relabeled (`brainprobe.stats.accuracy_permutation_test`; exact when every relabeling fits).
 
     Returns
     -------
     DataFrame
         One row per (subject, roi, layer): ``heldout_accuracy``, ``accuracy_definition``,
-        ``n_images``, ``n_vertices``, ``cv``.
+        ``n_images``, ``n_vertices``, ``cv`` (and ``p``, ``n_perm`` with ``n_perm`` > 0).
     """
+    rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
     subjects = _as_subjects(responses)
     records = []
     for subject in models.subjects:
@@ -199,12 +204,15 @@ def heldout_accuracy(models: EncodingModels, activations, responses, *, cv: int 
             for roi in models.rois:
                 columns = models.columns[(subject, roi)]
                 measured = patterns[rows][:, columns]
-                base = estimator if estimator is not None else models[(subject, roi, layer)]
-                predicted = cross_validated_predictions(base, X, measured, cv)
-                records.append({"subject": subject, "roi": roi, "layer": layer,
-                                "heldout_accuracy": prediction_accuracy(predicted, measured, per=per),
-                                "accuracy_definition": per, "n_images": len(ids), "n_vertices": len(columns),
-                                "cv": n_folds})
+                predicted = heldout_predictions(models, subject, roi, layer, X, measured, cv, estimator)
+                record = {"subject": subject, "roi": roi, "layer": layer,
+                          "heldout_accuracy": prediction_accuracy(predicted, measured, per=per),
+                          "accuracy_definition": per, "n_images": len(ids), "n_vertices": len(columns), "cv": n_folds}
+                if n_perm:
+                    _, null, record["p"] = accuracy_permutation_test(predicted, measured, per=per, n_perm=n_perm,
+                                                                     seed=rng)
+                    record["n_perm"] = len(null)
+                records.append(record)
     return pd.DataFrame.from_records(records)
 
 

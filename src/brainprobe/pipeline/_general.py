@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 

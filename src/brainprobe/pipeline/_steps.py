@@ -15,8 +15,8 @@ import torch
 from ..data import Responses, kinds_from_stimuli, load_responses, load_trial_table, simulate_subject
 from ..encoding import (
     ROMP,
-    RidgeCVEncoder,
     OMPEncoder,
+    RidgeCVEncoder,
     best_layer,
     best_layer_proportions,
     fit_encoding_models,
@@ -26,8 +26,8 @@ from ..models import Activations, LayeredModel
 from ..roi import (
     add_atlas_rois,
     geodesic_neighbourhoods,
-    load_mesh,
     label_image_rois,
+    load_mesh,
     localizer_mask,
     neighbourhoods_for_columns,
     select_reliable_vertices,

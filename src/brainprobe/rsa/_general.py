@@ -16,8 +16,8 @@ import pandas as pd
 
 from ..stats import (
     as_generator,
-    correlate_rows,
     correlate_pairwise,
+    correlate_rows,
     image_bootstrap_rdm_correlations,
     layer_sweep,
     noise_ceiling,
