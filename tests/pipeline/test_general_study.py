@@ -63,6 +63,13 @@ def test_plain_images_run_the_general_design(tmp_path):
     assert encoding["heldout_accuracy"].notna().all() and encoding["p"].between(0, 1).all()
     html = result.report.read_text()
     assert "V1</b>: best layer conv2" in html and "% of the noise ceiling" in html
+    assert "Encoding models" in html
+    from brainprobe.pipeline import read_table
+    from brainprobe.pipeline._report import summary_numbers
+
+    for number in summary_numbers(html):  # every summarised number is its table's cell
+        table = read_table(result.output / "results" / f"{number['table']}.csv")
+        assert number["value"] == pytest.approx(float(table.at[number["row"], number["column"]]), rel=1e-12)
     names = {p.name for p in result.figures}
     assert {"fig_general_layers_group.png", "fig_general_best_layer_map.png", "rdms_brain.png"} <= names
     mine = {name: frame for name, frame in tables.items() if name.startswith("general") or name == "brain_rdms"}

@@ -480,7 +480,29 @@ def _general_summary(tables: dict) -> str:
             text += (f", {_num(row['percent_of_ceiling'], name, i, 'percent_of_ceiling', 0)}% of the noise ceiling "
                      f"(lower bound {_num(row['ceiling_lower'], name, i, 'ceiling_lower')})")
         lines.append(f"<li>{text}</li>")
-    return "<p><b>Best layer per ROI</b> (RDM correlation):</p><ul>" + "".join(lines) + "</ul>"
+    return ("<p><b>Best layer per ROI</b> (RDM correlation):</p><ul>" + "".join(lines) + "</ul>"
+            + _general_encoding_summary(tables))
+
+
+def _general_encoding_summary(tables: dict) -> str:
+    """Per ROI, the layer whose encoding models predict held-out images best (mean over subjects)."""
+    encoding = tables.get("general_encoding")
+    if encoding is None or not len(encoding):
+        return ""
+    encoding = encoding.reset_index(drop=True)
+    keys = [k for k in ("network", "roi") if k in encoding]
+    lines = []
+    for _, part in encoding.groupby(keys, sort=False):
+        means = part.groupby("layer", sort=False)["heldout_accuracy"].mean()
+        layer = means.idxmax()
+        rows = part[part["layer"] == layer]
+        significant = int((rows["p"] < ALPHA).sum()) if "p" in rows else 0
+        roi = html.escape(str(rows["roi"].iloc[0]))
+        lines.append(f"<li><b>{roi}</b>: {html.escape(str(layer))}, held-out accuracy "
+                     f"{rows['heldout_accuracy'].mean():.2f} "
+                     f"(mean of {len(rows)} subject(s); permutation p &lt; .05 in {significant})</li>")
+    return ("<p><b>Encoding models</b> (cross-validated accuracy on held-out images; the layer of highest mean "
+            "accuracy per ROI):</p><ul>" + "".join(lines) + "</ul>")
 
 
 def header_section(context: ReportContext) -> str:
