@@ -98,3 +98,17 @@ def test_paper_design_builds_matching_triplets(kaiming_alexnet, regular):
     re_class = table[table["kind"] == "RE"].set_index("source_id")["class_index"]
     assert (an["target_class"].to_numpy() == re_class.loc[an["source_id"]].to_numpy()).all()
     assert (ai["target_class"].to_numpy() != re_class.loc[ai["source_id"]].to_numpy()).all()
+
+
+@pytest.mark.filterwarnings("ignore:.*did not reach")
+def test_progress_shows_images_done_and_the_stop_criterion_not_an_eta(kaiming_alexnet, regular, capsys):
+    # progress=None where stderr is no terminal (capsys, as in a notebook or a log): a line per stage
+    paper_design(kaiming_alexnet, regular, an_options={"max_iter": 2}, ai_options={"max_iter": 2})
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("paper_design: ")]
+    assert len(lines) == 4 and lines[0].startswith("paper_design: 3 AN images") and "AI: " in lines[3]
+    assert " of 3 reached p >= 0.99 (steps: median " in lines[1]
+    noise_images(kaiming_alexnet, [1, 500, 999], max_iter=3, progress=True)
+    bar = capsys.readouterr().err
+    assert "AN images 1-3 of 3: step " in bar and "of at most 3" in bar  # max_iter a ceiling, not the length
+    assert "done 0/3" in bar and "lowest p_target 0." in bar and "(each stops at 0.99)" in bar
+    assert "<" not in bar  # no ETA towards max_iter

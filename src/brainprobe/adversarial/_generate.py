@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 import warnings
 from collections.abc import Sequence
 
@@ -76,7 +78,7 @@ def _optimize_toward_classes(model, start, targets, anchor, *, lam, score, thres
         result = optimize_pixels(
             start[begin:end], objective, criterion=lambda aux, index: aux["p_target"] >= threshold,
             lr=lr, max_iter=max_iter, quantize=True, max_iter_8bit=max_iter_8bit, device=device,
-            progress=progress, desc=f"{desc} {begin + 1}-{end}/{len(start)}",
+            progress=progress, desc=f"{desc} images {begin + 1}-{end} of {len(start)}", watch=("p_target", threshold),
         )
         images.append(result.images)
         n_iter.append(result.n_iter)
@@ -338,9 +340,31 @@ def paper_design(model: LayeredModel, re_images: StimulusSet, *, seed=0, thresho
         p_top1=re_proba[np.arange(len(top1)), top1],
     )
     regular = StimulusSet(re_images.images, re_table)
+    say = _stage_printer(progress)
+    say(f"{len(regular)} AN images: from the mean image to the RE image's class, p >= {threshold:g}")
+    started = time.perf_counter()
     noise = noise_images(model, true, threshold=threshold, source_ids=regular.image_ids, size=height,
                          progress=progress, **(an_options or {}))
+    say(_stage_summary(noise.table, "AN", threshold, time.perf_counter() - started))
     noise.table["category"] = regular.table["category"].to_numpy()
+    say(f"{len(regular)} AI images: each RE image to a random other class, p >= {threshold:g}")
+    started = time.perf_counter()
     interference = interference_images(model, regular, "random", threshold=threshold, seed=seed,
                                        progress=progress, **(ai_options or {}))
+    say(_stage_summary(interference.table, "AI", threshold, time.perf_counter() - started))
     return StimulusSet.concat([regular, noise, interference])
+
+
+def _stage_printer(progress: bool | None):
+    """A line per stage on stderr where no progress bar shows it (``progress=None`` and stderr
+    not a terminal: notebooks, logs, cluster jobs), so a long run is never silent; else a no-op."""
+    terminal = getattr(sys.stderr, "isatty", lambda: False)()
+    if progress is not None or terminal:
+        return lambda text: None
+    return lambda text: print(f"paper_design: {text}", file=sys.stderr, flush=True)
+
+
+def _stage_summary(table: pd.DataFrame, kind: str, threshold: float, seconds: float) -> str:
+    steps = table["n_iter"].to_numpy()
+    return (f"{kind}: {int(table['success'].sum())} of {len(table)} reached p >= {threshold:g} "
+            f"(steps: median {int(np.median(steps))}, max {int(steps.max())}) in {seconds:.0f} s")
