@@ -87,13 +87,22 @@ def test_target_validation(kaiming_alexnet, regular):
         interference_images(kaiming_alexnet, torch.rand(1, 3, 224, 224), progress=False)
 
 
-def test_paper_design_builds_matching_triplets(kaiming_alexnet, regular):
+def test_paper_design_builds_matching_triplets(kaiming_alexnet, regular, tmp_path):
     design = paper_design(kaiming_alexnet, regular, seed=0, an_options={"max_iter": 200},
                           ai_options={"max_iter": 200})
     table = design.table
     assert table["kind"].value_counts().to_dict() == {"RE": 3, "AN": 3, "AI": 3}
-    for kind in ("RE", "AN", "AI"):
-        assert sorted(table.loc[table["kind"] == kind, "source_id"]) == sorted(regular.image_ids)
+    for kind in ("RE", "AN", "AI"):  # the README's own-data convention: RE/img00, AN/img00, AI/img00
+        assert sorted(table.loc[table["kind"] == kind, "source_id"]) == sorted(f"RE/{i}" for i in regular.image_ids)
+        assert sorted(table.loc[table["kind"] == kind, "image_id"]) == sorted(f"{kind}/{i}" for i in regular.image_ids)
+    # the saved PNGs, read back as a user's folder, carry the same ids, kinds and sources
+    from brainprobe.stimuli import load_folder
+
+    again = load_folder(design.save(tmp_path / "design") / "images").table.set_index("image_id")
+    assert sorted(again.index) == sorted(table["image_id"])
+    indexed = table.set_index("image_id")
+    assert (again["kind"] == indexed.loc[again.index, "kind"]).all()
+    assert (again["source_id"] == indexed.loc[again.index, "source_id"]).all()
     an, ai = table[table["kind"] == "AN"], table[table["kind"] == "AI"]
     re_class = table[table["kind"] == "RE"].set_index("source_id")["class_index"]
     assert (an["target_class"].to_numpy() == re_class.loc[an["source_id"]].to_numpy()).all()

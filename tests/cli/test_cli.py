@@ -74,7 +74,7 @@ def test_demo_runs_the_whole_study_and_says_where_the_report_is(tmp_path, capsys
     import pandas as pd
 
     stimuli = pd.read_csv(out / "results" / "stimuli.csv")
-    chelsea = stimuli[(stimuli["image_id"] == "chelsea") & (stimuli["kind"] == "RE")].iloc[0]
+    chelsea = stimuli[(stimuli["image_id"] == "RE/chelsea") & (stimuli["kind"] == "RE")].iloc[0]
     assert chelsea["top1_name"] in {"Egyptian cat", "tabby", "tiger cat"}  # real ImageNet weights
     assert main(args) == 2  # a finished demo is not overwritten without --overwrite
     assert "--overwrite" in capsys.readouterr().err

@@ -203,11 +203,19 @@ def noise_images(
     sources = [f"target{t}_{i}" for i, t in enumerate(targets)] if source_ids is None else [str(s) for s in source_ids]
     if len(sources) != len(targets):
         raise ValueError(f"source_ids: expected {len(targets)} ids, found {len(sources)}")
-    table = pd.DataFrame({"image_id": [f"AN_{s}" for s in sources], "kind": "AN", "source_id": sources,
+    table = pd.DataFrame({"image_id": [kind_id("AN", s) for s in sources], "kind": "AN", "source_id": sources,
                           "class_index": targets})
     table = pd.concat([table, _describe(model, images, start, targets, threshold, n_iter, n_iter_8bit, lam, score)], axis=1)
     _warn_failures(table, "AN", threshold, max_iter)
     return StimulusSet(images, table)
+
+
+def kind_id(kind: str, source_id: str) -> str:
+    """The id of the ``kind`` image made from RE image ``source_id``: ``AN/img00`` from ``RE/img00``
+    or ``img00``, the ids `brainprobe.stimuli.load_folder` gives a folder of ``RE/``, ``AN/``,
+    ``AI/`` sub-folders (the layout a saved design's ``images/`` has)."""
+    name = source_id[3:] if source_id.startswith("RE/") else source_id
+    return f"{kind}/{name}"
 
 
 def _check_targets(model, targets, name) -> None:
@@ -297,7 +305,7 @@ def interference_images(
         max_iter_8bit=max_iter_8bit, batch_size=batch_size, device=device, progress=progress, desc="AI",
     )
     sources = images.table["image_id"].tolist()
-    table = pd.DataFrame({"image_id": [f"AI_{s}" for s in sources], "kind": "AI", "source_id": sources,
+    table = pd.DataFrame({"image_id": [kind_id("AI", s) for s in sources], "kind": "AI", "source_id": sources,
                           "category": images.table["category"].tolist(), "class_index": true})
     table = pd.concat([table, _describe(model, result, start, targets, threshold, n_iter, n_iter_8bit, lam, score)], axis=1)
     _warn_failures(table, "AI", threshold, max_iter)
@@ -326,6 +334,9 @@ def paper_design(model: LayeredModel, re_images: StimulusSet, *, seed=0, thresho
     -------
     StimulusSet
         RE rows first, then AN, then AI; RE rows carry the model's top-1 class and probability.
+        Ids are ``RE/<id>``, ``AN/<id>`` and ``AI/<id>`` for an RE image ``<id>`` (an id that
+        starts with ``RE/`` already keeps it), as `brainprobe.stimuli.load_folder` names the
+        saved ``images/`` folder's files, so either way of reading a design gives the same ids.
     """
     height, width = re_images.image_size
     if height != width:
@@ -334,8 +345,9 @@ def paper_design(model: LayeredModel, re_images: StimulusSet, *, seed=0, thresho
     true = true_classes(model, re_images)
     re_proba = model.predict_proba(re_images)
     top1 = re_proba.argmax(axis=1)
+    ids = [kind_id("RE", i) for i in re_images.table["image_id"]]  # RE/img00, AN/img00, AI/img00: one convention
     re_table = re_images.table.assign(
-        kind="RE", source_id=re_images.table["image_id"], class_index=true,
+        image_id=ids, kind="RE", source_id=ids, class_index=true,
         top1_class=top1, top1_name=[model.class_name(int(t)) for t in top1],
         p_top1=re_proba[np.arange(len(top1)), top1],
     )

@@ -20,6 +20,7 @@ from ._figures import (
     save_figure,
     stimulus_grid,
 )
+from ._show import show
 from ._synthesis import synthesis_progress
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "save_figure",
     "stimulus_grid",
     "synthesis_progress",
+    "show",
 ]
