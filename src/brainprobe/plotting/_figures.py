@@ -126,6 +126,11 @@ def _stars(p: float) -> str:
 STARS = "* p < .05, ** p < .01, *** p < .001"
 
 
+def _p_text(p: float) -> str:
+    """``p < .001`` below 0.001 (not 0.000999), else ``p = `` three significant digits."""
+    return "p < .001" if p < 0.001 else f"p = {p:.3g}"
+
+
 @_journal
 def stimulus_grid(images: np.ndarray, table: pd.DataFrame, *, n_sources: int = 5,
                   kinds: Sequence[str] = ("RE", "AN", "AI"), columns: str | float = "double"):
@@ -326,7 +331,7 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
         if trend is not None and (trend["pair"] == pair).any():
             t = trend[trend["pair"] == pair].iloc[0]
             which = f", {t['p_method']}" if "p_method" in t else ""
-            label = f"{pair} (Mann-Kendall tau = {t['tau']:.2f}, p = {t['p']:.3g}{which})"
+            label = f"{pair} (Mann-Kendall tau = {t['tau']:.2f}, {_p_text(t['p'])}{which})"
         error = None
         if ci_columns:
             error = np.abs(np.vstack([y - rows[ci_columns[0]].to_numpy(float), rows[ci_columns[1]].to_numpy(float) - y]))
