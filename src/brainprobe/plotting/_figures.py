@@ -224,6 +224,19 @@ def _difference_mark(p: float, direction: str) -> str:
     return f"{short} {stars}"
 
 
+def _crowded(n_positions: int, per_inch: float = 0.0) -> bool:
+    """True when "AI>AN" labels side by side would overprint: many layers, or more than ~4 per inch."""
+    return n_positions > 8 or per_inch > 4
+
+
+def _direction_label(ax, x: float, mark: str, n_positions: int, per_inch: float = 0.0) -> None:
+    """A difference test's direction and stars above position ``x``: two short lines, or one line
+    turned upright where neighbouring labels would overprint ("AI>ANAI>AN")."""
+    upright = _crowded(n_positions, per_inch)
+    ax.text(x, 1.01, mark if upright else mark.replace(" ", "\n"), transform=ax.get_xaxis_transform(), ha="center",
+            va="bottom", fontsize=5, linespacing=0.9, rotation=90 if upright else 0)
+
+
 def _ci_columns(table: pd.DataFrame, ci: str) -> tuple[str, str] | None:
     low, high = f"{ci}_low", f"{ci}_high"
     return (low, high) if low in table and high in table else None
@@ -346,14 +359,14 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
         for xi, p, direction in zip(x, tests["p_boot"].to_numpy(float), tests["direction"].astype(str), strict=True):
             mark = _difference_mark(p, direction)
             if mark:
-                ax.text(xi, 1.01, mark.replace(" ", "\n"), transform=ax.get_xaxis_transform(), ha="center",
-                        va="bottom", fontsize=5, linespacing=0.9)
+                _direction_label(ax, xi, mark, len(layers))
     ax.axhline(0, color="0.3", linewidth=0.6)
     ax.set_xticks(x, layers, rotation=45 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center")
     ax.set_ylabel(_similarity_label(table))  # no x label: the layer names say it, and the legend sits there
     marks = "; top: AI vs AN bootstrap test" if difference is not None else ""
+    pad = (26 if _crowded(len(layers)) else 16) if difference is not None else 4
     ax.set_title(f"{network} layers: RE-AN and RE-AI similarity\n({ci[2:]}% CI; stars: permutation test vs 0{marks})"
-                 .strip(), fontsize=6, pad=16 if difference is not None else 4)
+                 .strip(), fontsize=6, pad=pad)
     # under the axes: the trend labels are long and must not hide points
     ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22 if len(layers) <= 6 else -0.3), ncol=1)
     ax.spines[["top", "right"]].set_visible(False)
@@ -379,6 +392,7 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
                                 sharex=True, sharey=True, squeeze=False)
     ci_columns = _ci_columns(table, ci)
     x = np.arange(len(layers))
+    ax_width = width / len(rois)  # inches per panel, for the direction labels above its layers
     for i, subject in enumerate(subjects):
         for j, roi in enumerate(rois):
             ax = axes[i, j]
@@ -397,11 +411,11 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
                                             compared["direction"].astype(str), strict=True):
                     mark = _difference_mark(p, direction)
                     if mark:
-                        ax.text(xi, 1.01, mark.replace(" ", "\n"), transform=ax.get_xaxis_transform(),
-                                ha="center", va="bottom", fontsize=5, linespacing=0.9)
+                        _direction_label(ax, xi, mark, len(layers), per_inch=len(layers) / ax_width)
             ax.axhline(0, color="0.3", linewidth=0.6)
             if i == 0:
-                ax.set_title(roi, pad=14 if "p_compare" in table else 4)
+                ax.set_title(roi, pad=(26 if _crowded(len(layers), len(layers) / ax_width) else 14)
+                             if "p_compare" in table else 4)
             if j == 0:
                 ax.set_ylabel(f"{subject}\naccuracy (r)")
             ax.set_xticks(x, layers, rotation=90)
