@@ -119,7 +119,7 @@ def _cmd_adversarial(args) -> int:
                                        mean_p_target=("p_target", "mean"), mean_iterations=("n_iter", "mean"),
                                        mean_psnr=("psnr", "mean"))
     print(summary.round(3).to_string())
-    print(f"wrote {out} (stimuli.csv, stimuli.npz, images/*.png)")
+    print(f"wrote {out} (stimuli.csv, stimuli.npz, images/RE, AN, AI/*.png; ids RE/<name>, AN/<name>, AI/<name>)")
     return 0 if made["success"].all() else 1
 
 
