@@ -318,8 +318,9 @@ def _bracket_differences(ax, tests: pd.DataFrame, part: pd.DataFrame, unit: str,
             continue
         y = max(top, 0) + 0.16  # above the permutation stars drawn over each bar
         ax.plot([xi - 0.2, xi - 0.2, xi + 0.2, xi + 0.2], [y - 0.03, y, y, y - 0.03], color="0.2", linewidth=0.6)
-        ax.text(xi, y + 0.01, mark, ha="center", va="bottom", fontsize=6)
-        ax.set_ylim(top=max(ax.get_ylim()[1], y + 0.15))
+        # direction over stars, 5 pt: one line ("AI>AN **") is wider than an ROI's two bars
+        ax.text(xi, y + 0.01, mark.replace(" ", "\n"), ha="center", va="bottom", fontsize=5, linespacing=0.9)
+        ax.set_ylim(top=max(ax.get_ylim()[1], y + 0.2))
 
 
 @_journal
