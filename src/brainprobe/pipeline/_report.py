@@ -403,7 +403,7 @@ def _encoding_summary(tables: dict) -> str:
                 if p < ALPHA:
                     counts[direction] = counts.get(direction, 0) + 1
                 texts.append(f"{html.escape(direction) if p < ALPHA else 'n.s.'}, {_p(encoding, 'encoding', i, 'p_compare')}")
-            cells.append("<br>".join(texts))
+            cells.append(" · ".join(texts))  # one line per cell: three stacked lines made a grid taller than a screen
         rows.append(cells)
     lead = (f"<p><b>Encoding generalization.</b> Models trained on RE images predict AI images better than AN images "
             f"in <b>{counts['AI > AN']}</b> of {counts['n']} ROI x layer comparisons, worse in "
