@@ -168,7 +168,7 @@ def stimulus_grid(images: np.ndarray, table: pd.DataFrame, *, n_sources: int = 5
             name = name if len(name) <= 20 else name[:19] + "…"
             ax.set_xlabel(f"{name}\nP(class) = {row.get('p_top1', np.nan):.2f}", fontsize=6, labelpad=2)
             if r == 0:
-                ax.set_title(str(source), fontsize=6, pad=2)
+                ax.set_title(str(source).removeprefix("RE/"), fontsize=6, pad=2)  # the row says it is RE
             if c == 0:
                 ax.set_ylabel(kind, fontsize=8, fontweight="bold")
     shown = f"{len(sources)} of {len(all_sources)} source images" if len(sources) < len(all_sources) else \
