@@ -16,6 +16,7 @@ __all__ = ["SCREEN_PX_PER_INCH", "show"]
 # 7 pt text at 120 px per inch is 12 px high, as a notebook's own text; rendered at twice that
 # for sharp lines on high-density screens
 SCREEN_PX_PER_INCH = 120
+MAX_WIDTH_PX = 960
 
 
 def _notebook_display():
@@ -55,4 +56,5 @@ def show(figure, *, px_per_inch: int = SCREEN_PX_PER_INCH) -> None:
                    facecolor="white")
     plt.close(figure)  # shown once, here: the inline backend must not show it again later
     png = buffer.getvalue()
-    display(png, int.from_bytes(png[16:20], "big") // 2)  # the PNG header's width, at px_per_inch
+    # the PNG header's width at px_per_inch, at most a notebook's text column (larger figures: image grids)
+    display(png, min(int.from_bytes(png[16:20], "big") // 2, MAX_WIDTH_PX))
