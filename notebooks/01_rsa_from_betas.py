@@ -38,7 +38,7 @@ import numpy as np
 from brainprobe.adversarial import paper_design
 from brainprobe.data import load_responses, simulate_subject
 from brainprobe.models import load_model
-from brainprobe.plotting import kind_bars
+from brainprobe.plotting import kind_bars, show
 from brainprobe.roi import add_atlas_rois, geodesic_neighbourhoods, select_reliable_vertices, standard_meshes
 from brainprobe.rsa import kind_difference, kind_similarity
 from brainprobe.stimuli import sample_images
@@ -109,4 +109,4 @@ difference[["unit_set", "comparison", "difference", "ci95_low", "ci95_high", "p_
 
 # %%
 assert (similarity.pivot(index="roi", columns="pair", values="similarity").eval("`RE-AI` > `RE-AN`")).mean() >= 0.6
-kind_bars(similarity);
+show(kind_bars(similarity))

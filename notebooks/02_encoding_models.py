@@ -32,7 +32,7 @@ from brainprobe.adversarial import paper_design
 from brainprobe.data import simulate_subject
 from brainprobe.encoding import ROMP, best_layer, best_layer_proportions, fit_encoding_models, generalization
 from brainprobe.models import extract, load_model
-from brainprobe.plotting import best_layer_figure, encoding_figure
+from brainprobe.plotting import best_layer_figure, encoding_figure, show
 from brainprobe.stimuli import sample_images
 
 model = load_model("efficientnet_lite0", "imagenet")
@@ -57,9 +57,9 @@ accuracy = generalization(models, activations, responses, n_perm=n_perm, n_boot=
 accuracy[["roi", "layer", "test_kind", "accuracy", "p_perm", "ci95_low", "ci95_high"]].head(12)
 
 # %%
-encoding_figure(accuracy);
+show(encoding_figure(accuracy))
 
 # %%
 best = best_layer(models, activations, responses, on="RE", cv=5)
 proportions = best_layer_proportions(best, layers)
-best_layer_figure(proportions);
+show(best_layer_figure(proportions))

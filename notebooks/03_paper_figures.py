@@ -27,7 +27,7 @@ small = False          # when a study must be run first: a quick one (4 images, 
 from pathlib import Path
 
 from brainprobe.pipeline import Study, demo_config, read_table
-from brainprobe.plotting import best_layer_figure, encoding_figure, kind_bars, layer_profile
+from brainprobe.plotting import best_layer_figure, encoding_figure, kind_bars, layer_profile, show
 
 results = Path(results)
 if not (results / "report.html").exists():
@@ -48,22 +48,22 @@ sorted(tables)
 # Fig. 3: RE-AN and RE-AI similarity in each ROI, per subject (68% CIs, permutation tests).
 
 # %%
-kind_bars(tables["brain_rsa"]);
+show(kind_bars(tables["brain_rsa"]))
 
 # %% [markdown]
 # Fig. 5: the same comparison in every layer of the network, with the Mann-Kendall trend.
 
 # %%
-layer_profile(tables["network_rsa"], tables["network_trend"]);
+show(layer_profile(tables["network_rsa"], tables["network_trend"]))
 
 # %% [markdown]
 # Fig. 6 and Fig. S1: encoding models trained on RE images, and the best layer per vertex.
 
 # %%
-encoding_figure(tables["encoding"]);
+show(encoding_figure(tables["encoding"]))
 
 # %%
-best_layer_figure(tables["best_layer_proportions"]);
+show(best_layer_figure(tables["best_layer_proportions"]))
 
 # %%
 tables["network_trend"]

@@ -28,7 +28,7 @@ size = 224
 import torch
 
 from brainprobe.models import load_model
-from brainprobe.plotting import image_grid, synthesis_progress
+from brainprobe.plotting import image_grid, show, synthesis_progress
 from brainprobe.stimuli import sample_images
 from brainprobe.synth import (
     ActivationMaximization,
@@ -45,15 +45,15 @@ from brainprobe.synth import (
 
 model = load_model("efficientnet_lite0", "imagenet")
 photos = sample_images(3, size=size)
-image_grid(photos.images, photos.image_ids, title="originals");
+show(image_grid(photos.images, photos.image_ids, title="originals"))
 
 # %% [markdown]
 # ## Inversion of an early layer (004, eq. 2) and its normalized reconstruction error
 
 # %%
 inversion = Inversion(model, photos.images[:2], "stem", C=300).synthesize(n_steps, progress=False)
-image_grid(torch.cat([photos.images[:2], inversion.images]),
-           [f"original {i}" for i in range(2)] + [f"inverted, error {e:.2f}" for e in inversion.reconstruction_error_]);
+show(image_grid(torch.cat([photos.images[:2], inversion.images]),
+           [f"original {i}" for i in range(2)] + [f"inverted, error {e:.2f}" for e in inversion.reconstruction_error_]))
 
 # %% [markdown]
 # Progress of that synthesis: the energy, the prior and the data term, and the reconstruction
@@ -61,7 +61,7 @@ image_grid(torch.cat([photos.images[:2], inversion.images]),
 # of the rate without jitter).
 
 # %%
-synthesis_progress(inversion);
+show(synthesis_progress(inversion))
 
 # %% [markdown]
 # ## Activation maximization of a class (004, eq. 4, section 6)
@@ -86,8 +86,8 @@ def stretch(images):
     return (images - low) / (images.amax(dim=(1, 2, 3), keepdim=True) - low)
 
 
-image_grid(stretch(torch.cat([maximized.images, bare.images])),
-           [f"priors, p = {p[0]:.2f}", f"no priors, p = {p[1]:.2f}"], columns=2, size=3);
+show(image_grid(stretch(torch.cat([maximized.images, bare.images])),
+           [f"priors, p = {p[0]:.2f}", f"no priors, p = {p[1]:.2f}"], columns=2, size=3))
 
 # %% [markdown]
 # ### Beyond paper 004: the Fourier parameterization and random transforms (lucid / lucent)
@@ -103,9 +103,9 @@ fourier = ActivationMaximization(model, "logits", unit=target, size=size, parame
                                                                                               tv_weight=0))
 fourier.synthesize(n_steps, progress=False)
 p_fourier = float(model.predict_proba(fourier.images)[0, target])
-image_grid(torch.cat([stretch(maximized.images), fourier.images]),
-           [f"paper 004 priors, p = {p[0]:.2f}", f"Fourier + transforms, p = {p_fourier:.2f}"], columns=2, size=3)
-synthesis_progress(fourier, metrics=["response"]);
+show(image_grid(torch.cat([stretch(maximized.images), fourier.images]),
+           [f"paper 004 priors, p = {p[0]:.2f}", f"Fourier + transforms, p = {p_fourier:.2f}"], columns=2, size=3))
+show(synthesis_progress(fourier, metrics=["response"]))
 
 # %% [markdown]
 # ## Caricature (004, section 7): exaggerate what block3 sees in a photograph
@@ -115,16 +115,16 @@ synthesis_progress(fourier, metrics=["response"]);
 
 # %%
 caricature = Caricature(model, photos.images[:1], "block3").synthesize(n_steps, progress=False)
-image_grid(torch.cat([photos.images[:1], caricature.images, stretch(caricature.images)]),
-           ["original", "caricature, block3", "caricature, stretched"], columns=3);
+show(image_grid(torch.cat([photos.images[:1], caricature.images, stretch(caricature.images)]),
+           ["original", "caricature, block3", "caricature, stretched"], columns=3))
 
 # %% [markdown]
 # ## Metamers of an early layer (000): same representation, different pixels
 
 # %%
 metamer = Metamer(model, photos.images[:2], "stem", lr=0.01, stop_fidelity=0.95).synthesize(n_steps, progress=False)
-image_grid(torch.cat([photos.images[:2], metamer.images]),
-           ["original", "original"] + [f"metamer, fidelity {f:.2f}" for f in metamer.fidelity_]);
+show(image_grid(torch.cat([photos.images[:2], metamer.images]),
+           ["original", "original"] + [f"metamer, fidelity {f:.2f}" for f in metamer.fidelity_]))
 
 # %% [markdown]
 # ## Gram-matrix texture synthesis (003) with L-BFGS
@@ -132,7 +132,7 @@ image_grid(torch.cat([photos.images[:2], metamer.images]),
 # %%
 texture = TextureSynthesis(model, photos.images[2:3], ["stem", "block1", "block2"])
 texture.synthesize(max(5, n_steps // 10), progress=False)
-image_grid(torch.cat([photos.images[2:3], texture.images]), ["source", "texture"], columns=2);
+show(image_grid(torch.cat([photos.images[2:3], texture.images]), ["source", "texture"], columns=2))
 
 # %% [markdown]
 # ## Eigendistortions (002): the most and least visible directions for the representation
@@ -159,8 +159,8 @@ def own_scale(distortion):
 
 shown = [0.5 + 0.5 * own_scale(eigen.top[0]), 0.5 + 0.5 * own_scale(eigen.bottom[0]),
          (image + 0.1 * own_scale(eigen.top[0])).clamp(0, 1), (image + 0.1 * own_scale(eigen.bottom[0])).clamp(0, 1)]
-image_grid(torch.stack(shown), ["most visible", "least visible", "image + most visible", "image + least visible"],
-           columns=4);
+show(image_grid(torch.stack(shown), ["most visible", "least visible", "image + most visible", "image + least visible"],
+           columns=4))
 
 # %% [markdown]
 # ## Principal distortions (002) of two layers: the generalized eigenvectors of their Fisher matrices
@@ -180,10 +180,10 @@ small = torch.nn.functional.interpolate(image[None], size=48, mode="bilinear", a
 principal = principal_distortions([(tiny, "stem"), (tiny, "block3")], small, n_iter=max(5, n_steps // 5))
 print(f"{principal.method}: objective {principal.objective:.2f}, converged {principal.converged}, "
       f"{principal.n_iter} iterations")
-image_grid(torch.stack([0.5 + 0.5 * own_scale(principal.u), 0.5 + 0.5 * own_scale(principal.v),
+show(image_grid(torch.stack([0.5 + 0.5 * own_scale(principal.u), 0.5 + 0.5 * own_scale(principal.v),
                         (small + 0.1 * own_scale(principal.u)).clamp(0, 1),
                         (small + 0.1 * own_scale(principal.v)).clamp(0, 1)]),
-           ["u: stem / block3 largest", "v: stem / block3 smallest", "image + u", "image + v"], columns=4);
+           ["u: stem / block3 largest", "v: stem / block3 smallest", "image + u", "image + v"], columns=4))
 
 # %% [markdown]
 # ## MAD competition (Wang & Simoncelli 2008) between an early and a deep layer
@@ -199,6 +199,6 @@ mad = MADCompetition(photos.images[1], (model, "stem"), (model, "block4"), names
                      noise_sd=0.1, lr=0.005)
 mad.synthesize(n_steps, progress=False)
 print(mad.table_.round(3).to_string(index=False))
-image_grid(torch.cat([photos.images[1:2], mad.initial, mad.images]), ["photograph", "start"] + mad.titles,
-           columns=6, size=2.4)
-synthesis_progress(mad, labels=mad.titles);
+show(image_grid(torch.cat([photos.images[1:2], mad.initial, mad.images]), ["photograph", "start"] + mad.titles,
+           columns=6, size=2.4))
+show(synthesis_progress(mad, labels=mad.titles))

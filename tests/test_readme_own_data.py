@@ -76,6 +76,9 @@ def test_the_your_own_data_section_runs_as_written(tmp_path, monkeypatch):
     assert glm.trials["kind"].tolist() == [stimuli["kind"][c] for c in truth["cond"]]
     assert cifti.trials["run"].tolist() == [1] * 31 + [2] * 31
     assert cifti.trials["kind"].tolist().count("blank") == 2 and gifti.n_vertices == 2 * N_FSLR
+    assert [glm.subject, cifti.subject, gifti.subject] == ["sub-01", "sub-02", "sub-03"]  # each file's own subject
+    for responses in (glm, cifti, gifti):  # the block's ROI step placed V1 and LO on every subject's vertices
+        assert responses.roi_names == ["V1", "LO"] and responses.vertices["V1"].any() and responses.vertices["LO"].any()
     header = '[study]\noutput = "out"\n[network]\nname = "alexnet"\nweights = "random"\n[rois]\nnames = ["V1", "LO"]\n'
     (tmp_path / "study.toml").write_text(header + blocks["toml"])
     config = load_config(tmp_path / "study.toml")

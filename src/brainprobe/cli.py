@@ -22,6 +22,13 @@ def _load_cli_model(name: str, weights: str, device: str | None, init: str = "de
     return load_model(name, None if weights == "random" else weights, init=init, device=device)
 
 
+# the network every image subcommand uses unless --model says otherwise: its ImageNet weights ship
+# inside the `demo` extra, so the defaults run offline (AlexNet's need `brainprobe fetch-weights`)
+DEFAULT_MODEL = "efficientnet_lite0"
+MODEL_HELP = ("network name (brainprobe info lists them; alexnet, vgg16, ... need `brainprobe fetch-weights NAME` "
+              "once, with network access)")
+
+
 def _cmd_info(args) -> int:
     import numpy
     import torch
@@ -112,11 +119,13 @@ def _cmd_adversarial(args) -> int:
                                        mean_p_target=("p_target", "mean"), mean_iterations=("n_iter", "mean"),
                                        mean_psnr=("psnr", "mean"))
     print(summary.round(3).to_string())
-    print(f"wrote {out} (stimuli.csv, stimuli.npz, images/*.png)")
+    print(f"wrote {out} (stimuli.csv, stimuli.npz, images/RE, AN, AI/*.png; ids RE/<name>, AN/<name>, AI/<name>)")
     return 0 if made["success"].all() else 1
 
 
 _STEPS_HELP = {
+    "invert": "steps of the first phase; a second phase of 50 steps at a tenth of the rate follows (paper 004), "
+              "so 300 runs 350 steps",
     "metamer": "Adam steps at most; with the default --stop-fidelity most images stop well before",
     "texture": "L-BFGS steps (paper 003 ran a few hundred)",
     "distortions": "LOBPCG iterations for each end of the spectrum",
@@ -198,11 +207,22 @@ def _cmd_fetch_weights(args) -> int:
 def _run_study(study) -> int:
     result = study.run()
     figures = sorted({p.with_suffix("").name for p in result.figures})
-    computed = int((result.log["status"] == "computed").sum())
     print(f"\n{len(result.tables)} tables in {result.output / 'results'}, {len(figures)} figures in "
-          f"{result.output / 'figures'}; {computed} of {len(result.log)} steps computed, the rest from the cache")
-    print(f"report: {result.report}")
+          f"{result.output / 'figures'}; {_steps_summary(result.log)}")
+    if study.progress is False:  # otherwise the study has just said where its report is
+        print(f"report: {result.report}")
     return 0
+
+
+def _steps_summary(log) -> str:
+    """How many steps ran and how many came from the cache, as the log says (no claim it does not hold)."""
+    computed = int((log["status"] == "computed").sum())
+    cached = int((log["status"] == "cached").sum())
+    if cached == 0:
+        return f"{computed} steps computed, none from the cache"
+    if computed == 0:
+        return f"all {cached} steps from the cache"
+    return f"{computed} steps computed, {cached} from the cache"
 
 
 def _cmd_run(args) -> int:
@@ -267,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract = _add_command(commands, "extract", "extract layer activations for a folder of images")
     extract.add_argument("--images", required=True, help="image folder, CSV manifest, or a saved StimulusSet folder")
     extract.add_argument("--out", required=True, help="output .npz: one (n_images, n_units) array per layer + image_ids")
-    extract.add_argument("--model", default="alexnet", help="network name (brainprobe info lists them)")
+    extract.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     extract.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
     extract.add_argument("--layers", help="comma-separated layer names (default: all named layers)")
     extract.add_argument("--size", type=_positive_int, default=224, help="resize shorter side and centre-crop to this size")
@@ -279,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     adversarial = _add_command(commands, "adversarial", "make an AN and an AI image for every RE image (paper 001)")
     adversarial.add_argument("--images", required=True, help="RE image folder, CSV manifest, or saved StimulusSet folder")
     adversarial.add_argument("--out", required=True, help="output folder for the RE + AN + AI StimulusSet")
-    adversarial.add_argument("--model", default="alexnet", help="network the images are made against")
+    adversarial.add_argument("--model", default=DEFAULT_MODEL, help="network the images are made against; " + MODEL_HELP)
     adversarial.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
     adversarial.add_argument("--init", default="default", choices=["default", "kaiming"], help="initialization for --weights random")
     adversarial.add_argument("--size", type=_positive_int, default=None, help="resize RE images to this square size (default: the network's input size)")
@@ -306,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         method.add_argument("--images", required=name != "maximize", help="image folder, CSV manifest or StimulusSet folder"
                             + (" (default: none; the images start from noise)" if name == "maximize" else ""))
         method.add_argument("--out", required=True, help="output folder (images + stimuli.csv with the measures)")
-        method.add_argument("--model", default="alexnet", help="network name (brainprobe info lists them)")
+        method.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
         method.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
         method.add_argument("--init", default="default", choices=["default", "kaiming"], help="initialization for --weights random")
         method.add_argument("--layer", required=True, help="layer name" + (" (comma-separated layers)" if name == "texture" else ""))
@@ -386,6 +406,12 @@ def _cap_jobs(args) -> None:
         args.n_jobs = cores
 
 
+# what a rerun after Ctrl-C does: a study caches each finished step, the image commands start over
+_RERUN = {"run": "a rerun resumes from the finished steps (they are cached)",
+          "demo": "a rerun resumes from the finished steps (they are cached)",
+          "other": "a rerun starts again from the beginning"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``brainprobe`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -393,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except KeyboardInterrupt:
-        print("interrupted: nothing half-written was kept; a rerun resumes from the finished steps", file=sys.stderr)
+        print(f"interrupted: nothing half-written was kept; {_RERUN.get(args.command, _RERUN['other'])}", file=sys.stderr)
         return 130
     except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError,
             KeyError, ImportError) as error:

@@ -87,14 +87,37 @@ def test_target_validation(kaiming_alexnet, regular):
         interference_images(kaiming_alexnet, torch.rand(1, 3, 224, 224), progress=False)
 
 
-def test_paper_design_builds_matching_triplets(kaiming_alexnet, regular):
+def test_paper_design_builds_matching_triplets(kaiming_alexnet, regular, tmp_path):
     design = paper_design(kaiming_alexnet, regular, seed=0, an_options={"max_iter": 200},
                           ai_options={"max_iter": 200})
     table = design.table
     assert table["kind"].value_counts().to_dict() == {"RE": 3, "AN": 3, "AI": 3}
-    for kind in ("RE", "AN", "AI"):
-        assert sorted(table.loc[table["kind"] == kind, "source_id"]) == sorted(regular.image_ids)
+    for kind in ("RE", "AN", "AI"):  # the README's own-data convention: RE/img00, AN/img00, AI/img00
+        assert sorted(table.loc[table["kind"] == kind, "source_id"]) == sorted(f"RE/{i}" for i in regular.image_ids)
+        assert sorted(table.loc[table["kind"] == kind, "image_id"]) == sorted(f"{kind}/{i}" for i in regular.image_ids)
+    # the saved PNGs, read back as a user's folder, carry the same ids, kinds and sources
+    from brainprobe.stimuli import load_folder
+
+    again = load_folder(design.save(tmp_path / "design") / "images").table.set_index("image_id")
+    assert sorted(again.index) == sorted(table["image_id"])
+    indexed = table.set_index("image_id")
+    assert (again["kind"] == indexed.loc[again.index, "kind"]).all()
+    assert (again["source_id"] == indexed.loc[again.index, "source_id"]).all()
     an, ai = table[table["kind"] == "AN"], table[table["kind"] == "AI"]
     re_class = table[table["kind"] == "RE"].set_index("source_id")["class_index"]
     assert (an["target_class"].to_numpy() == re_class.loc[an["source_id"]].to_numpy()).all()
     assert (ai["target_class"].to_numpy() != re_class.loc[ai["source_id"]].to_numpy()).all()
+
+
+@pytest.mark.filterwarnings("ignore:.*did not reach")
+def test_progress_shows_images_done_and_the_stop_criterion_not_an_eta(kaiming_alexnet, regular, capsys):
+    # progress=None where stderr is no terminal (capsys, as in a notebook or a log): a line per stage
+    paper_design(kaiming_alexnet, regular, an_options={"max_iter": 2}, ai_options={"max_iter": 2})
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("paper_design: ")]
+    assert len(lines) == 4 and lines[0].startswith("paper_design: 3 AN images") and "AI: " in lines[3]
+    assert " of 3 reached p >= 0.99 (steps: median " in lines[1]
+    noise_images(kaiming_alexnet, [1, 500, 999], max_iter=3, progress=True)
+    bar = capsys.readouterr().err
+    assert "AN images 1-3 of 3: step " in bar and "of at most 3" in bar  # max_iter a ceiling, not the length
+    assert "done 0/3" in bar and "lowest p_target 0." in bar and "(each stops at 0.99)" in bar
+    assert "<" not in bar  # no ETA towards max_iter

@@ -37,7 +37,7 @@ def _image_folder(tmp_path):
 def test_extract_writes_layers_and_refuses_overwrite(tmp_path, capsys):
     folder = _image_folder(tmp_path)
     out = tmp_path / "acts.npz"
-    args = ["extract", "--images", str(folder), "--out", str(out), "--weights", "random", "--layers", "conv1,fc8"]
+    args = ["extract", "--images", str(folder), "--out", str(out), "--model", "alexnet", "--weights", "random", "--layers", "conv1,fc8"]
     assert main(args) == 0
     with np.load(out, allow_pickle=False) as data:
         assert data["image_ids"].tolist() == ["a", "b", "c"]
@@ -74,7 +74,7 @@ def test_demo_runs_the_whole_study_and_says_where_the_report_is(tmp_path, capsys
     import pandas as pd
 
     stimuli = pd.read_csv(out / "results" / "stimuli.csv")
-    chelsea = stimuli[(stimuli["image_id"] == "chelsea") & (stimuli["kind"] == "RE")].iloc[0]
+    chelsea = stimuli[(stimuli["image_id"] == "RE/chelsea") & (stimuli["kind"] == "RE")].iloc[0]
     assert chelsea["top1_name"] in {"Egyptian cat", "tabby", "tiger cat"}  # real ImageNet weights
     assert main(args) == 2  # a finished demo is not overwritten without --overwrite
     assert "--overwrite" in capsys.readouterr().err
@@ -83,7 +83,7 @@ def test_demo_runs_the_whole_study_and_says_where_the_report_is(tmp_path, capsys
 def test_adversarial_command_writes_a_checked_design(tmp_path, capsys):
     folder = _image_folder(tmp_path)
     out = tmp_path / "design"
-    args = ["adversarial", "--images", str(folder), "--out", str(out), "--weights", "random", "--init", "kaiming",
+    args = ["adversarial", "--images", str(folder), "--out", str(out), "--model", "alexnet", "--weights", "random", "--init", "kaiming",
             "--max-iter", "200", "--device", "cpu"]
     assert main(args) == 0
     from brainprobe.stimuli import load_stimuli
@@ -106,7 +106,7 @@ def test_synth_commands_write_images_and_tables(method, extra, tmp_path, capsys,
 
     folder = _image_folder(tmp_path)
     out = tmp_path / method
-    args = ["synth", method, "--images", str(folder), "--out", str(out), "--weights", "random", "--device", "cpu",
+    args = ["synth", method, "--images", str(folder), "--out", str(out), "--model", "alexnet", "--weights", "random", "--device", "cpu",
             "--size", "64"] + extra
     seen = []
     if method == "distortions":  # --max-iter reaches LOBPCG
@@ -177,6 +177,6 @@ def test_fetch_weights_without_network_says_so_in_one_line(tmp_path, monkeypatch
 
 def test_synth_maximize_needs_a_target(tmp_path, capsys):
     out = tmp_path / "am"
-    base = ["synth", "maximize", "--out", str(out), "--weights", "random", "--layer", "fc8", "--max-iter", "2", "--device", "cpu"]
+    base = ["synth", "maximize", "--out", str(out), "--model", "alexnet", "--weights", "random", "--layer", "fc8", "--max-iter", "2", "--device", "cpu"]
     assert main(base) == 2 and "--unit or --channel" in capsys.readouterr().err
     assert main(base + ["--unit", "3"]) == 0

@@ -189,3 +189,14 @@ def test_average_repeats_and_selection(betas, trials):
     np.testing.assert_allclose(patterns[0], (betas[0] + betas[3]) / 2)
     assert table["image_id"].tolist() == ["a", "b", "c"] and (table["n_repeats"] == 2).all()
     assert responses.select_trials(kind="RE").n_trials == 2
+
+
+def test_the_subject_is_the_bids_sub_entity_of_the_file_names():
+    from brainprobe.data._load import subject_from_names
+
+    assert subject_from_names("sub-02/sub-02_task-view_space-fsLR_den-91k_betas.dscalar.nii",
+                              "sub-02/func/sub-02_task-view_run-*_events.tsv") == "sub-02"
+    assert subject_from_names({"L": "sub-03/sub-03_hemi-L_betas.func.gii", "R": "sub-03/sub-03_hemi-R.func.gii"}) == "sub-03"
+    assert subject_from_names("data/sub-01/glmsingle") == "sub-01" and subject_from_names("betas.npy") == "sub-01"
+    with pytest.raises(ValueError, match=r"different subjects \['sub-02', 'sub-03'\]"):
+        subject_from_names("sub-02/betas.dscalar.nii", "sub-03/trials.csv")

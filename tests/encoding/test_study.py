@@ -109,3 +109,16 @@ def test_the_ai_an_comparison_can_show_either_direction(study):
     planted = table[(table["roi"] == "V1") & (table["layer"] == "L1") & (table["test_kind"] == "AN")].iloc[0]
     assert planted["direction"] == "AN < AI" and planted["p_compare"] <= 0.01
     assert planted["p_compare_less"] <= 0.005 and planted["p_compare_greater"] > 0.5
+
+
+def test_the_repr_of_fitted_models_is_one_line_not_every_column():
+    import numpy as np
+
+    from brainprobe.encoding import EncodingModels
+
+    models = EncodingModels(models={("sub-01", "V1", "conv1"): None, ("sub-01", "LO", "conv1"): None},
+                            columns={("sub-01", "V1"): np.arange(200), ("sub-01", "LO"): np.arange(150)},
+                            layers=["conv1"], rois=["V1", "LO"], subjects=["sub-01"])
+    text = repr(models)
+    assert "\n" not in text and len(text) < 200 and "199" not in text
+    assert "2 models" in text and "V1: 200" in text and "LO: 150" in text

@@ -13,7 +13,10 @@ def test_brainprobe_run_reads_the_toml_file_and_refuses_to_overwrite(tiny_run, t
     assert "--overwrite" in capsys.readouterr().err
     assert main(["run", str(study), "--quiet", "--overwrite"]) == 0
     printed = capsys.readouterr().out
-    assert "0 of" in printed and f"report: {output / 'report.html'}" in printed  # everything came from the cache
+    assert " steps from the cache" in printed and "computed" not in printed.split("\n\n")[-1]  # all from the cache
+    assert printed.count(f"report: {output / 'report.html'}") == 1
+    assert main(["run", str(study), "--overwrite"]) == 0  # with the step display: the path once, not twice
+    assert capsys.readouterr().out.count("report: ") == 1
     assert read_table(output / "results" / "brain_rsa.csv").equals(read_table(tiny_run.output / "results" / "brain_rsa.csv"))
 
 
@@ -25,3 +28,14 @@ def test_a_bad_study_file_is_one_clear_line(tmp_path, capsys):
     study.write_text("[rsa\n")
     assert main(["run", str(study)]) == 2
     assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_the_closing_line_says_what_the_cache_gave():
+    import pandas as pd
+
+    from brainprobe.cli import _steps_summary
+
+    assert _steps_summary(pd.DataFrame({"status": ["computed"] * 18})) == "18 steps computed, none from the cache"
+    assert _steps_summary(pd.DataFrame({"status": ["cached"] * 18})) == "all 18 steps from the cache"
+    assert _steps_summary(pd.DataFrame({"status": ["computed"] * 3 + ["cached"] * 15})) == \
+        "3 steps computed, 15 from the cache"

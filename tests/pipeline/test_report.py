@@ -100,3 +100,18 @@ def test_a_figure_without_a_caption_is_an_error_not_a_bare_file_name():
         config = {"rsa": {"n_boot": 1000, "alternative": "two-sided", "method": "spearman", "metric": "correlation"},
                   "encoding": {}}
         figure_caption("fig9_unknown", config, {})
+
+
+def test_the_viewers_threshold_box_is_off_and_says_why_without_permutation_maps():
+    from brainprobe.pipeline._viewer import cortex_viewer
+    from brainprobe.roi import Mesh
+
+    mesh = Mesh(np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]), np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3]]))
+    drawn = {"meshes": {"L": mesh}, "maps": {"RE-AN": {"L": np.array([0.1, -0.2, 0.3, 0.0])}}, "background": None,
+             "outlines": None}
+    without = cortex_viewer({"sub-01": {**drawn, "shown": None}})
+    box = re.search(r'<input type="checkbox" id="bp-threshold"[^>]*>[^<]*', without).group(0)
+    assert "disabled" in box and "checked" not in box and "no permutation maps" in box
+    shown = {"RE-AN": {"L": np.array([True, False, True, False])}}
+    box = re.search(r'<input type="checkbox" id="bp-threshold"[^>]*>', cortex_viewer({"sub-01": {**drawn, "shown": shown}}))
+    assert "checked" in box.group(0) and "disabled" not in box.group(0)

@@ -67,7 +67,7 @@ def test_difference_tests_are_marked_with_their_direction():
     difference = pd.DataFrame([{"subject": "sub-01", "roi": "V1", "p_boot": 0.001, "direction": "RE-AI > RE-AN"},
                                {"subject": "sub-01", "roi": "LO", "p_boot": 0.3, "direction": "RE-AI > RE-AN"}])
     texts = [t.get_text() for ax in kind_bars(table, difference).axes for t in ax.texts]
-    assert texts == ["AI>AN **"]  # only V1's test is significant (p = .001 -> **, p < .01)
+    assert texts == ["AI>AN\n**"]  # direction over stars; only V1's test is significant (p = .001 -> **, p < .01)
     profile = _profile()
     tests = pd.DataFrame([{"layer": "conv1", "p_boot": 0.02, "direction": "RE-AI < RE-AN"},
                           {"layer": "conv2", "p_boot": 0.9, "direction": "RE-AI > RE-AN"}])

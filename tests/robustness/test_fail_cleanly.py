@@ -204,7 +204,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, capsys, monke
 
     monkeypatch.setattr(np, "savez", full)
     out = tmp_path / "acts.npz"
-    assert main(["extract", "--images", str(user_images), "--out", str(out), "--weights", "random",
+    assert main(["extract", "--images", str(user_images), "--out", str(out), "--model", "alexnet", "--weights", "random",
                  "--layers", "fc8", "--size", "64", "--device", "cpu"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
     assert last == f"error: No space left on device ({out})"

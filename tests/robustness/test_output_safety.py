@@ -44,13 +44,13 @@ def test_overwrite_refuses_a_user_file_with_the_name_of_one_to_write(tmp_path, s
 @pytest.mark.parametrize("command", [["synth", "invert", "--layer", "conv1"], ["adversarial"]])
 def test_an_output_folder_holding_the_inputs_is_refused(user_images, command, capsys, snapshot, assert_untouched):
     before = snapshot(user_images)
-    args = command + ["--images", str(user_images), "--out", str(user_images), "--overwrite", "--weights", "random"]
+    args = command + ["--images", str(user_images), "--out", str(user_images), "--overwrite", "--model", "alexnet", "--weights", "random"]
     assert main(args) == 2
     assert f"--images {user_images}: inside the output folder" in capsys.readouterr().err
     assert_untouched(before, user_images)
     assert snapshot(user_images).keys() == before.keys()
     parent = user_images.parent
-    assert main(command + ["--images", str(user_images), "--out", str(parent), "--overwrite", "--weights", "random"]) == 2
+    assert main(command + ["--images", str(user_images), "--out", str(parent), "--overwrite", "--model", "alexnet", "--weights", "random"]) == 2
     assert "inside the output folder" in capsys.readouterr().err
 
 
@@ -59,7 +59,7 @@ def test_synth_overwrite_keeps_the_users_files_in_its_folder(user_images, tmp_pa
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     before_images, before_out = snapshot(user_images), snapshot(out)
-    args = ["synth", "invert", "--images", str(user_images), "--out", str(out), "--weights", "random",
+    args = ["synth", "invert", "--images", str(user_images), "--out", str(out), "--model", "alexnet", "--weights", "random",
             "--device", "cpu", "--size", "64", "--layer", "conv1", "--max-iter", "1"]
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err  # a folder with files: asked first
     assert main(args + ["--overwrite"]) == 0
@@ -82,7 +82,7 @@ def test_a_files_manifest_never_lists_paths_outside_its_folder(tmp_path):
 def test_extract_refuses_a_path_without_npz_and_leaves_nothing(user_images, tmp_path, capsys, snapshot, assert_untouched):
     before = snapshot(tmp_path)
     out = tmp_path / "acts"
-    assert main(["extract", "--images", str(user_images), "--out", str(out), "--weights", "random",
+    assert main(["extract", "--images", str(user_images), "--out", str(out), "--model", "alexnet", "--weights", "random",
                  "--layers", "fc8", "--size", "64", "--device", "cpu"]) == 2
     assert f"--out {out}: expected a file name ending in .npz (e.g. acts.npz)" in capsys.readouterr().err
     assert snapshot(tmp_path) == before  # no 0-byte file, no hidden temporary
@@ -90,7 +90,7 @@ def test_extract_refuses_a_path_without_npz_and_leaves_nothing(user_images, tmp_
 
 def test_extract_writes_exactly_the_path_asked_for(user_images, tmp_path):
     out = tmp_path / "results" / "acts.npz"
-    assert main(["extract", "--images", str(user_images), "--out", str(out), "--weights", "random",
+    assert main(["extract", "--images", str(user_images), "--out", str(out), "--model", "alexnet", "--weights", "random",
                  "--layers", "fc8", "--size", "64", "--device", "cpu"]) == 0
     assert [p.name for p in out.parent.iterdir()] == ["acts.npz"]
     with np.load(out, allow_pickle=False) as data:
@@ -109,7 +109,7 @@ def test_an_output_folder_inside_the_image_folder_is_refused(user_images, snapsh
     before = snapshot(user_images)
     out = user_images / "adversarial"
     assert main(["synth", "invert", "--layer", "conv1", "--images", str(user_images), "--out", str(out),
-                 "--weights", "random"]) == 2
+                 "--model", "alexnet", "--weights", "random"]) == 2
     assert f"output {out}: inside the image folder --images {user_images}" in capsys.readouterr().err
     assert_untouched(before, user_images)
     assert not out.exists()

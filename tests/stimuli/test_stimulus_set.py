@@ -105,7 +105,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
     loaded = load_stimuli(folder)
     assert loaded.equals(stim)
     assert torch.equal(loaded.images, images)  # bit-exact floats, not the 8-bit PNGs
-    assert len(list((folder / "images").glob("*.png"))) == 3
+    assert len(list((folder / "images").rglob("*.png"))) == 3  # "re/1" in a sub-folder re/
     # the saved PNGs are the 8-bit rounding of the images
     png = np.asarray(Image.open(folder / loaded_png(folder, "an 1")))
     np.testing.assert_array_equal(png, np.round(images[1].permute(1, 2, 0).numpy() * 255).astype(np.uint8))

@@ -122,3 +122,10 @@ def test_fidelity_null_ranks_each_image_once(kaiming_alexnet, photos):
     assert len(fidelity_null(kaiming_alexnet, photos.images[:6], ["conv1"], n_pairs=7)) == 7
     with pytest.raises(ValueError, match="distinct pairs"):
         fidelity_null(kaiming_alexnet, photos.images[:3], ["conv1"], n_pairs=4)
+
+
+def test_the_progress_bar_shows_the_fidelity_it_waits_for(kaiming_alexnet, photos, capsys):
+    Metamer(kaiming_alexnet, photos.images[:2], "conv1", lr=0.01, stop_fidelity=0.95).synthesize(3, progress=True)
+    bar = capsys.readouterr().err
+    assert "metamer: step " in bar and "of at most 3" in bar and "<" not in bar  # a ceiling, no ETA towards it
+    assert "done 0/2" in bar and "lowest fidelity " in bar and "(each stops at 0.95)" in bar

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 import warnings
 from collections.abc import Sequence
 
@@ -76,7 +78,7 @@ def _optimize_toward_classes(model, start, targets, anchor, *, lam, score, thres
         result = optimize_pixels(
             start[begin:end], objective, criterion=lambda aux, index: aux["p_target"] >= threshold,
             lr=lr, max_iter=max_iter, quantize=True, max_iter_8bit=max_iter_8bit, device=device,
-            progress=progress, desc=f"{desc} {begin + 1}-{end}/{len(start)}",
+            progress=progress, desc=f"{desc} images {begin + 1}-{end} of {len(start)}", watch=("p_target", threshold),
         )
         images.append(result.images)
         n_iter.append(result.n_iter)
@@ -201,11 +203,19 @@ def noise_images(
     sources = [f"target{t}_{i}" for i, t in enumerate(targets)] if source_ids is None else [str(s) for s in source_ids]
     if len(sources) != len(targets):
         raise ValueError(f"source_ids: expected {len(targets)} ids, found {len(sources)}")
-    table = pd.DataFrame({"image_id": [f"AN_{s}" for s in sources], "kind": "AN", "source_id": sources,
+    table = pd.DataFrame({"image_id": [kind_id("AN", s) for s in sources], "kind": "AN", "source_id": sources,
                           "class_index": targets})
     table = pd.concat([table, _describe(model, images, start, targets, threshold, n_iter, n_iter_8bit, lam, score)], axis=1)
     _warn_failures(table, "AN", threshold, max_iter)
     return StimulusSet(images, table)
+
+
+def kind_id(kind: str, source_id: str) -> str:
+    """The id of the ``kind`` image made from RE image ``source_id``: ``AN/img00`` from ``RE/img00``
+    or ``img00``, the ids `brainprobe.stimuli.load_folder` gives a folder of ``RE/``, ``AN/``,
+    ``AI/`` sub-folders (the layout a saved design's ``images/`` has)."""
+    name = source_id[3:] if source_id.startswith("RE/") else source_id
+    return f"{kind}/{name}"
 
 
 def _check_targets(model, targets, name) -> None:
@@ -295,7 +305,7 @@ def interference_images(
         max_iter_8bit=max_iter_8bit, batch_size=batch_size, device=device, progress=progress, desc="AI",
     )
     sources = images.table["image_id"].tolist()
-    table = pd.DataFrame({"image_id": [f"AI_{s}" for s in sources], "kind": "AI", "source_id": sources,
+    table = pd.DataFrame({"image_id": [kind_id("AI", s) for s in sources], "kind": "AI", "source_id": sources,
                           "category": images.table["category"].tolist(), "class_index": true})
     table = pd.concat([table, _describe(model, result, start, targets, threshold, n_iter, n_iter_8bit, lam, score)], axis=1)
     _warn_failures(table, "AI", threshold, max_iter)
@@ -324,6 +334,9 @@ def paper_design(model: LayeredModel, re_images: StimulusSet, *, seed=0, thresho
     -------
     StimulusSet
         RE rows first, then AN, then AI; RE rows carry the model's top-1 class and probability.
+        Ids are ``RE/<id>``, ``AN/<id>`` and ``AI/<id>`` for an RE image ``<id>`` (an id that
+        starts with ``RE/`` already keeps it), as `brainprobe.stimuli.load_folder` names the
+        saved ``images/`` folder's files, so either way of reading a design gives the same ids.
     """
     height, width = re_images.image_size
     if height != width:
@@ -332,15 +345,38 @@ def paper_design(model: LayeredModel, re_images: StimulusSet, *, seed=0, thresho
     true = true_classes(model, re_images)
     re_proba = model.predict_proba(re_images)
     top1 = re_proba.argmax(axis=1)
+    ids = [kind_id("RE", i) for i in re_images.table["image_id"]]  # RE/img00, AN/img00, AI/img00: one convention
     re_table = re_images.table.assign(
-        kind="RE", source_id=re_images.table["image_id"], class_index=true,
+        image_id=ids, kind="RE", source_id=ids, class_index=true,
         top1_class=top1, top1_name=[model.class_name(int(t)) for t in top1],
         p_top1=re_proba[np.arange(len(top1)), top1],
     )
     regular = StimulusSet(re_images.images, re_table)
+    say = _stage_printer(progress)
+    say(f"{len(regular)} AN images: from the mean image to the RE image's class, p >= {threshold:g}")
+    started = time.perf_counter()
     noise = noise_images(model, true, threshold=threshold, source_ids=regular.image_ids, size=height,
                          progress=progress, **(an_options or {}))
+    say(_stage_summary(noise.table, "AN", threshold, time.perf_counter() - started))
     noise.table["category"] = regular.table["category"].to_numpy()
+    say(f"{len(regular)} AI images: each RE image to a random other class, p >= {threshold:g}")
+    started = time.perf_counter()
     interference = interference_images(model, regular, "random", threshold=threshold, seed=seed,
                                        progress=progress, **(ai_options or {}))
+    say(_stage_summary(interference.table, "AI", threshold, time.perf_counter() - started))
     return StimulusSet.concat([regular, noise, interference])
+
+
+def _stage_printer(progress: bool | None):
+    """A line per stage on stderr where no progress bar shows it (``progress=None`` and stderr
+    not a terminal: notebooks, logs, cluster jobs), so a long run is never silent; else a no-op."""
+    terminal = getattr(sys.stderr, "isatty", lambda: False)()
+    if progress is not None or terminal:
+        return lambda text: None
+    return lambda text: print(f"paper_design: {text}", file=sys.stderr, flush=True)
+
+
+def _stage_summary(table: pd.DataFrame, kind: str, threshold: float, seconds: float) -> str:
+    steps = table["n_iter"].to_numpy()
+    return (f"{kind}: {int(table['success'].sum())} of {len(table)} reached p >= {threshold:g} "
+            f"(steps: median {int(np.median(steps))}, max {int(steps.max())}) in {seconds:.0f} s")

@@ -701,7 +701,7 @@ def load_responses(
     allow_pickle: bool = False,
     stimuli=None,
     on_bad_vertices: str = "raise",
-    subject: str = "sub-01",
+    subject: str | None = None,
 ) -> Responses:
     """Read single-trial betas from any of the common formats into `Responses`.
 
@@ -748,13 +748,19 @@ def load_responses(
         trial kind that contradicts it is an error (`kinds_from_stimuli`). Without it (and
         without a ``kind`` column) every image trial is ``"RE"``.
     on_bad_vertices : {"raise", "drop"}
-    subject : str
+    subject : str, optional
+        The subject's id. Default: the BIDS ``sub-<label>`` entity of the betas' file or folder
+        names (else of the trial files'), e.g. ``sub-02`` for ``sub-02/func/..._betas.dscalar.nii``;
+        names that carry two different labels are an error; ``"sub-01"`` when no name has one
+        (arrays, image objects, files outside a BIDS layout).
 
     Returns
     -------
     Responses
         Betas (n_trials, n_vertices) with their trial and vertex tables.
     """
+    if subject is None:
+        subject = subject_from_names(source, trials)
     trials = _as_trial_table(trials)
     meshes = {_HEMI_NAMES.get(h, h): load_mesh(m) for h, m in (meshes or {}).items()}
     label = _label(source) if isinstance(source, (str, os.PathLike)) else type(source).__name__
@@ -811,3 +817,34 @@ def load_responses(
         trials = kinds_from_stimuli(trials, stimuli, source=f"{label} trials")
     return Responses(betas, trials, table, meshes=meshes, on_bad_vertices=on_bad_vertices,
                      source=label, subject=subject)
+
+
+_SUBJECT_ENTITY = re.compile(r"(?:^|[_/\\])(sub-[A-Za-z0-9]+)(?=[_/\\.]|$)")
+
+
+def _path_names(value) -> list[str]:
+    """The file and folder names in ``value`` (a path, glob, list or hemisphere mapping of them)."""
+    if isinstance(value, (str, os.PathLike)):
+        return [str(value)]
+    if isinstance(value, Mapping):
+        return [name for item in value.values() for name in _path_names(item)]
+    if isinstance(value, (list, tuple)):
+        return [name for item in value for name in _path_names(item)]
+    return []
+
+
+def subject_from_names(source, trials=None) -> str:
+    """The BIDS ``sub-<label>`` of the betas' and trial files' names, or ``"sub-01"`` when none has one.
+
+    Raises
+    ------
+    ValueError
+        When the names carry more than one label (``sub-02`` betas with ``sub-03`` trials).
+    """
+    names = _path_names(source) + _path_names(trials)
+    # only the last entity of each path counts: a folder above may itself be named sub-...
+    labels = {found[-1] for found in (_SUBJECT_ENTITY.findall(n.replace(os.sep, "/")) for n in names) if found}
+    if len(labels) > 1:
+        raise ValueError(f"subject: the file names carry different subjects {sorted(labels)} ({names}); "
+                         "pass subject= (id = ... in a [[subject]])")
+    return labels.pop() if labels else "sub-01"

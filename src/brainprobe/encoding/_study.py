@@ -64,6 +64,12 @@ class EncodingModels:
     def __len__(self) -> int:
         return len(self.models)
 
+    def __repr__(self) -> str:  # compact: the generated one lists every column index of every ROI
+        vertices = {roi: sorted({len(c) for (_, r), c in self.columns.items() if r == roi}) for roi in self.rois}
+        per_roi = ", ".join(f"{roi}: {'/'.join(map(str, n)) or '?'}" for roi, n in vertices.items())
+        return (f"EncodingModels({len(self.models)} models: subjects {self.subjects}, ROIs {self.rois}, "
+                f"layers {self.layers}; vertices per ROI {{{per_roi}}})")
+
 
 def _as_subjects(responses) -> dict:
     return dict(responses) if isinstance(responses, Mapping) else {getattr(responses, "subject", "sub-01"): responses}

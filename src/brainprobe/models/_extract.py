@@ -72,7 +72,9 @@ def extract(
     model : LayeredModel
     images : StimulusSet, tensor or array (n_images, 3, H, W) in [0, 1]
     layers : iterable of str, optional
-        Layer names or module paths; default: all of the model's named layers.
+        Layer names or module paths; default: all of the model's named layers but the softmax
+        ``prob`` (as a study uses them: a probability layer is a monotone copy of the logits, and
+        the trend tests over layers would differ between the two). Name ``"prob"`` to get it.
     batch_size : int
         Images per forward pass.
     device : str or torch.device, optional
@@ -101,7 +103,7 @@ def extract(
     images = as_image_tensor(images)
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, found {batch_size}")
-    names = model.layer_names if layers is None else list(layers)
+    names = [n for n in model.layer_names if n != "prob"] if layers is None else list(layers)
     for name in names:
         model.resolve_layer(name)  # fail on a bad name before any work
     model.to(resolve_device(device))

@@ -236,7 +236,8 @@ def figure_caption(stem: str, config, tables: dict) -> str:
         n = int((tables["stimuli"]["kind"] == "RE").sum()) if "stimuli" in tables else 0
         return (f"Fig. 1. Stimuli. Columns: the first source images (named on top; {n} RE images in the study); rows: "
                 f"the RE image, its AN image (noise optimised until {network} assigns the target class) and its AI "
-                f"image (an interfering image blended in until the label changes). Under each image: {network}'s "
+                f"image (the RE image itself changed by gradient steps, a penalty keeping it close, until {network} assigns "
+                f"another, randomly drawn class; nothing is blended in). Under each image: {network}'s "
                 "top-1 class and its softmax probability P(class).")
     if stem.startswith(("fig3", "figS2")):
         n = config["selection"]["n_per_hemi_s2" if stem.startswith("figS2") else "n_per_hemi"]
@@ -318,7 +319,7 @@ class ReportContext:
 def _num(value, table: str, row: int, column: str, digits: int = 2, *, p: bool = False) -> str:
     """A number of the summary, tagged with the table cell it comes from."""
     value = float(value)
-    text = "NaN" if not np.isfinite(value) else f"{value:.3g}" if p else f"{value:.{digits}f}"
+    text = "NaN" if not np.isfinite(value) else _p_text(value) if p else f"{value:.{digits}f}"
     return (f'<span class="n" data-table="{table}" data-row="{row}" data-column="{column}" '
             f'data-value="{value!r}">{text}</span>')
 
@@ -332,10 +333,16 @@ def _estimate(frame: pd.DataFrame, name: str, row: int, column: str, ci: str = "
     return text
 
 
+def _p_text(value: float) -> str:
+    """A p-value as read: ``.001`` below 0.001 (shown as ``p < .001``), else three significant digits."""
+    return ".001" if value < 0.001 else f"{value:.3g}"
+
+
 def _p(frame: pd.DataFrame, name: str, row: int, column: str) -> str:
     value = float(frame.loc[row, column])
     mark = " <b>*</b>" if np.isfinite(value) and value < ALPHA else ""
-    return f"p = {_num(value, name, row, column, p=True)}{mark}"
+    relation = "<" if np.isfinite(value) and value < 0.001 else "="
+    return f"p {relation} {_num(value, name, row, column, p=True)}{mark}"
 
 
 def _summary_table(header: list[str], rows: list[list[str]]) -> str:
@@ -437,7 +444,7 @@ def _encoding_summary(tables: dict) -> str:
                 if p < ALPHA:
                     counts[direction] = counts.get(direction, 0) + 1
                 texts.append(f"{html.escape(direction) if p < ALPHA else 'n.s.'}, {_p(encoding, 'encoding', i, 'p_compare')}")
-            cells.append("<br>".join(texts))
+            cells.append(" · ".join(texts))  # one line per cell: three stacked lines made a grid taller than a screen
         rows.append(cells)
     lead = (f"<p><b>Encoding generalization.</b> Models trained on RE images predict AI images better than AN images "
             f"in <b>{counts['AI > AN']}</b> of {counts['n']} ROI x layer comparisons, worse in "

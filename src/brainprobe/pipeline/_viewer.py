@@ -111,10 +111,15 @@ def cortex_viewer(layers: dict, *, cmap: str = "RdBu_r", height_px: int = 520) -
     lut = np.round(255 * matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3]).astype(np.uint8)
     data = {"geometries": geometries, "subjects": subjects, "vmax": vmax or 1.0, "lut": _b64(lut, np.uint8)}
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    # without permutation maps there is no threshold to apply: the box is off and says why
+    thresholded = any(m["shown"] is not None for subject in subjects for m in subject["maps"])
+    threshold_box = ('<input type="checkbox" id="bp-threshold" checked> only family-wise p &lt; .05' if thresholded else
+                     '<input type="checkbox" id="bp-threshold" disabled> only family-wise p &lt; .05 '
+                     '(no permutation maps: [searchlight] n_perm = 0)')
     gradient = ",".join(f"rgb({r},{g},{b})" for r, g, b in lut[::16])
     return f"""<div class="bp-viewer">
 <div class="bp-controls"><label>map <select id="bp-map"></select></label>
-<label><input type="checkbox" id="bp-threshold" checked> only family-wise p &lt; .05</label>
+<label>{threshold_box}</label>
 <span>view: <button data-view="posterior">posterior</button> <button data-view="dorsal">dorsal</button>
 <button data-view="ventral">ventral</button> <button data-view="left">left</button>
 <button data-view="right">right</button></span></div>
@@ -205,6 +210,7 @@ VIEWER_SCRIPT = r"""
     const grey = decode(entry.subject.grey, Uint8Array), outline = decode(entry.subject.outline, Uint8Array);
     const values = decode(entry.map.values, Float32Array);
     const shown = entry.map.shown ? decode(entry.map.shown, Uint8Array) : null;
+    threshold.disabled = !shown;
     const colour = new Float32Array(geometry.n * 3);
     let drawn = 0;
     for (let i = 0; i < geometry.n; i++) {

@@ -21,6 +21,7 @@ from ._figures import (
     stimulus_grid,
 )
 from ._general import best_layer_map, ceiling_profile
+from ._show import show
 from ._synthesis import synthesis_progress
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "synthesis_progress",
     "best_layer_map",
     "ceiling_profile",
+    "show",
 ]

@@ -126,6 +126,11 @@ def _stars(p: float) -> str:
 STARS = "* p < .05, ** p < .01, *** p < .001"
 
 
+def _p_text(p: float) -> str:
+    """``p < .001`` below 0.001 (not 0.000999), else ``p = `` three significant digits."""
+    return "p < .001" if p < 0.001 else f"p = {p:.3g}"
+
+
 @_journal
 def stimulus_grid(images: np.ndarray, table: pd.DataFrame, *, n_sources: int = 5,
                   kinds: Sequence[str] = ("RE", "AN", "AI"), columns: str | float = "double"):
@@ -163,7 +168,7 @@ def stimulus_grid(images: np.ndarray, table: pd.DataFrame, *, n_sources: int = 5
             name = name if len(name) <= 20 else name[:19] + "…"
             ax.set_xlabel(f"{name}\nP(class) = {row.get('p_top1', np.nan):.2f}", fontsize=6, labelpad=2)
             if r == 0:
-                ax.set_title(str(source), fontsize=6, pad=2)
+                ax.set_title(str(source).removeprefix("RE/"), fontsize=6, pad=2)  # the row says it is RE
             if c == 0:
                 ax.set_ylabel(kind, fontsize=8, fontweight="bold")
     shown = f"{len(sources)} of {len(all_sources)} source images" if len(sources) < len(all_sources) else \
@@ -219,6 +224,19 @@ def _difference_mark(p: float, direction: str) -> str:
         return ""
     short = direction.replace("RE-", "").replace(" ", "")
     return f"{short} {stars}"
+
+
+def _crowded(n_positions: int, per_inch: float = 0.0) -> bool:
+    """True when "AI>AN" labels side by side would overprint: many layers, or more than ~4 per inch."""
+    return n_positions > 8 or per_inch > 4
+
+
+def _direction_label(ax, x: float, mark: str, n_positions: int, per_inch: float = 0.0) -> None:
+    """A difference test's direction and stars above position ``x``: two short lines, or one line
+    turned upright where neighbouring labels would overprint ("AI>ANAI>AN")."""
+    upright = _crowded(n_positions, per_inch)
+    ax.text(x, 1.01, mark if upright else mark.replace(" ", "\n"), transform=ax.get_xaxis_transform(), ha="center",
+            va="bottom", fontsize=5, linespacing=0.9, rotation=90 if upright else 0)
 
 
 def _ci_columns(table: pd.DataFrame, ci: str) -> tuple[str, str] | None:
@@ -302,8 +320,9 @@ def _bracket_differences(ax, tests: pd.DataFrame, part: pd.DataFrame, unit: str,
             continue
         y = max(top, 0) + 0.16  # above the permutation stars drawn over each bar
         ax.plot([xi - 0.2, xi - 0.2, xi + 0.2, xi + 0.2], [y - 0.03, y, y, y - 0.03], color="0.2", linewidth=0.6)
-        ax.text(xi, y + 0.01, mark, ha="center", va="bottom", fontsize=6)
-        ax.set_ylim(top=max(ax.get_ylim()[1], y + 0.15))
+        # direction over stars, 5 pt: one line ("AI>AN **") is wider than an ROI's two bars
+        ax.text(xi, y + 0.01, mark.replace(" ", "\n"), ha="center", va="bottom", fontsize=5, linespacing=0.9)
+        ax.set_ylim(top=max(ax.get_ylim()[1], y + 0.2))
 
 
 @_journal
@@ -328,7 +347,7 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
         if trend is not None and (trend["pair"] == pair).any():
             t = trend[trend["pair"] == pair].iloc[0]
             which = f", {t['p_method']}" if "p_method" in t else ""
-            label = f"{pair} (Mann-Kendall tau = {t['tau']:.2f}, p = {t['p']:.3g}{which})"
+            label = f"{pair} (Mann-Kendall tau = {t['tau']:.2f}, {_p_text(t['p'])}{which})"
         error = None
         if ci_columns:
             error = np.abs(np.vstack([y - rows[ci_columns[0]].to_numpy(float), rows[ci_columns[1]].to_numpy(float) - y]))
@@ -343,14 +362,14 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
         for xi, p, direction in zip(x, tests["p_boot"].to_numpy(float), tests["direction"].astype(str), strict=True):
             mark = _difference_mark(p, direction)
             if mark:
-                ax.text(xi, 1.01, mark.replace(" ", "\n"), transform=ax.get_xaxis_transform(), ha="center",
-                        va="bottom", fontsize=5, linespacing=0.9)
+                _direction_label(ax, xi, mark, len(layers))
     ax.axhline(0, color="0.3", linewidth=0.6)
     ax.set_xticks(x, layers, rotation=45 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center")
     ax.set_ylabel(_similarity_label(table))  # no x label: the layer names say it, and the legend sits there
     marks = "; top: AI vs AN bootstrap test" if difference is not None else ""
+    pad = (26 if _crowded(len(layers)) else 16) if difference is not None else 4
     ax.set_title(f"{network} layers: RE-AN and RE-AI similarity\n({ci[2:]}% CI; stars: permutation test vs 0{marks})"
-                 .strip(), fontsize=6, pad=16 if difference is not None else 4)
+                 .strip(), fontsize=6, pad=pad)
     # under the axes: the trend labels are long and must not hide points
     ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22 if len(layers) <= 6 else -0.3), ncol=1)
     ax.spines[["top", "right"]].set_visible(False)
@@ -376,6 +395,7 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
                                 sharex=True, sharey=True, squeeze=False)
     ci_columns = _ci_columns(table, ci)
     x = np.arange(len(layers))
+    ax_width = width / len(rois)  # inches per panel, for the direction labels above its layers
     for i, subject in enumerate(subjects):
         for j, roi in enumerate(rois):
             ax = axes[i, j]
@@ -394,11 +414,11 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
                                             compared["direction"].astype(str), strict=True):
                     mark = _difference_mark(p, direction)
                     if mark:
-                        ax.text(xi, 1.01, mark.replace(" ", "\n"), transform=ax.get_xaxis_transform(),
-                                ha="center", va="bottom", fontsize=5, linespacing=0.9)
+                        _direction_label(ax, xi, mark, len(layers), per_inch=len(layers) / ax_width)
             ax.axhline(0, color="0.3", linewidth=0.6)
             if i == 0:
-                ax.set_title(roi, pad=14 if "p_compare" in table else 4)
+                ax.set_title(roi, pad=(26 if _crowded(len(layers), len(layers) / ax_width) else 14)
+                             if "p_compare" in table else 4)
             if j == 0:
                 ax.set_ylabel(f"{subject}\naccuracy (r)")
             ax.set_xticks(x, layers, rotation=90)

@@ -425,10 +425,12 @@ def layer_trend(similarity: pd.DataFrame, *, order: Sequence[str] | None = None,
                 alternative: str = "two-sided", exact="auto") -> pd.DataFrame:
     """Mann-Kendall trend of each pair's similarity across unit sets (layers), in order.
 
-    Both p-values are reported: the exact one and the normal approximation with continuity
+    Two p-values are reported: the exact one and the normal approximation with continuity
     correction (the one paper 001 gives: its p = 0.009 for RE-AI is S = -22 over 8 layers under
     the approximation; the exact p is 0.0055). ``p`` is the one ``exact`` chooses and
-    ``p_method`` says which.
+    ``p_method`` says which: by default exact up to 10 layers (9 when similarities tie), the
+    normal approximation beyond. ``p_exact`` is NaN where it is not enumerated (ties and more
+    than 9 layers), and the normal p is then the only one.
 
     Parameters
     ----------

@@ -192,9 +192,12 @@ def load_manifest(csv_path, *, size: int | None = None, path_column: str = "file
 
 
 def _png_names(image_ids: list[str]) -> list[str]:
+    """A safe file name per id; ``/`` in an id makes sub-folders (``AN/img00`` -> ``AN/img00.png``),
+    so `load_folder` of the PNG folder gives back the same ids."""
     names, used = [], set()
     for index, image_id in enumerate(image_ids):
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", image_id).strip("._") or f"image{index:04d}"
+        parts = [re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") for part in str(image_id).split("/")]
+        name = "/".join(part for part in parts if part) or f"image{index:04d}"
         if name.lower() in used:
             name = f"{name}_{index:04d}"
         used.add(name.lower())
@@ -231,6 +234,7 @@ def save_stimuli(stimuli: StimulusSet, folder, *, overwrite: bool = False) -> Pa
         (staging / _PNG_FOLDER).mkdir()
         pixels = np.round(stimuli.numpy() * 255.0).clip(0, 255).astype(np.uint8)
         for name, array in zip(table["png"], pixels, strict=True):
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(array).save(staging / name)
         with open(staging / _ARRAYS_FILE, "wb") as handle:
             np.savez(

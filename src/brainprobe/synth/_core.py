@@ -195,8 +195,25 @@ class _PerImageOptimizer:
         return -self.lr * corrected
 
 
+def _progress_note(bar, converged, aux, watch) -> str:
+    """The bar's postfix: images done and, with ``watch = (aux key, stop value)``, the lowest value
+    of that number among the images still running (the last one measured, for numbers measured
+    every few steps), against the value they stop at."""
+    note = f"done {int(converged.sum())}/{len(converged)}"
+    if watch is None:
+        return note
+    key, target = watch
+    values = aux.get(key) if isinstance(aux, dict) else None
+    if values is not None:
+        values = torch.as_tensor(values).detach().double().flatten()
+        values = values[~torch.isnan(values)]
+        if len(values):
+            bar.brainprobe_watch = f"lowest {key} {float(values.min()):.3f} (each stops at {target:g})"
+    return f"{note}, {getattr(bar, 'brainprobe_watch', f'each stops at {key} {target:g}')}"
+
+
 def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, straight_through, bar, history,
-               project=None, converged=None, updates=None, on_step=None, aux_rows=None):
+               project=None, converged=None, updates=None, on_step=None, aux_rows=None, watch=None):
     converged = torch.zeros(len(x), dtype=torch.bool, device=x.device) if converged is None else converged
     updates = torch.zeros(len(x), dtype=torch.long, device=x.device) if updates is None else updates
     done = int(updates.max()) if len(updates) else 0
@@ -230,7 +247,7 @@ def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, str
         updates[step_index] += 1
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(active=int(active.sum()))
+            bar.set_postfix_str(_progress_note(bar, converged, aux, watch))
         if on_step is not None:
             on_step(converged, updates)
     return converged, updates
@@ -255,6 +272,7 @@ def optimize_pixels(
     device: str | torch.device | None = None,
     progress: bool | None = None,
     desc: str = "optimize",
+    watch: tuple[str, float] | None = None,
 ) -> OptimizationResult:
     """Optimize a batch of images against a per-image objective, each stopping on its own.
 
@@ -308,6 +326,10 @@ def optimize_pixels(
         Progress bar over steps; default when running in a terminal.
     desc : str
         Progress bar label.
+    watch : (str, float), optional
+        An ``aux`` key and the value images stop at (``("p_target", 0.99)``): the progress bar
+        shows the images done and the lowest value among the images still running. With a
+        ``criterion`` the bar counts steps without an ETA: ``max_iter`` is only a ceiling.
 
     Returns
     -------
@@ -348,11 +370,14 @@ def optimize_pixels(
             if int(counts.max()) % checkpoint_every == 0:
                 _save_checkpoint(checkpoint, x, active, done_mask, counts, state, history)
 
+    # with a stopping criterion max_iter is a ceiling, not the expected length: no ETA towards it
+    stops = {} if criterion is None else {"bar_format": "{desc}: step {n_fmt} of at most {total_fmt} "
+                                                        "[{elapsed}, {rate_fmt}{postfix}]"}
     bar = tqdm(total=max_iter, initial=int(updates.max()), desc=desc, unit="step",
-               disable=None if progress is None else not progress)
+               disable=None if progress is None else not progress, **stops)
     with bar:
         converged, updates = _run_phase(x, active, objective, criterion, state, bounds, max_iter, False, bar, history,
-                                        project, converged, updates, on_step, aux_rows)
+                                        project, converged, updates, on_step, aux_rows, watch)
         updates_8bit = torch.zeros_like(updates)
         if quantize:
             with torch.no_grad():
@@ -363,7 +388,7 @@ def optimize_pixels(
                 state.reset(torch.nonzero(recheck).flatten())  # fresh moments for the 8-bit phase
                 converged_8bit, updates_8bit = _run_phase(
                     x, recheck, objective, criterion, state, bounds, max_iter_8bit, True, bar, history, project,
-                    aux_rows=aux_rows)
+                    aux_rows=aux_rows, watch=watch)
                 converged = converged & converged_8bit
             with torch.no_grad():
                 x.copy_(quantize_8bit(x))

@@ -276,7 +276,8 @@ class Metamer(PreImageSynthesis):
         context = linear_gradient_relu(self.model, self.layer) if self.linear_gradient else contextlib.nullcontext()
         with context:
             result = optimize_pixels(self.start, objective, criterion=criterion, optimizer="adam", lr=self.lr,
-                                     max_iter=max_iter, device=device, progress=progress, desc="metamer")
+                                     max_iter=max_iter, device=device, progress=progress, desc="metamer",
+                                     watch=None if self.stop_fidelity is None else ("fidelity", self.stop_fidelity))
         self.images, self.losses, self.history = result.images, result.loss_history, result.aux_history
         self.n_iter_, self.n_iter = result.n_iter, int(result.n_iter.max()) if len(result.n_iter) else 0
         self.fidelity_ = layer_fidelity(self.model, self.images, self.originals, [self.layer])["fidelity"].to_numpy()
