@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..roi import load_mesh
-from ._responses import Responses
+from ._responses import Responses, _check_vertex_numbers
 
 __all__ = ["GLMSINGLE_MODELS", "NON_IMAGE_TRIAL_TYPES", "glmsingle_model_name", "kinds_from_stimuli", "load_responses",
            "load_trial_table", "paper_trial_table", "trials_from_designinfo"]
@@ -667,6 +667,8 @@ def _place_vertices(vertices: pd.DataFrame, table, meshes: Mapping, n_vertices: 
         table = pd.DataFrame(table).reset_index(drop=True)
         if len(table) != n_vertices:
             raise ValueError(f"{where}: expected {n_vertices} rows (one per column of {source}), found {len(table)}")
+        if "vertex" in table:
+            _check_vertex_numbers(table.assign(hemi=table["hemi"] if "hemi" in table else ""), where)
         rest = vertices.drop(columns=[c for c in vertices.columns if c in table])
         return pd.concat([table, rest.reset_index(drop=True)], axis=1)
     flat = (vertices["hemi"] == "").all() and "i" not in vertices

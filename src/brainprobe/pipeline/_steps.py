@@ -263,7 +263,8 @@ def add_rois(responses: Responses, entry: Mapping, config) -> None:
             raise ValueError(f"{where} vertices {entry['vertices']}: no column for ROIs {missing}; "
                              f"columns are {list(responses.vertices.columns)}")
         for name in names:
-            responses.add_roi(name, responses.vertices[name].astype(bool).to_numpy())
+            responses.add_roi(name, responses.vertices[name].to_numpy(), where=f"{where} vertices {entry['vertices']}")
+        _apply_localizers(responses, config, where)  # honoured with table ROIs too
         return
     try:
         add_atlas_rois(responses, names, labels=entry["labels"] if atlas == "labels" else None)
