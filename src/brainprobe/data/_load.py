@@ -53,12 +53,20 @@ def _stim_file_id(value: str) -> str:
     return str(PurePosixPath(*parts).with_suffix(""))
 
 
+_NAME_COLUMNS = ("image_id", "stim_file", "trial_type", "kind", "source_id", "category", "condition")
+
+
 def _read_one_trial_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"trial table not found: {path}")
     separator = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        table = pd.read_csv(path, sep=separator, keep_default_na=False, na_values=["n/a", "NaN"])
+        header = pd.read_csv(path, sep=separator, nrows=0).columns
+        # name columns stay text ("007" is not 7, an image called "NaN" is not missing); only BIDS's
+        # "n/a" marks a missing name
+        names = [c for c in header if c in _NAME_COLUMNS]
+        table = pd.read_csv(path, sep=separator, keep_default_na=False, dtype={c: str for c in names},
+                            na_values={c: ["n/a"] if c in names else ["n/a", "NaN"] for c in header})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
         raise ValueError(f"{path}: not a readable {'BIDS events TSV' if separator == chr(9) else 'CSV'} table "
                          f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None

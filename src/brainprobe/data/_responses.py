@@ -25,6 +25,7 @@ def _complete_trials(trials: pd.DataFrame | None, n_trials: int, source: str) ->
     trials["image_id"] = trials["image_id"].astype(str)
     if "repeat" not in trials:
         trials["repeat"] = trials.groupby("image_id").cumcount() + 1
+    trials["repeat"] = _whole_numbers(trials["repeat"], "repeat", source)
     for column, default in TRIAL_COLUMNS.items():
         if column not in trials:
             trials[column] = default
@@ -35,6 +36,19 @@ def _complete_trials(trials: pd.DataFrame | None, n_trials: int, source: str) ->
         examples = trials.loc[duplicated, ["image_id", "repeat"]].drop_duplicates().head(3).to_dict("records")
         raise ValueError(f"{source}: duplicate trial labels (image_id, repeat): {examples}")
     return trials
+
+
+def _whole_numbers(values: pd.Series, column: str, source: str) -> pd.Series:
+    """A column of whole numbers as integers (a CSV's ``1.0`` is repeat 1, not "repeat1.0");
+    a blank, a fraction or a word is refused with its row."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | (numbers != np.floor(numbers))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        value = values.iloc[row]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(f"{source}: trial table row {row + 1}: {column} {value!r} is not a whole number")
+    return numbers.astype(np.int64)
 
 
 def _complete_vertices(vertices: pd.DataFrame | None, n_vertices: int, source: str) -> pd.DataFrame:
@@ -141,8 +155,15 @@ class Responses:
         betas = np.asarray(betas)
         if betas.ndim != 2:
             raise ValueError(f"{source}: expected betas of shape (n_trials, n_vertices), found {betas.shape}")
+        if np.iscomplexobj(betas):
+            raise ValueError(f"{source}: complex betas ({betas.dtype}); expected real numbers (take .real or abs() "
+                             "yourself if that is what you mean)")
+        if not np.issubdtype(betas.dtype, np.number) or betas.dtype == bool:
+            raise ValueError(f"{source}: expected numeric betas, found dtype {betas.dtype}")
         if not np.issubdtype(betas.dtype, np.floating):
             betas = betas.astype(np.float64)
+        if not betas.dtype.isnative:  # big-endian arrays (from some MATLAB/NIfTI writers): native byte order
+            betas = betas.astype(betas.dtype.newbyteorder("="))
         self.source, self.subject = source, subject
         self.trials = _complete_trials(trials, betas.shape[0], source)
         vertices = _complete_vertices(vertices, betas.shape[1], source)

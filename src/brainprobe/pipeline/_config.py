@@ -203,6 +203,11 @@ def _merge_section(source: str, section: str, given, defaults: dict, label: str 
             raise ConfigError(f"{where} {key}: expected a positive value, found {value!r}")
         if (section, key) in NON_NEGATIVE and merged[key] < 0:
             raise ConfigError(f"{where} {key}: expected a value >= 0, found {value!r}")
+        if key == "n_boot" and merged[key] == 1:  # its "interval" would have width zero
+            raise ConfigError(f"{where} n_boot: one resample gives no interval; expected 0 (no interval) or at least "
+                              f"2 (1000 by default), found 1")
+        if (section, key) == ("best_layer", "cv") and merged[key] < 2:
+            raise ConfigError(f"{where} cv: cross-validation needs at least 2 folds, found {value!r}")
     return merged
 
 

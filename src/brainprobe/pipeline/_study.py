@@ -58,8 +58,8 @@ def read_table(path) -> pd.DataFrame:
     """Read a table written by `write_table` with its name columns as strings."""
     path = Path(path)
     header = pd.read_csv(path, nrows=0).columns
-    return pd.read_csv(path, keep_default_na=False, na_values=["NaN"],
-                       dtype={c: str for c in STRING_COLUMNS if c in header})
+    return pd.read_csv(path, keep_default_na=False, dtype={c: str for c in STRING_COLUMNS if c in header},
+                       na_values={c: [] if c in STRING_COLUMNS else ["NaN"] for c in header})
 
 
 def _save_frames(frames: Mapping[str, pd.DataFrame], folder: Path) -> None:
@@ -158,7 +158,9 @@ class Study:
         elif not isinstance(config, StudyConfig):
             config = validate(config)
         self.config = config
-        self.overwrite = overwrite
+        if not isinstance(overwrite, (bool, np.bool_)):  # "no" would be true
+            raise TypeError(f"overwrite: expected True or False, found {overwrite!r}")
+        self.overwrite = bool(overwrite)
         self.n_jobs = _cap_jobs(int(n_jobs if n_jobs is not None else config["parallel"]["n_jobs"]))
         self.scheduler = scheduler if scheduler is not None else config["parallel"]["scheduler"]
         if self.scheduler and not self.scheduler.startswith(("dask://", "tcp://")):

@@ -92,16 +92,21 @@ def select_reliable_vertices(
         All disks are computed together (sparse matrix products, see
         `brainprobe.rsa.searchlight_rdms`).
     """
+    where = f"{responses.subject} ({responses.source})"
     kinds = responses.trials["kind"].to_numpy()
     if not (kinds == reference_kind).any():
-        raise ValueError(f"no trials of kind {reference_kind!r} to select vertices on; kinds are {sorted(set(kinds))}")
+        raise ValueError(f"{where}: no trials of kind {reference_kind!r} to select vertices on; kinds are "
+                         f"{sorted(set(kinds))}")
     reference = responses.select_trials(kind=reference_kind)  # the only trials read from here on
     first, second = (reference.select_trials(repeat=r) for r in repeats)
     if len(first.trials) == 0 or len(second.trials) == 0:
-        raise ValueError(f"repeats {repeats}: need {reference_kind} trials from both repeats")
+        found = sorted(set(reference.trials["repeat"]))
+        raise ValueError(f"{where}: repeats {repeats}: need {reference_kind} trials from both repeats; its "
+                         f"{reference_kind} trials have repeats {found}")
     shared = [i for i in first.trials["image_id"] if i in set(second.trials["image_id"])]
     if len(shared) < 3:
-        raise ValueError(f"only {len(shared)} {reference_kind} images have both repeats {repeats}; need at least 3")
+        raise ValueError(f"{where}: only {len(shared)} {reference_kind} images have both repeats {repeats}; need at "
+                         "least 3")
     order_first = pd.Series(np.arange(first.n_trials), index=first.trials["image_id"]).loc[shared].to_numpy()
     order_second = pd.Series(np.arange(second.n_trials), index=second.trials["image_id"]).loc[shared].to_numpy()
     mask = responses.roi_mask(roi)
@@ -109,8 +114,15 @@ def select_reliable_vertices(
         raise ValueError("the ROI has no vertices")
     centers = np.flatnonzero(mask)
     disks = neighbourhoods_for_columns(responses.vertices, neighbourhoods)[centers]
-    rdm_first = searchlight_rdms(first.betas[order_first], disks, metric)
-    rdm_second = searchlight_rdms(second.betas[order_second], disks, metric)
+    first_betas, second_betas = first.betas[order_first], second.betas[order_second]
+    if metric != "cosine":
+        # RDMs come from Gram products: a large common offset (betas + 1e6) would leave only its
+        # rounding error; correlation and Euclidean distances do not change when one number is
+        # subtracted from every beta, cosine does (it is left as given)
+        offset = float(np.mean(reference.betas))
+        first_betas, second_betas = first_betas - offset, second_betas - offset
+    rdm_first = searchlight_rdms(first_betas, disks, metric)
+    rdm_second = searchlight_rdms(second_betas, disks, metric)
     reliability = correlate_rows(rdm_first, rdm_second, method)
     table = responses.vertices.loc[centers, ["hemi", "vertex"]].reset_index(drop=True)
     table.insert(0, "column", centers)
