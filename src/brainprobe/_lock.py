@@ -71,6 +71,7 @@ def output_lock(folder):
         When a live run holds the folder; the message names it and the lock file.
     """
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK
     record = {"pid": os.getpid(), "host": socket.gethostname(),
@@ -96,3 +97,6 @@ def output_lock(folder):
     finally:
         if _holder(path) == record:
             path.unlink(missing_ok=True)
+        if created:  # a run that stopped before writing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()

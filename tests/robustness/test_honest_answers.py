@@ -143,9 +143,8 @@ def test_complex_and_odd_arrays(tmp_path):
 
 
 def test_overwrite_must_be_a_boolean(tmp_path):
-    config = validate({"study": {"output": str(tmp_path / "out")}, "subjects": {"simulate": 1}}, base=tmp_path)
     with pytest.raises(TypeError, match=r"overwrite: expected True or False, found 'no'"):
-        Study(config, overwrite="no")
+        Study({"study": {"output": str(tmp_path / "out")}, "subjects": {"simulate": 1}}, overwrite="no")
 
 
 def test_a_common_offset_leaves_the_selection_unchanged():
@@ -167,3 +166,28 @@ def test_an_extremely_elongated_image_is_refused_before_it_is_resized(tmp_path):
     Image.fromarray(np.zeros((1, 60000, 3), np.uint8)).save(tmp_path / "strip.png")
     with pytest.raises(ValueError, match=r"strip.png: a 1 x 60000 image would take [0-9.]+ GiB resized to 224"):
         load_folder(tmp_path, size=224)
+
+
+def test_resampling_that_cannot_fit_is_refused_with_the_number_and_the_key(monkeypatch):
+    from brainprobe import _memory
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1024**3)  # a 1 GiB machine
+    patterns = np.random.default_rng(1).normal(size=(18, 20))
+    with pytest.raises(ValueError, match=r"kind_difference with n_boot = 1000000000 on 6 images would need "
+                                         r"[0-9,.]+ GiB at once, more than the 1.0 GiB available; lower n_boot "
+                                         r"\(\[rsa\] n_boot in a study file"):
+        kind_difference({"roi": patterns}, _kinds_table(), n_boot=10**9)
+
+
+def test_romp_with_a_huge_n_nonzero_is_refused_before_allocating(monkeypatch):
+    from brainprobe import _memory
+    from brainprobe.encoding import romp_batched
+
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1024**3)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(30, 20000)).astype(np.float32), rng.normal(size=(30, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"ROMP with n_nonzero = 100000 on 20000 features would need [0-9,.]+ GiB at "
+                                         r"once, more than the 1.0 GiB available; lower n_nonzero \(\[encoding\] "
+                                         r"n_nonzero in a study file\); a support cannot exceed n_samples - 2 = 28"):
+        romp_batched(X, Y, 100000)
+    assert romp_batched(X[:, :50], Y, 5).coef.shape == (8, 50)  # an ordinary fit is not refused

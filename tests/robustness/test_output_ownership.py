@@ -136,6 +136,10 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, capsys):
 def test_the_lock_is_released_and_refuses_a_live_holder_in_the_api(tmp_path):
     out = tmp_path / "out"
     with output_lock(out):
+        assert (out / LOCK).is_file()
+    assert not out.exists()  # a folder the lock made, left empty, is removed with it
+    out.mkdir()
+    with output_lock(out):
         holder = json.loads((out / LOCK).read_text())
         assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
         other = subprocess.run([sys.executable, "-c", f"from brainprobe._lock import output_lock\n"

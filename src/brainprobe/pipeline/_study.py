@@ -153,13 +153,13 @@ class Study:
 
     def __init__(self, config, *, overwrite: bool = False, n_jobs: int | None = None,
                  scheduler: str | None = None, progress: bool | None = None):
+        if not isinstance(overwrite, (bool, np.bool_)):  # "no" would be true
+            raise TypeError(f"overwrite: expected True or False, found {overwrite!r}")
         if isinstance(config, (str, os.PathLike)):
             config = load_config(config)
         elif not isinstance(config, StudyConfig):
             config = validate(config)
         self.config = config
-        if not isinstance(overwrite, (bool, np.bool_)):  # "no" would be true
-            raise TypeError(f"overwrite: expected True or False, found {overwrite!r}")
         self.overwrite = bool(overwrite)
         self.n_jobs = _cap_jobs(int(n_jobs if n_jobs is not None else config["parallel"]["n_jobs"]))
         self.scheduler = scheduler if scheduler is not None else config["parallel"]["scheduler"]
@@ -278,6 +278,8 @@ class Study:
         The output folder is locked while the study runs: a second run into it stops with an
         error naming the run that holds it (`brainprobe._lock.OutputLockedError`).
         """
+        if self.scheduler:
+            _check_scheduler(self.scheduler)
         self._check_output_place()
         with output_lock(self.output):
             return self._run_locked()
@@ -285,8 +287,6 @@ class Study:
     def _run_locked(self) -> StudyResult:
         start = time.perf_counter()
         config = self.config
-        if self.scheduler:
-            _check_scheduler(self.scheduler)
         self._prepare_output()
         self._say(f"brainprobe study {config['study']['name']!r} -> {self.output}")
         # read (and checked) here, before any heavy work; each task then receives its subject

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._memory import check_allocation
 from .._progress import tqdm
 from ..stats import (
     SUBSAMPLE_CI_METHOD,
@@ -427,6 +428,11 @@ def kind_difference(
     sets = _pattern_sets(patterns, raw if isinstance(raw, pd.DataFrame) else table, image_ids)
     sources, rows = align_kinds(table, reference, (first, second))
     n = len(sources)
+    n_pairs = n * (n - 1) // 2
+    # draws, the two gathered index arrays, the kept-pair mask and three gathered RDMs, all at once
+    check_allocation(n_boot * (8 * n + n_pairs * (2 * 8 + 1 + 3 * 8)),
+                     f"kind_difference with n_boot = {n_boot} on {n} images",
+                     "lower n_boot ([rsa] n_boot in a study file; 1000 is the default)")
     draws = as_generator(seed).integers(0, n, size=(n_boot, n))
     upper_rows, upper_cols = np.triu_indices(n, 1)
     a, b = draws[:, upper_rows], draws[:, upper_cols]
