@@ -191,3 +191,28 @@ def test_romp_with_a_huge_n_nonzero_is_refused_before_allocating(monkeypatch):
                                          r"n_nonzero in a study file\); a support cannot exceed n_samples - 2 = 28"):
         romp_batched(X, Y, 100000)
     assert romp_batched(X[:, :50], Y, 5).coef.shape == (8, 50)  # an ordinary fit is not refused
+
+
+# -- 9: clear errors -------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", ["abc", -1, 1.5, True])
+def test_bad_seeds_are_named(seed):
+    with pytest.raises(ValueError, match=r"seed: expected an integer >= 0, a numpy Generator or None, found"):
+        kind_difference({"roi": np.random.default_rng(1).normal(size=(18, 20))}, _kinds_table(), n_boot=10, seed=seed)
+
+
+def test_one_layer_name_is_one_layer():
+    from brainprobe.models import extract, load_model
+
+    model = load_model("alexnet", weights=None, device="cpu")
+    acts = extract(model, torch.rand(2, 3, 64, 64), "conv1")
+    assert acts.layers == ["conv1"]
+
+
+def test_a_latin1_study_file_is_named(tmp_path, capsys):
+    from brainprobe.cli import main
+
+    study = tmp_path / "study.toml"
+    study.write_bytes('[study]\nname = "café"\n[subjects]\nsimulate = 1\n'.encode("latin-1"))
+    assert main(["run", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{study}: line 2: not UTF-8 text (byte 0xe9)" in err

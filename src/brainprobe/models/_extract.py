@@ -101,7 +101,8 @@ def extract(
     images = as_image_tensor(images)
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, found {batch_size}")
-    names = model.layer_names if layers is None else list(layers)
+    # one name is one layer ("conv1"), never the letters of it
+    names = model.layer_names if layers is None else [layers] if isinstance(layers, str) else list(layers)
     for name in names:
         model.resolve_layer(name)  # fail on a bad name before any work
     model.to(resolve_device(device))

@@ -538,7 +538,11 @@ def load_config(path) -> StudyConfig:
     if not path.is_file():
         raise ConfigError(f"study file not found: {path}")
     try:
-        values = tomllib.loads(path.read_text())
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:  # TOML is UTF-8; a Latin-1 "é" is not
+        line = path.read_bytes()[:error.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); TOML files "
+                          "are UTF-8: save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     config = validate(values, source=str(path), base=path.parent.resolve())
