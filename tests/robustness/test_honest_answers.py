@@ -216,3 +216,10 @@ def test_a_latin1_study_file_is_named(tmp_path, capsys):
     assert main(["run", str(study)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{study}: line 2: not UTF-8 text (byte 0xe9)" in err
+
+
+def test_two_layers_with_the_rsa_trend_are_refused_up_front(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[network\] layers: the trend over layers \(\[rsa\]\) needs at least 3 "
+                                          r"layers, found 2 \(\['conv2', 'fc7'\]\)"):
+        validate({"study": {"output": str(tmp_path / "o")}, "subjects": {"simulate": 1},
+                  "network": {"name": "alexnet", "weights": "random", "layers": ["conv2", "fc7"]}}, base=tmp_path)

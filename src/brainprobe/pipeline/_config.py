@@ -359,6 +359,10 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
             raise ConfigError(f"{source}: [network] {error}") from None
     _resolve_weights(source, "[network]", config["network"], base)
     _check_network(source, config["network"])
+    named = config["network"]["layers"]
+    if config["rsa"]["enabled"] and named and len(named) < 3:  # the Mann-Kendall trend needs three points
+        raise ConfigError(f"{source}: [network] layers: the trend over layers ([rsa]) needs at least 3 layers, found "
+                          f"{len(named)} ({list(named)}); name more layers or set [rsa] enabled = false")
     config["compare"] = _compared(source, values.get("compare", []), base, config["network"])
     if not config["subject"] and config["subjects"]["simulate"] == 0:
         raise ConfigError(f"{source}: no subjects: add [[subject]] entries with response files, "
