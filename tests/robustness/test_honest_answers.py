@@ -223,3 +223,34 @@ def test_two_layers_with_the_rsa_trend_are_refused_up_front(tmp_path):
                                           r"layers, found 2 \(\['conv2', 'fc7'\]\)"):
         validate({"study": {"output": str(tmp_path / "o")}, "subjects": {"simulate": 1},
                   "network": {"name": "alexnet", "weights": "random", "layers": ["conv2", "fc7"]}}, base=tmp_path)
+
+
+# -- found by our own hostile-input campaign ---------------------------------------------------------
+def test_campaign_findings_give_named_errors():
+    from brainprobe.data import simulate_subject
+    from brainprobe.roi import Mesh, geodesic_neighbourhoods
+    from brainprobe.stats import mann_kendall
+
+    x, y = np.meshgrid(np.arange(4.0), np.arange(4.0))
+    mesh = Mesh(np.column_stack([x.ravel(), y.ravel(), np.zeros(16)]), np.array([[0, 1, 4], [1, 5, 4]]), name="m")
+    with pytest.raises(ValueError, match=r"radius_mm: expected a positive, finite radius, found '3'"):
+        geodesic_neighbourhoods(mesh, "3")
+    with pytest.raises(ValueError, match=r"x: expected numbers"):
+        mann_kendall(["a", "b", "c"])
+    trials = pd.DataFrame({"image_id": [f"i{k}" for k in range(4)] * 2, "repeat": [1] * 4 + [2] * 4})
+    vertices = pd.DataFrame({"hemi": "L", "vertex": range(16), "V1": [True] * 8 + [False] * 8, "V2": False})
+    responses = Responses(np.random.default_rng(0).normal(size=(8, 16)), trials, vertices, subject="s7")
+    disks = {"L": geodesic_neighbourhoods(mesh, 1.5)}
+    with pytest.raises(ValueError, match=r"s7 \(betas\): ROI V2 has no vertices"):
+        select_reliable_vertices(responses, "V2", disks)
+    with pytest.raises(ValueError, match=r"n_per_hemi: expected a positive number of vertices per hemisphere, found 0"):
+        select_reliable_vertices(responses, "V1", disks, n_per_hemi=0)
+    stimuli = _four_images()
+    with pytest.raises(ValueError, match=r"seed: expected an integer >= 0"):
+        simulate_subject(stimuli, vertices=50, seed=-1)
+
+
+def _four_images():
+    from brainprobe.stimuli import StimulusSet
+
+    return StimulusSet(torch.rand(4, 3, 8, 8), {"image_id": ["a", "b", "c", "d"]})

@@ -245,8 +245,9 @@ def geodesic_neighbourhoods(
     """
     if method not in NEIGHBOURHOOD_METHODS:
         raise ValueError(f"method: expected one of {NEIGHBOURHOOD_METHODS}, found {method!r}")
-    if not (np.isfinite(radius_mm) and radius_mm > 0):
-        raise ValueError(f"radius_mm: expected a positive, finite radius, found {radius_mm}")
+    if isinstance(radius_mm, bool) or not isinstance(radius_mm, (int, float, np.integer, np.floating)) or \
+            not (np.isfinite(radius_mm) and radius_mm > 0):
+        raise ValueError(f"radius_mm: expected a positive, finite radius, found {radius_mm!r}")
     mesh = load_mesh(mesh)
     cache = _cache_path(cache_dir, mesh, radius_mm, method)
     signature = {"mesh": mesh.digest(), "radius_mm": float(radius_mm), "method": method}

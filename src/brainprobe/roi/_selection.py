@@ -109,9 +109,11 @@ def select_reliable_vertices(
                          "least 3")
     order_first = pd.Series(np.arange(first.n_trials), index=first.trials["image_id"]).loc[shared].to_numpy()
     order_second = pd.Series(np.arange(second.n_trials), index=second.trials["image_id"]).loc[shared].to_numpy()
+    if isinstance(n_per_hemi, bool) or not isinstance(n_per_hemi, (int, np.integer)) or n_per_hemi < 1:
+        raise ValueError(f"n_per_hemi: expected a positive number of vertices per hemisphere, found {n_per_hemi!r}")
     mask = responses.roi_mask(roi)
     if not mask.any():
-        raise ValueError("the ROI has no vertices")
+        raise ValueError(f"{where}: ROI {roi if isinstance(roi, str) else '(mask)'} has no vertices")
     centers = np.flatnonzero(mask)
     disks = neighbourhoods_for_columns(responses.vertices, neighbourhoods)[centers]
     first_betas, second_betas = first.betas[order_first], second.betas[order_second]
