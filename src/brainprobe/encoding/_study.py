@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
+from .._memory import check_allocation
 from .._progress import tqdm
 from ..stats import (
     SUBSAMPLE_CI_METHOD,
@@ -224,6 +225,9 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
         patterns, table = subjects[subject].average_repeats()
         for roi in models.rois:
             columns = models.columns[(subject, roi)]
+            if n_boot:  # the subsample indices (int64) and a sample of scores per resample
+                check_allocation(n_boot * (8 * len(columns) + 8 * 4), f"generalization with n_boot = {n_boot} on "
+                                 f"{len(columns)} vertices", "lower n_boot ([encoding] n_boot in a study file)")
             shared = bootstrap_indices(len(columns), n_boot, rng, fraction=boot_fraction, replace=False) if n_boot else None
             if n_boot and shared.shape[1] >= len(columns):
                 raise ValueError(f"{subject} {roi}: {len(columns)} vertices is too few to subsample "

@@ -218,6 +218,9 @@ def kind_similarity(
     rdms = {name: {kind: rdm(values[index], metric, device=device) for kind, index in rows.items()}
             for name, values in sets.items()}
     names = list(sets)
+    if n_boot:  # every resample's similarities, kept for the intervals
+        check_allocation(n_boot * len(others) * 8 * 4, f"kind_similarity with n_boot = {n_boot}",
+                         "lower n_boot ([rsa] n_boot in a study file; 1000 is the default)")
     flat = _flat_rdms(rdms, sets, rows, metric)
     p_values = {}
     if n_perm:
