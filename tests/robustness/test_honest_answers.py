@@ -254,3 +254,15 @@ def _four_images():
     from brainprobe.stimuli import StimulusSet
 
     return StimulusSet(torch.rand(4, 3, 8, 8), {"image_id": ["a", "b", "c", "d"]})
+
+
+def test_huge_betas_select_the_same_vertices_and_never_blame_n_per_hemi():
+    rng = np.random.default_rng(4)
+    signal = rng.normal(size=(12, 40))
+    betas = np.concatenate([signal + rng.normal(size=signal.shape), signal + rng.normal(size=signal.shape)])
+    trials = pd.DataFrame({"image_id": [f"i{k}" for k in range(12)] * 2, "repeat": [1] * 12 + [2] * 12})
+    vertices = pd.DataFrame({"hemi": "L", "vertex": range(40), "V1": True})
+    band = sp.diags([1.0] * 5, [-2, -1, 0, 1, 2], shape=(40, 40), format="csr")
+    chosen = [select_reliable_vertices(Responses(b, trials, vertices), "V1", {"L": band}, n_per_hemi=10)
+              for b in (betas, betas * 1e200)]
+    assert chosen[0]["selected"].tolist() == chosen[1]["selected"].tolist()

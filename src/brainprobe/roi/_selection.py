@@ -123,6 +123,11 @@ def select_reliable_vertices(
         # subtracted from every beta, cosine does (it is left as given)
         offset = float(np.mean(reference.betas))
         first_betas, second_betas = first_betas - offset, second_betas - offset
+    # every metric's RDMs scale with the betas and a rank comparison ignores the scale: betas of
+    # 1e200 (or 1e-200) are brought near 1 so that squares and sums neither overflow nor vanish
+    scale = float(max(np.abs(first_betas).max(initial=0.0), np.abs(second_betas).max(initial=0.0)))
+    if scale > 0 and not 1e-30 < scale < 1e30:
+        first_betas, second_betas = first_betas / scale, second_betas / scale
     rdm_first = searchlight_rdms(first_betas, disks, metric)
     rdm_second = searchlight_rdms(second_betas, disks, metric)
     reliability = correlate_rows(rdm_first, rdm_second, method)
