@@ -266,3 +266,16 @@ def test_huge_betas_select_the_same_vertices_and_never_blame_n_per_hemi():
     chosen = [select_reliable_vertices(Responses(b, trials, vertices), "V1", {"L": band}, n_per_hemi=10)
               for b in (betas, betas * 1e200)]
     assert chosen[0]["selected"].tolist() == chosen[1]["selected"].tolist()
+
+
+def test_missing_repeats_are_named_with_the_subject_and_file_before_heavy_steps():
+    from brainprobe.pipeline import _steps as steps
+
+    trials = pd.DataFrame({"image_id": ["a", "b", "c"], "kind": "RE", "repeat": 1})
+    responses = Responses(np.random.default_rng(0).normal(size=(3, 4)), trials,
+                          pd.DataFrame({"hemi": "L", "vertex": range(4), "V1": True}))
+    config = {"rois": {"names": ["V1"], "atlas": "columns", "localizers": {}, "localizer_alpha": 0.05},
+              "selection": {"enabled": True}}
+    with pytest.raises(ValueError, match=r"\[\[subject\]\] s1 trials t.csv: vertex selection compares repeats 1 and 2 "
+                                         r"of the RE images; its RE trials have repeats \[1\]"):
+        steps.prepare_subject(responses, {"id": "s1", "trials": "t.csv", "vertices": "v.csv"}, config)

@@ -234,6 +234,11 @@ def prepare_subject(responses: Responses, entry: Mapping, config, stimulus_table
     study_trials = responses.trials["kind"].isin(KINDS).to_numpy()
     if not study_trials.any():
         raise ValueError(f"{where} trials: no trials of kinds {KINDS}; kinds are {sorted(set(responses.trials['kind']))}")
+    re_repeats = set(responses.trials.loc[responses.trials["kind"] == "RE", "repeat"].tolist())
+    if config["selection"]["enabled"] and not {1, 2} <= re_repeats:  # said now, not after the network steps
+        raise ValueError(f"{where} trials {entry.get('trials') or entry.get('betas')}: vertex selection compares "
+                         f"repeats 1 and 2 of the RE images; its RE trials have repeats {sorted(re_repeats)} "
+                         "(give a repeat column, or set [selection] enabled = false)")
     # blanks and localizer blocks have served (ROIs); the analyses read the RE/AN/AI trials only
     return responses.subset(trials=study_trials)
 
