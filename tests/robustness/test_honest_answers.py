@@ -279,3 +279,17 @@ def test_missing_repeats_are_named_with_the_subject_and_file_before_heavy_steps(
     with pytest.raises(ValueError, match=r"\[\[subject\]\] s1 trials t.csv: vertex selection compares repeats 1 and 2 "
                                          r"of the RE images; its RE trials have repeats \[1\]"):
         steps.prepare_subject(responses, {"id": "s1", "trials": "t.csv", "vertices": "v.csv"}, config)
+
+
+def test_an_empty_roi_in_encoding_is_named():
+    from brainprobe.encoding import fit_encoding_models
+    from brainprobe.models import Activations
+
+    rng = np.random.default_rng(0)
+    ids = [f"i{k}" for k in range(10)]
+    trials = pd.DataFrame({"image_id": ids * 2, "kind": "RE", "repeat": [1] * 10 + [2] * 10})
+    vertices = pd.DataFrame({"hemi": "L", "vertex": range(8), "V1": True, "V2": False})
+    responses = Responses(rng.normal(size=(20, 8)), trials, vertices, subject="s3")
+    activations = Activations({"l1": rng.normal(size=(10, 5)).astype(np.float32)}, image_ids=ids)
+    with pytest.raises(ValueError, match=r"s3: ROIs \['V2'\] hold no vertices \(or none selected\); nothing to fit"):
+        fit_encoding_models(activations, responses, ["V1", "V2"])

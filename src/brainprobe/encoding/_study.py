@@ -154,6 +154,9 @@ def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Seq
         image_ids = table.loc[train, "image_id"].tolist()
         subject_vertices = vertices.get(subject, vertices) if isinstance(vertices, Mapping) else None
         columns = {roi: _roi_columns(data, roi, subject_vertices) for roi in rois}
+        empty = [roi for roi, found in columns.items() if len(found) == 0]
+        if empty:
+            raise ValueError(f"{subject}: ROIs {empty} hold no vertices (or none selected); nothing to fit")
         all_columns = np.concatenate([columns[r] for r in rois])
         X = np.asarray(activations[layer])[_activation_rows(activations, image_ids)]
         fitted = clone(estimator).fit(X, patterns[train][:, all_columns])
