@@ -70,7 +70,7 @@ def test_a_foreign_folder_is_refused_and_overwrite_prepares_it_without_touching_
     study = Study(config, overwrite=True, progress=False)
     study._prepare_output()
     assert_untouched(before, folder)  # the commented study file above all
-    assert written_files(folder) == {"study.resolved.toml"}
+    assert written_files(folder) == {".brainprobe-study", "study.resolved.toml"}  # the study's marker too
     # a results table of brainprobe's own, then an overwrite: only that one goes
     study._write_file("results/brain_rsa.csv", lambda path: path.write_text("a\n1\n"))
     study._write_file("report.html", lambda path: path.write_text("<html></html>"))

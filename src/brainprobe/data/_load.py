@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..roi import load_mesh
-from ._responses import Responses
+from ._responses import Responses, _check_vertex_numbers
 
 __all__ = ["GLMSINGLE_MODELS", "NON_IMAGE_TRIAL_TYPES", "glmsingle_model_name", "kinds_from_stimuli", "load_responses",
            "load_trial_table", "paper_trial_table", "trials_from_designinfo"]
@@ -53,12 +53,20 @@ def _stim_file_id(value: str) -> str:
     return str(PurePosixPath(*parts).with_suffix(""))
 
 
+_NAME_COLUMNS = ("image_id", "stim_file", "trial_type", "kind", "source_id", "category", "condition")
+
+
 def _read_one_trial_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"trial table not found: {path}")
     separator = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        table = pd.read_csv(path, sep=separator, keep_default_na=False, na_values=["n/a", "NaN"])
+        header = pd.read_csv(path, sep=separator, nrows=0).columns
+        # name columns stay text ("007" is not 7, an image called "NaN" is not missing); only BIDS's
+        # "n/a" marks a missing name
+        names = [c for c in header if c in _NAME_COLUMNS]
+        table = pd.read_csv(path, sep=separator, keep_default_na=False, dtype={c: str for c in names},
+                            na_values={c: ["n/a"] if c in names else ["n/a", "NaN"] for c in header})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
         raise ValueError(f"{path}: not a readable {'BIDS events TSV' if separator == chr(9) else 'CSV'} table "
                          f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
@@ -672,6 +680,8 @@ def _place_vertices(vertices: pd.DataFrame, table, meshes: Mapping, n_vertices: 
         table = pd.DataFrame(table).reset_index(drop=True)
         if len(table) != n_vertices:
             raise ValueError(f"{where}: expected {n_vertices} rows (one per column of {source}), found {len(table)}")
+        if "vertex" in table:
+            _check_vertex_numbers(table.assign(hemi=table["hemi"] if "hemi" in table else ""), where)
         rest = vertices.drop(columns=[c for c in vertices.columns if c in table])
         return pd.concat([table, rest.reset_index(drop=True)], axis=1)
     flat = (vertices["hemi"] == "").all() and "i" not in vertices

@@ -27,6 +27,7 @@ def _complete_trials(trials: pd.DataFrame | None, n_trials: int, source: str) ->
     trials["image_id"] = trials["image_id"].astype(str)
     if "repeat" not in trials:
         trials["repeat"] = trials.groupby("image_id").cumcount() + 1
+    trials["repeat"] = _whole_numbers(trials["repeat"], "repeat", source)
     for column, default in TRIAL_COLUMNS.items():
         if column not in trials:
             trials[column] = default
@@ -39,6 +40,19 @@ def _complete_trials(trials: pd.DataFrame | None, n_trials: int, source: str) ->
     return trials
 
 
+def _whole_numbers(values: pd.Series, column: str, source: str) -> pd.Series:
+    """A column of whole numbers as integers (a CSV's ``1.0`` is repeat 1, not "repeat1.0");
+    a blank, a fraction or a word is refused with its row."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | (numbers != np.floor(numbers))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        value = values.iloc[row]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(f"{source}: trial table row {row + 1}: {column} {value!r} is not a whole number")
+    return numbers.astype(np.int64)
+
+
 def _complete_vertices(vertices: pd.DataFrame | None, n_vertices: int, source: str) -> pd.DataFrame:
     if vertices is None:
         vertices = pd.DataFrame({"hemi": "", "vertex": np.arange(n_vertices)})
@@ -48,7 +62,63 @@ def _complete_vertices(vertices: pd.DataFrame | None, n_vertices: int, source: s
     for column, default in (("hemi", ""), ("vertex", None)):
         if column not in vertices:
             vertices[column] = np.arange(n_vertices) if default is None else default
+    _check_vertex_numbers(vertices, source)
     return vertices
+
+
+def _check_vertex_numbers(vertices: pd.DataFrame, source: str) -> None:
+    """Vertex indices are whole numbers >= 0, each (hemi, vertex) once: a -1 would silently index
+    the last vertex of a mesh, and a repeated row would count one vertex twice."""
+    numbers = pd.to_numeric(vertices["vertex"], errors="coerce")
+    bad = numbers.isna() | (numbers < 0) | (numbers != np.floor(numbers))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        value = vertices["vertex"].iloc[row]
+        raise ValueError(f"{source}: vertex table row {row + 1}: vertex {value if not isinstance(value, str) else repr(value)} is not a "
+                         "vertex index (expected a whole number >= 0)")
+    repeated = vertices.duplicated(["hemi", "vertex"], keep="first")
+    if repeated.any():
+        row = int(np.flatnonzero(repeated.to_numpy())[0])
+        hemi, vertex = vertices["hemi"].iloc[row], vertices["vertex"].iloc[row]
+        raise ValueError(f"{source}: vertex table row {row + 1} repeats hemi {hemi!r} vertex {vertex} (each vertex "
+                         "may appear once)")
+
+
+# the spellings of a yes/no ROI membership in a table; anything else (a blank cell too) is refused
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+def _roi_column(values, name: str, where: str) -> np.ndarray:
+    """A vertex table's ROI column as booleans, read exactly.
+
+    ``True``/``False``, 1/0 and the words true/false, yes/no (any case) are accepted; a blank
+    cell or any other value is an error naming its row (``astype(bool)`` would make every
+    non-empty string, ``"no"`` included, a member).
+
+    Raises
+    ------
+    ValueError
+        ``"<where>: ROI column <name> row <r>: expected true/false, yes/no or 1/0, found <value>"``.
+    """
+    series = pd.Series(values).reset_index(drop=True)
+    if series.dtype == bool:
+        return series.to_numpy()
+    out = np.zeros(len(series), dtype=bool)
+    for row, value in enumerate(series.tolist()):
+        if isinstance(value, (bool, np.bool_)):
+            out[row] = bool(value)
+            continue
+        if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+            out[row] = bool(value)
+            continue
+        text = str(value).strip().lower() if isinstance(value, str) else None
+        if text in _TRUE or text in _FALSE:
+            out[row] = text in _TRUE
+            continue
+        raise ValueError(f"{where}: ROI column {name!r} row {row + 1}: expected true/false, yes/no or 1/0, "
+                         f"found {value!r}")
+    return out
 
 
 class Responses:
@@ -87,8 +157,15 @@ class Responses:
         betas = np.asarray(betas)
         if betas.ndim != 2:
             raise ValueError(f"{source}: expected betas of shape (n_trials, n_vertices), found {betas.shape}")
+        if np.iscomplexobj(betas):
+            raise ValueError(f"{source}: complex betas ({betas.dtype}); expected real numbers (take .real or abs() "
+                             "yourself if that is what you mean)")
+        if not np.issubdtype(betas.dtype, np.number) or betas.dtype == bool:
+            raise ValueError(f"{source}: expected numeric betas, found dtype {betas.dtype}")
         if not np.issubdtype(betas.dtype, np.floating):
             betas = betas.astype(np.float64)
+        if not betas.dtype.isnative:  # big-endian arrays (from some MATLAB/NIfTI writers): native byte order
+            betas = betas.astype(betas.dtype.newbyteorder("="))
         self.source, self.subject = source, subject
         self.trials = _complete_trials(trials, betas.shape[0], source)
         vertices = _complete_vertices(vertices, betas.shape[1], source)
@@ -148,7 +225,7 @@ class Responses:
         if isinstance(roi, str):
             if roi not in self.vertices:
                 raise KeyError(f"no ROI {roi!r}; ROIs are {self.roi_names}")
-            mask = self.vertices[roi].to_numpy(dtype=bool)
+            mask = _roi_column(self.vertices[roi], roi, f"{self.source} vertex table")
         else:
             mask = np.asarray(roi, dtype=bool)
             if mask.shape != (self.n_vertices,):
@@ -157,11 +234,16 @@ class Responses:
             mask = mask & (self.vertices["hemi"].to_numpy() == hemi)
         return mask
 
-    def add_roi(self, name: str, mask) -> None:
-        """Add (or replace) a boolean ROI column."""
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != (self.n_vertices,):
-            raise ValueError(f"ROI {name!r}: expected a mask of shape ({self.n_vertices},), found {mask.shape}")
+    def add_roi(self, name: str, mask, *, where: str | None = None) -> None:
+        """Add (or replace) a boolean ROI column.
+
+        ``mask`` holds booleans, 1/0 or the words true/false, yes/no; a blank or any other value
+        is an error naming its row (and ``where``, the table it came from).
+        """
+        values = np.asarray(mask)
+        if values.shape != (self.n_vertices,):
+            raise ValueError(f"ROI {name!r}: expected a mask of shape ({self.n_vertices},), found {values.shape}")
+        mask = values if values.dtype == bool else _roi_column(values.astype(object), name, where or self.source)
         self.vertices[name] = mask
 
     def subset(self, trials=None, vertices=None) -> Responses:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from scipy.sparse.csgraph import dijkstra
 
 from ..roi import PAPER_ROIS, Mesh, load_mesh, mesh_edges, mmp_visual_rois, standard_meshes
+from ..stats import as_generator
 from ._responses import Responses
 
 __all__ = ["simulate_subject", "SimulationTruth", "gabor_energy_features", "ROI_SCALES"]
@@ -216,7 +217,7 @@ def simulate_subject(
     >>> from brainprobe.data import simulate_subject
     >>> responses, truth = simulate_subject(sample_images(), vertices="rois")  # doctest: +SKIP
     """
-    rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
+    rng = as_generator(seed)  # a bad seed is named
     if not 0 < signal_fraction <= 1:
         raise ValueError(f"signal_fraction: expected (0, 1], found {signal_fraction}")
     if snr <= 0:

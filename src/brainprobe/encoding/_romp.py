@@ -25,6 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .._memory import check_allocation
+
 __all__ = ["romp_single_target", "romp_batched", "RompFit", "STOP_REASONS"]
 
 STOP_REASONS = ("n_iter", "max_atoms", "n_samples", "residual", "no_correlation")
@@ -157,6 +159,13 @@ def romp_batched(X, Y, n_nonzero: int, *, fit_intercept: bool = True, normalize:
     if cap < 1:
         raise ValueError(f"ROMP needs at least 3 samples (support limited to n_samples - 2), found {n_samples}")
     chunk = chunk_size or _chunk_size(n_features, X.element_size())
+    # each iteration compares the top min(n_nonzero, n_features) magnitudes of every target in a
+    # chunk pairwise: (targets, s, s) booleans plus int64 window ends
+    window = min(n_nonzero, n_features)
+    check_allocation(min(chunk, Y.shape[1]) * window * (window * 9 + 3 * X.element_size()),
+                     f"ROMP with n_nonzero = {n_nonzero} on {n_features} features",
+                     "lower n_nonzero ([encoding] n_nonzero in a study file); a support cannot exceed "
+                     f"n_samples - 2 = {n_samples - 2} atoms anyway")
     rows, cols, values, intercepts, supports, iterations, reasons = [], [], [], [], [], [], []
     for start in range(0, Y.shape[1], chunk):
         block = Y[:, start:start + chunk]

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
+from .._memory import check_allocation
 from .._progress import tqdm
 from ..stats import (
     SUBSAMPLE_CI_METHOD,
@@ -175,6 +176,9 @@ def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Seq
         image_ids = table.loc[train, "image_id"].tolist()
         subject_vertices = vertices.get(subject, vertices) if isinstance(vertices, Mapping) else None
         columns = {roi: _roi_columns(data, roi, subject_vertices) for roi in rois}
+        empty = [roi for roi, found in columns.items() if len(found) == 0]
+        if empty:
+            raise ValueError(f"{subject}: ROIs {empty} hold no vertices (or none selected); nothing to fit")
         all_columns = np.concatenate([columns[r] for r in rois])
         X = np.asarray(activations[layer])[_activation_rows(activations, image_ids)]
         fitted = clone(estimator).fit(X, patterns[train][:, all_columns])
@@ -246,6 +250,9 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
         patterns, table = subjects[subject].average_repeats()
         for roi in models.rois:
             columns = models.columns[(subject, roi)]
+            if n_boot:  # the subsample indices (int64) and a sample of scores per resample
+                check_allocation(n_boot * (8 * len(columns) + 8 * 4), f"generalization with n_boot = {n_boot} on "
+                                 f"{len(columns)} vertices", "lower n_boot ([encoding] n_boot in a study file)")
             shared = bootstrap_indices(len(columns), n_boot, rng, fraction=boot_fraction, replace=False) if n_boot else None
             if n_boot and shared.shape[1] >= len(columns):
                 raise ValueError(f"{subject} {roi}: {len(columns)} vertices is too few to subsample "

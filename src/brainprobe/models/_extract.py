@@ -103,7 +103,9 @@ def extract(
     images = as_image_tensor(images)
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, found {batch_size}")
-    names = [n for n in model.layer_names if n != "prob"] if layers is None else list(layers)
+    # one name is one layer ("conv1"), never the letters of it; the softmax `prob` only when asked
+    names = ([n for n in model.layer_names if n != "prob"] if layers is None
+             else [layers] if isinstance(layers, str) else list(layers))
     for name in names:
         model.resolve_layer(name)  # fail on a bad name before any work
     model.to(resolve_device(device))

@@ -217,6 +217,11 @@ def _merge_section(source: str, section: str, given, defaults: dict, label: str 
             raise ConfigError(f"{where} {key}: expected a positive value, found {value!r}")
         if (section, key) in NON_NEGATIVE and merged[key] < 0:
             raise ConfigError(f"{where} {key}: expected a value >= 0, found {value!r}")
+        if key == "n_boot" and merged[key] == 1:  # its "interval" would have width zero
+            raise ConfigError(f"{where} n_boot: one resample gives no interval; expected 0 (no interval) or at least "
+                              f"2 (1000 by default), found 1")
+        if (section, key) == ("best_layer", "cv") and merged[key] < 2:
+            raise ConfigError(f"{where} cv: cross-validation needs at least 2 folds, found {value!r}")
     return merged
 
 
@@ -375,6 +380,10 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
             raise ConfigError(f"{source}: [network] {error}") from None
     _resolve_weights(source, "[network]", config["network"], base)
     _check_network(source, config["network"])
+    named = config["network"]["layers"]
+    if config["rsa"]["enabled"] and named and len(named) < 3:  # the Mann-Kendall trend needs three points
+        raise ConfigError(f"{source}: [network] layers: the trend over layers ([rsa]) needs at least 3 layers, found "
+                          f"{len(named)} ({list(named)}); name more layers or set [rsa] enabled = false")
     config["compare"] = _compared(source, values.get("compare", []), base, config["network"])
     if not config["subject"] and config["subjects"]["simulate"] == 0:
         raise ConfigError(f"{source}: no subjects: add [[subject]] entries with response files, "
@@ -555,7 +564,11 @@ def load_config(path) -> StudyConfig:
     if not path.is_file():
         raise ConfigError(f"study file not found: {path}")
     try:
-        values = tomllib.loads(path.read_text())
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:  # TOML is UTF-8; a Latin-1 "é" is not
+        line = path.read_bytes()[:error.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); TOML files "
+                          "are UTF-8: save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     config = validate(values, source=str(path), base=path.parent.resolve())

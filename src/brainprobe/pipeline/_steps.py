@@ -259,6 +259,11 @@ def prepare_subject(responses: Responses, entry: Mapping, config, stimulus_table
             study_trials &= responses.trials["image_id"].isin(stimulus_table["image_id"].astype(str)).to_numpy()
     if not study_trials.any():
         raise ValueError(f"{where} trials: no trials of kinds {KINDS}; kinds are {sorted(set(responses.trials['kind']))}")
+    re_repeats = set(responses.trials.loc[responses.trials["kind"] == "RE", "repeat"].tolist())
+    if config["selection"]["enabled"] and not {1, 2} <= re_repeats:  # said now, not after the network steps
+        raise ValueError(f"{where} trials {entry.get('trials') or entry.get('betas')}: vertex selection compares "
+                         f"repeats 1 and 2 of the RE images; its RE trials have repeats {sorted(re_repeats)} "
+                         "(give a repeat column, or set [selection] enabled = false)")
     # blanks and localizer blocks have served (ROIs); the analyses read the RE/AN/AI trials only
     return responses.subset(trials=study_trials)
 
@@ -288,7 +293,8 @@ def add_rois(responses: Responses, entry: Mapping, config) -> None:
             raise ValueError(f"{where} vertices {entry['vertices']}: no column for ROIs {missing}; "
                              f"columns are {list(responses.vertices.columns)}")
         for name in names:
-            responses.add_roi(name, responses.vertices[name].astype(bool).to_numpy())
+            responses.add_roi(name, responses.vertices[name].to_numpy(), where=f"{where} vertices {entry['vertices']}")
+        _apply_localizers(responses, config, where)  # honoured with table ROIs too
         return
     try:
         labels = entry["labels"] if atlas == "labels" else None

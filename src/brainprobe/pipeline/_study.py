@@ -29,6 +29,7 @@ from .._files import (
     write_hash_memo,
     written_files,
 )
+from .._lock import LOCK, output_lock
 from .._progress import tqdm
 from ..data import Responses
 from ..models import Activations, extract, load_model, resolve_device
@@ -45,6 +46,10 @@ STRING_COLUMNS = ("image_id", "source_id", "category", "kind", "hemi", "subject"
                   "top1_name", "test_kind", "measurement", "best_layer", "comparison", "step", "label", "key", "network")
 
 
+# written first into a study's output folder: an unfinished study is recognized by it
+STUDY_MARKER = ".brainprobe-study"
+
+
 def write_table(path, frame: pd.DataFrame) -> Path:
     """Write a tidy table as CSV, atomically; NaN as ``NaN`` so empty strings survive."""
     return atomic_write(path, frame.to_csv(index=False, na_rep="NaN"))
@@ -54,8 +59,8 @@ def read_table(path) -> pd.DataFrame:
     """Read a table written by `write_table` with its name columns as strings."""
     path = Path(path)
     header = pd.read_csv(path, nrows=0).columns
-    return pd.read_csv(path, keep_default_na=False, na_values=["NaN"],
-                       dtype={c: str for c in STRING_COLUMNS if c in header})
+    return pd.read_csv(path, keep_default_na=False, dtype={c: str for c in STRING_COLUMNS if c in header},
+                       na_values={c: [] if c in STRING_COLUMNS else ["NaN"] for c in header})
 
 
 def _save_frames(frames: Mapping[str, pd.DataFrame], folder: Path) -> None:
@@ -79,9 +84,19 @@ def neighbourhood_cache() -> Path:
 
 
 def _seed(base: int, *parts) -> int:
-    """A seed for one (subject, step): independent streams from one study seed."""
-    codes = [int.from_bytes(str(p).encode()[:8].ljust(8, b"\0"), "little") for p in parts]
-    return int(np.random.SeedSequence([base, *codes]).generate_state(1)[0])
+    """A seed for one (subject, step): independent streams from one study seed.
+
+    ``parts`` are stable identities (subject id, step name, network label), never positions in a
+    list: reordering subjects or simulating more changes no seed. Each part enters whole (a
+    SHA-256 of its text), so ids that share a long prefix get different streams.
+    """
+    import hashlib
+
+    words = []
+    for part in parts:
+        digest = hashlib.sha256(f"{type(part).__name__}:{part}".encode()).digest()
+        words += np.frombuffer(digest, dtype="<u4").tolist()
+    return int(np.random.SeedSequence([int(base), *words]).generate_state(1)[0])
 
 
 @dataclass
@@ -139,12 +154,14 @@ class Study:
 
     def __init__(self, config, *, overwrite: bool = False, n_jobs: int | None = None,
                  scheduler: str | None = None, progress: bool | None = None):
+        if not isinstance(overwrite, (bool, np.bool_)):  # "no" would be true
+            raise TypeError(f"overwrite: expected True or False, found {overwrite!r}")
         if isinstance(config, (str, os.PathLike)):
             config = load_config(config)
         elif not isinstance(config, StudyConfig):
             config = validate(config)
         self.config = config
-        self.overwrite = overwrite
+        self.overwrite = bool(overwrite)
         self.n_jobs = _cap_jobs(int(n_jobs if n_jobs is not None else config["parallel"]["n_jobs"]))
         self.scheduler = scheduler if scheduler is not None else config["parallel"]["scheduler"]
         if self.scheduler and not self.scheduler.startswith(("dask://", "tcp://")):
@@ -165,25 +182,47 @@ class Study:
         cache is kept), and a study file of the user's in the folder is never rewritten.
         """
         out = self.output
-        if out.exists() and not out.is_dir():
-            raise FileExistsError(f"output {out} exists and is not a folder")
-        source = self.config["stimuli"]["source"]
-        check_outside(out, self._inputs(), {"[stimuli] source": source if source != "samples" else None})
+        self._check_output_place()
         listed = written_files(out)
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and any(p.name != LOCK for p in out.iterdir()):
             finished = "report.html" in listed
-            if (finished or not listed) and not self.overwrite:
-                what = "the results of a finished study" if finished else "files that brainprobe did not write"
+            # an unfinished study is known by its own marker: a folder of `brainprobe adversarial` or
+            # `synth` also has a manifest, and is never this command's to clean
+            ours = finished or STUDY_MARKER in listed
+            if not self.overwrite and (finished or not ours):
+                what = ("the results of a finished study" if finished else "files written by another brainprobe "
+                        "command" if listed else "files that brainprobe did not write")
                 raise FileExistsError(f"output {out} holds {what}; pass --overwrite (overwrite=True) to replace "
                                       "them (the step cache is reused), or choose another [study] output")
-            remove_written(out)  # an earlier run's files only; the user's stay where they are
+            if ours:
+                inputs = self._inputs_inside(out)  # e.g. the study.toml it wrote, edited and run again
+                remove_written(out, keep=inputs)  # an earlier run's files only; the user's stay where they are
+                if inputs:  # an input of this run is the user's from now on: never removed by a later run
+                    record_written(out, written_files(out) - inputs, replace=True)
         out.mkdir(parents=True, exist_ok=True)
         self._written = set()
+        self._write_file(STUDY_MARKER, lambda path: atomic_write(path, json.dumps({"study": self.config["study"]["name"]})))
         own_copy = "study.toml"
         user_file = self.config.path is not None and Path(self.config.path).resolve() == (out / own_copy).resolve()
         if user_file or foreign_files(out, [own_copy]):
             own_copy = "study.resolved.toml"
         self._write_file(own_copy, lambda path: atomic_write(path, self.config.to_toml()))
+
+    def _check_output_place(self) -> None:
+        """Refuse an output that is a file, holds an input or lies in an image folder (before the lock)."""
+        out = self.output
+        if out.exists() and not out.is_dir():
+            raise FileExistsError(f"output {out} exists and is not a folder")
+        source = self.config["stimuli"]["source"]
+        check_outside(out, self._inputs(), {"[stimuli] source": source if source != "samples" else None})
+
+    def _inputs_inside(self, out: Path) -> set[str]:
+        """The files this run reads that lie in ``out`` (relative paths): the study file, if there."""
+        if self.config.path is None:
+            return set()
+        path = Path(self.config.path).resolve()
+        root = out.resolve()
+        return {path.relative_to(root).as_posix()} if root in path.parents else set()
 
     def _inputs(self) -> dict:
         """The files and folders a run reads (they must lie outside its output folder)."""
@@ -235,11 +274,20 @@ class Study:
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self) -> StudyResult:
-        """Run every step (or load it from the cache) and write results, figures and report."""
-        start = time.perf_counter()
-        config = self.config
+        """Run every step (or load it from the cache) and write results, figures and report.
+
+        The output folder is locked while the study runs: a second run into it stops with an
+        error naming the run that holds it (`brainprobe._lock.OutputLockedError`).
+        """
         if self.scheduler:
             _check_scheduler(self.scheduler)
+        self._check_output_place()
+        with output_lock(self.output):
+            return self._run_locked()
+
+    def _run_locked(self) -> StudyResult:
+        start = time.perf_counter()
+        config = self.config
         self._prepare_output()
         self._say(f"brainprobe study {config['study']['name']!r} -> {self.output}")
         # read (and checked) here, before any heavy work; each task then receives its subject
@@ -509,7 +557,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
                         [network["key"] for network in shared["networks"]], shared["stimuli_key"], config.seed)
         value, record = cache.run("general_rsa", key, lambda: general.general_rsa_from_rdms(
             task["rdms"], shared["networks"], activations, stimulus_table, label, config,
-            _seed(config.seed, index, "rsa")), _save_frames, _load_frames, label=label)
+            _seed(config.seed, label, "rsa")), _save_frames, _load_frames, label=label)
         return value, [record]
 
     def step(name, key, compute, save, load, network=None):
@@ -525,11 +573,13 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
         responses = step("responses", responses_key,
                          lambda: steps.simulated_subject(stimuli, config, index,
                                                          _planted_features(planted, activations, stimuli, shared,
-                                                                           _seed(config.seed, index, "planted"))),
+                                                                           _seed(config.seed, label, "planted"))),
                          _save_responses, lambda folder: _load_responses(folder, config["subjects"]["mesh"]))
     else:
         files = _file_digests(entry)
-        responses_key = cache.key("responses", entry, files, config.section_json("rois"))
+        # the trials' kinds can come from the stimulus table: relabelling an image changes the subject
+        responses_key = cache.key("responses", entry, files, config.section_json("rois"),
+                                  _table_digest(stimulus_table))
         responses = task["responses"]
     memo = {}
 
@@ -555,7 +605,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
     if config["rsa"]["enabled"]:
         key = cache.key("brain_rsa", selection_key, config.section_json("rsa"), shared["stimuli_key"], config.seed)
         frames.update(step("brain_rsa", key, lambda: steps.brain_rsa(averaged(), selection, label, config,
-                                                                      _seed(config.seed, index, "rsa")),
+                                                                      _seed(config.seed, label, "rsa")),
                            _save_frames, _load_frames))
     if config["rsa"]["enabled"] and config["selection"]["n_per_hemi_s2"] and config["selection"]["enabled"]:
         frames.update(_supplementary_selection_rsa(config, cache, step, responses, disks, averaged, responses_key,
@@ -566,7 +616,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
                         config["selection"]["radius_mm"], config["selection"]["method"], shared["stimuli_key"], config.seed)
         frames["searchlight"] = step(
             "searchlight", key,
-            lambda: steps.searchlight_map(responses, averaged(), disks, config, _seed(config.seed, index, "searchlight"),
+            lambda: steps.searchlight_map(responses, averaged(), disks, config, _seed(config.seed, label, "searchlight"),
                                           n_jobs=shared["inner_jobs"]),
             lambda table, folder: write_table(folder / "searchlight.csv", table),
             lambda folder: read_table(folder / "searchlight.csv"))
@@ -579,7 +629,7 @@ def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table:
             result = step("encoding", key,
                           lambda network=network: steps.encoding_analysis(
                               responses, selection, activations[network["label"]], network["layers"], config,
-                              _seed(config.seed, index, "encoding")),
+                              _seed(config.seed, label, "encoding")),
                           _save_frames, _load_frames, network=network["label"] if several else None)
             for name, frame in result.items():
                 parts.setdefault(name, []).append(_with_network(frame, network["label"]))
@@ -640,7 +690,7 @@ def _general_subject(config, cache, step, responses, selection, averaged, activa
         key = cache.key("general_rsa", selection_key, config.section_json("rsa", "design"), network_keys,
                         shared["stimuli_key"], config.seed)
         frames.update(step("general_rsa", key, lambda: general.general_rsa(
-            averaged(), selection, shared["networks"], activations, label, config, _seed(config.seed, index, "rsa"),
+            averaged(), selection, shared["networks"], activations, label, config, _seed(config.seed, label, "rsa"),
             responses=responses),
             _save_frames, _load_frames))
     if config["encoding"]["enabled"]:
@@ -650,13 +700,20 @@ def _general_subject(config, cache, step, responses, selection, averaged, activa
                             config.section_json("encoding", "best_layer"), config.seed)
             frame = step("encoding", key, lambda network=network: general.general_encoding(
                 responses, selection, activations[network["label"]], network["layers"], config,
-                _seed(config.seed, index, "encoding"), steps.make_estimator(config)),
+                _seed(config.seed, label, "encoding"), steps.make_estimator(config)),
                 lambda table, folder: write_table(folder / "encoding.csv", table),
                 lambda folder: read_table(folder / "encoding.csv"),
                 network=network["label"] if len(shared["networks"]) > 1 else None)
             parts.append(_with_network(frame, network["label"]))
         frames["general_encoding"] = pd.concat(parts, ignore_index=True)
     return frames
+
+
+def _table_digest(table: pd.DataFrame) -> str:
+    """A hash of a table's columns and values (as its CSV)."""
+    import hashlib
+
+    return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
 
 
 def _selection_json(config) -> str:
@@ -677,7 +734,7 @@ def _supplementary_selection_rsa(config, cache, step, responses, disks, averaged
                      lambda folder: read_table(folder / "selection.csv"))
     rsa_key = cache.key("brain_rsa", key, config.section_json("rsa"), shared["stimuli_key"], config.seed)
     result = step("brain_rsa", rsa_key, lambda: steps.brain_rsa(averaged(), selection, label, wider,
-                                                                 _seed(config.seed, index, "rsa")),
+                                                                 _seed(config.seed, label, "rsa")),
                   _save_frames, _load_frames)
     return {f"{name}_s2": frame for name, frame in result.items()}
 
@@ -716,7 +773,23 @@ def _inputs_digest(config: StudyConfig, network: dict | None = None, memo: dict 
         found["source"] = content_digest(source, memo)
     if network is not None and network["weights"] not in ("imagenet", "random", "") and Path(network["weights"]).is_file():
         found["weights"] = content_digest(network["weights"], memo)
+    if network is not None and ":" in str(network["name"]):
+        found["code"] = _module_digest(str(network["name"]).split(":")[0], memo)
     return found
+
+
+def _module_digest(module: str, memo: dict | None = None) -> str | None:
+    """A hash of the source of a custom network's module (``"package.module:function"``): editing
+    the code (a ReLU made a Tanh) changes every step that the network's outputs feed."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None  # load_model says what is wrong with the name
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        return None
+    return content_digest(spec.origin, memo)
 
 
 def _file_digests(entry: Mapping) -> dict:

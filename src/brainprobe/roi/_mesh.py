@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import importlib.util
+import json
 import logging
 import os
 import warnings
@@ -244,15 +245,14 @@ def geodesic_neighbourhoods(
     """
     if method not in NEIGHBOURHOOD_METHODS:
         raise ValueError(f"method: expected one of {NEIGHBOURHOOD_METHODS}, found {method!r}")
-    if not (np.isfinite(radius_mm) and radius_mm > 0):
-        raise ValueError(f"radius_mm: expected a positive, finite radius, found {radius_mm}")
+    if isinstance(radius_mm, bool) or not isinstance(radius_mm, (int, float, np.integer, np.floating)) or \
+            not (np.isfinite(radius_mm) and radius_mm > 0):
+        raise ValueError(f"radius_mm: expected a positive, finite radius, found {radius_mm!r}")
     mesh = load_mesh(mesh)
     cache = _cache_path(cache_dir, mesh, radius_mm, method)
+    signature = {"mesh": mesh.digest(), "radius_mm": float(radius_mm), "method": method}
     if cache is not None and cache.is_file():
-        try:
-            cached = sp.load_npz(cache).tocsr()
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-            cached = None  # a damaged cache file: computed again below, and replaced
+        cached = _read_disks(cache, signature)  # None when damaged, or made for another mesh or radius
         if cached is not None and cached.shape == (mesh.n_vertices, mesh.n_vertices):
             return cached
     graph = mesh_edges(mesh)
@@ -262,8 +262,33 @@ def geodesic_neighbourhoods(
         blocks = _graph_neighbourhoods(graph, radius_mm, chunk_size, progress)
     result = sp.vstack(blocks).tocsr()
     if cache is not None:
-        replace_atomically(cache, lambda temporary: sp.save_npz(temporary, result))
+        replace_atomically(cache, lambda temporary: _write_disks(temporary, result, signature))
     return result
+
+
+def _write_disks(path, disks: sp.csr_matrix, signature: dict) -> None:
+    """The disks as `scipy.sparse.save_npz` writes them, plus what they were computed from."""
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, format=np.array("csr"), shape=np.array(disks.shape), data=disks.data,
+                            indices=disks.indices, indptr=disks.indptr,
+                            signature=np.array(json.dumps(signature, sort_keys=True)))
+
+
+def _read_disks(path, signature: dict) -> sp.csr_matrix | None:
+    """Cached disks, or None when the file is damaged or its recorded mesh, radius and method are not
+    these (a renamed or swapped file); such a file is computed again and replaced."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if "signature" not in stored.files or json.loads(str(stored["signature"])) != signature:
+                return None
+            disks = sp.csr_matrix((stored["data"], stored["indices"], stored["indptr"]),
+                                  shape=tuple(stored["shape"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    n = disks.shape[0]
+    if disks.shape != (n, n) or not np.all(disks.diagonal() > 0):  # every vertex lies in its own disk
+        return None
+    return disks
 
 
 def _graph_neighbourhoods(graph, radius_mm, chunk_size, progress) -> list[sp.csr_matrix]:

@@ -108,30 +108,49 @@ def select_reliable_vertices(
         All disks are computed together (sparse matrix products, see
         `brainprobe.rsa.searchlight_rdms`).
     """
+    where = f"{responses.subject} ({responses.source})"
     kinds = responses.trials["kind"].to_numpy()
     if not (kinds == reference_kind).any():
-        raise ValueError(f"no trials of kind {reference_kind!r} to select vertices on; kinds are {sorted(set(kinds))}")
+        raise ValueError(f"{where}: no trials of kind {reference_kind!r} to select vertices on; kinds are "
+                         f"{sorted(set(kinds))}")
     reference = responses.select_trials(kind=reference_kind)  # the only trials read from here on
     if split not in (None, *SPLITS):
         raise ValueError(f"split: expected one of {SPLITS} or None, found {split!r}")
+    if isinstance(n_per_hemi, bool) or not isinstance(n_per_hemi, (int, np.integer)) or n_per_hemi < 1:
+        raise ValueError(f"n_per_hemi: expected a positive number of vertices per hemisphere, found {n_per_hemi!r}")
+    if split in (None, "repeats12"):
+        found = set(reference.trials["repeat"])
+        if not all(r in found for r in repeats):
+            raise ValueError(f"{where}: repeats {repeats}: need {reference_kind} trials from both repeats; its "
+                             f"{reference_kind} trials have repeats {sorted(found)}")
     halves = [tuple([r] for r in repeats)] if split in (None, "repeats12") else repeat_splits(
         sorted(reference.trials["repeat"].unique().tolist()), split, max_splits=max_splits, seed=seed)
     mask = responses.roi_mask(roi)
     if not mask.any():
-        raise ValueError("the ROI has no vertices")
+        raise ValueError(f"{where}: ROI {roi if isinstance(roi, str) else '(mask)'} has no vertices")
     centers = np.flatnonzero(mask)
     disks = neighbourhoods_for_columns(responses.vertices, neighbourhoods)[centers]
+    # RDMs come from Gram products: a large common offset (betas + 1e6) would leave only its
+    # rounding error; correlation and Euclidean distances do not change when one number is
+    # subtracted from every beta, cosine does (it is left as given)
+    offset = float(np.mean(reference.betas)) if metric != "cosine" else 0.0
     values = []
     for first_repeats, second_repeats in halves:
         first, second = (_half_patterns(reference, chosen, reference_kind) for chosen in (first_repeats, second_repeats))
         shared = [i for i in first[1] if i in set(second[1])]
         if len(shared) < 3:
-            raise ValueError(f"only {len(shared)} {reference_kind} images have trials in both repeats {first_repeats} "
-                             f"and {second_repeats}; need at least 3")
+            raise ValueError(f"{where}: only {len(shared)} {reference_kind} images have trials in both repeats "
+                             f"{first_repeats} and {second_repeats}; need at least 3")
         order_first = pd.Series(np.arange(len(first[1])), index=first[1]).loc[shared].to_numpy()
         order_second = pd.Series(np.arange(len(second[1])), index=second[1]).loc[shared].to_numpy()
-        rdm_first = searchlight_rdms(first[0][order_first], disks, metric)
-        rdm_second = searchlight_rdms(second[0][order_second], disks, metric)
+        first_betas, second_betas = first[0][order_first] - offset, second[0][order_second] - offset
+        # every metric's RDMs scale with the betas and a rank comparison ignores the scale: betas of
+        # 1e200 (or 1e-200) are brought near 1 so that squares and sums neither overflow nor vanish
+        scale = float(max(np.abs(first_betas).max(initial=0.0), np.abs(second_betas).max(initial=0.0)))
+        if scale > 0 and not 1e-30 < scale < 1e30:
+            first_betas, second_betas = first_betas / scale, second_betas / scale
+        rdm_first = searchlight_rdms(first_betas, disks, metric)
+        rdm_second = searchlight_rdms(second_betas, disks, metric)
         values.append(correlate_rows(rdm_first, rdm_second, method))
     reliability = np.mean(values, axis=0)
     if split in ("odd_even", "all"):

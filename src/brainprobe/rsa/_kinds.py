@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._memory import check_allocation
 from .._progress import tqdm
 from ..stats import (
     SUBSAMPLE_CI_METHOD,
@@ -102,7 +103,9 @@ def _pattern_sets(patterns, table: pd.DataFrame, image_ids=None) -> dict[str, np
                          "patterns' row order, or the table as it was (reset_index(drop=True) if the order is right)")
     out = {}
     for name, values in sets.items():
-        values = np.asarray(values)
+        values = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+        if np.iscomplexobj(values) or not np.issubdtype(values.dtype, np.number):
+            raise ValueError(f"patterns[{name!r}]: expected real numbers, found dtype {values.dtype}")
         expected = len(table) if order is None else len(image_ids)
         if values.ndim != 2 or len(values) != expected:
             raise ValueError(f"patterns[{name!r}]: expected ({expected}, n_units), one row per "
@@ -215,6 +218,10 @@ def kind_similarity(
     rdms = {name: {kind: rdm(values[index], metric, device=device) for kind, index in rows.items()}
             for name, values in sets.items()}
     names = list(sets)
+    if n_boot:  # every resample's similarities, kept for the intervals
+        check_allocation(n_boot * len(others) * 8 * 4, f"kind_similarity with n_boot = {n_boot}",
+                         "lower n_boot ([rsa] n_boot in a study file; 1000 is the default)")
+    flat = _flat_rdms(rdms, sets, rows, metric)
     p_values = {}
     if n_perm:
         # one call per pair, all unit sets together: every unit set sees the same permutations
@@ -258,8 +265,42 @@ def kind_similarity(
                 record[f"{_level_name(level)}_high"] = float(high[k])
             if n_boot:
                 record.update(n_boot=n_boot, ci_method=SUBSAMPLE_CI_METHOD)
+            if flat.get((name, reference)) or flat.get((name, other)):
+                _undefined(record, name, f"{reference}-{other}", flat.get((name, reference)) or flat[(name, other)])
             records.append(record)
     return pd.DataFrame.from_records(records)
+
+
+# an RDM whose values spread less than this share of the metric's scale is constant: its ranks
+# would be those of float noise
+_FLAT_TOLERANCE = 1e-9
+
+
+def _flat_rdms(rdms: dict, sets: dict, rows: dict, metric: str) -> dict:
+    """``{(unit set, kind): reason}`` for each RDM that is constant (its images' patterns do not
+    differ in the metric's terms), on which no correlation is defined."""
+    flat = {}
+    for name, by_kind in rdms.items():
+        for kind, values in by_kind.items():
+            values = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, float)
+            patterns = np.asarray(sets[name][rows[kind]], float)
+            if metric in ("correlation", "cosine"):
+                scale = 1.0
+            else:
+                norm = float(np.max(np.linalg.norm(patterns, axis=1))) if patterns.size else 0.0
+                scale = norm ** 2 if metric == "squared_euclidean" else norm
+            if values.size and (np.ptp(values) <= _FLAT_TOLERANCE * scale or scale == 0):
+                flat[(name, kind)] = f"the {kind} RDM is constant (its {len(patterns)} patterns do not differ)"
+    return flat
+
+
+def _undefined(record: dict, name: str, pair: str, reason: str) -> None:
+    """Set a record's estimate, p and interval to NaN, and say why."""
+    for column in list(record):
+        if column in ("similarity", "difference", "p_perm", "p_boot", "p_greater", "p_less") or \
+                column.endswith(("_low", "_high")):
+            record[column] = float("nan")
+    warnings.warn(f"{name} {pair}: not defined, {reason}; the row holds NaN", stacklevel=3)
 
 
 # the metrics that are functions of per-image sums and the Gram matrix (crossnobis needs runs)
@@ -382,16 +423,26 @@ def kind_difference(
         resample once the pairs of a source drawn twice are left out).
     """
     check_resampling(n_boot=n_boot)
+    if n_boot < 1:
+        raise ValueError(f"n_boot: kind_difference's interval and p come from image resamples; expected at least 1 "
+                         f"(1000 by default), found {n_boot}")
     raw = stimuli.table if hasattr(stimuli, "table") else stimuli
     table = _table_of(stimuli)
     sets = _pattern_sets(patterns, raw if isinstance(raw, pd.DataFrame) else table, image_ids)
     sources, rows = align_kinds(table, reference, (first, second))
     n = len(sources)
+    n_pairs = n * (n - 1) // 2
+    # draws, the two gathered index arrays, the kept-pair mask and three gathered RDMs, all at once
+    check_allocation(n_boot * (8 * n + n_pairs * (2 * 8 + 1 + 3 * 8)),
+                     f"kind_difference with n_boot = {n_boot} on {n} images",
+                     "lower n_boot ([rsa] n_boot in a study file; 1000 is the default)")
     draws = as_generator(seed).integers(0, n, size=(n_boot, n))
     upper_rows, upper_cols = np.triu_indices(n, 1)
     a, b = draws[:, upper_rows], draws[:, upper_cols]
     keep = a != b
     records = []
+    flat = _flat_rdms({name: {kind: rdm(values[index], metric) for kind, index in rows.items()}
+                       for name, values in sets.items()}, sets, rows, metric)
     for name, values in sets.items():
         squares = {kind: square_rdm(rdm(values[index], metric)) for kind, index in rows.items()}
         ref = squares[reference][a, b]
@@ -418,6 +469,10 @@ def kind_difference(
             "n_images": n,
             "mean_pairs_used": float(keep.sum(axis=1).mean()),
         })
+        reasons = [flat[(name, kind)] for kind in (reference, first, second) if (name, kind) in flat]
+        if reasons:
+            _undefined(records[-1], name, records[-1]["comparison"], reasons[0])
+            records[-1]["direction"] = "undefined"
     return pd.DataFrame.from_records(records)
 
 

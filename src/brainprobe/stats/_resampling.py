@@ -38,7 +38,13 @@ ALTERNATIVES = ("greater", "less", "two-sided")
 
 def as_generator(seed) -> np.random.Generator:
     """A numpy Generator from a seed, a Generator (returned as is) or None (fresh entropy)."""
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator):
+        return seed
+    parts = list(np.ravel(seed)) if isinstance(seed, (list, tuple, np.ndarray)) else [seed]
+    if seed is not None and not isinstance(seed, np.random.SeedSequence) and not all(
+            isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0 for p in parts):
+        raise ValueError(f"seed: expected an integer >= 0, a numpy Generator or None, found {seed!r}")
+    return np.random.default_rng(seed)
 
 
 def check_resampling(*, n_perm=None, n_boot=None, boot_fraction=None) -> None:

@@ -177,7 +177,10 @@ def mann_kendall(x, *, alternative: str = "two-sided", exact: bool | str = "auto
     >>> round(result.p_normal, 4)  # the normal approximation, as pymannkendall gives it
     0.002
     """
-    x = np.asarray(x, float)
+    try:
+        x = np.asarray(x, float)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"x: expected numbers, found {type(error).__name__}: {error}") from None
     if x.ndim != 1 or len(x) < 3:
         raise ValueError(f"x: expected a 1-D sequence of at least 3 values, found shape {x.shape}")
     if not np.isfinite(x).all():

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .._files import MANIFEST, foreign_files, record_written, remove_written
 from .._images import resize_and_crop
@@ -55,22 +55,22 @@ def read_image(path, *, background=(1.0, 1.0, 1.0), size: int | None = None) -> 
             if size is not None and image.format == "JPEG" and image.mode in ("RGB", "L", "CMYK", "YCbCr"):
                 image.draft(image.mode, (2 * size, 2 * size))
             image.load()
+            image = ImageOps.exif_transpose(image)  # as viewers show it: a phone photo taken upright stays upright
             factor = min(image.size) // (2 * size) if size is not None else 1
             if factor > 1 and not image.mode.startswith(("I", "F", "P")):
                 image = image.reduce(factor)
-            return _to_rgb_array(image, background)
+            return _to_rgb_array(image, background, path)
     except Image.DecompressionBombError as error:
         raise ValueError(f"{path}: refused as a possible decompression bomb ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
 
 
-def _to_rgb_array(image: Image.Image, background) -> np.ndarray:
+def _to_rgb_array(image: Image.Image, background, path=None) -> np.ndarray:
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        scale = 65535.0 if mode.startswith("I;16") else (1.0 if mode == "F" else max(float(array.max()), 1.0))
-        grey = np.clip(array / scale, 0.0, 1.0).astype(np.float32)
+        grey = (array / _grey_scale(array, mode, path)).astype(np.float32)
         return np.repeat(grey[..., None], 3, axis=2)
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
@@ -81,8 +81,40 @@ def _to_rgb_array(image: Image.Image, background) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
+def _grey_scale(array: np.ndarray, mode: str, path) -> float:
+    """The full-scale value of a 16-bit, 32-bit integer or float grey image, by one fixed rule (never
+    stretched per image, which would make a dim image as bright as a bright one):
+    16-bit: 65535; 32-bit integer and float: 1 when every value lies in [0, 1], 255 when in
+    [0, 255] (8-bit levels stored wide), 65535 when in [0, 65535]; anything else is refused."""
+    if mode.startswith("I;16"):
+        return 65535.0
+    if array.size == 0 or not np.isfinite(array).all() or array.min() < 0:
+        raise ValueError(f"{path}: a {mode} grey image with values outside [0, 65535] (found "
+                         f"{np.nanmin(array) if array.size else 'none'}..{np.nanmax(array) if array.size else 'none'}); "
+                         "expected levels in [0, 1], [0, 255] or [0, 65535]")
+    top = float(array.max())
+    for scale in ((1.0,) if mode == "F" else ()) + (255.0, 65535.0):
+        if top <= scale:
+            return scale
+    raise ValueError(f"{path}: a {mode} grey image with values up to {top:g}; expected levels in [0, 1], [0, 255] or "
+                     "[0, 65535]")
+
+
+# the most memory one image may take while it is resized (float32): a 1 x 60000 pixel strip
+# resized to 224 on its shorter side would need tens of GiB
+MAX_RESIZE_BYTES = 2 * 1024**3
+
+
 def _stack(arrays: list[np.ndarray], paths: list[Path], size: int | None) -> torch.Tensor:
     tensors = [torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0) for a in arrays]
+    for tensor, path in zip(tensors, paths, strict=False):
+        h, w = tensor.shape[-2:]
+        if size is not None and min(h, w) > 0:
+            needed = 3 * 4 * size * size * max(h, w) / min(h, w)
+            if needed > MAX_RESIZE_BYTES:
+                raise ValueError(f"{path}: a {h} x {w} image would take {needed / 1024**3:.1f} GiB resized to {size} on "
+                                 f"its shorter side (more than {MAX_RESIZE_BYTES / 1024**3:.0f} GiB); crop it to a less "
+                                 "elongated shape, or choose a smaller size")
     if size is not None:
         tensors = [resize_and_crop(t, int(size)).clamp(0.0, 1.0) for t in tensors]
     shapes = {tuple(t.shape[-2:]) for t in tensors}
@@ -121,8 +153,7 @@ def load_folder(folder, *, size: int | None = None, recursive: bool = True) -> S
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"image folder not found: {folder}")
-    pattern = "**/*" if recursive else "*"
-    paths = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    paths = _image_files(folder, recursive)
     if not paths:
         raise ValueError(f"{folder}: no image files found (extensions {', '.join(IMAGE_EXTENSIONS)})")
     relative = [p.relative_to(folder) for p in paths]
@@ -157,6 +188,34 @@ def load_folder(folder, *, size: int | None = None, recursive: bool = True) -> S
 _KIND_FOLDERS = ("RE", "AN", "AI")
 
 
+def _image_files(folder: Path, recursive: bool) -> list[Path]:
+    """The image files under ``folder``, following linked sub-folders (each real folder once); a
+    link whose target is missing is an error naming it, never skipped without a word."""
+    found, broken, visited = [], [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:  # a link back up the tree: read each folder once
+            dirs[:] = []
+            continue
+        visited.add(real)
+        dirs.sort()
+        if not recursive:
+            dirs[:] = []
+        images = set(files)
+        for name in sorted(os.listdir(root)):
+            path = Path(root) / name
+            if path.is_symlink() and not path.exists():  # os.walk lists a dangling link nowhere useful
+                broken.append(path)
+            elif name in images and path.suffix.lower() in IMAGE_EXTENSIONS:
+                found.append(path)
+    if broken:
+        names = ", ".join(str(p.relative_to(folder)) for p in sorted(broken)[:5])
+        raise ValueError(f"{folder}: {len(broken)} link(s) point to missing files or folders ({names}); "
+                         "fix or remove them")
+    return sorted(found)
+_NAME_COLUMNS = ("file", "path", "image_id", "source_id", "kind", "category")
+
+
 def load_manifest(csv_path, *, size: int | None = None, path_column: str = "file") -> StimulusSet:
     """Load the images listed in a CSV manifest; every other column goes into the table.
 
@@ -172,7 +231,10 @@ def load_manifest(csv_path, *, size: int | None = None, path_column: str = "file
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"manifest not found: {csv_path}")
-    table = pd.read_csv(csv_path, keep_default_na=False, na_values=["NaN"])
+    header = pd.read_csv(csv_path, nrows=0).columns
+    names = [c for c in header if c in _NAME_COLUMNS]  # text, always: an image called "NaN" or "007" keeps its name
+    table = pd.read_csv(csv_path, keep_default_na=False, dtype={c: str for c in names},
+                        na_values={c: [] if c in names else ["NaN"] for c in header})
     if path_column not in table and "path" in table:
         path_column = "path"
     if path_column not in table:
@@ -282,7 +344,10 @@ def load_stimuli(folder) -> StimulusSet:
             raise
         raise ValueError(f"{arrays_path}: corrupt or truncated ({type(error).__name__}: {error})") from None
     try:
-        table = pd.read_csv(table_path, keep_default_na=False, na_values=["NaN"], dtype={"image_id": str})
+        text = {"image_id"} | {c for c, d in zip(columns, dtypes, strict=False) if d in ("object", "str", "string")}
+        header = pd.read_csv(table_path, nrows=0).columns
+        table = pd.read_csv(table_path, keep_default_na=False, dtype={c: str for c in header if c in text},
+                            na_values={c: [] if c in text else ["NaN"] for c in header})
     except (ValueError, UnicodeDecodeError) as error:
         raise ValueError(f"{table_path}: cannot be read as a table ({type(error).__name__}: {error})") from None
     if "image_id" not in table:
