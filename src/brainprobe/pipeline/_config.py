@@ -381,7 +381,10 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
     _resolve_weights(source, "[network]", config["network"], base)
     _check_network(source, config["network"])
     named = config["network"]["layers"]
-    if config["rsa"]["enabled"] and named and len(named) < 3:  # the Mann-Kendall trend needs three points
+    design = config["design"]["kind"]
+    paper_design = design == "paper" or (design == "auto" and config["stimuli"]["generate"])
+    # the paper design's Mann-Kendall trend needs three points (the general design has no trend)
+    if paper_design and config["rsa"]["enabled"] and named and len(named) < 3:
         raise ConfigError(f"{source}: [network] layers: the trend over layers ([rsa]) needs at least 3 layers, found "
                           f"{len(named)} ({list(named)}); name more layers or set [rsa] enabled = false")
     config["compare"] = _compared(source, values.get("compare", []), base, config["network"])
