@@ -25,6 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .._device import resolve_device
+
 __all__ = ["romp_single_target", "romp_batched", "RompFit", "STOP_REASONS"]
 
 STOP_REASONS = ("n_iter", "max_atoms", "n_samples", "residual", "no_correlation")
@@ -140,7 +142,7 @@ def romp_batched(X, Y, n_nonzero: int, *, fit_intercept: bool = True, normalize:
     -------
     RompFit
     """
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     # copies: inputs may be read-only (memory maps), and the fit works in its own dtype anyway
     X = torch.tensor(np.asarray(X), dtype=dtype, device=device)
     Y = torch.tensor(np.asarray(Y), dtype=dtype, device=device)

@@ -16,6 +16,7 @@ import torch
 import torchvision
 from torch import nn
 
+from .._device import resolve_device
 from ._layered import IMAGENET_MEAN, IMAGENET_STD, LayeredModel, LayerSpec, softmax_layer
 
 __all__ = [
@@ -497,32 +498,6 @@ def load_model(
         **settings,
     )
     return model.to(resolve_device(device))
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a torch.device; None means CUDA when available, else CPU.
-
-    Raises
-    ------
-    ValueError
-        For a name torch does not know (``"gpu0"``), or a CUDA device on a machine without
-        CUDA (or without that many GPUs).
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        found = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'mps', found {device!r}") from None
-    if found.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: CUDA is not available on this machine; use 'cpu' or leave "
-                             "the device unset (CUDA when present)")
-        if found.index is not None and found.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if found.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ValueError(f"device {device!r}: MPS is not available on this machine; use 'cpu'")
-    return found
 
 
 def load_demo_model(device: str | torch.device | None = None) -> LayeredModel:

@@ -346,7 +346,7 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
         raise ConfigError(f"{source}: [stimuli] re_threshold: expected a probability in [0, 1), found "
                           f"{stimuli['re_threshold']!r}")
     if config["network"]["device"] != "auto":
-        from ..models import resolve_device
+        from .._device import resolve_device  # torch: imported only when a device is named
 
         try:
             resolve_device(config["network"]["device"])
