@@ -7,10 +7,10 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from .._device import model_on
 from .._images import as_image_tensor
 from .._progress import tqdm
 from ._layered import LayeredModel
-from .._device import model_on
 
 __all__ = ["Activations", "extract"]
 

@@ -24,6 +24,7 @@ import pandas as pd
 from .. import plotting
 from ..rsa import align_kinds, rdm, square_rdm
 from ._cache import atomic_write
+from ._tables import environment
 
 __all__ = ["REPORT_SECTIONS", "ReportContext", "figure_caption", "make_figures", "write_report"]
 
@@ -604,8 +605,6 @@ def write_report(output: Path, result, config, *, seconds: float, device: str,
     Everything is inline (figures as PNG data, the viewer's script and meshes): the file opens
     offline and loads nothing from the network. ``sections`` replaces `REPORT_SECTIONS`.
     """
-    from ._study import environment
-
     context = ReportContext(Path(output), result, config, seconds, device, environment())
     body = [section(context) for section in (REPORT_SECTIONS if sections is None else sections)]
     page = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
