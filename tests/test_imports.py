@@ -114,5 +114,5 @@ def test_no_module_imports_another_in_a_circle():
     cycle = find_cycle(graph)
     if cycle:
         steps = [f"{a} line {graph[a][b][0]}{' (inside a function)' if graph[a][b][1] else ''} imports {b}"
-                 for a, b in zip(cycle, cycle[1:])]
+                 for a, b in zip(cycle[:-1], cycle[1:], strict=True)]
         raise AssertionError("import circle:\n  " + "\n  ".join(steps))

@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from .._errors import ConfigError
+
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -101,10 +103,6 @@ POSITIVE = {("synthesis", "n_images"), ("synthesis", "max_iter"), ("synthesis", 
             ("subjects", "snr")}
 NON_NEGATIVE = {("synthesis", "target_z"), ("selection", "n_per_hemi_s2"), ("subjects", "simulate"), ("rsa", "n_perm"), ("searchlight", "n_perm"), ("encoding", "n_perm"),
                 ("encoding", "n_boot"), ("network", "batch_size")}
-
-
-class ConfigError(ValueError):
-    """A study configuration that cannot run; the message names the file and the key."""
 
 
 class StudyConfig(dict):
@@ -535,7 +533,7 @@ def load_config(path) -> StudyConfig:
     try:
         values = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
     config = validate(values, source=str(path), base=path.parent.resolve())
     config.path = path.resolve()
     return config

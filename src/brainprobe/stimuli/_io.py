@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .._errors import BrainprobeInputError, InputFileError, MissingFileError
 from .._images import resize_and_crop
 from ._stimulus_set import _ARRAYS_FILE, StimulusSet, load_stimuli, save_stimuli
 
@@ -40,7 +41,7 @@ def read_image(path, *, background=(1.0, 1.0, 1.0), size: int | None = None) -> 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
+        raise MissingFileError(f"image file not found: {path}")
     try:
         with Image.open(path) as image:
             if size is not None and image.format == "JPEG" and image.mode in ("RGB", "L", "CMYK", "YCbCr"):
@@ -51,9 +52,9 @@ def read_image(path, *, background=(1.0, 1.0, 1.0), size: int | None = None) -> 
                 image = image.reduce(factor)
             return _to_rgb_array(image, background)
     except Image.DecompressionBombError as error:
-        raise ValueError(f"{path}: refused as a possible decompression bomb ({error})") from None
+        raise InputFileError(f"{path}: refused as a possible decompression bomb ({error})") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
+        raise InputFileError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from error
 
 
 def _to_rgb_array(image: Image.Image, background) -> np.ndarray:
@@ -80,7 +81,7 @@ def _stack(arrays: list[np.ndarray], paths: list[Path], size: int | None) -> tor
     if len(shapes) > 1:
         first = tuple(tensors[0].shape[-2:])
         other = next(i for i, t in enumerate(tensors) if tuple(t.shape[-2:]) != first)
-        raise ValueError(
+        raise BrainprobeInputError(
             f"images differ in size ({paths[0]} is {first[0]}x{first[1]}, {paths[other]} is "
             f"{tensors[other].shape[-2]}x{tensors[other].shape[-1]}); pass size=224 (or another side) "
             "to resize the shorter side and crop the centre"
@@ -115,13 +116,13 @@ def load_folder(folder, *, size: int | None = None, recursive: bool = True) -> S
     pattern = "**/*" if recursive else "*"
     paths = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not paths:
-        raise ValueError(f"{folder}: no image files found (extensions {', '.join(IMAGE_EXTENSIONS)})")
+        raise BrainprobeInputError(f"{folder}: no image files found (extensions {', '.join(IMAGE_EXTENSIONS)})")
     relative = [p.relative_to(folder) for p in paths]
     ids = [r.with_suffix("").as_posix() for r in relative]
     seen: dict[str, Path] = {}
     for image_id, path in zip(ids, paths, strict=True):
         if image_id in seen:
-            raise ValueError(f"{folder}: {seen[image_id].name} and {path.name} would both be image {image_id!r}; "
+            raise BrainprobeInputError(f"{folder}: {seen[image_id].name} and {path.name} would both be image {image_id!r}; "
                              "rename one (image ids are file names without extension)")
         seen[image_id] = path
     table = pd.DataFrame(
@@ -162,18 +163,18 @@ def load_manifest(csv_path, *, size: int | None = None, path_column: str = "file
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise FileNotFoundError(f"manifest not found: {csv_path}")
+        raise MissingFileError(f"manifest not found: {csv_path}")
     table = pd.read_csv(csv_path, keep_default_na=False, na_values=["NaN"])
     if path_column not in table and "path" in table:
         path_column = "path"
     if path_column not in table:
-        raise ValueError(f"{csv_path}: expected a column {path_column!r} (or 'path') with image paths; columns are {list(table.columns)}")
+        raise InputFileError(f"{csv_path}: expected a column {path_column!r} (or 'path') with image paths; columns are {list(table.columns)}")
     paths = []
     for row, value in enumerate(table[path_column]):
         path = Path(str(value))
         path = path if path.is_absolute() else csv_path.parent / path
         if not path.is_file():
-            raise FileNotFoundError(f"{csv_path}, row {row + 2}, column {path_column!r}: file not found: {path}")
+            raise MissingFileError(f"{csv_path}, row {row + 2}, column {path_column!r}: file not found: {path}")
         paths.append(path)
     if "image_id" not in table:
         table.insert(0, "image_id", [p.stem for p in paths])

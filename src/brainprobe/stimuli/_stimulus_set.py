@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from .._errors import InputFileError, MissingFileError
 from .._files import MANIFEST, foreign_files, record_written, remove_written
 from .._images import as_image_tensor
 
@@ -258,29 +259,29 @@ def load_stimuli(folder) -> StimulusSet:
     arrays_path, table_path = folder / _ARRAYS_FILE, folder / _TABLE_FILE
     for path in (arrays_path, table_path):
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: {folder} is not a folder written by StimulusSet.save")
+            raise MissingFileError(f"{path} not found: {folder} is not a folder written by StimulusSet.save")
     try:
         with np.load(arrays_path, allow_pickle=False) as data:
             missing = {"images", "image_ids", "columns", "dtypes"} - set(data.files)
             if missing:
-                raise ValueError(f"{arrays_path}: missing fields {sorted(missing)}")
+                raise InputFileError(f"{arrays_path}: missing fields {sorted(missing)}")
             images, image_ids = data["images"], data["image_ids"].tolist()
             columns, dtypes = data["columns"].tolist(), data["dtypes"].tolist()
     except (OSError, EOFError, zipfile.BadZipFile, ValueError) as error:
         if str(arrays_path) in str(error):
             raise
-        raise ValueError(f"{arrays_path}: corrupt or truncated ({type(error).__name__}: {error})") from None
+        raise InputFileError(f"{arrays_path}: corrupt or truncated ({type(error).__name__}: {error})") from error
     try:
         table = pd.read_csv(table_path, keep_default_na=False, na_values=["NaN"], dtype={"image_id": str})
     except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{table_path}: cannot be read as a table ({type(error).__name__}: {error})") from None
+        raise InputFileError(f"{table_path}: cannot be read as a table ({type(error).__name__}: {error})") from error
     if "image_id" not in table:
-        raise ValueError(f"{table_path}: expected an image_id column; columns are {list(table.columns)}")
+        raise InputFileError(f"{table_path}: expected an image_id column; columns are {list(table.columns)}")
     if table["image_id"].tolist() != image_ids:
-        raise ValueError(f"{table_path}: image_id column does not match {arrays_path} (edited by hand?)")
+        raise InputFileError(f"{table_path}: image_id column does not match {arrays_path} (edited by hand?)")
     absent = [c for c in columns if c not in table]
     if absent:
-        raise ValueError(f"{table_path}: missing columns {absent}")
+        raise InputFileError(f"{table_path}: missing columns {absent}")
     table = table[columns]
     for column, dtype in zip(columns, dtypes, strict=True):
         table[column] = table[column].astype(str) if dtype in ("object", "str", "string") else table[column].astype(dtype)
