@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import json
 import os
 import shutil
@@ -387,6 +388,10 @@ class Study:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         device = resolve_device(None if self.config["network"]["device"] == "auto" else self.config["network"]["device"])
+        # what differs between two runs of one study lives here and in steps.csv, not in report.html
+        self._write_file("run.json", lambda path: atomic_write(path, json.dumps(
+            {"finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+             "seconds": round(seconds, 3), "device": str(device), "output": str(self.output)}, indent=2) + "\n"))
         result.report = self._write_file("report.html", lambda path: _report.write_report(
             self.output, result, self.config, seconds=seconds, device=str(device)))
 
