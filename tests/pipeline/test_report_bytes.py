@@ -29,6 +29,44 @@ def _run_in_new_interpreter(values: dict, hash_seed: str) -> None:
                    text=True, timeout=1200)
 
 
+# the viewer's module alone (importing brainprobe.pipeline would load torch: seconds per interpreter)
+VIEWER = """
+import hashlib, importlib.util, sys, types
+import numpy as np
+spec = importlib.util.spec_from_file_location("viewer", sys.argv[1])
+viewer = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(viewer)
+mesh = types.SimpleNamespace(coordinates=np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]), n_vertices=4,
+                             faces=np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3]]))
+layers = {"sub-01": {"meshes": {"L": mesh, "R": mesh}, "maps": {"RE-AN": {"L": np.arange(4.0), "R": -np.arange(4.0)}},
+                     "shown": None, "background": None, "outlines": None}}
+sys.stdout.write(hashlib.sha256(viewer.cortex_viewer(layers).encode()).hexdigest())
+"""
+
+
+def test_the_cortex_viewer_is_the_same_bytes_in_interpreters_with_different_string_hashes():
+    from brainprobe.pipeline import _viewer
+
+    digests = {subprocess.run([sys.executable, "-c", VIEWER, _viewer.__file__], check=True, capture_output=True,
+                              text=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(digests) == 1, digests
+
+
+def test_the_report_holds_no_value_that_differs_between_runs(tiny_run, tmp_path):
+    """The report written again with another duration, another output folder and a step log of a
+    run from the cache: the same bytes. (run.json is written by the study, not by write_report.)"""
+    from brainprobe.pipeline import _report, validate
+
+    values = copy.deepcopy(TINY)
+    values["study"]["output"] = str(tmp_path / "moved")
+    elsewhere = validate(values)
+    rerun = copy.copy(tiny_run)
+    rerun.log = tiny_run.log.assign(status="cached", seconds=0.01)
+    _report.write_report(tmp_path, rerun, elsewhere, seconds=1.0, device="cpu")
+    assert (tmp_path / "report.html").read_bytes() == Path(tiny_run.report).read_bytes()
+
+
+@pytest.mark.slow
 def test_a_moved_study_run_again_in_another_interpreter_writes_the_same_report_bytes(tiny_run, tmp_path):
     """The tiny study (its cached steps, in a copied folder) run again: the report is redrawn from
     scratch -- figures, summary, cortex viewer, tables -- and must not change by one byte."""
