@@ -12,7 +12,7 @@ PYTEST_ARGS ?= -m "not slow"
 # `make demo DEMO_ARGS=--overwrite` redoes a finished demo (from its cache)
 DEMO_ARGS ?=
 
-.PHONY: test test-slow demo lint install clean
+.PHONY: test test-slow test-min demo lint install clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,24 @@ lint: install
 	$(PY) -m ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(MIN_VENV) build *.egg-info src/*.egg-info
+
+# The oldest releases pyproject.toml allows: a venv of its own with every runtime dependency pinned to
+# its floor (.ci/min_dependencies.py writes the constraints; torch/torchvision stay at TORCH_PINS,
+# the builds on this machine's disk), then the fast tests.
+MIN_VENV ?= .venv-min
+MIN_PYTEST_ARGS ?= -m "not slow"
+$(MIN_VENV)/.installed: pyproject.toml .ci/min_dependencies.py
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/min_dependencies.py --skip torch torchvision > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet $(TORCH_PINS) -c $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet -e ".[dev,demo]" $(TORCH_PINS) -c $(MIN_VENV)/constraints.txt
+	touch $@
+
+test-min: $(MIN_VENV)/.installed
+	$(MIN_VENV)/bin/python -m pip freeze | grep -iE '^(numpy|scipy|scikit-learn|pandas|h5py|nibabel|nilearn|matplotlib|tqdm|pillow|joblib|torch|torchvision)=='
+	$(MIN_VENV)/bin/python -m pytest $(MIN_PYTEST_ARGS)
 
 # Benchmarks that compare with peers install those peers in their own environment only.
 BENCH_VENV ?= .venv-bench

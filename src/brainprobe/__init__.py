@@ -10,12 +10,14 @@ touched.
 
 import importlib
 
+from ._errors import BrainprobeInputError, ConfigError, InputFileError, MissingFileError
+
 __version__ = "0.1.0"
 
 _SUBPACKAGES = ("adversarial", "data", "encoding", "models", "pipeline", "plotting", "roi", "rsa", "stats",
                 "stimuli", "synth")
 
-__all__ = ["__version__", *_SUBPACKAGES]
+__all__ = ["__version__", *_SUBPACKAGES, "BrainprobeInputError", "ConfigError", "InputFileError", "MissingFileError"]
 
 
 def __getattr__(name: str):

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from nibabel import cifti2
 
+from brainprobe import InputFileError
 from brainprobe.data import load_responses
 from brainprobe.roi import load_mesh
 
@@ -131,4 +132,4 @@ def test_corrupt_or_truncated_files_give_one_line_naming_the_file_and_the_format
         message = str(caught.value)
         assert "\n" not in message and str(path) in message and what in message, message
         assert "pickled" not in message, message
-        assert type(caught.value) is ValueError
+        assert type(caught.value) is InputFileError  # the public class, no private one leaks

@@ -48,6 +48,7 @@ def test_activations_agree_across_devices():
     images = torch.rand(4, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     on_cpu = extract(model, images, ["conv2", "fc7"], device="cpu")
     on_gpu = extract(model, images, ["conv2", "fc7"], device="cuda")
+    assert model.device.type == "cpu"  # run on the GPU for that call only
     for layer in ("conv2", "fc7"):
         a, b = np.asarray(on_cpu[layer]), np.asarray(on_gpu[layer])
         assert np.abs(a - b).max() <= 1e-3 * max(1.0, np.abs(a).max()), layer
@@ -69,3 +70,60 @@ def test_the_test_device_switch_is_honoured(alexnet):
 
     wanted = os.environ.get("BRAINPROBE_TEST_DEVICE", "cpu")
     assert alexnet.device.type == torch.device(wanted).type
+
+
+# -- one device policy (brainprobe._device): a user's network stays where the user put it --------
+
+def _tiny_model():
+    from torch import nn
+
+    from brainprobe.models import LayeredModel
+
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+    return LayeredModel(network, {"conv": "0", "fc": "4"}, input_size=16, class_names=list("abcde"))
+
+
+@pytest.fixture
+def cuda_claimed(monkeypatch):
+    """Make torch claim CUDA: a path that moves the model by default then fails on this machine."""
+    if not torch.cuda.is_available():
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+
+
+def test_extract_leaves_the_models_device_unchanged(cuda_claimed):
+    model = _tiny_model()
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    acts = extract(model, images, ["conv", "fc"])
+    assert model.device.type == "cpu" and model.mean.device.type == "cpu"
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    np.testing.assert_allclose(acts["fc"], model(images).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_adversarial_images_leave_the_models_device_unchanged(cuda_claimed):
+    from brainprobe.adversarial import noise_images
+
+    model = _tiny_model()
+    noise_images(model, [1, 2], max_iter=2, max_iter_8bit=1, progress=False)
+    assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+def test_model_on_puts_the_model_back_also_after_an_error(monkeypatch):
+    from brainprobe import _device
+
+    model, moves = _tiny_model(), []
+    monkeypatch.setattr(_device, "resolve_device", lambda device: torch.device("cpu", 1))  # a "second" device
+    monkeypatch.setattr(type(model), "to", lambda self, device: moves.append(torch.device(device)) or self)
+    with pytest.raises(RuntimeError, match="inside"), _device.model_on(model, "elsewhere"):
+        raise RuntimeError("inside the block")
+    assert moves == [torch.device("cpu", 1), torch.device("cpu")]
+
+
+@pytest.mark.parametrize("call", [
+    lambda device: rdm(np.ones((4, 3)) + np.eye(4, 3), "correlation", device=device),
+    lambda device: romp_batched(np.eye(6, 4), np.ones((6, 2)), 1, device=device),
+])
+@pytest.mark.parametrize("device", ["gpu0", "cuda:99"])
+def test_every_torch_path_validates_the_device_in_one_place(call, device):
+    with pytest.raises(ValueError, match=f"device.*{device if device == 'gpu0' else 'CUDA'}"):
+        call(device)

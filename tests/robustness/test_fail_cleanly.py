@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from brainprobe import cli
+from brainprobe import InputFileError, cli
 from brainprobe.cli import main
 from brainprobe.data import load_responses
 from brainprobe.rsa import kind_similarity
@@ -144,7 +144,7 @@ def test_a_corrupt_hemisphere_file_is_named_once(tmp_path):
     with pytest.raises(ValueError) as error:
         load_responses(betas, tmp_path / "trials.csv")
     message = str(error.value)
-    assert type(error.value) is ValueError and message.count("cannot be read as") == 1, message
+    assert type(error.value) is InputFileError and message.count("cannot be read as") == 1, message
     assert message.startswith(f"{tmp_path / 'lh.func.gii'}: cannot be read as a GIfTI file") and "\n" not in message
 
 

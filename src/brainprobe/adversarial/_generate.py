@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..models import IMAGENET_MEAN, LayeredModel, resolve_device
+from .._device import model_on
+from ..models import IMAGENET_MEAN, LayeredModel
 from ..stimuli import StimulusSet
 from ..synth import optimize_pixels
 
@@ -54,8 +55,14 @@ def _optimize_toward_classes(model, start, targets, anchor, *, lam, score, thres
         raise ValueError(f"score: expected one of {SCORES}, found {score!r}")
     if not 0 < threshold < 1:
         raise ValueError(f"threshold: expected a probability in (0, 1), found {threshold}")
-    device = resolve_device(device)
-    model = model.to(device)
+    with model_on(model, device) as device:  # the user's network goes back where it was afterwards
+        return _optimize_on(model, start, targets, anchor, lam=lam, score=score, threshold=threshold, lr=lr,
+                            max_iter=max_iter, max_iter_8bit=max_iter_8bit, batch_size=batch_size,
+                            device=device, progress=progress, desc=desc)
+
+
+def _optimize_on(model, start, targets, anchor, *, lam, score, threshold, lr, max_iter, max_iter_8bit,
+                 batch_size, device, progress, desc):
     if batch_size is None:
         # measured on 2 CPU cores: EfficientNet-Lite0 costs 3.5x more per image at batch 40 than at 4
         # (its large activation maps thrash the cache) while AlexNet gains little past 8
@@ -169,7 +176,8 @@ def noise_images(
     batch_size : int, optional
         Images optimized together (each still stops on its own); default 64 on CUDA, 8 on CPU.
     device : str, optional
-        Default CUDA when available.
+        Where to optimize; default the model's own device. The model is moved there for the call
+        and back afterwards.
     progress : bool, optional
 
     Returns

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from .._errors import BrainprobeInputError, InputFileError, MissingFileError
 from ..roi import load_mesh
 from ._responses import Responses, _check_vertex_numbers
 
@@ -31,7 +32,7 @@ _SESSION = re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)(?:_|$)")
 
 def _clean_read_errors(what: str):
     """Decorate a public reader with `_reading` around its whole call: what a library raises on a
-    corrupt or truncated file anywhere inside becomes one ValueError that names the file; the
+    corrupt or truncated file anywhere inside becomes one InputFileError that names the file; the
     reader's own errors (ValueErrors that name the file, KeyError, TypeError ...) pass through."""
     import functools
 
@@ -58,7 +59,7 @@ _NAME_COLUMNS = ("image_id", "stim_file", "trial_type", "kind", "source_id", "ca
 
 def _read_one_trial_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise FileNotFoundError(f"trial table not found: {path}")
+        raise MissingFileError(f"trial table not found: {path}")
     separator = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         header = pd.read_csv(path, sep=separator, nrows=0).columns
@@ -68,8 +69,8 @@ def _read_one_trial_table(path: Path) -> pd.DataFrame:
         table = pd.read_csv(path, sep=separator, keep_default_na=False, dtype={c: str for c in names},
                             na_values={c: ["n/a"] if c in names else ["n/a", "NaN"] for c in header})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise ValueError(f"{path}: not a readable {'BIDS events TSV' if separator == chr(9) else 'CSV'} table "
-                         f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+        raise InputFileError(f"{path}: not a readable {'BIDS events TSV' if separator == chr(9) else 'CSV'} table "
+                         f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from error
     if "image_id" in table:
         image = table["image_id"].notna() & (table["image_id"].astype(str) != "")
         table["image_id"] = table["image_id"].where(image, "n/a").astype(str)
@@ -87,7 +88,7 @@ def _read_one_trial_table(path: Path) -> pd.DataFrame:
         ids = trial_type.tolist()
         is_image = ~trial_type.str.lower().isin(NON_IMAGE_TRIAL_TYPES).to_numpy()
     else:
-        raise ValueError(f"{path}: no image_id, stim_file or trial_type column to identify trials; "
+        raise InputFileError(f"{path}: no image_id, stim_file or trial_type column to identify trials; "
                          f"columns are {list(table.columns)}")
     table.insert(0, "image_id", ids)
     table["is_image"] = is_image
@@ -105,7 +106,7 @@ def _trial_table_paths(path) -> list[Path]:
     if any(c in text for c in "*?["):
         found = sorted(Path(p) for p in glob.glob(os.path.expanduser(text)))
         if not found:
-            raise FileNotFoundError(f"trial tables: no file matches {text}")
+            raise MissingFileError(f"trial tables: no file matches {text}")
         return found
     return [Path(path)]
 
@@ -142,17 +143,17 @@ def load_trial_table(path) -> pd.DataFrame:
         stem = file.name.split(".")[0]
         run = _RUN.search(stem)
         if run is None:
-            raise ValueError(f"{file}: cannot tell the run of this events file (expected run-XX in its name, "
+            raise InputFileError(f"{file}: cannot tell the run of this events file (expected run-XX in its name, "
                              "as BIDS names them)")
         if "run" in table and (table["run"].astype(int) != int(run.group(1))).any():
-            raise ValueError(f"{file}: its run column disagrees with run-{run.group(1)} in its name")
+            raise InputFileError(f"{file}: its run column disagrees with run-{run.group(1)} in its name")
         table["run"] = int(run.group(1))
         session = _SESSION.search(stem)
         if session is not None and "session" not in table:
             table["session"] = session.group(1)
         tables.append(table)
     if not tables:
-        raise ValueError("trial tables: an empty list of files")
+        raise BrainprobeInputError("trial tables: an empty list of files")
     return pd.concat(tables, ignore_index=True)
 
 
@@ -183,7 +184,7 @@ def kinds_from_stimuli(trials: pd.DataFrame, stimuli, *, source: str = "trials")
     table = stimuli.table if hasattr(stimuli, "table") else pd.DataFrame(stimuli)
     for column in ("image_id", "kind"):
         if column not in table:
-            raise ValueError(f"stimulus table: no {column!r} column; columns are {list(table.columns)}")
+            raise BrainprobeInputError(f"stimulus table: no {column!r} column; columns are {list(table.columns)}")
     stimulus_kind = dict(zip(table["image_id"].astype(str), table["kind"].astype(str), strict=True))
     trials = pd.DataFrame(trials).reset_index(drop=True).copy()
     ids = trials["image_id"].astype(str)
@@ -196,11 +197,11 @@ def kinds_from_stimuli(trials: pd.DataFrame, stimuli, *, source: str = "trials")
     if clash.any():
         examples = [f"{i!r}: trials say {g!r}, stimuli say {k!r}" for i, g, k in
                     zip(ids[clash], given[clash], known[clash], strict=True)][:3]
-        raise ValueError(f"{source}: {int(clash.sum())} trials contradict the stimulus table's kind, e.g. "
+        raise BrainprobeInputError(f"{source}: {int(clash.sum())} trials contradict the stimulus table's kind, e.g. "
                          f"{'; '.join(examples)}")
     unknown = is_image & ~has_kind & known.isna().to_numpy()
     if unknown.any():
-        raise ValueError(f"{source}: {int(unknown.sum())} image trials have no kind and show images that are not in "
+        raise BrainprobeInputError(f"{source}: {int(unknown.sum())} image trials have no kind and show images that are not in "
                          f"the stimulus table, e.g. {sorted(set(ids[unknown]))[:5]}; give the trial table a 'kind' "
                          "column or mark non-image trials (stim_file n/a)")
     trials["kind"] = np.where(has_kind, given.astype(object), known.astype(object))
@@ -255,7 +256,7 @@ def trials_from_designinfo(stimorder, conditions: pd.DataFrame, *, one_based: bo
     order = np.asarray(stimorder).astype(np.int64).ravel() - (1 if one_based else 0)
     conditions = pd.DataFrame(conditions).reset_index(drop=True)
     if order.size and (order.min() < 0 or order.max() >= len(conditions)):
-        raise ValueError(f"stimorder: condition indices {order.min()}..{order.max()} do not fit the "
+        raise BrainprobeInputError(f"stimorder: condition indices {order.min()}..{order.max()} do not fit the "
                          f"{len(conditions)} rows of the condition table")
     trials = conditions.iloc[order].reset_index(drop=True)
     trials["condition"] = order
@@ -268,7 +269,7 @@ def trials_from_designinfo(stimorder, conditions: pd.DataFrame, *, one_based: bo
 def _runs_from_counts(numtrialrun, n_trials: int, source: str = "DESIGNINFO") -> np.ndarray:
     counts = np.asarray(numtrialrun).astype(np.int64).ravel()
     if counts.sum() != n_trials:
-        raise ValueError(f"{source}: numtrialrun {counts.tolist()} adds up to {counts.sum()} trials, "
+        raise BrainprobeInputError(f"{source}: numtrialrun {counts.tolist()} adds up to {counts.sum()} trials, "
                          f"the design has {n_trials}")
     return np.repeat(np.arange(len(counts)), counts)
 
@@ -284,7 +285,7 @@ class _Own(Exception):
     """Errors of ours raised inside `_reading` blocks: they pass through it unchanged."""
 
 
-class _Missing(ValueError, _Own):
+class _Missing(InputFileError, _Own):
     pass
 
 
@@ -296,7 +297,7 @@ class _V73(_Own):
     pass
 
 
-class _Unreadable(ValueError, _Own):
+class _Unreadable(InputFileError, _Own):
     """A file `_reading` could not read: said once, by the innermost guard that saw it."""
 
 
@@ -311,10 +312,10 @@ def _reading(path, what: str, *, outer: bool = False):
     try:
         yield
     except _Missing as error:
-        raise ValueError(str(error)) from None
-    except _Unreadable as error:  # an inner guard's one line: kept, as a plain ValueError once outside
+        raise InputFileError(str(error)) from None
+    except _Unreadable as error:  # an inner guard's one line: kept, as the public InputFileError once outside
         if outer:
-            raise ValueError(str(error)) from None
+            raise InputFileError(str(error)) from error.__cause__  # the library's error
         raise
     except (FileNotFoundError, _Own):
         raise
@@ -325,7 +326,7 @@ def _reading(path, what: str, *, outer: bool = False):
             raise
         detail = text.splitlines()[0] if text else "no detail"
         raise _Unreadable(f"{path}: cannot be read as {what}: the file is corrupt, truncated or not what its "
-                          f"name says ({type(error).__name__}: {detail})") from None
+                          f"name says ({type(error).__name__}: {detail})") from error
 
 
 def _label(obj) -> str:
@@ -353,7 +354,7 @@ def _read_numpy(path: Path, allow_pickle: bool, *, what: str | None = None) -> n
                     raise _Missing(f"{path}: array {key!r} holds pickled objects; {_PICKLE_HINT}") from None
                 raise
     if magic != b"\x93NUMPY":
-        raise ValueError(f"{path}: cannot be read as {what}: it does not start with the NumPy header "
+        raise InputFileError(f"{path}: cannot be read as {what}: it does not start with the NumPy header "
                          "(corrupt, or another format)")
     try:
         with _reading(path, what):
@@ -366,7 +367,7 @@ def _read_numpy(path: Path, allow_pickle: bool, *, what: str | None = None) -> n
     except _Pickled:
         glm = (" (GLMsingle's default .npy outputs are pickled dictionaries; or rerun GLMsingle with "
                "wanthdf5=1 to get .hdf5 files)") if Path(path).name.startswith(("TYPE", "DESIGNINFO")) else ""
-        raise ValueError(f"{path}: holds pickled objects{glm}; {_PICKLE_HINT}") from None
+        raise InputFileError(f"{path}: holds pickled objects{glm}; {_PICKLE_HINT}") from None
 
 
 def _volume_vertices(mask: np.ndarray, affine=None) -> pd.DataFrame:
@@ -386,7 +387,7 @@ def _load_nibabel(source, what: str):
     import nibabel as nib
 
     if not Path(source).is_file():
-        raise FileNotFoundError(f"{what} not found: {source}")
+        raise MissingFileError(f"{what} not found: {source}")
     with _reading(source, what):
         return nib.load(str(source))
 
@@ -398,7 +399,7 @@ def _image_data(image, source, what: str) -> np.ndarray:
 
 def _read_mask(mask, shape, source, affine=None) -> np.ndarray:
     if mask is None:
-        raise ValueError(f"{source}: volume data need a mask (a NIfTI file or a boolean array of the volume's shape)")
+        raise BrainprobeInputError(f"{source}: volume data need a mask (a NIfTI file or a boolean array of the volume's shape)")
     array_given = isinstance(mask, (np.ndarray, list, tuple))
     where = "mask" if array_given else f"mask {_label(mask)}"
     if array_given:
@@ -408,14 +409,14 @@ def _read_mask(mask, shape, source, affine=None) -> np.ndarray:
         array, mask_affine = _image_data(image, mask, "a NIfTI mask"), getattr(image, "affine", None)
     array = array.astype(bool)
     if array.shape != tuple(shape):
-        raise ValueError(f"{where}: expected the volume's shape {tuple(shape)}, found {array.shape}")
+        raise BrainprobeInputError(f"{where}: expected the volume's shape {tuple(shape)}, found {array.shape}")
     if affine is not None and mask_affine is not None and not np.allclose(mask_affine, affine, atol=1e-4):
-        raise ValueError(f"{where}: its affine differs from the betas' {source} (mask voxel -> world "
+        raise BrainprobeInputError(f"{where}: its affine differs from the betas' {source} (mask voxel -> world "
                          f"{np.round(mask_affine, 3).tolist()}, betas {np.round(affine, 3).tolist()}): the same voxel "
                          "indices are different places; resample the mask onto the betas' grid, e.g. "
                          "nilearn.image.resample_to_img(mask, betas, interpolation='nearest')")
     if not array.any():
-        raise ValueError(f"{where}: selects no voxel")
+        raise BrainprobeInputError(f"{where}: selects no voxel")
     return array
 
 
@@ -427,7 +428,7 @@ def _read_nifti(sources: Sequence, mask) -> tuple[np.ndarray, pd.DataFrame]:
     else:
         shapes = {tuple(img.shape) for img in images}
         if any(len(img.shape) != 3 for img in images) or len(shapes) != 1:
-            raise ValueError(f"{first}: expected one 4-D NIfTI or 3-D NIfTIs of one shape, found shapes {sorted(shapes)}")
+            raise InputFileError(f"{first}: expected one 4-D NIfTI or 3-D NIfTIs of one shape, found shapes {sorted(shapes)}")
         data = np.stack([_image_data(img, s, "a NIfTI image") for img, s in zip(images, sources, strict=True)], axis=-1)
     volume = _read_mask(mask, data.shape[:3], first, getattr(images[0], "affine", None))
     return data[volume].T, _volume_vertices(volume, getattr(images[0], "affine", None))
@@ -439,10 +440,10 @@ def _gifti_matrix(source, n_vertices: int | None, n_trials: int | None) -> np.nd
     with _reading(path, "a GIfTI file"):
         arrays = [np.asarray(a.data) for a in image.darrays]
     if not arrays:
-        raise ValueError(f"{path}: no data arrays")
+        raise InputFileError(f"{path}: no data arrays")
     if len(arrays) > 1:
         if any(a.ndim != 1 for a in arrays) or len({len(a) for a in arrays}) != 1:
-            raise ValueError(f"{path}: expected one 1-D data array per trial, found shapes {[a.shape for a in arrays[:3]]}")
+            raise InputFileError(f"{path}: expected one 1-D data array per trial, found shapes {[a.shape for a in arrays[:3]]}")
         return np.stack(arrays).astype(np.float64)
     matrix = arrays[0].astype(np.float64)
     if matrix.ndim == 1:
@@ -452,7 +453,7 @@ def _gifti_matrix(source, n_vertices: int | None, n_trials: int | None) -> np.nd
         return matrix if cols == n_vertices else matrix.T
     if n_trials is not None and n_trials in (rows, cols) and rows != cols:
         return matrix if rows == n_trials else matrix.T
-    raise ValueError(f"{path}: cannot tell trials from vertices in a {rows} x {cols} array; pass meshes= or a trial table")
+    raise BrainprobeInputError(f"{path}: cannot tell trials from vertices in a {rows} x {cols} array; pass meshes= or a trial table")
 
 
 def _read_gifti_pair(paths: Mapping, meshes, n_trials) -> tuple[np.ndarray, pd.DataFrame]:
@@ -461,12 +462,12 @@ def _read_gifti_pair(paths: Mapping, meshes, n_trials) -> tuple[np.ndarray, pd.D
         mesh = meshes.get(hemi) if meshes else None
         block = _gifti_matrix(path, mesh.n_vertices if mesh is not None else None, n_trials)
         if mesh is not None and block.shape[1] != mesh.n_vertices:
-            raise ValueError(f"{_label(path)}: hemisphere {hemi} has {block.shape[1]} vertices, its mesh {mesh.name} "
+            raise BrainprobeInputError(f"{_label(path)}: hemisphere {hemi} has {block.shape[1]} vertices, its mesh {mesh.name} "
                              f"has {mesh.n_vertices}")
         blocks.append(block)
         tables.append(pd.DataFrame({"hemi": hemi, "vertex": np.arange(block.shape[1])}))
     if len({b.shape[0] for b in blocks}) != 1:
-        raise ValueError(f"GIfTI files disagree on the number of trials: {[b.shape[0] for b in blocks]}")
+        raise BrainprobeInputError(f"GIfTI files disagree on the number of trials: {[b.shape[0] for b in blocks]}")
     return np.concatenate(blocks, axis=1), pd.concat(tables, ignore_index=True)
 
 
@@ -480,7 +481,7 @@ def _read_cifti(source) -> tuple[np.ndarray, pd.DataFrame, dict]:
         axes = [image.header.get_axis(i) for i in range(data.ndim)]
     models = [i for i, axis in enumerate(axes) if isinstance(axis, nib.cifti2.cifti2_axes.BrainModelAxis)]
     if data.ndim != 2 or len(models) != 1:
-        raise ValueError(f"{path}: expected a 2-D CIFTI-2 file with one brain-model axis, found shape {data.shape} "
+        raise InputFileError(f"{path}: expected a 2-D CIFTI-2 file with one brain-model axis, found shape {data.shape} "
                          f"and axes {[type(a).__name__ for a in axes]}")
     if models[0] == 0:  # brain models first (some tools write vertices x maps): make rows the maps
         data = data.T
@@ -494,7 +495,7 @@ def _read_cifti(source) -> tuple[np.ndarray, pd.DataFrame, dict]:
         tables.append(pd.DataFrame({"hemi": hemi, "vertex": np.asarray(model.vertex)}))
         sizes[hemi] = int(model.nvertices[name])
     if not blocks:
-        raise ValueError(f"{path}: no CIFTI_STRUCTURE_CORTEX_LEFT/RIGHT surface models found")
+        raise InputFileError(f"{path}: no CIFTI_STRUCTURE_CORTEX_LEFT/RIGHT surface models found")
     return np.concatenate(blocks, axis=1), pd.concat(tables, ignore_index=True), sizes
 
 
@@ -504,13 +505,13 @@ def glmsingle_model_name(model: str) -> str:
     for full in GLMSINGLE_MODELS:
         if wanted in (full, full[:5], full[4]):
             return full
-    raise ValueError(f"GLMsingle model: expected one of {[m[:5] for m in GLMSINGLE_MODELS]} or their full names "
+    raise BrainprobeInputError(f"GLMsingle model: expected one of {[m[:5] for m in GLMSINGLE_MODELS]} or their full names "
                      f"{list(GLMSINGLE_MODELS)}, found {model!r}")
 
 
 def _refuse_onoff(path: Path) -> None:
     if path.name.startswith("TYPEA"):
-        raise ValueError(f"{path}: TYPEA_ONOFF holds one on-off beta per vertex (all conditions together), no "
+        raise InputFileError(f"{path}: TYPEA_ONOFF holds one on-off beta per vertex (all conditions together), no "
                          "single-trial betas; read TYPED_FITHRF_GLMDENOISE_RR (the default), TYPEC or TYPEB")
 
 
@@ -525,7 +526,7 @@ def _read_glmsingle(path: Path, allow_pickle: bool, model: str):
                 break
         else:
             found = sorted(p.name for p in path.iterdir() if p.name.startswith("TYPE"))
-            raise FileNotFoundError(f"{path}: no {model}.hdf5/.npy/.mat GLMsingle output; GLMsingle files there: {found}")
+            raise MissingFileError(f"{path}: no {model}.hdf5/.npy/.mat GLMsingle output; GLMsingle files there: {found}")
     _refuse_onoff(path)
     if path.suffix == ".hdf5":
         import h5py
@@ -538,15 +539,15 @@ def _read_glmsingle(path: Path, allow_pickle: bool, model: str):
         content = _read_numpy(path, allow_pickle, what="a GLMsingle .npy output")
         content = content.item() if content.dtype == object and content.shape == () else content
         if not isinstance(content, dict) or "betasmd" not in content:
-            raise ValueError(f"{path}: expected GLMsingle's dictionary with 'betasmd'")
+            raise InputFileError(f"{path}: expected GLMsingle's dictionary with 'betasmd'")
         return np.asarray(content["betasmd"], dtype=np.float64), path
     if path.suffix == ".mat":
         content = _read_mat(path)
         key = "modelmd" if "modelmd" in content else "betasmd"
         if key not in content:
-            raise ValueError(f"{path}: no 'modelmd' or 'betasmd' variable; found {sorted(content)}")
+            raise InputFileError(f"{path}: no 'modelmd' or 'betasmd' variable; found {sorted(content)}")
         return np.asarray(content[key], dtype=np.float64), path
-    raise ValueError(f"{path}: not a GLMsingle output (.hdf5, .npy or .mat)")
+    raise InputFileError(f"{path}: not a GLMsingle output (.hdf5, .npy or .mat)")
 
 
 def _read_mat(path: Path) -> dict:
@@ -574,7 +575,7 @@ def _glmsingle_design(designinfo, allow_pickle: bool) -> tuple[np.ndarray, np.nd
         path = Path(designinfo)
         where = str(path)
         if not path.is_file():
-            raise FileNotFoundError(f"DESIGNINFO not found: {path}")
+            raise MissingFileError(f"DESIGNINFO not found: {path}")
         if path.suffix == ".mat":
             content, one_based = _read_mat(path), True
         else:
@@ -582,7 +583,7 @@ def _glmsingle_design(designinfo, allow_pickle: bool) -> tuple[np.ndarray, np.nd
             content = content.item() if content.dtype == object and content.shape == () else content
     if not isinstance(content, Mapping) or "stimorder" not in content:
         found = sorted(content) if isinstance(content, Mapping) else type(content).__name__
-        raise ValueError(f"{where}: expected GLMsingle's design record with 'stimorder', found {found}")
+        raise InputFileError(f"{where}: expected GLMsingle's design record with 'stimorder', found {found}")
     runs = content.get("numtrialrun")
     return (np.asarray(content["stimorder"]).astype(np.int64).ravel(),
             None if runs is None else np.asarray(runs).astype(np.int64).ravel(), one_based)
@@ -596,7 +597,7 @@ def _glmsingle_matrix(betas: np.ndarray, mask, source) -> tuple[np.ndarray, pd.D
     if betas.ndim == 4:
         volume = _read_mask(mask, betas.shape[:3], source)
         return betas[volume].T, _volume_vertices(volume)
-    raise ValueError(f"{source}: unexpected GLMsingle beta shape {betas.shape}")
+    raise BrainprobeInputError(f"{source}: unexpected GLMsingle beta shape {betas.shape}")
 
 
 def _glmsingle_trials(source: Path, read_from: Path, n_trials: int, trials, designinfo, conditions,
@@ -607,7 +608,7 @@ def _glmsingle_trials(source: Path, read_from: Path, n_trials: int, trials, desi
         folder = source if source.is_dir() else source.parent
         found = [folder / f"DESIGNINFO{s}" for s in (".npy", ".mat") if (folder / f"DESIGNINFO{s}").is_file()]
         if not found:
-            raise FileNotFoundError(f"{source}: conditions given but no DESIGNINFO.npy/.mat next to the betas; pass "
+            raise MissingFileError(f"{source}: conditions given but no DESIGNINFO.npy/.mat next to the betas; pass "
                                     "designinfo= (designinfo = \"...\" in a [[subject]])")
         designinfo = found[0]
     if designinfo is None:
@@ -615,13 +616,13 @@ def _glmsingle_trials(source: Path, read_from: Path, n_trials: int, trials, desi
     stimorder, numtrialrun, one_based = _glmsingle_design(designinfo, allow_pickle)
     where = _label(designinfo) if not isinstance(designinfo, Mapping) else "designinfo"
     if len(stimorder) != n_trials:
-        raise ValueError(f"{where}: stimorder has {len(stimorder)} trials, the betas {read_from} have {n_trials}")
+        raise BrainprobeInputError(f"{where}: stimorder has {len(stimorder)} trials, the betas {read_from} have {n_trials}")
     if conditions is not None:
         conditions = _as_trial_table(conditions)
         return trials_from_designinfo(stimorder, conditions, one_based=one_based or read_from.suffix == ".mat",
                                       numtrialrun=numtrialrun)
     if trials is None:
-        raise ValueError(f"{where}: designinfo given without conditions: pass the table of conditions (one row per "
+        raise BrainprobeInputError(f"{where}: designinfo given without conditions: pass the table of conditions (one row per "
                          "design-matrix column, with image_id)")
     if "run" not in trials and numtrialrun is not None:
         trials = trials.assign(run=_runs_from_counts(numtrialrun, len(trials), where))
@@ -658,7 +659,7 @@ def _hemisphere_paths(source) -> dict | None:
             hemi = "L" if ("hemi-L" in name or name.startswith("lh.") or ".L." in name) else (
                 "R" if ("hemi-R" in name or name.startswith("rh.") or ".R." in name) else None)
             if hemi is None:
-                raise ValueError(f"{s}: cannot tell the hemisphere (expected hemi-L/hemi-R, lh./rh. or .L./.R. in the "
+                raise BrainprobeInputError(f"{s}: cannot tell the hemisphere (expected hemi-L/hemi-R, lh./rh. or .L./.R. in the "
                                  "name; or pass {'L': ..., 'R': ...})")
             paths[hemi] = Path(s)
         return paths
@@ -672,14 +673,14 @@ def _place_vertices(vertices: pd.DataFrame, table, meshes: Mapping, n_vertices: 
         if isinstance(table, (str, os.PathLike)):
             path = Path(table)
             if not path.is_file():
-                raise FileNotFoundError(f"vertex table not found: {path}")
+                raise MissingFileError(f"vertex table not found: {path}")
             table = pd.read_csv(path, keep_default_na=False, dtype={"hemi": str})
             where = f"vertices {path}"
         else:
             where = "vertices"
         table = pd.DataFrame(table).reset_index(drop=True)
         if len(table) != n_vertices:
-            raise ValueError(f"{where}: expected {n_vertices} rows (one per column of {source}), found {len(table)}")
+            raise BrainprobeInputError(f"{where}: expected {n_vertices} rows (one per column of {source}), found {len(table)}")
         if "vertex" in table:
             _check_vertex_numbers(table.assign(hemi=table["hemi"] if "hemi" in table else ""), where)
         rest = vertices.drop(columns=[c for c in vertices.columns if c in table])
@@ -795,7 +796,7 @@ def load_responses(
         path = Path(source)
         name = path.name
         if not path.exists():
-            raise FileNotFoundError(f"responses not found: {path}")
+            raise MissingFileError(f"responses not found: {path}")
         if path.is_dir() or path.suffix in (".hdf5", ".mat") or (name.startswith("TYPE") and path.suffix == ".npy"):
             raw, read_from = _read_glmsingle(path, allow_pickle, glmsingle_model)
             label = str(read_from)
@@ -805,16 +806,16 @@ def load_responses(
             betas, table, sizes = _read_cifti(path)
             for hemi, size in sizes.items():
                 if hemi in meshes and meshes[hemi].n_vertices != size:
-                    raise ValueError(f"{path}: hemisphere {hemi} surface has {size} vertices, its mesh has {meshes[hemi].n_vertices}")
+                    raise BrainprobeInputError(f"{path}: hemisphere {hemi} surface has {size} vertices, its mesh has {meshes[hemi].n_vertices}")
         elif name.endswith((".nii", ".nii.gz")):
             betas, table = _read_nifti([path], mask)
         elif _is_gifti(name):
-            raise ValueError(f"{path}: one GIfTI file; pass one per hemisphere ({{'L': ..., 'R': ...}} or a list "
+            raise BrainprobeInputError(f"{path}: one GIfTI file; pass one per hemisphere ({{'L': ..., 'R': ...}} or a list "
                              "named hemi-L/hemi-R)")
         elif path.suffix in (".npy", ".npz"):
             betas = _read_numpy(path, allow_pickle)
         else:
-            raise ValueError(f"{path}: unrecognized response format (expected .npy, .npz, .nii, .gii pair, "
+            raise InputFileError(f"{path}: unrecognized response format (expected .npy, .npz, .nii, .gii pair, "
                              ".dscalar.nii/.dtseries.nii, or a GLMsingle .hdf5/.mat/.npy/folder)")
     betas = np.asarray(betas)
     if betas.ndim == 1:

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .._device import resolve_device
 from .._memory import check_allocation
 
 __all__ = ["romp_single_target", "romp_batched", "RompFit", "STOP_REASONS"]
@@ -142,7 +143,7 @@ def romp_batched(X, Y, n_nonzero: int, *, fit_intercept: bool = True, normalize:
     -------
     RompFit
     """
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     # copies: inputs may be read-only (memory maps), and the fit works in its own dtype anyway
     X = torch.tensor(np.asarray(X), dtype=dtype, device=device)
     Y = torch.tensor(np.asarray(Y), dtype=dtype, device=device)

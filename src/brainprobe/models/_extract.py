@@ -7,10 +7,10 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from .._device import model_on
 from .._images import as_image_tensor
 from .._progress import tqdm
 from ._layered import LayeredModel
-from ._zoo import resolve_device
 
 __all__ = ["Activations", "extract"]
 
@@ -78,7 +78,8 @@ def extract(
     batch_size : int
         Images per forward pass.
     device : str or torch.device, optional
-        Default: CUDA when available, else CPU. The model is moved there.
+        Where to run; default the model's own device. Another device is used for this call
+        only: the model is moved back where it was afterwards.
     progress : bool, optional
         Show a progress bar; default: only when there are several batches and stderr is a terminal.
 
@@ -108,7 +109,12 @@ def extract(
              else [layers] if isinstance(layers, str) else list(layers))
     for name in names:
         model.resolve_layer(name)  # fail on a bad name before any work
-    model.to(resolve_device(device))
+    with model_on(model, device):
+        return _extract_batches(model, images, names, batch_size, progress, image_ids)
+
+
+def _extract_batches(model: LayeredModel, images: torch.Tensor, names: list[str], batch_size: int,
+                     progress: bool | None, image_ids) -> Activations:
     n_batches = -(-len(images) // batch_size)
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
     shapes: dict[str, tuple] = {}

@@ -31,10 +31,37 @@ class LayerSpec:
     post : callable, optional
         Applied to the module's output, e.g. a softmax for ``prob`` or the activation that a
         network applies functionally after a module (EfficientNet's shared ReLU6).
+    output : int or str, optional
+        For a module (or network) that returns a tuple, list, named tuple or dict of tensors
+        (an attention block's ``(values, weights)``, a model output object): which element is
+        the layer, by index, field name or key. Default: the first tensor element.
     """
 
     module: str | None
     post: Callable[[torch.Tensor], torch.Tensor] | None = None
+    output: int | str | None = None
+
+
+def _select_output(value, element: int | str | None, where: str) -> torch.Tensor:
+    """The tensor of a module's output that a layer reads (see `LayerSpec.output`)."""
+    if isinstance(value, torch.Tensor):
+        if element is not None:
+            raise KeyError(f"{where} returned one tensor: there is no element {element!r} to choose")
+        return value
+    if element is None:
+        items = value.values() if isinstance(value, Mapping) else value if isinstance(value, (tuple, list)) else ()
+        found = next((item for item in items if isinstance(item, torch.Tensor)), None)
+        if found is None:
+            raise TypeError(f"{where} returned {type(value).__name__}, not a tensor nor a tuple, list or dict "
+                            "holding one")
+        return found
+    try:
+        found = value[element] if isinstance(element, int) or isinstance(value, Mapping) else getattr(value, element)
+    except (IndexError, KeyError, AttributeError, TypeError):
+        raise KeyError(f"{where} returned {type(value).__name__}, which has no element {element!r}") from None
+    if not isinstance(found, torch.Tensor):
+        raise TypeError(f"{where}: element {element!r} of its output is {type(found).__name__}, not a tensor")
+    return found
 
 
 class _StopForward(Exception):
@@ -221,8 +248,9 @@ class LayeredModel(nn.Module):
         return f"{frame}; {self.channel_order}, {scale}minus mean {mean}, divided by std {std}"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Class logits, shape (n_images, n_classes), for images in [0, 1]."""
-        return self._run_network(self.preprocess(images))
+        """Class logits, shape (n_images, n_classes), for images in [0, 1] (a network returning a
+        tuple or dict: its first tensor)."""
+        return _select_output(self._run_network(self.preprocess(images)), None, f"network {self.name!r}")
 
     def _run_network(self, inputs: torch.Tensor, before_retry: Callable[[], None] | None = None) -> torch.Tensor:
         if not self.channels_last or inputs.ndim != 4:
@@ -274,24 +302,25 @@ class LayeredModel(nn.Module):
         if not names:
             raise ValueError("layers: expected at least one layer name")
         specs = {name: self.resolve_layer(name) for name in names}
-        by_module: dict[str, list[str]] = {}
-        for name, spec in specs.items():
+        by_module: dict[str, set] = {}  # module path -> the elements of its output that are read
+        for spec in specs.values():
             if spec.module is not None:
-                by_module.setdefault(spec.module, []).append(name)
+                by_module.setdefault(spec.module, set()).add(spec.output)
         needs_output = any(spec.module is None for spec in specs.values())
-        captured: dict[str, torch.Tensor] = {}
+        captured: dict[str, dict] = {}
 
         def make_hook(module_path: str):
             def hook(_module, _inputs, output):
-                if not isinstance(output, torch.Tensor):
-                    raise TypeError(f"module {module_path!r} returned {type(output).__name__}, not a tensor")
+                read = {element: _select_output(output, element, f"module {module_path!r}")
+                        for element in by_module[module_path]}
                 if module_path in captured:
                     raise RuntimeError(
                         f"module {module_path!r} runs more than once in one forward pass (a shared "
                         "module); its output is ambiguous; name a module that runs once"
                     )
-                # a copy in the standard layout (whatever layout the network ran in)
-                captured[module_path] = output.clone(memory_format=torch.contiguous_format)
+                # copies in the standard layout (whatever layout the network ran in)
+                captured[module_path] = {element: value.clone(memory_format=torch.contiguous_format)
+                                         for element, value in read.items()}
                 if stop_early and not needs_output and len(captured) == len(by_module):
                     raise _StopForward
 
@@ -311,7 +340,8 @@ class LayeredModel(nn.Module):
             raise RuntimeError(f"modules {missing} did not run in the forward pass of {self.name!r}")
         outputs: OrderedDict[str, torch.Tensor] = OrderedDict()
         for name, spec in specs.items():
-            value = network_output if spec.module is None else captured[spec.module]
+            value = (_select_output(network_output, spec.output, f"network {self.name!r}") if spec.module is None
+                     else captured[spec.module][spec.output])
             outputs[name] = spec.post(value) if spec.post is not None else value
         return outputs
 

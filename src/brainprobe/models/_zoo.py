@@ -16,7 +16,15 @@ import torch
 import torchvision
 from torch import nn
 
+from .._device import resolve_device
 from ._layered import IMAGENET_MEAN, IMAGENET_STD, LayeredModel, LayerSpec, softmax_layer
+from ._transforms import (
+    CAFFE_TRANSFORM,
+    IMAGENET_TRANSFORM,
+    TRANSFORMS,
+    resolve_custom_transform,
+    transform_settings,
+)
 
 __all__ = [
     "CAFFE_TRANSFORM",
@@ -106,27 +114,18 @@ class _Architecture:
     notes: str = ""
 
 
-TRANSFORMS = ("default", "caffe")
-# Caffe's ImageNet networks (the study's AlexNet): 227 px crops of 256 px images, BGR channels in
-# 0..255 minus the ImageNet mean pixel (B, G, R), no scaling by a standard deviation
-CAFFE_TRANSFORM = {"input_size": 227, "resize_size": 256, "interpolation": "bilinear", "channel_order": "BGR",
-                   "pixel_scale": 255.0, "mean": (104.0, 117.0, 123.0), "std": (1.0, 1.0, 1.0)}
-# what torchvision's ImageNet weights expect (ImageClassification: resize 256, crop 224)
-IMAGENET_TRANSFORM = {"input_size": 224, "resize_size": 256, "interpolation": "bilinear", "channel_order": "RGB",
-                      "pixel_scale": 1.0, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
-
-
-def input_transform(name: str, transform: str = "default") -> dict:
+def input_transform(name: str, transform="default") -> dict:
     """The input transform of architecture ``name`` as `LayeredModel` keyword arguments.
 
     torchvision architectures: exactly their weights' documented ``transforms()`` (read from the
     weights enum's metadata; nothing is downloaded). ``transform="caffe"``: Caffe's (227 px,
-    BGR, 0..255 minus the mean pixel), for users with converted Caffe weights.
+    BGR, 0..255 minus the mean pixel), for users with converted Caffe weights; any other
+    explicit transform as `brainprobe.models.load_model` takes it.
     """
-    if transform not in TRANSFORMS:
+    if isinstance(transform, str) and transform not in TRANSFORMS:
         raise ValueError(f"transform: expected one of {TRANSFORMS}, found {transform!r}")
-    if transform == "caffe":
-        return dict(CAFFE_TRANSFORM)
+    if not (isinstance(transform, str) and transform == "default"):
+        return transform_settings(transform)
     arch = _architecture(name)
     if arch.torchvision_weights is not None:
         preset = arch.torchvision_weights.transforms()
@@ -378,6 +377,7 @@ def _load_weights_into(network: nn.Module, weights) -> str | None:
 
 
 def _custom_model(network, weights, layers, seed: int, init: str, transform: str, device) -> LayeredModel:
+    builder = None
     if isinstance(network, str):
         label = network
         builder = import_network_builder(network)
@@ -398,9 +398,9 @@ def _custom_model(network, weights, layers, seed: int, init: str, transform: str
         raise ValueError(f"network {label!r}: 'imagenet' weights exist for the built-in networks only; "
                          "give a state-dict path")
     source = _load_weights_into(network, weights) or origin
-    if transform not in TRANSFORMS:
+    if isinstance(transform, str) and transform not in TRANSFORMS:
         raise ValueError(f"transform: expected one of {TRANSFORMS}, found {transform!r}")
-    settings = CAFFE_TRANSFORM if transform == "caffe" else IMAGENET_TRANSFORM
+    settings = resolve_custom_transform(network, transform, builder, label)
     model = LayeredModel(network, layers, name=label.rsplit(":", 1)[-1], weights_source=source, **settings)
     return model.to(resolve_device(device))
 
@@ -444,12 +444,17 @@ def load_model(
         AlexNet's class probabilities stay near 1/1000 whatever the image and no optimization
         reaches p = 0.99; with ``kaiming`` the outputs respond to the input like a trained
         network's, which is what tests of adversarial and synthesis mechanics need.
-    transform : {"default", "caffe"}
+    transform : {"default", "imagenet", "caffe"}, dict, torchvision weights or Compose
         The input transform. ``default``: the weights' own (torchvision networks: exactly
         ``weights.transforms()``, e.g. resize 256, centre crop 224, ImageNet mean and std;
         EfficientNet-Lite0: TF's crop of 224/256, bicubic, (x - 127) / 128; networks of your own:
-        torchvision's ImageNet transform). ``caffe``: 227 px crops of 256 px, BGR, 0..255 minus
-        the mean pixel, for converted Caffe weights.
+        what their library records -- timm's ``pretrained_cfg``, open_clip's ``preprocess_cfg``,
+        a torchvision builder's default weights -- else torchvision's ImageNet transform, with a
+        warning). ``imagenet``: torchvision's ImageNet transform. ``caffe``: 227 px crops of 256
+        px, BGR, 0..255 minus the mean pixel, for converted Caffe weights. Or the transform
+        itself: a dict of `LayeredModel` settings, a torchvision weights member or its
+        ``transforms()``, a ``Compose`` of Resize / CenterCrop / Normalize (timm's
+        ``create_transform``, open_clip's ``preprocess``).
     device : str or torch.device, optional
         Default: CUDA when available, else CPU.
 
@@ -497,32 +502,6 @@ def load_model(
         **settings,
     )
     return model.to(resolve_device(device))
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a torch.device; None means CUDA when available, else CPU.
-
-    Raises
-    ------
-    ValueError
-        For a name torch does not know (``"gpu0"``), or a CUDA device on a machine without
-        CUDA (or without that many GPUs).
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        found = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'mps', found {device!r}") from None
-    if found.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: CUDA is not available on this machine; use 'cpu' or leave "
-                             "the device unset (CUDA when present)")
-        if found.index is not None and found.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if found.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ValueError(f"device {device!r}: MPS is not available on this machine; use 'cpu'")
-    return found
 
 
 def load_demo_model(device: str | torch.device | None = None) -> LayeredModel:

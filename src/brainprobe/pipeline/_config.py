@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from .._errors import ConfigError
+
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -93,8 +95,8 @@ CHOICES = {
     ("stimuli", "on_low_confidence"): ("raise", "drop"),
     ("network", "init"): ("default", "kaiming"),
     ("compare", "init"): ("default", "kaiming"),
-    ("network", "transform"): ("default", "caffe"),
-    ("compare", "transform"): ("default", "caffe"),
+    ("network", "transform"): ("default", "imagenet", "caffe"),
+    ("compare", "transform"): ("default", "imagenet", "caffe"),
     ("subjects", "mesh"): ("fs_LR_32k", "fsaverage5"),
     ("subjects", "vertices"): ("cortex", "rois"),
     ("selection", "method"): ("graph", "exact"),
@@ -115,10 +117,6 @@ POSITIVE = {("synthesis", "n_images"), ("synthesis", "max_iter"), ("synthesis", 
             ("subjects", "snr")}
 NON_NEGATIVE = {("synthesis", "target_z"), ("selection", "n_per_hemi_s2"), ("subjects", "simulate"), ("rsa", "n_perm"), ("searchlight", "n_perm"), ("encoding", "n_perm"),
                 ("encoding", "n_boot"), ("network", "batch_size")}
-
-
-class ConfigError(ValueError):
-    """A study configuration that cannot run; the message names the file and the key."""
 
 
 class StudyConfig(dict):
@@ -372,7 +370,7 @@ def validate(values: Mapping, *, source: str = "config", base: Path | None = Non
         raise ConfigError(f"{source}: [stimuli] re_threshold: expected a probability in [0, 1), found "
                           f"{stimuli['re_threshold']!r}")
     if config["network"]["device"] != "auto":
-        from ..models import resolve_device
+        from .._device import resolve_device  # torch: imported only when a device is named
 
         try:
             resolve_device(config["network"]["device"])
@@ -573,7 +571,7 @@ def load_config(path) -> StudyConfig:
         raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); TOML files "
                           "are UTF-8: save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
     config = validate(values, source=str(path), base=path.parent.resolve())
     config.path = path.resolve()
     return config

@@ -10,7 +10,7 @@ holds the exact value (``data-value``), so a test (or a reader) can check it aga
 from __future__ import annotations
 
 import base64
-import datetime
+import copy
 import functools
 import html
 import io
@@ -24,6 +24,7 @@ import pandas as pd
 from .. import plotting
 from ..rsa import align_kinds, rdm, square_rdm
 from ._cache import atomic_write
+from ._tables import environment
 
 __all__ = ["REPORT_SECTIONS", "ReportContext", "figure_caption", "make_figures", "write_report"]
 
@@ -516,9 +517,12 @@ def header_section(context: ReportContext) -> str:
     config, versions = context.config, context.versions
     return "\n".join([
         f"<h1>{html.escape(config['study']['name'])}</h1>",
-        "<p>Made by brainprobe {} on {}; the analysis steps took {:.0f} s. Device: {}. Seed: {}. {}.</p>".format(
-            html.escape(versions.get("brainprobe", "")), datetime.datetime.now().isoformat(timespec="seconds"),
-            context.seconds, html.escape(context.device), config.seed, html.escape(_networks_line(config))),
+        # nothing here changes from one run to the next (two runs give the same bytes): when it ran and
+        # how long each step took are in run.json and steps.csv beside the report
+        "<p>Made by brainprobe {}. Device: {}. Seed: {}. {}. When this run happened and how long each step took: "
+        "<code>run.json</code> and <code>steps.csv</code> beside this report.</p>".format(
+            html.escape(versions.get("brainprobe", "")), html.escape(context.device), config.seed,
+            html.escape(_networks_line(config))),
         '<nav><a href="#summary">Summary</a> · <a href="#figures">Figures</a> · <a href="#viewer">Cortex viewer</a> · '
         '<a href="#tables">Tables</a> · <a href="#steps">Steps</a> · <a href="#configuration">Configuration</a></nav>'])
 
@@ -598,11 +602,22 @@ def tables_section(context: ReportContext) -> str:
 
 def steps_section(context: ReportContext) -> str:
     log = context.result.log
-    return '<section id="steps"><h2>Steps</h2>' + (log.to_html(index=False) if log is not None else "") + "</section>"
+    if log is not None:  # whether a step ran or came from the cache, and its seconds, vary by run: steps.csv
+        log = log.drop(columns=[c for c in RUN_SPECIFIC_COLUMNS if c in log])
+    return ('<section id="steps"><h2>Steps</h2><p class="note">Each step and the key of its cached result; '
+            "whether it ran or was read from the cache, and its seconds: <code>steps.csv</code>.</p>"
+            + (log.to_html(index=False) if log is not None else "") + "</section>")
+
+
+RUN_SPECIFIC_COLUMNS = ("status", "seconds")
 
 
 def configuration_section(context: ReportContext) -> str:
-    return (f'<section id="configuration"><h2>Configuration</h2><pre>{html.escape(context.config.to_toml())}</pre>'
+    # the output folder is the one holding this report, wherever it is now: "." keeps the report the same
+    # bytes for a copied or moved study (its absolute path is in run.json)
+    shown = copy.copy(context.config)
+    shown["study"] = {**shown["study"], "output": "."}
+    return (f'<section id="configuration"><h2>Configuration</h2><pre>{html.escape(shown.to_toml())}</pre>'
             "<h2>Versions</h2>" + pd.Series(context.versions, name="version").to_frame().to_html() + "</section>")
 
 
@@ -701,8 +716,6 @@ def write_report(output: Path, result, config, *, seconds: float, device: str,
     Everything is inline (figures as PNG data, the viewer's script and meshes): the file opens
     offline and loads nothing from the network. ``sections`` replaces `REPORT_SECTIONS`.
     """
-    from ._study import environment
-
     context = ReportContext(Path(output), result, config, seconds, device, environment())
     body = [section(context) for section in (REPORT_SECTIONS if sections is None else sections)]
     page = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",

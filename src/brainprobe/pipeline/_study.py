@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import json
 import os
-import platform
 import shutil
 import time
 import warnings
@@ -35,32 +35,16 @@ from ..data import Responses
 from ..models import Activations, extract, load_model, resolve_device
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
 from . import _general as general
+from . import _report, _synthesis
 from . import _steps as steps
 from ._cache import StepCache, atomic_write, read_arrays, write_arrays
 from ._config import StudyConfig, load_config, validate
+from ._tables import read_table, write_table
 
 __all__ = ["Study", "StudyResult", "read_table", "write_table"]
 
-# columns that hold names, never numbers (an image called "0001" stays "0001")
-STRING_COLUMNS = ("image_id", "source_id", "category", "kind", "hemi", "subject", "roi", "layer", "pair",
-                  "top1_name", "test_kind", "measurement", "best_layer", "comparison", "step", "label", "key", "network")
-
-
 # written first into a study's output folder: an unfinished study is recognized by it
 STUDY_MARKER = ".brainprobe-study"
-
-
-def write_table(path, frame: pd.DataFrame) -> Path:
-    """Write a tidy table as CSV, atomically; NaN as ``NaN`` so empty strings survive."""
-    return atomic_write(path, frame.to_csv(index=False, na_rep="NaN"))
-
-
-def read_table(path) -> pd.DataFrame:
-    """Read a table written by `write_table` with its name columns as strings."""
-    path = Path(path)
-    header = pd.read_csv(path, nrows=0).columns
-    return pd.read_csv(path, keep_default_na=False, dtype={c: str for c in STRING_COLUMNS if c in header},
-                       na_values={c: [] if c in STRING_COLUMNS else ["NaN"] for c in header})
 
 
 def _save_frames(frames: Mapping[str, pd.DataFrame], folder: Path) -> None:
@@ -391,8 +375,6 @@ class Study:
 
     def _synthesis(self, tasks, stimuli, analysed, tables, stimuli_key):
         """``[synthesis]``: images through the first subject's encoding models of the [network]."""
-        from . import _synthesis
-
         config = self.config
         primary = config.networks[0]
         task = tasks[0]
@@ -453,8 +435,6 @@ class Study:
 
     # -- outputs -----------------------------------------------------------------------------------
     def _write(self, result: StudyResult, stimuli, analysed: dict, seconds: float) -> None:
-        from . import _report
-
         for name, frame in result.tables.items():
             self._write_file(f"results/{name}.csv", lambda path, frame=frame: write_table(path, frame))
         masks = {entry["id"]: entry["mask"] for entry in self.config["subject"] if entry.get("mask")}
@@ -466,13 +446,15 @@ class Study:
         try:
             drawn = _report.make_figures(result.tables, stimuli, analysed, self.config, staging)
             if getattr(self, "_synthesized", None) is not None:
-                from ._synthesis import synthesis_figures
-
-                drawn += synthesis_figures(*self._synthesized, self.config, staging)
+                drawn += _synthesis.synthesis_figures(*self._synthesized, self.config, staging)
             result.figures = [self._write_file(f"figures/{p.name}", lambda path, p=p: os.replace(p, path)) for p in drawn]
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         device = resolve_device(None if self.config["network"]["device"] == "auto" else self.config["network"]["device"])
+        # what differs between two runs of one study lives here and in steps.csv, not in report.html
+        self._write_file("run.json", lambda path: atomic_write(path, json.dumps(
+            {"finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+             "seconds": round(seconds, 3), "device": str(device), "output": str(self.output)}, indent=2) + "\n"))
         result.report = self._write_file("report.html", lambda path: _report.write_report(
             self.output, result, self.config, seconds=seconds, device=str(device)))
 
@@ -851,17 +833,3 @@ def _load_responses(folder: Path, mesh) -> Responses:
     return Responses(read_arrays(folder / "betas.npz")["betas"], read_table(folder / "trials.csv"),
                      read_table(folder / "vertices.csv"), meshes=steps.study_meshes(mesh),
                      source=meta["source"], subject=meta["subject"])
-
-
-def environment() -> dict:
-    """Versions of the packages a result depends on (for the report)."""
-    import importlib.metadata as metadata
-
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("brainprobe", "numpy", "scipy", "pandas", "scikit-learn", "torch", "torchvision", "nilearn",
-                    "nibabel", "matplotlib", "joblib"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions

@@ -13,7 +13,9 @@ from ..encoding import EncodingModule, fit_encoding_models, heldout_accuracy
 from ..models import Activations, LayeredModel
 from ..stimuli import StimulusSet
 from ..synth import ControversialImages, ROIMaximization
+from ._cache import read_arrays, write_arrays
 from ._steps import make_estimator, selected_columns
+from ._tables import read_table, write_table
 
 __all__ = ["synthesize_for_subject", "synthesis_titles"]
 
@@ -104,9 +106,6 @@ def synthesis_titles(table: pd.DataFrame) -> list[str]:
 
 def save_synthesis(value, folder) -> None:
     """Cache writer: the tables as CSV and the images as a float32 array."""
-    from ._cache import write_arrays
-    from ._study import write_table
-
     tables, images = value
     for name, frame in tables.items():
         write_table(folder / f"{name}.csv", frame)
@@ -114,9 +113,6 @@ def save_synthesis(value, folder) -> None:
 
 
 def load_synthesis(folder):
-    from ._cache import read_arrays
-    from ._study import read_table
-
     tables = {name: read_table(folder / f"{name}.csv") for name in ("synthesis", "synthesis_validity")}
     return tables, torch.from_numpy(read_arrays(folder / "images.npz")["images"])
 

@@ -9,6 +9,7 @@ family-wise threshold can be switched on and off.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import numpy as np
@@ -77,7 +78,8 @@ def cortex_viewer(layers: dict, *, cmap: str = "RdBu_r", height_px: int = 520) -
     geometries, subjects, vmax = {}, [], 0.0
     for subject, drawn in layers.items():
         coordinates, faces, offsets = _side_by_side(drawn["meshes"])
-        key = f"{len(coordinates)}-{hash(coordinates.tobytes())}-{hash(faces.tobytes())}"
+        # a content hash (Python's hash() of bytes changes with each interpreter: PYTHONHASHSEED)
+        key = hashlib.sha256(coordinates.tobytes() + faces.tobytes()).hexdigest()[:16]
         if key not in geometries:
             short = len(coordinates) < 2 ** 16  # 16-bit indices: a third less to write for fs_LR 32k
             geometries[key] = {"positions": _b64(coordinates, np.float32),

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._device import resolve_device
 from .._memory import check_allocation
 from .._progress import tqdm
 from ..stats import (
@@ -315,7 +316,7 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
     weights with the pairwise unit products. Exactly ``k`` units are drawn per resample (the
     ``k`` smallest of uniform keys: a uniform draw without replacement).
     """
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     n_units = values.shape[1]
     k = _subsample_size(fraction, n_units)
     kinds = list(rows)

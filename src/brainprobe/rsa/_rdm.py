@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._device import resolve_device
+
 __all__ = ["RDM_METRICS", "rdm", "square_rdm", "condensed_rdm", "n_items_from_condensed"]
 
 RDM_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean", "crossnobis")
@@ -34,12 +36,6 @@ def condensed_rdm(square: np.ndarray) -> np.ndarray:
     square = np.asarray(square)
     rows, cols = np.triu_indices(square.shape[-1], 1)
     return square[..., rows, cols]
-
-
-def _resolve_device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _as_batch(patterns, device, dtype) -> tuple[torch.Tensor, bool]:
@@ -163,7 +159,7 @@ def rdm(patterns, metric: str = "correlation", *, runs=None, conditions=None, no
     """
     if metric not in RDM_METRICS:
         raise ValueError(f"metric: expected one of {RDM_METRICS}, found {metric!r}")
-    x, single = _as_batch(patterns, _resolve_device(device), dtype)
+    x, single = _as_batch(patterns, resolve_device(device), dtype)
     if x.shape[-2] < 2:
         raise ValueError(f"patterns: need at least 2 images for an RDM, found {x.shape[-2]}")
     if metric == "crossnobis":

@@ -1,12 +1,8 @@
-"""Reading images from folders and manifests; saving and loading StimulusSets."""
+"""Reading images from folders and manifests (a saved StimulusSet's own files: `_stimulus_set`)."""
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +10,13 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .._files import MANIFEST, foreign_files, record_written, remove_written
+from .._errors import BrainprobeInputError, InputFileError, MissingFileError
 from .._images import resize_and_crop
-from ._stimulus_set import StimulusSet
+from ._stimulus_set import _ARRAYS_FILE, StimulusSet, load_stimuli, save_stimuli
 
 __all__ = ["IMAGE_EXTENSIONS", "read_image", "load_folder", "load_manifest", "save_stimuli", "load_stimuli", "open_stimuli"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-_ARRAYS_FILE = "stimuli.npz"
-_TABLE_FILE = "stimuli.csv"
-_PNG_FOLDER = "images"
 
 
 def read_image(path, *, background=(1.0, 1.0, 1.0), size: int | None = None) -> np.ndarray:
@@ -49,7 +42,7 @@ def read_image(path, *, background=(1.0, 1.0, 1.0), size: int | None = None) -> 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
+        raise MissingFileError(f"image file not found: {path}")
     try:
         with Image.open(path) as image:
             if size is not None and image.format == "JPEG" and image.mode in ("RGB", "L", "CMYK", "YCbCr"):
@@ -61,9 +54,9 @@ def read_image(path, *, background=(1.0, 1.0, 1.0), size: int | None = None) -> 
                 image = image.reduce(factor)
             return _to_rgb_array(image, background, path)
     except Image.DecompressionBombError as error:
-        raise ValueError(f"{path}: refused as a possible decompression bomb ({error})") from None
+        raise InputFileError(f"{path}: refused as a possible decompression bomb ({error})") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
+        raise InputFileError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from error
 
 
 def _to_rgb_array(image: Image.Image, background, path=None) -> np.ndarray:
@@ -121,7 +114,7 @@ def _stack(arrays: list[np.ndarray], paths: list[Path], size: int | None) -> tor
     if len(shapes) > 1:
         first = tuple(tensors[0].shape[-2:])
         other = next(i for i, t in enumerate(tensors) if tuple(t.shape[-2:]) != first)
-        raise ValueError(
+        raise BrainprobeInputError(
             f"images differ in size ({paths[0]} is {first[0]}x{first[1]}, {paths[other]} is "
             f"{tensors[other].shape[-2]}x{tensors[other].shape[-1]}); pass size=224 (or another side) "
             "to resize the shorter side and crop the centre"
@@ -155,13 +148,13 @@ def load_folder(folder, *, size: int | None = None, recursive: bool = True) -> S
         raise NotADirectoryError(f"image folder not found: {folder}")
     paths = _image_files(folder, recursive)
     if not paths:
-        raise ValueError(f"{folder}: no image files found (extensions {', '.join(IMAGE_EXTENSIONS)})")
+        raise BrainprobeInputError(f"{folder}: no image files found (extensions {', '.join(IMAGE_EXTENSIONS)})")
     relative = [p.relative_to(folder) for p in paths]
     ids = [r.with_suffix("").as_posix() for r in relative]
     seen: dict[str, Path] = {}
     for image_id, path in zip(ids, paths, strict=True):
         if image_id in seen:
-            raise ValueError(f"{folder}: {seen[image_id].name} and {path.name} would both be image {image_id!r}; "
+            raise BrainprobeInputError(f"{folder}: {seen[image_id].name} and {path.name} would both be image {image_id!r}; "
                              "rename one (image ids are file names without extension)")
         seen[image_id] = path
     table = pd.DataFrame(
@@ -230,7 +223,7 @@ def load_manifest(csv_path, *, size: int | None = None, path_column: str = "file
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise FileNotFoundError(f"manifest not found: {csv_path}")
+        raise MissingFileError(f"manifest not found: {csv_path}")
     header = pd.read_csv(csv_path, nrows=0).columns
     names = [c for c in header if c in _NAME_COLUMNS]  # text, always: an image called "NaN" or "007" keeps its name
     table = pd.read_csv(csv_path, keep_default_na=False, dtype={c: str for c in names},
@@ -238,129 +231,19 @@ def load_manifest(csv_path, *, size: int | None = None, path_column: str = "file
     if path_column not in table and "path" in table:
         path_column = "path"
     if path_column not in table:
-        raise ValueError(f"{csv_path}: expected a column {path_column!r} (or 'path') with image paths; columns are {list(table.columns)}")
+        raise InputFileError(f"{csv_path}: expected a column {path_column!r} (or 'path') with image paths; columns are {list(table.columns)}")
     paths = []
     for row, value in enumerate(table[path_column]):
         path = Path(str(value))
         path = path if path.is_absolute() else csv_path.parent / path
         if not path.is_file():
-            raise FileNotFoundError(f"{csv_path}, row {row + 2}, column {path_column!r}: file not found: {path}")
+            raise MissingFileError(f"{csv_path}, row {row + 2}, column {path_column!r}: file not found: {path}")
         paths.append(path)
     if "image_id" not in table:
         table.insert(0, "image_id", [p.stem for p in paths])
     table[path_column] = [str(p) for p in paths]
     images = _stack([read_image(p, size=size) for p in paths], paths, size)
     return StimulusSet(images, table)
-
-
-def _png_names(image_ids: list[str]) -> list[str]:
-    """A safe file name per id; ``/`` in an id makes sub-folders (``AN/img00`` -> ``AN/img00.png``),
-    so `load_folder` of the PNG folder gives back the same ids."""
-    names, used = [], set()
-    for index, image_id in enumerate(image_ids):
-        parts = [re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") for part in str(image_id).split("/")]
-        name = "/".join(part for part in parts if part) or f"image{index:04d}"
-        if name.lower() in used:
-            name = f"{name}_{index:04d}"
-        used.add(name.lower())
-        names.append(name + ".png")
-    return names
-
-
-def save_stimuli(stimuli: StimulusSet, folder, *, overwrite: bool = False) -> Path:
-    """Save a StimulusSet to ``folder``: ``stimuli.npz`` (exact float32 images), ``stimuli.csv``
-    (the table, with a ``png`` column) and ``images/*.png`` (8-bit copies for viewing).
-
-    The files are written next to their final place and moved there at the end, so an
-    interrupted save leaves nothing half-written. A folder that holds files is written to only
-    with ``overwrite=True``, and then only the files brainprobe wrote there before (listed in
-    its ``.brainprobe-manifest.json``) are replaced or removed: any other file is left alone,
-    and one that has the name of a file to write is an error.
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"{folder} exists and is not a folder")
-    occupied = folder.exists() and any(folder.iterdir())
-    if occupied and not overwrite:
-        raise FileExistsError(f"{folder} exists and is not empty; pass overwrite=True to replace it")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        table = stimuli.table.copy()
-        table["png"] = [f"{_PNG_FOLDER}/{name}" for name in _png_names(stimuli.image_ids)]
-        names = [_ARRAYS_FILE, _TABLE_FILE, *table["png"]]
-        clashes = foreign_files(folder, names) if occupied else []
-        if clashes:
-            raise FileExistsError(f"{folder / clashes[0]}: not written by brainprobe (not in {folder / MANIFEST}); "
-                                  "move it away or choose another folder")
-        (staging / _PNG_FOLDER).mkdir()
-        pixels = np.round(stimuli.numpy() * 255.0).clip(0, 255).astype(np.uint8)
-        for name, array in zip(table["png"], pixels, strict=True):
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(array).save(staging / name)
-        with open(staging / _ARRAYS_FILE, "wb") as handle:
-            np.savez(
-                handle,
-                images=stimuli.images.numpy(),
-                image_ids=np.asarray(stimuli.image_ids, dtype=str),
-                columns=np.asarray(stimuli.table.columns, dtype=str),
-                dtypes=np.asarray([str(t) for t in stimuli.table.dtypes], dtype=str),
-            )
-        table.to_csv(staging / _TABLE_FILE, index=False, na_rep="NaN")
-        if not occupied:
-            record_written(staging, names, replace=True)
-            if folder.exists():
-                folder.rmdir()
-            os.replace(staging, folder)
-        else:  # only brainprobe's own files are replaced; the user's stay
-            remove_written(folder, keep=names)
-            for name in names:
-                (folder / name).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / name, folder / name)
-            record_written(folder, names)
-            shutil.rmtree(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder
-
-
-def load_stimuli(folder) -> StimulusSet:
-    """Load a folder written by `save_stimuli`, images bit-exact and table with its dtypes."""
-    folder = Path(folder)
-    arrays_path, table_path = folder / _ARRAYS_FILE, folder / _TABLE_FILE
-    for path in (arrays_path, table_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: {folder} is not a folder written by StimulusSet.save")
-    try:
-        with np.load(arrays_path, allow_pickle=False) as data:
-            missing = {"images", "image_ids", "columns", "dtypes"} - set(data.files)
-            if missing:
-                raise ValueError(f"{arrays_path}: missing fields {sorted(missing)}")
-            images, image_ids = data["images"], data["image_ids"].tolist()
-            columns, dtypes = data["columns"].tolist(), data["dtypes"].tolist()
-    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        if str(arrays_path) in str(error):
-            raise
-        raise ValueError(f"{arrays_path}: corrupt or truncated ({type(error).__name__}: {error})") from None
-    try:
-        text = {"image_id"} | {c for c, d in zip(columns, dtypes, strict=False) if d in ("object", "str", "string")}
-        header = pd.read_csv(table_path, nrows=0).columns
-        table = pd.read_csv(table_path, keep_default_na=False, dtype={c: str for c in header if c in text},
-                            na_values={c: [] if c in text else ["NaN"] for c in header})
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{table_path}: cannot be read as a table ({type(error).__name__}: {error})") from None
-    if "image_id" not in table:
-        raise ValueError(f"{table_path}: expected an image_id column; columns are {list(table.columns)}")
-    if table["image_id"].tolist() != image_ids:
-        raise ValueError(f"{table_path}: image_id column does not match {arrays_path} (edited by hand?)")
-    absent = [c for c in columns if c not in table]
-    if absent:
-        raise ValueError(f"{table_path}: missing columns {absent}")
-    table = table[columns]
-    for column, dtype in zip(columns, dtypes, strict=True):
-        table[column] = table[column].astype(str) if dtype in ("object", "str", "string") else table[column].astype(dtype)
-    return StimulusSet(torch.from_numpy(images), table)
 
 
 def open_stimuli(source, *, size: int | None = None):

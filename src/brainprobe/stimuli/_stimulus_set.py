@@ -1,16 +1,30 @@
-"""`StimulusSet`: float images in [0, 1] and the table that says what each one is."""
+"""`StimulusSet`: float images in [0, 1] and the table that says what each one is, and the folder
+format it is saved in (`save_stimuli` / `load_stimuli`)."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
+from .._errors import InputFileError, MissingFileError
+from .._files import MANIFEST, foreign_files, record_written, remove_written
 from .._images import as_image_tensor
 
-__all__ = ["StimulusSet", "TABLE_COLUMNS"]
+__all__ = ["StimulusSet", "TABLE_COLUMNS", "load_stimuli", "save_stimuli"]
+
+_ARRAYS_FILE = "stimuli.npz"
+_TABLE_FILE = "stimuli.csv"
+_PNG_FOLDER = "images"
 
 # The columns every StimulusSet table has, with the value used when a caller leaves one out.
 # `source_id` defaults to the image's own id (an RE image is its own source).
@@ -163,13 +177,119 @@ class StimulusSet:
 
         See `brainprobe.stimuli.save_stimuli`.
         """
-        from ._io import save_stimuli
-
         return save_stimuli(self, folder, overwrite=overwrite)
 
     @classmethod
     def load(cls, folder) -> StimulusSet:
         """Read a folder written by `save`, exactly. See `brainprobe.stimuli.load_stimuli`."""
-        from ._io import load_stimuli
-
         return load_stimuli(folder)
+
+
+def _png_names(image_ids: list[str]) -> list[str]:
+    """A safe file name per id; ``/`` in an id makes sub-folders (``AN/img00`` -> ``AN/img00.png``),
+    so `load_folder` of the PNG folder gives back the same ids."""
+    names, used = [], set()
+    for index, image_id in enumerate(image_ids):
+        parts = [re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") for part in str(image_id).split("/")]
+        name = "/".join(part for part in parts if part) or f"image{index:04d}"
+        if name.lower() in used:
+            name = f"{name}_{index:04d}"
+        used.add(name.lower())
+        names.append(name + ".png")
+    return names
+
+
+def save_stimuli(stimuli: StimulusSet, folder, *, overwrite: bool = False) -> Path:
+    """Save a StimulusSet to ``folder``: ``stimuli.npz`` (exact float32 images), ``stimuli.csv``
+    (the table, with a ``png`` column) and ``images/*.png`` (8-bit copies for viewing).
+
+    The files are written next to their final place and moved there at the end, so an
+    interrupted save leaves nothing half-written. A folder that holds files is written to only
+    with ``overwrite=True``, and then only the files brainprobe wrote there before (listed in
+    its ``.brainprobe-manifest.json``) are replaced or removed: any other file is left alone,
+    and one that has the name of a file to write is an error.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder")
+    occupied = folder.exists() and any(folder.iterdir())
+    if occupied and not overwrite:
+        raise FileExistsError(f"{folder} exists and is not empty; pass overwrite=True to replace it")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        table = stimuli.table.copy()
+        table["png"] = [f"{_PNG_FOLDER}/{name}" for name in _png_names(stimuli.image_ids)]
+        names = [_ARRAYS_FILE, _TABLE_FILE, *table["png"]]
+        clashes = foreign_files(folder, names) if occupied else []
+        if clashes:
+            raise FileExistsError(f"{folder / clashes[0]}: not written by brainprobe (not in {folder / MANIFEST}); "
+                                  "move it away or choose another folder")
+        (staging / _PNG_FOLDER).mkdir()
+        pixels = np.round(stimuli.numpy() * 255.0).clip(0, 255).astype(np.uint8)
+        for name, array in zip(table["png"], pixels, strict=True):
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(array).save(staging / name)
+        with open(staging / _ARRAYS_FILE, "wb") as handle:
+            np.savez(
+                handle,
+                images=stimuli.images.numpy(),
+                image_ids=np.asarray(stimuli.image_ids, dtype=str),
+                columns=np.asarray(stimuli.table.columns, dtype=str),
+                dtypes=np.asarray([str(t) for t in stimuli.table.dtypes], dtype=str),
+            )
+        table.to_csv(staging / _TABLE_FILE, index=False, na_rep="NaN")
+        if not occupied:
+            record_written(staging, names, replace=True)
+            if folder.exists():
+                folder.rmdir()
+            os.replace(staging, folder)
+        else:  # only brainprobe's own files are replaced; the user's stay
+            remove_written(folder, keep=names)
+            for name in names:
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / name, folder / name)
+            record_written(folder, names)
+            shutil.rmtree(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_stimuli(folder) -> StimulusSet:
+    """Load a folder written by `save_stimuli`, images bit-exact and table with its dtypes."""
+    folder = Path(folder)
+    arrays_path, table_path = folder / _ARRAYS_FILE, folder / _TABLE_FILE
+    for path in (arrays_path, table_path):
+        if not path.is_file():
+            raise MissingFileError(f"{path} not found: {folder} is not a folder written by StimulusSet.save")
+    try:
+        with np.load(arrays_path, allow_pickle=False) as data:
+            missing = {"images", "image_ids", "columns", "dtypes"} - set(data.files)
+            if missing:
+                raise InputFileError(f"{arrays_path}: missing fields {sorted(missing)}")
+            images, image_ids = data["images"], data["image_ids"].tolist()
+            columns, dtypes = data["columns"].tolist(), data["dtypes"].tolist()
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as error:
+        if str(arrays_path) in str(error):
+            raise
+        raise InputFileError(f"{arrays_path}: corrupt or truncated ({type(error).__name__}: {error})") from error
+    try:
+        text = {"image_id"} | {c for c, d in zip(columns, dtypes, strict=False) if d in ("object", "str", "string")}
+        header = pd.read_csv(table_path, nrows=0).columns
+        table = pd.read_csv(table_path, keep_default_na=False, dtype={c: str for c in header if c in text},
+                            na_values={c: [] if c in text else ["NaN"] for c in header})
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InputFileError(f"{table_path}: cannot be read as a table ({type(error).__name__}: {error})") from error
+    if "image_id" not in table:
+        raise InputFileError(f"{table_path}: expected an image_id column; columns are {list(table.columns)}")
+    if table["image_id"].tolist() != image_ids:
+        raise InputFileError(f"{table_path}: image_id column does not match {arrays_path} (edited by hand?)")
+    absent = [c for c in columns if c not in table]
+    if absent:
+        raise InputFileError(f"{table_path}: missing columns {absent}")
+    table = table[columns]
+    for column, dtype in zip(columns, dtypes, strict=True):
+        table[column] = table[column].astype(str) if dtype in ("object", "str", "string") else table[column].astype(dtype)
+    return StimulusSet(torch.from_numpy(images), table)

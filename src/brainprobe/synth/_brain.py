@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._device import resolve_device
 from .._images import as_image_tensor
 from ..models import LayeredModel
 from ._core import optimize_pixels
@@ -256,7 +257,7 @@ class BrainSynthesis:
     def synthesize(self, max_iter: int = 200, *, progress: bool | None = None, device=None, checkpoint=None,
                    checkpoint_every: int = 50):
         """Optimize every image (each stops on its own criterion), then measure validity. Returns self."""
-        device = torch.device(device) if device is not None else self.device
+        device = resolve_device(device) if device is not None else self.device
         self.to(device)
         generator = torch.Generator().manual_seed(self.seed)
 

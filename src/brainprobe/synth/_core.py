@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._device import resolve_device
 from .._files import replace_atomically
 from .._progress import tqdm
 from ._parameterization import FourierParameterization
@@ -339,7 +340,7 @@ def optimize_pixels(
         raise ValueError(f"start: expected (n_images, 3, H, W), found {tuple(start.shape)}")
     if max_iter < 0 or max_iter_8bit < 0:
         raise ValueError("max_iter and max_iter_8bit must be >= 0")
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     x = start.detach().to(device=device, dtype=torch.float32).clone().clamp(*bounds)
     decode = _identity
     if parameterization is not None:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._device import resolve_device
 from .._images import as_image_tensor
 from ..models import LayeredModel
 from ._core import optimize_pixels
@@ -187,7 +188,7 @@ class MADCompetition:
 
     def synthesize(self, max_iter: int = 300, *, progress: bool | None = None, device=None):
         """Optimize the four images for ``max_iter`` Adam steps. Returns self."""
-        device = torch.device(device) if device is not None else self._device()
+        device = resolve_device(device) if device is not None else self._device()
         self.to(device)
         reference = self.reference.to(device)
         start_distances = torch.as_tensor(self.initial_distances, dtype=torch.float32, device=device)

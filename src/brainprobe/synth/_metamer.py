@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._device import resolve_device
 from .._images import as_image_tensor
 from ..models import LayeredModel
 from ..stats import correlate_rows
@@ -257,7 +258,7 @@ class Metamer(PreImageSynthesis):
 
     def synthesize(self, max_iter: int = 15000, *, progress: bool | None = None, device=None):
         """Run the optimization; returns self."""
-        device = torch.device(device) if device is not None else self.model.device
+        device = resolve_device(device) if device is not None else self.model.device
         self.model.to(device)
         target = self.target.to(device)
         target_ranks = _centred_ranks(target.flatten(1))

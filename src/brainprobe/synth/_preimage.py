@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._device import resolve_device
 from .._images import as_image_tensor
 from ..models import IMAGENET_MEAN, LayeredModel
 from ._core import optimize_pixels
@@ -249,7 +250,7 @@ class PreImageSynthesis:
 
     def synthesize(self, max_iter: int = 300, *, progress: bool | None = None, device=None):
         """Run the optimization (the paper: 300 iterations), then the second phase. Returns self."""
-        device = torch.device(device) if device is not None else self.model.device
+        device = resolve_device(device) if device is not None else self.model.device
         self.model.to(device)
         generator = torch.Generator().manual_seed(self.seed)
         n_pixels = int(self.start.shape[-2] * self.start.shape[-1])

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from sklearn.cluster import AgglomerativeClustering
 
+from .._device import resolve_device
 from .._images import as_image_tensor
 from ..models import LayeredModel
 from ..rsa import rdm
@@ -124,7 +125,7 @@ class TextureSynthesis:
 
     def synthesize(self, max_iter: int = 100, *, lr: float = 1.0, progress: bool | None = None, device=None):
         """L-BFGS (PyTorch's, as in paper 003) on the optimization core, pixels kept in [0, 1]. Returns self."""
-        device = torch.device(device) if device is not None else self.model.device
+        device = resolve_device(device) if device is not None else self.model.device
         self.model.to(device)
         result = optimize_pixels(self.start, lambda images, index: (self.loss(images), {}), optimizer="lbfgs", lr=lr,
                                  max_iter=max_iter, device=device, progress=progress, desc="texture")
