@@ -23,6 +23,7 @@ from ._rois import (
     roi_mask,
 )
 from ._selection import neighbourhoods_for_columns, select_reliable_vertices
+from ._smoothing import mesh_smoother
 
 __all__ = [
     "Mesh",
@@ -44,4 +45,5 @@ __all__ = [
     "standard_meshes",
     "template_sulcal_depth",
     "vertex_normals",
+    "mesh_smoother",
 ]
