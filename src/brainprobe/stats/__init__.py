@@ -28,6 +28,21 @@ from ._correlation import (
     normalize_rows,
     rank_rows,
 )
+from ._inference import (
+    RESAMPLED_IMAGES,
+    RESAMPLED_SUBJECTS,
+    RESAMPLED_UNITS,
+    RESAMPLED_VERTICES,
+    JACKKNIFE_CI_METHOD,
+    accuracy_difference_test,
+    batched_accuracy,
+    fdr_by_family,
+    jackknife_ci,
+    leave_one_out,
+    paired_swap_relabelings,
+    relabeling_test,
+    trend_bootstrap_test,
+)
 from ._information import MI_CORRECTIONS, mutual_information
 from ._resampling import (
     SUBSAMPLE_CI_METHOD,
@@ -103,4 +118,17 @@ __all__ = [
     "subsample_deviations",
     "subsample_p",
     "two_sample_ttest",
+    "RESAMPLED_IMAGES",
+    "RESAMPLED_SUBJECTS",
+    "RESAMPLED_UNITS",
+    "RESAMPLED_VERTICES",
+    "accuracy_difference_test",
+    "batched_accuracy",
+    "fdr_by_family",
+    "paired_swap_relabelings",
+    "relabeling_test",
+    "trend_bootstrap_test",
+    "JACKKNIFE_CI_METHOD",
+    "jackknife_ci",
+    "leave_one_out",
 ]
