@@ -183,7 +183,7 @@ def kind_difference_test(patterns, stimuli, *, reference: str = "RE", first: str
     return pd.DataFrame.from_records(records)
 
 
-def layer_trend_bootstrap(samples: dict, similarity: pd.DataFrame, order: Sequence[str],
+def layer_trend_bootstrap(samples: dict, similarity: pd.DataFrame, order: Sequence[str], n_images: int,
                           alternative: str = "two-sided") -> pd.DataFrame:
     """Trend of each pair's similarity over layers, tested with image resamples of all layers.
 
@@ -195,6 +195,8 @@ def layer_trend_bootstrap(samples: dict, similarity: pd.DataFrame, order: Sequen
         `kind_similarity`'s table (``unit_set``, ``pair``, ``similarity``).
     order : sequence of str
         The unit sets (layers) of the samples' columns, first to last.
+    n_images : int
+        Sources resampled (`brainprobe.stats.trend_bootstrap_test`).
 
     Returns
     -------
@@ -205,7 +207,8 @@ def layer_trend_bootstrap(samples: dict, similarity: pd.DataFrame, order: Sequen
     records = []
     for pair, values in samples.items():
         series = similarity[similarity["pair"] == pair].set_index("unit_set")["similarity"]
-        result = trend_bootstrap_test(values, series.loc[list(order)].to_numpy(), alternative=alternative)
+        result = trend_bootstrap_test(values, series.loc[list(order)].to_numpy(), n_images=n_images,
+                                      alternative=alternative)
         result["p_boot_trend"] = result.pop("p")
         records.append({"pair": pair, **result, "resampled": RESAMPLED_IMAGES})
     return pd.DataFrame.from_records(records)

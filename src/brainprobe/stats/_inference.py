@@ -173,29 +173,34 @@ def accuracy_difference_test(predicted_first, measured_first, predicted_second, 
     return relabeling_test(difference, relabelings, exact=exact, alternative=alternative, batch_size=batch)
 
 
-def trend_bootstrap_test(samples, observed, *, alternative: str = "two-sided") -> dict:
+def trend_bootstrap_test(samples, observed, *, n_images: int | None = None, alternative: str = "two-sided") -> dict:
     """Linear trend over ordered sets (layers) tested with image-bootstrap samples of all sets.
 
     The statistic is the least-squares slope of the scores on the set's position (0, 1, ...).
     Every bootstrap resample of images recomputes every layer's score, so the resamples carry
     the correlation between layers that a test treating the layers as independent draws (as
-    Mann-Kendall does) ignores. The p-value is that of the basic (centred) bootstrap: the
-    resampled slopes minus the observed slope stand for the slope's sampling error under H0
-    (no trend), p = (1 + #(|deviation| >= |observed|)) / (1 + n_boot) two-sided.
+    Mann-Kendall does) ignores. The slope's standard error is the bootstrap spread, scaled by
+    sqrt(n / (n - 1)) for ``n_images`` (the bootstrap's small-sample shrinkage), and the p-value
+    is that of t = slope / se on n_images - 1 degrees of freedom (with ``n_images`` None: the
+    normal distribution).
 
     Parameters
     ----------
     samples : array (n_boot, n_sets)
-        Each set's score on each image resample (NaN rows are dropped).
+        Each set's score on each image resample (rows with NaN are dropped).
     observed : array (n_sets,)
         The scores on all images.
+    n_images : int, optional
+        The number of images resampled.
     alternative : {"two-sided", "increasing", "decreasing"}
 
     Returns
     -------
     dict
-        ``slope``, ``slope_ci95_low``, ``slope_ci95_high`` (basic bootstrap), ``p``, ``n_boot``.
+        ``slope``, ``slope_se``, ``slope_ci95_low``, ``slope_ci95_high``, ``p``, ``n_boot``.
     """
+    from scipy import stats as _scipy_stats
+
     samples = np.asarray(samples, float)
     observed = np.asarray(observed, float)
     if samples.ndim != 2 or samples.shape[1] != len(observed) or len(observed) < 3:
@@ -205,19 +210,24 @@ def trend_bootstrap_test(samples, observed, *, alternative: str = "two-sided") -
     position -= position.mean()
     weights = position / (position**2).sum()
     slope = float(observed @ weights)
-    deviations = samples @ weights - slope
-    n = len(deviations)
+    spread = float(np.std(samples @ weights, ddof=1)) if len(samples) > 1 else np.nan
+    if n_images is not None:
+        spread *= np.sqrt(n_images / (n_images - 1))
+        reference = _scipy_stats.t(n_images - 1)
+    else:
+        reference = _scipy_stats.norm()
+    statistic = slope / spread if spread > 0 else np.nan
     if alternative in ("increasing", "greater"):
-        p = (1.0 + np.sum(deviations >= slope)) / (1.0 + n)
+        p = reference.sf(statistic)
     elif alternative in ("decreasing", "less"):
-        p = (1.0 + np.sum(deviations <= slope)) / (1.0 + n)
+        p = reference.cdf(statistic)
     elif alternative == "two-sided":
-        p = (1.0 + np.sum(np.abs(deviations) >= abs(slope))) / (1.0 + n)
+        p = 2 * reference.sf(abs(statistic))
     else:
         raise ValueError(f"alternative: expected 'two-sided', 'increasing' or 'decreasing', found {alternative!r}")
-    low_q, high_q = np.percentile(deviations, [2.5, 97.5]) if n else (np.nan, np.nan)
-    return {"slope": slope, "slope_ci95_low": slope - high_q, "slope_ci95_high": slope - low_q, "p": float(p),
-            "n_boot": n}
+    half = reference.ppf(0.975) * spread
+    return {"slope": slope, "slope_se": spread, "slope_ci95_low": slope - half, "slope_ci95_high": slope + half,
+            "p": float(p), "n_boot": len(samples)}
 
 
 JACKKNIFE_CI_METHOD = "delete-one-image jackknife, t(n_images - 1) quantiles"
