@@ -433,26 +433,46 @@ def best_layer_proportions(best: pd.DataFrame, layers: Sequence[str]) -> pd.Data
 
 
 def best_layer_tests(proportions: pd.DataFrame, *, low: Sequence[str], high: Sequence[str],
-                     early_roi: str = "V1", late_roi: str = "LO") -> pd.DataFrame:
+                     early_roi: str = "V1", late_roi: str = "LO", unit: str = "subjects") -> pd.DataFrame:
     """The paired t-tests of the study's supplement.
 
-    - ``low vs high``: per (subject, measurement), the proportion of vertices (over all ROIs)
-      best predicted by the ``low`` layers against the ``high`` layers;
+    - ``low vs high``: the proportion of vertices (over all ROIs) best predicted by the ``low``
+      layers against the ``high`` layers;
     - ``early vs late ROI``: the proportion of ``high``-layer vertices in ``early_roi`` against
-      ``late_roi``, paired by (subject, measurement).
+      ``late_roi``.
+
+    Parameters
+    ----------
+    unit : {"subjects", "measurements"}
+        ``"subjects"`` (default): the measurements of a subject (its repeats) are averaged
+        first and the test is over subjects (df = n_subjects - 1): repeats of one subject are
+        not independent samples of the population. ``"measurements"``: the paper's test, each
+        subject x repeat one pair (df = n_subjects x n_repeats - 1), which treats repeats as if
+        they were subjects.
 
     Returns
     -------
     DataFrame
-        One row per test: ``test``, ``mean_difference``, ``t``, ``df``, ``p``, ``n``.
+        One row per test: ``test``, ``mean_difference``, ``t``, ``df``, ``p``, ``n``,
+        ``resampled`` (what the t-test's df count).
     """
+    if unit not in ("subjects", "measurements"):
+        raise ValueError(f"unit: expected 'subjects' or 'measurements', found {unit!r}")
     keyed = proportions.assign(group=np.where(proportions["layer"].isin(low), "low",
                                               np.where(proportions["layer"].isin(high), "high", "other")))
     per_measure = keyed.groupby(["subject", "measurement", "roi", "group"])["proportion"].sum().unstack("group", fill_value=0)
-    averaged = per_measure.groupby(["subject", "measurement"]).mean()
+    for group in ("low", "high"):
+        if group not in per_measure:
+            per_measure[group] = 0.0
+    if unit == "subjects":
+        per_measure = per_measure.groupby(["subject", "roi"]).mean()
+        paired_by, label = ["subject"], "subjects"
+    else:
+        paired_by, label = ["subject", "measurement"], "subject x repeat measurements (paper; repeats counted as pairs)"
+    averaged = per_measure.groupby(paired_by).mean()
     rows = [{"test": f"layers {'+'.join(low)} vs {'+'.join(high)}", **paired_ttest(averaged["low"], averaged["high"])}]
     high_by_roi = per_measure["high"].unstack("roi")
     if early_roi in high_by_roi and late_roi in high_by_roi:
         rows.append({"test": f"high layers: {late_roi} vs {early_roi}",
                      **paired_ttest(high_by_roi[late_roi], high_by_roi[early_roi])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).assign(resampled=label)

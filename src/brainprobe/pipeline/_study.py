@@ -36,6 +36,7 @@ from ..stimuli import StimulusSet, load_stimuli, save_stimuli
 from . import _steps as steps
 from ._cache import StepCache, atomic_write, read_arrays, write_arrays
 from ._config import StudyConfig, load_config, validate
+from ._inference import group_level
 
 __all__ = ["Study", "StudyResult", "read_table", "write_table"]
 
@@ -280,7 +281,9 @@ class Study:
             for name, frame in frames.items():
                 tables.setdefault(name, []).append(frame)
         combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-        combined.update(_across_subjects(combined, {label: a["layers"] for label, a in analysed.items()}))
+        combined.update(_across_subjects(combined, {label: a["layers"] for label, a in analysed.items()},
+                                         config["best_layer"]["unit"]))
+        combined.update(group_level(combined, config))
         self._synthesized = None
         if config["synthesis"]["enabled"]:
             synthesis_tables, images = self._synthesis(tasks, stimuli, analysed, combined, stimuli_key)
@@ -460,7 +463,7 @@ def _with_network(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     return out
 
 
-def _across_subjects(tables: dict, layers: dict) -> dict:
+def _across_subjects(tables: dict, layers: dict, unit: str = "subjects") -> dict:
     """Tests that need every subject: the supplement's paired t-tests on best-layer proportions, per network."""
     from ..encoding import best_layer_tests
 
@@ -474,7 +477,7 @@ def _across_subjects(tables: dict, layers: dict) -> dict:
         if len(layers[label]) >= 4:
             rois = list(dict.fromkeys(part["roi"]))
             test = best_layer_tests(part.drop(columns=by), low=layers[label][:2], high=layers[label][-2:],
-                                    early_roi=rois[0], late_roi=rois[-1])
+                                    early_roi=rois[0], late_roi=rois[-1], unit=unit)
             if len(by) == 2:
                 test.insert(0, "test_kind", key[1])
             tests.append(_with_network(test, label))
