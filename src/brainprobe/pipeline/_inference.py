@@ -112,7 +112,7 @@ def _ceiling(rdms: pd.DataFrame, roi: str, kind: str, method: str) -> tuple[floa
     if wide.isna().any().any() or len(wide) < 2:
         return np.nan, np.nan
     try:
-        ceiling = noise_ceiling(wide.to_numpy(), method="kendall_tau_a" if method == "kendall" else method)
+        ceiling = noise_ceiling(np.array(wide.to_numpy(), dtype=float), method="kendall_tau_a" if method == "kendall" else method)
     except ValueError:
         return np.nan, np.nan
     return ceiling["lower"], ceiling["upper"]

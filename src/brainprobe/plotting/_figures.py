@@ -293,7 +293,7 @@ def _bracket_differences(ax, tests: pd.DataFrame, part: pd.DataFrame, unit: str,
     """A bracket over each unit's bars with the difference test's direction and stars."""
     high = columns[1] if columns else "similarity"
     tops = part.groupby(unit)[high].max().reindex(units).to_numpy(float)
-    for xi, (top, p, direction) in enumerate(zip(tops, tests["p_boot"].to_numpy(float),
+    for xi, (top, p, direction) in enumerate(zip(tops, tests["p_relabel" if "p_relabel" in tests else "p_boot"].to_numpy(float),
                                                  tests["direction"].astype(str).to_numpy(), strict=True)):
         mark = _difference_mark(p, direction)
         if not mark or not np.isfinite(top):
@@ -338,7 +338,7 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
     if difference is not None:
         _one_network(difference, "layer_profile (difference)")
         tests = difference.set_index("layer").reindex(layers)
-        for xi, p, direction in zip(x, tests["p_boot"].to_numpy(float), tests["direction"].astype(str), strict=True):
+        for xi, p, direction in zip(x, tests["p_relabel" if "p_relabel" in tests else "p_boot"].to_numpy(float), tests["direction"].astype(str), strict=True):
             mark = _difference_mark(p, direction)
             if mark:
                 ax.text(xi, 1.01, mark.replace(" ", "\n"), transform=ax.get_xaxis_transform(), ha="center",
