@@ -445,7 +445,7 @@ def _network_summary(tables: dict) -> str:
         for i, row in trend.iterrows():
             line = (f"<li>{html.escape(str(row.get('network', '')))} {html.escape(str(row['pair']))}: ")
             if "p_boot_trend" in trend:
-                line += (f"slope over layers {_num(row['slope'], 'network_trend', i, 'slope', 3)} per layer, "
+                line += (f"slope {_num(row['trend_slope'], 'network_trend', i, 'trend_slope', 3)} per layer, "
                          f"image-bootstrap {_p(trend, 'network_trend', i, 'p_boot_trend')}; ")
             line += (f"Mann-Kendall (paper) tau = {_num(row['tau'], 'network_trend', i, 'tau')}, "
                      f"{_p(trend, 'network_trend', i, 'p')} ({html.escape(str(row.get('p_method', '')))}): "

@@ -201,8 +201,9 @@ def layer_trend_bootstrap(samples: dict, similarity: pd.DataFrame, order: Sequen
     Returns
     -------
     DataFrame
-        One row per pair: ``pair``, ``slope`` (similarity per layer), ``slope_ci95_low``,
-        ``slope_ci95_high``, ``p_boot_trend``, ``n_boot``, ``resampled`` (= "images").
+        One row per pair: ``pair``, ``trend_slope`` (least-squares similarity per layer),
+        ``trend_slope_se``, ``trend_slope_ci95_low``, ``trend_slope_ci95_high``, ``p_boot_trend``,
+        ``n_boot_trend``, ``resampled`` (= "images").
     """
     records = []
     for pair, values in samples.items():
@@ -210,5 +211,7 @@ def layer_trend_bootstrap(samples: dict, similarity: pd.DataFrame, order: Sequen
         result = trend_bootstrap_test(values, series.loc[list(order)].to_numpy(), n_images=n_images,
                                       alternative=alternative)
         result["p_boot_trend"] = result.pop("p")
+        result["n_boot_trend"] = result.pop("n_boot")
+        result = {("trend_" + k if k.startswith("slope") else k): v for k, v in result.items()}
         records.append({"pair": pair, **result, "resampled": RESAMPLED_IMAGES})
     return pd.DataFrame.from_records(records)
