@@ -282,7 +282,7 @@ def kind_bars(table: pd.DataFrame, difference: pd.DataFrame | None = None, *, un
         ax.spines[["top", "right"]].set_visible(False)
     axes[0, 0].set_ylabel(_similarity_label(table))
     axes[0, -1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    note = "; brackets: AI vs AN bootstrap test" if difference is not None else ""
+    note = (f"; brackets: AI vs AN {_difference_test_name(difference)} test" if difference is not None else "")
     figure.suptitle(f"{title}\n(bars: {ci[2:]}% CI; stars over bars: permutation test vs 0{note}; {STARS})",
                     fontsize=6)
     figure.tight_layout(pad=0.3)
@@ -346,7 +346,7 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
     ax.axhline(0, color="0.3", linewidth=0.6)
     ax.set_xticks(x, layers, rotation=45 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center")
     ax.set_ylabel(_similarity_label(table))  # no x label: the layer names say it, and the legend sits there
-    marks = "; top: AI vs AN bootstrap test" if difference is not None else ""
+    marks = f"; top: AI vs AN {_difference_test_name(difference)} test" if difference is not None else ""
     ax.set_title(f"{network} layers: RE-AN and RE-AI similarity\n({ci[2:]}% CI; stars: permutation test vs 0{marks})"
                  .strip(), fontsize=6, pad=16 if difference is not None else 4)
     # under the axes: the trend labels are long and must not hide points
@@ -357,6 +357,11 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
 
 
 @_journal
+def _difference_test_name(difference) -> str:
+    """The AI-vs-AN test a difference table's marks come from: image relabeling when present."""
+    return "image-relabeling" if "p_relabel" in difference else "bootstrap"
+
+
 def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"), ci: str = "ci95",
                     columns: str | float = "double"):
     """Fig. 6: accuracy of RE-trained encoding models on AN and AI images, per ROI x layer.
