@@ -366,7 +366,7 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
                     columns: str | float = "double"):
     """Fig. 6: accuracy of RE-trained encoding models on AN and AI images, per ROI x layer.
 
-    One panel per ROI (rows: subjects), lines over layers, 95% vertex-subsample CIs; with a
+    One panel per ROI (rows: subjects), lines over layers, 95% CIs (as the table's); with a
     ``p_compare`` column (`brainprobe.encoding.generalization`), the direction and stars of a
     significant AI-vs-AN comparison above each layer.
     """
@@ -407,8 +407,10 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
             ax.set_xticks(x, layers, rotation=90)
             ax.spines[["top", "right"]].set_visible(False)
     axes[0, -1].legend(frameon=False)
+    over = ("image-relabeling" if "compare_resampled" in table and
+            table["compare_resampled"].dropna().astype(str).str.startswith("images").any() else "vertex-subsample")
     figure.suptitle(f"Encoding models trained on RE images, tested on AN and AI images\n({ci[2:]}% CI; marks: AI vs AN "
-                    f"vertex-subsample test, {STARS})", fontsize=6)
+                    f"{over} test, {STARS})", fontsize=6)
     figure.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.3 / figure.get_figheight()))  # ROI titles clear of the suptitle
     return figure
 
