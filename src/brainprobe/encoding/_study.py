@@ -470,9 +470,18 @@ def best_layer_tests(proportions: pd.DataFrame, *, low: Sequence[str], high: Seq
     else:
         paired_by, label = ["subject", "measurement"], "subject x repeat measurements (paper; repeats counted as pairs)"
     averaged = per_measure.groupby(paired_by).mean()
-    rows = [{"test": f"layers {'+'.join(low)} vs {'+'.join(high)}", **paired_ttest(averaged["low"], averaged["high"])}]
+    rows = [{"test": f"layers {'+'.join(low)} vs {'+'.join(high)}", **_defined_ttest(averaged["low"], averaged["high"])}]
     high_by_roi = per_measure["high"].unstack("roi")
     if early_roi in high_by_roi and late_roi in high_by_roi:
         rows.append({"test": f"high layers: {late_roi} vs {early_roi}",
-                     **paired_ttest(high_by_roi[late_roi], high_by_roi[early_roi])})
+                     **_defined_ttest(high_by_roi[late_roi], high_by_roi[early_roi])})
     return pd.DataFrame(rows).assign(resampled=label)
+
+
+def _defined_ttest(a, b) -> dict:
+    """A paired t-test, with t and p NaN where it is undefined: differences without spread (e.g.
+    two subjects with the same difference) give t = +-inf and p = 0, which is no evidence."""
+    result = paired_ttest(a, b)
+    if not np.isfinite(result["t"]):
+        result.update(t=np.nan, p=np.nan)
+    return result

@@ -200,8 +200,8 @@ def figure_caption(stem: str, config, tables: dict) -> str:
     rsa, encoding = config["rsa"], config["encoding"]
     stars = "* p < .05, ** p < .01, *** p < .001, uncorrected (FDR q-values per family: the tables' q_ columns)"
     difference = (f"AI-vs-AN test of the difference of the two similarities (resampled: images; "
-                  + (f"{rsa['n_perm']} relabelings of each source's AI and AN images, p_relabel"
-                     if rsa["n_perm"] else f"{rsa['n_boot']} bootstrap resamples of images, p_boot")
+                  + (f"{rsa.get('n_perm', 0)} relabelings of each source's AI and AN images, p_relabel"
+                     if rsa.get("n_perm", 0) else f"{rsa['n_boot']} bootstrap resamples of images, p_boot")
                   + f", {rsa['alternative']}), marked with its direction (e.g. AI>AN) and stars")
     rdm_words = f"RDM similarity: {rsa['method'].capitalize()} correlation of RDMs ({rsa['metric']} distance)"
     if stem.startswith("fig1"):
