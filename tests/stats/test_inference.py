@@ -26,12 +26,11 @@ from brainprobe.stats import (  # noqa: E402
     accuracy_vertex_bootstrap,
     bootstrap_indices,
     correlate_rows,
-    fdr_by_family,
     fdr_bh,
+    fdr_by_family,
     jackknife_ci,
     leave_one_out,
     paired_swap_relabelings,
-    prediction_accuracy,
     subsample_p,
     trend_bootstrap_test,
 )

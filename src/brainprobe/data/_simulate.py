@@ -24,7 +24,15 @@ import torch
 import torch.nn.functional as F
 from scipy.sparse.csgraph import dijkstra
 
-from ..roi import PAPER_ROIS, Mesh, load_mesh, mesh_edges, mesh_smoother, mmp_visual_rois, standard_meshes
+from ..roi import (
+    PAPER_ROIS,
+    Mesh,
+    load_mesh,
+    mesh_edges,
+    mesh_smoother,
+    mmp_visual_rois,
+    standard_meshes,
+)
 from ._responses import Responses
 
 __all__ = ["simulate_subject", "SimulationTruth", "gabor_energy_features", "ROI_SCALES", "DEFAULT_FWHM_MM"]

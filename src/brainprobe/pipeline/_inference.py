@@ -17,7 +17,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..rsa import kind_difference_test, kind_image_bootstrap, kind_image_ci, layer_trend_bootstrap, rdm
+from ..rsa import (
+    kind_difference_test,
+    kind_image_bootstrap,
+    kind_image_ci,
+    layer_trend_bootstrap,
+    rdm,
+)
 from ..stats import (
     RESAMPLED_SUBJECTS,
     RESAMPLED_UNITS,

@@ -199,7 +199,7 @@ def figure_caption(stem: str, config, tables: dict) -> str:
     """What a figure plots, its CI level and the test behind each mark (from its file name)."""
     rsa, encoding = config["rsa"], config["encoding"]
     stars = "* p < .05, ** p < .01, *** p < .001, uncorrected (FDR q-values per family: the tables' q_ columns)"
-    difference = (f"AI-vs-AN test of the difference of the two similarities (resampled: images; "
+    difference = ("AI-vs-AN test of the difference of the two similarities (resampled: images; "
                   + (f"{rsa.get('n_perm', 0)} relabelings of each source's AI and AN images, p_relabel"
                      if rsa.get("n_perm", 0) else f"{rsa['n_boot']} bootstrap resamples of images, p_boot")
                   + f", {rsa['alternative']}), marked with its direction (e.g. AI>AN) and stars")

@@ -62,7 +62,6 @@ def mesh_smoother(mesh: Mesh, fwhm_mm: float) -> sp.csr_matrix:
 
 
 def _build(mesh: Mesh, fwhm_mm: float) -> sp.csr_matrix:
-    n = mesh.n_vertices
     graph = mesh_edges(mesh)
     degree = np.diff(graph.indptr)
     if (degree == 0).any():

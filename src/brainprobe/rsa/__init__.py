@@ -3,7 +3,12 @@ permutation and bootstrap tests, trends over layers, and searchlight maps. Resul
 DataFrames; the statistics come from `brainprobe.stats`."""
 
 from ._compare import COMPARE_METHODS, compare
-from ._image_tests import kind_difference_test, kind_image_bootstrap, kind_image_ci, layer_trend_bootstrap
+from ._image_tests import (
+    kind_difference_test,
+    kind_image_bootstrap,
+    kind_image_ci,
+    layer_trend_bootstrap,
+)
 from ._kinds import align_kinds, kind_difference, kind_similarity, layer_trend
 from ._rdm import RDM_METRICS, condensed_rdm, n_items_from_condensed, rdm, square_rdm
 from ._searchlight import searchlight_kind_similarity, searchlight_rdms

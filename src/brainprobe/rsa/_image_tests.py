@@ -17,11 +17,11 @@ import pandas as pd
 from ..stats import (
     JACKKNIFE_CI_METHOD,
     RESAMPLED_IMAGES,
-    jackknife_ci,
-    leave_one_out,
     as_generator,
     check_resampling,
     correlate_rows,
+    jackknife_ci,
+    leave_one_out,
     masked_correlation,
     normalize_rows,
     paired_swap_relabelings,
@@ -167,7 +167,7 @@ def kind_difference_test(patterns, stimuli, *, reference: str = "RE", first: str
         pooled = square_rdm(rdm(np.concatenate([values[rows[first]], values[rows[second]]]), metric))
         z_ref = None if method in ("kendall", "kendall_tau_a") else normalize_rows(reference_rdm[None, :], method)
 
-        def difference(index):
+        def difference(index, pooled=pooled, z_ref=z_ref, reference_rdm=reference_rdm):
             one, two = index[:, :n], index[:, n:]
             rdm_one = pooled[one[:, upper_rows], one[:, upper_cols]]
             rdm_two = pooled[two[:, upper_rows], two[:, upper_cols]]

@@ -29,11 +29,11 @@ from ._correlation import (
     rank_rows,
 )
 from ._inference import (
+    JACKKNIFE_CI_METHOD,
     RESAMPLED_IMAGES,
     RESAMPLED_SUBJECTS,
     RESAMPLED_UNITS,
     RESAMPLED_VERTICES,
-    JACKKNIFE_CI_METHOD,
     accuracy_difference_test,
     batched_accuracy,
     fdr_by_family,
