@@ -105,7 +105,7 @@ def test_a_mean_only_model_earns_nothing(study):
 
 def test_the_ai_an_comparison_can_show_either_direction(study):
     activations, responses, models = study
-    table = generalization(models, activations, responses, n_perm=0, n_boot=300, compare=("AN", "AI"), seed=0)
+    table = generalization(models, activations, responses, n_perm=300, n_boot=0, compare=("AN", "AI"), seed=0)
     planted = table[(table["roi"] == "V1") & (table["layer"] == "L1") & (table["test_kind"] == "AN")].iloc[0]
     assert planted["direction"] == "AN < AI" and planted["p_compare"] <= 0.01
     assert planted["p_compare_less"] <= 0.005 and planted["p_compare_greater"] > 0.5

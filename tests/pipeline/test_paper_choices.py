@@ -34,6 +34,7 @@ def test_the_paper_preset_states_the_papers_choices():
     assert config["selection"]["n_per_hemi"] == 100 and config["selection"]["radius_mm"] == 3.0
     assert config["best_layer"]["on"] == ["AN", "AI"] and config["best_layer"]["per_repeat"]
     assert config["stimuli"]["threshold"] == 0.99
+    assert config["stimuli"]["re_threshold"] == 0.99 and config["selection"]["n_per_hemi_s2"] == 200
     with pytest.raises(Exception, match=r"re_threshold"):
         validate({"stimuli": {"re_threshold": 1.5}, "subjects": {"simulate": 1}})
 
@@ -49,6 +50,7 @@ def test_the_paper_preset_runs_end_to_end_with_a_random_alexnet(tmp_path):
     values = tomllib.loads(PRESET.read_text())
     values["study"]["output"] = str(tmp_path / "paper001")
     values["network"].update(weights="random", init="kaiming", device="cpu")
+    values["stimuli"]["re_threshold"] = 0.0  # a random network classifies no photo at p >= 0.99
     result = Study(validate(values, base=PRESET.parent), progress=False).run()
     trend = result.tables["network_trend"]
     assert (trend["p_method"] == "normal").all() and (trend["p"] == trend["p_normal"]).all()

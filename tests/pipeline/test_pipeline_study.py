@@ -9,7 +9,8 @@ from brainprobe.pipeline import ConfigError, Study, read_table, validate
 from brainprobe.pipeline import _steps as steps
 
 TABLES = {"stimuli", "network_rsa", "network_trend", "network_difference", "selection", "brain_rsa",
-          "brain_difference", "searchlight", "encoding", "best_layer", "best_layer_proportions", "best_layer_tests"}
+          "brain_difference", "brain_rdms", "searchlight", "encoding", "best_layer", "best_layer_proportions",
+          "best_layer_tests"}
 FIGURES = {"fig1_stimuli", "fig3_brain_rsa", "fig4_searchlight_sub-01", "fig4_searchlight_sub-02",
            "fig5_network_layers", "fig6_encoding", "figS1_best_layer", "rdms_network"}
 

@@ -4,7 +4,11 @@ glossary explains no column the study does not write."""
 from _readme import glossary, unexplained_columns
 
 LIBRARY_ONLY = {"unit_set"}  # the Python functions' name for what the study calls roi / layer
-NOT_IN_THE_TINY_STUDY = {"p_fwe"}  # searchlight permutations ([searchlight] n_perm > 0)
+NOT_IN_THE_TINY_STUDY = {"p_fwe",  # searchlight permutations ([searchlight] n_perm > 0)
+                         # group tables: 3 or more subjects (checked by tests/pipeline/test_report_inference.py)
+                         "mean_similarity", "mean_accuracy", "sem", "n_subjects", "q_fdr", "q_fdr_family",
+                         "ceiling_RE_lower", "ceiling_RE_upper", "ceiling_AN_lower", "ceiling_AN_upper",
+                         "ceiling_AI_lower", "ceiling_AI_upper"}
 # [synthesis] tables: checked by tests/pipeline/test_synthesis_step.py (slow)
 SYNTHESIS_ONLY = {"objective", "made_for", "group", "image", "model", "response", "z", "converged",
                   "heldout_accuracy", "natural_mean", "natural_sd", "natural_max", "random_mean", "random_sd",

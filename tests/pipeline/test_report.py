@@ -39,7 +39,7 @@ def test_the_summary_comes_first_and_its_numbers_are_the_tables(tiny_run):
             assert rows == set(range(len(tables[name]))), (name, column)
     # the headline counts are those of the difference table
     difference = tables["brain_difference"]
-    significant = difference[difference["p_boot"] < 0.05]
+    significant = difference[difference["p_relabel"] < 0.05]  # the image relabeling test (issue 22)
     ai = int(significant["direction"].str.startswith("RE-AI >").sum())
     an = int(significant["direction"].str.startswith("RE-AI <").sum())
     summary = _section(report, "summary")
@@ -58,6 +58,8 @@ def test_every_figure_has_a_caption_naming_its_interval_and_tests(tiny_run):
             assert "CI" in caption or "s.e.m." in caption, stem  # the interval drawn (or that none is)
         if stem.startswith(("fig3", "fig5", "fig6")):  # the test behind each mark, with the AI-vs-AN one
             assert "test" in caption and "AI-vs-AN" in caption and "p &lt; .05" in caption, stem
+        if stem.startswith(("fig3", "fig5", "fig6", "figS1")):  # what the intervals and tests resampled
+            assert "resampled: " in caption and "image subsampling" not in caption, stem
 
 
 def test_the_report_and_its_cortex_viewer_load_nothing_from_the_network(tiny_run):

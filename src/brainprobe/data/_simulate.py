@@ -3,8 +3,10 @@
 The ground-truth model: in every ROI of every hemisphere, a contiguous patch holding
 ``signal_fraction`` of the ROI's vertices carries signal; each signal vertex is a sparse linear
 readout (``n_features_per_vertex`` features, Gaussian weights) of the ROI's feature space, scaled
-to unit variance over the RE images. Every trial adds independent Gaussian noise of variance
-1 / ``snr``; every vertex has a constant baseline. The default feature space of an ROI is an
+to unit variance over the RE images. Every trial adds Gaussian noise of variance 1 / ``snr`` at
+every vertex, smooth along the cortical surface (``fwhm_mm``, default 4 mm: neighbouring vertices
+share noise, as in real fMRI, so no vertex is an independent sample); every vertex has a constant
+baseline. The default feature space of an ROI is an
 image-computable early-vision model, Gabor energy at a scale that grows from V1 to LO, pooled
 over a coarser grid in higher areas. It responds to pixels, as the study found the brain does:
 AI images (RE + small noise) evoke nearly the RE responses, AN images do not. Any other feature
@@ -22,11 +24,22 @@ import torch
 import torch.nn.functional as F
 from scipy.sparse.csgraph import dijkstra
 
-from ..roi import PAPER_ROIS, Mesh, load_mesh, mesh_edges, mmp_visual_rois, standard_meshes
+from ..roi import (
+    PAPER_ROIS,
+    Mesh,
+    load_mesh,
+    mesh_edges,
+    mesh_smoother,
+    mmp_visual_rois,
+    standard_meshes,
+)
 from ..stats import as_generator
 from ._responses import Responses
 
-__all__ = ["simulate_subject", "SimulationTruth", "gabor_energy_features", "ROI_SCALES"]
+__all__ = ["simulate_subject", "SimulationTruth", "gabor_energy_features", "ROI_SCALES", "DEFAULT_FWHM_MM"]
+
+# spatial smoothness of the simulated noise: a typical value for 3T BOLD on the cortical surface
+DEFAULT_FWHM_MM = 4.0
 
 # (Gabor wavelength in pixels of a 64 x 64 image, side of the pooling grid) per ROI
 ROI_SCALES = {"V1": (4.0, 8), "V2": (6.0, 8), "V3": (8.0, 6), "V4": (12.0, 4), "LO": (16.0, 2)}
@@ -179,6 +192,7 @@ def simulate_subject(
     n_repeats: int = 2,
     seed=0,
     subject: str = "sub-01",
+    fwhm_mm: float = DEFAULT_FWHM_MM,
 ) -> tuple[Responses, SimulationTruth]:
     """Simulate single-trial betas of one subject viewing ``stimuli``, with the ground truth.
 
@@ -203,6 +217,10 @@ def simulate_subject(
     n_repeats : int
     seed : int or Generator
     subject : str
+    fwhm_mm : float
+        Spatial smoothness of the trial noise along the surface: white noise smoothed by a
+        Gaussian kernel of this FWHM (mm; `brainprobe.roi.mesh_smoother`) and rescaled to
+        variance 1 / ``snr`` at every vertex. 0 gives independent noise per vertex.
 
     Returns
     -------
@@ -222,6 +240,8 @@ def simulate_subject(
         raise ValueError(f"signal_fraction: expected (0, 1], found {signal_fraction}")
     if snr <= 0:
         raise ValueError(f"snr: expected a positive ratio, found {snr}")
+    if not np.isfinite(fwhm_mm) or fwhm_mm < 0:
+        raise ValueError(f"fwhm_mm: expected a smoothness >= 0 in mm, found {fwhm_mm!r}")
     if vertices not in ("cortex", "rois"):
         raise ValueError(f"vertices: expected 'cortex' or 'rois', found {vertices!r}")
     meshes, mesh_name = _default_meshes(mesh)
@@ -238,7 +258,7 @@ def simulate_subject(
             raise ValueError(f"features[{roi!r}]: expected an array with {n_images} rows (one per image)")
 
     columns, signal_columns, supports, weights_all = [], {r: [] for r in rois}, {r: [] for r in rois}, {r: [] for r in rois}
-    signal_blocks = []
+    signal_blocks, kept_vertices = [], []
     offset = 0
     for hemi, hemi_mesh in meshes.items():
         masks = (mmp_visual_rois(hemi, rois) if mesh_name == "fs_LR_32k" else _geodesic_patch_rois(hemi_mesh, rois))
@@ -253,6 +273,7 @@ def simulate_subject(
         for roi, mask in masks.items():
             frame[roi] = mask[kept]
         columns.append(frame)
+        kept_vertices.append(kept)
         graph = mesh_edges(hemi_mesh)
         signal = np.zeros((n_images, len(kept)))
         for roi in rois:
@@ -276,7 +297,12 @@ def simulate_subject(
     noise_sd = 1.0 / np.sqrt(snr)
     trials = pd.concat([table[[c for c in ("image_id", "kind", "source_id", "category") if c in table]]
                         .assign(repeat=r, run=r, session=1) for r in range(1, n_repeats + 1)], ignore_index=True)
-    betas = np.tile(signal, (n_repeats, 1)) + baseline + noise_sd * rng.normal(size=(len(trials), signal.shape[1]))
+    if fwhm_mm > 0:
+        noise = np.concatenate([_smooth_noise(hemi_mesh, kept, len(trials), fwhm_mm, rng)
+                                for hemi_mesh, kept in zip(meshes.values(), kept_vertices, strict=True)], axis=1)
+    else:
+        noise = rng.normal(size=(len(trials), signal.shape[1]))
+    betas = np.tile(signal, (n_repeats, 1)) + baseline + noise_sd * noise
     responses = Responses(betas, trials, vertex_table, meshes=meshes, source=f"simulated ({mesh_name})", subject=subject)
     n_columns = len(vertex_table)
     signal_masks = {}
@@ -292,6 +318,19 @@ def simulate_subject(
         columns={r: np.concatenate(signal_columns[r]) for r in rois},
     )
     return responses, truth
+
+
+def _smooth_noise(mesh: Mesh, kept: np.ndarray, n_trials: int, fwhm_mm: float, rng) -> np.ndarray:
+    """Unit-variance noise (n_trials, len(kept)) smooth on the whole mesh, read at ``kept``.
+
+    Smoothed over every mesh vertex (not only the kept ones) so an ROI's edge is as smooth as
+    its centre; each vertex's variance is 1 exactly: the smoothed white noise is divided by
+    the norm of the vertex's row of the kernel.
+    """
+    smoother = mesh_smoother(mesh, fwhm_mm)[kept]
+    scale = np.sqrt(np.asarray(smoother.multiply(smoother).sum(axis=1)).ravel())
+    white = rng.normal(size=(mesh.n_vertices, n_trials))
+    return np.asarray(smoother @ white).T / scale
 
 
 def _standardize(features: np.ndarray, reference_rows: np.ndarray) -> np.ndarray:

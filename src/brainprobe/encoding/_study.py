@@ -15,13 +15,21 @@ from sklearn.model_selection import KFold
 from .._memory import check_allocation
 from .._progress import tqdm
 from ..stats import (
+    JACKKNIFE_CI_METHOD,
+    RESAMPLED_IMAGES,
+    RESAMPLED_VERTICES,
     SUBSAMPLE_CI_METHOD,
+    accuracy_difference_test,
     accuracy_permutation_test,
     accuracy_vertex_bootstrap,
     as_generator,
+    batched_accuracy,
     bootstrap_indices,
     check_resampling,
     direction_label,
+    jackknife_ci,
+    leave_one_out,
+    p_from_null,
     paired_ttest,
     prediction_accuracy,
     subsample_ci,
@@ -201,7 +209,8 @@ def _predict(model, X) -> np.ndarray:
 def generalization(models: EncodingModels, activations, responses, *, test_kinds: Sequence[str] = ("AN", "AI"),
                    per: str = "centered", n_perm: int = 1000, n_boot: int = 1000, boot_fraction: float = 0.8,
                    level: float = 0.95, compare: tuple[str, str] | None = ("AI", "AN"),
-                   alternative: str = "two-sided", seed=0) -> pd.DataFrame:
+                   alternative: str = "two-sided", seed=0, ci: str = "images",
+                   compare_over: str = "images") -> pd.DataFrame:
     """How well models trained on one kind predict responses to other kinds (paper 001, Fig. 6).
 
     Parameters
@@ -217,29 +226,44 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
     n_perm : int
         Image-label permutations for p-values (0: none; all of them when n_images! <= n_perm).
     n_boot : int
-        Vertex subsamples (``boot_fraction`` without replacement, as the study) for the CI and
-        the comparison. The CI is centred on the accuracy and rescaled for the subsample size
-        (`brainprobe.stats.subsample_ci`).
+        Resamples for the CI (0: none): of images (``ci="images"``) or of vertices.
     boot_fraction : float
-        In (0, 1).
+        In (0, 1): the share of vertices in each vertex subsample.
     compare : (str, str) or None
-        Two test kinds compared by the vertex bootstrap (the same subsets for both).
+        Two test kinds compared, first minus second.
     alternative : {"two-sided", "greater", "less"}
-        H1 of the comparison, reported as ``p_compare``; "greater": first > second. The
-        p-values come from the vertex subsamples' differences, rescaled and centred as the
-        intervals are (`brainprobe.stats.subsample_p`).
+        H1 of the comparison, reported as ``p_compare``; "greater": first > second.
     seed : int or Generator
+    ci : {"images", "vertex_subsample"}
+        ``"images"`` (default): delete-one-image jackknife interval with t quantiles
+        (`brainprobe.stats.jackknife_ci`; generalizes to new images from the same
+        distribution; ``n_boot`` > 0 only switches it on). ``"vertex_subsample"``: the
+        paper's ``boot_fraction`` subsamples of vertices without replacement, centred and
+        rescaled (`brainprobe.stats.subsample_ci`); it holds the images fixed and assumes
+        independent vertices, which spatially smooth fMRI data are not (its 95% intervals cover
+        ~70% there).
+    compare_over : {"images", "vertices"}
+        ``"images"`` (default): the two kinds' images are relabelled (`n_perm` times, within
+        their source pairs when every image of one kind has a partner of the other by
+        ``source_id``) and the difference recomputed: a permutation test over images that
+        holds its size under spatially smooth data. ``"vertices"``: the paper's vertex
+        subsamples (`brainprobe.stats.subsample_p`), which need ``n_boot`` and assume fixed
+        images and independent vertices.
 
     Returns
     -------
     DataFrame
         One row per (subject, roi, layer, test_kind): ``accuracy``, ``accuracy_definition``,
-        ``p_perm``, ``ci95_low``, ``ci95_high``, ``ci_method``, ``n_images``, ``n_vertices``,
-        and on the first compared kind's rows ``difference`` (first minus second),
-        ``direction``, ``p_compare`` (of ``alternative``), ``p_compare_greater``,
-        ``p_compare_less``.
+        ``p_perm``, ``ci95_low``, ``ci95_high``, ``ci_method``, ``resampled`` (what the CI
+        resampled), ``n_images``, ``n_vertices``, and on the first compared kind's rows
+        ``difference`` (first minus second), ``direction``, ``p_compare`` (of
+        ``alternative``), ``p_compare_greater``, ``p_compare_less``, ``compare_resampled``.
     """
     check_resampling(n_perm=n_perm, n_boot=n_boot, boot_fraction=boot_fraction)
+    if ci not in ("images", "vertex_subsample"):
+        raise ValueError(f"ci: expected 'images' or 'vertex_subsample', found {ci!r}")
+    if compare_over not in ("images", "vertices"):
+        raise ValueError(f"compare_over: expected 'images' or 'vertices', found {compare_over!r}")
     if n_boot and not 0 < boot_fraction < 1:
         raise ValueError(f"boot_fraction: expected a value in (0, 1), found {boot_fraction}")
     rng = as_generator(seed)
@@ -250,16 +274,17 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
         patterns, table = subjects[subject].average_repeats()
         for roi in models.rois:
             columns = models.columns[(subject, roi)]
-            if n_boot:  # the subsample indices (int64) and a sample of scores per resample
+            by_vertices = n_boot and (ci == "vertex_subsample" or compare_over == "vertices")
+            if by_vertices:  # the subsample indices (int64) and a sample of scores per resample
                 check_allocation(n_boot * (8 * len(columns) + 8 * 4), f"generalization with n_boot = {n_boot} on "
                                  f"{len(columns)} vertices", "lower n_boot ([encoding] n_boot in a study file)")
-            shared = bootstrap_indices(len(columns), n_boot, rng, fraction=boot_fraction, replace=False) if n_boot else None
-            if n_boot and shared.shape[1] >= len(columns):
+            shared = bootstrap_indices(len(columns), n_boot, rng, fraction=boot_fraction, replace=False) if by_vertices else None
+            if by_vertices and shared.shape[1] >= len(columns):
                 raise ValueError(f"{subject} {roi}: {len(columns)} vertices is too few to subsample "
                                  f"{boot_fraction:.0%} of them; set n_boot = 0")
             for layer in models.layers:
                 model = models[(subject, roi, layer)]
-                samples, by_kind = {}, {}
+                samples, by_kind, images = {}, {}, {}
                 for kind in test_kinds:
                     rows = (table["kind"] == kind).to_numpy()
                     ids = table.loc[rows, "image_id"].tolist()
@@ -273,17 +298,28 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
                     record = {"subject": subject, "roi": roi, "layer": layer, "test_kind": kind,
                               "accuracy": accuracy, "accuracy_definition": per,
                               "p_perm": p, "n_images": len(ids), "n_vertices": len(columns)}
-                    if n_boot:
+                    images[kind] = (predicted, measured, table.loc[rows, "source_id"].tolist()
+                                    if "source_id" in table else None)
+                    if by_vertices:
                         samples[kind] = accuracy_vertex_bootstrap(predicted, measured, per=per, indices=shared)
+                    if n_boot and ci == "vertex_subsample":
                         low, high = subsample_ci(samples[kind], accuracy, len(columns), shared.shape[1], level,
                                                  bounds=(-1.0, 1.0))
                         record.update({f"{tail}_low": float(low), f"{tail}_high": float(high),
-                                       "ci_method": SUBSAMPLE_CI_METHOD})
+                                       "ci_method": SUBSAMPLE_CI_METHOD, "resampled": RESAMPLED_VERTICES})
+                    elif n_boot:
+                        low, high = _image_jackknife_ci(predicted, measured, accuracy, per, level)
+                        record.update({f"{tail}_low": low, f"{tail}_high": high,
+                                       "ci_method": JACKKNIFE_CI_METHOD, "resampled": RESAMPLED_IMAGES})
                     records.append(record)
                     by_kind[kind] = record
-                if compare and n_boot and all(k in samples for k in compare):
+                if compare and compare_over == "vertices" and n_boot and all(k in samples for k in compare):
                     _add_comparison(by_kind[compare[0]], by_kind[compare[1]], samples[compare[0]] - samples[compare[1]],
                                     len(columns), shared.shape[1], alternative)
+                    by_kind[compare[0]]["compare_resampled"] = RESAMPLED_VERTICES
+                elif compare and compare_over == "images" and n_perm and all(k in images for k in compare):
+                    _add_image_comparison(by_kind[compare[0]], by_kind[compare[1]], images[compare[0]],
+                                          images[compare[1]], per, n_perm, alternative, rng)
     return pd.DataFrame.from_records(records)
 
 
@@ -304,6 +340,43 @@ def _add_comparison(first: dict, second: dict, difference: np.ndarray, n_vertice
         "p_compare": p[alternative],
         "p_compare_greater": p["greater"],
         "p_compare_less": p["less"],
+    })
+
+
+def _image_jackknife_ci(predicted, measured, accuracy: float, per: str, level: float) -> tuple[float, float]:
+    """Delete-one-image jackknife interval of the accuracy (t quantiles; `brainprobe.stats.jackknife_ci`)."""
+    kept = leave_one_out(len(predicted))
+    values = batched_accuracy(predicted[kept], measured[kept], per)
+    low, high = jackknife_ci(accuracy, values, level)
+    return float(np.clip(low, -1, 1)), float(np.clip(high, -1, 1))
+
+
+def _add_image_comparison(first: dict, second: dict, first_images, second_images, per: str, n_perm: int,
+                          alternative: str, rng) -> None:
+    """The image relabeling comparison of two test kinds, written on the first kind's row.
+
+    Paired by source when both kinds have one image per source, over the same sources
+    (AI and AN images made from the same RE photo); otherwise the kinds' images are pooled and
+    relabelled freely.
+    """
+    (pf, mf, sources_f), (ps, ms, sources_s) = first_images, second_images
+    paired = (sources_f is not None and sources_s is not None and len(set(sources_f)) == len(sources_f)
+              and sorted(sources_f) == sorted(sources_s))
+    if paired:
+        order = pd.Series(np.arange(len(sources_s)), index=sources_s).loc[sources_f].to_numpy()
+        ps, ms = ps[order], ms[order]
+    result = accuracy_difference_test(pf, mf, ps, ms, per=per, n_perm=n_perm, paired=paired,
+                                      alternative=alternative, seed=rng)
+    observed = float(result.observed[0])
+    p = {side: float(p_from_null(result.observed, result.null, side, exact=result.exact)[0])
+         for side in {alternative, "greater", "less"}}
+    first.update({
+        "difference": observed,
+        "direction": direction_label(observed, first["test_kind"], second["test_kind"]),
+        "p_compare": p[alternative],
+        "p_compare_greater": p["greater"],
+        "p_compare_less": p["less"],
+        "compare_resampled": RESAMPLED_IMAGES + (" (relabelled within source pairs)" if paired else " (relabelled)"),
     })
 
 
@@ -389,26 +462,55 @@ def best_layer_proportions(best: pd.DataFrame, layers: Sequence[str]) -> pd.Data
 
 
 def best_layer_tests(proportions: pd.DataFrame, *, low: Sequence[str], high: Sequence[str],
-                     early_roi: str = "V1", late_roi: str = "LO") -> pd.DataFrame:
+                     early_roi: str = "V1", late_roi: str = "LO", unit: str = "subjects") -> pd.DataFrame:
     """The paired t-tests of the study's supplement.
 
-    - ``low vs high``: per (subject, measurement), the proportion of vertices (over all ROIs)
-      best predicted by the ``low`` layers against the ``high`` layers;
+    - ``low vs high``: the proportion of vertices (over all ROIs) best predicted by the ``low``
+      layers against the ``high`` layers;
     - ``early vs late ROI``: the proportion of ``high``-layer vertices in ``early_roi`` against
-      ``late_roi``, paired by (subject, measurement).
+      ``late_roi``.
+
+    Parameters
+    ----------
+    unit : {"subjects", "measurements"}
+        ``"subjects"`` (default): the measurements of a subject (its repeats) are averaged
+        first and the test is over subjects (df = n_subjects - 1): repeats of one subject are
+        not independent samples of the population. ``"measurements"``: the paper's test, each
+        subject x repeat one pair (df = n_subjects x n_repeats - 1), which treats repeats as if
+        they were subjects.
 
     Returns
     -------
     DataFrame
-        One row per test: ``test``, ``mean_difference``, ``t``, ``df``, ``p``, ``n``.
+        One row per test: ``test``, ``mean_difference``, ``t``, ``df``, ``p``, ``n``,
+        ``resampled`` (what the t-test's df count).
     """
+    if unit not in ("subjects", "measurements"):
+        raise ValueError(f"unit: expected 'subjects' or 'measurements', found {unit!r}")
     keyed = proportions.assign(group=np.where(proportions["layer"].isin(low), "low",
                                               np.where(proportions["layer"].isin(high), "high", "other")))
     per_measure = keyed.groupby(["subject", "measurement", "roi", "group"])["proportion"].sum().unstack("group", fill_value=0)
-    averaged = per_measure.groupby(["subject", "measurement"]).mean()
-    rows = [{"test": f"layers {'+'.join(low)} vs {'+'.join(high)}", **paired_ttest(averaged["low"], averaged["high"])}]
+    for group in ("low", "high"):
+        if group not in per_measure:
+            per_measure[group] = 0.0
+    if unit == "subjects":
+        per_measure = per_measure.groupby(["subject", "roi"]).mean()
+        paired_by, label = ["subject"], "subjects"
+    else:
+        paired_by, label = ["subject", "measurement"], "subject x repeat measurements (paper; repeats counted as pairs)"
+    averaged = per_measure.groupby(paired_by).mean()
+    rows = [{"test": f"layers {'+'.join(low)} vs {'+'.join(high)}", **_defined_ttest(averaged["low"], averaged["high"])}]
     high_by_roi = per_measure["high"].unstack("roi")
     if early_roi in high_by_roi and late_roi in high_by_roi:
         rows.append({"test": f"high layers: {late_roi} vs {early_roi}",
-                     **paired_ttest(high_by_roi[late_roi], high_by_roi[early_roi])})
-    return pd.DataFrame(rows)
+                     **_defined_ttest(high_by_roi[late_roi], high_by_roi[early_roi])})
+    return pd.DataFrame(rows).assign(resampled=label)
+
+
+def _defined_ttest(a, b) -> dict:
+    """A paired t-test, with t and p NaN where it is undefined: differences without spread (e.g.
+    two subjects with the same difference) give t = +-inf and p = 0, which is no evidence."""
+    result = paired_ttest(a, b)
+    if not np.isfinite(result["t"]):
+        result.update(t=np.nan, p=np.nan)
+    return result

@@ -47,8 +47,9 @@ DEFAULTS: dict[str, dict] = {
     # planted_layers = {V1 = "layer", ...}: each simulated ROI reads that layer of [network] (a random
     # projection of all its units)
     # (a known best layer per ROI) instead of the default Gabor-energy features
+    # fwhm_mm: smoothness of simulated trial noise along the surface (a typical 3T value)
     "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex",
-                 "planted_layers": {}},
+                 "planted_layers": {}, "fwhm_mm": 4.0},
     "rois": {"names": ["V1", "V2", "V3", "V4", "LO"], "atlas": "mmp", "localizers": {}, "localizer_alpha": 0.05},
     # n_per_hemi_s2 > 0 repeats the ROI RSA with that many vertices per hemisphere (the study's
     # Fig. S2: 200, i.e. 400 per ROI) into brain_rsa_s2.csv and figS2_brain_rsa
@@ -58,13 +59,17 @@ DEFAULTS: dict[str, dict] = {
                   "split": "repeats12"},
     "rsa": {"enabled": True, "metric": "correlation", "method": "spearman", "n_perm": 1000, "n_boot": 1000,
             "alternative": "two-sided",  # AI-vs-AN difference test: either direction can come out
-            "trend_p": "exact"},         # Mann-Kendall p in `p`: exact up to 10 layers ("normal": the paper's)
+            "trend_p": "exact",          # Mann-Kendall p in `p`: exact up to 10 layers ("normal": the paper's)
+            # CIs over images (jackknife), or the paper's "vertex_subsample" (80% of vertices / units)
+            "ci": "images"},
     "searchlight": {"enabled": True, "n_perm": 0, "surface": "inflated"},
+    # ci, compare_over: intervals and the AI-vs-AN test over images, or the paper's vertex subsamples
     "encoding": {"enabled": True, "estimator": "romp", "n_nonzero": 5, "per": "centered", "n_perm": 1000,
-                 "n_boot": 1000, "alternative": "two-sided"},
+                 "n_boot": 1000, "alternative": "two-sided", "ci": "images", "compare_over": "images"},
     # Supplementary Note 1: models trained on RE, best layer on the AN and on the AI images, each
     # repeat one measurement; on = ["RE"] scores held-out RE images by `cv`-fold cross-validation
-    "best_layer": {"enabled": True, "on": ["AN", "AI"], "per_repeat": True, "cv": 5},
+    # unit: the supplement's t-tests over subjects (repeats averaged), or "measurements" (the paper's)
+    "best_layer": {"enabled": True, "on": ["AN", "AI"], "per_repeat": True, "cv": 5, "unit": "subjects"},
     # after the encoding step: n_images per ROI and objective, made through the first subject's
     # encoding models of the [network] ("drive", "suppress", "controversial": first vs last ROI);
     # layer = "" takes each ROI's layer of highest held-out accuracy; target_z = 0: no early stop
@@ -111,11 +116,15 @@ CHOICES = {
     ("rsa", "alternative"): ("two-sided", "greater", "less"),
     ("rsa", "trend_p"): ("exact", "normal"),
     ("design", "kind"): ("auto", "paper", "general"),
+    ("rsa", "ci"): ("images", "vertex_subsample"),
+    ("encoding", "ci"): ("images", "vertex_subsample"),
+    ("encoding", "compare_over"): ("images", "vertices"),
+    ("best_layer", "unit"): ("subjects", "measurements"),
 }
 POSITIVE = {("synthesis", "n_images"), ("synthesis", "max_iter"), ("synthesis", "lr"), ("stimuli", "n_images"), ("stimuli", "max_iter"), ("subjects", "n_repeats"), ("selection", "radius_mm"),
             ("selection", "n_per_hemi"), ("best_layer", "cv"), ("figures", "dpi"), ("rsa", "n_boot"),
             ("subjects", "snr")}
-NON_NEGATIVE = {("synthesis", "target_z"), ("selection", "n_per_hemi_s2"), ("subjects", "simulate"), ("rsa", "n_perm"), ("searchlight", "n_perm"), ("encoding", "n_perm"),
+NON_NEGATIVE = {("subjects", "fwhm_mm"), ("synthesis", "target_z"), ("selection", "n_per_hemi_s2"), ("subjects", "simulate"), ("rsa", "n_perm"), ("searchlight", "n_perm"), ("encoding", "n_perm"),
                 ("encoding", "n_boot"), ("network", "batch_size")}
 
 

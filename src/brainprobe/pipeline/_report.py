@@ -224,9 +224,11 @@ def classical_mds(square: np.ndarray, n_components: int = 2) -> np.ndarray:
 def figure_caption(stem: str, config, tables: dict) -> str:
     """What a figure plots, its CI level and the test behind each mark (from its file name)."""
     rsa, encoding = config["rsa"], config["encoding"]
-    stars = "* p < .05, ** p < .01, *** p < .001"
-    difference = (f"AI-vs-AN test of the difference of the two similarities ({rsa['n_boot']} bootstrap resamples "
-                  f"of images, {rsa['alternative']}), marked with its direction (e.g. AI>AN) and stars")
+    stars = "* p < .05, ** p < .01, *** p < .001, uncorrected (FDR q-values per family: the tables' q_ columns)"
+    difference = ("AI-vs-AN test of the difference of the two similarities (resampled: images; "
+                  + (f"{rsa.get('n_perm', 0)} relabelings of each source's AI and AN images, p_relabel"
+                     if rsa.get("n_perm", 0) else f"{rsa['n_boot']} bootstrap resamples of images, p_boot")
+                  + f", {rsa['alternative']}), marked with its direction (e.g. AI>AN) and stars")
     rdm_words = f"RDM similarity: {rsa['method'].capitalize()} correlation of RDMs ({rsa['metric']} distance)"
     if stem.startswith("fig1") and "general_rsa" in tables:
         network = config.networks[0]["name"]
@@ -244,7 +246,7 @@ def figure_caption(stem: str, config, tables: dict) -> str:
         n = config["selection"]["n_per_hemi_s2" if stem.startswith("figS2") else "n_per_hemi"]
         return (f"{'Fig. S2' if stem.startswith('figS2') else 'Fig. 3'}. RE-AN (blue) and RE-AI (red) similarity per "
                 f"ROI, one panel per subject, {n} most reliable vertices per hemisphere; {rdm_words}. Error bars: 68% "
-                f"CI (image subsampling). Stars over a bar: permutation test of similarity > 0 ({rsa['n_perm']} "
+                f"CI, {_interval_words(rsa['ci'], 'vertices', rsa['n_boot'])}. Stars over a bar: permutation test of similarity > 0 ({rsa['n_perm']} "
                 f"image relabelings). Brackets: {difference}; {stars}.")
     if stem.startswith("fig4"):
         subject = stem.removeprefix("fig4_searchlight_")
@@ -258,20 +260,30 @@ def figure_caption(stem: str, config, tables: dict) -> str:
                 f"Black outlines: the ROIs. No CI is drawn. {rdm_words}.")
     if stem.startswith("fig5"):
         return (f"Fig. 5. RE-AN (blue) and RE-AI (red) similarity of the network's own RDMs per layer; {rdm_words}. "
-                f"Error bars: 95% CI (image subsampling). Stars next to a point: permutation test of similarity > 0 "
-                f"({rsa['n_perm']} relabelings). Legend: Mann-Kendall trend test over layers (tau, p; exact or "
-                f"normal approximation as named). Marks above the plot: {difference}; {stars}.")
+                f"Error bars: 95% CI, {_interval_words(rsa['ci'], 'units', rsa['n_boot'])}. Stars next to a point: "
+                f"permutation test of similarity > 0 (resampled: images, {rsa['n_perm']} relabelings). Legend: "
+                f"Mann-Kendall trend test over layers (tau, p; exact or normal approximation as named; the paper's, "
+                f"it treats layers as independent values); the trend test over image resamples, which keeps the "
+                f"layers' correlation, is in the summary. Marks above the plot: {difference}; {stars}.")
     if stem.startswith("fig6"):
         return (f"Fig. 6. Encoding models ({encoding['estimator']}, {encoding['n_nonzero']} units per vertex) trained "
                 f"on the responses to RE images, per ROI x layer, tested on AN (blue) and AI (red) images; accuracy: "
-                f"correlation of predicted and measured responses ({encoding['per']}). Error bars: 95% CI over vertex "
-                f"subsamples ({encoding['n_boot']}). Marks above a layer: AI-vs-AN comparison on the same vertex "
-                f"subsamples ({encoding['alternative']}), with its direction; {stars}.")
+                f"correlation of predicted and measured responses ({encoding['per']}). Error bars: 95% CI, "
+                f"{_interval_words(encoding['ci'], 'vertices', encoding['n_boot'])}. Marks above a layer: AI-vs-AN "
+                f"comparison ({encoding['alternative']}), "
+                + (f"resampled: images ({encoding['n_perm']} relabelings of each source's AI and AN images)"
+                   if encoding["compare_over"] == "images" else
+                   f"resampled: vertices (paper; {encoding['n_boot']} subsamples; assumes independent vertices and "
+                   f"fixed images)")
+                + f", with its direction; {stars}.")
     if stem.startswith("figS1"):
         return ("Fig. S1. Proportion of each ROI's vertices best predicted by each layer (models trained on RE, "
                 "scored on AN and on AI images; one panel per kind). Bars: mean over measurements (subject x repeat), "
-                "error bars: s.e.m. across them; dots: each subject's mean. The paired t-tests of the supplement are "
-                "in the summary (best_layer_tests).")
+                "error bars: s.e.m. across them (descriptive); dots: each subject's mean. The paired t-tests of the "
+                "supplement are in the summary (best_layer_tests), resampled: "
+                + ("subjects (repeats averaged within subject, df = n_subjects - 1)."
+                   if config["best_layer"]["unit"] == "subjects" else
+                   "subject x repeat measurements (paper; repeats counted as independent pairs)."))
     if stem.startswith("fig_general_layers"):
         who = "mean over subjects ± s.e.m.; grey band: leave-one-subject-out noise ceiling (lower to upper bound)" \
             if stem.endswith("group") else f"one subject; shaded: 95% CI over {rsa['n_boot']} image bootstrap samples"
@@ -298,6 +310,17 @@ def figure_caption(stem: str, config, tables: dict) -> str:
                 "study's RE images). Whether a model can be trusted there: its held-out accuracy in the "
                 "synthesis_validity table. Descriptive: no test, no CI.")
     raise ValueError(f"figure {stem!r} has no caption: add one to figure_caption")
+
+
+def _interval_words(ci: str, units: str, n_boot: int) -> str:
+    """What an interval resampled, in a caption's words."""
+    if ci == "images":
+        return "resampled: images (delete-one-image jackknife, t quantiles; generalizes to new images)"
+    if units == "units":
+        return (f"resampled: network units (paper; {n_boot} subsamples of 80% of a layer's units): descriptive, a "
+                "deterministic network's units are not a sample, and the images are held fixed")
+    return (f"resampled: vertices (paper; {n_boot} subsamples of 80% of the vertices): assumes independent vertices "
+            "and a fixed image set, so it does not cover spatially smooth noise or new images")
 
 
 # -- the report --------------------------------------------------------------------------------------------
@@ -372,13 +395,14 @@ def _kind_rows(similarity: pd.DataFrame, difference: pd.DataFrame | None, names:
             found = np.flatnonzero(match)
             if len(found):
                 i = found[0]
-                p = float(difference.loc[i, "p_boot"])
+                test = "p_relabel" if "p_relabel" in difference else "p_boot"
+                p = float(difference.loc[i, test])
                 direction = str(difference.loc[i, "direction"])
                 significant = np.isfinite(p) and p < ALPHA
                 ai_first += significant and direction.startswith("RE-AI >")
                 an_first += significant and direction.startswith("RE-AI <")
                 cells.append(f"{_estimate(difference, names[1], i, 'difference')}, "
-                             f"{html.escape(direction) if significant else 'no difference'}, {_p(difference, names[1], i, 'p_boot')}")
+                             f"{html.escape(direction) if significant else 'no difference'}, {_p(difference, names[1], i, test)}")
             else:
                 cells.append("")
         rows.append(cells)
@@ -391,10 +415,65 @@ def _brain_summary(tables: dict) -> str:
     rows, ai, an = _kind_rows(tables["brain_rsa"], tables.get("brain_difference"), ("brain_rsa", "brain_difference"),
                               ["subject", "roi"])
     n = len(rows)
-    lead = (f"<p><b>Brain (ROIs).</b> RE-AI more similar than RE-AN in <b>{ai}</b> of {n} subject x ROI tests, "
-            f"RE-AN more similar in <b>{an}</b> (AI-vs-AN bootstrap p &lt; .05); the rest show no difference.</p>")
+    test = _difference_test_words(tables.get("brain_difference"))
+    lead = (f"<p><b>Brain (ROIs), per subject.</b> RE-AI more similar than RE-AN in <b>{ai}</b> of {n} subject x ROI "
+            f"tests, RE-AN more similar in <b>{an}</b> (AI-vs-AN {test} p &lt; .05, uncorrected); the rest show no "
+            f"difference. {_ci_words(tables['brain_rsa'])}</p>")
     return lead + _summary_table(["subject", "ROI", "RE-AN r [95% CI], permutation p", "RE-AI r [95% CI], permutation p",
-                                  "RE-AI minus RE-AN [95% CI], direction, bootstrap p"], rows)
+                                  f"RE-AI minus RE-AN [95% CI], direction, {test} p"], rows)
+
+
+def _difference_test_words(difference) -> str:
+    if difference is not None and "p_relabel" in difference:
+        return "image-relabeling"
+    return "image-bootstrap"
+
+
+def _ci_words(similarity: pd.DataFrame) -> str:
+    """Which unit the table's intervals resampled, from its ``resampled`` column."""
+    if "resampled" not in similarity or similarity.empty:
+        return ""
+    return f"CIs resampled: {html.escape(str(similarity['resampled'].iloc[0]))}."
+
+
+def _group_summary(tables: dict) -> str:
+    """Group-level findings first: random effects across subjects, noise ceilings, FDR."""
+    group = tables.get("group_rsa")
+    encoding = tables.get("group_encoding")
+    if group is None and encoding is None:
+        n = tables["brain_rsa"]["subject"].nunique() if "brain_rsa" in tables else 0
+        return (f"<p><b>Group level.</b> Not tested: {n} subject(s); random effects across subjects need at least 3. "
+                "The per-subject results below do not generalize to other subjects.</p>") if n else ""
+    text = ""
+    if group is not None:
+        group = group.reset_index(drop=True)
+        rows = []
+        for i, row in group.iterrows():
+            ceiling = ""
+            if "ceiling_RE_lower" in group:
+                ceiling = (f"[{_num(row['ceiling_RE_lower'], 'group_rsa', i, 'ceiling_RE_lower')}, "
+                           f"{_num(row['ceiling_RE_upper'], 'group_rsa', i, 'ceiling_RE_upper')}]")
+            rows.append([html.escape(str(row["roi"])), html.escape(str(row["pair"])),
+                         f"{_num(row['mean_similarity'], 'group_rsa', i, 'mean_similarity')} "
+                         f"(s.e.m. {_num(row['sem'], 'group_rsa', i, 'sem')})",
+                         f"t({_num(row['df'], 'group_rsa', i, 'df', 0)}) = {_num(row['t'], 'group_rsa', i, 't')}, "
+                         f"{_p(group, 'group_rsa', i, 'p')}, q = {_num(row['q_fdr'], 'group_rsa', i, 'q_fdr', p=True)}",
+                         ceiling])
+        n = int(group["n_subjects"].iloc[0])
+        significant = int((group["q_fdr"] < ALPHA).sum())
+        text += (f"<p><b>Group level (random effects across {n} subjects).</b> Similarity &gt; 0 at the group level "
+                 f"in <b>{significant}</b> of {len(group)} ROI x pair tests (one-sample t across subjects, "
+                 "Benjamini-Hochberg FDR q &lt; .05 over the ROIs of each pair). Noise ceiling: leave-one-subject-out "
+                 "lower and upper bound of the RE RDM's agreement across subjects (rsatoolbox's definition).</p>")
+        text += _summary_table(["ROI", "pair", "mean r across subjects", "random-effects test, FDR q",
+                                "RE RDM noise ceiling [lower, upper]"], rows)
+    if encoding is not None:
+        encoding = encoding.reset_index(drop=True)
+        significant = int((encoding["q_fdr"] < ALPHA).sum())
+        text += (f"<p>Encoding at the group level: mean accuracy &gt; 0 across {int(encoding['n_subjects'].iloc[0])} "
+                 f"subjects in <b>{significant}</b> of {len(encoding)} network x ROI x layer x kind tests (one-sample t, "
+                 "FDR q &lt; .05 within each network and test kind; table group_encoding).</p>")
+    return text
 
 
 def _network_summary(tables: dict) -> str:
@@ -402,19 +481,30 @@ def _network_summary(tables: dict) -> str:
         return ""
     rows, ai, an = _kind_rows(tables["network_rsa"], tables.get("network_difference"),
                               ("network_rsa", "network_difference"), ["network", "layer"])
+    test = _difference_test_words(tables.get("network_difference"))
     text = (f"<p><b>Network (layers).</b> RE-AI more similar than RE-AN in <b>{ai}</b> of {len(rows)} network x layer "
-            f"tests, RE-AN more similar in <b>{an}</b>.</p>")
+            f"tests, RE-AN more similar in <b>{an}</b> (AI-vs-AN {test} p &lt; .05, uncorrected). "
+            f"{_ci_words(tables['network_rsa'])}</p>")
     text += _summary_table(["network", "layer", "RE-AN r [95% CI], permutation p", "RE-AI r [95% CI], permutation p",
-                            "RE-AI minus RE-AN [95% CI], direction, bootstrap p"], rows)
+                            f"RE-AI minus RE-AN [95% CI], direction, {test} p"], rows)
     trend = tables.get("network_trend")
     if trend is not None:
         trend = trend.reset_index(drop=True)
         lines = []
         for i, row in trend.iterrows():
-            lines.append(f"<li>{html.escape(str(row.get('network', '')))} {html.escape(str(row['pair']))}: Mann-Kendall "
-                         f"tau = {_num(row['tau'], 'network_trend', i, 'tau')}, {_p(trend, 'network_trend', i, 'p')} "
-                         f"({html.escape(str(row.get('p_method', '')))}): {html.escape(str(row.get('trend', '')))}</li>")
-        text += "<p>Trend over layers:</p><ul>" + "".join(lines) + "</ul>"
+            line = (f"<li>{html.escape(str(row.get('network', '')))} {html.escape(str(row['pair']))}: ")
+            if "p_boot_trend" in trend:
+                line += (f"slope {_num(row['trend_slope'], 'network_trend', i, 'trend_slope', 3)} per layer, "
+                         f"image-bootstrap {_p(trend, 'network_trend', i, 'p_boot_trend')}; ")
+            line += (f"Mann-Kendall (paper) tau = {_num(row['tau'], 'network_trend', i, 'tau')}, "
+                     f"{_p(trend, 'network_trend', i, 'p')} ({html.escape(str(row.get('p_method', '')))}): "
+                     f"{html.escape(str(row.get('trend', '')))}</li>")
+            lines.append(line)
+        uses = ("the image-bootstrap test (every layer recomputed on each resample of images, so the layers' "
+                "correlation is kept) is the one this summary relies on; Mann-Kendall, the paper's, treats the "
+                "layers as independent values and rejects too often when neighbouring layers correlate"
+                if "p_boot_trend" in trend else "Mann-Kendall, the paper's test")
+        text += f"<p>Trend over layers ({uses}):</p><ul>" + "".join(lines) + "</ul>"
     return text
 
 
@@ -447,10 +537,12 @@ def _encoding_summary(tables: dict) -> str:
                 texts.append(f"{html.escape(direction) if p < ALPHA else 'n.s.'}, {_p(encoding, 'encoding', i, 'p_compare')}")
             cells.append(" · ".join(texts))  # one line per cell: three stacked lines made a grid taller than a screen
         rows.append(cells)
-    lead = (f"<p><b>Encoding generalization.</b> Models trained on RE images predict AI images better than AN images "
-            f"in <b>{counts['AI > AN']}</b> of {counts['n']} ROI x layer comparisons, worse in "
-            f"<b>{counts['AI < AN']}</b> (vertex-subsample test, p &lt; .05). Cells: accuracy (r) on AN and AI "
-            "images, the direction and p of the AI-vs-AN test.</p>")
+    resampled = (str(encoding["compare_resampled"].dropna().iloc[0])
+                 if "compare_resampled" in encoding and encoding["compare_resampled"].notna().any() else "")
+    lead = (f"<p><b>Encoding generalization, per subject.</b> Models trained on RE images predict AI images better "
+            f"than AN images in <b>{counts['AI > AN']}</b> of {counts['n']} ROI x layer comparisons, worse in "
+            f"<b>{counts['AI < AN']}</b> (AI-vs-AN test, p &lt; .05 uncorrected; resampled: {html.escape(resampled)}). "
+            "Cells: accuracy (r) on AN and AI images, the direction and p of the AI-vs-AN test.</p>")
     return lead + _summary_table(keys + layers, rows)
 
 
@@ -465,7 +557,8 @@ def _best_layer_summary(tables: dict) -> str:
                      html.escape(str(row["test"])), _num(row["mean_difference"], "best_layer_tests", i, "mean_difference", 3),
                      f"t({_num(row['df'], 'best_layer_tests', i, 'df', 0)}) = {_num(row['t'], 'best_layer_tests', i, 't')}",
                      _p(tests, "best_layer_tests", i, "p")])
-    return ("<p><b>Best layer per vertex</b> (paired t-tests across subjects, Supplementary Note 1):</p>"
+    unit = html.escape(str(tests["resampled"].iloc[0])) if "resampled" in tests else "subject x repeat"
+    return (f"<p><b>Best layer per vertex</b> (paired t-tests, Supplementary Note 1; pairs: {unit}):</p>"
             + _summary_table(["network", "kind", "test", "mean difference", "t(df)", "p"], rows))
 
 
@@ -530,10 +623,13 @@ def header_section(context: ReportContext) -> str:
 def summary_section(context: ReportContext) -> str:
     """The findings, written from the result tables (every number tagged with its cell)."""
     tables = context.tables
-    parts = [_general_summary(tables), _brain_summary(tables), _network_summary(tables), _encoding_summary(tables),
-             _best_layer_summary(tables)]
-    note = ("<p class='note'>Estimates with 95% CIs; p-values as in the tables (permutation tests of similarity &gt; 0, "
-            "bootstrap tests of RE-AI minus RE-AN); <b>*</b>: p &lt; .05, uncorrected for the number of tests.</p>")
+    parts = [_general_summary(tables), _group_summary(tables), _brain_summary(tables), _network_summary(tables),
+             _encoding_summary(tables), _best_layer_summary(tables)]
+    note = ("<p class='note'>Group-level results (subjects as the random factor) first, then per subject. Estimates "
+            "with 95% CIs (each table's resampled column names what was resampled); p-values as in the tables "
+            "(permutation tests of similarity &gt; 0, image tests of RE-AI minus RE-AN); <b>*</b>: p &lt; .05, "
+            "uncorrected for the number of tests; Benjamini-Hochberg q-values per family of tests are the tables' "
+            "q_ columns.</p>")
     if "general_rsa" in tables:
         note = ("<p class='note'>Best layers with 95% intervals of their position over bootstrap samples (of subjects "
                 "with two or more subjects, else of images); per-layer p-values in general_rsa (image relabeling) and "
@@ -586,7 +682,7 @@ def viewer_section(context: ReportContext) -> str:
 
 
 # the findings' tables first, then what they were computed from
-TABLE_ORDER = ("brain_rsa", "brain_difference", "brain_rsa_s2", "brain_difference_s2", "network_rsa",
+TABLE_ORDER = ("group_rsa", "group_encoding", "brain_rsa", "brain_difference", "brain_rsa_s2", "brain_difference_s2", "network_rsa",
                "network_difference", "network_trend", "encoding", "best_layer_tests", "best_layer_proportions",
                "stimuli")
 

@@ -36,6 +36,7 @@ from ..roi import (
 )
 from ..rsa import kind_difference, kind_similarity, layer_trend, searchlight_kind_similarity
 from ..stimuli import StimulusSet, open_stimuli, sample_images
+from ._inference import image_rsa, re_rdms
 
 __all__ = [
     "add_rois",
@@ -179,8 +180,14 @@ def network_rsa(activations: Activations, stimuli_table: pd.DataFrame, layers: S
                         exact="auto" if rsa["trend_p"] == "exact" else False)
     difference = kind_difference(patterns, stimuli_table, n_boot=rsa["n_boot"], seed=config.seed,
                                  alternative=rsa["alternative"], **common)
-    return {"network_rsa": similarity, "network_trend": trend,
-            "network_difference": difference.rename(columns={"unit_set": "layer"})}
+    # intervals over images by default; the trend also tested with image resamples of every layer
+    images = image_rsa(similarity.rename(columns={"layer": "unit_set"}), difference, patterns, stimuli_table, config,
+                       config.seed, units="units", order=list(layers))
+    if "trend_images" in images:
+        trend = trend.merge(images["trend_images"].drop(columns="resampled"), on="pair", how="left").assign(
+            resampled="Mann-Kendall (paper): layers as independent values; slope, p_boot_trend: images")
+    return {"network_rsa": images["similarity"].rename(columns={"unit_set": "layer"}), "network_trend": trend,
+            "network_difference": images["difference"].rename(columns={"unit_set": "layer"})}
 
 
 # -- subjects ----------------------------------------------------------------------------------------
@@ -197,7 +204,7 @@ def simulated_subject(stimuli: StimulusSet, config, index: int, features: Mappin
     responses, _ = simulate_subject(
         stimuli, mesh=settings["mesh"], rois=config["rois"]["names"], vertices=settings["vertices"], features=features,
         snr=settings["snr"], n_repeats=settings["n_repeats"], seed=np.random.default_rng([config.seed, index]),
-        subject=f"sub-{index + 1:02d}",
+        subject=f"sub-{index + 1:02d}", fwhm_mm=settings["fwhm_mm"],
     )
     return responses
 
@@ -404,8 +411,10 @@ def brain_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFrame
                                  progress=False, **common)
     difference = kind_difference(sets, table, n_boot=rsa["n_boot"], seed=seed, alternative=rsa["alternative"],
                                  **common)
-    return {"brain_rsa": similarity.rename(columns={"unit_set": "roi"}).assign(subject=subject),
-            "brain_difference": difference.rename(columns={"unit_set": "roi"}).assign(subject=subject)}
+    images = image_rsa(similarity, difference, sets, table, config, seed, units="vertices")
+    return {"brain_rsa": images["similarity"].rename(columns={"unit_set": "roi"}).assign(subject=subject),
+            "brain_difference": images["difference"].rename(columns={"unit_set": "roi"}).assign(subject=subject),
+            "brain_rdms": re_rdms(sets, table, rsa["metric"], subject)}
 
 
 def searchlight_map(responses: Responses, averaged: tuple[np.ndarray, pd.DataFrame], disks: Mapping, config, seed,
@@ -461,7 +470,8 @@ def encoding_analysis(responses: Responses, selection: pd.DataFrame, activations
     out = {}
     if settings["enabled"]:
         accuracy = generalization(models, activations, responses, per=settings["per"], n_perm=settings["n_perm"],
-                                  n_boot=settings["n_boot"], alternative=settings["alternative"], seed=seed)
+                                  n_boot=settings["n_boot"], alternative=settings["alternative"], seed=seed,
+                                  ci=settings["ci"], compare_over=settings["compare_over"])
         out["encoding"] = accuracy
     if config["best_layer"]["enabled"]:
         settings = config["best_layer"]

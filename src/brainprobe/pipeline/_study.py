@@ -39,6 +39,7 @@ from . import _report, _synthesis
 from . import _steps as steps
 from ._cache import StepCache, atomic_write, read_arrays, write_arrays
 from ._config import StudyConfig, load_config, validate
+from ._inference import group_level
 from ._tables import read_table, write_table
 
 __all__ = ["Study", "StudyResult", "read_table", "write_table"]
@@ -320,11 +321,14 @@ class Study:
             for name, frame in frames.items():
                 tables.setdefault(name, []).append(frame)
         combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
-        combined.update(_across_subjects(combined, {label: a["layers"] for label, a in analysed.items()}))
+        combined.update(_across_subjects(combined, {label: a["layers"] for label, a in analysed.items()},
+                                         config["best_layer"]["unit"]))
         if self._general:
             several = len(analysed) > 1
             order = [general.candidate_name(label, layer, several) for label, a in analysed.items() for layer in a["layers"]]
             combined.update(general.general_group(combined, order, config, _seed(config.seed, "general_group")))
+        else:
+            combined.update(group_level(combined, config))
         self._synthesized = None
         if config["synthesis"]["enabled"]:
             synthesis_tables, images = self._synthesis(tasks, stimuli, analysed, combined, stimuli_key)
@@ -505,7 +509,7 @@ def _with_network(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     return out
 
 
-def _across_subjects(tables: dict, layers: dict) -> dict:
+def _across_subjects(tables: dict, layers: dict, unit: str = "subjects") -> dict:
     """Tests that need every subject: the supplement's paired t-tests on best-layer proportions, per network."""
     from ..encoding import best_layer_tests
 
@@ -519,7 +523,7 @@ def _across_subjects(tables: dict, layers: dict) -> dict:
         if len(layers[label]) >= 4:
             rois = list(dict.fromkeys(part["roi"]))
             test = best_layer_tests(part.drop(columns=by), low=layers[label][:2], high=layers[label][-2:],
-                                    early_roi=rois[0], late_roi=rois[-1])
+                                    early_roi=rois[0], late_roi=rois[-1], unit=unit)
             if len(by) == 2:
                 test.insert(0, "test_kind", key[1])
             tests.append(_with_network(test, label))

@@ -302,7 +302,7 @@ def kind_bars(table: pd.DataFrame, difference: pd.DataFrame | None = None, *, un
         ax.spines[["top", "right"]].set_visible(False)
     axes[0, 0].set_ylabel(_similarity_label(table))
     axes[0, -1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    note = "; brackets: AI vs AN bootstrap test" if difference is not None else ""
+    note = (f"; brackets: AI vs AN {_difference_test_name(difference)} test" if difference is not None else "")
     figure.suptitle(f"{title}\n(bars: {ci[2:]}% CI; stars over bars: permutation test vs 0{note}; {STARS})",
                     fontsize=6)
     figure.tight_layout(pad=0.3)
@@ -313,7 +313,7 @@ def _bracket_differences(ax, tests: pd.DataFrame, part: pd.DataFrame, unit: str,
     """A bracket over each unit's bars with the difference test's direction and stars."""
     high = columns[1] if columns else "similarity"
     tops = part.groupby(unit)[high].max().reindex(units).to_numpy(float)
-    for xi, (top, p, direction) in enumerate(zip(tops, tests["p_boot"].to_numpy(float),
+    for xi, (top, p, direction) in enumerate(zip(tops, tests["p_relabel" if "p_relabel" in tests else "p_boot"].to_numpy(float),
                                                  tests["direction"].astype(str).to_numpy(), strict=True)):
         mark = _difference_mark(p, direction)
         if not mark or not np.isfinite(top):
@@ -359,14 +359,14 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
     if difference is not None:
         _one_network(difference, "layer_profile (difference)")
         tests = difference.set_index("layer").reindex(layers)
-        for xi, p, direction in zip(x, tests["p_boot"].to_numpy(float), tests["direction"].astype(str), strict=True):
+        for xi, p, direction in zip(x, tests["p_relabel" if "p_relabel" in tests else "p_boot"].to_numpy(float), tests["direction"].astype(str), strict=True):
             mark = _difference_mark(p, direction)
             if mark:
                 _direction_label(ax, xi, mark, len(layers))
     ax.axhline(0, color="0.3", linewidth=0.6)
     ax.set_xticks(x, layers, rotation=45 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center")
     ax.set_ylabel(_similarity_label(table))  # no x label: the layer names say it, and the legend sits there
-    marks = "; top: AI vs AN bootstrap test" if difference is not None else ""
+    marks = f"; top: AI vs AN {_difference_test_name(difference)} test" if difference is not None else ""
     pad = (26 if _crowded(len(layers)) else 16) if difference is not None else 4
     ax.set_title(f"{network} layers: RE-AN and RE-AI similarity\n({ci[2:]}% CI; stars: permutation test vs 0{marks})"
                  .strip(), fontsize=6, pad=pad)
@@ -378,11 +378,16 @@ def layer_profile(table: pd.DataFrame, trend: pd.DataFrame | None = None, differ
 
 
 @_journal
+def _difference_test_name(difference) -> str:
+    """The AI-vs-AN test a difference table's marks come from: image relabeling when present."""
+    return "image-relabeling" if "p_relabel" in difference else "bootstrap"
+
+
 def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"), ci: str = "ci95",
                     columns: str | float = "double"):
     """Fig. 6: accuracy of RE-trained encoding models on AN and AI images, per ROI x layer.
 
-    One panel per ROI (rows: subjects), lines over layers, 95% vertex-subsample CIs; with a
+    One panel per ROI (rows: subjects), lines over layers, 95% CIs (as the table's); with a
     ``p_compare`` column (`brainprobe.encoding.generalization`), the direction and stars of a
     significant AI-vs-AN comparison above each layer.
     """
@@ -424,8 +429,10 @@ def encoding_figure(table: pd.DataFrame, *, kinds: Sequence[str] = ("AN", "AI"),
             ax.set_xticks(x, layers, rotation=90)
             ax.spines[["top", "right"]].set_visible(False)
     axes[0, -1].legend(frameon=False)
+    over = ("image-relabeling" if "compare_resampled" in table and
+            table["compare_resampled"].dropna().astype(str).str.startswith("images").any() else "vertex-subsample")
     figure.suptitle(f"Encoding models trained on RE images, tested on AN and AI images\n({ci[2:]}% CI; marks: AI vs AN "
-                    f"vertex-subsample test, {STARS})", fontsize=6)
+                    f"{over} test, {STARS})", fontsize=6)
     figure.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.3 / figure.get_figheight()))  # ROI titles clear of the suptitle
     return figure
 

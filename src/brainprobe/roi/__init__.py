@@ -23,6 +23,7 @@ from ._rois import (
     roi_mask,
 )
 from ._selection import SPLITS, neighbourhoods_for_columns, repeat_splits, select_reliable_vertices
+from ._smoothing import mesh_smoother
 from ._volume import label_image_rois, spherical_neighbourhoods
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "label_image_rois",
     "repeat_splits",
     "spherical_neighbourhoods",
+    "mesh_smoother",
 ]

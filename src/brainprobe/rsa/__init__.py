@@ -4,6 +4,12 @@ DataFrames; the statistics come from `brainprobe.stats`."""
 
 from ._compare import COMPARE_METHODS, compare
 from ._general import category_rdm, compare_to_candidates, group_comparison, searchlight_candidates
+from ._image_tests import (
+    kind_difference_test,
+    kind_image_bootstrap,
+    kind_image_ci,
+    layer_trend_bootstrap,
+)
 from ._interop import RSATOOLBOX_METRICS, from_rsatoolbox, to_rsatoolbox
 from ._kinds import align_kinds, kind_difference, kind_similarity, layer_trend
 from ._rdm import RDM_METRICS, condensed_rdm, n_items_from_condensed, rdm, square_rdm
@@ -30,4 +36,8 @@ __all__ = [
     "from_rsatoolbox",
     "to_rsatoolbox",
     "searchlight_candidates",
+    "kind_difference_test",
+    "kind_image_bootstrap",
+    "kind_image_ci",
+    "layer_trend_bootstrap",
 ]

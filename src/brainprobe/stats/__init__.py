@@ -29,6 +29,21 @@ from ._correlation import (
     rank_rows,
 )
 from ._image_bootstrap import image_bootstrap_rdm_correlations
+from ._inference import (
+    JACKKNIFE_CI_METHOD,
+    RESAMPLED_IMAGES,
+    RESAMPLED_SUBJECTS,
+    RESAMPLED_UNITS,
+    RESAMPLED_VERTICES,
+    accuracy_difference_test,
+    batched_accuracy,
+    fdr_by_family,
+    jackknife_ci,
+    leave_one_out,
+    paired_swap_relabelings,
+    relabeling_test,
+    trend_bootstrap_test,
+)
 from ._information import MI_CORRECTIONS, mutual_information
 from ._resampling import (
     SUBSAMPLE_CI_METHOD,
@@ -105,4 +120,17 @@ __all__ = [
     "subsample_p",
     "two_sample_ttest",
     "image_bootstrap_rdm_correlations",
+    "RESAMPLED_IMAGES",
+    "RESAMPLED_SUBJECTS",
+    "RESAMPLED_UNITS",
+    "RESAMPLED_VERTICES",
+    "accuracy_difference_test",
+    "batched_accuracy",
+    "fdr_by_family",
+    "paired_swap_relabelings",
+    "relabeling_test",
+    "trend_bootstrap_test",
+    "JACKKNIFE_CI_METHOD",
+    "jackknife_ci",
+    "leave_one_out",
 ]
