@@ -8,7 +8,8 @@ NOT_IN_THE_TINY_STUDY = {"p_fwe"}  # searchlight permutations ([searchlight] n_p
 # [synthesis] tables: checked by tests/pipeline/test_synthesis_step.py (slow)
 SYNTHESIS_ONLY = {"objective", "made_for", "group", "image", "model", "response", "z", "converged",
                   "heldout_accuracy", "natural_mean", "natural_sd", "natural_max", "random_mean", "random_sd",
-                  "synthesized_mean", "synthesized_z", "beyond_natural"}
+                  "synthesized_mean", "synthesized_z", "beyond_natural", "trusted", "accuracy_null95",
+                  "accuracy_status", "reference", "n_natural", "synthesized_z_random"}
 
 
 def test_every_result_column_is_in_the_readme_glossary(tiny_run):

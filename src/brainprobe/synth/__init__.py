@@ -40,6 +40,7 @@ from ._preimage import (
     Caricature,
     Inversion,
     PreImageSynthesis,
+    layer_maximum,
     layer_stride,
     leaky_relu,
     receptive_field_size,
@@ -99,4 +100,5 @@ __all__ = [
     "receptive_field_size",
     "texture_clustering",
     "tv_beta",
+    "layer_maximum",
 ]

@@ -196,7 +196,7 @@ class _PerImageOptimizer:
 
 
 def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, straight_through, bar, history,
-               project=None, converged=None, updates=None, on_step=None, aux_rows=None):
+               project=None, converged=None, updates=None, on_step=None, aux_rows=None, min_iter=0):
     converged = torch.zeros(len(x), dtype=torch.bool, device=x.device) if converged is None else converged
     updates = torch.zeros(len(x), dtype=torch.long, device=x.device) if updates is None else updates
     done = int(updates.max()) if len(updates) else 0
@@ -210,6 +210,8 @@ def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, str
         if loss.shape != (len(index),):
             raise ValueError(f"objective must return one loss per image, shape ({len(index)},), found {tuple(loss.shape)}")
         met = criterion(aux, index).to(torch.bool) if criterion is not None else torch.zeros_like(index, dtype=torch.bool)
+        if min_iter > 0:  # an image that already meets its criterion at the start still takes min_iter steps
+            met = met & (updates[index] >= min_iter)
         row = np.full(len(x), np.nan)
         row[index.cpu().numpy()] = loss.detach().double().cpu().numpy()
         history.append(row)
@@ -255,6 +257,7 @@ def optimize_pixels(
     device: str | torch.device | None = None,
     progress: bool | None = None,
     desc: str = "optimize",
+    min_iter: int = 0,
 ) -> OptimizationResult:
     """Optimize a batch of images against a per-image objective, each stopping on its own.
 
@@ -308,6 +311,9 @@ def optimize_pixels(
         Progress bar over steps; default when running in a terminal.
     desc : str
         Progress bar label.
+    min_iter : int
+        No image stops before this many updates, even if its start meets the criterion (a
+        synthesis that returns its own start has found nothing).
 
     Returns
     -------
@@ -352,7 +358,7 @@ def optimize_pixels(
                disable=None if progress is None else not progress)
     with bar:
         converged, updates = _run_phase(x, active, objective, criterion, state, bounds, max_iter, False, bar, history,
-                                        project, converged, updates, on_step, aux_rows)
+                                        project, converged, updates, on_step, aux_rows, min_iter)
         updates_8bit = torch.zeros_like(updates)
         if quantize:
             with torch.no_grad():

@@ -21,6 +21,8 @@ Every method therefore defaults to ``adagrad_momentum``; ``optimizer="adam"`` re
 from __future__ import annotations
 
 import contextlib
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ from ._persistence import read_synthesis, write_synthesis
 from ._regularizers import PreImagePrior, RandomTransforms, jitter
 
 __all__ = ["PreImageSynthesis", "Inversion", "ActivationMaximization", "Caricature", "receptive_field_size",
-           "layer_stride", "leaky_relu"]
+           "layer_stride", "leaky_relu", "layer_maximum"]
 
 
 def receptive_field_size(model: LayeredModel, layer: str, *, size: int | None = None, n_probes: int = 4,
@@ -354,6 +356,52 @@ def _noise_start(n: int, size: int, seed: int) -> torch.Tensor:
     return (mean + 0.05 * torch.randn(n, 3, size, size, generator=generator)).clamp(0, 1)
 
 
+def layer_maximum(model: LayeredModel, layer: str, images: torch.Tensor, kind: str = "unit", weights=None,
+                  *, batch_size: int = 16) -> float:
+    """M of paper 004's activation maximization: a statistic of the whole layer, not of one component.
+
+    The paper takes the largest value of the visualized component over the ImageNet validation
+    images. Over a small reference set the largest value of one component is a matter of which
+    photographs happen to be there (a class logit can stay negative on all of them), so that the
+    balance between the data term and the priors changed from one component to the next. Here M
+    is the largest value over the reference images of any component of the same kind in the
+    layer: the same M for every unit (``"unit"``: largest single value; ``"direction"``: that
+    value times the direction's L1 norm) or every channel (``"channel"``: largest channel sum).
+
+    Parameters
+    ----------
+    model : LayeredModel
+    layer : str
+    images : tensor (n_images, 3, H, W)
+        The reference set.
+    kind : {"unit", "channel", "direction"}
+    weights : tensor shaped like one layer output, optional
+        The direction (``kind="direction"``).
+
+    Returns
+    -------
+    float
+        M > 0. When the layer's largest value is not positive (or not finite), the largest
+        absolute value is used and a warning says so.
+    """
+    largest = -math.inf
+    largest_abs = 0.0
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size].to(model.device)
+            output = model.layer_outputs(batch, [layer], validate=False)[layer].float()
+            values = output.flatten(2).sum(dim=2) if kind == "channel" and output.ndim > 2 else output.flatten(1)
+            largest = max(largest, float(values.max()))
+            largest_abs = max(largest_abs, float(values.abs().max()))
+    scale = float(torch.as_tensor(weights).abs().sum()) if kind == "direction" and weights is not None else 1.0
+    if not math.isfinite(largest) or largest <= 0:
+        warnings.warn(f"activation maximization: layer {layer!r} has no positive {kind} response over the "
+                      f"{len(images)} reference images (largest {largest:.3g}); the data term is normalized by the "
+                      f"largest absolute value ({largest_abs:.3g}) instead", RuntimeWarning, stacklevel=3)
+        largest = largest_abs if math.isfinite(largest_abs) and largest_abs > 0 else 1.0
+    return largest * scale
+
+
 class Inversion(PreImageSynthesis):
     """Reconstruct images from one layer's representation (paper 004, eqs. 2-3).
 
@@ -451,9 +499,11 @@ class Inversion(PreImageSynthesis):
 class ActivationMaximization(PreImageSynthesis):
     """Images that maximally excite a unit, a channel or a direction of a layer (paper 004, eq. 4).
 
-    The data term is -<Phi(x), Phi_0> / Z with Z = M rho^2 / rho_ref^2: M the component's
-    largest value over ``reference_images`` (the paper: the ImageNet validation set; default the
-    bundled photographs), rho the receptive-field side (`receptive_field_size`) and rho_ref =
+    The data term is -<Phi(x), Phi_0> / Z with Z = M rho^2 / rho_ref^2: M the largest value of
+    any component of the same kind in the layer over ``reference_images`` (`layer_maximum`; the
+    paper takes the visualized component's own largest value over the ImageNet validation set,
+    which over a dozen photographs depends on which photographs they are; default the bundled
+    photographs), rho the receptive-field side (`receptive_field_size`) and rho_ref =
     100 px. Dividing by M rho^2 is what makes the data term comparable to the priors, which are
     means over the image (the paper's section 6 writes the factor as Z = 1 / (M rho^2) inside a
     1 / Z, which read literally multiplies by M rho^2 and leaves the priors without effect); the
@@ -498,7 +548,9 @@ class ActivationMaximization(PreImageSynthesis):
     history : dict of str to array (n_steps, n_images)
         ``prior``, ``data`` and ``response`` (<Phi(x), Phi_0> of the jittered image) at each step.
     max_response : float
-        M.
+        M (`layer_maximum`).
+    normalizer : str
+        What M is, over which reference set.
     receptive_field, stride : int
         rho and the layer's stride, in pixels.
     Z : float
@@ -539,13 +591,15 @@ class ActivationMaximization(PreImageSynthesis):
         else:
             weights = torch.as_tensor(direction, dtype=torch.float32).reshape(shape)
         self.weights = weights
+        self.objective_kind = "unit" if unit is not None else ("channel" if channel is not None else "direction")
         if reference_images is None:
             from ..stimuli import sample_images
 
             reference_images = sample_images(size=self.size)
-        with torch.no_grad():
-            reference = model.layer_outputs(as_image_tensor(reference_images).to(model.device), [layer])[layer].cpu()
-        self.max_response = float((reference * weights).flatten(1).sum(dim=1).max().clamp_min(1e-6))
+        reference_images = as_image_tensor(reference_images)
+        self.max_response = layer_maximum(model, layer, reference_images, self.objective_kind, weights)
+        self.normalizer = (f"largest {self.objective_kind} response of layer {layer!r} over "
+                           f"{len(reference_images)} reference images")
         self.receptive_field = receptive_field_size(model, layer, size=self.size)
         self.Z = self.max_response * self.receptive_field**2 / self.rho_reference**2
         if self.parameterization is None:
