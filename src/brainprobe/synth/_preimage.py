@@ -349,6 +349,16 @@ def _concatenate_histories(histories: list[dict], lengths: list[int], n_images: 
                                  for history, length in zip(histories, lengths, strict=True)]) for key in keys}
 
 
+def _quarter_stride(model, layer: str, size: int, jitter_amount: int | None) -> int:
+    """Paper 004's jitter T (section 5.2, and section 6 for activation maximization): a quarter of
+    the layer's stride, rounded (at least 1: no jitter); ``jitter_amount`` when given."""
+    if jitter_amount is not None:
+        return int(jitter_amount)
+    if not isinstance(model, LayeredModel):
+        return 0
+    return max(1, round(layer_stride(model, layer, size=size) / 4))
+
+
 def _noise_start(n: int, size: int, seed: int) -> torch.Tensor:
     """004's random i.i.d. noise start, around the mean pixel (the paper's images are zero-mean)."""
     generator = torch.Generator().manual_seed(seed)
@@ -415,7 +425,10 @@ class Inversion(PreImageSynthesis):
         Restricts the loss to some components (eq. 3): channels, a spatial window, ...
     C : float
         Weight of the data term; the paper uses 1, 20, 100 or 300 (300: the most faithful).
-    prior, jitter_amount, optimizer, lr, second_phase, seed
+    jitter_amount : int, optional
+        T; default a quarter of the layer's stride (`layer_stride`), as paper 004 inverts
+        (at least 1: no jitter).
+    prior, optimizer, lr, second_phase, seed
         As in `PreImageSynthesis`; the optimization starts from random noise and ends with 50
         steps at a tenth of the rate without jitter.
 
@@ -441,9 +454,11 @@ class Inversion(PreImageSynthesis):
     method = "inversion"
     default_second_phase = 50
 
-    def __init__(self, model, images, layer, *, mask=None, C: float = 300.0, **options):
-        super().__init__(model, layer, C=C, **options)
+    def __init__(self, model, images, layer, *, mask=None, C: float = 300.0, jitter_amount: int | None = None,
+                 **options):
         self.targets_images = as_image_tensor(images).detach().cpu()
+        jitter_amount = _quarter_stride(model, layer, self.targets_images.shape[-1], jitter_amount)
+        super().__init__(model, layer, C=C, jitter_amount=jitter_amount, **options)
         with torch.no_grad():
             self.target = model.layer_outputs(self.targets_images.to(model.device), [layer])[layer].cpu()
         self.mask = None if mask is None else torch.as_tensor(mask, dtype=self.target.dtype)
@@ -657,7 +672,9 @@ class Caricature(PreImageSynthesis):
     images : tensor (n_images, 3, H, W) or StimulusSet
         The images x_0.
     layer : str
-    C, prior, jitter_amount, optimizer, lr, second_phase, seed
+    jitter_amount : int, optional
+        T; default a quarter of the layer's stride (`layer_stride`), as for inversion.
+    C, prior, optimizer, lr, second_phase, seed
         As in `PreImageSynthesis`.
 
     Attributes
@@ -669,9 +686,11 @@ class Caricature(PreImageSynthesis):
 
     method = "caricature"
 
-    def __init__(self, model, images, layer, *, C: float = 1.0, **options):
-        super().__init__(model, layer, C=C, **options)
-        self.start = as_image_tensor(images).detach().cpu().clone()
+    def __init__(self, model, images, layer, *, C: float = 1.0, jitter_amount: int | None = None, **options):
+        start = as_image_tensor(images).detach().cpu().clone()
+        jitter_amount = _quarter_stride(model, layer, start.shape[-1], jitter_amount)
+        super().__init__(model, layer, C=C, jitter_amount=jitter_amount, **options)
+        self.start = start
         with torch.no_grad():
             self.reference = model.layer_outputs(self.start.to(model.device), [layer])[layer].clamp_min(0).cpu()
         self.squared_norms = self.reference.flatten(1).pow(2).sum(dim=1).clamp_min(1e-12)
