@@ -77,11 +77,9 @@ def synthesize_for_subject(model: LayeredModel, activations: Activations, layers
     tables, validity, images, offset = [], [], [], 0
     for objective, made_for, run in runs:
         run.synthesize(settings["max_iter"], progress=progress)
-        made = run.responses_[run.responses_["set"] == "synthesized"].drop(columns="set")
+        made = run.table_
         made = made.assign(objective=objective, made_for=made_for, layer=made["model"].map(
-            {name: module.layer for name, module in modules.items()}),
-            converged=run.converged[made["image"].to_numpy()], n_iter=run.n_iter[made["image"].to_numpy()],
-            trusted=made["model"].map(run.validity_.set_index("model")["trusted"]).astype(bool))
+            {name: module.layer for name, module in modules.items()}))
         made["image"] += offset
         tables.append(made)
         validity.append(run.validity_.assign(objective=objective, made_for=made_for))

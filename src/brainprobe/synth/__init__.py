@@ -18,8 +18,11 @@ from ._brain import (
 )
 from ._core import OPTIMIZERS, OptimizationResult, optimize_pixels, quantize_8bit
 from ._distortion import (
+    DENSE_MAX_PIXELS,
+    EigendistortionSynthesis,
     Eigendistortions,
     FisherOperator,
+    PrincipalDistortionSynthesis,
     PrincipalDistortions,
     eigendistortions,
     principal_distortion_objective,
@@ -46,6 +49,7 @@ from ._preimage import (
     receptive_field_size,
 )
 from ._regularizers import PreImagePrior, RandomTransforms, alpha_norm, jitter, tv_beta
+from ._synthesis import Synthesis
 from ._texture import (
     TextureSynthesis,
     gram_loss,
@@ -101,4 +105,8 @@ __all__ = [
     "texture_clustering",
     "tv_beta",
     "layer_maximum",
+    "DENSE_MAX_PIXELS",
+    "EigendistortionSynthesis",
+    "PrincipalDistortionSynthesis",
+    "Synthesis",
 ]

@@ -45,6 +45,7 @@ from ._core import optimize_pixels
 from ._persistence import read_synthesis, write_synthesis
 from ._preimage import _noise_start
 from ._regularizers import PreImagePrior, jitter
+from ._synthesis import Synthesis
 
 __all__ = ["NetworkReadout", "BrainSynthesis", "ROIMaximization", "ControversialImages", "BrainMetamer",
            "model_responses"]
@@ -113,7 +114,7 @@ def model_responses(models: Sequence[nn.Module], images: torch.Tensor, *, logits
     return found
 
 
-class BrainSynthesis:
+class BrainSynthesis(Synthesis):
     """Shared machinery: response models, the natural/random null, the energy, results, persistence.
 
     Parameters
@@ -234,6 +235,7 @@ class BrainSynthesis:
         self.converged = np.zeros(0, dtype=bool)
         self.n_iter = np.zeros(0, dtype=int)
         self.losses = np.zeros((0, 0))
+        self.history: dict[str, np.ndarray] = {}
         self.responses_: pd.DataFrame | None = None
         self.validity_: pd.DataFrame | None = None
 
@@ -345,7 +347,7 @@ class BrainSynthesis:
                                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress,
                                  desc=self.method, min_iter=min(1, max_iter))
         self.images, self.converged, self.n_iter = result.images, result.converged, result.n_iter
-        self.losses = result.loss_history
+        self.losses, self.history = result.loss_history, result.aux_history
         self._measure()
         return self
 
@@ -382,6 +384,15 @@ class BrainSynthesis:
                             "synthesized_z_random": made["z_random"].mean(),
                             "beyond_natural": float(beyond.mean())})
         self.validity_ = pd.DataFrame(records)
+
+    def _table(self) -> pd.DataFrame:
+        """Every model's response and z on each synthesized image, whether the model is trusted,
+        and whether the image converged: one row per (image, model)."""
+        made = self.responses_[self.responses_["set"] == "synthesized"].drop(columns="set")
+        trusted = self.validity_.set_index("model")["trusted"]
+        rows = made["image"].to_numpy()
+        return made.assign(trusted=made["model"].map(trusted).astype(bool), converged=self.converged[rows],
+                           n_iter=self.n_iter[rows]).reset_index(drop=True)
 
     # -- persistence --------------------------------------------------------------------------
     def _settings(self) -> dict:

@@ -15,13 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .._images import as_image_tensor
 from ..models import LayeredModel
+from ._persistence import read_synthesis, write_synthesis
+from ._synthesis import Synthesis, check_saved_model
 
 __all__ = ["FisherOperator", "eigendistortions", "Eigendistortions", "principal_distortions", "PrincipalDistortions",
-           "principal_distortion_objective", "DENSE_MAX_PIXELS"]
+           "principal_distortion_objective", "DENSE_MAX_PIXELS", "EigendistortionSynthesis",
+           "PrincipalDistortionSynthesis"]
 
 
 class FisherOperator:
@@ -154,6 +158,8 @@ class Eigendistortions:
     method : str
         ``"dense"`` (the Fisher matrix formed and diagonalized: exact) or ``"lobpcg"``.
     n_outputs, n_pixels : int
+    n_iter : int
+        LOBPCG iterations (both ends together; 0 for ``dense``).
     null_space : bool
         The layer has fewer outputs than the image has values: rank(I) <= n_outputs, the
         bottom eigenvalue is 0 and *any* direction of the null space is a least-visible
@@ -172,6 +178,7 @@ class Eigendistortions:
     n_outputs: int = 0
     n_pixels: int = 0
     null_space: bool = False
+    n_iter: int = 0
 
 
 def _residuals(fisher, vectors, values, device, scale):
@@ -227,6 +234,7 @@ def eigendistortions(model: LayeredModel, layer: str, image, k: int = 1, *, max_
     null_space = fisher.n_outputs < n
     if method == "auto":
         method = "dense" if n <= DENSE_MAX_PIXELS else "lobpcg"
+    steps = 0
     if method == "dense":
         values, vectors = np.linalg.eigh(fisher.dense())
         top_values, top = values[::-1][:k], vectors[:, ::-1][:, :k]
@@ -234,12 +242,14 @@ def eigendistortions(model: LayeredModel, layer: str, image, k: int = 1, *, max_
     else:
         operator = _as_operator(fisher, fisher.shape, device)
         rng = np.random.default_rng(seed)
-        top_values, top, _ = _lobpcg(operator, n, k, largest=True, max_iter=max_iter, tol=None, rng=rng)
+        top_values, top, steps = _lobpcg(operator, n, k, largest=True, max_iter=max_iter, tol=None, rng=rng)
         if (_residuals(fisher, top, top_values, device, np.abs(top_values)) > tol).any():  # scipy's default is loose
-            top_values, top, _ = _lobpcg(operator, n, k, largest=True, max_iter=max_iter,
-                                         tol=tol * max(float(top_values[-1]), 1e-30), rng=rng)
-        bottom_values, bottom, _ = _lobpcg(operator, n, k, largest=False, max_iter=max_iter,
-                                           tol=tol * max(float(top_values[0]), 1e-30) * 1e-3, rng=rng)
+            top_values, top, more = _lobpcg(operator, n, k, largest=True, max_iter=max_iter,
+                                            tol=tol * max(float(top_values[-1]), 1e-30), rng=rng)
+            steps += more
+        bottom_values, bottom, more = _lobpcg(operator, n, k, largest=False, max_iter=max_iter,
+                                              tol=tol * max(float(top_values[0]), 1e-30) * 1e-3, rng=rng)
+        steps += more
     top, bottom = top / np.linalg.norm(top, axis=0), bottom / np.linalg.norm(bottom, axis=0)
     largest = max(float(top_values[0]), 1e-300)
     top_residuals = _residuals(fisher, top, top_values, device, np.abs(top_values))
@@ -264,7 +274,7 @@ def eigendistortions(model: LayeredModel, layer: str, image, k: int = 1, *, max_
         top_values=top_values.copy(), bottom_values=np.maximum(bottom_values, 0.0),
         top_residuals=top_residuals, bottom_residuals=bottom_residuals, top_converged=top_converged,
         bottom_converged=bottom_converged, method=method, n_outputs=fisher.n_outputs, n_pixels=n,
-        null_space=null_space)
+        null_space=null_space, n_iter=int(steps))
 
 
 class _Regularized:
@@ -508,3 +518,186 @@ def _ascent(operators, n, device, n_iter, tol, rng, start=None):
                             for c, du, dv in zip(centred, dir_u, dir_v, strict=True))
     residual = float(np.linalg.norm(tangent) / max(bound, 1e-300))
     return u, v, history, bool(result.success) or residual <= math.sqrt(tol), int(result.nit), residual
+
+
+class EigendistortionSynthesis(Synthesis):
+    """Eigen-distortions of one layer at each of several images, as a synthesis object.
+
+    `eigendistortions` at each image; ``images`` are the unit-norm distortions, for each source
+    image its top ``k`` then its bottom ``k``.
+
+    Parameters
+    ----------
+    model : LayeredModel
+    images : tensor (n_images, 3, H, W) or StimulusSet
+    layer : str
+    k : int
+    tol : float
+    seed : int
+    solver : {"auto", "dense", "lobpcg"}
+        `eigendistortions`' ``method``.
+
+    Attributes
+    ----------
+    images : tensor (n_images * 2k, 3, H, W), after `synthesize`
+    results_ : list of Eigendistortions
+        One per source image.
+    n_iter : int array (n_images * 2k,)
+        LOBPCG iterations of the source image's solve (0: dense).
+
+    Examples
+    --------
+    >>> from brainprobe.synth import EigendistortionSynthesis
+    >>> eigen = EigendistortionSynthesis(model, images, "block2").synthesize(200)  # doctest: +SKIP
+    >>> eigen.table_[["source", "distortion", "eigenvalue", "residual", "converged"]]  # doctest: +SKIP
+    """
+
+    method = "eigendistortion"
+
+    def __init__(self, model: LayeredModel, images, layer: str, *, k: int = 1, tol: float = 1e-5, seed: int = 0,
+                 solver: str = "auto"):
+        if not isinstance(model, LayeredModel):
+            raise TypeError(f"model: expected a LayeredModel, found {type(model).__name__}")
+        model.resolve_layer(layer)
+        self.model, self.layer, self.k, self.tol, self.seed, self.solver = model, layer, int(k), float(tol), int(seed), solver
+        self.sources = as_image_tensor(images).detach().cpu()
+        self.images, self.results_, self.n_iter, self.history = None, [], np.zeros(0, dtype=int), {}
+        self.losses = np.zeros((0, 0))
+
+    def synthesize(self, max_iter: int = 200, *, progress: bool | None = None, device=None):
+        """Solve at every source image (``max_iter`` LOBPCG iterations per end of the spectrum). Returns self."""
+        if device is not None:
+            self.to(device)
+        self.results_ = [eigendistortions(self.model, self.layer, image, k=self.k, max_iter=max_iter, tol=self.tol,
+                                          seed=self.seed, method=self.solver) for image in self.sources]
+        self.images = torch.cat([torch.cat([r.top, r.bottom]) for r in self.results_])
+        self.n_iter = np.repeat([r.n_iter for r in self.results_], 2 * self.k)
+        return self
+
+    def _table(self):
+        rows = []
+        for source, result in enumerate(self.results_):
+            for end in ("top", "bottom"):
+                for rank in range(self.k):
+                    rows.append({"source": source, "layer": self.layer, "distortion": end, "rank": rank,
+                                 "eigenvalue": float(getattr(result, f"{end}_values")[rank]),
+                                 "residual": float(getattr(result, f"{end}_residuals")[rank]),
+                                 "converged": bool(getattr(result, f"{end}_converged")[rank]),
+                                 "solver": result.method, "null_space": result.null_space})
+        return pd.DataFrame(rows).rename_axis(None).assign(image=np.arange(len(rows)))
+
+    def save(self, path, *, overwrite: bool = False):
+        """Save sources, distortions and their numbers (not the network); read back with `load`."""
+        settings = {"method": self.method, "layer": self.layer, "k": self.k, "tol": self.tol, "seed": self.seed,
+                    "solver": self.solver, "model": self.model.name,
+                    "results": [{key: (value.tolist() if isinstance(value, np.ndarray) else value)
+                                 for key, value in vars(r).items() if not isinstance(value, torch.Tensor)}
+                                for r in self.results_]}
+        tensors = {"sources": self.sources, **({"images": self.images} if self.images is not None else {})}
+        return write_synthesis(path, settings, tensors, np.zeros((0, 0)), overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path, model: LayeredModel) -> EigendistortionSynthesis:
+        """A synthesis saved by `save`, on ``model`` (the same network, checked by name)."""
+        settings, saved = read_synthesis(path, cls.method)
+        check_saved_model(path, settings, model)
+        obj = cls(model, saved["sources"], settings["layer"], k=settings["k"], tol=settings["tol"],
+                  seed=settings["seed"], solver=settings["solver"])
+        obj.images = saved.get("images")
+        if obj.images is not None:
+            per = 2 * obj.k
+            obj.results_ = []
+            for i, numbers in enumerate(settings["results"]):
+                block = obj.images[i * per:(i + 1) * per]
+                arrays = {key: (np.asarray(value) if isinstance(value, list) else value) for key, value in numbers.items()}
+                obj.results_.append(Eigendistortions(top=block[:obj.k], bottom=block[obj.k:], **arrays))
+            obj.n_iter = np.repeat([r.n_iter for r in obj.results_], per)
+        return obj
+
+
+class PrincipalDistortionSynthesis(Synthesis):
+    """The principal distortions of N representations at one image, as a synthesis object.
+
+    `principal_distortions`; ``images`` are u and v.
+
+    Parameters
+    ----------
+    representations : sequence of (model, layer)
+    image : tensor (3, H, W) or (1, 3, H, W)
+    solver : {"auto", "dense", "generalized_eigen", "ascent"}
+        `principal_distortions`' ``method``.
+    tol, ridge, seed, dense_max
+        As in `principal_distortions`.
+
+    Attributes
+    ----------
+    images : tensor (2, 3, H, W): u, v
+    result_ : PrincipalDistortions
+    history : dict
+        ``objective``: the ascent's objective at each iteration.
+    """
+
+    method = "principal_distortion"
+
+    def __init__(self, representations: Sequence[tuple[LayeredModel, str]], image, *, solver: str = "auto",
+                 tol: float = 1e-6, ridge: float = 1e-3, seed: int = 0, dense_max: int = DENSE_MAX_PIXELS):
+        if len(representations) < 2:
+            raise ValueError("principal distortions need at least two representations")
+        for model, layer in representations:
+            model.resolve_layer(layer)
+        self.representations = list(representations)
+        self.image = as_image_tensor(image)[:1].detach().cpu()
+        self.solver, self.tol, self.ridge, self.seed, self.dense_max = solver, float(tol), float(ridge), int(seed), int(dense_max)
+        self.images, self.result_, self.n_iter, self.history = None, None, np.zeros(0, dtype=int), {}
+        self.losses = np.zeros((0, 0))
+
+    def _networks(self):
+        return [model for model, _ in self.representations]
+
+    def _names(self) -> list[str]:
+        return [f"{model.name}:{layer}" for model, layer in self.representations]
+
+    def synthesize(self, max_iter: int = 500, *, progress: bool | None = None, device=None):
+        """Solve (at most ``max_iter`` LOBPCG or L-BFGS iterations). Returns self."""
+        if device is not None:
+            self.to(device)
+        self.result_ = principal_distortions(self.representations, self.image, method=self.solver, n_iter=max_iter,
+                                             tol=self.tol, ridge=self.ridge, seed=self.seed, dense_max=self.dense_max)
+        self.images = torch.stack([self.result_.u, self.result_.v])
+        self.n_iter = np.full(2, self.result_.n_iter)
+        self.history = {"objective": np.repeat(np.asarray(self.result_.history)[:, None], 2, axis=1)}
+        return self
+
+    def _table(self):
+        r = self.result_
+        return pd.DataFrame({"image": [0, 1], "distortion": ["u", "v"], "representations": " vs ".join(self._names()),
+                             "objective": r.objective, "objective_gap": r.objective_gap, "residual": r.residual,
+                             "converged": r.converged, "solver": r.method})
+
+    def save(self, path, *, overwrite: bool = False):
+        """Save the image, u, v and the numbers (not the networks); read back with `load`."""
+        r = self.result_
+        settings = {"method": self.method, "representations": self._names(), "solver": self.solver, "tol": self.tol,
+                    "ridge": self.ridge, "seed": self.seed, "dense_max": self.dense_max,
+                    "result": None if r is None else {"log_ratios": r.log_ratios.tolist(), "objective": r.objective,
+                                                      "history": np.asarray(r.history).tolist(), "method": r.method,
+                                                      "converged": r.converged, "n_iter": r.n_iter,
+                                                      "residual": r.residual, "objective_gap": r.objective_gap}}
+        tensors = {"image": self.image, **({"images": self.images} if self.images is not None else {})}
+        return write_synthesis(path, settings, tensors, np.zeros((0, 0)), overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path, representations) -> PrincipalDistortionSynthesis:
+        """A synthesis saved by `save`, with the same representations (checked by network name and layer)."""
+        settings, saved = read_synthesis(path, cls.method)
+        obj = cls(representations, saved["image"], solver=settings["solver"], tol=settings["tol"],
+                  ridge=settings["ridge"], seed=settings["seed"], dense_max=settings["dense_max"])
+        if obj._names() != settings["representations"]:
+            raise ValueError(f"{path}: made with {settings['representations']}, given {obj._names()}")
+        obj.images = saved.get("images")
+        if obj.images is not None and settings["result"] is not None:
+            numbers = dict(settings["result"])
+            numbers["log_ratios"], numbers["history"] = np.asarray(numbers["log_ratios"]), np.asarray(numbers["history"])
+            obj.result_ = PrincipalDistortions(u=obj.images[0], v=obj.images[1], **numbers)
+            obj.n_iter = np.full(2, obj.result_.n_iter)
+        return obj

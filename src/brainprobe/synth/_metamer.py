@@ -283,14 +283,18 @@ class Metamer(PreImageSynthesis):
             result = optimize_pixels(self.start, objective, criterion=criterion, optimizer="adam", lr=self.lr,
                                      max_iter=max_iter, device=device, progress=progress, desc="metamer")
         self.images, self.losses, self.history = result.images, result.loss_history, result.aux_history
-        self.n_iter_, self.n_iter = result.n_iter, int(result.n_iter.max()) if len(result.n_iter) else 0
+        self.n_iter_ = self.n_iter = result.n_iter
         self.fidelity_ = layer_fidelity(self.model, self.images, self.originals, [self.layer])["fidelity"].to_numpy()
         self.same_class_ = self.model.predict(self.images) == self.model.predict(self.originals)
         if not self.same_class_.all():  # the paper's first test: a metamer the network labels otherwise is unfinished
             warnings.warn(f"metamer at {self.layer!r}: {int((~self.same_class_).sum())} of {len(self.images)} images "
-                          f"are not given their original's class after {self.n_iter} steps (paper 000 ran 15000); "
+                          f"are not given their original's class after {int(self.n_iter.max())} steps (paper 000 ran 15000); "
                           "they are not metamers yet: raise max_iter", UserWarning, stacklevel=2)
         return self
+
+    def _table(self):
+        return pd.DataFrame({"image": np.arange(len(self.images)), "layer": self.layer, "fidelity": self.fidelity_,
+                             "same_class": self.same_class_})
 
     def acceptance(self, null: pd.DataFrame, *, quantile: float = 0.99) -> pd.DataFrame:
         """The paper's two tests: same predicted class as the original, and fidelity at the layer

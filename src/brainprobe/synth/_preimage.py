@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -35,6 +36,7 @@ from ._core import optimize_pixels
 from ._parameterization import FourierParameterization
 from ._persistence import read_synthesis, write_synthesis
 from ._regularizers import PreImagePrior, RandomTransforms, jitter
+from ._synthesis import Synthesis, check_saved_model
 
 __all__ = ["PreImageSynthesis", "Inversion", "ActivationMaximization", "Caricature", "receptive_field_size",
            "layer_stride", "leaky_relu", "layer_maximum"]
@@ -139,7 +141,7 @@ def leaky_relu(model: LayeredModel, leak: float):
             handle.remove()
 
 
-class PreImageSynthesis:
+class PreImageSynthesis(Synthesis):
     """Shared machinery of the 004 methods: the energy, the optimizer, results, persistence.
 
     Subclasses set ``self.start`` (initial images) and implement ``_loss(features, index)``.
@@ -213,7 +215,7 @@ class PreImageSynthesis:
         self.images: torch.Tensor | None = None
         self.losses = np.zeros((0, 0))
         self.history: dict[str, np.ndarray] = {}
-        self.n_iter = 0
+        self.n_iter = np.zeros(0, dtype=int)
 
     def learning_rate(self, n_pixels: int) -> float:
         """The step size used: ``lr`` if given, else the optimizer's default for images of ``n_pixels``."""
@@ -278,7 +280,7 @@ class PreImageSynthesis:
         self.losses = np.concatenate([r.loss_history for r in results]) if results else np.zeros((0, len(images)))
         self.history = _concatenate_histories([r.aux_history for r in results], [len(r.loss_history) for r in results],
                                               len(images))
-        self.n_iter = steps
+        self.n_iter = np.full(len(images), steps)
         return self
 
     # -- persistence -----------------------------------------------------------------------------
@@ -289,7 +291,7 @@ class PreImageSynthesis:
     def _settings(self) -> dict:
         return {"method": self.method, "layer": self.layer, "C": self.C, "jitter_amount": self.jitter_amount,
                 "optimizer": self.optimizer, "lr": self.lr, "second_phase": self.second_phase, "seed": self.seed,
-                "n_iter": self.n_iter, "model": self.model.name,
+                "n_iter": np.asarray(self.n_iter).tolist(), "model": self.model.name,
                 "parameterization": None if self.parameterization is None else vars(self.parameterization),
                 "transforms": None if self.transforms is None else vars(self.transforms)}
 
@@ -317,9 +319,10 @@ class PreImageSynthesis:
     def load(cls, path, model: LayeredModel):
         """Read a file written by `save` (tensors only: ``torch.load(weights_only=True)``)."""
         settings, saved = read_synthesis(path, cls.method)
+        check_saved_model(path, settings, model)
         obj = cls._from_saved(model, settings, saved)
         obj._restore(saved)
-        obj.n_iter = settings["n_iter"]
+        obj.n_iter = np.broadcast_to(np.asarray(settings["n_iter"], dtype=int), (len(obj.start),)).copy()
         return obj
 
     def to(self, device):
@@ -489,6 +492,10 @@ class Inversion(PreImageSynthesis):
         self.reconstruction_error_ = self.reconstruction_error(self.images)
         return self
 
+    def _table(self):
+        return pd.DataFrame({"image": np.arange(len(self.images)), "layer": self.layer,
+                             "reconstruction_error": self.reconstruction_error_})
+
     def reconstruction_error(self, images) -> np.ndarray:
         """||Phi(images) - Phi_0|| / ||Phi_0|| per image (masked when a mask is set)."""
         with torch.no_grad():
@@ -635,6 +642,11 @@ class ActivationMaximization(PreImageSynthesis):
     def _loss(self, features, index):
         return -self._score(features) / self.Z
 
+    def _table(self):
+        return pd.DataFrame({"image": np.arange(len(self.images)), "layer": self.layer,
+                             "response_start": self.response(self.start), "response": self.response(self.images),
+                             "normalizer": self.max_response})
+
     def response(self, images) -> np.ndarray:
         """<Phi(images), Phi_0> of the unmodified network (no leak): the maximized quantity, per image."""
         with torch.no_grad():
@@ -698,6 +710,11 @@ class Caricature(PreImageSynthesis):
     def _loss(self, features, index):
         reference = self.reference.to(features.device)[index]
         return -(features * reference).flatten(1).sum(dim=1) / self.squared_norms.to(features.device)[index]
+
+    def _table(self):
+        return pd.DataFrame({"image": np.arange(len(self.images)), "layer": self.layer,
+                             "alignment_before": self.alignment(self.start),
+                             "alignment_after": self.alignment(self.images)})
 
     def alignment(self, images) -> np.ndarray:
         """<Phi(images), Phi_0>, the exaggerated quantity, per image."""
