@@ -146,7 +146,9 @@ def test_activation_maximization_with_the_paper_priors_is_recognized_and_smooth(
 
 
 def test_caricature_exaggerates_what_the_layer_sees(efficientnet, photo):
-    caricature = Caricature(efficientnet, photo, "block4")
+    # without jitter, so the alignment measured (of the image itself) is the one optimized; the
+    # default, paper 004's jitter of a quarter stride, optimizes it for shifted copies (1.17x in 60 steps)
+    caricature = Caricature(efficientnet, photo, "block4", jitter_amount=0)
     before = caricature.alignment(photo)[0]
     after = caricature.alignment(caricature.synthesize(60, progress=False).images)[0]
     assert after > 1.2 * before
