@@ -5,8 +5,11 @@ maximization, caricature) with its natural-image priors; model metamers of paper
 (`brainprobe.adversarial`) use the same core. Beyond the papers: lucid's Fourier /
 decorrelated-colour parameterization (`FourierParameterization`, selectable in the core and in
 every pre-image method) with random transforms (`RandomTransforms`), and MAD competition of two
-models (`MADCompetition`, Wang & Simoncelli 2008). Every synthesis records its loss and per-step
-numbers (``losses``, ``history``) for `brainprobe.plotting.synthesis_progress`."""
+models (`MADCompetition`, Wang & Simoncelli 2008). Every synthesis object keeps one contract
+(`Synthesis`: ``synthesize``, ``n_iter`` per image, ``losses`` and ``history`` for
+`brainprobe.plotting.synthesis_progress`, ``table_``, ``to``, ``save`` / ``load`` checking the
+network); eigen- and principal distortions are such objects too (`EigendistortionSynthesis`,
+`PrincipalDistortionSynthesis`)."""
 
 from ._brain import (
     BrainMetamer,
