@@ -192,7 +192,6 @@ def test_heldout_accuracy_carries_its_permutation_null(subject):
 
 def _chance_model(subject):
     """The V1 model with its fitted weights, but a held-out accuracy of 0 (a model that predicts nothing)."""
-    good = subject["models"]["V1 conv1"]
     return EncodingModule.from_estimator(subject["network"], "conv1", subject["fitted"][("sub-01", "V1", "conv1")],
                                          name="chance", accuracy=0.0, accuracy_null=0.12)
 

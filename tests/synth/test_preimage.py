@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from brainprobe.models import load_model
+from brainprobe.models import LayeredModel, load_model
 from brainprobe.stimuli import sample_images
-from brainprobe.models import LayeredModel
 from brainprobe.synth import (
     ActivationMaximization,
     Caricature,

@@ -22,11 +22,11 @@ from ._brain import (
 from ._core import OPTIMIZERS, OptimizationResult, optimize_pixels, quantize_8bit
 from ._distortion import (
     DENSE_MAX_PIXELS,
-    EigendistortionSynthesis,
     Eigendistortions,
+    EigendistortionSynthesis,
     FisherOperator,
-    PrincipalDistortionSynthesis,
     PrincipalDistortions,
+    PrincipalDistortionSynthesis,
     eigendistortions,
     principal_distortion_objective,
     principal_distortions,
