@@ -66,9 +66,10 @@ show(synthesis_progress(inversion))
 # %% [markdown]
 # ## Activation maximization of a class (004, eq. 4, section 6)
 #
-# The data term is divided by M rho^2 (the unit's largest response on natural images times its
-# receptive-field area), so the alpha-norm and TV priors balance it; jitter is a quarter of the
-# stride, as in the paper. Left: the paper's priors; right: no priors (high-frequency noise).
+# The data term is divided by M rho^2 (M: the largest response of any unit of the layer over a
+# stated reference set, the bundled photographs, the same for every class; rho^2: the
+# receptive-field area), so the alpha-norm and TV priors balance it equally for every class;
+# jitter is a quarter of the stride, as in the paper. Left: the paper's priors; right: no priors (high-frequency noise).
 # The alpha-norm prior keeps the pixels close to the mean, so each image is shown stretched
 # to the full range, as the paper's figures are.
 
@@ -128,17 +129,29 @@ show(image_grid(torch.cat([photos.images[:2], metamer.images]),
 
 # %% [markdown]
 # ## Gram-matrix texture synthesis (003) with L-BFGS
+#
+# The exemplar is a texture (a crop of the bundled immunohistochemistry slide); each image has
+# its own L-BFGS optimizer and line search. `table_` compares the Gram loss reached with the
+# loss of another crop of the same slide, a real second sample of the texture.
 
 # %%
-texture = TextureSynthesis(model, photos.images[2:3], ["stem", "block1", "block2"])
-texture.synthesize(max(5, n_steps // 10), progress=False)
-show(image_grid(torch.cat([photos.images[2:3], texture.images]), ["source", "texture"], columns=2))
+slide = sample_images(size=2 * min(size, 128)).images[10]
+side_t = min(size, 128)
+exemplar, second_crop = slide[None, :, :side_t, :side_t], slide[None, :, side_t:, side_t:]
+texture = TextureSynthesis(model, exemplar, ["stem", "block1", "block2"])
+texture.synthesize(max(5, n_steps // 3), progress=False)
+print(texture.table_.assign(gram_loss_other_crop=float(texture.loss(second_crop))).to_string(index=False))
+show(image_grid(torch.cat([exemplar, second_crop, texture.images]), ["exemplar", "another crop", "texture"],
+                columns=3))
 
 # %% [markdown]
 # ## Eigendistortions (002): the most and least visible directions for the representation
 #
-# Both ends of the Fisher spectrum by LOBPCG (the residual says how close each vector is to an
-# exact eigenvector). Each distortion is shown on its own scale, and added to the image. As in
+# Both ends of the Fisher spectrum by LOBPCG (each residual is relative to its own eigenvalue,
+# and `converged` says whether it met the tolerance). block2 has fewer outputs than the image
+# has values, so the bottom of the spectrum is a null space: the "least visible" distortion is
+# then one arbitrary invisible direction (a warning and `null_space` say so). Each distortion
+# is shown on its own scale, and added to the image. As in
 # paper 002 the image is small (at most 96 px), and the network sees it at that resolution
 # (a view of the same network whose input size is the image's, so nothing is upsampled).
 
@@ -150,7 +163,9 @@ image = torch.nn.functional.interpolate(photos.images[:1], size=side, mode="bili
 native = copy.copy(model)
 native.input_size = side
 eigen = eigendistortions(native, "block2", image, k=1, max_iter=max(5, n_steps // 2))
-print(f"residuals: top {eigen.top_residuals[0]:.1e}, bottom {eigen.bottom_residuals[0]:.1e}")
+print(f"residuals relative to their eigenvalue: top {eigen.top_residuals[0]:.1e} (converged "
+      f"{bool(eigen.top_converged[0])}), bottom {eigen.bottom_residuals[0]:.1e}; null space: {eigen.null_space} "
+      f"({eigen.n_outputs} outputs, {eigen.n_pixels} image values)")
 
 
 def own_scale(distortion):
@@ -166,10 +181,10 @@ show(image_grid(torch.stack(shown), ["most visible", "least visible", "image + m
 # ## Principal distortions (002) of two layers: the generalized eigenvectors of their Fisher matrices
 #
 # The early stem against block3 of the same network, on a 48 px image seen at that resolution.
-# For two representations the optimum solves a generalized eigenproblem (LOBPCG, matrix-free);
-# block3 has fewer outputs than the image has pixels, which makes that problem
-# ill-conditioned, and where LOBPCG has not converged the default continues with the ascent
-# from its vectors (the method printed says which ran). u is the distortion the stem sees
+# For two representations the optimum solves a generalized eigenproblem; at 48 px (6912
+# values) it is solved exactly from the dense Fisher matrices (method `dense`; above 7000
+# values LOBPCG, matrix-free, continued by an ascent where it stalls). The residual is
+# normalized and the gap to the exact optimum is printed. u is the distortion the stem sees
 # most relative to block3 (fine, high-frequency), v the one block3 sees most relative to the
 # stem (localized structure on the image's edges).
 
@@ -179,7 +194,7 @@ tiny.input_size = 48
 small = torch.nn.functional.interpolate(image[None], size=48, mode="bilinear", antialias=True)[0]
 principal = principal_distortions([(tiny, "stem"), (tiny, "block3")], small, n_iter=max(5, n_steps // 5))
 print(f"{principal.method}: objective {principal.objective:.2f}, converged {principal.converged}, "
-      f"{principal.n_iter} iterations")
+      f"normalized residual {principal.residual:.1e}, gap to the exact optimum {principal.objective_gap:.1e}")
 show(image_grid(torch.stack([0.5 + 0.5 * own_scale(principal.u), 0.5 + 0.5 * own_scale(principal.v),
                         (small + 0.1 * own_scale(principal.u)).clamp(0, 1),
                         (small + 0.1 * own_scale(principal.v)).clamp(0, 1)]),
@@ -202,3 +217,13 @@ print(mad.table_.round(3).to_string(index=False))
 show(image_grid(torch.cat([photos.images[1:2], mad.initial, mad.images]), ["photograph", "start"] + mad.titles,
            columns=6, size=2.4))
 show(synthesis_progress(mad, labels=mad.titles))
+
+# %% [markdown]
+# ## One contract: every synthesis object has a `table_`
+#
+# Pre-images, metamers, textures and MAD share `synthesize`, `n_iter` (steps per image),
+# `history`, `save` / `load` and `table_`: what was made and the numbers that say how well.
+
+# %%
+for run in (inversion, maximized, caricature, metamer, texture):
+    print(run.table_.round(4).to_string(index=False), end="\n\n")

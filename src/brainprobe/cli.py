@@ -133,48 +133,39 @@ _STEPS_HELP = {
 
 
 def _synth_result(args, model, stimuli) -> tuple:
-    """Run one synthesis method; returns (images tensor, table DataFrame)."""
-    import numpy as np
-    import pandas as pd
-
+    """Run one synthesis method; returns (images tensor, the synthesis object's ``table_``)."""
     from . import synth
 
     images = stimuli.images if stimuli is not None else None
-    ids = stimuli.image_ids if stimuli is not None else []
+    ids = list(stimuli.image_ids) if stimuli is not None else []
     if args.method == "invert":
-        run = synth.Inversion(model, images, args.layer, C=args.C).synthesize(args.max_iter, progress=True)
-        return run.images, pd.DataFrame({"source_id": ids, "reconstruction_error": run.reconstruction_error_})
-    if args.method == "caricature":
-        run = synth.Caricature(model, images, args.layer).synthesize(args.max_iter, progress=True)
-        return run.images, pd.DataFrame({"source_id": ids, "alignment_before": run.alignment(images),
-                                         "alignment_after": run.alignment(run.images)})
-    if args.method == "maximize":
+        run = synth.Inversion(model, images, args.layer, C=args.C)
+    elif args.method == "caricature":
+        run = synth.Caricature(model, images, args.layer)
+    elif args.method == "maximize":
         if args.unit is None and args.channel is None:
             raise ValueError("synth maximize: give --unit or --channel")
         run = synth.ActivationMaximization(model, args.layer, unit=args.unit, channel=args.channel,
                                            n_images=args.n_images, jitter_amount=args.jitter)
-        run.synthesize(args.max_iter, progress=True)
-        return run.images, pd.DataFrame({"source_id": [f"restart{i}" for i in range(args.n_images)],
-                                         "response_start": run.response(run.start), "response": run.response(run.images)})
-    if args.method == "metamer":
+        ids = [f"restart{i}" for i in range(args.n_images)]
+    elif args.method == "metamer":
         run = synth.Metamer(model, images, args.layer, linear_gradient=args.linear_gradient, lr=args.lr,
-                            stop_fidelity=args.stop_fidelity or None).synthesize(args.max_iter, progress=True)
-        return run.images, pd.DataFrame({"source_id": ids, "fidelity": run.fidelity_, "iterations": run.n_iter_})
-    if args.method == "texture":
-        layers = args.layer.split(",")
-        run = synth.TextureSynthesis(model, images, layers).synthesize(args.max_iter, progress=True)
-        return run.images, pd.DataFrame({"source_id": ids, "gram_loss_start": run.loss(run.start.to(model.device)).detach().cpu().numpy(),
-                                         "gram_loss": run.loss(run.images.to(model.device)).detach().cpu().numpy()})
-    rows, pictures = [], []
-    for image_id, image in zip(ids, images, strict=True):
-        print(f"distortions of {image_id}: LOBPCG, at most {args.max_iter} iterations per end of the spectrum", file=sys.stderr)
-        result = synth.eigendistortions(model, args.layer, image, k=1, max_iter=args.max_iter)
-        for which, tensor, value in (("top", result.top[0], result.top_values[0]), ("bottom", result.bottom[0], result.bottom_values[0])):
-            # shown as the image plus the unit-norm distortion scaled to a visible amplitude
-            pictures.append((image + args.amplitude * tensor / tensor.abs().max()).clamp(0, 1))
-            rows.append({"source_id": image_id, "distortion": which, "eigenvalue": float(value),
-                         "residual": float((result.top_residuals if which == "top" else result.bottom_residuals)[0])})
-    return __import__("torch").stack(pictures), pd.DataFrame(rows).assign(amplitude=args.amplitude, index=np.arange(len(rows)))
+                            stop_fidelity=args.stop_fidelity or None)
+    elif args.method == "texture":
+        run = synth.TextureSynthesis(model, images, args.layer.split(","))
+    else:
+        for image_id in ids:
+            print(f"distortions of {image_id}: LOBPCG, at most {args.max_iter} iterations per end of the spectrum", file=sys.stderr)
+        run = synth.EigendistortionSynthesis(model, images, args.layer, k=1)
+    run.synthesize(args.max_iter, progress=True)
+    table = run.table_
+    source = table["source"] if "source" in table else table["image"]
+    table.insert(0, "source_id", [ids[i] for i in source])
+    if args.method != "distortions":
+        return run.images, table
+    # each distortion shown as its source image plus the unit-norm distortion scaled to a visible amplitude
+    pictures = [(images[i] + args.amplitude * d / d.abs().max()).clamp(0, 1) for i, d in zip(source, run.images, strict=True)]
+    return __import__("torch").stack(pictures), table.assign(amplitude=args.amplitude)
 
 
 def _cmd_synth(args) -> int:

@@ -110,10 +110,10 @@ def test_synth_commands_write_images_and_tables(method, extra, tmp_path, capsys,
             "--size", "64"] + extra
     seen = []
     if method == "distortions":  # --max-iter reaches LOBPCG
-        import brainprobe.synth
+        from brainprobe.synth import _distortion
 
-        real = brainprobe.synth.eigendistortions
-        monkeypatch.setattr(brainprobe.synth, "eigendistortions", lambda *a, **k: seen.append(k["max_iter"]) or real(*a, **k))
+        real = _distortion.eigendistortions
+        monkeypatch.setattr(_distortion, "eigendistortions", lambda *a, **k: seen.append(k["max_iter"]) or real(*a, **k))
     assert main(args) == 0
     shown = capsys.readouterr().err  # a progress bar (or, for LOBPCG, a line per image) while it works
     if method == "distortions":

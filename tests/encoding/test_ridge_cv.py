@@ -58,7 +58,7 @@ def test_heldout_accuracy_has_a_p_and_shares_folds_with_best_layer():
     activations = Activations(layers, image_ids=ids)
     models = fit_encoding_models(activations, responses, ["V1"], estimator=RidgeCVEncoder())
     accuracy = heldout_accuracy(models, activations, responses, n_perm=200, seed=0).set_index("layer")
-    assert accuracy.loc["low", "p"] < 0.01 and accuracy.loc["high", "p"] > 0.01
+    assert accuracy.loc["low", "accuracy_p"] < 0.01 and accuracy.loc["high", "accuracy_p"] > 0.01
     fitted = dict(models.heldout)
     best_layer(models, activations, responses, on="RE")  # the same folds: no refit
     assert models.heldout.keys() == fitted.keys()

@@ -12,7 +12,8 @@ NOT_IN_THE_TINY_STUDY = {"p_fwe",  # searchlight permutations ([searchlight] n_p
 # [synthesis] tables: checked by tests/pipeline/test_synthesis_step.py (slow)
 SYNTHESIS_ONLY = {"objective", "made_for", "group", "image", "model", "response", "z", "converged",
                   "heldout_accuracy", "natural_mean", "natural_sd", "natural_max", "random_mean", "random_sd",
-                  "synthesized_mean", "synthesized_z", "beyond_natural"}
+                  "synthesized_mean", "synthesized_z", "beyond_natural", "trusted", "accuracy_null95",
+                  "accuracy_status", "reference", "n_natural", "synthesized_z_random"}
 
 # [design] kind = "general" tables: checked by tests/pipeline/test_general_study.py
 GENERAL_ONLY = {"candidate", "is_layer", "r", "ci_low", "ci_high", "resampled", "best_layer_low", "best_layer_high",

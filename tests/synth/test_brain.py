@@ -179,3 +179,55 @@ def test_bad_inputs_name_what_is_wrong(subject):
         ROIMaximization(subject["models"], "V1 conv1", direction="up", null_images=subject["images"])
     with pytest.raises(ValueError, match="32x32"):
         ROIMaximization(subject["models"], "V1 conv1", null_images=torch.rand(4, 3, 16, 16))
+
+
+def test_heldout_accuracy_carries_its_permutation_null(subject):
+    table = subject["accuracy"].set_index(["roi", "layer"])
+    assert table["accuracy_null95"].between(-0.5, 0.5).all() and table["accuracy_p"].between(0, 1).all()
+    # the planted models (V1 reads conv1, LO reads conv2) beat their null
+    for roi, layer in READS.items():
+        assert table.loc[(roi, layer), "heldout_accuracy"] > table.loc[(roi, layer), "accuracy_null95"]
+        assert subject["models"][f"{roi} {layer}"].accuracy_null == table.loc[(roi, layer), "accuracy_null95"]
+
+
+def _chance_model(subject):
+    """The V1 model with its fitted weights, but a held-out accuracy of 0 (a model that predicts nothing)."""
+    return EncodingModule.from_estimator(subject["network"], "conv1", subject["fitted"][("sub-01", "V1", "conv1")],
+                                         name="chance", accuracy=0.0, accuracy_null=0.12)
+
+
+def test_a_zero_accuracy_model_is_refused_or_flagged(subject):
+    models = {"chance": _chance_model(subject), "LO conv2": subject["models"]["LO conv2"]}
+    with pytest.raises(ValueError, match="not above its permutation null"):
+        ROIMaximization(models, "chance", n_images=1, n_natural=100, untrusted="raise").synthesize(2, progress=False)
+    with pytest.warns(UserWarning, match="chance: held-out accuracy 0 not above"):
+        mei = ROIMaximization(models, "chance", n_images=1, n_natural=100).synthesize(2, progress=False)
+    validity = mei.validity_.set_index("model")
+    assert not validity.loc["chance", "trusted"] and validity.loc["LO conv2", "trusted"]
+    assert "not above its permutation null" in validity.loc["chance", "accuracy_status"]
+    untested = EncodingModule.from_estimator(subject["network"], "conv1", subject["fitted"][("sub-01", "V1", "conv1")],
+                                             name="untested", accuracy=-0.05)  # no null, and not above 0
+    assert ROIMaximization({"untested": untested}, "untested", n_images=1, n_natural=100).trust("untested")[0] is False
+    with pytest.warns(UserWarning, match="held-out accuracy"):
+        pair = ControversialImages(models, "chance", "LO conv2", n_images=1, n_natural=100).synthesize(2, progress=False)
+    assert pair.separation_["trusted"] is False
+
+
+def test_z_is_measured_against_hundreds_of_natural_images_and_the_random_null(subject):
+    mei = ROIMaximization(subject["models"], "V1 conv1", n_images=2, n_random=8)
+    assert len(mei.null_images) == 256 and "sample_patches" in mei.reference
+    mei.synthesize(3, progress=False)
+    validity = mei.validity_.set_index("model")
+    assert (validity["n_natural"] == 256).all() and validity["synthesized_z_random"].notna().all()
+    random_rows = mei.responses_.query("set == 'random'").groupby("model")["z_random"]
+    np.testing.assert_allclose(random_rows.mean(), 0, atol=1e-5)
+    with pytest.warns(UserWarning, match="only 12 natural images"):
+        ROIMaximization(subject["models"], "V1 conv1", n_images=1, null_images=subject["images"][:12])
+
+
+def test_no_image_stops_before_its_first_step(subject):
+    # a target every start already meets: the old core returned the noise starts themselves
+    mei = ROIMaximization(subject["models"], "V1 conv1", n_images=3, target_z=-1e6, n_natural=100)
+    mei.synthesize(20, progress=False)
+    assert mei.converged.all() and (mei.n_iter == 1).all()
+    assert not torch.equal(mei.images, mei.start)

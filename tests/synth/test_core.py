@@ -110,3 +110,19 @@ def test_lbfgs_path_minimizes_the_whole_batch():
     assert result.loss_history[-1].max() < 1e-6
     with pytest.raises(ValueError, match="quantize and checkpoint"):
         optimize_pixels(torch.zeros(1, 3, 2, 2), RecordingObjective([0.5]), optimizer="lbfgs", quantize=True, device="cpu")
+
+
+def test_lbfgs_gives_each_image_its_own_line_search():
+    # two images whose losses differ in scale by 10^6: a line search on their sum steps both by the
+    # step that suits the large one; one line search per image solves each as if it were alone
+    class Scaled:
+        def __call__(self, images, index):
+            scale = torch.tensor([1e6, 1.0])[index]
+            return scale * (images - 0.7).pow(2).flatten(1).mean(dim=1), {}
+
+    alone = optimize_pixels(torch.full((1, 3, 4, 4), 0.1), lambda im, ix: (Scaled()(im, ix + 1)[0], {}),
+                            optimizer="lbfgs", lr=1.0, max_iter=3, device="cpu", progress=False)
+    batch = optimize_pixels(torch.full((2, 3, 4, 4), 0.1), Scaled(), optimizer="lbfgs", lr=1.0, max_iter=3,
+                            device="cpu", progress=False)
+    torch.testing.assert_close(batch.images[1], alone.images[0])
+    assert torch.allclose(batch.images, torch.full((2, 3, 4, 4), 0.7), atol=1e-4)

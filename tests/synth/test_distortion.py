@@ -88,7 +88,7 @@ def closed_form_objective(model_a, model_b, image):
     return 0.5 * np.log(values[-1] / values[0]) ** 2
 
 
-@pytest.mark.parametrize("method", ["generalized_eigen", "ascent"])
+@pytest.mark.parametrize("method", ["dense", "generalized_eigen", "ascent"])
 def test_two_model_principal_distortions_reach_the_closed_form(method):
     model_a, model_b = wide_network(1, nn.Softplus), wide_network(2, nn.Tanh)
     image = torch.rand(1, 3, WIDE, WIDE, generator=torch.Generator().manual_seed(0))
@@ -123,7 +123,42 @@ def test_auto_continues_an_unconverged_generalized_eigensolve_with_the_ascent():
     pair = [(model_a, "out"), (model_b, "out")]
     stalled = principal_distortions(pair, image, method="generalized_eigen", n_iter=2, ridge=1e-9)
     assert not stalled.converged
-    refined = principal_distortions(pair, image, n_iter=2, ridge=1e-9)
+    refined = principal_distortions(pair, image, n_iter=2, ridge=1e-9, dense_max=0)  # the matrix-free path
     assert refined.method == "generalized_eigen+ascent"
     assert refined.objective >= stalled.objective - 1e-9
     assert np.all(np.diff(refined.history) > -1e-9 * abs(refined.history[-1]))
+
+
+def test_eigendistortion_residuals_are_relative_to_their_own_eigenvalue():
+    model = wide_network(1, nn.Softplus)
+    image = torch.rand(1, 3, WIDE, WIDE, generator=torch.Generator().manual_seed(0))
+    exact = exact_fisher(model, "out", image).numpy()
+    values = np.linalg.eigvalsh(exact)
+    dense = eigendistortions(model, "out", image, k=1)
+    assert dense.method == "dense" and not dense.null_space and dense.bottom_converged.all()
+    np.testing.assert_allclose(dense.bottom_values, values[:1], rtol=1e-8)  # exact, not 110x off
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        rough = eigendistortions(model, "out", image, k=1, method="lobpcg", max_iter=2)
+    u = rough.bottom[0].flatten().double().numpy()
+    own = np.linalg.norm(exact @ u - rough.bottom_values[0] * u) / rough.bottom_values[0]
+    assert rough.bottom_residuals[0] == pytest.approx(own, rel=1e-3)  # relative to lambda_min, not lambda_max
+    assert not rough.bottom_converged[0] and rough.bottom_residuals[0] > 1e-5
+
+
+def test_a_layer_with_fewer_outputs_than_pixels_says_its_bottom_is_a_null_space(image):
+    with pytest.warns(UserWarning, match="null space"):
+        result = eigendistortions(small_network(1, nn.Softplus), "hidden", image, k=1)
+    assert result.null_space and (result.n_outputs, result.n_pixels) == (64, 300)
+    assert result.bottom_values[0] < 1e-10 * result.top_values[0]
+
+
+def test_principal_distortions_report_a_normalized_residual_and_the_gap_to_the_exact_optimum():
+    model_a, model_b = wide_network(1, nn.Softplus), wide_network(2, nn.Tanh)
+    image = torch.rand(1, 3, WIDE, WIDE, generator=torch.Generator().manual_seed(0))
+    pair = [(model_a, "out"), (model_b, "out")]
+    exact = principal_distortions(pair, image)
+    assert exact.method == "dense" and exact.converged and exact.objective_gap == pytest.approx(0, abs=1e-9)
+    assert exact.residual < 1e-8
+    short = principal_distortions(pair, image, method="ascent", n_iter=5)
+    assert 0 <= short.residual <= 1 and 0 <= short.objective_gap < 1
+    assert short.objective == pytest.approx(exact.objective * (1 - short.objective_gap), rel=1e-9)

@@ -129,3 +129,13 @@ def test_the_progress_bar_shows_the_fidelity_it_waits_for(kaiming_alexnet, photo
     bar = capsys.readouterr().err
     assert "metamer: step " in bar and "of at most 3" in bar and "<" not in bar  # a ceiling, no ETA towards it
     assert "done 0/2" in bar and "lowest fidelity " in bar and "(each stops at 0.95)" in bar
+
+
+def test_a_metamer_budget_too_small_for_the_class_test_says_so(kaiming_alexnet, photos):
+    # one step from noise cannot give 6 photos' classes back: the result must say it is not a metamer yet
+    originals = photos.images[:6]
+    with pytest.warns(UserWarning, match="not given their original's class after 1 steps"):
+        metamer = Metamer(kaiming_alexnet, originals, "fc8").synthesize(1, progress=False)
+    expected = kaiming_alexnet.predict(metamer.images) == kaiming_alexnet.predict(originals)
+    np.testing.assert_array_equal(metamer.same_class_, expected)
+    assert not expected.all()

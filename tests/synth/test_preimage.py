@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from brainprobe.models import load_model
+from brainprobe.models import LayeredModel, load_model
 from brainprobe.stimuli import sample_images
 from brainprobe.synth import (
     ActivationMaximization,
@@ -10,6 +10,7 @@ from brainprobe.synth import (
     Inversion,
     PreImagePrior,
     jitter,
+    layer_maximum,
     leaky_relu,
     optimize_pixels,
     receptive_field_size,
@@ -144,7 +145,9 @@ def test_activation_maximization_with_the_paper_priors_is_recognized_and_smooth(
 
 
 def test_caricature_exaggerates_what_the_layer_sees(efficientnet, photo):
-    caricature = Caricature(efficientnet, photo, "block4")
+    # without jitter, so the alignment measured (of the image itself) is the one optimized; the
+    # default, paper 004's jitter of a quarter stride, optimizes it for shifted copies (1.17x in 60 steps)
+    caricature = Caricature(efficientnet, photo, "block4", jitter_amount=0)
     before = caricature.alignment(photo)[0]
     after = caricature.alignment(caricature.synthesize(60, progress=False).images)[0]
     assert after > 1.2 * before
@@ -184,3 +187,44 @@ def test_validation(random_alexnet, photo):
         ActivationMaximization(random_alexnet, "fc8", unit=1, channel=2)
     with pytest.raises(ValueError, match="positive weight"):
         Inversion(random_alexnet, photo, "conv1", C=0)
+
+
+def test_activation_maximization_normalizer_is_the_same_for_every_unit_of_a_layer(random_alexnet):
+    # M was each unit's own largest response over 12 photos: clamped to 1e-6 (priors off) when negative
+    reference = sample_images(size=64).images
+    logits = random_alexnet.layer_outputs(reference, ["fc8"])["fc8"]
+    never_positive = int(logits.max(dim=0).values.argmin())
+    assert logits[:, never_positive].max() < logits.max()
+    found = [ActivationMaximization(random_alexnet, "fc8", unit=u, size=64, reference_images=reference)
+             for u in (never_positive, int(logits.max(dim=0).values.argmax()))]
+    assert found[0].max_response == found[1].max_response == pytest.approx(float(logits.max()))
+    assert found[0].Z == found[1].Z and "12 reference images" in found[0].normalizer
+
+
+def test_a_degenerate_normalizer_warns():
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Hardtanh(-2.0, -0.5))  # never positive
+    model = LayeredModel(network, {"out": "1"}, input_size=16, name="tiny")
+    with pytest.warns(RuntimeWarning, match="no positive unit response"):
+        value = layer_maximum(model, "out", torch.rand(3, 3, 16, 16))
+    assert value == 2.0  # the largest absolute value instead
+
+
+@pytest.mark.slow
+def test_activation_maximization_of_ten_classes_is_equally_smooth_and_recognized(efficientnet):
+    # one normalizer per layer: the prior/data balance, and with it the smoothness, is the same for every class
+    classes = [1, 13, 17, 94, 130, 281, 340, 409, 530, 949]
+    smoothness, probabilities = [], []
+    for target in classes:
+        am = ActivationMaximization(efficientnet, "logits", unit=target).synthesize(300, progress=False)
+        smoothness.append(tv(am.images))
+        probabilities.append(efficientnet.predict_proba(am.images)[0, target])
+    assert min(probabilities) >= 0.99, dict(zip(classes, probabilities, strict=True))
+    assert max(smoothness) <= 2 * min(smoothness), dict(zip(classes, smoothness, strict=True))
+
+
+def test_inversion_and_caricature_jitter_a_quarter_of_the_stride_by_default(random_alexnet, photo):
+    # paper 004, section 5.2: T = stride / 4 (AlexNet conv5: stride 16 -> 4; conv1: stride 4 -> 1, no jitter)
+    for method in (Inversion, Caricature):
+        assert method(random_alexnet, photo, "conv5").jitter_amount == 4
+        assert method(random_alexnet, photo, "conv1").jitter_amount == 1
+        assert method(random_alexnet, photo, "conv5", jitter_amount=0).jitter_amount == 0

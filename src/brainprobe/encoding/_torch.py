@@ -62,6 +62,10 @@ class EncodingModule(nn.Module):
         How tables and plots call it (e.g. ``"sub-01 V1 conv3"``).
     accuracy : float
         The model's held-out accuracy (`heldout_accuracy`), reported with every synthesis.
+    accuracy_null : float
+        The 95th percentile of that accuracy's permutation null (`heldout_accuracy`'s
+        ``accuracy_null95``); synthesis through a model whose accuracy is not above it is
+        flagged (`brainprobe.synth.BrainSynthesis`). NaN: not tested.
     size : int, optional
         Image side the model was fitted at (default the network's input size); the layer's
         flattened size at that side must be n_features.
@@ -81,7 +85,7 @@ class EncodingModule(nn.Module):
     """
 
     def __init__(self, network: LayeredModel, layer: str, coef, intercept, *, name: str = "", accuracy: float = math.nan,
-                 size: int | None = None):
+                 size: int | None = None, accuracy_null: float = math.nan):
         super().__init__()
         if not isinstance(network, LayeredModel):
             raise TypeError(f"network: expected a LayeredModel, found {type(network).__name__}")
@@ -94,6 +98,7 @@ class EncodingModule(nn.Module):
             raise ValueError("coef and intercept: contain NaN or infinite values")
         self.network, self.layer, self.name = network, layer, name or layer
         self.accuracy = float(accuracy)
+        self.accuracy_null = float(accuracy_null)
         self.size = int(size or network.input_size)
         self.n_features = int(np.shape(coef)[1])
         with torch.no_grad():
@@ -154,6 +159,7 @@ class EncodingModule(nn.Module):
         """What `from_state` needs besides the network (tensors and JSON-able settings)."""
         return {"columns": self.columns.cpu(), "weight": self.weight.cpu(), "bias": self.bias.cpu(),
                 "settings": {"layer": self.layer, "name": self.name, "accuracy": self.accuracy, "size": self.size,
+                             "accuracy_null": self.accuracy_null,
                              "n_features": self.n_features}}
 
     @classmethod
@@ -166,7 +172,8 @@ class EncodingModule(nn.Module):
         coef = sp.csr_matrix((weight.ravel(), (rows, np.tile(state["columns"].numpy(), n_targets))),
                              shape=(n_targets, settings["n_features"]))
         return cls(network, settings["layer"], coef, state["bias"].numpy(), name=settings["name"],
-                   accuracy=settings["accuracy"], size=settings["size"])
+                   accuracy=settings["accuracy"], size=settings["size"],
+                   accuracy_null=settings.get("accuracy_null", math.nan))
 
     def extra_repr(self) -> str:
         return (f"name={self.name!r}, layer={self.layer!r}, n_targets={self.n_targets}, "
@@ -174,22 +181,25 @@ class EncodingModule(nn.Module):
 
 
 def heldout_accuracy(models: EncodingModels, activations, responses, *, cv: int = 5, per: str = "centered",
-                     estimator=None, n_perm: int = 0, seed=None) -> pd.DataFrame:
+                     estimator=None, n_perm: int = 1000, seed=0) -> pd.DataFrame:
     """Each model's accuracy on training images it did not see, by ``cv``-fold cross-validation.
 
     The models are refitted on each fold's training images (with ``estimator``, default a clone
     of the fitted model) and predict the held-out fold; the accuracy (`brainprobe.stats.
     prediction_accuracy` of ``per``) is computed once over all held-out predictions. The folds'
     fits are kept in ``models.heldout`` and shared with `best_layer` (`heldout_predictions`).
-
-    ``n_perm`` > 0 adds a permutation p (``p``, greater): the held-out images' predictions
-    relabeled (`brainprobe.stats.accuracy_permutation_test`; exact when every relabeling fits).
+    Its null: the same accuracy with the images of the held-out predictions relabeled ``n_perm``
+    times (`brainprobe.stats.accuracy_permutation_test`; exact when every relabeling fits); a
+    model whose accuracy is not above the null's 95th percentile predicts nothing a synthesis
+    could rely on.
 
     Returns
     -------
     DataFrame
-        One row per (subject, roi, layer): ``heldout_accuracy``, ``accuracy_definition``,
-        ``n_images``, ``n_vertices``, ``cv`` (and ``p``, ``n_perm`` with ``n_perm`` > 0).
+        One row per (subject, roi, layer): ``heldout_accuracy``, ``accuracy_null95`` (95th
+        percentile of the permutation null; NaN when ``n_perm=0``), ``accuracy_p`` (one-sided
+        permutation p; NaN when ``n_perm=0``), ``n_perm``, ``accuracy_definition``, ``n_images``,
+        ``n_vertices``, ``cv``.
     """
     rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
     subjects = _as_subjects(responses)
@@ -205,14 +215,16 @@ def heldout_accuracy(models: EncodingModels, activations, responses, *, cv: int 
                 columns = models.columns[(subject, roi)]
                 measured = patterns[rows][:, columns]
                 predicted = heldout_predictions(models, subject, roi, layer, X, measured, cv, estimator)
-                record = {"subject": subject, "roi": roi, "layer": layer,
-                          "heldout_accuracy": prediction_accuracy(predicted, measured, per=per),
-                          "accuracy_definition": per, "n_images": len(ids), "n_vertices": len(columns), "cv": n_folds}
-                if n_perm:
-                    _, null, record["p"] = accuracy_permutation_test(predicted, measured, per=per, n_perm=n_perm,
-                                                                     seed=rng)
-                    record["n_perm"] = len(null)
-                records.append(record)
+                null95, p_value, n_used = math.nan, math.nan, 0
+                if n_perm > 0:
+                    _, null, p_value = accuracy_permutation_test(predicted, measured, per=per, n_perm=n_perm,
+                                                                 seed=rng)
+                    null95, n_used = float(np.quantile(null, 0.95)), len(null)
+                records.append({"subject": subject, "roi": roi, "layer": layer,
+                                "heldout_accuracy": prediction_accuracy(predicted, measured, per=per),
+                                "accuracy_null95": null95, "accuracy_p": p_value, "n_perm": n_used,
+                                "accuracy_definition": per, "n_images": len(ids), "n_vertices": len(columns),
+                                "cv": n_folds})
     return pd.DataFrame.from_records(records)
 
 
@@ -221,16 +233,20 @@ def encoding_modules(network: LayeredModel, models: EncodingModels, *, subject: 
                      accuracy: pd.DataFrame | None = None, size: int | None = None) -> dict:
     """`EncodingModule` for every chosen (roi, layer) of one subject, keyed ``"roi layer"``.
 
-    ``accuracy`` (`heldout_accuracy`'s table) fills each module's ``accuracy``.
+    ``accuracy`` (`heldout_accuracy`'s table) fills each module's ``accuracy`` and
+    ``accuracy_null``.
     """
     subject = models.subjects[0] if subject is None else subject
     found = {}
     for roi in (models.rois if rois is None else rois):
         for layer in (models.layers if layers is None else layers):
-            score = math.nan
+            score = null95 = math.nan
             if accuracy is not None:
                 match = accuracy[(accuracy["subject"] == subject) & (accuracy["roi"] == roi) & (accuracy["layer"] == layer)]
                 score = float(match["heldout_accuracy"].iloc[0]) if len(match) else math.nan
+                if len(match) and "accuracy_null95" in match:
+                    null95 = float(match["accuracy_null95"].iloc[0])
             found[f"{roi} {layer}"] = EncodingModule.from_models(network, models, subject, roi, layer,
-                                                                 name=f"{roi} {layer}", accuracy=score, size=size)
+                                                                 name=f"{roi} {layer}", accuracy=score, size=size,
+                                                                 accuracy_null=null95)
     return found

@@ -306,9 +306,10 @@ def figure_caption(stem: str, config, tables: dict) -> str:
         return (f"Images synthesized through the first subject's encoding models ({encoding['estimator']}, each ROI "
                 f"at its best held-out layer): {synthesis['n_images']} per ROI and objective "
                 f"({', '.join(synthesis['objectives'])}), at most {synthesis['max_iter']} steps. Under each image: "
-                "what it was made for and every model's predicted response in z units (SDs of the responses to the "
-                "study's RE images). Whether a model can be trusted there: its held-out accuracy in the "
-                "synthesis_validity table. Descriptive: no test, no CI.")
+                "what it was made for and every model's predicted response in z units (SDs of its responses to 256 "
+                "random crops of the bundled photographs); \"(untrusted)\": the model's held-out accuracy is not above "
+                "its permutation null, so its images say nothing about the brain (synthesis_validity table). "
+                "Descriptive: no test, no CI.")
     raise ValueError(f"figure {stem!r} has no caption: add one to figure_caption")
 
 

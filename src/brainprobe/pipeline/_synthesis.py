@@ -37,7 +37,7 @@ def _roi_models(model: LayeredModel, activations: Activations, layers: Sequence[
     modules = {}
     for row in best.itertuples():
         modules[row.roi] = EncodingModule.from_models(model, fitted, row.subject, row.roi, row.layer, name=row.roi,
-                                                      accuracy=row.heldout_accuracy)
+                                                      accuracy=row.heldout_accuracy, accuracy_null=row.accuracy_null95)
     return {roi: modules[roi] for roi in rois}
 
 
@@ -46,13 +46,16 @@ def synthesize_for_subject(model: LayeredModel, activations: Activations, layers
                            *, progress: bool | None = None) -> tuple[dict, torch.Tensor]:
     """``[synthesis] n_images`` per ROI and objective through one subject's encoding models.
 
-    The natural-image null (z units, validity) is the study's RE images.
+    The natural-image null (z units, validity) is `BrainSynthesis`'s stated reference set (256
+    random crops of the bundled photographs), not the study's few RE images: a z against a dozen
+    images depends on which images they are. A model whose held-out accuracy is not above its
+    permutation null is flagged (``trusted`` False, a warning, "untrusted" under its images).
 
     Returns
     -------
     tables : dict
         ``synthesis``: one row per (synthesized image, model): ``objective``, ``made_for``,
-        ``image``, ``model``, ``layer``, ``response``, ``z``, ``converged``, ``n_iter``;
+        ``image``, ``model``, ``layer``, ``response``, ``z``, ``trusted``, ``converged``, ``n_iter``;
         ``synthesis_validity``: one row per (run, model), `BrainSynthesis.validity_` plus
         ``objective`` and ``made_for``.
     images : tensor (n_synthesized, 3, H, W)
@@ -60,8 +63,7 @@ def synthesize_for_subject(model: LayeredModel, activations: Activations, layers
     """
     settings = config["synthesis"]
     modules = _roi_models(model, activations, layers, responses, selection, config)
-    natural = stimuli.select(kind="RE").images if "RE" in set(stimuli.table["kind"]) else stimuli.images
-    common = {"null_images": natural, "lr": settings["lr"], "seed": int(seed) % 2**31}
+    common = {"lr": settings["lr"], "seed": int(seed) % 2**31}
     target_z = settings["target_z"] or None
     runs = []
     for objective in settings["objectives"]:
@@ -77,16 +79,16 @@ def synthesize_for_subject(model: LayeredModel, activations: Activations, layers
     tables, validity, images, offset = [], [], [], 0
     for objective, made_for, run in runs:
         run.synthesize(settings["max_iter"], progress=progress)
-        made = run.responses_[run.responses_["set"] == "synthesized"].drop(columns="set")
+        made = run.table_
         made = made.assign(objective=objective, made_for=made_for, layer=made["model"].map(
-            {name: module.layer for name, module in modules.items()}),
-            converged=run.converged[made["image"].to_numpy()], n_iter=run.n_iter[made["image"].to_numpy()])
+            {name: module.layer for name, module in modules.items()}))
         made["image"] += offset
         tables.append(made)
         validity.append(run.validity_.assign(objective=objective, made_for=made_for))
         images.append(run.images)
         offset += len(run.images)
-    order = ["objective", "made_for", "group", "image", "model", "layer", "response", "z", "converged", "n_iter"]
+    order = ["objective", "made_for", "group", "image", "model", "layer", "response", "z", "trusted", "converged",
+             "n_iter"]
     synthesis = pd.concat(tables, ignore_index=True)[order]
     validity_table = pd.concat(validity, ignore_index=True)
     validity_table = validity_table[["objective", "made_for"] + [c for c in validity_table if c not in ("objective",
@@ -99,7 +101,9 @@ def synthesis_titles(table: pd.DataFrame) -> list[str]:
     titles = []
     for _, rows in table.groupby("image", sort=True):
         head = rows.iloc[0]
-        scores = ", ".join(f"{m} {z:+.1f}" for m, z in zip(rows["model"], rows["z"], strict=True))
+        trusted = rows["trusted"] if "trusted" in rows else [True] * len(rows)
+        scores = ", ".join(f"{m} {z:+.1f}" + ("" if ok else " (untrusted)")
+                           for m, z, ok in zip(rows["model"], rows["z"], trusted, strict=True))
         titles.append(f"{head['objective']} {head['made_for']}\nz: {scores}")
     return titles
 

@@ -5,8 +5,11 @@ maximization, caricature) with its natural-image priors; model metamers of paper
 (`brainprobe.adversarial`) use the same core. Beyond the papers: lucid's Fourier /
 decorrelated-colour parameterization (`FourierParameterization`, selectable in the core and in
 every pre-image method) with random transforms (`RandomTransforms`), and MAD competition of two
-models (`MADCompetition`, Wang & Simoncelli 2008). Every synthesis records its loss and per-step
-numbers (``losses``, ``history``) for `brainprobe.plotting.synthesis_progress`."""
+models (`MADCompetition`, Wang & Simoncelli 2008). Every synthesis object keeps one contract
+(`Synthesis`: ``synthesize``, ``n_iter`` per image, ``losses`` and ``history`` for
+`brainprobe.plotting.synthesis_progress`, ``table_``, ``to``, ``save`` / ``load`` checking the
+network); eigen- and principal distortions are such objects too (`EigendistortionSynthesis`,
+`PrincipalDistortionSynthesis`)."""
 
 from ._brain import (
     BrainMetamer,
@@ -18,9 +21,12 @@ from ._brain import (
 )
 from ._core import OPTIMIZERS, OptimizationResult, optimize_pixels, quantize_8bit
 from ._distortion import (
+    DENSE_MAX_PIXELS,
     Eigendistortions,
+    EigendistortionSynthesis,
     FisherOperator,
     PrincipalDistortions,
+    PrincipalDistortionSynthesis,
     eigendistortions,
     principal_distortion_objective,
     principal_distortions,
@@ -40,11 +46,13 @@ from ._preimage import (
     Caricature,
     Inversion,
     PreImageSynthesis,
+    layer_maximum,
     layer_stride,
     leaky_relu,
     receptive_field_size,
 )
 from ._regularizers import PreImagePrior, RandomTransforms, alpha_norm, jitter, tv_beta
+from ._synthesis import Synthesis
 from ._texture import (
     TextureSynthesis,
     gram_loss,
@@ -99,4 +107,9 @@ __all__ = [
     "receptive_field_size",
     "texture_clustering",
     "tv_beta",
+    "layer_maximum",
+    "DENSE_MAX_PIXELS",
+    "EigendistortionSynthesis",
+    "PrincipalDistortionSynthesis",
+    "Synthesis",
 ]

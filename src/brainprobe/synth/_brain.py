@@ -13,7 +13,12 @@ against it as it does against a network's units:
   changes to a target class (the mirror of the AI images: same brain, different label).
 
 Objectives are measured in units of the natural-image null: z = (response - mean) / sd over
-natural images, so one ``target_z`` means the same for every ROI. Every synthesized set comes
+a stated reference set of natural images (default 256 random crops of the bundled photographs,
+`brainprobe.stimuli.sample_patches`; a dozen images make sd, and so every z, a matter of which
+images they are), so one ``target_z`` means the same for every ROI; ``z_random`` reads the same
+response against uniform-noise images. No image stops before its first step. A synthesis through
+an encoding model whose held-out accuracy is not above its permutation null is refused
+(``untrusted="raise"``) or flagged: a warning, and ``trusted = False`` in `validity_`. Every synthesized set comes
 with its validity evidence (`BrainSynthesis.responses_`, `BrainSynthesis.validity_`): every
 model's predicted responses to the synthesized, starting, natural and random images, and each
 encoding model's own held-out accuracy, so a user sees whether the image took a model to where
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -40,6 +46,7 @@ from ._core import optimize_pixels
 from ._persistence import read_synthesis, write_synthesis
 from ._preimage import _noise_start
 from ._regularizers import PreImagePrior, jitter
+from ._synthesis import Synthesis
 
 __all__ = ["NetworkReadout", "BrainSynthesis", "ROIMaximization", "ControversialImages", "BrainMetamer",
            "model_responses"]
@@ -108,7 +115,7 @@ def model_responses(models: Sequence[nn.Module], images: torch.Tensor, *, logits
     return found
 
 
-class BrainSynthesis:
+class BrainSynthesis(Synthesis):
     """Shared machinery: response models, the natural/random null, the energy, results, persistence.
 
     Parameters
@@ -118,10 +125,17 @@ class BrainSynthesis:
         reads some of them; every one is reported in `responses_`.
     null_images : tensor (n, 3, H, W) or StimulusSet, optional
         Natural images that define z units (mean and sd of each model's response) and the
-        validity null; default the bundled photographs at the models' size. The images the
-        encoding models were trained on are the natural choice.
+        validity null; default ``n_natural`` random crops of the bundled photographs at the
+        models' size (`brainprobe.stimuli.sample_patches`). Fewer than 100 images: a warning
+        (z would be measured against too few images).
+    n_natural : int
+        Size of the default reference set.
     n_random : int
-        Uniform-noise images in the validity null.
+        Uniform-noise images in the validity null (``z_random``).
+    untrusted : {"warn", "raise"}
+        What `synthesize` does when a model the objective reads has a held-out accuracy that is
+        not above its permutation null (``accuracy_null``; without one, not above 0): warn (and
+        flag ``trusted = False`` in `validity_`), or refuse.
     prior : PreImagePrior, "default" or None
         Natural-image prior (paper 004: alpha-norm + total variation, and the B+ pixel bound);
         "default": `PreImagePrior.for_model` of the first model's network.
@@ -147,18 +161,23 @@ class BrainSynthesis:
     responses_ : DataFrame
         One row per (image, model) over the synthesized, start, natural and random images:
         ``set``, ``image``, ``group``, ``model``, ``response`` (the ROI response: mean over
-        targets), ``z`` (in natural-image units).
+        targets), ``z`` (in natural-image units), ``z_random`` (in random-image units).
     validity_ : DataFrame
-        One row per model: ``heldout_accuracy``, natural and random null mean / sd / max,
-        the synthesized images' mean response and z, and ``beyond_natural``: the fraction of
+        One row per model: ``heldout_accuracy``, ``accuracy_null95``, ``trusted`` (the accuracy
+        is above its permutation null; a `NetworkReadout` is the network itself: trusted),
+        ``accuracy_status`` (in words), ``reference`` (the natural reference set),
+        ``n_natural``, natural and random null mean / sd / max, the synthesized images' mean
+        response, z and ``synthesized_z_random``, and ``beyond_natural``: the fraction of
         synthesized images outside the natural images' range (the model extrapolates there).
+    reference : str
+        What the natural reference set is.
     """
 
     method = "brain"
 
-    def __init__(self, models: Mapping[str, nn.Module], *, null_images=None, n_random: int = 16,
+    def __init__(self, models: Mapping[str, nn.Module], *, null_images=None, n_random: int = 64,
                  prior="default", prior_weight: float = 1.0, jitter_amount: int = 0, optimizer: str = "adam",
-                 lr: float = 0.01, seed: int = 0):
+                 lr: float = 0.01, seed: int = 0, n_natural: int = 256, untrusted: str = "warn"):
         if not isinstance(models, Mapping) or not models:
             raise ValueError("models: expected a non-empty mapping of name to response model")
         for name, model in models.items():
@@ -172,6 +191,9 @@ class BrainSynthesis:
             raise ValueError(f"optimizer: expected 'adam', 'sgd' or 'adagrad_momentum', found {optimizer!r}")
         if lr <= 0 or prior_weight < 0 or jitter_amount < 0 or n_random < 0:
             raise ValueError("lr must be > 0; prior_weight, jitter_amount and n_random >= 0")
+        if untrusted not in ("warn", "raise"):
+            raise ValueError(f"untrusted: expected 'warn' or 'raise', found {untrusted!r}")
+        self.untrusted = untrusted
         self.models = dict(models)
         self.size = sizes.pop()
         network = next(iter(self.models.values())).network
@@ -181,12 +203,22 @@ class BrainSynthesis:
         self.prior_weight, self.jitter_amount = float(prior_weight), int(jitter_amount)
         self.optimizer, self.lr, self.seed, self.n_random = optimizer, float(lr), int(seed), int(n_random)
         if null_images is None:
-            from ..stimuli import sample_images
+            from ..stimuli import sample_patches
 
-            null_images = sample_images(size=self.size)
+            null_images = sample_patches(int(n_natural), size=self.size, photo_size=max(96, 2 * self.size),
+                                         crop=max(48, self.size), seed=self.seed)
+            self.reference = (f"{int(n_natural)} random crops of the bundled photographs "
+                              f"(brainprobe.stimuli.sample_patches)")
+        else:
+            self.reference = f"{len(null_images)} natural images given as null_images"
+        self.n_natural = int(n_natural)
         self.null_images = as_image_tensor(null_images).detach().cpu().float()
         if len(self.null_images) < 3:
             raise ValueError(f"null_images: expected at least 3 natural images, found {len(self.null_images)}")
+        if len(self.null_images) < 100:
+            warnings.warn(f"null_images: z is measured against only {len(self.null_images)} natural images; its sd, "
+                          "and every z and target_z, depend on which images they are (use 100 or more, e.g. the "
+                          "default reference set)", UserWarning, stacklevel=3)
         if tuple(self.null_images.shape[-2:]) != (self.size, self.size):
             raise ValueError(f"null_images: expected {self.size}x{self.size} images (the models' size), found "
                              f"{tuple(self.null_images.shape[-2:])}")
@@ -195,12 +227,16 @@ class BrainSynthesis:
         full = self._predict(self.null_images)
         self.null_mean = {name: float(r.mean(1).mean()) for name, r in full.items()}
         self.null_sd = {name: float(r.mean(1).std(unbiased=True).clamp_min(1e-8)) for name, r in full.items()}
+        noise = self._predict(self.random_images) if self.n_random > 1 else {}
+        self.random_mean = {name: float(r.mean(1).mean()) for name, r in noise.items()}
+        self.random_sd = {name: float(r.mean(1).std(unbiased=True).clamp_min(1e-8)) for name, r in noise.items()}
         # per-target spread over natural images: the units of a pattern match (BrainMetamer)
         self.target_sd = {name: r.std(dim=0, unbiased=True).clamp_min(1e-8) for name, r in full.items()}
         self.images: torch.Tensor | None = None
         self.converged = np.zeros(0, dtype=bool)
         self.n_iter = np.zeros(0, dtype=int)
         self.losses = np.zeros((0, 0))
+        self.history: dict[str, np.ndarray] = {}
         self.responses_: pd.DataFrame | None = None
         self.validity_: pd.DataFrame | None = None
 
@@ -224,6 +260,45 @@ class BrainSynthesis:
         """An ROI response (n,) in natural-image units."""
         return (response - self.null_mean[name]) / self.null_sd[name]
 
+    def z_random(self, name: str, response: torch.Tensor) -> torch.Tensor:
+        """An ROI response (n,) in units of the random-image null (NaN without one)."""
+        if name not in self.random_mean:
+            return torch.full_like(response, math.nan)
+        return (response - self.random_mean[name]) / self.random_sd[name]
+
+    # -- is a model worth synthesizing through? -------------------------------------------------
+    def trust(self, name: str) -> tuple[bool, str]:
+        """Whether model ``name``'s predictions can be relied on, and why (in words)."""
+        model = self.models[name]
+        if isinstance(model, NetworkReadout):
+            return True, "the network's own readout (no fitted model)"
+        accuracy = float(getattr(model, "accuracy", math.nan))
+        null = float(getattr(model, "accuracy_null", math.nan))
+        if math.isnan(accuracy):
+            return False, "held-out accuracy unknown (pass heldout_accuracy's table to encoding_modules)"
+        if math.isnan(null):
+            if accuracy <= 0:
+                return False, f"held-out accuracy {accuracy:.3g} <= 0"
+            return False, f"held-out accuracy {accuracy:.3g} not tested against a permutation null"
+        if accuracy <= null:
+            return False, f"held-out accuracy {accuracy:.3g} not above its permutation null (95th percentile {null:.3g})"
+        return True, f"held-out accuracy {accuracy:.3g} above its permutation null (95th percentile {null:.3g})"
+
+    def _objective_models(self) -> list[str]:
+        """The models the objective reads (each method says which)."""
+        return list(self.models)
+
+    def _check_trust(self) -> None:
+        doubtful = {name: why for name in self._objective_models() for ok, why in [self.trust(name)] if not ok}
+        if not doubtful:
+            return
+        message = ("synthesis through models whose predictions are not shown to beat chance: "
+                   + "; ".join(f"{name}: {why}" for name, why in doubtful.items())
+                   + ". The images say nothing about the brain; validity_['trusted'] is False for them.")
+        if self.untrusted == "raise":
+            raise ValueError(message + " (untrusted='warn' synthesizes anyway)")
+        warnings.warn(message, UserWarning, stacklevel=3)
+
     def roi_responses(self, images) -> pd.DataFrame:
         """Every model's ROI response (mean over targets) and its z, one row per (image, model)."""
         predicted = self._predict(as_image_tensor(images).float())
@@ -232,7 +307,8 @@ class BrainSynthesis:
             response = values.mean(1)
             rows.append(pd.DataFrame({"image": np.arange(len(response)), "model": name,
                                       "response": response.double().numpy(),
-                                      "z": self.z(name, response).double().numpy()}))
+                                      "z": self.z(name, response).double().numpy(),
+                                      "z_random": self.z_random(name, response).double().numpy()}))
         return pd.concat(rows, ignore_index=True)
 
     # -- the energy ---------------------------------------------------------------------------
@@ -258,6 +334,7 @@ class BrainSynthesis:
                    checkpoint_every: int = 50):
         """Optimize every image (each stops on its own criterion), then measure validity. Returns self."""
         device = resolve_device(device) if device is not None else self.device
+        self._check_trust()
         self.to(device)
         generator = torch.Generator().manual_seed(self.seed)
 
@@ -269,9 +346,9 @@ class BrainSynthesis:
         result = optimize_pixels(self.start, objective, criterion=self._criterion(), optimizer=self.optimizer,
                                  lr=self.lr, max_iter=max_iter, project=project, units=units, device=device,
                                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=progress,
-                                 desc=self.method)
+                                 desc=self.method, min_iter=min(1, max_iter))
         self.images, self.converged, self.n_iter = result.images, result.converged, result.n_iter
-        self.losses = result.loss_history
+        self.losses, self.history = result.loss_history, result.aux_history
         self._measure()
         return self
 
@@ -297,19 +374,33 @@ class BrainSynthesis:
             random = mine[mine["set"] == "random"]["response"]
             made = mine[mine["set"] == "synthesized"]
             beyond = (made["response"] > natural.max()) | (made["response"] < natural.min())
+            trusted, status = self.trust(name)
             records.append({"model": name, "heldout_accuracy": getattr(model, "accuracy", math.nan),
+                            "accuracy_null95": getattr(model, "accuracy_null", math.nan), "trusted": trusted,
+                            "accuracy_status": status, "reference": self.reference, "n_natural": len(natural),
                             "natural_mean": natural.mean(), "natural_sd": natural.std(), "natural_max": natural.max(),
                             "random_mean": random.mean() if len(random) else math.nan,
                             "random_sd": random.std() if len(random) > 1 else math.nan,
                             "synthesized_mean": made["response"].mean(), "synthesized_z": made["z"].mean(),
+                            "synthesized_z_random": made["z_random"].mean(),
                             "beyond_natural": float(beyond.mean())})
         self.validity_ = pd.DataFrame(records)
+
+    def _table(self) -> pd.DataFrame:
+        """Every model's response and z on each synthesized image, whether the model is trusted,
+        and whether the image converged: one row per (image, model)."""
+        made = self.responses_[self.responses_["set"] == "synthesized"].drop(columns="set")
+        trusted = self.validity_.set_index("model")["trusted"]
+        rows = made["image"].to_numpy()
+        return made.assign(trusted=made["model"].map(trusted).astype(bool), converged=self.converged[rows],
+                           n_iter=self.n_iter[rows]).reset_index(drop=True)
 
     # -- persistence --------------------------------------------------------------------------
     def _settings(self) -> dict:
         return {"method": self.method, "models": list(self.models), "prior": self.prior is not None,
                 "prior_weight": self.prior_weight, "jitter_amount": self.jitter_amount, "optimizer": self.optimizer,
-                "lr": self.lr, "seed": self.seed, "n_random": self.n_random,
+                "lr": self.lr, "seed": self.seed, "n_random": self.n_random, "untrusted": self.untrusted,
+                "reference": self.reference,
                 "model_settings": json.dumps({n: m.state()["settings"] for n, m in self.models.items()})}
 
     def _state(self) -> dict:
@@ -337,6 +428,7 @@ class BrainSynthesis:
             if key in saved and not torch.equal(saved[key], model.weight.detach().cpu()):
                 raise ValueError(f"{path}: model {name!r} has other weights than the one the images were made with")
         obj = cls._from_saved(models, settings, saved)
+        obj.reference = settings.get("reference", obj.reference)
         obj.images = saved.get("images")
         obj.converged, obj.n_iter = saved["converged"].numpy(), saved["n_iter"].numpy()
         obj.losses = saved["losses"].numpy()
@@ -349,7 +441,7 @@ class BrainSynthesis:
         return {"null_images": saved["null_images"], "n_random": settings["n_random"],
                 "prior": "default" if settings["prior"] else None, "prior_weight": settings["prior_weight"],
                 "jitter_amount": settings["jitter_amount"], "optimizer": settings["optimizer"], "lr": settings["lr"],
-                "seed": settings["seed"]}
+                "seed": settings["seed"], "untrusted": settings.get("untrusted", "warn")}
 
     def to(self, device):
         """Move the networks, the models and every tensor attribute to ``device``. Returns self."""
@@ -426,6 +518,9 @@ class ROIMaximization(BrainSynthesis):
             return None
         return lambda aux, index: self.sign * aux["z"] >= self.target_z
 
+    def _objective_models(self):
+        return [self.target]
+
     def _groups(self):
         return [f"{self.direction} {self.target}"] * len(self.start)
 
@@ -478,7 +573,9 @@ class ControversialImages(BrainSynthesis):
     separation_ : dict
         ``first``: mean z of ``first`` on its driven set minus on the other set; ``second``:
         the same for ``second``; ``controversy``: the smaller of the two (> 0: the two models
-        rank the sets in opposite orders).
+        rank the sets in opposite orders); ``trusted``: both models' held-out accuracies are
+        above their permutation nulls (otherwise the controversy is between two models that
+        predict nothing).
 
     Examples
     --------
@@ -534,6 +631,9 @@ class ControversialImages(BrainSynthesis):
     def _groups(self):
         return [f"drive {d}, hold {h}" for d, h in zip(self.drive, self.hold, strict=True)]
 
+    def _objective_models(self):
+        return [self.first, self.second]
+
     def _measure(self):
         super()._measure()
         made = self.responses_[self.responses_["set"] == "synthesized"]
@@ -546,7 +646,8 @@ class ControversialImages(BrainSynthesis):
             return float(mine.mean() - other.mean())
 
         first, second = gap(self.first), gap(self.second)
-        self.separation_ = {"first": first, "second": second, "controversy": min(first, second)}
+        trusted = self.trust(self.first)[0] and self.trust(self.second)[0]
+        self.separation_ = {"first": first, "second": second, "controversy": min(first, second), "trusted": trusted}
 
     def _settings(self):
         return {**super()._settings(), "first": self.first, "second": self.second, "n_images": len(self.start) // 2,
@@ -633,6 +734,9 @@ class BrainMetamer(BrainSynthesis):
 
     def _groups(self):
         return [f"keep {self.target}, class {int(c)}" for c in self.target_classes]
+
+    def _objective_models(self):
+        return [self.target]
 
     def _measure(self):
         super()._measure()

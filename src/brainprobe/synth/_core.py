@@ -67,40 +67,57 @@ def _stack_aux(aux_rows: list[dict], n_images: int) -> dict[str, np.ndarray]:
 
 
 def _run_lbfgs(x, objective, criterion, lr, max_iter, bounds, progress, desc, decode) -> OptimizationResult:
-    """L-BFGS over the whole batch; pixels are clipped to ``bounds`` inside the objective and after each step."""
-    index = torch.arange(len(x), device=x.device)
-    x.requires_grad_(True)
-    optimizer = torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+    """L-BFGS with one optimizer per image: its own curvature history and its own strong-Wolfe line
+    search (a line search shared by the batch steps every image by the step the sum of losses
+    accepts). Pixels are clipped to ``bounds`` inside the objective and after each step; an image
+    that meets the criterion stops on its own."""
+    n_images = len(x)
+    rows = [x[i:i + 1].detach().clone().requires_grad_(True) for i in range(n_images)]
+    optimizers = [torch.optim.LBFGS([row], lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
+                  for row in rows]
     history: list[np.ndarray] = []
     aux_rows: list[dict] = []
-    converged = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    converged = torch.zeros(n_images, dtype=torch.bool, device=x.device)
+    active = torch.ones(n_images, dtype=torch.bool, device=x.device)
+    n_iter = np.zeros(n_images, dtype=int)
 
-    def closure():
-        optimizer.zero_grad()
-        loss, _ = objective(x.clamp(*bounds), index)
-        total = loss.sum()
-        total.backward()
-        return total
+    def closure_for(i):
+        single = torch.tensor([i], device=x.device)
 
-    steps = 0
+        def closure():
+            optimizers[i].zero_grad()
+            loss, _ = objective(rows[i].clamp(*bounds), single)
+            loss.sum().backward()
+            return loss.sum()
+
+        return closure
+
+    closures = [closure_for(i) for i in range(n_images)]
     for _ in tqdm(range(max_iter), desc=desc, unit="step", disable=None if progress is None else not progress):
-        optimizer.step(closure)
-        steps += 1
+        index = torch.nonzero(active).flatten()
+        if len(index) == 0:
+            break
+        for i in index.tolist():
+            optimizers[i].step(closures[i])
+            with torch.no_grad():
+                rows[i].clamp_(*bounds)
+            n_iter[i] += 1
         with torch.no_grad():
-            x.clamp_(*bounds)
-            loss, aux = objective(x, index)
-        history.append(loss.detach().double().cpu().numpy())
-        aux_rows.append(_aux_row(aux, index, len(x)))
+            current = torch.cat([rows[i] for i in index.tolist()])
+            loss, aux = objective(current, index)
+        row = np.full(n_images, np.nan)
+        row[index.cpu().numpy()] = loss.detach().double().cpu().numpy()
+        history.append(row)
+        aux_rows.append(_aux_row(aux, index, n_images))
         if criterion is not None:
-            converged = criterion(aux, index).to(torch.bool)
-            if bool(converged.all()):
-                break
-    n_iter = np.full(len(x), steps)
+            met = criterion(aux, index).to(torch.bool)
+            converged[index[met]] = True
+            active[index[met]] = False
     with torch.no_grad():
-        images = decode(x.detach()).cpu()
+        images = decode(torch.cat([row.detach() for row in rows])).cpu()
     return OptimizationResult(images=images, converged=converged.cpu().numpy(), n_iter=n_iter,
-                              n_iter_8bit=np.zeros(len(x), dtype=int), loss_history=np.asarray(history),
-                              aux_history=_stack_aux(aux_rows, len(x)))
+                              n_iter_8bit=np.zeros(n_images, dtype=int), loss_history=np.asarray(history),
+                              aux_history=_stack_aux(aux_rows, n_images))
 
 
 def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
@@ -214,7 +231,7 @@ def _progress_note(bar, converged, aux, watch) -> str:
 
 
 def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, straight_through, bar, history,
-               project=None, converged=None, updates=None, on_step=None, aux_rows=None, watch=None):
+               project=None, converged=None, updates=None, on_step=None, aux_rows=None, watch=None, min_iter=0):
     converged = torch.zeros(len(x), dtype=torch.bool, device=x.device) if converged is None else converged
     updates = torch.zeros(len(x), dtype=torch.long, device=x.device) if updates is None else updates
     done = int(updates.max()) if len(updates) else 0
@@ -228,6 +245,8 @@ def _run_phase(x, active, objective, criterion, optimizer, bounds, max_iter, str
         if loss.shape != (len(index),):
             raise ValueError(f"objective must return one loss per image, shape ({len(index)},), found {tuple(loss.shape)}")
         met = criterion(aux, index).to(torch.bool) if criterion is not None else torch.zeros_like(index, dtype=torch.bool)
+        if min_iter > 0:  # an image that already meets its criterion at the start still takes min_iter steps
+            met = met & (updates[index] >= min_iter)
         row = np.full(len(x), np.nan)
         row[index.cpu().numpy()] = loss.detach().double().cpu().numpy()
         history.append(row)
@@ -274,6 +293,7 @@ def optimize_pixels(
     progress: bool | None = None,
     desc: str = "optimize",
     watch: tuple[str, float] | None = None,
+    min_iter: int = 0,
 ) -> OptimizationResult:
     """Optimize a batch of images against a per-image objective, each stopping on its own.
 
@@ -299,9 +319,9 @@ def optimize_pixels(
         ``criterion(aux, index) -> bool tensor (n_active,)``; None runs all ``max_iter`` steps.
     optimizer : {"adam", "sgd", "adagrad_momentum", "lbfgs"}
         State is kept per image. ``adagrad_momentum`` is paper 004's Algorithm 1. ``lbfgs`` is
-        PyTorch's L-BFGS (strong-Wolfe line search) on the whole batch: one curvature history for
-        all images, so images cannot stop one by one (a criterion only ends the run once every
-        image meets it), and ``quantize`` and ``checkpoint`` do not apply.
+        PyTorch's L-BFGS (strong-Wolfe line search), one optimizer per image (its own curvature
+        history and line search; images stop one by one); ``quantize`` and ``checkpoint`` do not
+        apply.
     lr : float
         Step size in pixel units (for ``adagrad_momentum``: eta_0 in ``units``).
     max_iter, max_iter_8bit : int
@@ -331,6 +351,9 @@ def optimize_pixels(
         An ``aux`` key and the value images stop at (``("p_target", 0.99)``): the progress bar
         shows the images done and the lowest value among the images still running. With a
         ``criterion`` the bar counts steps without an ETA: ``max_iter`` is only a ceiling.
+    min_iter : int
+        No image stops before this many updates, even if its start meets the criterion (a
+        synthesis that returns its own start has found nothing).
 
     Returns
     -------
@@ -378,7 +401,7 @@ def optimize_pixels(
                disable=None if progress is None else not progress, **stops)
     with bar:
         converged, updates = _run_phase(x, active, objective, criterion, state, bounds, max_iter, False, bar, history,
-                                        project, converged, updates, on_step, aux_rows, watch)
+                                        project, converged, updates, on_step, aux_rows, watch, min_iter)
         updates_8bit = torch.zeros_like(updates)
         if quantize:
             with torch.no_grad():

@@ -27,6 +27,7 @@ from .._images import as_image_tensor
 from ..models import LayeredModel
 from ._core import optimize_pixels
 from ._persistence import read_synthesis, write_synthesis
+from ._synthesis import Synthesis
 
 __all__ = ["LayerDistance", "MADCompetition"]
 
@@ -94,7 +95,7 @@ def _as_metric(metric, name: str) -> Metric:
                     f"found {type(metric).__name__}")
 
 
-class MADCompetition:
+class MADCompetition(Synthesis):
     """MAD competition between two models at one reference image (Wang & Simoncelli 2008).
 
     Parameters
@@ -160,10 +161,9 @@ class MADCompetition:
             raise ValueError(f"both distances must be positive at the start, found {self.initial_distances}; "
                              "raise noise_sd")
         self.images: torch.Tensor | None = None
-        self.table_: pd.DataFrame | None = None
         self.losses = np.zeros((0, 4))
         self.history: dict[str, np.ndarray] = {}
-        self.n_iter = 0
+        self.n_iter = np.zeros(0, dtype=int)
 
     def _device(self) -> torch.device:
         for metric in self.metrics:
@@ -208,8 +208,7 @@ class MADCompetition:
         result = optimize_pixels(start, objective, optimizer="adam", lr=self.lr, max_iter=max_iter, device=device,
                                  progress=progress, desc="MAD")
         self.images, self.losses, self.history = result.images, result.loss_history, result.aux_history
-        self.n_iter = int(result.n_iter.max())
-        self.table_ = self._table()
+        self.n_iter = result.n_iter
         return self
 
     def _table(self) -> pd.DataFrame:
@@ -233,7 +232,7 @@ class MADCompetition:
     def save(self, path, *, overwrite: bool = False):
         """Save the reference, start, images and histories (not the metrics); read with `load`."""
         settings = {"method": self.method, "names": list(self.names), "noise_sd": self.noise_sd,
-                    "tradeoff": self.tradeoff, "lr": self.lr, "seed": self.seed, "n_iter": self.n_iter,
+                    "tradeoff": self.tradeoff, "lr": self.lr, "seed": self.seed, "n_iter": np.asarray(self.n_iter).tolist(),
                     "metrics": [repr(m) for m in self.metrics]}
         tensors = {"reference": self.reference, "initial": self.initial,
                    **({"images": self.images} if self.images is not None else {}),
@@ -244,15 +243,20 @@ class MADCompetition:
     def load(cls, path, metric_a, metric_b) -> MADCompetition:
         """A competition saved by `save`, with the same two metrics (networks are not saved)."""
         settings, saved = read_synthesis(path, cls.method)
+        given = [repr(_as_metric(m, "metric")) for m in (metric_a, metric_b)]
+        # a network's layer is named in the file; a plain function's repr holds its memory address
+        if settings.get("metrics") and any(saved_one != given_one for saved_one, given_one
+                                           in zip(settings["metrics"], given, strict=False)
+                                           if " at 0x" not in saved_one + given_one):
+            raise ValueError(f"{path}: made with metrics {settings['metrics']}, given {given}")
         obj = cls(saved["reference"], metric_a, metric_b, names=tuple(settings["names"]), noise_sd=settings["noise_sd"],
                   tradeoff=settings["tradeoff"], lr=settings["lr"], seed=settings["seed"])
         obj.initial = saved["initial"]
         obj.initial_distances = obj._distances(obj.initial, obj._device())[0]
-        obj.losses, obj.n_iter = saved["losses"].numpy(), settings["n_iter"]
+        obj.losses = saved["losses"].numpy()
+        obj.n_iter = np.broadcast_to(np.asarray(settings["n_iter"], dtype=int), (len(_SYNTHESES),)).copy()
         obj.history = {key.split("/", 1)[1]: value.numpy() for key, value in saved.items() if key.startswith("history/")}
         obj.images = saved.get("images")
-        if obj.images is not None:
-            obj.table_ = obj._table()
         return obj
 
     def to(self, device):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -227,6 +228,9 @@ class Metamer(PreImageSynthesis):
         ``fidelity``: array (n_steps, n_images), the Spearman fidelity every ``check_every``
         steps (NaN between checks).
     n_iter_ : int array (n_images,)
+    same_class_ : bool array (n_images,)
+        The network gives the metamer its original's class (paper 000's first test); when one
+        does not, `synthesize` warns that the step budget was too small.
     """
 
     method = "metamer"
@@ -251,6 +255,7 @@ class Metamer(PreImageSynthesis):
         self.start = (0.5 + noise_sd * torch.randn(self.originals.shape, generator=generator)).clamp(0, 1)
         self.fidelity_ = None
         self.n_iter_ = None
+        self.same_class_ = None
 
     def _loss(self, features, index):
         target = self.target.to(features.device)[index]
@@ -280,9 +285,18 @@ class Metamer(PreImageSynthesis):
                                      max_iter=max_iter, device=device, progress=progress, desc="metamer",
                                      watch=None if self.stop_fidelity is None else ("fidelity", self.stop_fidelity))
         self.images, self.losses, self.history = result.images, result.loss_history, result.aux_history
-        self.n_iter_, self.n_iter = result.n_iter, int(result.n_iter.max()) if len(result.n_iter) else 0
+        self.n_iter_ = self.n_iter = result.n_iter
         self.fidelity_ = layer_fidelity(self.model, self.images, self.originals, [self.layer])["fidelity"].to_numpy()
+        self.same_class_ = self.model.predict(self.images) == self.model.predict(self.originals)
+        if not self.same_class_.all():  # the paper's first test: a metamer the network labels otherwise is unfinished
+            warnings.warn(f"metamer at {self.layer!r}: {int((~self.same_class_).sum())} of {len(self.images)} images "
+                          f"are not given their original's class after {int(self.n_iter.max())} steps (paper 000 ran 15000); "
+                          "they are not metamers yet: raise max_iter", UserWarning, stacklevel=2)
         return self
+
+    def _table(self):
+        return pd.DataFrame({"image": np.arange(len(self.images)), "layer": self.layer, "fidelity": self.fidelity_,
+                             "same_class": self.same_class_})
 
     def acceptance(self, null: pd.DataFrame, *, quantile: float = 0.99) -> pd.DataFrame:
         """The paper's two tests: same predicted class as the original, and fidelity at the layer

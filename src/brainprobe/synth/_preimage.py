@@ -21,9 +21,12 @@ Every method therefore defaults to ``adagrad_momentum``; ``optimizer="adam"`` re
 from __future__ import annotations
 
 import contextlib
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -34,9 +37,10 @@ from ._core import optimize_pixels
 from ._parameterization import FourierParameterization
 from ._persistence import read_synthesis, write_synthesis
 from ._regularizers import PreImagePrior, RandomTransforms, jitter
+from ._synthesis import Synthesis, check_saved_model
 
 __all__ = ["PreImageSynthesis", "Inversion", "ActivationMaximization", "Caricature", "receptive_field_size",
-           "layer_stride", "leaky_relu"]
+           "layer_stride", "leaky_relu", "layer_maximum"]
 
 
 def receptive_field_size(model: LayeredModel, layer: str, *, size: int | None = None, n_probes: int = 4,
@@ -138,7 +142,7 @@ def leaky_relu(model: LayeredModel, leak: float):
             handle.remove()
 
 
-class PreImageSynthesis:
+class PreImageSynthesis(Synthesis):
     """Shared machinery of the 004 methods: the energy, the optimizer, results, persistence.
 
     Subclasses set ``self.start`` (initial images) and implement ``_loss(features, index)``.
@@ -212,7 +216,7 @@ class PreImageSynthesis:
         self.images: torch.Tensor | None = None
         self.losses = np.zeros((0, 0))
         self.history: dict[str, np.ndarray] = {}
-        self.n_iter = 0
+        self.n_iter = np.zeros(0, dtype=int)
 
     def learning_rate(self, n_pixels: int) -> float:
         """The step size used: ``lr`` if given, else the optimizer's default for images of ``n_pixels``."""
@@ -277,7 +281,7 @@ class PreImageSynthesis:
         self.losses = np.concatenate([r.loss_history for r in results]) if results else np.zeros((0, len(images)))
         self.history = _concatenate_histories([r.aux_history for r in results], [len(r.loss_history) for r in results],
                                               len(images))
-        self.n_iter = steps
+        self.n_iter = np.full(len(images), steps)
         return self
 
     # -- persistence -----------------------------------------------------------------------------
@@ -288,7 +292,7 @@ class PreImageSynthesis:
     def _settings(self) -> dict:
         return {"method": self.method, "layer": self.layer, "C": self.C, "jitter_amount": self.jitter_amount,
                 "optimizer": self.optimizer, "lr": self.lr, "second_phase": self.second_phase, "seed": self.seed,
-                "n_iter": self.n_iter, "model": self.model.name,
+                "n_iter": np.asarray(self.n_iter).tolist(), "model": self.model.name,
                 "parameterization": None if self.parameterization is None else vars(self.parameterization),
                 "transforms": None if self.transforms is None else vars(self.transforms)}
 
@@ -316,9 +320,10 @@ class PreImageSynthesis:
     def load(cls, path, model: LayeredModel):
         """Read a file written by `save` (tensors only: ``torch.load(weights_only=True)``)."""
         settings, saved = read_synthesis(path, cls.method)
+        check_saved_model(path, settings, model)
         obj = cls._from_saved(model, settings, saved)
         obj._restore(saved)
-        obj.n_iter = settings["n_iter"]
+        obj.n_iter = np.broadcast_to(np.asarray(settings["n_iter"], dtype=int), (len(obj.start),)).copy()
         return obj
 
     def to(self, device):
@@ -348,11 +353,67 @@ def _concatenate_histories(histories: list[dict], lengths: list[int], n_images: 
                                  for history, length in zip(histories, lengths, strict=True)]) for key in keys}
 
 
+def _quarter_stride(model, layer: str, size: int, jitter_amount: int | None) -> int:
+    """Paper 004's jitter T (section 5.2, and section 6 for activation maximization): a quarter of
+    the layer's stride, rounded (at least 1: no jitter); ``jitter_amount`` when given."""
+    if jitter_amount is not None:
+        return int(jitter_amount)
+    if not isinstance(model, LayeredModel):
+        return 0
+    return max(1, round(layer_stride(model, layer, size=size) / 4))
+
+
 def _noise_start(n: int, size: int, seed: int) -> torch.Tensor:
     """004's random i.i.d. noise start, around the mean pixel (the paper's images are zero-mean)."""
     generator = torch.Generator().manual_seed(seed)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     return (mean + 0.05 * torch.randn(n, 3, size, size, generator=generator)).clamp(0, 1)
+
+
+def layer_maximum(model: LayeredModel, layer: str, images: torch.Tensor, kind: str = "unit", weights=None,
+                  *, batch_size: int = 16) -> float:
+    """M of paper 004's activation maximization: a statistic of the whole layer, not of one component.
+
+    The paper takes the largest value of the visualized component over the ImageNet validation
+    images. Over a small reference set the largest value of one component is a matter of which
+    photographs happen to be there (a class logit can stay negative on all of them), so that the
+    balance between the data term and the priors changed from one component to the next. Here M
+    is the largest value over the reference images of any component of the same kind in the
+    layer: the same M for every unit (``"unit"``: largest single value; ``"direction"``: that
+    value times the direction's L1 norm) or every channel (``"channel"``: largest channel sum).
+
+    Parameters
+    ----------
+    model : LayeredModel
+    layer : str
+    images : tensor (n_images, 3, H, W)
+        The reference set.
+    kind : {"unit", "channel", "direction"}
+    weights : tensor shaped like one layer output, optional
+        The direction (``kind="direction"``).
+
+    Returns
+    -------
+    float
+        M > 0. When the layer's largest value is not positive (or not finite), the largest
+        absolute value is used and a warning says so.
+    """
+    largest = -math.inf
+    largest_abs = 0.0
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size].to(model.device)
+            output = model.layer_outputs(batch, [layer], validate=False)[layer].float()
+            values = output.flatten(2).sum(dim=2) if kind == "channel" and output.ndim > 2 else output.flatten(1)
+            largest = max(largest, float(values.max()))
+            largest_abs = max(largest_abs, float(values.abs().max()))
+    scale = float(torch.as_tensor(weights).abs().sum()) if kind == "direction" and weights is not None else 1.0
+    if not math.isfinite(largest) or largest <= 0:
+        warnings.warn(f"activation maximization: layer {layer!r} has no positive {kind} response over the "
+                      f"{len(images)} reference images (largest {largest:.3g}); the data term is normalized by the "
+                      f"largest absolute value ({largest_abs:.3g}) instead", RuntimeWarning, stacklevel=3)
+        largest = largest_abs if math.isfinite(largest_abs) and largest_abs > 0 else 1.0
+    return largest * scale
 
 
 class Inversion(PreImageSynthesis):
@@ -368,7 +429,10 @@ class Inversion(PreImageSynthesis):
         Restricts the loss to some components (eq. 3): channels, a spatial window, ...
     C : float
         Weight of the data term; the paper uses 1, 20, 100 or 300 (300: the most faithful).
-    prior, jitter_amount, optimizer, lr, second_phase, seed
+    jitter_amount : int, optional
+        T; default a quarter of the layer's stride (`layer_stride`), as paper 004 inverts
+        (at least 1: no jitter).
+    prior, optimizer, lr, second_phase, seed
         As in `PreImageSynthesis`; the optimization starts from random noise and ends with 50
         steps at a tenth of the rate without jitter.
 
@@ -394,9 +458,11 @@ class Inversion(PreImageSynthesis):
     method = "inversion"
     default_second_phase = 50
 
-    def __init__(self, model, images, layer, *, mask=None, C: float = 300.0, **options):
-        super().__init__(model, layer, C=C, **options)
+    def __init__(self, model, images, layer, *, mask=None, C: float = 300.0, jitter_amount: int | None = None,
+                 **options):
         self.targets_images = as_image_tensor(images).detach().cpu()
+        jitter_amount = _quarter_stride(model, layer, self.targets_images.shape[-1], jitter_amount)
+        super().__init__(model, layer, C=C, jitter_amount=jitter_amount, **options)
         with torch.no_grad():
             self.target = model.layer_outputs(self.targets_images.to(model.device), [layer])[layer].cpu()
         self.mask = None if mask is None else torch.as_tensor(mask, dtype=self.target.dtype)
@@ -427,6 +493,10 @@ class Inversion(PreImageSynthesis):
         self.reconstruction_error_ = self.reconstruction_error(self.images)
         return self
 
+    def _table(self):
+        return pd.DataFrame({"image": np.arange(len(self.images)), "layer": self.layer,
+                             "reconstruction_error": self.reconstruction_error_})
+
     def reconstruction_error(self, images) -> np.ndarray:
         """||Phi(images) - Phi_0|| / ||Phi_0|| per image (masked when a mask is set)."""
         with torch.no_grad():
@@ -452,9 +522,11 @@ class Inversion(PreImageSynthesis):
 class ActivationMaximization(PreImageSynthesis):
     """Images that maximally excite a unit, a channel or a direction of a layer (paper 004, eq. 4).
 
-    The data term is -<Phi(x), Phi_0> / Z with Z = M rho^2 / rho_ref^2: M the component's
-    largest value over ``reference_images`` (the paper: the ImageNet validation set; default the
-    bundled photographs), rho the receptive-field side (`receptive_field_size`) and rho_ref =
+    The data term is -<Phi(x), Phi_0> / Z with Z = M rho^2 / rho_ref^2: M the largest value of
+    any component of the same kind in the layer over ``reference_images`` (`layer_maximum`; the
+    paper takes the visualized component's own largest value over the ImageNet validation set,
+    which over a dozen photographs depends on which photographs they are; default the bundled
+    photographs), rho the receptive-field side (`receptive_field_size`) and rho_ref =
     100 px. Dividing by M rho^2 is what makes the data term comparable to the priors, which are
     means over the image (the paper's section 6 writes the factor as Z = 1 / (M rho^2) inside a
     1 / Z, which read literally multiplies by M rho^2 and leaves the priors without effect); the
@@ -499,7 +571,9 @@ class ActivationMaximization(PreImageSynthesis):
     history : dict of str to array (n_steps, n_images)
         ``prior``, ``data`` and ``response`` (<Phi(x), Phi_0> of the jittered image) at each step.
     max_response : float
-        M.
+        M (`layer_maximum`).
+    normalizer : str
+        What M is, over which reference set.
     receptive_field, stride : int
         rho and the layer's stride, in pixels.
     Z : float
@@ -540,13 +614,15 @@ class ActivationMaximization(PreImageSynthesis):
         else:
             weights = torch.as_tensor(direction, dtype=torch.float32).reshape(shape)
         self.weights = weights
+        self.objective_kind = "unit" if unit is not None else ("channel" if channel is not None else "direction")
         if reference_images is None:
             from ..stimuli import sample_images
 
             reference_images = sample_images(size=self.size)
-        with torch.no_grad():
-            reference = model.layer_outputs(as_image_tensor(reference_images).to(model.device), [layer])[layer].cpu()
-        self.max_response = float((reference * weights).flatten(1).sum(dim=1).max().clamp_min(1e-6))
+        reference_images = as_image_tensor(reference_images)
+        self.max_response = layer_maximum(model, layer, reference_images, self.objective_kind, weights)
+        self.normalizer = (f"largest {self.objective_kind} response of layer {layer!r} over "
+                           f"{len(reference_images)} reference images")
         self.receptive_field = receptive_field_size(model, layer, size=self.size)
         self.Z = self.max_response * self.receptive_field**2 / self.rho_reference**2
         if self.parameterization is None:
@@ -566,6 +642,11 @@ class ActivationMaximization(PreImageSynthesis):
 
     def _loss(self, features, index):
         return -self._score(features) / self.Z
+
+    def _table(self):
+        return pd.DataFrame({"image": np.arange(len(self.images)), "layer": self.layer,
+                             "response_start": self.response(self.start), "response": self.response(self.images),
+                             "normalizer": self.max_response})
 
     def response(self, images) -> np.ndarray:
         """<Phi(images), Phi_0> of the unmodified network (no leak): the maximized quantity, per image."""
@@ -604,7 +685,9 @@ class Caricature(PreImageSynthesis):
     images : tensor (n_images, 3, H, W) or StimulusSet
         The images x_0.
     layer : str
-    C, prior, jitter_amount, optimizer, lr, second_phase, seed
+    jitter_amount : int, optional
+        T; default a quarter of the layer's stride (`layer_stride`), as for inversion.
+    C, prior, optimizer, lr, second_phase, seed
         As in `PreImageSynthesis`.
 
     Attributes
@@ -616,9 +699,11 @@ class Caricature(PreImageSynthesis):
 
     method = "caricature"
 
-    def __init__(self, model, images, layer, *, C: float = 1.0, **options):
-        super().__init__(model, layer, C=C, **options)
-        self.start = as_image_tensor(images).detach().cpu().clone()
+    def __init__(self, model, images, layer, *, C: float = 1.0, jitter_amount: int | None = None, **options):
+        start = as_image_tensor(images).detach().cpu().clone()
+        jitter_amount = _quarter_stride(model, layer, start.shape[-1], jitter_amount)
+        super().__init__(model, layer, C=C, jitter_amount=jitter_amount, **options)
+        self.start = start
         with torch.no_grad():
             self.reference = model.layer_outputs(self.start.to(model.device), [layer])[layer].clamp_min(0).cpu()
         self.squared_norms = self.reference.flatten(1).pow(2).sum(dim=1).clamp_min(1e-12)
@@ -626,6 +711,11 @@ class Caricature(PreImageSynthesis):
     def _loss(self, features, index):
         reference = self.reference.to(features.device)[index]
         return -(features * reference).flatten(1).sum(dim=1) / self.squared_norms.to(features.device)[index]
+
+    def _table(self):
+        return pd.DataFrame({"image": np.arange(len(self.images)), "layer": self.layer,
+                             "alignment_before": self.alignment(self.start),
+                             "alignment_after": self.alignment(self.images)})
 
     def alignment(self, images) -> np.ndarray:
         """<Phi(images), Phi_0>, the exaggerated quantity, per image."""

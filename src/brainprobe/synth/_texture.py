@@ -16,6 +16,7 @@ from ..rsa import rdm
 from ..stats import mutual_information
 from ._core import optimize_pixels
 from ._persistence import read_synthesis, write_synthesis
+from ._synthesis import Synthesis, check_saved_model
 
 __all__ = ["gram_matrices", "gram_vectors", "gram_rdms", "texture_clustering", "TextureSynthesis", "gram_loss"]
 
@@ -81,7 +82,7 @@ def gram_loss(grams: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], 
     return total
 
 
-class TextureSynthesis:
+class TextureSynthesis(Synthesis):
     """Gatys texture synthesis: match an exemplar's Gram matrices with L-BFGS from Gaussian noise.
 
     Parameters
@@ -99,6 +100,8 @@ class TextureSynthesis:
     images : tensor, after `synthesize`
     losses : array (n_steps,)
         The Gram loss summed over images after each L-BFGS step.
+    n_iter : int array (n_images,)
+        L-BFGS steps of each image (each has its own optimizer and line search).
     """
 
     method = "texture"
@@ -116,6 +119,7 @@ class TextureSynthesis:
         generator = torch.Generator().manual_seed(seed)
         self.start = (0.5 + noise_sd * torch.randn(self.textures.shape, generator=generator)).clamp(0, 1)
         self.images, self.losses = None, np.zeros(0)
+        self.n_iter, self.history = np.zeros(0, dtype=int), {}
 
     def loss(self, images: torch.Tensor) -> torch.Tensor:
         """Gram loss of each image against its exemplar: tensor (n_images,)."""
@@ -129,9 +133,16 @@ class TextureSynthesis:
         self.model.to(device)
         result = optimize_pixels(self.start, lambda images, index: (self.loss(images), {}), optimizer="lbfgs", lr=lr,
                                  max_iter=max_iter, device=device, progress=progress, desc="texture")
-        self.images = result.images
-        self.losses = result.loss_history.sum(axis=1)
+        self.images, self.n_iter, self.history = result.images, result.n_iter, result.aux_history
+        self.losses = np.nansum(result.loss_history, axis=1)
         return self
+
+    def _table(self):
+        with torch.no_grad():
+            start = self.loss(self.start.to(self.model.device)).double().cpu().numpy()
+            end = self.loss(self.images.to(self.model.device)).double().cpu().numpy()
+        return pd.DataFrame({"image": np.arange(len(self.images)), "layer": ",".join(self.layers),
+                             "gram_loss_start": start, "gram_loss": end})
 
     def to(self, device):
         """Move the network (and later syntheses) to ``device``. Returns self."""
@@ -141,7 +152,7 @@ class TextureSynthesis:
     def save(self, path, *, overwrite: bool = False):
         """Save exemplars, start, result and losses (not the network); read back with `load`."""
         settings = {"method": self.method, "layers": self.layers, "seed": self.seed, "noise_sd": self.noise_sd,
-                    "model": self.model.name}
+                    "model": self.model.name, "n_iter": np.asarray(self.n_iter).tolist()}
         tensors = {"textures": self.textures, "start": self.start}
         if self.images is not None:
             tensors["images"] = self.images
@@ -151,7 +162,9 @@ class TextureSynthesis:
     def load(cls, path, model: LayeredModel) -> TextureSynthesis:
         """A synthesis saved by `save`, on ``model`` (the same network it was made with)."""
         settings, saved = read_synthesis(path, cls.method)
+        check_saved_model(path, settings, model)
         obj = cls(model, saved["textures"], settings["layers"], seed=settings["seed"], noise_sd=settings["noise_sd"])
+        obj.n_iter = np.asarray(settings.get("n_iter", []), dtype=int)
         obj.start = saved["start"]
         obj.images = saved.get("images")
         obj.losses = saved["losses"].numpy()
