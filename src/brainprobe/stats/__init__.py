@@ -29,6 +29,7 @@ from ._correlation import (
     rank_rows,
 )
 from ._information import MI_CORRECTIONS, mutual_information
+from ._memory import DEFAULT_MEMORY_FRACTION, memory_budget, memory_budget_bytes, set_memory_budget
 from ._resampling import (
     SUBSAMPLE_CI_METHOD,
     TIE_TOLERANCE,
@@ -103,4 +104,8 @@ __all__ = [
     "subsample_deviations",
     "subsample_p",
     "two_sample_ttest",
+    "DEFAULT_MEMORY_FRACTION",
+    "memory_budget",
+    "memory_budget_bytes",
+    "set_memory_budget",
 ]
