@@ -13,6 +13,7 @@ from .._progress import tqdm
 from ..stats import (
     SUBSAMPLE_CI_METHOD,
     as_generator,
+    memory_budget_bytes,
     bootstrap_p,
     check_resampling,
     correlate_rows,
@@ -140,6 +141,7 @@ def kind_similarity(
     device=None,
     progress: bool | None = None,
     image_ids=None,
+    memory_gb: float | None = None,
 ) -> pd.DataFrame:
     """Similarity of the reference kind's RDM to each other kind's RDM, with tests.
 
@@ -183,6 +185,9 @@ def kind_similarity(
         The image of each pattern row, when ``patterns`` are bare arrays: rows are then put in
         the table's order. Without them bare arrays must be in the order of the table's rows,
         and a table whose index is not 0..n-1 (sorted or filtered since) is refused.
+    memory_gb : float, optional
+        Memory the permutation and unit-resampling chunks may take, in GiB (default: the
+        process-wide budget, `brainprobe.stats.memory_budget`). Results do not depend on it.
 
     Returns
     -------
@@ -221,7 +226,7 @@ def kind_similarity(
         for other in others:
             result = rdm_permutation_test(
                 np.stack([rdms[n][reference] for n in names]), np.stack([rdms[n][other] for n in names]),
-                method=method, n_perm=n_perm, seed=perm_rng, alternative=alternative,
+                method=method, n_perm=n_perm, seed=perm_rng, alternative=alternative, memory_gb=memory_gb,
             )
             p_values[other] = dict(zip(names, result.p, strict=True))
             n_relabelings, exact = result.null.shape[1], result.exact
@@ -233,7 +238,7 @@ def kind_similarity(
         intervals = {}
         if n_boot:
             samples = _unit_bootstrap(sets[name], rows, reference, others, metric, method, n_boot,
-                                      boot_fraction, boot_rng, device)
+                                      boot_fraction, boot_rng, device, memory_gb)
             n_sub = _subsample_size(boot_fraction, n_units)
             if n_sub >= n_units:
                 raise ValueError(f"patterns[{name!r}]: {n_units} units is too few to resample {boot_fraction:.0%} "
@@ -266,7 +271,7 @@ def kind_similarity(
 _GRAM_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean")
 
 
-def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fraction, rng, device):
+def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fraction, rng, device, memory_gb=None):
     """The unit bootstrap without copying units: each resample is a 0/1 weight vector over units.
 
     Every RDM metric here is a function of the within-kind Gram matrix and per-image sums over
@@ -288,8 +293,12 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
         if metric == "correlation":  # a constant per image changes no subset correlation; it lowers cancellation
             x = x - x.mean(dim=1, keepdim=True)
         patterns[kind] = x
-    batch = int(max(1, min(n_boot, 2**25 // n_units)))
     chunk = int(max(1, 2**24 // (len(upper_i) * len(kinds))))
+    # per resample: its Gram entries per kind, the distances and ranks made from them (about four
+    # arrays of n_pairs per kind) and its unit weights; the chunk of unit products is shared
+    per_resample = 8 * (4 * len(kinds) * len(upper_i) + 2 * n_units)
+    spare = memory_budget_bytes(memory_gb) - 8 * chunk * len(upper_i)
+    batch = int(max(1, min(n_boot, 2**25 // n_units, spare // per_resample)))
     out = np.empty((n_boot, len(others)))
     for start in range(0, n_boot, batch):
         size = min(batch, n_boot - start)
@@ -348,6 +357,7 @@ def kind_difference(
     alternative: str = "two-sided",
     seed=0,
     image_ids=None,
+    memory_gb: float | None = None,
 ) -> pd.DataFrame:
     """Bootstrap test over images of sim(reference, first) - sim(reference, second).
 
@@ -370,6 +380,9 @@ def kind_difference(
         H1 for the difference, reported as ``p_boot``. "two-sided" (default) can show either
         direction (the study found RE-AI > RE-AN in layers 1-7 and the reverse at layer 8);
         "greater": first more similar to the reference than second.
+    memory_gb : float, optional
+        Memory the resamples gathered at once may take, in GiB (default: the process-wide
+        budget, `brainprobe.stats.memory_budget`). Results do not depend on it.
 
     Returns
     -------
@@ -387,17 +400,30 @@ def kind_difference(
     sets = _pattern_sets(patterns, raw if isinstance(raw, pd.DataFrame) else table, image_ids)
     sources, rows = align_kinds(table, reference, (first, second))
     n = len(sources)
-    draws = as_generator(seed).integers(0, n, size=(n_boot, n))
+    rng = as_generator(seed)
+    start_state = rng.bit_generator.state
     upper_rows, upper_cols = np.triu_indices(n, 1)
-    a, b = draws[:, upper_rows], draws[:, upper_cols]
-    keep = a != b
+    # resamples in chunks: the (n_boot x n_pairs) gathers of all resamples would not fit at scale;
+    # each unit set redraws the same resamples from the same generator state (one stream, drawn
+    # chunk by chunk, is the same stream)
+    per_resample = 120 * len(upper_rows)  # two int64 indices, the mask, three gathers, ranks
+    chunk = int(max(1, min(max(n_boot, 1), memory_budget_bytes(memory_gb) // per_resample)))
     records = []
     for name, values in sets.items():
         squares = {kind: square_rdm(rdm(values[index], metric)) for kind, index in rows.items()}
-        ref = squares[reference][a, b]
-        sim_first = masked_correlation(ref, squares[first][a, b], keep, method)
-        sim_second = masked_correlation(ref, squares[second][a, b], keep, method)
-        samples = sim_first - sim_second
+        rng.bit_generator.state = start_state
+        samples = np.empty(n_boot)
+        pairs_used = 0
+        for start in range(0, n_boot, chunk):
+            draws = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+            a, b = draws[:, upper_rows], draws[:, upper_cols]
+            keep = a != b
+            ref = squares[reference][a, b]
+            sim_first = masked_correlation(ref, squares[first][a, b], keep, method)
+            sim_second = masked_correlation(ref, squares[second][a, b], keep, method)
+            samples[start:start + len(draws)] = sim_first - sim_second
+            pairs_used += int(keep.sum())
+            del a, b, keep, ref
         observed = float(
             correlate_rows(rdm(values[rows[reference]], metric), rdm(values[rows[first]], metric), method)
             - correlate_rows(rdm(values[rows[reference]], metric), rdm(values[rows[second]], metric), method)
@@ -416,7 +442,7 @@ def kind_difference(
             "p_less": float(bootstrap_p(samples, 0.0, "less")),
             "n_boot": n_boot,
             "n_images": n,
-            "mean_pairs_used": float(keep.sum(axis=1).mean()),
+            "mean_pairs_used": pairs_used / n_boot if n_boot else float("nan"),
         })
     return pd.DataFrame.from_records(records)
 

@@ -337,14 +337,31 @@ def bootstrap_indices(n_items: int, n_boot: int, seed=None, *, fraction: float =
     ``replace=True`` is the classic bootstrap; ``replace=False`` with ``fraction=0.8`` is the
     subsampling the study used over vertices (80% without replacement).
     """
+    return np.concatenate(list(_index_chunks(n_items, n_boot, seed, fraction=fraction, replace=replace)))
+
+
+def _index_chunks(n_items: int, n_boot: int, seed=None, *, fraction: float = 1.0, replace: bool = True,
+                  chunk: int | None = None):
+    """`bootstrap_indices` drawn ``chunk`` resamples at a time (all at once when None).
+
+    A Generator draws the same stream in pieces as in one call, so the chunks concatenate to
+    exactly ``bootstrap_indices(n_items, n_boot, seed, ...)``, whatever ``chunk`` is.
+    """
     check_resampling(n_boot=n_boot)
     if not 0 < fraction <= 1 and replace is False:
         raise ValueError(f"fraction: expected (0, 1] without replacement, found {fraction}")
     rng = as_generator(seed)
     size = max(1, int(round(fraction * n_items)))
-    if replace:
-        return rng.integers(0, n_items, size=(n_boot, size))
-    return np.argsort(rng.random((n_boot, n_items)), axis=1)[:, :size]
+    chunk = max(1, n_boot if chunk is None else int(chunk))
+    if n_boot == 0:
+        yield np.empty((0, size), dtype=np.int64)
+        return
+    for start in range(0, n_boot, chunk):
+        count = min(chunk, n_boot - start)
+        if replace:
+            yield rng.integers(0, n_items, size=(count, size))
+        else:
+            yield np.argsort(rng.random((count, n_items)), axis=1)[:, :size]
 
 
 def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_boot: int = 1000,
@@ -360,7 +377,8 @@ def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_
     n_items, n_boot, fraction, replace, seed
         See `bootstrap_indices`.
     batch_size : int
-        Resamples passed to ``statistic`` at once (bounds memory).
+        Resamples drawn and passed to ``statistic`` at once (bounds memory: the indices of the
+        other resamples are never held). The result does not depend on it.
     progress : tqdm-like, optional
         Updated with the number of finished resamples.
 
@@ -368,12 +386,17 @@ def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_
     -------
     array (n_boot, ...)
     """
-    indices = bootstrap_indices(n_items, n_boot, seed, fraction=fraction, replace=replace)
     parts = []
-    for start in range(0, n_boot, batch_size):
-        parts.append(np.asarray(statistic(indices[start:start + batch_size])))
+    # indices are drawn batch by batch (never all n_boot x k at once); the stream is the same
+    for indices in _index_chunks(n_items, n_boot, seed, fraction=fraction, replace=replace,
+                                 chunk=batch_size):
+        if not len(indices):
+            continue
+        parts.append(np.asarray(statistic(indices)))
         if progress is not None:
             progress.update(len(parts[-1]))
+    if not parts:
+        return np.asarray(statistic(np.empty((0, max(1, int(round(fraction * n_items)))), dtype=np.int64)))
     return np.concatenate(parts)
 
 
