@@ -157,3 +157,29 @@ def test_a_2000_image_permutation_test_runs_in_4_gib():
     p, peak_gib = map(float, done.stdout.split())
     assert p == pytest.approx(1 / 101)
     assert peak_gib < 4.0
+
+
+def test_searchlight_blocks_on_a_dask_cluster_give_the_same_table():
+    """Blocks of centres on two Dask workers: the same table, p_fwe included, as one process."""
+    distributed = pytest.importorskip("distributed")
+    from joblib import parallel_config
+
+    table, sets = _kinds_study(n=10, n_units=60, seed=4)
+    index = np.arange(60)
+    disks = sp.csr_matrix(np.abs(index[:, None] - index[None, :]) <= 2)
+    single = searchlight_kind_similarity(sets["v2"], table, disks, n_perm=40, seed=3)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster), parallel_config(backend="dask"):
+        split = searchlight_kind_similarity(sets["v2"], table, disks, n_perm=40, seed=3, n_jobs=3, memory_gb=1e-4)
+    pd.testing.assert_frame_equal(split, single, check_exact=True)
+
+
+def test_compute_memory_gb_is_checked_and_leaves_cache_keys_alone():
+    from brainprobe.pipeline import ConfigError, validate
+
+    base = {"study": {"name": "t", "output": "out", "seed": 0}, "subjects": {"simulate": 1}}
+    with pytest.raises(ConfigError, match=r"\[compute\] memory_gb"):
+        validate({**base, "compute": {"memory_gb": -2.0}}, source="study.toml")
+    config = validate({**base, "compute": {"memory_gb": 1.5}}, source="study.toml")
+    assert config["compute"]["memory_gb"] == 1.5
+    assert "compute" not in config.section_json("rsa", "searchlight", "encoding", "subjects", "rois")
