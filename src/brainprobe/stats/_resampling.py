@@ -286,7 +286,8 @@ def _relabeled_products(za, zb, perms, n_items, budget, max_perms):
     group = int(max(1, min(n_sets, budget // 2 // (2 * matrix))))  # the squares take at most half
     left = max(budget - 2 * group * matrix, 0)
     # a gathered row of n values (its product is taken in place) and the row sums
-    rows_at_once = max(1, left // (2 * 8 * n * group))
+    # larger gathers buy no speed (they leave the cache) and, in numpy, hold the GIL for longer
+    rows_at_once = max(1, min(left // (2 * 8 * n * group), _GATHER_CAP // (n * group)))
     if n >= _LARGE_RDM:
         # one relabeling of one set at a time, gathered in cache-sized row blocks: the Python loop
         # is nothing beside an n x n gather, and np.take along a row block is the fastest gather
@@ -323,6 +324,7 @@ def _relabeled_products(za, zb, perms, n_items, budget, max_perms):
 # about _GATHER_ELEMENTS values; smaller ones many relabelings at once
 _LARGE_RDM = 256
 _GATHER_ELEMENTS = 2**18
+_GATHER_CAP = 2**22
 
 
 def _square_signs(rows: np.ndarray) -> np.ndarray:
