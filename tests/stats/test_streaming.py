@@ -183,3 +183,18 @@ def test_compute_memory_gb_is_checked_and_leaves_cache_keys_alone():
     config = validate({**base, "compute": {"memory_gb": 1.5}}, source="study.toml")
     assert config["compute"]["memory_gb"] == 1.5
     assert "compute" not in config.section_json("rsa", "searchlight", "encoding", "subjects", "rois")
+
+
+def test_average_repeats_in_blocks_of_images_is_the_mean_of_each_images_trials():
+    from brainprobe.data import Responses
+    from brainprobe.data._responses import _AVERAGING_BLOCK
+
+    rng = np.random.default_rng(0)
+    n_images = _AVERAGING_BLOCK + 90  # two blocks
+    trials = pd.DataFrame({"image_id": [f"i{k}" for _ in range(2) for k in rng.permutation(n_images)],
+                           "kind": "RE", "repeat": np.repeat([0, 1], n_images), "run": 0, "session": 0})
+    betas = rng.normal(size=(len(trials), 30))
+    patterns, table = Responses(betas, trials).average_repeats()
+    expected = pd.DataFrame(betas).groupby(trials["image_id"].to_numpy()).mean().loc[table["image_id"]].to_numpy()
+    np.testing.assert_allclose(patterns, expected, rtol=0, atol=1e-13)
+    assert table["n_repeats"].eq(2).all()
