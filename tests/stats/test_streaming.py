@@ -198,3 +198,16 @@ def test_average_repeats_in_blocks_of_images_is_the_mean_of_each_images_trials()
     expected = pd.DataFrame(betas).groupby(trials["image_id"].to_numpy()).mean().loc[table["image_id"]].to_numpy()
     np.testing.assert_allclose(patterns, expected, rtol=0, atol=1e-13)
     assert table["n_repeats"].eq(2).all()
+
+
+def test_simulated_features_in_batches_equal_one_image_at_a_time():
+    """Gabor features go a few images at a time (memory grew ~50 MB per image); each image's
+    features are the same whatever batch it falls in."""
+    import torch
+
+    from brainprobe.data._simulate import _GABOR_BATCH, gabor_energy_features
+
+    images = torch.rand(_GABOR_BATCH + 3, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    together = gabor_energy_features(images, 8.0, 4)
+    alone = np.concatenate([gabor_energy_features(images[i:i + 1], 8.0, 4) for i in range(len(images))])
+    np.testing.assert_array_equal(together, alone)
