@@ -13,14 +13,15 @@ from .._progress import tqdm
 from ..stats import (
     SUBSAMPLE_CI_METHOD,
     as_generator,
-    memory_budget_bytes,
     bootstrap_p,
     check_resampling,
     correlate_rows,
     direction_label,
     mann_kendall,
     masked_correlation,
+    memory_budget_bytes,
     percentile_ci,
+    rank_rows,
     rdm_permutation_test,
     subsample_ci,
 )
@@ -418,12 +419,13 @@ def kind_difference(
             draws = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
             a, b = draws[:, upper_rows], draws[:, upper_cols]
             keep = a != b
-            ref = squares[reference][a, b]
-            sim_first = masked_correlation(ref, squares[first][a, b], keep, method)
-            sim_second = masked_correlation(ref, squares[second][a, b], keep, method)
+            ref, one, two = (_masked_ranks(squares[kind][a, b], keep, method) for kind in (reference, first, second))
+            # ranks taken once per RDM (masked_correlation would rank the reference twice)
+            sim_first = masked_correlation(ref, one, keep, _after_ranking(method))
+            sim_second = masked_correlation(ref, two, keep, _after_ranking(method))
             samples[start:start + len(draws)] = sim_first - sim_second
             pairs_used += int(keep.sum())
-            del a, b, keep, ref
+            del a, b, keep, ref, one, two
         observed = float(
             correlate_rows(rdm(values[rows[reference]], metric), rdm(values[rows[first]], metric), method)
             - correlate_rows(rdm(values[rows[reference]], metric), rdm(values[rows[second]], metric), method)
@@ -445,6 +447,15 @@ def kind_difference(
             "mean_pairs_used": pairs_used / n_boot if n_boot else float("nan"),
         })
     return pd.DataFrame.from_records(records)
+
+
+def _masked_ranks(values, keep, method):
+    """What `masked_correlation` ranks for Spearman (dropped entries above every kept one)."""
+    return rank_rows(np.where(keep, values, np.inf)) if method in ("spearman", "rho") else values
+
+
+def _after_ranking(method):
+    return "pearson" if method in ("spearman", "rho") else method
 
 
 def layer_trend(similarity: pd.DataFrame, *, order: Sequence[str] | None = None,

@@ -11,9 +11,9 @@ import scipy.sparse as sp
 from .._progress import tqdm
 from ..stats import (
     as_generator,
-    memory_budget_bytes,
     correlate_rows,
     fwe_from_null_maxima,
+    memory_budget_bytes,
     permutation_set,
     rdm_permutation_test,
 )
