@@ -68,16 +68,22 @@ def _kinds(n: int, seed: int = 0):
 
 def _per_item_cap(run_one, total: int, cap_s: float) -> tuple[float, int]:
     """Seconds for ``total`` items of ``run_one(k)``: all of them when that fits ``cap_s``, else
-    extrapolated from as many as fit (at least one). Returns (seconds, items measured)."""
+    one call's fixed cost plus the marginal cost per item, (t(k) - t(1)) / (k - 1), times the
+    items left. Returns (seconds, items measured in the largest call)."""
     start = time.perf_counter()
     run_one(1)
     one = time.perf_counter() - start
-    count = int(max(1, min(total, cap_s / max(one, 1e-9)))) if one * total > cap_s else total
-    if count == 1:
-        return one * total, 1
+    if one * total <= cap_s:
+        start = time.perf_counter()
+        run_one(total)
+        return time.perf_counter() - start, total
+    # a setup shared by all items (ranking, square matrices) must not be multiplied by `total`
+    count = int(min(total, max(3, cap_s / max(one, 1e-9))))
     start = time.perf_counter()
     run_one(count)
-    return (time.perf_counter() - start) * total / count, count
+    many = time.perf_counter() - start
+    marginal = max(many - one, 0.0) / (count - 1)
+    return one + marginal * (total - 1), count
 
 
 def step_rdm_compare(n: int) -> dict:
