@@ -139,13 +139,20 @@ def gabor_energy_features(images: torch.Tensor, wavelength: float, grid: int, *,
         even = even - even.mean()
         kernels += [even / even.norm(), odd / odd.norm()]
     bank = torch.stack(kernels).unsqueeze(1).double()
+    pooled = []
     with torch.no_grad():
-        # float64: oneDNN's float32 convolution rounds differently with the thread count, and a
-        # simulated subject must be the same in every process (byte-identical results on Dask)
-        responses = F.conv2d(grey.double(), bank, padding=radius)
-        energy = (responses[:, 0::2] ** 2 + responses[:, 1::2] ** 2).sqrt()
-        pooled = F.adaptive_avg_pool2d(energy, grid)
-    return pooled.flatten(1).double().numpy()
+        # a few images at a time: the float64 convolution unfolds every image into a
+        # (size^2 x kernel^2) matrix, about 50 MB per image at the coarsest scale
+        for start in range(0, len(grey), _GABOR_BATCH):
+            # float64: oneDNN's float32 convolution rounds differently with the thread count, and a
+            # simulated subject must be the same in every process (byte-identical results on Dask)
+            responses = F.conv2d(grey[start:start + _GABOR_BATCH].double(), bank, padding=radius)
+            energy = (responses[:, 0::2] ** 2 + responses[:, 1::2] ** 2).sqrt()
+            pooled.append(F.adaptive_avg_pool2d(energy, grid).flatten(1))
+    return torch.cat(pooled).double().numpy()
+
+
+_GABOR_BATCH = 8
 
 
 def _default_meshes(mesh) -> tuple[dict[str, Mesh], str]:

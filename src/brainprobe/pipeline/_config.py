@@ -80,6 +80,9 @@ DEFAULTS: dict[str, dict] = {
     # models: stimulus-table columns (category, animacy, ...) whose labels make model RDMs
     "design": {"kind": "auto", "models": ["category"]},
     "parallel": {"n_jobs": 1, "scheduler": ""},
+    # memory a resampling / searchlight chunk may take per process, in GiB (0: a quarter of the
+    # machine's memory); it never changes a result, so it is in no cache key
+    "compute": {"memory_gb": 0.0},
     "figures": {"formats": ["png", "pdf"], "dpi": 300},
 }
 # Keys of one ``[[compare]]`` entry: another network analysed on the study's images (the images
@@ -466,6 +469,10 @@ def _check_values(source: str, config: dict) -> None:
     if n_jobs == 0 or n_jobs < -1:
         raise ConfigError(f"{source}: [parallel] n_jobs: expected a positive number of jobs or -1 (every core), "
                           f"found {n_jobs!r}")
+    memory_gb = config["compute"]["memory_gb"]
+    if not (math.isfinite(memory_gb) and memory_gb >= 0):
+        raise ConfigError(f"{source}: [compute] memory_gb: expected GiB per process (0: a quarter of the machine's "
+                          f"memory), found {memory_gb!r}")
     snr = config["subjects"]["snr"]
     if not math.isfinite(snr):
         raise ConfigError(f"{source}: [subjects] snr: expected a finite number, found {snr!r}")

@@ -421,31 +421,19 @@ def searchlight_map(responses: Responses, averaged: tuple[np.ndarray, pd.DataFra
                     *, n_jobs: int = 1) -> pd.DataFrame:
     """RE-AN / RE-AI similarity in the disk around every vertex (Fig. 4).
 
-    Without permutations the centres are independent, so they are split into chunks that run
-    through joblib (``n_jobs``); with permutations one call keeps the shared null needed for
-    the family-wise p-values.
+    Blocks of centres run through joblib (``n_jobs``; on the Dask cluster when the study has a
+    scheduler); they share one set of relabelings, so the family-wise p-values cover every
+    centre and the table does not depend on ``n_jobs``.
     """
-    from joblib import Parallel, delayed
-
     patterns, table = averaged
     members = neighbourhoods_for_columns(responses.vertices, disks)
-    settings = dict(metric=config["rsa"]["metric"], method=config["rsa"]["method"],
-                    n_perm=config["searchlight"]["n_perm"], seed=seed, progress=False)
-    n_chunks = max(1, n_jobs) if settings["n_perm"] == 0 else 1
-    bounds = np.linspace(0, members.shape[0], n_chunks + 1).astype(int)
-    chunks = [(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True) if stop > start]
-    parts = Parallel(n_jobs=n_chunks)(delayed(_searchlight_chunk)(patterns, table, members, start, stop, settings)
-                                      for start, stop in chunks)
-    result = pd.concat(parts, ignore_index=True)
+    result = searchlight_kind_similarity(patterns, table, members, metric=config["rsa"]["metric"],
+                                         method=config["rsa"]["method"], n_perm=config["searchlight"]["n_perm"],
+                                         seed=seed, progress=False, n_jobs=n_jobs)
     centers = result["center"].to_numpy()
     result.insert(0, "hemi", responses.vertices["hemi"].to_numpy()[centers])
     result.insert(1, "vertex", responses.vertices["vertex"].to_numpy()[centers])
     return result.assign(subject=responses.subject)
-
-
-def _searchlight_chunk(patterns, table, members, start: int, stop: int, settings: dict) -> pd.DataFrame:
-    part = searchlight_kind_similarity(patterns, table, members[start:stop], **settings)
-    return part.assign(center=part["center"] + start)
 
 
 def make_estimator(config):

@@ -33,6 +33,7 @@ from .._lock import LOCK, output_lock
 from .._progress import tqdm
 from ..data import Responses
 from ..models import Activations, extract, load_model, resolve_device
+from ..stats import memory_budget
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
 from . import _general as general
 from . import _report, _synthesis
@@ -301,7 +302,8 @@ class Study:
         for responses in real_subjects:
             steps.check_images(responses, stimulus_table)
         tables: dict[str, list[pd.DataFrame]] = {"stimuli": [stimulus_table]}
-        analysed = self._analyse_networks(stimuli, stimulus_table, stimuli_key, tables)
+        with memory_budget(_memory_gb(config)):
+            analysed = self._analyse_networks(stimuli, stimulus_table, stimuli_key, tables)
 
         tasks = [{"index": i, "entry": None, "responses": None} for i in range(config["subjects"]["simulate"])]
         tasks += [{"index": len(tasks) + i, "entry": entry, "responses": responses}
@@ -533,6 +535,18 @@ def _across_subjects(tables: dict, layers: dict, unit: str = "subjects") -> dict
 # -- per-subject work (module level: it runs in worker processes) ----------------------------------
 def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table: pd.DataFrame,
                  activations: dict[str, Activations]) -> tuple[dict, list]:
+    # the budget is set where the work runs: in this process, a joblib worker or a Dask worker
+    with memory_budget(_memory_gb(shared["config"])):
+        return _run_subject_within_budget(task, shared, stimuli, stimulus_table, activations)
+
+
+def _memory_gb(config) -> float | None:
+    """``[compute] memory_gb`` as a budget for `brainprobe.stats.memory_budget` (0: the default)."""
+    return float(config.get("compute", {}).get("memory_gb", 0)) or None
+
+
+def _run_subject_within_budget(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table: pd.DataFrame,
+                               activations: dict[str, Activations]) -> tuple[dict, list]:
     config = StudyConfig(shared["config"])
     cache = StepCache(shared["cache_root"], salt=shared["salt"])
     index, entry = task["index"], task["entry"]

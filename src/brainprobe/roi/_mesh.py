@@ -229,7 +229,8 @@ def geodesic_neighbourhoods(
     cache_dir : path, optional
         Save the result as ``.npz`` keyed by the mesh's hash, method and radius; reused when present.
     chunk_size : int
-        Source vertices per Dijkstra call (bounds memory at chunk_size x n_vertices floats).
+        At most this many source vertices per Dijkstra call; each call runs on the vertices
+        near its sources only, so memory follows the disks, not the mesh.
 
     Returns
     -------
@@ -259,7 +260,7 @@ def geodesic_neighbourhoods(
     if method == "exact":
         blocks = [_exact_neighbourhoods(mesh, graph, radius_mm, progress)]
     else:
-        blocks = _graph_neighbourhoods(graph, radius_mm, chunk_size, progress)
+        blocks = _graph_neighbourhoods(graph, radius_mm, chunk_size, progress, mesh.coordinates)
     result = sp.vstack(blocks).tocsr()
     if cache is not None:
         replace_atomically(cache, lambda temporary: _write_disks(temporary, result, signature))
@@ -291,7 +292,52 @@ def _read_disks(path, signature: dict) -> sp.csr_matrix | None:
     return disks
 
 
-def _graph_neighbourhoods(graph, radius_mm, chunk_size, progress) -> list[sp.csr_matrix]:
+def _graph_neighbourhoods(graph, radius_mm, chunk_size, progress, coordinates=None) -> list[sp.csr_matrix]:
+    """Edge-path disks of every vertex: one Dijkstra per chunk of sources, with ``limit=``.
+
+    With ``coordinates``, each chunk runs on the small subgraph of the vertices within Euclidean
+    distance ``radius_mm`` of its sources: a path of length <= r never leaves the ball of radius r
+    around its source, so the distances are the same as on the whole mesh, but the work and the
+    memory follow the disks (sources x nearby vertices), not sources x every vertex, which made a
+    260k-vertex mesh take half an hour. Sources are taken in the order of a coarse grid so that a
+    chunk's balls overlap.
+    """
+    n = graph.shape[0]
+    if coordinates is None:
+        return _dense_graph_neighbourhoods(graph, radius_mm, chunk_size, progress)
+    from scipy.spatial import cKDTree
+
+    coordinates = np.asarray(coordinates, dtype=float)
+    cell = np.floor((coordinates - coordinates.min(axis=0)) / (4 * radius_mm)).astype(np.int64)
+    order = np.lexsort((cell[:, 2], cell[:, 1], cell[:, 0]))
+    tree = cKDTree(coordinates)
+    chunk_size = max(1, min(chunk_size, _LOCAL_SOURCES))
+    starts = range(0, n, chunk_size)
+    rows, cols, values = [], [], []
+    bar = tqdm(starts, desc=f"{radius_mm:g} mm neighbourhoods", unit="chunk",
+               disable=(len(starts) < 4 or None) if progress is None else not progress)
+    for start in bar:
+        sources = np.sort(order[start:start + chunk_size])
+        # a hair over r: a vertex at exactly r along a straight edge path must not be lost to rounding
+        balls = tree.query_ball_point(coordinates[sources], r=radius_mm * (1 + 1e-9) + 1e-12)
+        candidates = np.unique(np.concatenate([np.asarray(ball, dtype=np.int64) for ball in balls]))
+        local = graph[candidates][:, candidates]
+        distances = dijkstra(local, directed=False, indices=np.searchsorted(candidates, sources), limit=radius_mm)
+        row, col = np.nonzero(np.isfinite(distances))
+        rows.append(sources[row])
+        cols.append(candidates[col])
+        values.append(distances[row, col])
+    values = np.concatenate(values)
+    # store the centre as a tiny positive number so the sparse structure keeps it
+    values = np.where(values == 0, np.finfo(float).tiny, values)
+    return [sp.csr_matrix((values, (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))]
+
+
+# sources per local Dijkstra call: their balls' union stays small, so its dense output does too
+_LOCAL_SOURCES = 256
+
+
+def _dense_graph_neighbourhoods(graph, radius_mm, chunk_size, progress) -> list[sp.csr_matrix]:
     n = graph.shape[0]
     starts = range(0, n, chunk_size)
     blocks = []
@@ -316,7 +362,7 @@ def _exact_neighbourhoods(mesh: Mesh, graph, radius_mm: float, progress) -> sp.c
     n = mesh.n_vertices
     faces = mesh.faces
     # candidate patches: everything within twice the radius along edges, for all centres at once
-    patches = sp.vstack(_graph_neighbourhoods(graph, 2 * radius_mm, 2048, False)).tocsr()
+    patches = sp.vstack(_graph_neighbourhoods(graph, 2 * radius_mm, 2048, False, mesh.coordinates)).tocsr()
     # vertex -> faces incidence, read row by row through its index arrays
     incidence = sp.csr_matrix((np.ones(faces.size, dtype=bool), (faces.ravel(), np.repeat(np.arange(len(faces)), 3))),
                               shape=(n, len(faces)))

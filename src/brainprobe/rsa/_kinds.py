@@ -21,7 +21,9 @@ from ..stats import (
     direction_label,
     mann_kendall,
     masked_correlation,
+    memory_budget_bytes,
     percentile_ci,
+    rank_rows,
     rdm_permutation_test,
     subsample_ci,
 )
@@ -144,6 +146,7 @@ def kind_similarity(
     device=None,
     progress: bool | None = None,
     image_ids=None,
+    memory_gb: float | None = None,
 ) -> pd.DataFrame:
     """Similarity of the reference kind's RDM to each other kind's RDM, with tests.
 
@@ -187,6 +190,9 @@ def kind_similarity(
         The image of each pattern row, when ``patterns`` are bare arrays: rows are then put in
         the table's order. Without them bare arrays must be in the order of the table's rows,
         and a table whose index is not 0..n-1 (sorted or filtered since) is refused.
+    memory_gb : float, optional
+        Memory the permutation and unit-resampling chunks may take, in GiB (default: the
+        process-wide budget, `brainprobe.stats.memory_budget`). Results do not depend on it.
 
     Returns
     -------
@@ -229,7 +235,7 @@ def kind_similarity(
         for other in others:
             result = rdm_permutation_test(
                 np.stack([rdms[n][reference] for n in names]), np.stack([rdms[n][other] for n in names]),
-                method=method, n_perm=n_perm, seed=perm_rng, alternative=alternative,
+                method=method, n_perm=n_perm, seed=perm_rng, alternative=alternative, memory_gb=memory_gb,
             )
             p_values[other] = dict(zip(names, result.p, strict=True))
             n_relabelings, exact = result.null.shape[1], result.exact
@@ -241,7 +247,7 @@ def kind_similarity(
         intervals = {}
         if n_boot:
             samples = _unit_bootstrap(sets[name], rows, reference, others, metric, method, n_boot,
-                                      boot_fraction, boot_rng, device)
+                                      boot_fraction, boot_rng, device, memory_gb)
             n_sub = _subsample_size(boot_fraction, n_units)
             if n_sub >= n_units:
                 raise ValueError(f"patterns[{name!r}]: {n_units} units is too few to resample {boot_fraction:.0%} "
@@ -308,7 +314,7 @@ def _undefined(record: dict, name: str, pair: str, reason: str) -> None:
 _GRAM_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean")
 
 
-def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fraction, rng, device):
+def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fraction, rng, device, memory_gb=None):
     """The unit bootstrap without copying units: each resample is a 0/1 weight vector over units.
 
     Every RDM metric here is a function of the within-kind Gram matrix and per-image sums over
@@ -330,8 +336,12 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
         if metric == "correlation":  # a constant per image changes no subset correlation; it lowers cancellation
             x = x - x.mean(dim=1, keepdim=True)
         patterns[kind] = x
-    batch = int(max(1, min(n_boot, 2**25 // n_units)))
     chunk = int(max(1, 2**24 // (len(upper_i) * len(kinds))))
+    # per resample: its Gram entries per kind, the distances and ranks made from them (about four
+    # arrays of n_pairs per kind) and its unit weights; the chunk of unit products is shared
+    per_resample = 8 * (4 * len(kinds) * len(upper_i) + 2 * n_units)
+    spare = memory_budget_bytes(memory_gb) - 8 * chunk * len(upper_i)
+    batch = int(max(1, min(n_boot, 2**25 // n_units, spare // per_resample)))
     out = np.empty((n_boot, len(others)))
     for start in range(0, n_boot, batch):
         size = min(batch, n_boot - start)
@@ -390,6 +400,7 @@ def kind_difference(
     alternative: str = "two-sided",
     seed=0,
     image_ids=None,
+    memory_gb: float | None = None,
 ) -> pd.DataFrame:
     """Bootstrap test over images of sim(reference, first) - sim(reference, second).
 
@@ -412,6 +423,9 @@ def kind_difference(
         H1 for the difference, reported as ``p_boot``. "two-sided" (default) can show either
         direction (the study found RE-AI > RE-AN in layers 1-7 and the reverse at layer 8);
         "greater": first more similar to the reference than second.
+    memory_gb : float, optional
+        Memory the resamples gathered at once may take, in GiB (default: the process-wide
+        budget, `brainprobe.stats.memory_budget`). Results do not depend on it.
 
     Returns
     -------
@@ -432,24 +446,36 @@ def kind_difference(
     sets = _pattern_sets(patterns, raw if isinstance(raw, pd.DataFrame) else table, image_ids)
     sources, rows = align_kinds(table, reference, (first, second))
     n = len(sources)
-    n_pairs = n * (n - 1) // 2
-    # draws, the two gathered index arrays, the kept-pair mask and three gathered RDMs, all at once
-    check_allocation(n_boot * (8 * n + n_pairs * (2 * 8 + 1 + 3 * 8)),
-                     f"kind_difference with n_boot = {n_boot} on {n} images",
+    # resamples stream in chunks (below); what stays is one difference per resample
+    check_allocation(n_boot * 8 * 4, f"kind_difference with n_boot = {n_boot} on {n} images",
                      "lower n_boot ([rsa] n_boot in a study file; 1000 is the default)")
-    draws = as_generator(seed).integers(0, n, size=(n_boot, n))
+    rng = as_generator(seed)
+    start_state = rng.bit_generator.state
     upper_rows, upper_cols = np.triu_indices(n, 1)
-    a, b = draws[:, upper_rows], draws[:, upper_cols]
-    keep = a != b
+    # resamples in chunks: the (n_boot x n_pairs) gathers of all resamples would not fit at scale;
+    # each unit set redraws the same resamples from the same generator state (one stream, drawn
+    # chunk by chunk, is the same stream)
+    per_resample = 120 * len(upper_rows)  # two int64 indices, the mask, three gathers, ranks
+    chunk = int(max(1, min(max(n_boot, 1), memory_budget_bytes(memory_gb) // per_resample)))
     records = []
     flat = _flat_rdms({name: {kind: rdm(values[index], metric) for kind, index in rows.items()}
                        for name, values in sets.items()}, sets, rows, metric)
     for name, values in sets.items():
         squares = {kind: square_rdm(rdm(values[index], metric)) for kind, index in rows.items()}
-        ref = squares[reference][a, b]
-        sim_first = masked_correlation(ref, squares[first][a, b], keep, method)
-        sim_second = masked_correlation(ref, squares[second][a, b], keep, method)
-        samples = sim_first - sim_second
+        rng.bit_generator.state = start_state
+        samples = np.empty(n_boot)
+        pairs_used = 0
+        for start in range(0, n_boot, chunk):
+            draws = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+            a, b = draws[:, upper_rows], draws[:, upper_cols]
+            keep = a != b
+            ref, one, two = (_masked_ranks(squares[kind][a, b], keep, method) for kind in (reference, first, second))
+            # ranks taken once per RDM (masked_correlation would rank the reference twice)
+            sim_first = masked_correlation(ref, one, keep, _after_ranking(method))
+            sim_second = masked_correlation(ref, two, keep, _after_ranking(method))
+            samples[start:start + len(draws)] = sim_first - sim_second
+            pairs_used += int(keep.sum())
+            del a, b, keep, ref, one, two
         observed = float(
             correlate_rows(rdm(values[rows[reference]], metric), rdm(values[rows[first]], metric), method)
             - correlate_rows(rdm(values[rows[reference]], metric), rdm(values[rows[second]], metric), method)
@@ -468,13 +494,22 @@ def kind_difference(
             "p_less": float(bootstrap_p(samples, 0.0, "less")),
             "n_boot": n_boot,
             "n_images": n,
-            "mean_pairs_used": float(keep.sum(axis=1).mean()),
+            "mean_pairs_used": pairs_used / n_boot if n_boot else float("nan"),
         })
         reasons = [flat[(name, kind)] for kind in (reference, first, second) if (name, kind) in flat]
         if reasons:
             _undefined(records[-1], name, records[-1]["comparison"], reasons[0])
             records[-1]["direction"] = "undefined"
     return pd.DataFrame.from_records(records)
+
+
+def _masked_ranks(values, keep, method):
+    """What `masked_correlation` ranks for Spearman (dropped entries above every kept one)."""
+    return rank_rows(np.where(keep, values, np.inf)) if method in ("spearman", "rho") else values
+
+
+def _after_ranking(method):
+    return "pearson" if method in ("spearman", "rho") else method
 
 
 def layer_trend(similarity: pd.DataFrame, *, order: Sequence[str] | None = None,

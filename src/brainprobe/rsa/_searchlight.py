@@ -13,6 +13,7 @@ from ..stats import (
     as_generator,
     correlate_rows,
     fwe_from_null_maxima,
+    memory_budget_bytes,
     permutation_set,
     rdm_permutation_test,
 )
@@ -53,6 +54,27 @@ def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str) -> np
         return np.sqrt(squared) if metric == "euclidean" else squared / counts
 
 
+def _centre_chunks(members: sp.csr_matrix, n_images: int, budget: int, cap: int, n_kinds: int = 1):
+    """(start, stop) of consecutive centres whose RDMs fit in ``budget`` bytes, at most ``cap``.
+
+    A chunk holds, per kind, an (n_pairs x vertices used) matrix of pairwise products and a few
+    (centres x n_pairs) arrays (cross products, distances, ranks). Per centre the result does not
+    depend on the chunks.
+    """
+    n_pairs = n_images * (n_images - 1) // 2
+    n_centers = members.shape[0]
+    start = 0
+    while start < n_centers:
+        stop = min(n_centers, start + max(1, cap))
+        while stop - start > 1:
+            used = len(np.unique(members.indices[members.indptr[start]:members.indptr[stop]]))
+            if 8 * n_pairs * n_kinds * (used + 4 * (stop - start)) <= budget:
+                break
+            stop = start + max(1, (stop - start) // 2)
+        yield start, stop
+        start = stop
+
+
 def _oriented(values: np.ndarray, alternative: str) -> np.ndarray:
     """Statistics turned so that larger is more extreme, for maximum-statistic corrections."""
     if alternative == "two-sided":
@@ -60,7 +82,41 @@ def _oriented(values: np.ndarray, alternative: str) -> np.ndarray:
     return -values if alternative == "less" else values
 
 
-def searchlight_rdms(patterns, neighbourhoods, metric: str = "correlation", *, chunk_size: int = 4096) -> np.ndarray:
+def _searchlight_block(patterns, rows, members, *, reference, others, metric, method, perms, alternative,
+                       chunk_size, memory_gb, progress):
+    """Similarity, p and the null maxima of one block of centres: arrays per other kind.
+
+    Every centre's values are the same whatever the block and chunk it falls in.
+    """
+    n_centers = members.shape[0]
+    n_sources = len(rows[reference])
+    similarity = {other: np.empty(n_centers) for other in others}
+    p_values = {other: np.full(n_centers, np.nan) for other in others}
+    # one maximum per relabeling actually used: n! of them when every relabeling is enumerated
+    null_max = {other: np.full(0 if perms is None else len(perms), -np.inf) for other in others}
+    budget = memory_budget_bytes(memory_gb)
+    # half for the chunk's RDMs of every kind, half for the permutation test's gathers
+    bounds = list(_centre_chunks(members, n_sources, budget // 2, chunk_size, len(rows)))
+    bar = tqdm(bounds, desc="searchlight", unit="chunk",
+               disable=(len(bounds) < 2 or None) if progress is None else not progress)
+    for start, stop in bar:
+        chunk = members[start:stop]
+        kind_rdms = {kind: _chunk_rdms(patterns[index], chunk, metric) for kind, index in rows.items()}
+        for other in others:
+            ref, oth = kind_rdms[reference], kind_rdms[other]
+            similarity[other][start:stop] = correlate_rows(ref, oth, method)
+            if perms is not None:
+                valid = np.isfinite(ref).all(axis=1) & np.isfinite(oth).all(axis=1)
+                if valid.any():
+                    result = rdm_permutation_test(ref[valid], oth[valid], method=method, permutations=perms,
+                                                  alternative=alternative, memory_gb=budget / 2 / 2**30)
+                    p_values[other][start + np.flatnonzero(valid)] = result.p
+                    null_max[other] = np.maximum(null_max[other], np.nanmax(_oriented(result.null, alternative), axis=0))
+    return similarity, p_values, null_max
+
+
+def searchlight_rdms(patterns, neighbourhoods, metric: str = "correlation", *, chunk_size: int = 4096,
+                     memory_gb: float | None = None) -> np.ndarray:
     """The RDM of every searchlight neighbourhood.
 
     Parameters
@@ -70,7 +126,11 @@ def searchlight_rdms(patterns, neighbourhoods, metric: str = "correlation", *, c
         Row c marks the vertices in centre c's disk (e.g. from `brainprobe.roi`).
     metric : {"correlation", "cosine", "euclidean", "squared_euclidean"}
     chunk_size : int
-        Centres per chunk; memory is about chunk_size x n_pairs x 8 bytes.
+        At most this many centres per chunk; the memory budget may choose fewer.
+    memory_gb : float, optional
+        Memory a chunk may take, in GiB (default: `brainprobe.stats.memory_budget`). The
+        returned array itself (n_centers x n_pairs) is the caller's: at scale, use
+        `searchlight_kind_similarity`, which keeps only one number per centre.
 
     Returns
     -------
@@ -84,8 +144,8 @@ def searchlight_rdms(patterns, neighbourhoods, metric: str = "correlation", *, c
         raise ValueError(f"patterns: expected a finite (n_images, n_vertices) array, found shape {patterns.shape}")
     members = _membership(neighbourhoods, patterns.shape[1])
     return np.concatenate([
-        _chunk_rdms(patterns, members[start:start + chunk_size], metric)
-        for start in range(0, members.shape[0], chunk_size)
+        _chunk_rdms(patterns, members[start:stop], metric)
+        for start, stop in _centre_chunks(members, len(patterns), memory_budget_bytes(memory_gb), chunk_size)
     ])
 
 
@@ -103,6 +163,8 @@ def searchlight_kind_similarity(
     seed=0,
     chunk_size: int = 2048,
     progress: bool | None = None,
+    memory_gb: float | None = None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """RE-AN and RE-AI similarity in every searchlight disk: one cortical map per pair.
 
@@ -121,8 +183,15 @@ def searchlight_kind_similarity(
     alternative : str
     seed : int, Generator or None
     chunk_size : int
-        Centres per chunk (bounds memory).
+        At most this many centres per chunk; the memory budget may choose fewer.
     progress : bool, optional
+    memory_gb : float, optional
+        Memory a chunk of centres (their RDMs and permutation gathers) may take, in GiB (default:
+        `brainprobe.stats.memory_budget`). Results do not depend on it.
+    n_jobs : int
+        Blocks of centres run in parallel through joblib (on a Dask cluster inside
+        ``joblib.parallel_config(backend="dask")``). All blocks share the relabelings, so
+        ``p_fwe`` stays family-wise over every centre and the table is the same for any n_jobs.
 
     Returns
     -------
@@ -138,30 +207,26 @@ def searchlight_kind_similarity(
     members = _membership(neighbourhoods, patterns.shape[1])
     n_centers = members.shape[0]
     sizes = np.diff(members.indptr)
-    similarity = {other: np.empty(n_centers) for other in others}
-    p_values = {other: np.empty(n_centers) for other in others}
     perms, exact = permutation_set(len(sources), n_perm, as_generator(seed)) if n_perm else (None, False)
-    # one maximum per relabeling actually used: n! of them when every relabeling is enumerated
-    null_max = {other: np.full(len(perms) if n_perm else 0, -np.inf) for other in others}
-    starts = range(0, n_centers, chunk_size)
-    bar = tqdm(starts, desc="searchlight", unit="chunk",
-               disable=(len(starts) < 2 or None) if progress is None else not progress)
-    for start in bar:
-        chunk = members[start:start + chunk_size]
-        kind_rdms = {kind: _chunk_rdms(patterns[index], chunk, metric) for kind, index in rows.items()}
-        for other in others:
-            ref, oth = kind_rdms[reference], kind_rdms[other]
-            stop = start + len(ref)
-            similarity[other][start:stop] = correlate_rows(ref, oth, method)
-            if n_perm:
-                valid = np.isfinite(ref).all(axis=1) & np.isfinite(oth).all(axis=1)
-                p_chunk = np.full(len(ref), np.nan)
-                if valid.any():
-                    result = rdm_permutation_test(ref[valid], oth[valid], method=method, permutations=perms,
-                                                  alternative=alternative)
-                    p_chunk[valid] = result.p
-                    null_max[other] = np.maximum(null_max[other], np.nanmax(_oriented(result.null, alternative), axis=0))
-                p_values[other][start:stop] = p_chunk
+    settings = dict(reference=reference, others=others, metric=metric, method=method, perms=perms,
+                    alternative=alternative, chunk_size=chunk_size,
+                    memory_gb=memory_budget_bytes(memory_gb) / 2**30)  # resolved here: workers don't share ours
+    n_blocks = int(min(max(1, n_jobs), n_centers))
+    if n_blocks == 1:
+        parts = [_searchlight_block(patterns, rows, members, progress=progress, **settings)]
+    else:
+        from joblib import Parallel, delayed
+
+        # blocks of centres run anywhere (joblib's backend: processes, or a Dask cluster inside
+        # joblib.parallel_config(backend="dask")); each sees the same relabelings, so the
+        # family-wise null is the maximum of the blocks' maxima and the table is the same
+        bounds = np.linspace(0, n_centers, n_blocks + 1).astype(int)
+        parts = Parallel(n_jobs=n_blocks)(
+            delayed(_searchlight_block)(patterns, rows, members[first:last], progress=False, **settings)
+            for first, last in zip(bounds[:-1], bounds[1:], strict=True))
+    similarity = {other: np.concatenate([part[0][other] for part in parts]) for other in others}
+    p_values = {other: np.concatenate([part[1][other] for part in parts]) for other in others}
+    null_max = {other: np.max([part[2][other] for part in parts], axis=0) for other in others}
     frames = []
     for other in others:
         frame = pd.DataFrame({"center": np.arange(n_centers), "pair": f"{reference}-{other}",

@@ -45,6 +45,7 @@ from ._inference import (
     trend_bootstrap_test,
 )
 from ._information import MI_CORRECTIONS, mutual_information
+from ._memory import DEFAULT_MEMORY_FRACTION, memory_budget, memory_budget_bytes, set_memory_budget
 from ._resampling import (
     SUBSAMPLE_CI_METHOD,
     TIE_TOLERANCE,
@@ -133,4 +134,8 @@ __all__ = [
     "JACKKNIFE_CI_METHOD",
     "jackknife_ci",
     "leave_one_out",
+    "DEFAULT_MEMORY_FRACTION",
+    "memory_budget",
+    "memory_budget_bytes",
+    "set_memory_budget",
 ]

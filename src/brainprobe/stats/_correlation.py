@@ -47,10 +47,29 @@ def rank_rows(x: np.ndarray) -> np.ndarray:
     ranks = torch.empty_like(values)
     ranks.scatter_(-1, order, torch.arange(1, flat.shape[-1] + 1, dtype=values.dtype).expand_as(values).contiguous())
     ranks = ranks.numpy()
-    tied = (values[:, 1:] == values[:, :-1]).any(dim=-1).numpy() | np.isnan(flat).any(axis=-1)
+    has_nan = np.isnan(flat).any(axis=-1)
+    tied = (values[:, 1:] == values[:, :-1]).any(dim=-1).numpy() & ~has_nan
     if tied.any():
-        ranks[tied] = rankdata(flat[tied], axis=-1)
+        ranks[tied] = _average_tied_ranks(values.numpy()[tied], order.numpy()[tied])
+    if has_nan.any():
+        ranks[has_nan] = rankdata(flat[has_nan], axis=-1)
     return ranks.reshape(x.shape)
+
+
+def _average_tied_ranks(sorted_values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Average ranks from rows already sorted (no NaN): each run of equal values gets the mean of
+    its positions, (first + last) / 2, as scipy's rankdata; no second sort."""
+    n = sorted_values.shape[-1]
+    position = np.arange(1, n + 1, dtype=np.float64)
+    first = np.ones(sorted_values.shape, dtype=bool)
+    first[:, 1:] = sorted_values[:, 1:] != sorted_values[:, :-1]
+    last = np.ones(sorted_values.shape, dtype=bool)
+    last[:, :-1] = first[:, 1:]
+    start = np.maximum.accumulate(np.where(first, position, 0.0), axis=-1)
+    end = np.minimum.accumulate(np.where(last, position, n + 1.0)[:, ::-1], axis=-1)[:, ::-1]
+    ranks = np.empty(sorted_values.shape)
+    np.put_along_axis(ranks, order, (start + end) / 2, axis=-1)
+    return ranks
 
 
 def normalize_rows(x: np.ndarray, method: str) -> np.ndarray:

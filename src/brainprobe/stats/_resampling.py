@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._correlation import _check_method, correlate_rows, normalize_rows
+from ._memory import memory_budget_bytes
 
 __all__ = [
     "as_generator",
@@ -189,12 +190,16 @@ def rdm_permutation_test(
     alternative: str = "greater",
     chunk: int = 250,
     permutations: np.ndarray | None = None,
+    memory_gb: float | None = None,
 ) -> PermutationResult:
     """Test the similarity of two RDMs by shuffling the item labels of the second.
 
-    Ranks and norms are computed once; each permutation only gathers entries of the
-    condensed vector (`pair_permutation_indices`) and takes a dot product, so no RDM is rebuilt.
-    Every pair of RDMs (row k of ``rdms_a`` with row k of ``rdms_b``) sees the same permutations.
+    Ranks and norms are computed once; each permutation only gathers entries of the second
+    RDM (held as a square matrix, gathered row block by row block) and sums their products with
+    the first, so no RDM is rebuilt and nothing of size (n_pairs x n_perm) is ever held. Every
+    pair of RDMs (row k of ``rdms_a`` with row k of ``rdms_b``) sees the same permutations.
+    Memory follows ``memory_gb`` (see `brainprobe.stats.memory_budget`); the null is the same,
+    bit for bit, under any budget.
 
     Parameters
     ----------
@@ -207,10 +212,14 @@ def rdm_permutation_test(
     seed : int, Generator or None
     alternative : {"greater", "less", "two-sided"}
     chunk : int
-        Permutations gathered at once (bounds memory at n_sets x chunk x n_pairs).
+        At most this many permutations gathered at once (the memory budget may choose fewer).
     permutations : int array (n_perm, n_items), optional
         Use these permutations instead of drawing ``n_perm`` from ``seed`` (to share one set of
         permutations across calls, e.g. searchlight chunks, for max-statistic corrections).
+    memory_gb : float, optional
+        Memory the gathered chunks may take, in GiB; default the process-wide budget
+        (`brainprobe.stats.memory_budget`). The floor is two n x n float64 matrices (10,000 images:
+        1.6 GB).
 
     Returns
     -------
@@ -249,10 +258,79 @@ def rdm_permutation_test(
     else:
         za, zb = normalize_rows(a, method), normalize_rows(b, method)
         observed = np.einsum("si,si->s", za, zb)
-        for start in range(0, n_perm, chunk):
-            index = pair_permutation_indices(perms[start:start + chunk])  # (c, n_pairs)
-            null[:, start:start + len(index)] = np.einsum("si,sci->sc", za, zb[:, index])
+        null = _relabeled_products(za, zb, perms, n_items, memory_budget_bytes(memory_gb), chunk)
     return PermutationResult(observed, null, p_from_null(observed, null, alternative, exact=exact), exact)
+
+
+def _to_square(condensed: np.ndarray, n_items: int) -> np.ndarray:
+    """Condensed rows (n_sets, n_pairs) as symmetric matrices (n_sets, n, n) with a zero diagonal."""
+    square = np.zeros((len(condensed), n_items, n_items))
+    start = 0
+    for i in range(n_items - 1):  # row by row: no index arrays as long as the condensed RDMs
+        stop = start + n_items - 1 - i
+        square[:, i, i + 1:] = condensed[:, start:stop]
+        square[:, i + 1:, i] = condensed[:, start:stop]
+        start = stop
+    return square
+
+
+def _relabeled_products(za, zb, perms, n_items, budget, max_perms):
+    """null[s, k] = sum over i < j of za[s, (i, j)] zb[s, (p_k[i], p_k[j])], streamed in chunks.
+
+    Both normalized RDMs are held as square matrices; under a relabeling p the second is
+    gathered row block by row block (``zb[p[block]][:, p]``), multiplied with the first's rows
+    and summed along each row, then over rows, halving the symmetric double count. Each
+    relabeled row is summed on its own and the row sums in one fixed order, so the result is the
+    same, bit for bit, whatever the chunk sizes the budget chooses: sets per group, relabelings
+    per chunk (at most ``max_perms``), rows per block. Memory: two squares of the sets in a
+    group plus the gathered block, at most about ``budget`` bytes (never less than one set's two
+    squares and one row of one relabeling).
+    """
+    n_sets, n_perm, n = len(za), len(perms), n_items
+    null = np.empty((n_sets, n_perm))
+    matrix = 8 * n * n
+    group = int(max(1, min(n_sets, budget // 2 // (2 * matrix))))  # the squares take at most half
+    left = max(budget - 2 * group * matrix, 0)
+    # a gathered row of n values (its product is taken in place) and the row sums
+    # larger gathers buy no speed (they leave the cache) and, in numpy, hold the GIL for longer
+    rows_at_once = max(1, min(left // (2 * 8 * n * group), _GATHER_CAP // (n * group)))
+    if n >= _LARGE_RDM:
+        # one relabeling of one set at a time, gathered in cache-sized row blocks: the Python loop
+        # is nothing beside an n x n gather, and np.take along a row block is the fastest gather
+        block = int(max(1, min(n, rows_at_once, _GATHER_ELEMENTS // n)))
+        per_chunk = 1
+    else:
+        block = n
+        per_chunk = int(max(1, min(n_perm, max_perms, rows_at_once // n)))
+    for first_set in range(0, n_sets, group):
+        sets = slice(first_set, first_set + group)
+        square_a, square_b = _to_square(za[sets], n), _to_square(zb[sets], n)
+        set_index = np.arange(len(square_b))[:, None, None, None]
+        for start in range(0, n_perm, per_chunk):
+            chunk = perms[start:start + per_chunk]
+            sums = np.empty((len(square_a), len(chunk), n))
+            if n >= _LARGE_RDM:
+                for s in range(len(square_a)):
+                    for top in range(0, n, block):
+                        rows = slice(top, top + block)
+                        gathered = np.take(square_b[s][chunk[0, rows]], chunk[0], axis=1)
+                        gathered *= square_a[s, rows]
+                        sums[s, 0, rows] = gathered.sum(axis=-1)
+            else:  # every index advanced, so the result is C-ordered (g, c, n, n)
+                gathered = square_b[set_index, chunk[None, :, :, None], chunk[None, :, None, :]]
+                # C order matters: only then is each row summed along itself, in one fixed order
+                gathered = np.ascontiguousarray(gathered)
+                gathered *= square_a[:, None]
+                sums[:] = gathered.sum(axis=-1)
+            null[sets, start:start + len(chunk)] = 0.5 * sums.sum(axis=-1)
+    return null
+
+
+# RDMs over this many items and more are gathered one relabeling at a time, in row blocks of
+# about _GATHER_ELEMENTS values; smaller ones many relabelings at once
+_LARGE_RDM = 256
+_GATHER_ELEMENTS = 2**18
+_GATHER_CAP = 2**22
 
 
 def _square_signs(rows: np.ndarray) -> np.ndarray:
@@ -267,14 +345,31 @@ def bootstrap_indices(n_items: int, n_boot: int, seed=None, *, fraction: float =
     ``replace=True`` is the classic bootstrap; ``replace=False`` with ``fraction=0.8`` is the
     subsampling the study used over vertices (80% without replacement).
     """
+    return np.concatenate(list(_index_chunks(n_items, n_boot, seed, fraction=fraction, replace=replace)))
+
+
+def _index_chunks(n_items: int, n_boot: int, seed=None, *, fraction: float = 1.0, replace: bool = True,
+                  chunk: int | None = None):
+    """`bootstrap_indices` drawn ``chunk`` resamples at a time (all at once when None).
+
+    A Generator draws the same stream in pieces as in one call, so the chunks concatenate to
+    exactly ``bootstrap_indices(n_items, n_boot, seed, ...)``, whatever ``chunk`` is.
+    """
     check_resampling(n_boot=n_boot)
     if not 0 < fraction <= 1 and replace is False:
         raise ValueError(f"fraction: expected (0, 1] without replacement, found {fraction}")
     rng = as_generator(seed)
     size = max(1, int(round(fraction * n_items)))
-    if replace:
-        return rng.integers(0, n_items, size=(n_boot, size))
-    return np.argsort(rng.random((n_boot, n_items)), axis=1)[:, :size]
+    chunk = max(1, n_boot if chunk is None else int(chunk))
+    if n_boot == 0:
+        yield np.empty((0, size), dtype=np.int64)
+        return
+    for start in range(0, n_boot, chunk):
+        count = min(chunk, n_boot - start)
+        if replace:
+            yield rng.integers(0, n_items, size=(count, size))
+        else:
+            yield np.argsort(rng.random((count, n_items)), axis=1)[:, :size]
 
 
 def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_boot: int = 1000,
@@ -290,7 +385,8 @@ def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_
     n_items, n_boot, fraction, replace, seed
         See `bootstrap_indices`.
     batch_size : int
-        Resamples passed to ``statistic`` at once (bounds memory).
+        Resamples drawn and passed to ``statistic`` at once (bounds memory: the indices of the
+        other resamples are never held). The result does not depend on it.
     progress : tqdm-like, optional
         Updated with the number of finished resamples.
 
@@ -298,12 +394,17 @@ def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_
     -------
     array (n_boot, ...)
     """
-    indices = bootstrap_indices(n_items, n_boot, seed, fraction=fraction, replace=replace)
     parts = []
-    for start in range(0, n_boot, batch_size):
-        parts.append(np.asarray(statistic(indices[start:start + batch_size])))
+    # indices are drawn batch by batch (never all n_boot x k at once); the stream is the same
+    for indices in _index_chunks(n_items, n_boot, seed, fraction=fraction, replace=replace,
+                                 chunk=batch_size):
+        if not len(indices):
+            continue
+        parts.append(np.asarray(statistic(indices)))
         if progress is not None:
             progress.update(len(parts[-1]))
+    if not parts:
+        return np.asarray(statistic(np.empty((0, max(1, int(round(fraction * n_items)))), dtype=np.int64)))
     return np.concatenate(parts)
 
 

@@ -1,0 +1,347 @@
+"""Scale: time and peak memory of each step at 40, 1,000 and 10,000 images, beside rsatoolbox.
+
+Every (step, size) runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its
+own; ``baseline_gib`` is the same process's peak right after the imports (numpy, torch,
+brainprobe), so ``peak_gib - baseline_gib`` is what the step itself added.
+
+Steps (simulated data: three image kinds RE/AN/AI of ``n`` images each, ``UNITS`` units):
+
+- ``rdm_compare``: one correlation-distance RDM per kind, RE-AN and RE-AI Spearman
+  (``kind_similarity`` with no resampling); peer: rsatoolbox ``calc_rdm`` + ``compare``.
+- ``permutations``: ``rdm_permutation_test`` of two condensed n-image RDMs (Spearman,
+  ``N_PERM`` relabelings); peer: rsatoolbox ``RDMs.reorder`` + ``compare`` per relabeling.
+- ``image_bootstraps``: ``kind_difference`` (images resampled with replacement, both
+  similarities recomputed); peer: rsatoolbox ``bootstrap_sample_pattern`` + ``compare``.
+- ``unit_subsamples``: ``kind_similarity`` with 80% unit subsamples (no rsatoolbox equivalent).
+- ``searchlight``: ``searchlight_kind_similarity`` on both fs_LR 32k hemispheres, 3 mm disks.
+- ``encoding``: ROMP (5 atoms) beside scikit-learn ``RidgeCV(alpha_per_target=True)`` on dense
+  planted weights, 2,000 vertices, held-out r of each.
+- ``disks``: 3 mm edge-path disks on fs_LR 32k (both hemispheres) and on the same surfaces
+  subdivided once (4x the vertices, ~260k), local Dijkstra.
+
+A peer or a step that would take longer than its cap is measured on fewer resamples (or
+centres) and extrapolated linearly in them; the row says so (``measured_*``, ``extrapolated``).
+The growth exponent of each step is the slope of log(seconds) on log(images).
+
+Usage:  python benchmarks/bench_scale.py [--sizes 40 1000] [--out benchmarks/results/scale.json]
+        python benchmarks/bench_scale.py --sizes 10000 --merge   (adds rows to the existing JSON)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+UNITS = 512
+N_PERM = 1000
+N_BOOT = 1000
+PEER_CAP_S = 120.0   # rsatoolbox rows longer than 2 min are extrapolated from fewer resamples
+STEP_CAP_S = 240.0   # our rows too (the machine is shared: 2 cores, 7 users)
+STEPS = ("rdm_compare", "permutations", "image_bootstraps", "unit_subsamples", "searchlight", "encoding")
+
+
+def _peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _kinds(n: int, seed: int = 0):
+    """RE images with structure, AI = RE + noise, AN independent; the table and the patterns."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    kinds = ["RE", "AN", "AI"]
+    table = pd.DataFrame({"image_id": [f"{k}{i}" for k in kinds for i in range(n)],
+                          "kind": [k for k in kinds for _ in range(n)],
+                          "source_id": [f"s{i}" for _ in kinds for i in range(n)]})
+    base = rng.standard_normal((n, UNITS))
+    patterns = np.concatenate([base, rng.standard_normal((n, UNITS)), base + 2 * rng.standard_normal((n, UNITS))])
+    return table, patterns
+
+
+def _per_item_cap(run_one, total: int, cap_s: float) -> tuple[float, int]:
+    """Seconds for ``total`` items of ``run_one(k)``: all of them when that fits ``cap_s``, else
+    one call's fixed cost plus the marginal cost per item, (t(k) - t(1)) / (k - 1), times the
+    items left. Returns (seconds, items measured in the largest call)."""
+    start = time.perf_counter()
+    run_one(1)
+    one = time.perf_counter() - start
+    if one * total <= cap_s:
+        start = time.perf_counter()
+        run_one(total)
+        return time.perf_counter() - start, total
+    # a setup shared by all items (ranking, square matrices) must not be multiplied by `total`
+    count = int(min(total, max(3, cap_s / max(one, 1e-9))))
+    start = time.perf_counter()
+    run_one(count)
+    many = time.perf_counter() - start
+    marginal = max(many - one, 0.0) / (count - 1)
+    return one + marginal * (total - 1), count
+
+
+def step_rdm_compare(n: int) -> dict:
+    from brainprobe.rsa import kind_similarity
+
+    table, patterns = _kinds(n)
+    start = time.perf_counter()
+    kind_similarity({"layer": patterns}, table, n_perm=0, n_boot=0)
+    ours = time.perf_counter() - start
+    row = {"seconds": ours}
+
+    def peer():
+        import rsatoolbox
+
+        rdms = {k: rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(patterns[i * n:(i + 1) * n]), method="correlation")
+                for i, k in enumerate(("RE", "AN", "AI"))}
+        for other in ("AN", "AI"):
+            rsatoolbox.rdm.compare(rdms["RE"], rdms[other], method="spearman")
+
+    if n <= 2000:  # rsatoolbox's compare at 10,000 images took minutes and most of the memory
+        start = time.perf_counter()
+        peer()
+        row["rsatoolbox_s"] = time.perf_counter() - start
+    else:
+        row["rsatoolbox_skipped"] = "not run at this size (its square matrices double the memory; > 5 min in issue 27)"
+    return row
+
+
+def _two_rdms(n: int):
+    from brainprobe.rsa import rdm
+
+    table, patterns = _kinds(n)
+    return rdm(patterns[:n]), rdm(patterns[2 * n:])
+
+
+def step_permutations(n: int) -> dict:
+    from brainprobe.stats import rdm_permutation_test
+
+    a, b = _two_rdms(n)
+    seconds, measured = _per_item_cap(lambda k: rdm_permutation_test(a, b, n_perm=k, seed=0), N_PERM, STEP_CAP_S)
+    row = {"seconds": seconds, "n_perm": N_PERM, "measured_n_perm": measured, "extrapolated": measured < N_PERM}
+    import rsatoolbox
+
+    rdm_a = rsatoolbox.rdm.RDMs(a[None])
+    rdm_b = rsatoolbox.rdm.RDMs(b[None])
+    rng = np.random.default_rng(0)
+
+    def peer(k):
+        for _ in range(k):
+            permuted = rdm_b.copy()
+            permuted.reorder(rng.permutation(n))
+            rsatoolbox.rdm.compare(rdm_a, permuted, method="spearman")
+
+    if n > 2000:
+        row["rsatoolbox_skipped"] = "one relabeling of a 10,000-image RDM alone exceeds the 5 min cap x 1000 (not run)"
+        return row
+    peer_s, peer_measured = _per_item_cap(peer, N_PERM, PEER_CAP_S)
+    row.update(rsatoolbox_s=peer_s, rsatoolbox_measured_n_perm=peer_measured,
+               rsatoolbox_extrapolated=peer_measured < N_PERM)
+    return row
+
+
+def step_image_bootstraps(n: int) -> dict:
+    from brainprobe.rsa import kind_difference
+
+    table, patterns = _kinds(n)
+    seconds, measured = _per_item_cap(lambda k: kind_difference({"layer": patterns}, table, n_boot=k, seed=0),
+                                      N_BOOT, STEP_CAP_S)
+    row = {"seconds": seconds, "n_boot": N_BOOT, "measured_n_boot": measured, "extrapolated": measured < N_BOOT}
+    if n > 2000:
+        row["rsatoolbox_skipped"] = "not run at 10,000 images (> 5 min cap per few resamples)"
+        return row
+    import rsatoolbox
+
+    rdms = {k: rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(patterns[i * n:(i + 1) * n]), method="correlation")
+            for i, k in enumerate(("RE", "AN", "AI"))}
+    both = rdms["RE"].copy()
+    both.append(rdms["AN"])
+    both.append(rdms["AI"])
+
+    def peer(k):
+        for _ in range(k):
+            sample, _ = rsatoolbox.inference.bootstrap_sample_pattern(both)
+            vectors = sample.get_vectors()  # pairs of a pattern drawn twice are NaN, left out by compare
+            rsatoolbox.rdm.compare(rsatoolbox.rdm.RDMs(vectors[:1]), rsatoolbox.rdm.RDMs(vectors[1:]),
+                                   method="spearman")
+
+    peer_s, peer_measured = _per_item_cap(peer, N_BOOT, PEER_CAP_S)
+    row.update(rsatoolbox_s=peer_s, rsatoolbox_measured_n_boot=peer_measured,
+               rsatoolbox_extrapolated=peer_measured < N_BOOT)
+    return row
+
+
+def step_unit_subsamples(n: int) -> dict:
+    from brainprobe.rsa import kind_similarity
+
+    table, patterns = _kinds(n)
+    seconds, measured = _per_item_cap(
+        lambda k: kind_similarity({"layer": patterns}, table, n_perm=0, n_boot=k, seed=0, device="cpu"),
+        N_BOOT, STEP_CAP_S)
+    return {"seconds": seconds, "n_boot": N_BOOT, "measured_n_boot": measured, "extrapolated": measured < N_BOOT,
+            "peer": "none (rsatoolbox resamples patterns or RDMs, not units)"}
+
+
+def step_searchlight(n: int) -> dict:
+    import scipy.sparse as sp
+
+    from brainprobe.roi import fs_lr_32k, geodesic_neighbourhoods
+    from brainprobe.rsa import searchlight_kind_similarity
+
+    if n > 2000:
+        return {"skipped": "10,000 images x 64,984 vertices x 3 kinds is 15.6 GB of float64 patterns alone; "
+                           "run it per hemisphere on a machine with the memory"}
+    disks = sp.block_diag([geodesic_neighbourhoods(fs_lr_32k(h), 3.0, progress=False) for h in "LR"]).tocsr()
+    n_vertices = disks.shape[0]
+    rng = np.random.default_rng(0)
+    table, _ = _kinds(n)
+    patterns = rng.standard_normal((3 * n, n_vertices)).astype(np.float64)
+
+    def run(k):
+        searchlight_kind_similarity(patterns, table, disks[:k], progress=False)
+
+    seconds, measured = _per_item_cap(lambda k: run(max(1, k * n_vertices // 1000)), 1000, STEP_CAP_S)
+    return {"seconds": seconds, "n_centers": n_vertices, "measured_centers": measured * n_vertices // 1000,
+            "extrapolated": measured < 1000}
+
+
+def step_encoding(n: int) -> dict:
+    from sklearn.linear_model import RidgeCV
+
+    from brainprobe.encoding import ROMP
+
+    rng = np.random.default_rng(0)
+    n_vertices, n_features = 2000, UNITS
+    features = rng.standard_normal((n + max(n // 4, 10), n_features))
+    weights = rng.standard_normal((n_features, n_vertices)) / np.sqrt(n_features)  # dense truth
+    responses = features @ weights + rng.standard_normal((len(features), n_vertices))
+    train, test = slice(0, n), slice(n, None)
+
+    def held_out_r(model):
+        predicted = model.predict(features[test])
+        p = (predicted - predicted.mean(0)) / predicted.std(0)
+        m = (responses[test] - responses[test].mean(0)) / responses[test].std(0)
+        return float(np.nanmean((p * m).mean(0)))
+
+    start = time.perf_counter()
+    romp = ROMP(n_nonzero=5).fit(features[train], responses[train])
+    romp_s = time.perf_counter() - start
+    start = time.perf_counter()
+    ridge = RidgeCV(alphas=np.logspace(-2, 5, 15), alpha_per_target=True).fit(features[train], responses[train])
+    ridge_s = time.perf_counter() - start
+    return {"seconds": romp_s, "romp_held_out_r": held_out_r(romp), "ridge_s": ridge_s,
+            "ridge_held_out_r": held_out_r(ridge), "n_vertices": n_vertices, "n_features": n_features}
+
+
+def step_disks(_: int) -> dict:
+    from brainprobe.roi import Mesh, fs_lr_32k, geodesic_neighbourhoods
+
+    out = {}
+    for level in (0, 1):
+        meshes = [fs_lr_32k(h) for h in "LR"]
+        if level:
+            meshes = [_subdivide(m) for m in meshes]
+        start = time.perf_counter()
+        sizes = [geodesic_neighbourhoods(Mesh(m.coordinates, m.faces, name=m.name), 3.0, progress=False).nnz
+                 for m in meshes]
+        out[f"{sum(m.n_vertices for m in meshes)}_vertices"] = {
+            "seconds": time.perf_counter() - start, "mean_disk_size": sum(sizes) / sum(m.n_vertices for m in meshes)}
+    return out
+
+
+def _subdivide(mesh):
+    """Each triangle into four (edge midpoints): 4x the faces, about 4x the vertices."""
+    from brainprobe.roi import Mesh
+
+    faces = mesh.faces
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    unique, inverse = np.unique(edges, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    mid = mesh.n_vertices + inverse.reshape(3, -1).T  # midpoints of edges (01, 12, 20) of each face
+    coordinates = np.concatenate([mesh.coordinates, mesh.coordinates[unique].mean(axis=1)])
+    a, b, c = faces.T
+    ab, bc, ca = mid.T
+    new_faces = np.concatenate([np.column_stack(f) for f in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))])
+    return Mesh(coordinates, new_faces, name=f"{mesh.name} subdivided")
+
+
+def child(step: str, n: int) -> None:
+    import rsatoolbox  # noqa: F401  (imported before any timing: its import is not its work)
+    import torch  # noqa: F401  (the baseline counts what every brainprobe process maps)
+
+    import brainprobe.rsa  # noqa: F401
+
+    baseline = _peak_gib()
+    row = globals()[f"step_{step}"](n)
+    # the machine is shared: the load beside the run says how far its seconds are inflated
+    row.update(step=step, n_images=n, peak_gib=_peak_gib(), baseline_gib=baseline,
+               load_average_1min=os.getloadavg()[0])
+    print("ROW " + json.dumps(row, default=float))
+
+
+def run_row(step: str, n: int, timeout: float) -> dict:
+    here = Path(__file__).resolve()
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, str(here), "--child", step, str(n)], capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"step": step, "n_images": n, "failed": f"timed out after {timeout:.0f} s"}
+    rows = [line[4:] for line in done.stdout.splitlines() if line.startswith("ROW ")]
+    if done.returncode != 0 or not rows:
+        return {"step": step, "n_images": n, "failed": done.stderr[-1500:]}
+    row = json.loads(rows[-1])
+    row["wall_s"] = time.perf_counter() - start
+    return row
+
+
+def growth_exponents(rows: list[dict]) -> dict:
+    out = {}
+    for step in STEPS:
+        points = sorted((r["n_images"], r["seconds"]) for r in rows
+                        if r.get("step") == step and r.get("seconds") and r.get("n_images"))
+        if len(points) >= 2:
+            x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+            out[step] = {"seconds": float(np.polyfit(x, y, 1)[0]), "sizes": [p[0] for p in points]}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[40, 1000])
+    parser.add_argument("--steps", nargs="+", default=list(STEPS) + ["disks"])
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale.json"))
+    parser.add_argument("--merge", action="store_true", help="add the rows to the existing JSON")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]))
+        return
+    from _common import device_description, write_report
+
+    out = Path(args.out)
+    rows = json.loads(out.read_text())["rows"] if args.merge and out.is_file() else []
+    for step in args.steps:
+        for n in ([0] if step == "disks" else args.sizes):
+            row = run_row(step, n, timeout=3 * STEP_CAP_S)
+            rows = [r for r in rows if not (r.get("step") == step and r.get("n_images") == n)] + [row]
+            print(json.dumps(row, default=float))
+    for row in rows:
+        for peer in ("rsatoolbox_s", "ridge_s"):
+            if row.get(peer) and row.get("seconds"):
+                row[f"speedup_vs_{peer[:-2]}"] = row[peer] / row["seconds"]
+    report = {"device": device_description(), "units": UNITS, "n_perm": N_PERM, "n_boot": N_BOOT,
+              "peer_cap_s": PEER_CAP_S, "step_cap_s": STEP_CAP_S,
+              "rows": sorted(rows, key=lambda r: (r.get("step", ""), r.get("n_images", 0))),
+              "growth_exponents": growth_exponents(rows)}
+    write_report(report, out)
+
+
+if __name__ == "__main__":
+    main()

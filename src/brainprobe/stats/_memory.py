@@ -1,0 +1,76 @@
+"""The memory budget that sizes the chunks of every resampling, searchlight and extraction loop.
+
+Chunked loops never change a result: a chunk size only decides how many resamples (or rows,
+centres, sets) are held at once, never the order of any sum. The budget therefore trades speed
+against memory only. It comes from, first to last: a function's ``memory_gb`` argument, the
+budget set by `set_memory_budget` (the pipeline sets it from ``[compute] memory_gb``), the
+environment variable ``BRAINPROBE_MEMORY_GB``, and a quarter of the machine's physical memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+__all__ = ["memory_budget", "set_memory_budget", "memory_budget_bytes", "DEFAULT_MEMORY_FRACTION"]
+
+# share of physical memory a step may use by default: leaves room for the arrays the caller holds,
+# other processes and other Dask workers on the same machine
+DEFAULT_MEMORY_FRACTION = 0.25
+_FALLBACK_GB = 4.0
+_budget_gb: float | None = None
+
+
+def _check_gb(memory_gb, name: str = "memory_gb") -> float:
+    if isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float)) or not memory_gb > 0:
+        raise ValueError(f"{name}: expected a positive number of GiB, found {memory_gb!r}")
+    return float(memory_gb)
+
+
+def _physical_gb() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):  # not every platform reports it
+        return _FALLBACK_GB / DEFAULT_MEMORY_FRACTION
+
+
+def memory_budget_bytes(memory_gb: float | None = None) -> int:
+    """Bytes a chunked loop may hold at once (see the module's text for where it comes from)."""
+    if memory_gb is not None:
+        return int(_check_gb(memory_gb) * 2**30)
+    if _budget_gb is not None:
+        return int(_budget_gb * 2**30)
+    environment = os.environ.get("BRAINPROBE_MEMORY_GB", "").strip()
+    if environment:
+        try:
+            value = float(environment)
+        except ValueError:
+            raise ValueError(f"environment variable BRAINPROBE_MEMORY_GB: expected a number of GiB, "
+                             f"found {environment!r}") from None
+        return int(_check_gb(value, "BRAINPROBE_MEMORY_GB") * 2**30)
+    return int(DEFAULT_MEMORY_FRACTION * _physical_gb() * 2**30)
+
+
+def set_memory_budget(memory_gb: float | None) -> None:
+    """Set the process-wide budget in GiB (``None``: back to the default)."""
+    global _budget_gb
+    _budget_gb = None if memory_gb is None else _check_gb(memory_gb)
+
+
+@contextlib.contextmanager
+def memory_budget(memory_gb: float | None):
+    """Use ``memory_gb`` GiB as the budget inside a ``with`` block.
+
+    Examples
+    --------
+    >>> from brainprobe.stats import memory_budget, rdm_permutation_test
+    >>> with memory_budget(2):  # doctest: +SKIP
+    ...     result = rdm_permutation_test(rdm_a, rdm_b, n_perm=1000)
+    """
+    global _budget_gb
+    previous = _budget_gb
+    set_memory_budget(memory_gb)
+    try:
+        yield
+    finally:
+        _budget_gb = previous
