@@ -72,7 +72,7 @@ def test_kinds_come_from_the_stimulus_table_and_contradictions_are_errors(tiny_r
     wrong = pd.read_csv(tmp_path / "conditions.csv").assign(kind="RE")  # every condition called RE
     wrong.to_csv(tmp_path / "conditions.csv", index=False)
     with pytest.raises(ValueError, match=r"sub-glm trials: \d+ trials contradict the stimulus table's kind, e.g. "
-                                         r"'A[NI]_\w+': trials say 'RE', stimuli say 'A[NI]'"):
+                                         r"'A[NI]/\w+': trials say 'RE', stimuli say 'A[NI]'"):
         steps.load_subject(config["subject"][0], config, stimuli)
 
 
