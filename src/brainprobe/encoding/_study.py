@@ -334,12 +334,18 @@ def _add_comparison(first: dict, second: dict, difference: np.ndarray, n_vertice
     observed = first["accuracy"] - second["accuracy"]
     p = {side: float(subsample_p(difference, observed, n_vertices, n_sub, 0.0, side))
          for side in {alternative, "greater", "less"}}
+    _write_comparison(first, second, observed, p, alternative)
+
+
+def _write_comparison(first: dict, second: dict, observed: float, p: dict, alternative: str, **extra) -> None:
+    """The difference of two test kinds, its direction and its p-values, on the first kind's row."""
     first.update({
         "difference": observed,
         "direction": direction_label(observed, first["test_kind"], second["test_kind"]),
         "p_compare": p[alternative],
         "p_compare_greater": p["greater"],
         "p_compare_less": p["less"],
+        **extra,
     })
 
 
@@ -370,14 +376,8 @@ def _add_image_comparison(first: dict, second: dict, first_images, second_images
     observed = float(result.observed[0])
     p = {side: float(p_from_null(result.observed, result.null, side, exact=result.exact)[0])
          for side in {alternative, "greater", "less"}}
-    first.update({
-        "difference": observed,
-        "direction": direction_label(observed, first["test_kind"], second["test_kind"]),
-        "p_compare": p[alternative],
-        "p_compare_greater": p["greater"],
-        "p_compare_less": p["less"],
-        "compare_resampled": RESAMPLED_IMAGES + (" (relabelled within source pairs)" if paired else " (relabelled)"),
-    })
+    _write_comparison(first, second, observed, p, alternative,
+                      compare_resampled=RESAMPLED_IMAGES + (" (relabelled within source pairs)" if paired else " (relabelled)"))
 
 
 def _per_vertex_r(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
