@@ -16,7 +16,8 @@ def section(heading: str) -> str:
 
 def section_blocks(heading: str) -> dict[str, str]:
     """The fenced code blocks of a section by language (``toml``, ``python``); one of each at most."""
-    blocks = re.findall(r"```(toml|python)\n(.*?)```", section(heading), flags=re.S)
+    own_text = re.split(r"^### ", section(heading), maxsplit=1, flags=re.M)[0]  # not its ### subsections
+    blocks = re.findall(r"```(toml|python)\n(.*?)```", own_text, flags=re.S)
     languages = [language for language, _ in blocks]
     if len(set(languages)) != len(languages):
         raise ValueError(f"README.md '## {heading}': more than one block of a language: {languages}")

@@ -15,5 +15,8 @@ def test_the_brain_synthesis_example_runs_as_written(tmp_path, monkeypatch):
     exec(compile(EXAMPLE, "README.md", "exec"), namespace)
     assert (tmp_path / "controversial.pt").exists()
     assert set(namespace["pair"].separation_) >= {"first", "second", "controversy"}
-    assert set(namespace["mei"].validity_["model"]) == {"V1 conv2", "LO conv5"}  # every model judged
-    assert namespace["mei"].validity_["heldout_accuracy"].notna().all()
+    validity = namespace["mei"].validity_
+    assert set(validity["model"]) == set(namespace["modules"]) == {"V1 conv2", "V1 conv5", "LO conv2", "LO conv5"}
+    assert validity["heldout_accuracy"].notna().all() and validity["accuracy_null95"].notna().all()
+    # each model is trusted only where its held-out accuracy beats its permutation null
+    assert (validity["trusted"] == (validity["heldout_accuracy"] > validity["accuracy_null95"])).all()

@@ -51,11 +51,12 @@ def _write_files(folder: Path) -> pd.DataFrame:
     maps = cifti2.ScalarAxis([f"trial{t}" for t in range(62)])
     nib.save(cifti2.Cifti2Image(rng.normal(size=(62, 120)).astype(np.float32), cifti2.Cifti2Header.from_axes((maps, brain))),
              folder / "sub-02" / "sub-02_task-view_space-fsLR_den-91k_betas.dscalar.nii")
-    # sub-03: GIfTI per hemisphere over the whole fs_LR 32k mesh, a trial CSV without kinds
-    pd.DataFrame({"image_id": ids}).to_csv(folder / "sub-03" / "trials.csv" if (folder / "sub-03").mkdir() is None
+    # sub-03: GIfTI per hemisphere over the whole fs_LR 32k mesh, a trial CSV without kinds or
+    # repeats (each image twice: repeats numbered in order, as vertex selection needs)
+    pd.DataFrame({"image_id": ids * 2}).to_csv(folder / "sub-03" / "trials.csv" if (folder / "sub-03").mkdir() is None
                                            else None, index=False)
     for h in "LR":
-        data = rng.normal(size=(30, N_FSLR)).astype(np.float32)
+        data = rng.normal(size=(60, N_FSLR)).astype(np.float32)
         nib.save(nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(data)]),
                  folder / "sub-03" / f"sub-03_hemi-{h}_betas.func.gii")
     return stimuli

@@ -143,7 +143,7 @@ _MEMORY_SCRIPT = textwrap.dedent("""
         mapped = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
     limit = mapped + 4 * 2**30
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    result = rdm_permutation_test(a, b, n_perm=100, seed=0)
+    result = rdm_permutation_test(a, b, n_perm=100, seed=0, memory_gb=1.0)  # the budget, not the free RAM, sizes chunks
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(result.p[0], peak / 2**30)
 """)
