@@ -363,11 +363,12 @@ def _p_text(value: float) -> str:
     return ".001" if value < 0.001 else f"{value:.3g}"
 
 
-def _p(frame: pd.DataFrame, name: str, row: int, column: str) -> str:
+def _p(frame: pd.DataFrame, name: str, row: int, column: str, *, letter: str = "p", star: bool = True) -> str:
+    """``p = 0.0123 *`` or ``p &lt; .001 *`` (HTML), the number tagged with its table cell."""
     value = float(frame.loc[row, column])
-    mark = " <b>*</b>" if np.isfinite(value) and value < ALPHA else ""
-    relation = "<" if np.isfinite(value) and value < 0.001 else "="
-    return f"p {relation} {_num(value, name, row, column, p=True)}{mark}"
+    mark = " <b>*</b>" if star and np.isfinite(value) and value < ALPHA else ""
+    relation = "&lt;" if np.isfinite(value) and value < 0.001 else "="
+    return f"{letter} {relation} {_num(value, name, row, column, p=True)}{mark}"
 
 
 def _summary_table(header: list[str], rows: list[list[str]]) -> str:
@@ -458,7 +459,7 @@ def _group_summary(tables: dict) -> str:
                          f"{_num(row['mean_similarity'], 'group_rsa', i, 'mean_similarity')} "
                          f"(s.e.m. {_num(row['sem'], 'group_rsa', i, 'sem')})",
                          f"t({_num(row['df'], 'group_rsa', i, 'df', 0)}) = {_num(row['t'], 'group_rsa', i, 't')}, "
-                         f"{_p(group, 'group_rsa', i, 'p')}, q = {_num(row['q_fdr'], 'group_rsa', i, 'q_fdr', p=True)}",
+                         f"{_p(group, 'group_rsa', i, 'p')}, {_p(group, 'group_rsa', i, 'q_fdr', letter='q', star=False)}",
                          ceiling])
         n = int(group["n_subjects"].iloc[0])
         significant = int((group["q_fdr"] < ALPHA).sum())
