@@ -40,7 +40,7 @@ DEFAULTS: dict[str, dict] = {
         "threshold": 0.99,
         "max_iter": 1000,
         "re_threshold": 0.0,          # the study kept RE images the network classifies at p >= 0.99
-        "on_low_confidence": "raise",  # or "drop": what to do with RE images below re_threshold
+        "on_low_confidence": "raise",  # or "drop" / "keep" (with a warning): RE images below re_threshold
     },
     "network": {"name": "efficientnet_lite0", "weights": "imagenet", "init": "default", "layers": [],
                 "transform": "default", "device": "auto", "batch_size": 0},
@@ -100,7 +100,7 @@ SUBJECT_KEYS = {"id": "", "betas": "", "rdms": "", "trials": "", "mask": "", "ve
 OTHER_FORMS = {"meshes": (str,), "labels": (str,), "betas": (dict,), "trials": (list,), "layers": (dict,)}
 
 CHOICES = {
-    ("stimuli", "on_low_confidence"): ("raise", "drop"),
+    ("stimuli", "on_low_confidence"): ("raise", "drop", "keep"),
     ("network", "init"): ("default", "kaiming"),
     ("compare", "init"): ("default", "kaiming"),
     ("network", "transform"): ("default", "imagenet", "caffe"),

@@ -124,8 +124,11 @@ def screen_regular_images(model: LayeredModel, stimuli: StimulusSet, threshold: 
                           on_low_confidence: str = "raise") -> StimulusSet:
     """Keep RE images the network classifies confidently, as the study did (top-1 p >= 0.99).
 
-    Images below ``threshold`` are an error that lists each with its top-1 class and p, or are
-    dropped with a warning (``on_low_confidence="drop"``). Only RE rows are screened.
+    Images below ``threshold`` are an error that lists each with its top-1 class and p, are
+    dropped with a warning (``on_low_confidence="drop"``), or are kept with a warning
+    (``"keep"``: a photo set that cannot meet the study's rule, such as the 12 bundled photos,
+    still runs; the stimulus table's top-1 p says which images fall below). Only RE rows are
+    screened.
     """
     import warnings
 
@@ -143,8 +146,11 @@ def screen_regular_images(model: LayeredModel, stimuli: StimulusSet, threshold: 
                f"{listed}{more}")
     if on_low_confidence == "raise":
         raise ValueError(message + "; replace them, lower re_threshold, or set on_low_confidence = \"drop\"")
+    if on_low_confidence == "keep":
+        warnings.warn(message + "; kept (on_low_confidence = \"keep\")", stacklevel=2)
+        return stimuli
     if len(low) == len(ids):
-        raise ValueError(message + "; no RE image would be left")
+        raise ValueError(message + "; no RE image would be left (on_low_confidence = \"keep\" keeps them)")
     warnings.warn(message + "; dropped", stacklevel=2)
     keep = np.ones(len(stimuli), bool)
     keep[np.flatnonzero(regular)[low]] = False
