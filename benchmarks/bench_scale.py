@@ -140,9 +140,13 @@ def step_permutations(n: int) -> dict:
     if n > 2000:
         row["rsatoolbox_skipped"] = "one relabeling of a 10,000-image RDM alone exceeds the 5 min cap x 1000 (not run)"
         return row
-    peer_s, peer_measured = _per_item_cap(peer, N_PERM, PEER_CAP_S)
-    row.update(rsatoolbox_s=peer_s, rsatoolbox_measured_n_perm=peer_measured,
-               rsatoolbox_extrapolated=peer_measured < N_PERM)
+    return _with_peer(row, peer, N_PERM, "n_perm")
+
+
+def _with_peer(row: dict, peer, count: int, name: str) -> dict:
+    """``row`` plus rsatoolbox's time for ``count`` resamples (capped at PEER_CAP_S, then extrapolated)."""
+    peer_s, measured = _per_item_cap(peer, count, PEER_CAP_S)
+    row.update({"rsatoolbox_s": peer_s, f"rsatoolbox_measured_{name}": measured, "rsatoolbox_extrapolated": measured < count})
     return row
 
 
@@ -171,10 +175,7 @@ def step_image_bootstraps(n: int) -> dict:
             rsatoolbox.rdm.compare(rsatoolbox.rdm.RDMs(vectors[:1]), rsatoolbox.rdm.RDMs(vectors[1:]),
                                    method="spearman")
 
-    peer_s, peer_measured = _per_item_cap(peer, N_BOOT, PEER_CAP_S)
-    row.update(rsatoolbox_s=peer_s, rsatoolbox_measured_n_boot=peer_measured,
-               rsatoolbox_extrapolated=peer_measured < N_BOOT)
-    return row
+    return _with_peer(row, peer, N_BOOT, "n_boot")
 
 
 def step_unit_subsamples(n: int) -> dict:
