@@ -27,3 +27,14 @@ def write_photos(folder, names=("a", "b", "c"), *, seed: int = 0):
     for name in names:
         Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(folder / f"{name}.png")
     return folder
+
+
+def kinds_table(n: int):
+    """The trial-free stimulus table of ``n`` RE images with one AN and one AI image each (rows
+    RE, then AN, then AI; ``source_id`` names the RE image)."""
+    import pandas as pd
+
+    kinds = ["RE", "AN", "AI"]
+    return pd.DataFrame({"image_id": [f"{k}_{i}" for k in kinds for i in range(n)],
+                         "kind": [k for k in kinds for _ in range(n)],
+                         "source_id": [f"RE_{i}" for _ in kinds for i in range(n)]})

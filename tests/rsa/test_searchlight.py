@@ -1,8 +1,8 @@
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from _studies import kinds_table
 from brainprobe.rsa import kind_similarity, rdm, searchlight_kind_similarity, searchlight_rdms
 
 
@@ -25,10 +25,7 @@ def test_searchlight_rdms_equal_per_disk_rdms(metric):
 
 def _searchlight_study(n=20, n_vertices=200, signal=slice(50, 100), seed=0):
     rng = np.random.default_rng(seed)
-    kinds = ["RE", "AN", "AI"]
-    table = pd.DataFrame({"image_id": [f"{k}{i}" for k in kinds for i in range(n)],
-                          "kind": [k for k in kinds for _ in range(n)],
-                          "source_id": [f"s{i}" for _ in kinds for i in range(n)]})
+    table = kinds_table(n)
     re_patterns = rng.normal(size=(n, n_vertices))
     an = rng.normal(size=(n, n_vertices))
     ai = rng.normal(size=(n, n_vertices))

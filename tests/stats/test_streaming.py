@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from _studies import kinds_table
 from brainprobe.rsa import kind_difference, kind_similarity, rdm, searchlight_kind_similarity
 from brainprobe.stats import (
     bootstrap,
@@ -81,10 +82,7 @@ def test_bootstrap_streams_the_same_indices_in_any_batch(replace, fraction):
 
 def _kinds_study(n=24, n_units=60, seed=0):
     rng = np.random.default_rng(seed)
-    kinds = ["RE", "AN", "AI"]
-    table = pd.DataFrame({"image_id": [f"{k}_{i}" for k in kinds for i in range(n)],
-                          "kind": [k for k in kinds for _ in range(n)],
-                          "source_id": [f"RE_{i}" for _ in kinds for i in range(n)]})
+    table = kinds_table(n)
     base = rng.normal(size=(n, n_units))
     patterns = np.concatenate([base, rng.normal(size=(n, n_units)), base + rng.normal(size=(n, n_units))])
     return table, {"v1": patterns, "v2": patterns[:, ::-1] + 0.5 * rng.normal(size=patterns.shape)}
