@@ -284,6 +284,16 @@ def test_fig_s2_repeats_the_roi_rsa_with_more_vertices_and_nothing_else(tiny_run
     assert set(wider["n_units"]) == {80} and set(main["n_units"]) == {60}
     assert (output / "figures" / "figS2_brain_rsa.png").is_file()
     pd.testing.assert_frame_equal(main, tiny_run.tables["brain_rsa"], check_dtype=False)
+    assert not wider["whole_roi"].any()
+    # more than an ROI has (the paper's 200 per hemisphere in MMP1.0 LO): all of it is kept, said
+    # in a warning, the table and the caption, and the study goes on
+    tiny_values["selection"]["n_per_hemi_s2"] = 10_000
+    with pytest.warns(UserWarning, match=r"fewer vertices with a defined reliability than n_per_hemi = 10000"):
+        result = Study(validate(tiny_values), overwrite=True, progress=False).run()
+    whole = result.tables["brain_rsa_s2"]
+    assert whole["whole_roi"].all() and (whole["n_units"] > 80).all()
+    report = (output / "report.html").read_text()
+    assert "10000 most reliable vertices per hemisphere (all of " in report
 
 
 def _write_label_gifti(path, names_per_vertex):

@@ -293,3 +293,25 @@ def test_an_empty_roi_in_encoding_is_named():
     activations = Activations({"l1": rng.normal(size=(10, 5)).astype(np.float32)}, image_ids=ids)
     with pytest.raises(ValueError, match=r"s3: ROIs \['V2'\] hold no vertices \(or none selected\); nothing to fit"):
         fit_encoding_models(activations, responses, ["V1", "V2"])
+
+
+def test_a_roi_smaller_than_n_per_hemi_stops_by_default_and_is_kept_whole_when_asked():
+    # Fig. S2 asks for 200 vertices per hemisphere; MMP1.0 LO on fs_LR 32k has ~150 with a reliability
+    rng = np.random.default_rng(5)
+    signal = rng.normal(size=(12, 30))
+    betas = np.concatenate([signal + rng.normal(size=signal.shape), signal + rng.normal(size=signal.shape)])
+    trials = pd.DataFrame({"image_id": [f"i{k}" for k in range(12)] * 2, "repeat": [1] * 12 + [2] * 12})
+    vertices = pd.DataFrame({"hemi": ["L"] * 15 + ["R"] * 15, "vertex": list(range(15)) * 2, "LO": True})
+    band = sp.diags([1.0] * 3, [-1, 0, 1], shape=(15, 15), format="csr")
+    responses = Responses(betas, trials, vertices, subject="s2")
+    with pytest.raises(ValueError, match=r"LO has fewer vertices with a defined reliability than n_per_hemi = 20 "
+                                         r"\(L: 15, R: 15\)"):
+        select_reliable_vertices(responses, "LO", {"L": band, "R": band}, n_per_hemi=20)
+    with pytest.warns(UserWarning, match=r"s2 \(betas\): LO has fewer .* n_per_hemi = 20 \(L: 15, R: 15\); all of them"):
+        table = select_reliable_vertices(responses, "LO", {"L": band, "R": band}, n_per_hemi=20, too_few="all")
+    assert table["selected"].sum() == 30
+    # a hemisphere with enough vertices still keeps only its n_per_hemi most reliable
+    ranked = select_reliable_vertices(responses, "LO", {"L": band, "R": band}, n_per_hemi=10, too_few="all")
+    assert ranked.groupby("hemi")["selected"].sum().tolist() == [10, 10]
+    with pytest.raises(ValueError, match=r"too_few: expected 'raise' or 'all', found 'keep'"):
+        select_reliable_vertices(responses, "LO", {"L": band, "R": band}, n_per_hemi=20, too_few="keep")

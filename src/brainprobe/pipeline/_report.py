@@ -55,8 +55,9 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
         save(plotting.kind_bars(tables["brain_rsa"], tables.get("brain_difference"), ci="ci68"), "fig3_brain_rsa")
     if "brain_rsa_s2" in tables:
         n = config["selection"]["n_per_hemi_s2"]
+        up_to = "up to " if _smaller_rois(tables["brain_rsa_s2"]) else ""
         save(plotting.kind_bars(tables["brain_rsa_s2"], tables.get("brain_difference_s2"), ci="ci68",
-                                title=f"RE-AN and RE-AI similarity, {2 * n} vertices per ROI"), "figS2_brain_rsa")
+                                title=f"RE-AN and RE-AI similarity, {up_to}{2 * n} vertices per ROI"), "figS2_brain_rsa")
     if "searchlight" in tables:
         surface = config["searchlight"]["surface"]
         for subject, part in tables["searchlight"].groupby("subject", sort=False):
@@ -221,6 +222,14 @@ def classical_mds(square: np.ndarray, n_components: int = 2) -> np.ndarray:
 
 
 # -- captions ------------------------------------------------------------------------------------------
+
+def _smaller_rois(table: pd.DataFrame | None) -> str:
+    """The ROIs (and subjects) too small for ``n_per_hemi`` (all their vertices kept), in words ('' if none)."""
+    if table is None or "whole_roi" not in table:
+        return ""
+    small = table[table["whole_roi"].astype(bool)].drop_duplicates(["subject", "roi"])
+    return ", ".join(f"{row.roi} in {row.subject} ({row.n_units})" for row in small.itertuples())
+
 def figure_caption(stem: str, config, tables: dict) -> str:
     """What a figure plots, its CI level and the test behind each mark (from its file name)."""
     rsa, encoding = config["rsa"], config["encoding"]
@@ -243,9 +252,12 @@ def figure_caption(stem: str, config, tables: dict) -> str:
                 f"another, randomly drawn class; nothing is blended in). Under each image: {network}'s "
                 "top-1 class and its softmax probability P(class).")
     if stem.startswith(("fig3", "figS2")):
-        n = config["selection"]["n_per_hemi_s2" if stem.startswith("figS2") else "n_per_hemi"]
-        return (f"{'Fig. S2' if stem.startswith('figS2') else 'Fig. 3'}. RE-AN (blue) and RE-AI (red) similarity per "
-                f"ROI, one panel per subject, {n} most reliable vertices per hemisphere; {rdm_words}. Error bars: 68% "
+        s2 = stem.startswith("figS2")
+        n = config["selection"]["n_per_hemi_s2" if s2 else "n_per_hemi"]
+        smaller = _smaller_rois(tables.get("brain_rsa_s2" if s2 else "brain_rsa"))
+        whole = f" (all of {smaller}: fewer vertices with a defined reliability; the table's whole_roi and n_units)" if smaller else ""
+        return (f"{'Fig. S2' if s2 else 'Fig. 3'}. RE-AN (blue) and RE-AI (red) similarity per "
+                f"ROI, one panel per subject, {n} most reliable vertices per hemisphere{whole}; {rdm_words}. Error bars: 68% "
                 f"CI, {_interval_words(rsa['ci'], 'vertices', rsa['n_boot'])}. Stars over a bar: permutation test of similarity > 0 ({rsa['n_perm']} "
                 f"image relabelings). Brackets: {difference}; {stars}.")
     if stem.startswith("fig4"):

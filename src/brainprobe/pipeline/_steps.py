@@ -365,8 +365,11 @@ def neighbourhoods(meshes: Mapping, config, cache_dir) -> dict:
             for hemi, mesh in meshes.items()}
 
 
-def selection_tables(responses: Responses, disks: Mapping | None, config) -> pd.DataFrame:
-    """Reliability of every ROI vertex and the selected ones (or every ROI vertex, unselected)."""
+def selection_tables(responses: Responses, disks: Mapping | None, config, *, too_few: str = "raise") -> pd.DataFrame:
+    """Reliability of every ROI vertex and the selected ones (or every ROI vertex, unselected).
+
+    ``too_few``: see `select_reliable_vertices` (Fig. S2 keeps a small ROI whole, with a warning).
+    """
     frames = []
     for roi in config["rois"]["names"]:
         if config["selection"]["enabled"]:
@@ -374,7 +377,8 @@ def selection_tables(responses: Responses, disks: Mapping | None, config) -> pd.
             metric = "correlation" if config["rsa"]["metric"] == "crossnobis" else config["rsa"]["metric"]
             table = select_reliable_vertices(responses, roi, disks, n_per_hemi=config["selection"]["n_per_hemi"],
                                              metric=metric, method=config["rsa"]["method"],
-                                             split=config["selection"]["split"], seed=config.seed)
+                                             split=config["selection"]["split"], seed=config.seed,
+                                             too_few=too_few)
         else:
             columns = np.flatnonzero(responses.roi_mask(roi))
             table = responses.vertices.loc[columns, ["hemi", "vertex"]].reset_index(drop=True)
@@ -418,7 +422,15 @@ def brain_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFrame
     difference = kind_difference(sets, table, n_boot=rsa["n_boot"], seed=seed, alternative=rsa["alternative"],
                                  **common)
     images = image_rsa(similarity, difference, sets, table, config, seed, units="vertices")
-    return {"brain_rsa": images["similarity"].rename(columns={"unit_set": "roi"}).assign(subject=subject),
+    # whether a hemisphere had fewer than n_per_hemi vertices to select from (then all of them were
+    # kept: Fig. S2's 200 per hemisphere in a small atlas ROI); n_units says how many were read
+    roi_of = images["similarity"]["unit_set"]
+    chosen = selection[selection["selected"]]
+    per_hemi = chosen.groupby(["roi", "hemi"]).size().groupby(level="roi").min()
+    whole = roi_of.map(per_hemi < config["selection"]["n_per_hemi"]).fillna(False).astype(bool) \
+        if config["selection"]["enabled"] else False
+    return {"brain_rsa": images["similarity"].assign(whole_roi=whole)
+            .rename(columns={"unit_set": "roi"}).assign(subject=subject),
             "brain_difference": images["difference"].rename(columns={"unit_set": "roi"}).assign(subject=subject),
             "brain_rdms": re_rdms(sets, table, rsa["metric"], subject)}
 

@@ -729,7 +729,9 @@ def _supplementary_selection_rsa(config, cache, step, responses, disks, averaged
     wider["selection"]["n_per_hemi"] = config["selection"]["n_per_hemi_s2"]
     key = cache.key("selection", responses_key, _selection_json(wider), config["rsa"]["metric"],
                     config["rsa"]["method"], "s2")
-    selection = step("selection", key, lambda: steps.selection_tables(responses, disks, wider),
+    # the paper's 200 per hemisphere can exceed a small atlas ROI: S2 then reads all of it (warned; the
+    # table's n_vertices and the caption say so) instead of stopping the study
+    selection = step("selection", key, lambda: steps.selection_tables(responses, disks, wider, too_few="all"),
                      lambda table, folder: write_table(folder / "selection.csv", table),
                      lambda folder: read_table(folder / "selection.csv"))
     rsa_key = cache.key("brain_rsa", key, config.section_json("rsa"), shared["stimuli_key"], config.seed)

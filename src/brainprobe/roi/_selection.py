@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -67,6 +68,7 @@ def select_reliable_vertices(
     split: str | None = None,
     max_splits: int = 20,
     seed=0,
+    too_few: str = "raise",
 ) -> pd.DataFrame:
     """Keep the ROI vertices whose neighbourhood represents the RE images most reliably.
 
@@ -99,6 +101,12 @@ def select_reliable_vertices(
     max_splits : int
     seed : int or Generator
         Draws the splits when there are more than ``max_splits``.
+    too_few : {"raise", "all"}
+        What to do when a hemisphere of the ROI has fewer than ``n_per_hemi`` vertices with a
+        defined reliability. ``"raise"`` (default): stop, since "the most reliable" would select
+        nothing. ``"all"``: keep every such vertex of that hemisphere and warn (for a
+        robustness check such as the study's Fig. S2 with 200 per hemisphere, where a small
+        atlas ROI cannot supply them).
 
     Returns
     -------
@@ -159,12 +167,17 @@ def select_reliable_vertices(
     table.insert(0, "column", centers)
     table["reliability"] = reliability
     available = table[table["reliability"].notna()].groupby("hemi").size().reindex(table["hemi"].unique(), fill_value=0)
-    too_few = available[available < n_per_hemi]
-    if len(too_few):
+    if too_few not in ("raise", "all"):
+        raise ValueError(f"too_few: expected 'raise' or 'all', found {too_few!r}")
+    short = available[available < n_per_hemi]
+    if len(short):
         name = roi if isinstance(roi, str) else "the ROI"
-        found = ", ".join(f"{hemi or '(no hemisphere)'}: {count}" for hemi, count in too_few.items())
-        raise ValueError(f"{name} has fewer vertices with a defined reliability than n_per_hemi = {n_per_hemi} "
-                         f"({found}); selecting would keep all of them, not the most reliable: lower n_per_hemi")
+        found = ", ".join(f"{hemi or '(no hemisphere)'}: {count}" for hemi, count in short.items())
+        if too_few == "raise":
+            raise ValueError(f"{name} has fewer vertices with a defined reliability than n_per_hemi = {n_per_hemi} "
+                             f"({found}); selecting would keep all of them, not the most reliable: lower n_per_hemi")
+        warnings.warn(f"{where}: {name} has fewer vertices with a defined reliability than n_per_hemi = "
+                      f"{n_per_hemi} ({found}); all of them are kept", UserWarning, stacklevel=2)
     table["rank"] = table.groupby("hemi")["reliability"].rank(ascending=False, method="first", na_option="bottom").astype(int)
     table["selected"] = (table["rank"] <= n_per_hemi) & table["reliability"].notna()
     return table
