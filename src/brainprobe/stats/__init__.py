@@ -28,7 +28,7 @@ from ._correlation import (
     normalize_rows,
     rank_rows,
 )
-from ._image_bootstrap import image_bootstrap_rdm_correlations
+from ._image_bootstrap import image_bootstrap_rdm_correlations, kept_pair_counts
 from ._inference import (
     JACKKNIFE_CI_METHOD,
     RESAMPLED_IMAGES,
@@ -121,6 +121,7 @@ __all__ = [
     "subsample_p",
     "two_sample_ttest",
     "image_bootstrap_rdm_correlations",
+    "kept_pair_counts",
     "RESAMPLED_IMAGES",
     "RESAMPLED_SUBJECTS",
     "RESAMPLED_UNITS",
