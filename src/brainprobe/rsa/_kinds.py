@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from .._device import resolve_device
-from .._memory import check_allocation
+from .._memory import check_allocation, memory_budget_bytes
 from .._progress import tqdm
 from ..stats import (
     SUBSAMPLE_CI_METHOD,
@@ -22,7 +22,6 @@ from ..stats import (
     image_bootstrap_rdm_correlations,
     kept_pair_counts,
     mann_kendall,
-    memory_budget_bytes,
     percentile_ci,
     rdm_permutation_test,
     subsample_ci,

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._memory import memory_budget_bytes
 from .._progress import tqdm
 from ..stats import (
     as_generator,
     correlate_rows,
     fwe_from_null_maxima,
-    memory_budget_bytes,
     permutation_set,
     rdm_permutation_test,
 )

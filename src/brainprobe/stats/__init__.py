@@ -3,6 +3,9 @@ tests, confidence intervals, multiple-comparison corrections, noise ceilings and
 (group) tests. Vectorized; every random step
 takes a ``seed`` (int, numpy Generator or None)."""
 
+# the memory budget is not statistics (it lives in brainprobe._memory); re-exported here, where
+# the resampling functions that follow it are
+from .._memory import DEFAULT_MEMORY_FRACTION, memory_budget, memory_budget_bytes, set_memory_budget
 from ._accuracy import (
     ACCURACY_DEFINITIONS,
     accuracy_permutation_test,
@@ -45,7 +48,6 @@ from ._inference import (
     trend_bootstrap_test,
 )
 from ._information import MI_CORRECTIONS, mutual_information
-from ._memory import DEFAULT_MEMORY_FRACTION, memory_budget, memory_budget_bytes, set_memory_budget
 from ._resampling import (
     SUBSAMPLE_CI_METHOD,
     TIE_TOLERANCE,

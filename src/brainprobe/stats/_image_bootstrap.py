@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._memory import memory_budget_bytes
 from ._correlation import _check_method, kendall_tau_a
-from ._memory import memory_budget_bytes
 from ._resampling import bootstrap_indices, check_resampling
 
 __all__ = ["image_bootstrap_rdm_correlations", "kept_pair_counts"]
