@@ -35,20 +35,24 @@ def _membership(neighbourhoods, n_vertices: int) -> sp.csr_matrix:
     return matrix
 
 
-def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str) -> np.ndarray:
+def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str, images=None) -> np.ndarray:
     """RDMs (n_centers_in_chunk, n_pairs), one (n_images x n_images) Gram matrix per disk.
+
+    ``images`` (optional) are the rows of ``patterns`` to use, so that a kind's images are taken
+    disk by disk instead of copying all their vertices for every chunk.
 
     A disk's images are standardized over its vertices (centred and scaled to unit norm for the
     correlation distance, scaled for cosine), so one matrix product of a disk's few columns gives
     all its image pairs; nothing of size (n_pairs x vertices) is formed. An image whose pattern is
     constant over a disk (zero norm) has no correlation or cosine distance there: NaN.
     """
-    n_images = patterns.shape[0]
+    images = np.arange(patterns.shape[0]) if images is None else np.asarray(images)
+    n_images = len(images)
     rows, cols = np.triu_indices(n_images, 1)
     upper = rows * n_images + cols  # the condensed order, as positions in a flattened square
     out = np.empty((members.shape[0], len(upper)))
     for centre in range(members.shape[0]):
-        x = patterns[:, members.indices[members.indptr[centre]:members.indptr[centre + 1]]]
+        x = patterns[images[:, None], members.indices[members.indptr[centre]:members.indptr[centre + 1]]]
         if metric in ("correlation", "cosine"):
             if metric == "correlation":
                 x = x - x.mean(axis=1, keepdims=True)
@@ -106,7 +110,7 @@ def _searchlight_block(patterns, rows, members, *, reference, others, metric, me
                disable=(len(bounds) < 2 or None) if progress is None else not progress)
     for start, stop in bar:
         chunk = members[start:stop]
-        kind_rdms = {kind: _chunk_rdms(patterns[index], chunk, metric) for kind, index in rows.items()}
+        kind_rdms = {kind: _chunk_rdms(patterns, chunk, metric, index) for kind, index in rows.items()}
         # the reference's ranks (and norms) once for every other kind
         z_ref = None if _check_method(method) == "kendall_tau_a" else normalize_rows(kind_rdms[reference], method)
         for other in others:
