@@ -255,3 +255,21 @@ def test_image_bootstrap_from_pair_weights_equals_rebuilding_each_resample(metho
             image_bootstrap_rdm_correlations(a, b, method=method, indices=draws, batch_size=batch_size), samples)
     np.testing.assert_array_equal(
         image_bootstrap_rdm_correlations(a, b, method=method, indices=draws, memory_gb=1e-6), samples)
+
+
+def test_kind_image_bootstrap_equals_masked_correlation_of_gathered_resamples():
+    """kind_image_bootstrap (no resample gathered) against the definition: gather each resample's
+    RDM entries, drop the pairs of a source with its own copy, Spearman over the rest."""
+    from brainprobe.rsa import kind_image_bootstrap, square_rdm
+    from brainprobe.stats import masked_correlation
+
+    table, sets = _kinds_study(n=16, n_units=30, seed=5)
+    _, samples = kind_image_bootstrap(sets, table, n_boot=30, seed=9, return_samples=True)
+    draws = np.random.default_rng(9).integers(0, 16, size=(30, 16))
+    i, j = np.triu_indices(16, 1)
+    a, b = draws[:, i], draws[:, j]
+    for s, values in enumerate(sets.values()):
+        squares = {kind: square_rdm(rdm(values[table["kind"].to_numpy() == kind])) for kind in ("RE", "AN", "AI")}
+        for other in ("AN", "AI"):
+            expected = masked_correlation(squares["RE"][a, b], squares[other][a, b], a != b, "spearman")
+            np.testing.assert_allclose(samples[f"RE-{other}"][:, s], expected, rtol=0, atol=1e-12)
