@@ -24,8 +24,9 @@ from ._resampling import bootstrap_indices, check_resampling
 
 __all__ = ["image_bootstrap_rdm_correlations", "kept_pair_counts"]
 
-# resamples handled at once at most: more buys no speed (the arrays leave the cache anyway)
-_MAX_BATCH = 64
+# resamples whose pair weights are built at once: at most this many bytes of them (each resample
+# is then handled on its own; a larger batch only saves Python loop steps, no speed)
+_MAX_BATCH_BYTES = 2**28
 
 
 def _pair_index(n_items: int) -> np.ndarray:
@@ -211,7 +212,7 @@ def image_bootstrap_rdm_correlations(rdms_a, rdms_b, *, method: str = "spearman"
         # of the b RDMs and a few temporaries
         per_resample = 8 * a.shape[1]
         batch_size = max(1, (memory_budget_bytes(memory_gb) - 8 * a.shape[1] * (len(b) + 4)) // per_resample)
-        batch_size = int(min(_MAX_BATCH, batch_size))
+        batch_size = int(max(1, min(batch_size, _MAX_BATCH_BYTES // per_resample)))
     sorted_a, sorted_b = _SortedRDMs(a, method), _SortedRDMs(b, method)
     out = np.empty((len(indices), len(a), len(b)))
     for start in range(0, len(indices), batch_size):
