@@ -89,24 +89,28 @@ def _kinds(n: int, seed: int = 0):
     return table, patterns
 
 
-def _per_item_cap(run_one, total: int, cap_s: float) -> tuple[float, int]:
+def _timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _per_item_cap(run_one, total: int, cap_s: float) -> tuple[float, int, float]:
     """Seconds for ``total`` items of ``run_one(k)``: all of them when that fits ``cap_s``, else
     one call's fixed cost plus the marginal cost per item, (t(k) - t(1)) / (k - 1), times the
-    items left. Returns (seconds, items measured in the largest call)."""
-    start = time.perf_counter()
-    run_one(1)
-    one = time.perf_counter() - start
+    items left. Returns (wall seconds, items measured in the largest call, CPU seconds, the
+    same way): on a shared machine the CPU seconds are the steadier figure."""
+    one, one_cpu = _timed(lambda: run_one(1))
     if one * total <= cap_s:
-        start = time.perf_counter()
-        run_one(total)
-        return time.perf_counter() - start, total
+        wall, cpu = _timed(lambda: run_one(total))
+        return wall, total, cpu
     # a setup shared by all items (ranking, square matrices) must not be multiplied by `total`
     count = int(min(total, max(3, cap_s / max(one, 1e-9))))
-    start = time.perf_counter()
-    run_one(count)
-    many = time.perf_counter() - start
+    many, many_cpu = _timed(lambda: run_one(count))
     marginal = max(many - one, 0.0) / (count - 1)
-    return one + marginal * (total - 1), count
+    marginal_cpu = max(many_cpu - one_cpu, 0.0) / (count - 1)
+    return one + marginal * (total - 1), count, one_cpu + marginal_cpu * (total - 1)
 
 
 def step_rdm_compare(n: int) -> dict:
@@ -146,8 +150,9 @@ def step_permutations(n: int) -> dict:
     from brainprobe.stats import rdm_permutation_test
 
     a, b = _two_rdms(n)
-    seconds, measured = _per_item_cap(lambda k: rdm_permutation_test(a, b, n_perm=k, seed=0), N_PERM, STEP_CAP_S)
-    row = {"seconds": seconds, "n_perm": N_PERM, "measured_n_perm": measured, "extrapolated": measured < N_PERM}
+    seconds, measured, cpu = _per_item_cap(lambda k: rdm_permutation_test(a, b, n_perm=k, seed=0), N_PERM,
+                                           STEP_CAP_S)
+    row = {"seconds": seconds, "cpu_seconds": cpu, "n_perm": N_PERM, "measured_n_perm": measured, "extrapolated": measured < N_PERM}
     import rsatoolbox
 
     rdm_a = rsatoolbox.rdm.RDMs(a[None])
@@ -168,8 +173,8 @@ def step_permutations(n: int) -> dict:
 
 def _with_peer(row: dict, peer, count: int, name: str) -> dict:
     """``row`` plus rsatoolbox's time for ``count`` resamples (capped at PEER_CAP_S, then extrapolated)."""
-    peer_s, measured = _per_item_cap(peer, count, PEER_CAP_S)
-    row.update({"rsatoolbox_s": peer_s, f"rsatoolbox_measured_{name}": measured, "rsatoolbox_extrapolated": measured < count})
+    peer_s, measured, peer_cpu = _per_item_cap(peer, count, PEER_CAP_S)
+    row.update({"rsatoolbox_s": peer_s, "rsatoolbox_cpu_s": peer_cpu, f"rsatoolbox_measured_{name}": measured, "rsatoolbox_extrapolated": measured < count})
     return row
 
 
@@ -177,9 +182,10 @@ def step_image_bootstraps(n: int) -> dict:
     from brainprobe.rsa import kind_difference
 
     table, patterns = _kinds(n)
-    seconds, measured = _per_item_cap(lambda k: kind_difference({"layer": patterns}, table, n_boot=k, seed=0),
+    seconds, measured, cpu = _per_item_cap(lambda k: kind_difference({"layer": patterns}, table, n_boot=k, seed=0),
                                       N_BOOT, STEP_CAP_S)
-    row = {"seconds": seconds, "n_boot": N_BOOT, "measured_n_boot": measured, "extrapolated": measured < N_BOOT}
+    row = {"seconds": seconds, "cpu_seconds": cpu, "n_boot": N_BOOT, "measured_n_boot": measured,
+           "extrapolated": measured < N_BOOT}
     if n > 2000:
         row["rsatoolbox_skipped"] = "not run at 10,000 images (> 5 min cap per few resamples)"
         return row
@@ -205,11 +211,11 @@ def step_unit_subsamples(n: int) -> dict:
     from brainprobe.rsa import kind_similarity
 
     table, patterns = _kinds(n)
-    seconds, measured = _per_item_cap(
+    seconds, measured, cpu = _per_item_cap(
         lambda k: kind_similarity({"layer": patterns}, table, n_perm=0, n_boot=k, seed=0, device="cpu"),
         N_BOOT, STEP_CAP_S)
-    return {"seconds": seconds, "n_boot": N_BOOT, "measured_n_boot": measured, "extrapolated": measured < N_BOOT,
-            "peer": "none (rsatoolbox resamples patterns or RDMs, not units)"}
+    return {"seconds": seconds, "cpu_seconds": cpu, "n_boot": N_BOOT, "measured_n_boot": measured,
+            "extrapolated": measured < N_BOOT, "peer": "none (rsatoolbox resamples patterns or RDMs, not units)"}
 
 
 def step_searchlight(n: int) -> dict:
@@ -231,8 +237,8 @@ def step_searchlight(n: int) -> dict:
         searchlight_kind_similarity(patterns, table, disks[np.linspace(0, n_vertices - 1, k).astype(int)],
                                     progress=False)
 
-    seconds, measured = _per_item_cap(lambda k: run(max(1, k * n_vertices // 1000)), 1000, STEP_CAP_S)
-    return {"seconds": seconds, "n_centers": n_vertices, "measured_centers": measured * n_vertices // 1000,
+    seconds, measured, cpu = _per_item_cap(lambda k: run(max(1, k * n_vertices // 1000)), 1000, STEP_CAP_S)
+    return {"seconds": seconds, "cpu_seconds": cpu, "n_centers": n_vertices, "measured_centers": measured * n_vertices // 1000,
             "extrapolated": measured < 1000}
 
 
