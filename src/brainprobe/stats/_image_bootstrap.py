@@ -109,7 +109,7 @@ class _SortedRDMs:
         through[0] = 0.0
         np.cumsum(ordered, out=through[1:])
         if runs is None:
-            # rank (through - w) + (w + 1) / 2, minus the mean rank (N + 1) / 2
+            # rank: (entries up to and including it) - (w - 1) / 2; minus the mean rank (N + 1) / 2
             ordered *= -0.5
             ordered += through[1:]
             ordered -= total / 2
@@ -130,15 +130,16 @@ def _weighted_correlations(sorted_a: _SortedRDMs, sorted_b: _SortedRDMs, counts:
     Each resample is computed on its own, row by row, so its value does not depend on the
     others in its batch (the batch size, set by the memory budget, changes nothing)."""
     out = np.empty((len(counts), len(sorted_a.rdms), len(sorted_b.rdms)))
-    for s, weights in enumerate(_pair_weights(counts)):
-        total = float(weights.sum())
-        zb = [sorted_b.centred(j, weights, total) for j in range(len(sorted_b.rdms))]
-        norm_b = np.sqrt([np.dot(z * weights, z) for z in zb])
-        for i in range(len(sorted_a.rdms)):
-            za = sorted_a.centred(i, weights, total)
-            weighted = za * weights
-            norm_a = np.sqrt(np.dot(weighted, za))
-            with np.errstate(invalid="ignore", divide="ignore"):  # < 2 kept entries or a constant RDM: NaN
+    # a resample with < 2 kept entries, or a constant RDM on it: NaN, silently
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for s, weights in enumerate(_pair_weights(counts)):
+            total = float(weights.sum())
+            zb = [sorted_b.centred(j, weights, total) for j in range(len(sorted_b.rdms))]
+            norm_b = np.sqrt([np.dot(z * weights, z) for z in zb])
+            for i in range(len(sorted_a.rdms)):
+                za = sorted_a.centred(i, weights, total)
+                weighted = za * weights
+                norm_a = np.sqrt(np.dot(weighted, za))
                 out[s, i] = [np.dot(weighted, z) / (norm_a * nb) for z, nb in zip(zb, norm_b, strict=True)]
     return out
 
