@@ -1,8 +1,11 @@
 """Scale: time and peak memory of each step at 40, 1,000 and 10,000 images, beside rsatoolbox.
 
-Every (step, size) runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its
-own; ``baseline_gib`` is the same process's peak right after the imports (numpy, torch,
-brainprobe), so ``peak_gib - baseline_gib`` is what the step itself added.
+Every (step, size) runs in a fresh subprocess, so its peak resident memory (``VmHWM`` of
+``/proc/self/status``; ``ru_maxrss`` where there is none, which can carry the parent's peak across
+exec) is its own; ``baseline_gib`` is the same process's peak right after the imports (numpy,
+torch, brainprobe), so ``peak_gib - baseline_gib`` is what the step itself added. ``seconds`` is
+wall-clock time and ``cpu_seconds`` the step's CPU time: on a shared machine (``load_average_1min``)
+the CPU time is the steadier figure.
 
 Steps (simulated data: three image kinds RE/AN/AI of ``n`` images each, ``UNITS`` units):
 
@@ -25,6 +28,8 @@ The growth exponent of each step is the slope of log(seconds) on log(images).
 
 Usage:  python benchmarks/bench_scale.py [--sizes 40 1000] [--out benchmarks/results/scale.json]
         python benchmarks/bench_scale.py --sizes 10000 --merge   (adds rows to the existing JSON)
+        python benchmarks/bench_scale.py --sizes 10000 --steps permutations --cap-s 3600 --merge
+                                         (a higher cap: measured in full, not extrapolated)
 """
 
 from __future__ import annotations
@@ -49,7 +54,25 @@ STEPS = ("rdm_compare", "permutations", "image_bootstraps", "unit_subsamples", "
 
 
 def _peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    """This process's peak resident memory in GiB: VmHWM (Linux), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 2**20
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def machine_description() -> dict:
+    """CPU model, cores and memory of the machine the rows ran on."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(memory, 1),
+            "threads_per_step": int(os.environ.get("OMP_NUM_THREADS", "0")) or None}
 
 
 def _kinds(n: int, seed: int = 0):
@@ -66,24 +89,28 @@ def _kinds(n: int, seed: int = 0):
     return table, patterns
 
 
-def _per_item_cap(run_one, total: int, cap_s: float) -> tuple[float, int]:
+def _timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _per_item_cap(run_one, total: int, cap_s: float) -> tuple[float, int, float]:
     """Seconds for ``total`` items of ``run_one(k)``: all of them when that fits ``cap_s``, else
     one call's fixed cost plus the marginal cost per item, (t(k) - t(1)) / (k - 1), times the
-    items left. Returns (seconds, items measured in the largest call)."""
-    start = time.perf_counter()
-    run_one(1)
-    one = time.perf_counter() - start
+    items left. Returns (wall seconds, items measured in the largest call, CPU seconds, the
+    same way): on a shared machine the CPU seconds are the steadier figure."""
+    one, one_cpu = _timed(lambda: run_one(1))
     if one * total <= cap_s:
-        start = time.perf_counter()
-        run_one(total)
-        return time.perf_counter() - start, total
+        wall, cpu = _timed(lambda: run_one(total))
+        return wall, total, cpu
     # a setup shared by all items (ranking, square matrices) must not be multiplied by `total`
     count = int(min(total, max(3, cap_s / max(one, 1e-9))))
-    start = time.perf_counter()
-    run_one(count)
-    many = time.perf_counter() - start
+    many, many_cpu = _timed(lambda: run_one(count))
     marginal = max(many - one, 0.0) / (count - 1)
-    return one + marginal * (total - 1), count
+    marginal_cpu = max(many_cpu - one_cpu, 0.0) / (count - 1)
+    return one + marginal * (total - 1), count, one_cpu + marginal_cpu * (total - 1)
 
 
 def step_rdm_compare(n: int) -> dict:
@@ -123,8 +150,9 @@ def step_permutations(n: int) -> dict:
     from brainprobe.stats import rdm_permutation_test
 
     a, b = _two_rdms(n)
-    seconds, measured = _per_item_cap(lambda k: rdm_permutation_test(a, b, n_perm=k, seed=0), N_PERM, STEP_CAP_S)
-    row = {"seconds": seconds, "n_perm": N_PERM, "measured_n_perm": measured, "extrapolated": measured < N_PERM}
+    seconds, measured, cpu = _per_item_cap(lambda k: rdm_permutation_test(a, b, n_perm=k, seed=0), N_PERM,
+                                           STEP_CAP_S)
+    row = {"seconds": seconds, "cpu_seconds": cpu, "n_perm": N_PERM, "measured_n_perm": measured, "extrapolated": measured < N_PERM}
     import rsatoolbox
 
     rdm_a = rsatoolbox.rdm.RDMs(a[None])
@@ -145,8 +173,8 @@ def step_permutations(n: int) -> dict:
 
 def _with_peer(row: dict, peer, count: int, name: str) -> dict:
     """``row`` plus rsatoolbox's time for ``count`` resamples (capped at PEER_CAP_S, then extrapolated)."""
-    peer_s, measured = _per_item_cap(peer, count, PEER_CAP_S)
-    row.update({"rsatoolbox_s": peer_s, f"rsatoolbox_measured_{name}": measured, "rsatoolbox_extrapolated": measured < count})
+    peer_s, measured, peer_cpu = _per_item_cap(peer, count, PEER_CAP_S)
+    row.update({"rsatoolbox_s": peer_s, "rsatoolbox_cpu_s": peer_cpu, f"rsatoolbox_measured_{name}": measured, "rsatoolbox_extrapolated": measured < count})
     return row
 
 
@@ -154,9 +182,10 @@ def step_image_bootstraps(n: int) -> dict:
     from brainprobe.rsa import kind_difference
 
     table, patterns = _kinds(n)
-    seconds, measured = _per_item_cap(lambda k: kind_difference({"layer": patterns}, table, n_boot=k, seed=0),
+    seconds, measured, cpu = _per_item_cap(lambda k: kind_difference({"layer": patterns}, table, n_boot=k, seed=0),
                                       N_BOOT, STEP_CAP_S)
-    row = {"seconds": seconds, "n_boot": N_BOOT, "measured_n_boot": measured, "extrapolated": measured < N_BOOT}
+    row = {"seconds": seconds, "cpu_seconds": cpu, "n_boot": N_BOOT, "measured_n_boot": measured,
+           "extrapolated": measured < N_BOOT}
     if n > 2000:
         row["rsatoolbox_skipped"] = "not run at 10,000 images (> 5 min cap per few resamples)"
         return row
@@ -182,11 +211,11 @@ def step_unit_subsamples(n: int) -> dict:
     from brainprobe.rsa import kind_similarity
 
     table, patterns = _kinds(n)
-    seconds, measured = _per_item_cap(
+    seconds, measured, cpu = _per_item_cap(
         lambda k: kind_similarity({"layer": patterns}, table, n_perm=0, n_boot=k, seed=0, device="cpu"),
         N_BOOT, STEP_CAP_S)
-    return {"seconds": seconds, "n_boot": N_BOOT, "measured_n_boot": measured, "extrapolated": measured < N_BOOT,
-            "peer": "none (rsatoolbox resamples patterns or RDMs, not units)"}
+    return {"seconds": seconds, "cpu_seconds": cpu, "n_boot": N_BOOT, "measured_n_boot": measured,
+            "extrapolated": measured < N_BOOT, "peer": "none (rsatoolbox resamples patterns or RDMs, not units)"}
 
 
 def step_searchlight(n: int) -> dict:
@@ -204,11 +233,12 @@ def step_searchlight(n: int) -> dict:
     table, _ = _kinds(n)
     patterns = rng.standard_normal((3 * n, n_vertices)).astype(np.float64)
 
-    def run(k):
-        searchlight_kind_similarity(patterns, table, disks[:k], progress=False)
+    def run(k):  # centres spread over both hemispheres, not the first k of one
+        searchlight_kind_similarity(patterns, table, disks[np.linspace(0, n_vertices - 1, k).astype(int)],
+                                    progress=False)
 
-    seconds, measured = _per_item_cap(lambda k: run(max(1, k * n_vertices // 1000)), 1000, STEP_CAP_S)
-    return {"seconds": seconds, "n_centers": n_vertices, "measured_centers": measured * n_vertices // 1000,
+    seconds, measured, cpu = _per_item_cap(lambda k: run(max(1, k * n_vertices // 1000)), 1000, STEP_CAP_S)
+    return {"seconds": seconds, "cpu_seconds": cpu, "n_centers": n_vertices, "measured_centers": measured * n_vertices // 1000,
             "extrapolated": measured < 1000}
 
 
@@ -279,10 +309,11 @@ def child(step: str, n: int) -> None:
     import brainprobe.rsa  # noqa: F401
 
     baseline = _peak_gib()
+    cpu = time.process_time()
     row = globals()[f"step_{step}"](n)
     # the machine is shared: the load beside the run says how far its seconds are inflated
-    row.update(step=step, n_images=n, peak_gib=_peak_gib(), baseline_gib=baseline,
-               load_average_1min=os.getloadavg()[0])
+    row.update(step=step, n_images=n, peak_gib=_peak_gib(), baseline_gib=baseline, peak_source="VmHWM",
+               cpu_seconds_in_process=time.process_time() - cpu, load_average_1min=os.getloadavg()[0])
     print("ROW " + json.dumps(row, default=float))
 
 
@@ -290,8 +321,8 @@ def run_row(step: str, n: int, timeout: float) -> dict:
     here = Path(__file__).resolve()
     start = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, str(here), "--child", step, str(n)], capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run([sys.executable, str(here), "--child", step, str(n), "--cap-s", str(STEP_CAP_S)],
+                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"step": step, "n_images": n, "failed": f"timed out after {timeout:.0f} s"}
     rows = [line[4:] for line in done.stdout.splitlines() if line.startswith("ROW ")]
@@ -314,13 +345,17 @@ def growth_exponents(rows: list[dict]) -> dict:
 
 
 def main() -> None:
+    global STEP_CAP_S
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[40, 1000])
     parser.add_argument("--steps", nargs="+", default=list(STEPS) + ["disks"])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "scale.json"))
     parser.add_argument("--merge", action="store_true", help="add the rows to the existing JSON")
+    parser.add_argument("--cap-s", type=float, default=STEP_CAP_S,
+                        help="seconds a step may take before it is extrapolated from fewer resamples")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    STEP_CAP_S = args.cap_s
     if args.child:
         child(args.child[0], int(args.child[1]))
         return
@@ -337,7 +372,7 @@ def main() -> None:
         for peer in ("rsatoolbox_s", "ridge_s"):
             if row.get(peer) and row.get("seconds"):
                 row[f"speedup_vs_{peer[:-2]}"] = row[peer] / row["seconds"]
-    report = {"device": device_description(), "units": UNITS, "n_perm": N_PERM, "n_boot": N_BOOT,
+    report = {"device": device_description(), "machine": machine_description(), "units": UNITS, "n_perm": N_PERM, "n_boot": N_BOOT,
               "peer_cap_s": PEER_CAP_S, "step_cap_s": STEP_CAP_S,
               "rows": sorted(rows, key=lambda r: (r.get("step", ""), r.get("n_images", 0))),
               "growth_exponents": growth_exponents(rows)}

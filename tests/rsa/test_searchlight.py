@@ -4,6 +4,7 @@ import scipy.sparse as sp
 
 from _studies import kinds_table
 from brainprobe.rsa import kind_similarity, rdm, searchlight_kind_similarity, searchlight_rdms
+from brainprobe.stats import correlate_rows
 
 
 def _line_neighbourhoods(n_vertices, radius):
@@ -74,3 +75,45 @@ def test_searchlight_with_every_relabeling_enumerated_gives_exact_fwe_p():
         assert np.isfinite(values).all() and values.min() >= 1 / 120 - 1e-12
         np.testing.assert_allclose(values * 120, np.round(values * 120), atol=1e-9)
     assert (maps["p_fwe"] >= maps["p_perm"] - 1e-12).all()
+
+
+def _rdms_from_disk_sums(patterns, disks, metric):
+    """The earlier searchlight definition: per disk, sums, sums of squares and cross products of
+    every image pair over its vertices (an (n_pairs x n_vertices) product per chunk)."""
+    members = sp.csr_matrix(disks, dtype=float)
+    rows, cols = np.triu_indices(len(patterns), 1)
+    counts = np.asarray(members.sum(axis=1))
+    sums, squares = members @ patterns.T, members @ (patterns * patterns).T
+    cross = members @ (patterns[rows] * patterns[cols]).T
+    if metric == "correlation":
+        variance = squares - sums**2 / counts
+        return 1.0 - (cross - sums[:, rows] * sums[:, cols] / counts) / np.sqrt(variance[:, rows] * variance[:, cols])
+    if metric == "cosine":
+        return 1.0 - cross / np.sqrt(squares[:, rows] * squares[:, cols])
+    squared = np.maximum(squares[:, rows] + squares[:, cols] - 2 * cross, 0.0)
+    return np.sqrt(squared) if metric == "euclidean" else squared / counts
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "squared_euclidean"])
+def test_searchlight_gram_per_disk_equals_the_disk_sums_definition(metric):
+    """One Gram matrix per disk gives the RDMs and maps of the sums-of-products definition to 1e-10,
+    on disks of uneven sizes (3 to 30 vertices) in any chunking."""
+    rng = np.random.default_rng(3)
+    n_vertices = 120
+    disks = sp.lil_matrix((n_vertices, n_vertices), dtype=bool)
+    for centre in range(n_vertices):
+        disks[centre, rng.choice(n_vertices, size=rng.integers(3, 31), replace=False)] = True
+    disks = disks.tocsr()
+    table = kinds_table(15)
+    patterns = rng.normal(size=(len(table), n_vertices)) + rng.normal(size=(1, n_vertices))
+    patterns[15:30] = patterns[:15] + rng.normal(size=(15, n_vertices))  # AN related to RE
+    rows = {kind: np.flatnonzero(table["kind"].to_numpy() == kind) for kind in ("RE", "AN", "AI")}
+    expected = {kind: _rdms_from_disk_sums(patterns[index], disks, metric) for kind, index in rows.items()}
+    for chunk_size in (1, 7, 4096):
+        np.testing.assert_allclose(searchlight_rdms(patterns[rows["RE"]], disks, metric, chunk_size=chunk_size),
+                                   expected["RE"], rtol=0, atol=1e-10)
+    maps = searchlight_kind_similarity(patterns, table, disks, metric=metric, chunk_size=13)
+    for other in ("AN", "AI"):
+        found = maps.loc[maps["pair"] == f"RE-{other}", "similarity"].to_numpy()
+        np.testing.assert_allclose(found, correlate_rows(expected["RE"], expected[other], "spearman"),
+                                   rtol=0, atol=1e-10)

@@ -212,3 +212,64 @@ def test_simulated_features_in_batches_equal_one_image_at_a_time():
     together = gabor_energy_features(images, 8.0, 4)
     alone = np.concatenate([gabor_energy_features(images[i:i + 1], 8.0, 4) for i in range(len(images))])
     np.testing.assert_array_equal(together, alone)
+
+
+def _gathered_correlation(a, b, draw, method):
+    """One image resample the long way: build its RDMs, drop an image's pairs with its own copy,
+    re-rank (scipy) and correlate."""
+    from scipy.spatial.distance import squareform
+    from scipy.stats import pearsonr, spearmanr
+
+    i, j = np.triu_indices(len(draw), 1)
+    keep = draw[i] != draw[j]
+    x, y = (squareform(v)[draw[i], draw[j]][keep] for v in (a, b))
+    if method == "spearman":
+        return spearmanr(x, y)[0]
+    if method == "pearson":
+        return pearsonr(x, y)[0]
+    return x @ y / np.sqrt((x @ x) * (y @ y))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
+def test_image_bootstrap_from_pair_weights_equals_rebuilding_each_resample(method, ties):
+    """Ranks from draw counts over RDMs sorted once equal re-ranking each gathered resample (scipy),
+    ties in the RDMs included, and no batch size or budget changes a bit of the result."""
+    from brainprobe.stats import bootstrap_indices, image_bootstrap_rdm_correlations
+
+    rng = np.random.default_rng(7)
+    n = 25
+    a = rng.random((2, n * (n - 1) // 2))
+    b = np.stack([a[0] + rng.random(a.shape[1]), rng.random(a.shape[1])])
+    if ties:  # few distinct values: long tied runs, as in categorical model RDMs
+        a, b = np.round(4 * a), np.round(3 * b)
+    draws = bootstrap_indices(n, 40, seed=3)
+    draws[0] = 0  # one image only: no pair left, NaN
+    samples = image_bootstrap_rdm_correlations(a, b, method=method, indices=draws)
+    assert np.isnan(samples[0]).all()
+    expected = np.array([[[_gathered_correlation(a[p], b[q], draw, method) for q in range(2)] for p in range(2)]
+                         for draw in draws[1:]])
+    np.testing.assert_allclose(samples[1:], expected, rtol=0, atol=1e-12)
+    for batch_size in (1, 7):
+        np.testing.assert_array_equal(
+            image_bootstrap_rdm_correlations(a, b, method=method, indices=draws, batch_size=batch_size), samples)
+    np.testing.assert_array_equal(
+        image_bootstrap_rdm_correlations(a, b, method=method, indices=draws, memory_gb=1e-6), samples)
+
+
+def test_kind_image_bootstrap_equals_masked_correlation_of_gathered_resamples():
+    """kind_image_bootstrap (no resample gathered) against the definition: gather each resample's
+    RDM entries, drop the pairs of a source with its own copy, Spearman over the rest."""
+    from brainprobe.rsa import kind_image_bootstrap, square_rdm
+    from brainprobe.stats import masked_correlation
+
+    table, sets = _kinds_study(n=16, n_units=30, seed=5)
+    _, samples = kind_image_bootstrap(sets, table, n_boot=30, seed=9, return_samples=True)
+    draws = np.random.default_rng(9).integers(0, 16, size=(30, 16))
+    i, j = np.triu_indices(16, 1)
+    a, b = draws[:, i], draws[:, j]
+    for s, values in enumerate(sets.values()):
+        squares = {kind: square_rdm(rdm(values[table["kind"].to_numpy() == kind])) for kind in ("RE", "AN", "AI")}
+        for other in ("AN", "AI"):
+            expected = masked_correlation(squares["RE"][a, b], squares[other][a, b], a != b, "spearman")
+            np.testing.assert_allclose(samples[f"RE-{other}"][:, s], expected, rtol=0, atol=1e-12)

@@ -30,10 +30,10 @@ from .._files import (
     written_files,
 )
 from .._lock import LOCK, output_lock
+from .._memory import memory_budget
 from .._progress import tqdm
 from ..data import Responses
 from ..models import Activations, extract, load_model, resolve_device
-from ..stats import memory_budget
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
 from . import _general as general
 from . import _report, _synthesis

@@ -20,9 +20,9 @@ from ..stats import (
     as_generator,
     check_resampling,
     correlate_rows,
+    image_bootstrap_rdm_correlations,
     jackknife_ci,
     leave_one_out,
-    masked_correlation,
     normalize_rows,
     paired_swap_relabelings,
     percentile_ci,
@@ -78,15 +78,14 @@ def kind_image_bootstrap(patterns, stimuli, *, reference: str = "RE", others: Se
     sets, sources, rows = _prepared(patterns, stimuli, reference, others, image_ids, metric)
     n = len(sources)
     draws = as_generator(seed).integers(0, n, size=(n_boot, n))
-    upper_rows, upper_cols = np.triu_indices(n, 1)
-    a, b = draws[:, upper_rows], draws[:, upper_cols]
-    keep = a != b
     records, samples = [], {f"{reference}-{o}": np.empty((n_boot, len(sets))) for o in others}
     for s, (name, values) in enumerate(sets.items()):
-        squares = {kind: square_rdm(rdm(values[index], metric)) for kind, index in rows.items()}
-        ref = squares[reference][a, b]
-        for other in others:
-            resampled = masked_correlation(ref, squares[other][a, b], keep, method)
+        rdms = {kind: rdm(values[index], metric) for kind, index in rows.items()}
+        # every other kind against the reference on the same resamples; no resample is gathered
+        resampled_all = image_bootstrap_rdm_correlations(rdms[reference], np.stack([rdms[o] for o in others]),
+                                                         method=method, indices=draws)[:, 0]
+        for o, other in enumerate(others):
+            resampled = resampled_all[:, o]
             samples[f"{reference}-{other}"][:, s] = resampled
             record = {"unit_set": name, "pair": f"{reference}-{other}"}
             for level in ci_levels:

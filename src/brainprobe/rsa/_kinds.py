@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from .._device import resolve_device
-from .._memory import check_allocation
+from .._memory import check_allocation, memory_budget_bytes
 from .._progress import tqdm
 from ..stats import (
     SUBSAMPLE_CI_METHOD,
@@ -19,15 +19,14 @@ from ..stats import (
     check_resampling,
     correlate_rows,
     direction_label,
+    image_bootstrap_rdm_correlations,
+    kept_pair_counts,
     mann_kendall,
-    masked_correlation,
-    memory_budget_bytes,
     percentile_ci,
-    rank_rows,
     rdm_permutation_test,
     subsample_ci,
 )
-from ._rdm import rdm, square_rdm
+from ._rdm import rdm
 
 __all__ = ["align_kinds", "kind_similarity", "kind_difference", "layer_trend"]
 
@@ -446,40 +445,24 @@ def kind_difference(
     sets = _pattern_sets(patterns, raw if isinstance(raw, pd.DataFrame) else table, image_ids)
     sources, rows = align_kinds(table, reference, (first, second))
     n = len(sources)
-    # resamples stream in chunks (below); what stays is one difference per resample
-    check_allocation(n_boot * 8 * 4, f"kind_difference with n_boot = {n_boot} on {n} images",
+    # what is held for all resamples: the drawn images (int64) and one difference per resample;
+    # each resample's RDM entries are never gathered (`image_bootstrap_rdm_correlations`)
+    check_allocation(n_boot * (8 * n + 8 * 4), f"kind_difference with n_boot = {n_boot} on {n} images",
                      "lower n_boot ([rsa] n_boot in a study file; 1000 is the default)")
-    rng = as_generator(seed)
-    start_state = rng.bit_generator.state
-    upper_rows, upper_cols = np.triu_indices(n, 1)
-    # resamples in chunks: the (n_boot x n_pairs) gathers of all resamples would not fit at scale;
-    # each unit set redraws the same resamples from the same generator state (one stream, drawn
-    # chunk by chunk, is the same stream)
-    per_resample = 120 * len(upper_rows)  # two int64 indices, the mask, three gathers, ranks
-    chunk = int(max(1, min(max(n_boot, 1), memory_budget_bytes(memory_gb) // per_resample)))
+    # one stream of draws shared by every unit set
+    draws = as_generator(seed).integers(0, n, size=(n_boot, n))
+    pairs_used = float(kept_pair_counts(draws, n).sum())
     records = []
-    flat = _flat_rdms({name: {kind: rdm(values[index], metric) for kind, index in rows.items()}
-                       for name, values in sets.items()}, sets, rows, metric)
-    for name, values in sets.items():
-        squares = {kind: square_rdm(rdm(values[index], metric)) for kind, index in rows.items()}
-        rng.bit_generator.state = start_state
-        samples = np.empty(n_boot)
-        pairs_used = 0
-        for start in range(0, n_boot, chunk):
-            draws = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-            a, b = draws[:, upper_rows], draws[:, upper_cols]
-            keep = a != b
-            ref, one, two = (_masked_ranks(squares[kind][a, b], keep, method) for kind in (reference, first, second))
-            # ranks taken once per RDM (masked_correlation would rank the reference twice)
-            sim_first = masked_correlation(ref, one, keep, _after_ranking(method))
-            sim_second = masked_correlation(ref, two, keep, _after_ranking(method))
-            samples[start:start + len(draws)] = sim_first - sim_second
-            pairs_used += int(keep.sum())
-            del a, b, keep, ref, one, two
-        observed = float(
-            correlate_rows(rdm(values[rows[reference]], metric), rdm(values[rows[first]], metric), method)
-            - correlate_rows(rdm(values[rows[reference]], metric), rdm(values[rows[second]], metric), method)
-        )
+    all_rdms = {name: {kind: rdm(values[index], metric) for kind, index in rows.items()}
+                for name, values in sets.items()}
+    flat = _flat_rdms(all_rdms, sets, rows, metric)
+    for name, rdms in all_rdms.items():
+        # the reference's correlation with both kinds on the same resamples, its RDM sorted once
+        both = image_bootstrap_rdm_correlations(rdms[reference], np.stack([rdms[first], rdms[second]]),
+                                                method=method, indices=draws, memory_gb=memory_gb)
+        samples = both[:, 0, 0] - both[:, 0, 1]
+        observed = float(correlate_rows(rdms[reference], rdms[first], method)
+                         - correlate_rows(rdms[reference], rdms[second], method))
         low, high = percentile_ci(samples, level, axis=0)
         records.append({
             "unit_set": name,
@@ -501,15 +484,6 @@ def kind_difference(
             _undefined(records[-1], name, records[-1]["comparison"], reasons[0])
             records[-1]["direction"] = "undefined"
     return pd.DataFrame.from_records(records)
-
-
-def _masked_ranks(values, keep, method):
-    """What `masked_correlation` ranks for Spearman (dropped entries above every kept one)."""
-    return rank_rows(np.where(keep, values, np.inf)) if method in ("spearman", "rho") else values
-
-
-def _after_ranking(method):
-    return "pearson" if method in ("spearman", "rho") else method
 
 
 def layer_trend(similarity: pd.DataFrame, *, order: Sequence[str] | None = None,

@@ -8,15 +8,17 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._memory import memory_budget_bytes
 from .._progress import tqdm
 from ..stats import (
     as_generator,
     correlate_rows,
     fwe_from_null_maxima,
-    memory_budget_bytes,
+    normalize_rows,
     permutation_set,
     rdm_permutation_test,
 )
+from ..stats._correlation import _check_method
 from ._kinds import _table_of, align_kinds
 
 __all__ = ["searchlight_rdms", "searchlight_kind_similarity"]
@@ -33,46 +35,53 @@ def _membership(neighbourhoods, n_vertices: int) -> sp.csr_matrix:
     return matrix
 
 
-def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str) -> np.ndarray:
-    """RDMs (n_centers_in_chunk, n_pairs) from sums, sums of squares and cross products per disk."""
-    used = np.unique(members.indices)
-    local = members[:, used]
-    x = patterns[:, used]  # (n_images, n_used)
-    rows, cols = np.triu_indices(x.shape[0], 1)
-    counts = np.asarray(local.sum(axis=1))  # (c, 1)
-    sums = local @ x.T  # (c, n_images)
-    squares = local @ (x * x).T
-    cross = local @ (x[rows] * x[cols]).T  # (c, n_pairs)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if metric == "correlation":
-            variance = squares - sums**2 / counts
-            covariance = cross - sums[:, rows] * sums[:, cols] / counts
-            return 1.0 - covariance / np.sqrt(variance[:, rows] * variance[:, cols])
-        if metric == "cosine":
-            return 1.0 - cross / np.sqrt(squares[:, rows] * squares[:, cols])
-        squared = np.maximum(squares[:, rows] + squares[:, cols] - 2 * cross, 0.0)
-        return np.sqrt(squared) if metric == "euclidean" else squared / counts
+def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str, images=None) -> np.ndarray:
+    """RDMs (n_centers_in_chunk, n_pairs), one (n_images x n_images) Gram matrix per disk.
+
+    ``images`` (optional) are the rows of ``patterns`` to use, so that a kind's images are taken
+    disk by disk instead of copying all their vertices for every chunk.
+
+    A disk's images are standardized over its vertices (centred and scaled to unit norm for the
+    correlation distance, scaled for cosine), so one matrix product of a disk's few columns gives
+    all its image pairs; nothing of size (n_pairs x vertices) is formed. An image whose pattern is
+    constant over a disk (zero norm) has no correlation or cosine distance there: NaN.
+    """
+    images = np.arange(patterns.shape[0]) if images is None else np.asarray(images)
+    n_images = len(images)
+    rows, cols = np.triu_indices(n_images, 1)
+    upper = rows * n_images + cols  # the condensed order, as positions in a flattened square
+    out = np.empty((members.shape[0], len(upper)))
+    for centre in range(members.shape[0]):
+        x = patterns[images[:, None], members.indices[members.indptr[centre]:members.indptr[centre + 1]]]
+        if metric in ("correlation", "cosine"):
+            if metric == "correlation":
+                x = x - x.mean(axis=1, keepdims=True)
+            norm = np.sqrt(np.einsum("ij,ij->i", x, x))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x = x / norm[:, None]  # a zero norm makes the image's row NaN
+            np.subtract(1.0, np.take((x @ x.T).ravel(), upper), out=out[centre])
+            continue
+        gram = x @ x.T
+        own = np.diagonal(gram).copy()
+        squared = np.take(own, rows) + np.take(own, cols) - 2 * np.take(gram.ravel(), upper)
+        np.maximum(squared, 0.0, out=squared)
+        out[centre] = np.sqrt(squared) if metric == "euclidean" else squared / x.shape[1]
+    return out
 
 
 def _centre_chunks(members: sp.csr_matrix, n_images: int, budget: int, cap: int, n_kinds: int = 1):
     """(start, stop) of consecutive centres whose RDMs fit in ``budget`` bytes, at most ``cap``.
 
-    A chunk holds, per kind, an (n_pairs x vertices used) matrix of pairwise products and a few
-    (centres x n_pairs) arrays (cross products, distances, ranks). Per centre the result does not
-    depend on the chunks.
+    A chunk holds, per kind, a few (centres x n_pairs) arrays (distances, ranks) and one disk's
+    (n_images x n_images) Gram matrix at a time. Per centre the result does not depend on the
+    chunks.
     """
     n_pairs = n_images * (n_images - 1) // 2
-    n_centers = members.shape[0]
-    start = 0
-    while start < n_centers:
-        stop = min(n_centers, start + max(1, cap))
-        while stop - start > 1:
-            used = len(np.unique(members.indices[members.indptr[start]:members.indptr[stop]]))
-            if 8 * n_pairs * n_kinds * (used + 4 * (stop - start)) <= budget:
-                break
-            stop = start + max(1, (stop - start) // 2)
-        yield start, stop
-        start = stop
+    per_centre = 8 * n_pairs * n_kinds * 4
+    fixed = 8 * (2 * n_images * n_images + 3 * n_pairs)  # a Gram matrix, its copy, the pair index
+    size = int(max(1, min(cap, (budget - fixed) // per_centre)))
+    for start in range(0, members.shape[0], size):
+        yield start, min(members.shape[0], start + size)
 
 
 def _oriented(values: np.ndarray, alternative: str) -> np.ndarray:
@@ -101,10 +110,13 @@ def _searchlight_block(patterns, rows, members, *, reference, others, metric, me
                disable=(len(bounds) < 2 or None) if progress is None else not progress)
     for start, stop in bar:
         chunk = members[start:stop]
-        kind_rdms = {kind: _chunk_rdms(patterns[index], chunk, metric) for kind, index in rows.items()}
+        kind_rdms = {kind: _chunk_rdms(patterns, chunk, metric, index) for kind, index in rows.items()}
+        # the reference's ranks (and norms) once for every other kind
+        z_ref = None if _check_method(method) == "kendall_tau_a" else normalize_rows(kind_rdms[reference], method)
         for other in others:
             ref, oth = kind_rdms[reference], kind_rdms[other]
-            similarity[other][start:stop] = correlate_rows(ref, oth, method)
+            similarity[other][start:stop] = (correlate_rows(ref, oth, method) if z_ref is None else
+                                             np.einsum("ij,ij->i", z_ref, normalize_rows(oth, method)))
             if perms is not None:
                 valid = np.isfinite(ref).all(axis=1) & np.isfinite(oth).all(axis=1)
                 if valid.any():

@@ -3,6 +3,9 @@ tests, confidence intervals, multiple-comparison corrections, noise ceilings and
 (group) tests. Vectorized; every random step
 takes a ``seed`` (int, numpy Generator or None)."""
 
+# the memory budget is not statistics (it lives in brainprobe._memory); re-exported here, where
+# the resampling functions that follow it are
+from .._memory import DEFAULT_MEMORY_FRACTION, memory_budget, memory_budget_bytes, set_memory_budget
 from ._accuracy import (
     ACCURACY_DEFINITIONS,
     accuracy_permutation_test,
@@ -28,7 +31,7 @@ from ._correlation import (
     normalize_rows,
     rank_rows,
 )
-from ._image_bootstrap import image_bootstrap_rdm_correlations
+from ._image_bootstrap import image_bootstrap_rdm_correlations, kept_pair_counts
 from ._inference import (
     JACKKNIFE_CI_METHOD,
     RESAMPLED_IMAGES,
@@ -45,7 +48,6 @@ from ._inference import (
     trend_bootstrap_test,
 )
 from ._information import MI_CORRECTIONS, mutual_information
-from ._memory import DEFAULT_MEMORY_FRACTION, memory_budget, memory_budget_bytes, set_memory_budget
 from ._resampling import (
     SUBSAMPLE_CI_METHOD,
     TIE_TOLERANCE,
@@ -121,6 +123,7 @@ __all__ = [
     "subsample_p",
     "two_sample_ttest",
     "image_bootstrap_rdm_correlations",
+    "kept_pair_counts",
     "RESAMPLED_IMAGES",
     "RESAMPLED_SUBJECTS",
     "RESAMPLED_UNITS",

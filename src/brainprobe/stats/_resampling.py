@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._memory import memory_budget_bytes
 from ._correlation import _check_method, correlate_rows, normalize_rows
-from ._memory import memory_budget_bytes
 
 __all__ = [
     "as_generator",
