@@ -639,8 +639,8 @@ def _run_subject_within_budget(task: dict, shared: dict, stimuli: StimulusSet, s
 
 def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet, shared: dict,
                       index_seed: int = 0) -> dict | None:
-    """``[subjects] planted_layers``: each simulated ROI reads one layer of the [network] (a random
-    projection of all its units, `_random_projection`)."""
+    """``[subjects] planted_layers``: each simulated ROI reads one layer of the [network] (the
+    layer's leading pattern-correlation components, `_layer_geometry`)."""
     if not planted:
         return None
     network = shared["networks"][0]
@@ -650,25 +650,38 @@ def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet,
         raise ValueError(f"[subjects] planted_layers: {unknown} name no layer of {network['label']}; "
                          f"layers are {network['layers']}")
     rows = pd.Series(np.arange(len(found.image_ids)), index=list(found.image_ids)).loc[stimuli.image_ids].to_numpy()
-    return {roi: _random_projection(np.asarray(found[layer])[rows].reshape(len(rows), -1), seed=[index_seed, k])
+    return {roi: _layer_geometry(np.asarray(found[layer])[rows].reshape(len(rows), -1), seed=[index_seed, k])
             for k, (roi, layer) in enumerate(planted.items())}
 
 
-def _random_projection(units: np.ndarray, n_components: int = 100, seed=0) -> np.ndarray:
-    """Z-scored units (constant ones left out) times a Gaussian matrix: every unit of the layer
-    contributes, so the simulated ROI's RDM approximates the layer's own (a vertex reading a few
-    raw units would carry only those units' geometry)."""
-    std = units.std(axis=0)
-    kept = std > 0
-    z = (units[:, kept] - units[:, kept].mean(axis=0)) / std[kept]
-    rng = np.random.default_rng(seed)
-    projected = np.empty((len(units), n_components))
-    chunk = 65536  # bounds the Gaussian block in memory for layers of millions of units
-    projected[:] = 0.0
-    for start in range(0, z.shape[1], chunk):
-        block = z[:, start:start + chunk]
-        projected += block @ rng.normal(size=(block.shape[1], n_components))
-    return projected / np.sqrt(max(z.shape[1], 1))
+def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0) -> np.ndarray:
+    """Features (n_images, n_components) whose image geometry is the layer's correlation geometry.
+
+    Each image's pattern is standardized over units (a correlation-distance RDM reads exactly
+    that); the leading eigenvectors of the images' Gram matrix, scaled by their singular values,
+    keep most of it (a deep layer's RDM lives in a few components). A random rotation then
+    spreads the variance evenly over the features: `simulate_subject` standardizes every feature
+    and reads a few per vertex, which would otherwise give the weakest component the weight of
+    the strongest. Z-scoring units and projecting them at random (the earlier simulator) kept
+    too little: a ROI reading fc7 matched conv2's RDM better than fc7's.
+    """
+    units = np.asarray(units, dtype=np.float64)
+    n_images = len(units)
+    centred = units - units.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1)
+    if (norms == 0).any():
+        raise ValueError(f"planted layer: {int((norms == 0).sum())} images have a constant pattern over its units")
+    gram = np.zeros((n_images, n_images))
+    chunk = 65536  # bounds the copy in memory for layers of millions of units
+    for start in range(0, units.shape[1], chunk):
+        block = centred[:, start:start + chunk] / norms[:, None]
+        gram += block @ block.T
+    values, vectors = np.linalg.eigh(gram)  # ascending
+    k = min(n_components, n_images - 1)
+    top = np.argsort(values)[::-1][:k]
+    leading = vectors[:, top] * np.sqrt(np.clip(values[top], 0, None))
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(k, k)))
+    return leading @ rotation
 
 
 def _general_subject(config, cache, step, responses, selection, averaged, activations, shared, selection_key, label,
