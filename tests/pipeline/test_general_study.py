@@ -61,6 +61,7 @@ def test_plain_images_run_the_general_design(tmp_path):
     assert np.isfinite(group["ceiling_lower"]).all()
     encoding = tables["general_encoding"]
     assert encoding["heldout_accuracy"].notna().all() and encoding["p"].between(0, 1).all()
+    _check_fdr_and_random_effects(tables)
     html = result.report.read_text()
     assert "V1</b>: best layer conv2" in html and "% of the noise ceiling" in html
     assert "Encoding models" in html
@@ -74,6 +75,26 @@ def test_plain_images_run_the_general_design(tmp_path):
     assert {"fig_general_layers_group.png", "fig_general_best_layer_map.png", "rdms_brain.png"} <= names
     mine = {name: frame for name, frame in tables.items() if name.startswith("general") or name == "brain_rdms"}
     assert not unexplained_columns(mine), unexplained_columns(mine)
+
+
+def _check_fdr_and_random_effects(tables):
+    """q-values are scipy's Benjamini-Hochberg within each family; the encoding group test is scipy's t."""
+    from scipy.stats import false_discovery_control, ttest_1samp
+
+    for name, family in (("general_rsa", "subject"), ("general_encoding", "subject"), ("general_group", None)):
+        frame = tables[name]
+        parts = frame.groupby(family) if family else [(None, frame)]
+        for _, part in parts:
+            assert len(part) == part["roi"].nunique() * part.filter(["candidate", "layer"]).drop_duplicates().shape[0]
+            np.testing.assert_allclose(part["q_fdr"], false_discovery_control(part["p"]), rtol=1e-12)
+    encoding, group = tables["general_encoding"], tables["general_encoding_group"]
+    assert len(group) == len(encoding) / encoding["subject"].nunique()
+    for row in group.itertuples():
+        accuracies = encoding[(encoding["roi"] == row.roi) & (encoding["layer"] == row.layer)]["heldout_accuracy"]
+        expected = ttest_1samp(accuracies, 0.0, alternative="greater")
+        assert row.mean == pytest.approx(accuracies.mean(), rel=1e-12) and row.n_subjects == len(accuracies)
+        assert row.t == pytest.approx(expected.statistic, rel=1e-10) and row.p == pytest.approx(expected.pvalue, rel=1e-10)
+    np.testing.assert_allclose(group["q_fdr"], false_discovery_control(group["p"]), rtol=1e-12)
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ from . import _report, _synthesis
 from . import _steps as steps
 from ._cache import StepCache, atomic_write, read_arrays, write_arrays
 from ._config import StudyConfig, load_config, validate
-from ._inference import group_level
+from ._inference import general_group_level, group_level
 from ._tables import read_table, write_table
 
 __all__ = ["Study", "StudyResult", "read_table", "write_table"]
@@ -329,6 +329,7 @@ class Study:
             several = len(analysed) > 1
             order = [general.candidate_name(label, layer, several) for label, a in analysed.items() for layer in a["layers"]]
             combined.update(general.general_group(combined, order, config, _seed(config.seed, "general_group")))
+            combined.update(general_group_level(combined))
         else:
             combined.update(group_level(combined, config))
         self._synthesized = None
@@ -440,12 +441,34 @@ class Study:
         return outcomes
 
     # -- outputs -----------------------------------------------------------------------------------
+    def _mesh_sizes(self, table: pd.DataFrame | None) -> dict:
+        """Vertices per hemisphere of each surface subject's meshes (its ``meshes``, else
+        ``[subjects] mesh`` for simulated subjects), for maps written as GIfTI."""
+        if table is None or "hemi" not in table or not table["hemi"].isin(["L", "R"]).any():
+            return {}
+        given = {entry["id"]: entry.get("meshes") for entry in self.config["subject"]}
+        sizes, loaded = {}, {}
+        for subject in table["subject"].unique():
+            mesh = given.get(subject) or (self.config["subjects"]["mesh"] if subject not in given else None)
+            if not mesh:
+                continue
+            key = repr(mesh)
+            if key not in loaded:
+                loaded[key] = {hemi: m.n_vertices for hemi, m in steps.study_meshes(mesh).items()}
+            sizes[subject] = loaded[key]
+        return sizes
+
     def _write(self, result: StudyResult, stimuli, analysed: dict, seconds: float) -> None:
         for name, frame in result.tables.items():
             self._write_file(f"results/{name}.csv", lambda path, frame=frame: write_table(path, frame))
         masks = {entry["id"]: entry["mask"] for entry in self.config["subject"] if entry.get("mask")}
         for subject, image in general.searchlight_volumes(result.tables.get("general_searchlight"), masks).items():
             self._write_file(f"maps/{subject}_searchlight.nii.gz", lambda path, image=image: image.to_filename(path))
+        for subject, hemis in general.searchlight_surfaces(result.tables.get("general_searchlight"),
+                                                           self._mesh_sizes(result.tables.get("general_searchlight"))).items():
+            for hemi, image in hemis.items():
+                self._write_file(f"maps/{subject}_hemi-{hemi}_searchlight.func.gii",
+                                 lambda path, image=image: image.to_filename(path))
         self._write_file("steps.csv", lambda path: write_table(path, result.log))
         staging = self.output / f".figures.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
