@@ -46,12 +46,13 @@ def _write_files(folder):
                   "category": ["face", "animal", "place", "object", "object", "object"],
                   "animacy": ["animate"] * 2 + ["inanimate"] * 4}).to_csv(folder / "stimuli.csv", index=False)
     (folder / "sub-01").mkdir()
-    shape, affine = (8, 6, 3), np.diag([3.0, 3.0, 3.0, 1.0])
+    # 240 voxels per ROI: more than [selection]'s default 100 most reliable
+    shape, affine = (14, 10, 5), np.diag([3.0, 3.0, 3.0, 1.0])
     mask = np.zeros(shape, bool)
-    mask[1:7, 1:5, :] = True
+    mask[1:13, 1:9, :] = True
     labels = np.zeros(shape, np.int16)
-    labels[mask & (np.arange(8)[:, None, None] < 4)] = 1  # posterior
-    labels[mask & (np.arange(8)[:, None, None] >= 4)] = 2  # anterior
+    labels[mask & (np.arange(14)[:, None, None] < 7)] = 1  # posterior
+    labels[mask & (np.arange(14)[:, None, None] >= 7)] = 2  # anterior
     runs = np.repeat([1, 2, 3], len(CATEGORIES))
     images = np.tile(CATEGORIES, 3)
     pattern = {c: rng.normal(size=shape) for c in CATEGORIES}
