@@ -36,15 +36,30 @@ def _image_folder(folder, n: int):
     return folder
 
 
-def _run(tmp_path, n_images: int, **changes):
-    from brainprobe.pipeline import Study, validate
-
+def _values(tmp_path, n_images: int, **changes) -> dict:
     values = copy.deepcopy(GENERAL)
     values["stimuli"]["source"] = str(_image_folder(tmp_path / "images", n_images))
     values["study"]["output"] = str(tmp_path / "out")
     for section, settings in changes.items():
         values[section].update(settings)
-    return Study(validate(values), progress=False).run()
+    return values
+
+
+def _run(tmp_path, n_images: int, **changes):
+    from brainprobe.pipeline import Study, validate
+
+    return Study(validate(_values(tmp_path, n_images, **changes)), progress=False).run()
+
+
+def _brainprobe_run(tmp_path, n_images: int, **changes) -> dict:
+    """The study written as a TOML file and run by the command line; its result tables by name."""
+    from brainprobe.cli import main
+    from brainprobe.pipeline import read_table, validate
+
+    study = tmp_path / "study.toml"
+    study.write_text(validate(_values(tmp_path, n_images, **changes)).to_toml())
+    assert main(["run", str(study), "--quiet"]) == 0
+    return {path.stem: read_table(path) for path in sorted((tmp_path / "out" / "results").glob("*.csv"))}
 
 
 def test_plain_images_run_the_general_design(tmp_path):
@@ -99,23 +114,29 @@ def _check_fdr_and_random_effects(tables):
 
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory):
-    """200 plain images, 3 subjects; V1's vertices read conv2, LO's read fc7 (each layer's leading components)."""
-    return _run(tmp_path_factory.mktemp("planted"), 200, subjects={"simulate": 3},
-                rsa={"n_perm": 200, "n_boot": 200})
+    """`brainprobe run` on 200 plain images, 3 subjects; V1's vertices read conv2, LO's read fc7 (each
+    layer's leading components)."""
+    return _brainprobe_run(tmp_path_factory.mktemp("planted"), 200, subjects={"simulate": 3},
+                           rsa={"n_perm": 200, "n_boot": 200})
 
 
 @pytest.mark.slow
 def test_simulated_general_study_recovers_planted_best_layers(planted_run):
-    encoding = planted_run.tables["general_encoding"].groupby(["roi", "layer"])["heldout_accuracy"].mean()
+    encoding = planted_run["general_encoding"].groupby(["roi", "layer"])["heldout_accuracy"].mean()
     assert encoding["V1"].idxmax() == "conv2" and encoding["LO"].idxmax() == "fc7"
-    best = planted_run.tables["general_group_best"].set_index("roi")
+    best = planted_run["general_group_best"].set_index("roi")
     assert best.loc["V1", "best_layer"] == "conv2" and best.loc["V1", "best_layer_low"] == "conv2"
+    # over the 3 subjects, the planted layer's RDM correlation and held-out accuracy survive FDR
+    group = planted_run["general_group"].set_index(["roi", "candidate"])
+    accuracy = planted_run["general_encoding_group"].set_index(["roi", "layer"])
+    for planted in (("V1", "conv2"), ("LO", "fc7")):
+        assert group.loc[planted, "q_fdr"] < 0.05 and accuracy.loc[planted, "q_fdr"] < 0.05
 
 
 @pytest.mark.slow
 def test_simulated_general_study_rsa_recovers_the_deep_planted_layer(planted_run):
     # LO's vertices read fc7: its RDM is closest to fc7's though conv5's RDM correlates ~.94 with fc7's
-    best = planted_run.tables["general_group_best"].set_index("roi")
+    best = planted_run["general_group_best"].set_index("roi")
     assert best.loc["LO", "best_layer"] == "fc7"
 
 
