@@ -63,7 +63,8 @@ def _brainprobe_run(tmp_path, n_images: int, **changes) -> dict:
 
 
 def test_plain_images_run_the_general_design(tmp_path):
-    result = _run(tmp_path, 16, selection={"enabled": False})  # every ROI vertex: no geodesic disks to make
+    # every ROI vertex (no selection); searchlight disks around every ROI vertex
+    result = _run(tmp_path, 16, selection={"enabled": False}, searchlight={"enabled": True})
     tables = result.tables
     assert {"general_rsa", "general_best", "brain_rdms", "general_group", "general_group_best",
             "general_encoding"} <= set(tables)
@@ -86,10 +87,25 @@ def test_plain_images_run_the_general_design(tmp_path):
     for number in summary_numbers(html):  # every summarised number is its table's cell
         table = read_table(result.output / "results" / f"{number['table']}.csv")
         assert number["value"] == pytest.approx(float(table.at[number["row"], number["column"]]), rel=1e-12)
+    _check_surface_maps(result)
     names = {p.name for p in result.figures}
     assert {"fig_general_layers_group.png", "fig_general_best_layer_map.png", "rdms_brain.png"} <= names
     mine = {name: frame for name, frame in tables.items() if name.startswith("general") or name == "brain_rdms"}
     assert not unexplained_columns(mine), unexplained_columns(mine)
+
+
+def _check_surface_maps(result):
+    """The surface searchlight maps as GIfTI per subject x hemisphere, on the fs_LR 32k mesh."""
+    import nibabel as nib
+
+    table = result.tables["general_searchlight"]
+    columns = [c for c in table.columns if c.startswith("r_")]
+    for (subject, hemi), part in table.groupby(["subject", "hemi"]):
+        image = nib.load(result.output / "maps" / f"{subject}_hemi-{hemi}_searchlight.func.gii")
+        assert [a.meta["Name"] for a in image.darrays] == [c.removeprefix("r_") for c in columns]
+        for array, column in zip(image.darrays, columns, strict=True):
+            assert array.data.shape == (32492,) and np.isnan(array.data).sum() == 32492 - len(part)
+            np.testing.assert_allclose(array.data[part["vertex"].to_numpy(int)], part[column], rtol=1e-6)
 
 
 def _check_fdr_and_random_effects(tables):
