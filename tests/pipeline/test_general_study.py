@@ -165,3 +165,14 @@ def test_planted_features_keep_the_layers_correlation_geometry():
     np.testing.assert_allclose(features @ features.T, np.corrcoef(units), atol=1e-10)
     # the rotation spreads the variance: no feature carries the leading component alone
     assert features.var(axis=0).max() < 0.9 * features.var(axis=0).sum()
+
+
+def test_planted_features_read_wide_float32_layers_in_chunks():
+    from brainprobe.pipeline._study import _layer_geometry
+
+    rng = np.random.default_rng(1)
+    # 70,000 units (more than one 65,536-unit chunk) of rank 3: 5 components keep every one
+    units = (rng.gamma(1.0, size=(12, 3)) @ rng.gamma(1.0, size=(3, 70_000))).astype(np.float32)
+    features = _layer_geometry(units, n_components=5, seed=0)
+    np.testing.assert_allclose(features @ features.T, np.corrcoef(units.astype(np.float64)), atol=1e-10)
+    np.testing.assert_array_equal(features, _layer_geometry(units, n_components=5, seed=0))

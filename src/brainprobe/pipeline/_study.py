@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 
 from .. import __version__
 from .._files import (
@@ -688,21 +689,25 @@ def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0) -> np.nda
     the strongest. Z-scoring units and projecting them at random (the earlier simulator) kept
     too little: a ROI reading fc7 matched conv2's RDM better than fc7's.
     """
-    units = np.asarray(units, dtype=np.float64)
-    n_images = len(units)
-    centred = units - units.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(centred, axis=1)
+    n_images, n_units = units.shape
+    chunk = 65536  # float64 copies of at most this many units at a time, for layers of millions of units
+    blocks = [slice(start, start + chunk) for start in range(0, n_units, chunk)]
+    means = sum(np.asarray(units[:, b], np.float64).sum(axis=1) for b in blocks) / n_units
+    norms = np.sqrt(sum(((np.asarray(units[:, b], np.float64) - means[:, None]) ** 2).sum(axis=1) for b in blocks))
     if (norms == 0).any():
         raise ValueError(f"planted layer: {int((norms == 0).sum())} images have a constant pattern over its units")
     gram = np.zeros((n_images, n_images))
-    chunk = 65536  # bounds the copy in memory for layers of millions of units
-    for start in range(0, units.shape[1], chunk):
-        block = centred[:, start:start + chunk] / norms[:, None]
+    for b in blocks:
+        block = (np.asarray(units[:, b], np.float64) - means[:, None]) / norms[:, None]
         gram += block @ block.T
-    values, vectors = np.linalg.eigh(gram)  # ascending
     k = min(n_components, n_images - 1)
-    top = np.argsort(values)[::-1][:k]
-    leading = vectors[:, top] * np.sqrt(np.clip(values[top], 0, None))
+    # the k largest eigenpairs only (O(n^2 k) for thousands of images, not a full O(n^3) decomposition)
+    values, vectors = scipy.linalg.eigh(gram, subset_by_index=[n_images - k, n_images - 1])
+    top = np.argsort(values)[::-1]
+    vectors = vectors[:, top]
+    # an eigenvector's sign is LAPACK's choice: fix it (largest entry positive) so a seed gives one subject
+    vectors *= np.sign(vectors[np.argmax(np.abs(vectors), axis=0), np.arange(k)])
+    leading = vectors * np.sqrt(np.clip(values[top], 0, None))
     rotation, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(k, k)))
     return leading @ rotation
 
