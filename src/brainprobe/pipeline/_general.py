@@ -183,11 +183,12 @@ def searchlight_volumes(table: pd.DataFrame | None, masks: Mapping | None = None
     return images
 
 
-def searchlight_surfaces(table: pd.DataFrame | None, mesh_sizes: Mapping[str, Mapping[str, int]]) -> dict:
+def searchlight_surfaces(table: pd.DataFrame | None, mesh_sizes: Mapping[str, Mapping[str, int]],
+                         columns: Sequence[str] | None = None) -> dict:
     """Surface subjects' searchlight maps as GIfTI: ``{subject: {hemi: GiftiImage}}``, one data
-    array per ``r_<candidate>`` column (named after it), NaN off the centres, one value per
-    vertex of the subject's mesh (``mesh_sizes``: subject -> hemi -> n_vertices); volume
-    subjects and subjects without a mesh size are left out."""
+    array per ``r_<candidate>`` column (or per one of ``columns``; named after it without
+    ``r_``), NaN off the centres, one value per vertex of the subject's mesh (``mesh_sizes``:
+    subject -> hemi -> n_vertices); volume subjects and subjects without a mesh size are left out."""
     if table is None or "hemi" not in table or "vertex" not in table:
         return {}
     images = {}
@@ -197,10 +198,10 @@ def searchlight_surfaces(table: pd.DataFrame | None, mesh_sizes: Mapping[str, Ma
         part = part[part["hemi"].isin(["L", "R"]) & part["vertex"].notna()]
         if part.empty or subject not in mesh_sizes:
             continue
-        columns = [c for c in part.columns if c.startswith("r_")]
+        shown = list(columns) if columns is not None else [c for c in part.columns if c.startswith("r_")]
         vertices = part[["hemi", "vertex"]].astype({"vertex": np.int64}).reset_index(drop=True)
-        images[subject] = values_to_gifti(vertices, mesh_sizes[subject], part[columns].to_numpy(float).T,
-                                          names=[c.removeprefix("r_") for c in columns])
+        images[subject] = values_to_gifti(vertices, mesh_sizes[subject], part[shown].to_numpy(float).T,
+                                          names=[c.removeprefix("r_") for c in shown])
     return images
 
 

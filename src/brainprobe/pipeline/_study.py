@@ -442,6 +442,20 @@ class Study:
         return outcomes
 
     # -- outputs -----------------------------------------------------------------------------------
+    def _surface_maps(self, tables: Mapping) -> dict:
+        """Surface searchlight maps as GIfTI: the general design's ``r_<candidate>`` columns, or the
+        paper design's similarity of each pair (``RE-AN``, ``RE-AI``)."""
+        general_table = tables.get("general_searchlight")
+        if general_table is not None:
+            return general.searchlight_surfaces(general_table, self._mesh_sizes(general_table))
+        paper = tables.get("searchlight")
+        if paper is None or not {"hemi", "vertex", "pair", "similarity"} <= set(paper.columns):
+            return {}
+        wide = paper.pivot_table(index=["subject", "hemi", "vertex"], columns="pair", values="similarity",
+                                 sort=False, dropna=False).reset_index()
+        pairs = list(dict.fromkeys(paper["pair"]))
+        return general.searchlight_surfaces(wide, self._mesh_sizes(wide), columns=pairs)
+
     def _mesh_sizes(self, table: pd.DataFrame | None) -> dict:
         """Vertices per hemisphere of each surface subject's meshes (its ``meshes``, else
         ``[subjects] mesh`` for simulated subjects), for maps written as GIfTI."""
@@ -465,8 +479,7 @@ class Study:
         masks = {entry["id"]: entry["mask"] for entry in self.config["subject"] if entry.get("mask")}
         for subject, image in general.searchlight_volumes(result.tables.get("general_searchlight"), masks).items():
             self._write_file(f"maps/{subject}_searchlight.nii.gz", lambda path, image=image: image.to_filename(path))
-        for subject, hemis in general.searchlight_surfaces(result.tables.get("general_searchlight"),
-                                                           self._mesh_sizes(result.tables.get("general_searchlight"))).items():
+        for subject, hemis in self._surface_maps(result.tables).items():
             for hemi, image in hemis.items():
                 self._write_file(f"maps/{subject}_hemi-{hemi}_searchlight.func.gii",
                                  lambda path, image=image: image.to_filename(path))
