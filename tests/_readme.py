@@ -36,3 +36,16 @@ def unexplained_columns(tables: dict) -> list[str]:
     patterns = glossary().values()
     return sorted(f"{table}.{column}" for table, frame in tables.items() for column in frame.columns
                   if not any(pattern.match(column) for pattern in patterns))
+
+
+def subsection_blocks(heading: str, subheading: str) -> dict[str, str]:
+    """The fenced code blocks of ``### subheading`` inside ``## heading``, by language."""
+    text = section(heading)
+    if f"### {subheading}\n" not in text:
+        raise KeyError(f"README.md '## {heading}' has no subsection '### {subheading}'")
+    own_text = re.split(r"^### ", text.split(f"### {subheading}\n", 1)[1], maxsplit=1, flags=re.M)[0]
+    blocks = re.findall(r"```(toml|python)\n(.*?)```", own_text, flags=re.S)
+    languages = [language for language, _ in blocks]
+    if len(set(languages)) != len(languages):
+        raise ValueError(f"README.md '### {subheading}': more than one block of a language: {languages}")
+    return dict(blocks)

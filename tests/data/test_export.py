@@ -48,3 +48,30 @@ def test_surface_image_places_vertices():
     assert np.isnan(left).sum() == mesh.n_vertices - 2
     with pytest.raises(ValueError, match="no i, j, k"):
         responses.to_nifti()
+
+
+def test_gifti_maps_round_trip_through_files_and_nilearn(tmp_path):
+    import pandas as pd
+    from nilearn.surface import load_surf_data
+
+    from brainprobe.data import values_to_gifti
+    from brainprobe.pipeline._general import searchlight_surfaces
+
+    vertices = pd.DataFrame({"hemi": ["L", "L", "R", "R", "R"], "vertex": [4, 0, 2, 7, 5]})
+    values = np.arange(10.0).reshape(2, 5)
+    images = values_to_gifti(vertices, {"L": 6, "R": 9}, values, names=["conv2", "fc7"])
+    for hemi, n in (("L", 6), ("R", 9)):
+        path = tmp_path / f"hemi-{hemi}.func.gii"
+        images[hemi].to_filename(path)
+        data = load_surf_data(str(path))  # nilearn reads it: (n_mesh_vertices, n_maps)
+        assert data.shape == (n, 2)
+        mine = vertices[vertices["hemi"] == hemi]
+        np.testing.assert_array_equal(data[mine["vertex"].to_numpy()], values[:, mine.index].T)
+        assert np.isnan(np.delete(data, mine["vertex"].to_numpy(), axis=0)).all()
+        assert [a.meta["Name"] for a in nib.load(path).darrays] == ["conv2", "fc7"]
+    with pytest.raises(ValueError, match="beyond its mesh"):
+        values_to_gifti(vertices, {"L": 6, "R": 7}, values)
+    # the pipeline's surface searchlight table becomes one GIfTI per subject x hemisphere
+    table = vertices.assign(subject="sub-01", **{"r_conv2": values[0], "r_fc7": values[1]}, best="fc7")
+    written = searchlight_surfaces(table, {"sub-01": {"L": 6, "R": 9}})
+    np.testing.assert_array_equal(written["sub-01"]["R"].darrays[1].data[[2, 7, 5]], values[1, 2:])

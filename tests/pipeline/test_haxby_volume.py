@@ -112,14 +112,22 @@ def test_volume_searchlight_maps_written_as_nifti(haxby_study):
     row = table.iloc[100]
     assert data[int(row["i"]), int(row["j"]), int(row["k"]), columns.index("r_model:category")] == pytest.approx(
         row["r_model:category"])
-    # one sphere by hand: its RDM (mean pattern per category) against the category model
+    # one sphere by hand: its crossnobis RDM (runs as folds; rsatoolbox's) against the category model
+    from rsatoolbox.data import Dataset
+    from rsatoolbox.rdm import calc_rdm
+
     responses = load_responses(files["betas"], pd.read_csv(files["trials"]), mask=files["mask"])
-    patterns, order = responses.average_repeats()
     members = neighbourhoods_for_columns(responses.vertices, spherical_neighbourhoods(responses.vertices, 8.0))
     inside = members[100].indices
-    animacy = ["animate" if c in ("face", "cat") else "inanimate" for c in order["image_id"]]
-    expected = correlate_rows(rdm(patterns[:, inside]), category_rdm(animacy), "spearman")
+    dataset = Dataset(responses.betas[:, inside], obs_descriptors={
+        "conds": responses.trials["image_id"].to_numpy(), "runs": responses.trials["run"].to_numpy()})
+    sphere = calc_rdm(dataset, method="crossnobis", descriptor="conds", cv_descriptor="runs")
+    animacy = ["animate" if c in ("face", "cat") else "inanimate" for c in sphere.pattern_descriptors["conds"]]
+    expected = correlate_rows(sphere.get_vectors()[0], category_rdm(animacy), "spearman")
     assert row["r_model:category"] == pytest.approx(float(expected), abs=1e-10)
+    ours = rdm(responses.betas[:, inside], "crossnobis", runs=responses.trials["run"].to_numpy(),
+               conditions=responses.trials["image_id"].to_numpy())
+    np.testing.assert_allclose(ours, sphere.get_vectors()[0], atol=1e-10)
 
 
 def test_category_model_and_report(haxby_study):

@@ -328,3 +328,17 @@ def test_rois_from_label_files_match_the_atlas_they_were_written_from(tiny_run, 
     for roi in ("V1", "LO"):
         assert from_labels.vertices[roi].any()
         np.testing.assert_array_equal(from_labels.vertices[roi], from_atlas.vertices[roi])
+
+
+def test_surface_searchlight_maps_are_written_as_gifti(tiny_run):
+    import nibabel as nib
+
+    searchlight = tiny_run.tables["searchlight"]
+    pairs = list(dict.fromkeys(searchlight["pair"]))
+    for (subject, hemi), part in searchlight.groupby(["subject", "hemi"]):
+        image = nib.load(tiny_run.output / "maps" / f"{subject}_hemi-{hemi}_searchlight.func.gii")
+        assert [a.meta["Name"] for a in image.darrays] == pairs
+        for array, pair in zip(image.darrays, pairs, strict=True):
+            rows = part[part["pair"] == pair]
+            assert array.data.shape == (32492,)  # fs_LR 32k: one value per mesh vertex
+            np.testing.assert_allclose(array.data[rows["vertex"].to_numpy(int)], rows["similarity"], rtol=1e-6)

@@ -1,7 +1,7 @@
 """fMRI responses: the `Responses` object, loading betas from any common format, trial tables,
 and simulated subjects with known ground truth."""
 
-from ._export import values_to_nifti, values_to_surface_image, volume_affine
+from ._export import values_to_gifti, values_to_nifti, values_to_surface_image, volume_affine
 from ._load import (
     GLMSINGLE_MODELS,
     NON_IMAGE_TRIAL_TYPES,
@@ -31,6 +31,7 @@ __all__ = [
     "paper_trial_table",
     "simulate_subject",
     "trials_from_designinfo",
+    "values_to_gifti",
     "values_to_nifti",
     "values_to_surface_image",
     "volume_affine",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["values_to_nifti", "values_to_surface_image", "volume_affine"]
+__all__ = ["values_to_gifti", "values_to_nifti", "values_to_surface_image", "volume_affine"]
 
 
 def _as_maps(values, n_vertices: int, what: str) -> tuple[np.ndarray, bool]:
@@ -102,3 +102,50 @@ def values_to_surface_image(vertices: pd.DataFrame, meshes, values):
     if unknown:
         raise ValueError(f"to_surface_image: vertices of hemispheres {unknown} have no mesh")
     return SurfaceImage(mesh=PolyMesh(**parts), data=data)
+
+
+def values_to_gifti(vertices: pd.DataFrame, n_mesh_vertices, values, names=None) -> dict:
+    """Per-vertex values as one GIfTI functional image per hemisphere (NaN off the vertices).
+
+    Parameters
+    ----------
+    vertices : DataFrame with ``hemi`` (L/R) and ``vertex``
+    n_mesh_vertices : mapping of hemi to int
+        Vertices of each hemisphere's mesh (the GIfTI has one value per mesh vertex, so it
+        overlays that mesh in any viewer).
+    values : array (n_vertices,) or (n_maps, n_vertices)
+    names : sequence of str, optional
+        One name per map, stored as each data array's ``Name`` meta-data.
+
+    Returns
+    -------
+    dict of hemi to nibabel.gifti.GiftiImage
+        One float32 data array (n_mesh_vertices,) per map, for the hemispheres in ``vertices``.
+    """
+    import nibabel as nib
+
+    maps, _ = _as_maps(values, len(vertices), "values")
+    if names is not None and len(names) != len(maps):
+        raise ValueError(f"names: expected {len(maps)} (one per map), found {len(names)}")
+    hemis = vertices["hemi"].to_numpy()
+    unknown = sorted(set(hemis) - set(n_mesh_vertices))
+    if unknown:
+        raise ValueError(f"to GIfTI: vertices of hemispheres {unknown} have no mesh size")
+    structure = {"L": "CortexLeft", "R": "CortexRight"}
+    images = {}
+    for hemi in dict.fromkeys(hemis):
+        mine = hemis == hemi
+        index = vertices.loc[mine, "vertex"].to_numpy(np.int64)
+        if index.size and index.max() >= n_mesh_vertices[hemi]:
+            raise ValueError(f"to GIfTI: vertex {int(index.max())} of hemisphere {hemi} is beyond its mesh's "
+                             f"{n_mesh_vertices[hemi]} vertices")
+        arrays = []
+        for k, row in enumerate(maps[:, mine]):
+            filled = np.full(n_mesh_vertices[hemi], np.nan, np.float32)
+            filled[index] = row
+            meta = nib.gifti.GiftiMetaData({"Name": str(names[k])} if names is not None else {})
+            arrays.append(nib.gifti.GiftiDataArray(filled, intent="NIFTI_INTENT_NONE", datatype="NIFTI_TYPE_FLOAT32",
+                                                   meta=meta))
+        images[hemi] = nib.gifti.GiftiImage(
+            darrays=arrays, meta=nib.gifti.GiftiMetaData({"AnatomicalStructurePrimary": structure.get(hemi, hemi)}))
+    return images

@@ -44,8 +44,8 @@ DEFAULTS: dict[str, dict] = {
     },
     "network": {"name": "efficientnet_lite0", "weights": "imagenet", "init": "default", "layers": [],
                 "transform": "default", "device": "auto", "batch_size": 0},
-    # planted_layers = {V1 = "layer", ...}: each simulated ROI reads that layer of [network] (a random
-    # projection of all its units)
+    # planted_layers = {V1 = "layer", ...}: each simulated ROI reads that layer of [network] (its
+    # leading pattern-correlation components)
     # (a known best layer per ROI) instead of the default Gabor-energy features
     # fwhm_mm: smoothness of simulated trial noise along the surface (a typical 3T value)
     "subjects": {"simulate": 0, "snr": 1.0, "n_repeats": 2, "mesh": "fs_LR_32k", "vertices": "cortex",

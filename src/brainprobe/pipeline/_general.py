@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from ..data import Responses, values_to_nifti
+from ..data import Responses, values_to_gifti, values_to_nifti
 from ..roi import neighbourhoods_for_columns
 from ..rsa import (
     category_rdm,
@@ -30,7 +30,7 @@ from ..rsa import (
 from ..stats import accuracy_permutation_test, prediction_accuracy
 from ._steps import is_general, may_be_general, selected_columns
 
-__all__ = ["is_general", "may_be_general", "general_rsa", "general_rsa_from_rdms", "candidate_rdms", "general_searchlight", "searchlight_volumes", "read_rdms", "check_rdm_subjects", "general_encoding", "general_group", "rdms_by_subject", "candidate_name"]
+__all__ = ["is_general", "may_be_general", "general_rsa", "general_rsa_from_rdms", "candidate_rdms", "general_searchlight", "searchlight_volumes", "searchlight_surfaces", "read_rdms", "check_rdm_subjects", "general_encoding", "general_group", "rdms_by_subject", "candidate_name"]
 
 def candidate_name(network: str, layer: str, several: bool) -> str:
     return f"{network}:{layer}" if several else layer
@@ -136,16 +136,23 @@ def general_searchlight(responses: Responses, averaged: tuple[np.ndarray, pd.Dat
     """Each searchlight's RDM (disks on a mesh, spheres in a volume) against every layer and model RDM.
 
     Returns one row per centre: ``subject``, ``hemi``, ``vertex`` (and ``i, j, k``, ``x, y, z``
-    for volume data), ``r_<candidate>`` and ``best``. Crossnobis studies map correlation-distance
-    RDMs here (a searchlight of trials per run is not made).
+    for volume data), ``r_<candidate>`` and ``best``. Crossnobis studies map each searchlight's
+    crossnobis RDM of the single trials (runs as folds), as their ROI RDMs.
     """
     patterns, table = averaged
     image_ids = table["image_id"].astype(str).tolist()
-    candidates, _ = candidate_rdms(networks, activations, table, image_ids, config)
-    metric = "correlation" if config["rsa"]["metric"] == "crossnobis" else config["rsa"]["metric"]
+    metric = config["rsa"]["metric"]
     method = "kendall_tau_a" if config["rsa"]["method"] == "kendall" else config["rsa"]["method"]
     members = neighbourhoods_for_columns(responses.vertices, disks)
-    maps = searchlight_candidates(patterns, members, candidates, metric=metric, method=method)
+    if metric == "crossnobis":
+        runs, conditions = _crossnobis_labels(responses)
+        # the searchlight's RDM rows are the sorted conditions: the candidates follow them
+        candidates, _ = candidate_rdms(networks, activations, table, sorted(set(conditions)), config)
+        maps = searchlight_candidates(responses.betas, members, candidates, metric=metric, method=method,
+                                      runs=runs, conditions=conditions)
+    else:
+        candidates, _ = candidate_rdms(networks, activations, table, image_ids, config)
+        maps = searchlight_candidates(patterns, members, candidates, metric=metric, method=method)
     place = [c for c in ("hemi", "vertex", "i", "j", "k", "x", "y", "z") if c in responses.vertices]
     out = pd.concat([responses.vertices.loc[maps["center"], place].reset_index(drop=True),
                      maps.drop(columns="center")], axis=1)
@@ -176,16 +183,33 @@ def searchlight_volumes(table: pd.DataFrame | None, masks: Mapping | None = None
     return images
 
 
+def searchlight_surfaces(table: pd.DataFrame | None, mesh_sizes: Mapping[str, Mapping[str, int]],
+                         columns: Sequence[str] | None = None) -> dict:
+    """Surface subjects' searchlight maps as GIfTI: ``{subject: {hemi: GiftiImage}}``, one data
+    array per ``r_<candidate>`` column (or per one of ``columns``; named after it without
+    ``r_``), NaN off the centres, one value per vertex of the subject's mesh (``mesh_sizes``:
+    subject -> hemi -> n_vertices); volume subjects and subjects without a mesh size are left out."""
+    if table is None or "hemi" not in table or "vertex" not in table:
+        return {}
+    images = {}
+    for subject, part in table.groupby("subject", sort=False):
+        if {"i", "j", "k"} <= set(part.columns):
+            part = part[part["i"].isna()]
+        part = part[part["hemi"].isin(["L", "R"]) & part["vertex"].notna()]
+        if part.empty or subject not in mesh_sizes:
+            continue
+        shown = list(columns) if columns is not None else [c for c in part.columns if c.startswith("r_")]
+        vertices = part[["hemi", "vertex"]].astype({"vertex": np.int64}).reset_index(drop=True)
+        images[subject] = values_to_gifti(vertices, mesh_sizes[subject], part[shown].to_numpy(float).T,
+                                          names=[c.removeprefix("r_") for c in shown])
+    return images
+
+
 def _crossnobis_rdms(responses: Responses | None, columns: Mapping, image_ids: list) -> dict:
     """Each ROI's crossnobis RDM from its single trials, runs as folds, rows in ``image_ids`` order."""
     if responses is None:
         raise ValueError("[rsa] metric = \"crossnobis\" needs the single trials (responses)")
-    trials = responses.trials
-    runs = trials["run"].to_numpy()
-    if len(np.unique(runs)) < 2:
-        raise ValueError(f"{responses.subject}: [rsa] metric = \"crossnobis\" needs trials from at least two runs "
-                         f"(the folds); the trial table's run column holds {np.unique(runs).tolist()}")
-    conditions = trials["image_id"].astype(str).to_numpy()
+    runs, conditions = _crossnobis_labels(responses)
     # rdm() orders conditions by their sorted labels; put the rows back in the requested order
     labels = np.unique(conditions)
     square_order = pd.Series(np.arange(len(labels)), index=labels).loc[image_ids].to_numpy()
@@ -194,6 +218,15 @@ def _crossnobis_rdms(responses: Responses | None, columns: Mapping, image_ids: l
         values = square_rdm(rdm(responses.betas[:, chosen], "crossnobis", runs=runs, conditions=conditions))
         out[roi] = condensed_rdm(values[np.ix_(square_order, square_order)])
     return out
+
+
+def _crossnobis_labels(responses: Responses) -> tuple[np.ndarray, np.ndarray]:
+    """Each trial's run (the crossnobis folds) and image id; fewer than two runs is an error."""
+    runs = responses.trials["run"].to_numpy()
+    if len(np.unique(runs)) < 2:
+        raise ValueError(f"{responses.subject}: [rsa] metric = \"crossnobis\" needs trials from at least two runs "
+                         f"(the folds); the trial table's run column holds {np.unique(runs).tolist()}")
+    return runs, responses.trials["image_id"].astype(str).to_numpy()
 
 
 def read_rdms(entry: Mapping) -> dict:

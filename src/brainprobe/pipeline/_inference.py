@@ -5,6 +5,8 @@ Helpers of `_steps` and `_study` (kept here so their edits stay small):
 - `image_rsa`: a similarity table's intervals over images (the default, ``[rsa] ci = "images"``)
   or the paper's vertex / unit subsamples, labelled in a ``resampled`` column; the AI-vs-AN
   image relabeling p; the layer trend tested with image resamples of every layer.
+- `general_group_level`: the general design's q-values (each subject's ROI x candidate tests;
+  the group's) and random effects of the encoding accuracies over subjects.
 - `group_level`: random-effects tests across subjects (>= 3) with leave-one-subject-out noise
   ceilings per ROI, and Benjamini-Hochberg q-values per family of tests in every table with
   p-values.
@@ -33,7 +35,7 @@ from ..stats import (
     random_effects_test,
 )
 
-__all__ = ["image_rsa", "group_level", "MIN_GROUP_SUBJECTS", "re_rdms"]
+__all__ = ["image_rsa", "group_level", "general_group_level", "MIN_GROUP_SUBJECTS", "re_rdms"]
 
 MIN_GROUP_SUBJECTS = 3  # random effects across fewer subjects would have df < 2
 
@@ -166,4 +168,44 @@ def group_level(tables: dict, config) -> dict:
     encoding = tables.get("encoding")
     if encoding is not None and encoding["subject"].nunique() >= MIN_GROUP_SUBJECTS:
         out["group_encoding"] = _group_encoding(encoding)
+    return out
+
+
+# the general design: per table, (p column, the columns that name one family: ROIs x candidates or layers)
+GENERAL_FDR_FAMILIES = {
+    "general_rsa": ("p", ["subject"]),
+    "general_group": ("p", []),
+    "general_encoding": ("p", ["network", "subject"]),
+}
+
+
+def general_group_level(tables: dict) -> dict:
+    """The general design's FDR q-values and the encoding accuracies' random effects.
+
+    Returns
+    -------
+    dict of table name to DataFrame
+        ``general_rsa``, ``general_group`` and ``general_encoding`` with ``q_fdr`` and
+        ``q_fdr_family`` (Benjamini-Hochberg over every ROI x candidate, or ROI x layer, test of
+        one subject, or of the group); ``general_encoding_group`` (one row per ROI x layer: the
+        subjects' mean held-out accuracy tested against 0, one-sample t over subjects, with its
+        q-values) with >= 2 subjects.
+    """
+    out = {}
+    for name, (p_column, family) in GENERAL_FDR_FAMILIES.items():
+        frame = tables.get(name)
+        if frame is not None and p_column in frame:
+            out[name] = fdr_by_family(frame, p_column, [c for c in family if c in frame])
+    encoding = tables.get("general_encoding")
+    if encoding is not None and encoding["subject"].nunique() >= 2:
+        keys = [k for k in ("network", "roi", "layer") if k in encoding]
+        rows = []
+        for key, part in encoding.groupby(keys, sort=False):
+            test = random_effects_test(part["heldout_accuracy"].to_numpy(), alternative="greater").iloc[0]
+            rows.append({**dict(zip(keys, key, strict=True)), "mean": test["mean"], "sem": test["sem"],
+                         "t": test["t"], "df": int(test["df"]), "p": test["p"], "n_subjects": int(test["n_subjects"]),
+                         "accuracy_definition": part["accuracy_definition"].iloc[0]})
+        table = pd.DataFrame(rows).assign(test="one-sample t across subjects, H1: mean held-out accuracy > 0",
+                                          resampled=RESAMPLED_SUBJECTS)
+        out["general_encoding_group"] = fdr_by_family(table, "p", [k for k in ("network",) if k in table])
     return out

@@ -612,10 +612,11 @@ def _general_encoding_summary(tables: dict) -> str:
         layer = means.idxmax()
         rows = part[part["layer"] == layer]
         significant = int((rows["p"] < ALPHA).sum()) if "p" in rows else 0
+        corrected = f", FDR q &lt; .05 in {int((rows['q_fdr'] < ALPHA).sum())}" if "q_fdr" in rows else ""
         roi = html.escape(str(rows["roi"].iloc[0]))
         lines.append(f"<li><b>{roi}</b>: {html.escape(str(layer))}, held-out accuracy "
                      f"{rows['heldout_accuracy'].mean():.2f} "
-                     f"(mean of {len(rows)} subject(s); permutation p &lt; .05 in {significant})</li>")
+                     f"(mean of {len(rows)} subject(s); permutation p &lt; .05 in {significant}{corrected})</li>")
     return ("<p><b>Encoding models</b> (cross-validated accuracy on held-out images; the layer of highest mean "
             "accuracy per ROI):</p><ul>" + "".join(lines) + "</ul>")
 
@@ -647,7 +648,8 @@ def summary_section(context: ReportContext) -> str:
     if "general_rsa" in tables:
         note = ("<p class='note'>Best layers with 95% intervals of their position over bootstrap samples (of subjects "
                 "with two or more subjects, else of images); per-layer p-values in general_rsa (image relabeling) and "
-                "general_group (random effects over subjects), uncorrected for the number of layers.</p>")
+                "general_group (random effects over subjects), uncorrected; their q_fdr columns correct over each "
+                "subject's (or the group's) ROI x candidate tests (Benjamini-Hochberg).</p>")
     return ('<section id="summary"><h2>Summary of findings</h2>' + note + _resolution_warning(context.config)
             + "".join(parts) + "</section>")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 
 from .. import __version__
 from .._files import (
@@ -40,7 +41,7 @@ from . import _report, _synthesis
 from . import _steps as steps
 from ._cache import StepCache, atomic_write, read_arrays, write_arrays
 from ._config import StudyConfig, load_config, validate
-from ._inference import group_level
+from ._inference import general_group_level, group_level
 from ._tables import read_table, write_table
 
 __all__ = ["Study", "StudyResult", "read_table", "write_table"]
@@ -329,6 +330,7 @@ class Study:
             several = len(analysed) > 1
             order = [general.candidate_name(label, layer, several) for label, a in analysed.items() for layer in a["layers"]]
             combined.update(general.general_group(combined, order, config, _seed(config.seed, "general_group")))
+            combined.update(general_group_level(combined))
         else:
             combined.update(group_level(combined, config))
         self._synthesized = None
@@ -440,12 +442,47 @@ class Study:
         return outcomes
 
     # -- outputs -----------------------------------------------------------------------------------
+    def _surface_maps(self, tables: Mapping) -> dict:
+        """Surface searchlight maps as GIfTI: the general design's ``r_<candidate>`` columns, or the
+        paper design's similarity of each pair (``RE-AN``, ``RE-AI``)."""
+        general_table = tables.get("general_searchlight")
+        if general_table is not None:
+            return general.searchlight_surfaces(general_table, self._mesh_sizes(general_table))
+        paper = tables.get("searchlight")
+        if paper is None or not {"hemi", "vertex", "pair", "similarity"} <= set(paper.columns):
+            return {}
+        wide = paper.pivot_table(index=["subject", "hemi", "vertex"], columns="pair", values="similarity",
+                                 sort=False, dropna=False).reset_index()
+        pairs = list(dict.fromkeys(paper["pair"]))
+        return general.searchlight_surfaces(wide, self._mesh_sizes(wide), columns=pairs)
+
+    def _mesh_sizes(self, table: pd.DataFrame | None) -> dict:
+        """Vertices per hemisphere of each surface subject's meshes (its ``meshes``, else
+        ``[subjects] mesh`` for simulated subjects), for maps written as GIfTI."""
+        if table is None or "hemi" not in table or not table["hemi"].isin(["L", "R"]).any():
+            return {}
+        given = {entry["id"]: entry.get("meshes") for entry in self.config["subject"]}
+        sizes, loaded = {}, {}
+        for subject in table["subject"].unique():
+            mesh = given.get(subject) or (self.config["subjects"]["mesh"] if subject not in given else None)
+            if not mesh:
+                continue
+            key = repr(mesh)
+            if key not in loaded:
+                loaded[key] = {hemi: m.n_vertices for hemi, m in steps.study_meshes(mesh).items()}
+            sizes[subject] = loaded[key]
+        return sizes
+
     def _write(self, result: StudyResult, stimuli, analysed: dict, seconds: float) -> None:
         for name, frame in result.tables.items():
             self._write_file(f"results/{name}.csv", lambda path, frame=frame: write_table(path, frame))
         masks = {entry["id"]: entry["mask"] for entry in self.config["subject"] if entry.get("mask")}
         for subject, image in general.searchlight_volumes(result.tables.get("general_searchlight"), masks).items():
             self._write_file(f"maps/{subject}_searchlight.nii.gz", lambda path, image=image: image.to_filename(path))
+        for subject, hemis in self._surface_maps(result.tables).items():
+            for hemi, image in hemis.items():
+                self._write_file(f"maps/{subject}_hemi-{hemi}_searchlight.func.gii",
+                                 lambda path, image=image: image.to_filename(path))
         self._write_file("steps.csv", lambda path: write_table(path, result.log))
         staging = self.output / f".figures.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -639,8 +676,8 @@ def _run_subject_within_budget(task: dict, shared: dict, stimuli: StimulusSet, s
 
 def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet, shared: dict,
                       index_seed: int = 0) -> dict | None:
-    """``[subjects] planted_layers``: each simulated ROI reads one layer of the [network] (a random
-    projection of all its units, `_random_projection`)."""
+    """``[subjects] planted_layers``: each simulated ROI reads one layer of the [network] (the
+    layer's leading pattern-correlation components, `_layer_geometry`)."""
     if not planted:
         return None
     network = shared["networks"][0]
@@ -650,25 +687,42 @@ def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet,
         raise ValueError(f"[subjects] planted_layers: {unknown} name no layer of {network['label']}; "
                          f"layers are {network['layers']}")
     rows = pd.Series(np.arange(len(found.image_ids)), index=list(found.image_ids)).loc[stimuli.image_ids].to_numpy()
-    return {roi: _random_projection(np.asarray(found[layer])[rows].reshape(len(rows), -1), seed=[index_seed, k])
+    return {roi: _layer_geometry(np.asarray(found[layer])[rows].reshape(len(rows), -1), seed=[index_seed, k])
             for k, (roi, layer) in enumerate(planted.items())}
 
 
-def _random_projection(units: np.ndarray, n_components: int = 100, seed=0) -> np.ndarray:
-    """Z-scored units (constant ones left out) times a Gaussian matrix: every unit of the layer
-    contributes, so the simulated ROI's RDM approximates the layer's own (a vertex reading a few
-    raw units would carry only those units' geometry)."""
-    std = units.std(axis=0)
-    kept = std > 0
-    z = (units[:, kept] - units[:, kept].mean(axis=0)) / std[kept]
-    rng = np.random.default_rng(seed)
-    projected = np.empty((len(units), n_components))
-    chunk = 65536  # bounds the Gaussian block in memory for layers of millions of units
-    projected[:] = 0.0
-    for start in range(0, z.shape[1], chunk):
-        block = z[:, start:start + chunk]
-        projected += block @ rng.normal(size=(block.shape[1], n_components))
-    return projected / np.sqrt(max(z.shape[1], 1))
+def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0) -> np.ndarray:
+    """Features (n_images, n_components) whose image geometry is the layer's correlation geometry.
+
+    Each image's pattern is standardized over units (a correlation-distance RDM reads exactly
+    that); the leading eigenvectors of the images' Gram matrix, scaled by their singular values,
+    keep most of it (a deep layer's RDM lives in a few components). A random rotation then
+    spreads the variance evenly over the features: `simulate_subject` standardizes every feature
+    and reads a few per vertex, which would otherwise give the weakest component the weight of
+    the strongest. Z-scoring units and projecting them at random (the earlier simulator) kept
+    too little: a ROI reading fc7 matched conv2's RDM better than fc7's.
+    """
+    n_images, n_units = units.shape
+    chunk = 65536  # float64 copies of at most this many units at a time, for layers of millions of units
+    blocks = [slice(start, start + chunk) for start in range(0, n_units, chunk)]
+    means = sum(np.asarray(units[:, b], np.float64).sum(axis=1) for b in blocks) / n_units
+    norms = np.sqrt(sum(((np.asarray(units[:, b], np.float64) - means[:, None]) ** 2).sum(axis=1) for b in blocks))
+    if (norms == 0).any():
+        raise ValueError(f"planted layer: {int((norms == 0).sum())} images have a constant pattern over its units")
+    gram = np.zeros((n_images, n_images))
+    for b in blocks:
+        block = (np.asarray(units[:, b], np.float64) - means[:, None]) / norms[:, None]
+        gram += block @ block.T
+    k = min(n_components, n_images - 1)
+    # the k largest eigenpairs only (O(n^2 k) for thousands of images, not a full O(n^3) decomposition)
+    values, vectors = scipy.linalg.eigh(gram, subset_by_index=[n_images - k, n_images - 1])
+    top = np.argsort(values)[::-1]
+    vectors = vectors[:, top]
+    # an eigenvector's sign is LAPACK's choice: fix it (largest entry positive) so a seed gives one subject
+    vectors *= np.sign(vectors[np.argmax(np.abs(vectors), axis=0), np.arange(k)])
+    leading = vectors * np.sqrt(np.clip(values[top], 0, None))
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(k, k)))
+    return leading @ rotation
 
 
 def _general_subject(config, cache, step, responses, selection, averaged, activations, shared, selection_key, label,

@@ -137,17 +137,20 @@ def compare_to_candidates(brain: Mapping[str, np.ndarray], candidates: Mapping[s
 
 
 def searchlight_candidates(patterns, neighbourhoods, candidates: Mapping[str, np.ndarray], *,
-                           metric: str = "correlation", method: str = "spearman", chunk: int = 2048) -> pd.DataFrame:
+                           metric: str = "correlation", method: str = "spearman", chunk: int = 2048,
+                           runs=None, conditions=None) -> pd.DataFrame:
     """The RDM of every searchlight (disk or sphere) against every candidate RDM: a map per candidate.
 
     Parameters
     ----------
     patterns : array (n_images, n_vertices)
-        One pattern per image, in the candidates' image order.
+        One pattern per image, in the candidates' image order (single trials for crossnobis).
     neighbourhoods : sparse matrix (n_centers, n_vertices)
         Row c marks the vertices around centre c (`brainprobe.roi.neighbourhoods_for_columns`).
     candidates : mapping of str to array (n_pairs,)
     metric, method : str
+    runs, conditions : array (n_trials,), ``metric = "crossnobis"`` only
+        Each trial's run (fold) and image; the candidates' images are then the sorted conditions.
     chunk : int
         Centres per chunk (memory about chunk x n_pairs x 8 bytes).
 
@@ -161,7 +164,7 @@ def searchlight_candidates(patterns, neighbourhoods, candidates: Mapping[str, np
     n_centers = neighbourhoods.shape[0]
     scores = np.full((n_centers, len(names)), np.nan)
     for start in range(0, n_centers, chunk):
-        rdms = searchlight_rdms(patterns, neighbourhoods[start:start + chunk], metric)
+        rdms = searchlight_rdms(patterns, neighbourhoods[start:start + chunk], metric, runs=runs, conditions=conditions)
         defined = np.isfinite(rdms).all(axis=1) & (np.nanstd(rdms, axis=1) > 0)
         if defined.any():
             for k in range(len(names)):

@@ -128,7 +128,7 @@ def _searchlight_block(patterns, rows, members, *, reference, others, metric, me
 
 
 def searchlight_rdms(patterns, neighbourhoods, metric: str = "correlation", *, chunk_size: int = 4096,
-                     memory_gb: float | None = None) -> np.ndarray:
+                     memory_gb: float | None = None, runs=None, conditions=None) -> np.ndarray:
     """The RDM of every searchlight neighbourhood.
 
     Parameters
@@ -136,19 +136,26 @@ def searchlight_rdms(patterns, neighbourhoods, metric: str = "correlation", *, c
     patterns : array (n_images, n_vertices)
     neighbourhoods : sparse matrix (n_centers, n_vertices)
         Row c marks the vertices in centre c's disk (e.g. from `brainprobe.roi`).
-    metric : {"correlation", "cosine", "euclidean", "squared_euclidean"}
+    metric : {"correlation", "cosine", "euclidean", "squared_euclidean", "crossnobis"}
+        ``crossnobis``: each disk's `brainprobe.rsa.rdm` crossnobis RDM (leave-one-run-out,
+        identity noise, divided by the disk's vertices); ``patterns`` are then single trials.
     chunk_size : int
         At most this many centres per chunk; the memory budget may choose fewer.
     memory_gb : float, optional
         Memory a chunk may take, in GiB (default: `brainprobe.stats.memory_budget`). The
         returned array itself (n_centers x n_pairs) is the caller's: at scale, use
         `searchlight_kind_similarity`, which keeps only one number per centre.
+    runs, conditions : array (n_trials,), crossnobis only
+        Run (fold) and condition (image) of each row of ``patterns``; the RDMs' rows are the
+        sorted unique conditions, as `rdm`'s.
 
     Returns
     -------
     array (n_centers, n_pairs)
         Condensed RDMs; NaN where a disk's pattern is constant for some image.
     """
+    if metric == "crossnobis":
+        return _searchlight_crossnobis(patterns, neighbourhoods, runs, conditions, chunk_size, memory_gb)
     if metric not in _SEARCHLIGHT_METRICS:
         raise ValueError(f"metric: expected one of {_SEARCHLIGHT_METRICS}, found {metric!r}")
     patterns = np.asarray(patterns, dtype=np.float64)
@@ -159,6 +166,52 @@ def searchlight_rdms(patterns, neighbourhoods, metric: str = "correlation", *, c
         _chunk_rdms(patterns, members[start:stop], metric)
         for start, stop in _centre_chunks(members, len(patterns), memory_budget_bytes(memory_gb), chunk_size)
     ])
+
+
+def _fold_means(patterns: np.ndarray, runs, conditions) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) condition means (n_conditions, n_vertices) per left-out run, conditions sorted."""
+    runs, conditions = np.asarray(runs), np.asarray(conditions)
+    if len(runs) != len(patterns) or len(conditions) != len(patterns):
+        raise ValueError(f"runs and conditions: expected {len(patterns)} labels each (one per row of patterns), "
+                         f"found {len(runs)} and {len(conditions)}")
+    labels = np.unique(conditions)
+    if len(np.unique(runs)) < 2:
+        raise ValueError("runs: crossnobis needs at least two runs (independent partitions)")
+
+    def means(mask):
+        onehot = (conditions[mask][None, :] == labels[:, None]).astype(np.float64)
+        counts = onehot.sum(axis=1, keepdims=True)
+        if (counts == 0).any():
+            absent = labels[counts.ravel() == 0][:5].tolist()
+            raise ValueError(f"runs: conditions {absent} are missing from a fold; every condition must appear in every run")
+        return (onehot / counts) @ patterns[mask]
+
+    return [(means(runs != run), means(runs == run)) for run in np.unique(runs)]
+
+
+def _searchlight_crossnobis(patterns, neighbourhoods, runs, conditions, chunk_size, memory_gb) -> np.ndarray:
+    """Crossnobis RDM of every disk: the per-vertex terms of the leave-one-run-out distance, summed
+    over each disk's vertices in one sparse product (as `_chunk_rdms` sums cross products)."""
+    if runs is None or conditions is None:
+        raise ValueError("metric='crossnobis' needs runs= and conditions= (one label per row of patterns)")
+    patterns = np.asarray(patterns, dtype=np.float64)
+    if patterns.ndim != 2 or not np.isfinite(patterns).all():
+        raise ValueError(f"patterns: expected a finite (n_trials, n_vertices) array, found shape {patterns.shape}")
+    folds = _fold_means(patterns, runs, conditions)
+    members = _membership(neighbourhoods, patterns.shape[1])
+    n_conditions = len(folds[0][0])
+    rows, cols = np.triu_indices(n_conditions, 1)
+    parts = []
+    # per fold, a (n_pairs x vertices used) difference product: as much memory as two kinds' RDMs
+    for start, stop in _centre_chunks(members, n_conditions, memory_budget_bytes(memory_gb), chunk_size, 2):
+        chunk = members[start:stop]
+        used = np.unique(chunk.indices)
+        terms = np.zeros((len(rows), len(used)))
+        for train, test in folds:  # (a - b) in the training runs times (a - b) in the left-out run
+            terms += (train[rows][:, used] - train[cols][:, used]) * (test[rows][:, used] - test[cols][:, used])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            parts.append((chunk[:, used] @ terms.T) / (len(folds) * np.asarray(chunk.sum(axis=1))))
+    return np.concatenate(parts)
 
 
 def searchlight_kind_similarity(
