@@ -96,11 +96,18 @@ class TextureSynthesis(Synthesis):
     layers : sequence of str
     seed : int
     noise_sd : float
-        The start is N(0.5, noise_sd^2) noise, clipped to [0, 1].
+        The start is N(network mean, noise_sd^2) noise, clipped to [0, 1]: Gatys et al.'s start,
+        one 8-bit grey level wide by default.
+    standardize : bool
+        Divide each layer's activations by the exemplar's RMS activation there before the Gram
+        matrices, so paper 003's 1 / (N_l^2 M_l) weighting (derived for standardized batch-norm
+        outputs) balances layers whose activations have different spreads.
 
     Attributes
     ----------
     images : tensor, after `synthesize`
+    scales : dict of str to tensor (n_images,)
+        Each exemplar's RMS activation per layer (ones with ``standardize=False``).
     losses : array (n_steps,)
         The Gram loss summed over images after each L-BFGS step.
     n_iter : int array (n_images,)
@@ -178,7 +185,7 @@ class TextureSynthesis(Synthesis):
     def save(self, path, *, overwrite: bool = False):
         """Save exemplars, start, result and losses (not the network); read back with `load`."""
         settings = {"method": self.method, "layers": self.layers, "seed": self.seed, "noise_sd": self.noise_sd,
-                    "model": self.model.name, "n_iter": np.asarray(self.n_iter).tolist()}
+                    "standardize": self.standardize, "model": self.model.name, "n_iter": np.asarray(self.n_iter).tolist()}
         tensors = {"textures": self.textures, "start": self.start}
         if self.images is not None:
             tensors["images"] = self.images
@@ -189,7 +196,8 @@ class TextureSynthesis(Synthesis):
         """A synthesis saved by `save`, on ``model`` (the same network it was made with)."""
         settings, saved = read_synthesis(path, cls.method)
         check_saved_model(path, settings, model)
-        obj = cls(model, saved["textures"], settings["layers"], seed=settings["seed"], noise_sd=settings["noise_sd"])
+        obj = cls(model, saved["textures"], settings["layers"], seed=settings["seed"], noise_sd=settings["noise_sd"],
+                  standardize=settings.get("standardize", False))
         obj.n_iter = np.asarray(settings.get("n_iter", []), dtype=int)
         obj.start = saved["start"]
         obj.images = saved.get("images")
