@@ -126,3 +126,15 @@ def test_lbfgs_gives_each_image_its_own_line_search():
                             device="cpu", progress=False)
     torch.testing.assert_close(batch.images[1], alone.images[0])
     assert torch.allclose(batch.images, torch.full((2, 3, 4, 4), 0.7), atol=1e-4)
+
+
+def test_lbfgs_line_search_backtracks_from_an_overshooting_step():
+    # log cosh is flat far from its minimum: the curvature L-BFGS measures there is tiny and its
+    # first full step overshoots; the strong-Wolfe line search must then search (PyTorch's default
+    # evaluation budget for one iteration allowed a single trial and froze the image at its start)
+    def objective(images, index):
+        return torch.log(torch.cosh(20 * (images - 0.7))).flatten(1).mean(dim=1), {}
+
+    result = optimize_pixels(torch.full((1, 3, 4, 4), 0.1), objective, optimizer="lbfgs", lr=1.0, max_iter=15,
+                             bounds=(-float("inf"), float("inf")), device="cpu", progress=False)
+    assert torch.allclose(result.images, torch.full((1, 3, 4, 4), 0.7), atol=1e-3)

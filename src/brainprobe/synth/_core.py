@@ -24,6 +24,7 @@ from ._parameterization import FourierParameterization
 __all__ = ["OptimizationResult", "optimize_pixels", "quantize_8bit", "OPTIMIZERS"]
 
 OPTIMIZERS = ("adam", "sgd", "adagrad_momentum", "lbfgs")
+LINE_SEARCH_EVALUATIONS = 25  # at most per L-BFGS iteration (PyTorch's strong-Wolfe default)
 
 # objective(images (n_active, 3, H, W), index (n_active,) into the batch) -> (loss (n_active,), aux dict)
 Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
@@ -73,8 +74,12 @@ def _run_lbfgs(x, objective, criterion, lr, max_iter, bounds, progress, desc, de
     that meets the criterion stops on its own."""
     n_images = len(x)
     rows = [x[i:i + 1].detach().clone().requires_grad_(True) for i in range(n_images)]
-    optimizers = [torch.optim.LBFGS([row], lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
-                  for row in rows]
+    # max_iter=1 makes each call one L-BFGS iteration; PyTorch's max_eval defaults to
+    # max_iter * 5 // 4 = 1 evaluation per call, which leaves the line search no trial beyond
+    # its first: a step that overshoots is then rejected (t = 0) and the image never moves again.
+    # Allow the line search its own budget of evaluations.
+    optimizers = [torch.optim.LBFGS([row], lr=lr, max_iter=1, max_eval=1 + LINE_SEARCH_EVALUATIONS, history_size=20,
+                                    line_search_fn="strong_wolfe") for row in rows]
     history: list[np.ndarray] = []
     aux_rows: list[dict] = []
     converged = torch.zeros(n_images, dtype=torch.bool, device=x.device)

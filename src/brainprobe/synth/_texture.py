@@ -82,6 +82,9 @@ def gram_loss(grams: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], 
     return total
 
 
+NOISE_SD = 1.0 / 255
+
+
 class TextureSynthesis(Synthesis):
     """Gatys texture synthesis: match an exemplar's Gram matrices with L-BFGS from Gaussian noise.
 
@@ -93,11 +96,18 @@ class TextureSynthesis(Synthesis):
     layers : sequence of str
     seed : int
     noise_sd : float
-        The start is N(0.5, noise_sd^2) noise, clipped to [0, 1].
+        The start is N(network mean, noise_sd^2) noise, clipped to [0, 1]: Gatys et al.'s start,
+        one 8-bit grey level wide by default.
+    standardize : bool
+        Divide each layer's activations by the exemplar's RMS activation there before the Gram
+        matrices, so paper 003's 1 / (N_l^2 M_l) weighting (derived for standardized batch-norm
+        outputs) balances layers whose activations have different spreads.
 
     Attributes
     ----------
     images : tensor, after `synthesize`
+    scales : dict of str to tensor (n_images,)
+        Each exemplar's RMS activation per layer (ones with ``standardize=False``).
     losses : array (n_steps,)
         The Gram loss summed over images after each L-BFGS step.
     n_iter : int array (n_images,)
@@ -106,32 +116,55 @@ class TextureSynthesis(Synthesis):
 
     method = "texture"
 
-    def __init__(self, model: LayeredModel, textures, layers: Sequence[str], *, seed: int = 0, noise_sd: float = 0.1):
+    def __init__(self, model: LayeredModel, textures, layers: Sequence[str], *, seed: int = 0,
+                 noise_sd: float = NOISE_SD, standardize: bool = True):
         for layer in layers:
             model.resolve_layer(layer)  # fail on unknown layers before any work
+        if noise_sd < 0:
+            raise ValueError(f"noise_sd: expected a standard deviation >= 0, found {noise_sd}")
         self.model, self.layers = model, list(layers)
-        self.seed, self.noise_sd = seed, noise_sd
+        self.seed, self.noise_sd, self.standardize = seed, noise_sd, standardize
         self.textures = as_image_tensor(textures).detach().cpu()
         with torch.no_grad():
             features = model.layer_outputs(self.textures.to(model.device), self.layers)
-        self.targets = {layer: _gram(value).cpu() for layer, value in features.items()}
+        # paper 003 weights layer l by 1 / (N_l^2 M_l), derived for standardized activations (its
+        # layers are batch norms); the layers here are not, and a layer with 5x the spread would
+        # weigh 5^4 = 625x more, so each layer is divided by the exemplar's RMS activation there
+        self.scales = {layer: (value.pow(2).mean(dim=(1, 2, 3)).sqrt().clamp_min(1e-12).cpu() if standardize
+                               else torch.ones(len(value))) for layer, value in features.items()}
+        self.targets = {layer: _gram(value.cpu() / self.scales[layer].view(-1, 1, 1, 1))
+                        for layer, value in features.items()}
         self.sizes = {layer: (value.shape[1], int(np.prod(value.shape[2:]))) for layer, value in features.items()}
         generator = torch.Generator().manual_seed(seed)
-        self.start = (0.5 + noise_sd * torch.randn(self.textures.shape, generator=generator)).clamp(0, 1)
+        # Gatys et al.'s start: Gaussian noise around the network's mean input, one 8-bit grey
+        # level wide by default (wider noise survives in directions the Gram matrices barely see:
+        # colour speckle)
+        centre = (model.mean.detach().cpu() / model.pixel_scale).view(1, 3, 1, 1)
+        self.start = (centre + noise_sd * torch.randn(self.textures.shape, generator=generator)).clamp(0, 1)
         self.images, self.losses = None, np.zeros(0)
         self.n_iter, self.history = np.zeros(0, dtype=int), {}
 
-    def loss(self, images: torch.Tensor) -> torch.Tensor:
-        """Gram loss of each image against its exemplar: tensor (n_images,)."""
+    def loss(self, images: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Gram loss of each image against its exemplar: tensor (n_images,).
+
+        ``index`` (n_images,) names the exemplar of each image (default: image i against exemplar
+        i; one exemplar is compared with every image)."""
         device = images.device
-        grams = {k: _gram(v) for k, v in self.model.layer_outputs(images, self.layers, validate=False).items()}
-        return gram_loss(grams, {k: v.to(device) for k, v in self.targets.items()}, self.sizes)
+        if index is None:
+            index = torch.arange(len(images)) if len(self.textures) > 1 else torch.zeros(len(images), dtype=torch.long)
+        index = torch.as_tensor(index).cpu()
+        if len(index) != len(images):
+            raise ValueError(f"index: expected one exemplar per image ({len(images)}), found {len(index)}")
+        features = self.model.layer_outputs(images, self.layers, validate=False)
+        grams = {k: _gram(v / self.scales[k][index].to(device).view(-1, 1, 1, 1)) for k, v in features.items()}
+        targets = {k: v[index].to(device) for k, v in self.targets.items()}
+        return gram_loss(grams, targets, self.sizes)
 
     def synthesize(self, max_iter: int = 100, *, lr: float = 1.0, progress: bool | None = None, device=None):
         """L-BFGS (PyTorch's, as in paper 003) on the optimization core, pixels kept in [0, 1]. Returns self."""
         device = resolve_device(device) if device is not None else self.model.device
         self.model.to(device)
-        result = optimize_pixels(self.start, lambda images, index: (self.loss(images), {}), optimizer="lbfgs", lr=lr,
+        result = optimize_pixels(self.start, lambda images, index: (self.loss(images, index), {}), optimizer="lbfgs", lr=lr,
                                  max_iter=max_iter, device=device, progress=progress, desc="texture")
         self.images, self.n_iter, self.history = result.images, result.n_iter, result.aux_history
         self.losses = np.nansum(result.loss_history, axis=1)
@@ -152,7 +185,7 @@ class TextureSynthesis(Synthesis):
     def save(self, path, *, overwrite: bool = False):
         """Save exemplars, start, result and losses (not the network); read back with `load`."""
         settings = {"method": self.method, "layers": self.layers, "seed": self.seed, "noise_sd": self.noise_sd,
-                    "model": self.model.name, "n_iter": np.asarray(self.n_iter).tolist()}
+                    "standardize": self.standardize, "model": self.model.name, "n_iter": np.asarray(self.n_iter).tolist()}
         tensors = {"textures": self.textures, "start": self.start}
         if self.images is not None:
             tensors["images"] = self.images
@@ -163,7 +196,8 @@ class TextureSynthesis(Synthesis):
         """A synthesis saved by `save`, on ``model`` (the same network it was made with)."""
         settings, saved = read_synthesis(path, cls.method)
         check_saved_model(path, settings, model)
-        obj = cls(model, saved["textures"], settings["layers"], seed=settings["seed"], noise_sd=settings["noise_sd"])
+        obj = cls(model, saved["textures"], settings["layers"], seed=settings["seed"], noise_sd=settings["noise_sd"],
+                  standardize=settings.get("standardize", False))
         obj.n_iter = np.asarray(settings.get("n_iter", []), dtype=int)
         obj.start = saved["start"]
         obj.images = saved.get("images")
