@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._errors import BrainprobeInputError, MissingFileError
 from ..data import Responses, kinds_from_stimuli, load_responses, load_trial_table, simulate_subject
 from ..encoding import (
     ROMP,
@@ -238,8 +239,11 @@ def read_subject(entry: Mapping) -> tuple[Responses, bool]:
             glmsingle_model=entry.get("glmsingle_model", "TYPED"), allow_pickle=entry.get("allow_pickle", False),
             on_bad_vertices=entry["on_bad_vertices"], subject=entry["id"])
     except (ValueError, KeyError, FileNotFoundError) as error:
+        # the library's error (a parser's line, a corrupt HDF5 file) stays in the traceback as the cause
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        raise ValueError(f"{where}: {message}") from None
+        kind = (type(error) if isinstance(error, BrainprobeInputError) else
+                MissingFileError if isinstance(error, FileNotFoundError) else BrainprobeInputError)
+        raise kind(f"{where}: {message}") from error
     if meshes and (responses.vertices["hemi"] == "").all():
         sizes = {h: m.n_vertices for h, m in meshes.items()}
         raise ValueError(f"{where}: cannot place the {responses.n_vertices} columns of {entry['betas']} on the meshes "
