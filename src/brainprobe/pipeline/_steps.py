@@ -35,17 +35,27 @@ from ..roi import (
     spherical_neighbourhoods,
     standard_meshes,
 )
-from ..rsa import kind_difference, kind_similarity, layer_trend, searchlight_kind_similarity
+from ..rsa import (
+    align_kinds,
+    kind_difference,
+    kind_similarity,
+    layer_trend,
+    rdm,
+    searchlight_kind_similarity,
+    square_rdm,
+)
 from ..stimuli import StimulusSet, open_stimuli, sample_images
 from ._inference import image_rsa, re_rdms
 
 __all__ = [
     "add_rois",
     "brain_rsa",
+    "classical_mds",
     "encoding_analysis",
     "load_subject",
     "make_stimuli",
     "network_layers",
+    "network_rdm_tables",
     "network_rsa",
     "prepare_subject",
     "read_subject",
@@ -195,6 +205,53 @@ def network_rsa(activations: Activations, stimuli_table: pd.DataFrame, layers: S
             resampled="Mann-Kendall (paper): layers as independent values; slope, p_boot_trend: images")
     return {"network_rsa": images["similarity"].rename(columns={"unit_set": "layer"}), "network_trend": trend,
             "network_difference": images["difference"].rename(columns={"unit_set": "layer"})}
+
+
+def network_rdm_tables(activations: Activations, stimuli_table: pd.DataFrame, layers: Sequence[str],
+                       metric: str) -> dict:
+    """The tables behind the network's RDM figure: each layer's RDM of every kind and a 2-D MDS.
+
+    Returns
+    -------
+    dict
+        ``network_rdms``: one row per layer x kind x pair of sources (``layer``, ``kind``,
+        ``source_a``, ``source_b``, ``dissimilarity``), the upper triangle row by row over the
+        sources in the order of the RE rows; ``network_mds``: one row per layer x image
+        (``layer``, ``image_id``, ``kind``, ``source_id``, ``x``, ``y``), the classical MDS of
+        the RDM of all the images of the three kinds.
+    """
+    sources, rows = align_kinds(stimuli_table)
+    upper_a, upper_b = np.triu_indices(len(sources), k=1)
+    names = np.asarray([str(s) for s in sources], dtype=object)
+    every = np.concatenate(list(rows.values()))
+    kinds = np.concatenate([[kind] * len(index) for kind, index in rows.items()])
+    rdm_frames, mds_frames = [], []
+    for layer in layers:
+        values = np.asarray(activations[layer])
+        for kind, index in rows.items():
+            rdm_frames.append(pd.DataFrame({"layer": layer, "kind": kind, "source_a": names[upper_a],
+                                            "source_b": names[upper_b], "dissimilarity": rdm(values[index], metric)}))
+        square = square_rdm(rdm(values[every], metric))
+        xy = classical_mds(np.nan_to_num((square + square.T) / 2))
+        mds_frames.append(pd.DataFrame({"layer": layer, "image_id": stimuli_table["image_id"].to_numpy()[every],
+                                        "kind": kinds, "source_id": np.concatenate([names] * len(rows)),
+                                        "x": xy[:, 0], "y": xy[:, 1]}))
+    return {"network_rdms": pd.concat(rdm_frames, ignore_index=True),
+            "network_mds": pd.concat(mds_frames, ignore_index=True)}
+
+
+def classical_mds(square: np.ndarray, n_components: int = 2) -> np.ndarray:
+    """Torgerson's classical MDS of a dissimilarity matrix (n, n): coordinates (n, n_components).
+
+    Double-centre the squared dissimilarities and keep the leading eigenvectors scaled by the
+    square roots of their (positive) eigenvalues; deterministic, up to each axis' sign.
+    """
+    n = len(square)
+    centring = np.eye(n) - np.full((n, n), 1.0 / n)
+    inner = -0.5 * centring @ (np.asarray(square, float) ** 2) @ centring
+    values, vectors = np.linalg.eigh(inner)
+    order = np.argsort(values)[::-1][:n_components]
+    return vectors[:, order] * np.sqrt(np.clip(values[order], 0, None))
 
 
 # -- subjects ----------------------------------------------------------------------------------------
