@@ -10,7 +10,7 @@ from brainprobe.pipeline import _steps as steps
 
 TABLES = {"stimuli", "network_rsa", "network_trend", "network_difference", "selection", "brain_rsa",
           "brain_difference", "brain_rdms", "searchlight", "encoding", "best_layer", "best_layer_proportions",
-          "best_layer_tests"}
+          "best_layer_tests", "network_rdms", "network_mds"}
 FIGURES = {"fig1_stimuli", "fig3_brain_rsa", "fig4_searchlight_sub-01", "fig4_searchlight_sub-02",
            "fig5_network_layers", "fig6_encoding", "figS1_best_layer", "rdms_network"}
 
@@ -72,9 +72,10 @@ def test_a_compared_network_adds_its_own_steps_tables_and_figures(tiny_run, tiny
     result = Study(validate(tiny_values), overwrite=True, progress=False).run()
     # only the new network's steps run: the images, subjects, selection and ROI RSA are reused
     assert computed(result) == {("activations", "alexnet_default"), ("network_rsa", "alexnet_default"),
+                                ("network_rdms", "alexnet_default"),
                                 ("encoding", "sub-01 alexnet_default"), ("encoding", "sub-02 alexnet_default")}
-    for name in ("network_rsa", "network_trend", "network_difference", "encoding", "best_layer_proportions",
-                 "best_layer_tests"):
+    for name in ("network_rsa", "network_trend", "network_difference", "network_rdms", "network_mds", "encoding",
+                 "best_layer_proportions", "best_layer_tests"):
         table = result.tables[name]
         assert list(dict.fromkeys(table["network"])) == ["alexnet", "alexnet_default"], name
         first = table[table["network"] == "alexnet"].reset_index(drop=True)
@@ -106,7 +107,7 @@ def test_a_killed_run_resumes_where_it_stopped(tiny_values, monkeypatch):
     redone = computed(resumed)
     # sub-01 stopped in its encoding step: only that step is redone; sub-02 never started
     assert ("encoding", "sub-01") in redone and not {("responses", "sub-01"), ("selection", "sub-01")} & redone
-    assert not {"stimuli", "activations", "network_rsa"} & {step for step, _ in redone}
+    assert not {"stimuli", "activations", "network_rsa", "network_rdms"} & {step for step, _ in redone}
     assert (output / "report.html").is_file()
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._internal import RESAMPLED_SUBJECTS, RESAMPLED_UNITS, RESAMPLED_VERTICES
 from ..rsa import (
     kind_difference_test,
     kind_image_bootstrap,
@@ -24,14 +25,7 @@ from ..rsa import (
     layer_trend_bootstrap,
     rdm,
 )
-from ..stats import (
-    RESAMPLED_SUBJECTS,
-    RESAMPLED_UNITS,
-    RESAMPLED_VERTICES,
-    fdr_by_family,
-    noise_ceiling,
-    random_effects_test,
-)
+from ..stats import fdr_by_family, noise_ceiling, random_effects_test
 
 __all__ = ["image_rsa", "group_level", "MIN_GROUP_SUBJECTS", "re_rdms"]
 

@@ -14,17 +14,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..stats import (
+from .._internal import (
     JACKKNIFE_CI_METHOD,
     RESAMPLED_IMAGES,
     as_generator,
     check_resampling,
     correlate_rows,
-    jackknife_ci,
-    leave_one_out,
     masked_correlation,
     normalize_rows,
     paired_swap_relabelings,
+)
+from ..stats import (
+    jackknife_ci,
+    leave_one_out,
     percentile_ci,
     relabeling_test,
     trend_bootstrap_test,

@@ -10,23 +10,20 @@ import pandas as pd
 import torch
 
 from .._device import resolve_device
-from .._memory import check_allocation
-from .._progress import tqdm
-from ..stats import (
+from .._internal import (
     SUBSAMPLE_CI_METHOD,
     as_generator,
     bootstrap_p,
     check_resampling,
     correlate_rows,
     direction_label,
-    mann_kendall,
     masked_correlation,
     memory_budget_bytes,
-    percentile_ci,
     rank_rows,
-    rdm_permutation_test,
-    subsample_ci,
 )
+from .._memory import check_allocation
+from .._progress import tqdm
+from ..stats import mann_kendall, percentile_ci, rdm_permutation_test, subsample_ci
 from ._rdm import rdm, square_rdm
 
 __all__ = ["align_kinds", "kind_similarity", "kind_difference", "layer_trend"]

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._progress import tqdm
-from ..stats import (
+from .._internal import (
     as_generator,
     correlate_rows,
     fwe_from_null_maxima,
     memory_budget_bytes,
     permutation_set,
-    rdm_permutation_test,
 )
+from .._progress import tqdm
+from ..stats import rdm_permutation_test
 from ._kinds import _table_of, align_kinds
 
 __all__ = ["searchlight_rdms", "searchlight_kind_similarity"]
