@@ -149,6 +149,7 @@ def no_heavy_work(monkeypatch):
     ({"network": {"name": "lenet"}}, r"\[network\] name: expected one of"),
     ({"subject": [{"betas": "missing.npy"}]}, r"\[\[subject\]\] #1 betas: file not found: .*missing.npy"),
     ({"searchlight": {"surface": "round"}}, r"\[searchlight\] surface: expected one of"),
+    ({"rsa": {"method": "kendall"}}, r"\[rsa\] method: 'kendall' is spelled 'kendall_tau_a', as in the Python"),
     ({"parallel": {"scheduler": "127.0.0.1:8786"}}, r"\[parallel\] scheduler: expected 'dask://HOST:PORT'"),
     ({"rois": {"localizers": {"LO": "objects"}}}, r"\[rois\] localizers LO include: expected 'condition>baseline'"),
     ({"rois": {"localizers": {"LO": "objects>scrambled"}}}, r"simulated subjects have no localizer trials"),
@@ -166,6 +167,15 @@ def test_bad_configs_name_the_key_and_the_problem(tiny_values, no_heavy_work, ch
             tiny_values.setdefault(section, {}).update(values)
     with pytest.raises(ConfigError, match=message):
         validate(tiny_values, source="study.toml")
+
+
+def test_the_config_takes_the_apis_spelling_of_each_method(tiny_values):
+    from brainprobe.stats import CORRELATION_METHODS
+
+    for method in ("spearman", "pearson", "kendall_tau_a"):
+        assert method in CORRELATION_METHODS  # the name brainprobe.stats and brainprobe.rsa take
+        tiny_values["rsa"]["method"] = method
+        assert validate(tiny_values)["rsa"]["method"] == method
 
 
 def _write_subject(folder, stimuli_table, n_trials_in_table=None, seed=0):

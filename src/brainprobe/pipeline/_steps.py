@@ -190,21 +190,19 @@ def network_rsa(activations: Activations, stimuli_table: pd.DataFrame, layers: S
     patterns = {layer: np.asarray(activations[layer]) for layer in layers}
     common = {"metric": rsa["metric"], "method": rsa["method"]}
     similarity = kind_similarity(patterns, stimuli_table, n_perm=rsa["n_perm"], n_boot=rsa["n_boot"],
-                                 seed=config.seed, progress=False, **common)
-    similarity = similarity.rename(columns={"unit_set": "layer"})
-    trend = layer_trend(similarity.rename(columns={"layer": "unit_set"}), order=list(layers),
+                                 seed=config.seed, progress=False, unit="layer", **common)
+    trend = layer_trend(similarity, order=list(layers),
                         # "exact" where it can be enumerated (ties over > 9 layers cannot): p_method says which
                         exact="auto" if rsa["trend_p"] == "exact" else False)
     difference = kind_difference(patterns, stimuli_table, n_boot=rsa["n_boot"], seed=config.seed,
-                                 alternative=rsa["alternative"], **common)
+                                 alternative=rsa["alternative"], unit="layer", **common)
     # intervals over images by default; the trend also tested with image resamples of every layer
-    images = image_rsa(similarity.rename(columns={"layer": "unit_set"}), difference, patterns, stimuli_table, config,
+    images = image_rsa(similarity, difference, patterns, stimuli_table, config,
                        config.seed, units="units", order=list(layers))
     if "trend_images" in images:
         trend = trend.merge(images["trend_images"].drop(columns="resampled"), on="pair", how="left").assign(
             resampled="Mann-Kendall (paper): layers as independent values; slope, p_boot_trend: images")
-    return {"network_rsa": images["similarity"].rename(columns={"unit_set": "layer"}), "network_trend": trend,
-            "network_difference": images["difference"].rename(columns={"unit_set": "layer"})}
+    return {"network_rsa": images["similarity"], "network_trend": trend, "network_difference": images["difference"]}
 
 
 def network_rdm_tables(activations: Activations, stimuli_table: pd.DataFrame, layers: Sequence[str],
@@ -475,12 +473,12 @@ def brain_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFrame
     sets = {roi: patterns[:, columns] for roi, columns in selected_columns(selection).items()}
     common = {"metric": rsa["metric"], "method": rsa["method"]}
     similarity = kind_similarity(sets, table, n_perm=rsa["n_perm"], n_boot=rsa["n_boot"], seed=seed,
-                                 progress=False, **common)
+                                 progress=False, unit="roi", **common)
     difference = kind_difference(sets, table, n_boot=rsa["n_boot"], seed=seed, alternative=rsa["alternative"],
-                                 **common)
+                                 unit="roi", **common)
     images = image_rsa(similarity, difference, sets, table, config, seed, units="vertices")
-    return {"brain_rsa": images["similarity"].rename(columns={"unit_set": "roi"}).assign(subject=subject),
-            "brain_difference": images["difference"].rename(columns={"unit_set": "roi"}).assign(subject=subject),
+    return {"brain_rsa": images["similarity"].assign(subject=subject),
+            "brain_difference": images["difference"].assign(subject=subject),
             "brain_rdms": re_rdms(sets, table, rsa["metric"], subject)}
 
 
