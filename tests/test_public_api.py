@@ -28,7 +28,7 @@ PUBLIC = {
     "models": """
         Activations architecture_notes available_models CAFFE_TRANSFORM extract fetch_weights find_local_weights
         imagenet_class_names IMAGENET_MEAN IMAGENET_STD IMAGENET_TRANSFORM import_network_builder
-        input_transform is_custom_network LayeredModel LayerSpec load_demo_model load_model load_state_dict_file
+        input_transform is_custom_network LayeredModel LayerSpec load_demo_model load_model
         resolve_device TRANSFORMS
     """,
     "pipeline": """
@@ -44,12 +44,12 @@ PUBLIC = {
         add_atlas_rois fs_lr_32k geodesic_neighbourhoods label_image_rois load_mesh localizer_mask Mesh
         mesh_edges mesh_smoother mesh_sulcal_depth mmp_labels mmp_visual_rois NEIGHBOURHOOD_METHODS
         neighbourhoods_for_columns PAPER_ROIS read_labels repeat_splits roi_mask select_reliable_vertices
-        spherical_neighbourhoods SPLITS standard_meshes template_sulcal_depth vertex_normals
+        spherical_neighbourhoods SPLITS standard_meshes template_sulcal_depth
     """,
     "rsa": """
         align_kinds category_rdm compare COMPARE_METHODS compare_to_candidates condensed_rdm from_rsatoolbox
         group_comparison kind_difference kind_difference_test kind_image_bootstrap kind_image_ci kind_similarity
-        layer_trend layer_trend_bootstrap n_items_from_condensed rdm RDM_METRICS RSATOOLBOX_METRICS
+        layer_trend layer_trend_bootstrap rdm RDM_METRICS
         searchlight_candidates searchlight_kind_similarity searchlight_rdms square_rdm to_rsatoolbox
     """,
     "stats": """
