@@ -100,12 +100,12 @@ patterns, table = responses.average_repeats()
 table = stimuli.table.set_index("image_id").loc[table["image_id"]].reset_index()
 sets = {roi: patterns[:, columns] for roi, columns in selected.items()}
 similarity = kind_similarity(sets, table, n_perm=n_perm, n_boot=n_boot, seed=0)
-similarity = similarity.rename(columns={"unit_set": "roi"}).assign(subject="sub-01")
+similarity = similarity.assign(subject="sub-01")
 similarity[["roi", "pair", "similarity", "p_perm", "ci68_low", "ci68_high"]]
 
 # %%
 difference = kind_difference(sets, table, n_boot=n_boot, seed=0)
-difference[["unit_set", "comparison", "difference", "ci95_low", "ci95_high", "p_boot"]]
+difference[["roi", "comparison", "difference", "ci95_low", "ci95_high", "p_boot"]]
 
 # %%
 assert (similarity.pivot(index="roi", columns="pair", values="similarity").eval("`RE-AI` > `RE-AN`")).mean() >= 0.6

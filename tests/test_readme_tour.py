@@ -64,7 +64,7 @@ def test_the_tour_runs_as_written(tmp_path, monkeypatch):
     stimuli, network, trend = namespace["stimuli"], namespace["network"], namespace["trend"]
     assert stimuli.table["kind"].value_counts().to_dict() == {"RE": 4, "AN": 4, "AI": 4}
     assert stimuli.table.query("kind != 'RE'")["success"].all()
-    assert set(network["unit_set"]) == set(namespace["acts"]) and set(network["pair"]) == {"RE-AN", "RE-AI"}
+    assert set(network["layer"]) == set(namespace["acts"]) and set(network["pair"]) == {"RE-AN", "RE-AI"}
     assert len(namespace["difference"]) == len(namespace["acts"]) and set(trend["pair"]) == {"RE-AN", "RE-AI"}
     assert namespace["chosen"]["selected"].sum() == 200 and set(namespace["brain"]["pair"]) == {"RE-AN", "RE-AI"}
     assert set(namespace["accuracy"]["test_kind"]) == {"AN", "AI"}

@@ -61,9 +61,6 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_extract(args) -> int:
-    import numpy as np
-
-    from ._files import replace_atomically
     from .models import extract
 
     out = Path(args.out)
@@ -78,11 +75,7 @@ def _cmd_extract(args) -> int:
     model = _load_cli_model(args.model, args.weights, args.device)
     layers = args.layers.split(",") if args.layers else None
     activations = extract(model, stimuli, layers, batch_size=args.batch_size, progress=True)
-    def write(temporary):  # through a handle: np.savez writes exactly this file
-        with open(temporary, "wb") as handle:
-            np.savez(handle, image_ids=np.asarray(stimuli.image_ids, dtype=str), **dict(activations))
-
-    replace_atomically(out, write)
+    activations.save(out, overwrite=True)  # checked above: it exists only with --overwrite
     print(activations.summary().to_string(index=False))
     print(f"wrote {out} ({len(stimuli)} images, {len(activations)} layers, model {model.name}, weights {model.weights_source})")
     return 0

@@ -97,10 +97,10 @@ def test_selection_reads_all_twelve_runs_with_spheres(haxby_study):
 
 
 def test_volume_searchlight_maps_written_as_nifti(haxby_study):
+    from brainprobe._internal import correlate_rows
     from brainprobe.data import load_responses
     from brainprobe.roi import neighbourhoods_for_columns, spherical_neighbourhoods
     from brainprobe.rsa import category_rdm, rdm
-    from brainprobe.stats import correlate_rows
 
     result, files = haxby_study
     table = result.tables["general_searchlight"]

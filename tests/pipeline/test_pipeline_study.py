@@ -10,7 +10,7 @@ from brainprobe.pipeline import _steps as steps
 
 TABLES = {"stimuli", "network_rsa", "network_trend", "network_difference", "selection", "brain_rsa",
           "brain_difference", "brain_rdms", "searchlight", "encoding", "best_layer", "best_layer_proportions",
-          "best_layer_tests"}
+          "best_layer_tests", "network_rdms", "network_mds"}
 FIGURES = {"fig1_stimuli", "fig3_brain_rsa", "fig4_searchlight_sub-01", "fig4_searchlight_sub-02",
            "fig5_network_layers", "fig6_encoding", "figS1_best_layer", "rdms_network"}
 
@@ -72,9 +72,10 @@ def test_a_compared_network_adds_its_own_steps_tables_and_figures(tiny_run, tiny
     result = Study(validate(tiny_values), overwrite=True, progress=False).run()
     # only the new network's steps run: the images, subjects, selection and ROI RSA are reused
     assert computed(result) == {("activations", "alexnet_default"), ("network_rsa", "alexnet_default"),
+                                ("network_rdms", "alexnet_default"),
                                 ("encoding", "sub-01 alexnet_default"), ("encoding", "sub-02 alexnet_default")}
-    for name in ("network_rsa", "network_trend", "network_difference", "encoding", "best_layer_proportions",
-                 "best_layer_tests"):
+    for name in ("network_rsa", "network_trend", "network_difference", "network_rdms", "network_mds", "encoding",
+                 "best_layer_proportions", "best_layer_tests"):
         table = result.tables[name]
         assert list(dict.fromkeys(table["network"])) == ["alexnet", "alexnet_default"], name
         first = table[table["network"] == "alexnet"].reset_index(drop=True)
@@ -106,7 +107,7 @@ def test_a_killed_run_resumes_where_it_stopped(tiny_values, monkeypatch):
     redone = computed(resumed)
     # sub-01 stopped in its encoding step: only that step is redone; sub-02 never started
     assert ("encoding", "sub-01") in redone and not {("responses", "sub-01"), ("selection", "sub-01")} & redone
-    assert not {"stimuli", "activations", "network_rsa"} & {step for step, _ in redone}
+    assert not {"stimuli", "activations", "network_rsa", "network_rdms"} & {step for step, _ in redone}
     assert (output / "report.html").is_file()
 
 
@@ -148,6 +149,7 @@ def no_heavy_work(monkeypatch):
     ({"network": {"name": "lenet"}}, r"\[network\] name: expected one of"),
     ({"subject": [{"betas": "missing.npy"}]}, r"\[\[subject\]\] #1 betas: file not found: .*missing.npy"),
     ({"searchlight": {"surface": "round"}}, r"\[searchlight\] surface: expected one of"),
+    ({"rsa": {"method": "kendall"}}, r"\[rsa\] method: 'kendall' is spelled 'kendall_tau_a', as in the Python"),
     ({"parallel": {"scheduler": "127.0.0.1:8786"}}, r"\[parallel\] scheduler: expected 'dask://HOST:PORT'"),
     ({"rois": {"localizers": {"LO": "objects"}}}, r"\[rois\] localizers LO include: expected 'condition>baseline'"),
     ({"rois": {"localizers": {"LO": "objects>scrambled"}}}, r"simulated subjects have no localizer trials"),
@@ -165,6 +167,15 @@ def test_bad_configs_name_the_key_and_the_problem(tiny_values, no_heavy_work, ch
             tiny_values.setdefault(section, {}).update(values)
     with pytest.raises(ConfigError, match=message):
         validate(tiny_values, source="study.toml")
+
+
+def test_the_config_takes_the_apis_spelling_of_each_method(tiny_values):
+    from brainprobe.stats import CORRELATION_METHODS
+
+    for method in ("spearman", "pearson", "kendall_tau_a"):
+        assert method in CORRELATION_METHODS  # the name brainprobe.stats and brainprobe.rsa take
+        tiny_values["rsa"]["method"] = method
+        assert validate(tiny_values)["rsa"]["method"] == method
 
 
 def _write_subject(folder, stimuli_table, n_trials_in_table=None, seed=0):

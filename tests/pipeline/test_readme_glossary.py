@@ -3,7 +3,7 @@ glossary explains no column the study does not write."""
 
 from _readme import glossary, unexplained_columns
 
-LIBRARY_ONLY = {"unit_set"}  # the Python functions' name for what the study calls roi / layer
+LIBRARY_ONLY = set()  # the Python functions and the study name their columns alike (roi, layer)
 NOT_IN_THE_TINY_STUDY = {"p_fwe",  # searchlight permutations ([searchlight] n_perm > 0)
                          # group tables: 3 or more subjects (checked by tests/pipeline/test_report_inference.py)
                          "mean_similarity", "mean_accuracy", "sem", "n_subjects", "q_fdr", "q_fdr_family",

@@ -120,3 +120,18 @@ def test_gifti_betas_per_hemisphere_in_the_study_file(tiny_run, tiny_values, tmp
     np.testing.assert_array_equal(responses.betas, np.concatenate([betas["L"], betas["R"]], axis=1))
     assert responses.trials["kind"].tolist() == stimuli["kind"].tolist() * 2
     assert responses.vertices["V1"].sum() == 4 + 3 and set(responses.meshes) == {"L", "R"}
+
+
+def test_an_unreadable_subject_file_is_a_brainprobe_error_chained_to_the_readers(tiny_values, tmp_path):
+    from brainprobe import InputFileError
+
+    (tmp_path / "betas.npy").write_bytes(b"not an array")  # a truncated or mislabelled file
+    pd.DataFrame({"image_id": ["a", "b"], "kind": ["RE", "RE"]}).to_csv(tmp_path / "trials.csv", index=False)
+    tiny_values["subjects"]["simulate"] = 0
+    tiny_values["subject"] = [{"id": "sub-bad", "betas": "betas.npy", "trials": "trials.csv",
+                               "meshes": "fs_LR_32k"}]
+    config = validate(tiny_values, base=tmp_path)
+    with pytest.raises(InputFileError, match=r"\[\[subject\]\] sub-bad: .*betas\.npy") as caught:
+        steps.read_subject(config["subject"][0])
+    # the reader's own error stays in the traceback (its class and its own cause), not only its words
+    assert isinstance(caught.value.__cause__, InputFileError) and "NumPy header" in str(caught.value.__cause__)

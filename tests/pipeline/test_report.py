@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from brainprobe.pipeline import read_table
-from brainprobe.pipeline._report import classical_mds, summary_numbers
+from brainprobe.pipeline._report import summary_numbers
+from brainprobe.pipeline._steps import classical_mds
 
 SUMMARISED = {"brain_rsa", "brain_difference", "network_rsa", "network_difference", "network_trend", "encoding",
               "best_layer_tests"}
@@ -105,7 +106,7 @@ def test_a_figure_without_a_caption_is_an_error_not_a_bare_file_name():
 
 
 def test_the_viewers_threshold_box_is_off_and_says_why_without_permutation_maps():
-    from brainprobe.pipeline._viewer import cortex_viewer
+    from brainprobe.plotting import cortex_viewer
     from brainprobe.roi import Mesh
 
     mesh = Mesh(np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]), np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3]]))
@@ -117,3 +118,20 @@ def test_the_viewers_threshold_box_is_off_and_says_why_without_permutation_maps(
     shown = {"RE-AN": {"L": np.array([True, False, True, False])}}
     box = re.search(r'<input type="checkbox" id="bp-threshold"[^>]*>', cortex_viewer({"sub-01": {**drawn, "shown": shown}}))
     assert "checked" in box.group(0) and "disabled" not in box.group(0)
+
+
+@pytest.mark.slow  # draws every figure again (the cortical maps: ~10-20 s)
+def test_every_report_figure_is_drawn_again_from_results_alone(tiny_run, tmp_path):
+    import shutil
+
+    from brainprobe.pipeline import load_config
+    from brainprobe.pipeline._report import redraw_figures
+
+    # a copy of results/ and nothing else of the run: no cache, no figures, no report
+    results = shutil.copytree(tiny_run.output / "results", tmp_path / "results")
+    config = load_config(tiny_run.output / "study.toml")
+    drawn = redraw_figures(results, config, tmp_path / "figures")
+    assert sorted(p.name for p in drawn) == sorted(p.name for p in tiny_run.figures)
+    assert {"fig1_stimuli.png", "rdms_network.png", "fig4_searchlight_sub-01.png"} <= {p.name for p in drawn}
+    for path in drawn:  # the same pixels: the study drew its figures from these files too
+        assert path.read_bytes() == (tiny_run.output / "figures" / path.name).read_bytes(), path.name

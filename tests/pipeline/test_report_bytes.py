@@ -45,7 +45,7 @@ sys.stdout.write(hashlib.sha256(viewer.cortex_viewer(layers).encode()).hexdigest
 
 
 def test_the_cortex_viewer_is_the_same_bytes_in_interpreters_with_different_string_hashes():
-    from brainprobe.pipeline import _viewer
+    from brainprobe.plotting import _viewer
 
     digests = {subprocess.run([sys.executable, "-c", VIEWER, _viewer.__file__], check=True, capture_output=True,
                               text=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}

@@ -212,8 +212,8 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, capsys, monke
 
 
 def test_a_corrupt_saved_stimulus_set_and_trial_table_are_clean_errors(tmp_path):
+    from brainprobe._internal import permutation_indices
     from brainprobe.data import load_trial_table
-    from brainprobe.stats import permutation_indices
     from brainprobe.stimuli import StimulusSet, load_stimuli
 
     folder = StimulusSet(torch.rand(2, 3, 8, 8)).save(tmp_path / "set")

@@ -31,7 +31,7 @@ def test_planted_structure_is_found_and_tested():
     assert ai.similarity > 0.5 and ai.p_perm == pytest.approx(1 / 501)
     assert abs(an.similarity) < 0.2 and an.p_perm > 0.05
     assert ai.ci95_low <= ai.ci68_low <= ai.similarity <= ai.ci68_high <= ai.ci95_high
-    assert set(result.columns) >= {"unit_set", "pair", "similarity", "n_images", "n_units", "p_perm", "n_boot"}
+    assert set(result.columns) >= {"roi", "pair", "similarity", "n_images", "n_units", "p_perm", "n_boot"}
     assert (result["n_images"] == 30).all()
 
 
@@ -106,8 +106,8 @@ def _rdm_allowing_duplicates(x):
 def test_layer_trend_detects_a_rising_pair():
     rows = []
     for k, layer in enumerate(["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]):
-        rows.append({"unit_set": layer, "pair": "RE-AN", "similarity": 0.05 * k + 0.01 * (k % 2)})
-        rows.append({"unit_set": layer, "pair": "RE-AI", "similarity": 0.8 - 0.02 * k})
+        rows.append({"layer": layer, "pair": "RE-AN", "similarity": 0.05 * k + 0.01 * (k % 2)})
+        rows.append({"layer": layer, "pair": "RE-AI", "similarity": 0.8 - 0.02 * k})
     trends = layer_trend(pd.DataFrame(rows)).set_index("pair")
     assert trends.loc["RE-AN", "trend"] == "increasing" and trends.loc["RE-AN", "p_method"] == "exact"
     assert trends.loc["RE-AN", "p"] == trends.loc["RE-AN", "p_exact"] < trends.loc["RE-AN", "p_normal"]
@@ -120,8 +120,8 @@ def test_layer_trend_detects_a_rising_pair():
 @pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "squared_euclidean"])
 def test_unit_bootstrap_by_weights_equals_rdms_of_the_drawn_units(metric):
     """The Gram-weight bootstrap must give exactly the similarity of RDMs recomputed on each draw."""
+    from brainprobe._internal import correlate_rows
     from brainprobe.rsa._kinds import _unit_bootstrap
-    from brainprobe.stats import correlate_rows
 
     rng = np.random.default_rng(4)
     values = np.abs(rng.normal(size=(30, 700))) + 3.0  # positive, ReLU-like: centring matters
@@ -175,3 +175,18 @@ def test_intervals_contain_their_estimate():
     assert (result["ci95_high"] - result["ci95_low"] > result["ci68_high"] - result["ci68_low"]).all()
     with pytest.raises(ValueError, match="boot_fraction"):
         kind_similarity({"roi": patterns}, table, n_perm=0, n_boot=10, boot_fraction=1.0)
+
+
+def test_the_unit_sets_column_is_named_as_in_the_study_tables():
+    from brainprobe.models import Activations
+
+    table, patterns = _study()
+    kwargs = {"n_perm": 0, "n_boot": 0, "seed": 0}
+    assert "roi" in kind_similarity({"V1": patterns}, table, **kwargs)  # brain patterns: brain_rsa's column
+    layers = kind_similarity(Activations({"conv1": patterns}), table, **kwargs)  # a network's: network_rsa's
+    assert "layer" in layers and "roi" not in layers
+    assert "layer" in kind_similarity({"conv1": patterns}, table, unit="layer", **kwargs)
+    with pytest.raises(ValueError, match=r"unit: expected one of \('layer', 'roi'\)"):
+        kind_similarity({"V1": patterns}, table, unit="unit_set", **kwargs)
+    with pytest.raises(ValueError, match="expected one column naming the unit sets"):
+        layer_trend(layers.assign(roi="V1"))

@@ -2,14 +2,13 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from brainprobe._internal import correlate_rows, sign_flips
 from brainprobe.stats import (
-    correlate_rows,
     encoding_noise_ceiling,
     layer_sweep,
     noise_ceiling,
     prediction_accuracy,
     random_effects_test,
-    sign_flips,
     split_half_ceiling,
 )
 

@@ -17,13 +17,9 @@ import pandas as pd
 import pytest
 import scipy.stats as ss
 
+from brainprobe._internal import correlate_rows
 from brainprobe.rsa import kind_similarity, rdm
-from brainprobe.stats import (
-    accuracy_vertex_bootstrap,
-    correlate_rows,
-    prediction_accuracy,
-    subsample_ci,
-)
+from brainprobe.stats import accuracy_vertex_bootstrap, prediction_accuracy, subsample_ci
 
 LEVELS = (0.68, 0.95)
 

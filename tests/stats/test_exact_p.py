@@ -6,14 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from brainprobe.stats import (
-    accuracy_permutation_test,
+from brainprobe._internal import (
     fwe_from_null_maxima,
     is_complete_enumeration,
     p_from_null,
     permutation_set,
-    rdm_permutation_test,
 )
+from brainprobe.stats import accuracy_permutation_test, rdm_permutation_test
 
 
 def _rdm(x):

@@ -20,17 +20,15 @@ import scipy.stats as ss
 sys.path.insert(0, str(Path(__file__).parent))
 from _smooth_null import kinds_table, null_world, smoother  # noqa: E402
 
+from brainprobe._internal import bootstrap_indices, correlate_rows, paired_swap_relabelings
 from brainprobe.rsa import kind_difference_test, kind_image_ci, rdm  # noqa: E402
-from brainprobe.stats import (  # noqa: E402
+from brainprobe.stats import (
     accuracy_difference_test,
     accuracy_vertex_bootstrap,
-    bootstrap_indices,
-    correlate_rows,
     fdr_bh,
     fdr_by_family,
     jackknife_ci,
     leave_one_out,
-    paired_swap_relabelings,
     subsample_p,
     trend_bootstrap_test,
 )

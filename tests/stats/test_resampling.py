@@ -2,17 +2,15 @@ import numpy as np
 import pytest
 from scipy import stats as ss
 
-from brainprobe.rsa import rdm
-from brainprobe.stats import (
-    bootstrap,
+from brainprobe._internal import (
     bootstrap_indices,
     bootstrap_p,
     p_from_null,
     pair_permutation_indices,
-    percentile_ci,
     permutation_indices,
-    rdm_permutation_test,
 )
+from brainprobe.rsa import rdm
+from brainprobe.stats import bootstrap, percentile_ci, rdm_permutation_test
 
 
 def test_pair_indices_relabel_the_rdm():

@@ -10,19 +10,16 @@ import pytest
 import scipy.sparse as sp
 
 from _studies import kinds_table
-from brainprobe.rsa import kind_difference, kind_similarity, rdm, searchlight_kind_similarity
-from brainprobe.stats import (
-    bootstrap,
+from brainprobe._internal import (
     bootstrap_indices,
-    memory_budget,
     memory_budget_bytes,
     normalize_rows,
     p_from_null,
     pair_permutation_indices,
     permutation_set,
-    rdm_permutation_test,
-    set_memory_budget,
 )
+from brainprobe.rsa import kind_difference, kind_similarity, rdm, searchlight_kind_similarity
+from brainprobe.stats import bootstrap, memory_budget, rdm_permutation_test, set_memory_budget
 
 # from 10 kB (one row of one relabeling at a time) to 4 GiB (everything at once)
 BUDGETS_GB = (1e-5, 1e-3, 0.05, 4.0)

@@ -4,7 +4,8 @@ import numpy as np
 import pymannkendall as pmk
 import pytest
 
-from brainprobe.stats import mann_kendall, mann_kendall_exact_distribution
+from brainprobe._internal import mann_kendall_exact_distribution
+from brainprobe.stats import mann_kendall
 
 
 @pytest.mark.parametrize("ties", [False, True])

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .._npz import frame_from_arrays, frame_to_arrays, read_npz, write_npz
+from ..roi import Mesh
 from ._export import values_to_nifti, values_to_surface_image
 
 __all__ = ["Responses", "TRIAL_COLUMNS", "BAD_VERTEX_POLICIES"]
@@ -203,6 +206,39 @@ class Responses:
             if len(part) and part.max() >= mesh.n_vertices:
                 raise ValueError(f"{self.source}: hemisphere {hemi} has vertex index {part.max()} but its mesh "
                                  f"{mesh.name} has {mesh.n_vertices} vertices")
+
+    # -- files ---------------------------------------------------------------------------------
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write to one ``.npz`` file (the study's cache writes this too); `Responses.load` reads it.
+
+        ``betas`` (n_trials, n_vertices); the trial and vertex tables column by column
+        (``trials/<column>``, ``vertices/<column>``); ``subject`` and ``source``; and each mesh's
+        ``mesh/<hemi>/coordinates``, ``faces`` and ``name``. No pickles.
+
+        Parameters
+        ----------
+        path : path to a ``.npz`` file
+        overwrite : bool
+            Replace an existing file; otherwise that is an error.
+        """
+        arrays = {"betas": self.betas, "subject": np.asarray(self.subject, dtype=str),
+                  "source": np.asarray(self.source, dtype=str),
+                  **frame_to_arrays(self.trials, "trials"), **frame_to_arrays(self.vertices, "vertices"),
+                  "mesh_hemis": np.asarray(list(self.meshes), dtype=str)}
+        for hemi, mesh in self.meshes.items():
+            arrays.update({f"mesh/{hemi}/coordinates": mesh.coordinates, f"mesh/{hemi}/faces": mesh.faces,
+                           f"mesh/{hemi}/name": np.asarray(mesh.name, dtype=str)})
+        return write_npz(path, arrays, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path) -> Responses:
+        """Read a file written by `Responses.save` (checked again like any new `Responses`)."""
+        arrays = read_npz(path, required=("betas", "subject", "source", "trials/__columns__", "vertices/__columns__",
+                                          "mesh_hemis"))
+        meshes = {hemi: Mesh(arrays[f"mesh/{hemi}/coordinates"], arrays[f"mesh/{hemi}/faces"],
+                             str(arrays[f"mesh/{hemi}/name"])) for hemi in arrays["mesh_hemis"].tolist()}
+        return cls(arrays["betas"], frame_from_arrays(arrays, "trials"), frame_from_arrays(arrays, "vertices"),
+                   meshes=meshes, source=str(arrays["source"]), subject=str(arrays["subject"]))
 
     # -- views ---------------------------------------------------------------------------------
     @property

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from scipy.sparse.csgraph import dijkstra
 
+from .._internal import as_generator
 from ..roi import (
     PAPER_ROIS,
     Mesh,
@@ -33,7 +34,6 @@ from ..roi import (
     mmp_visual_rois,
     standard_meshes,
 )
-from ..stats import as_generator
 from ._responses import Responses
 
 __all__ = ["simulate_subject", "SimulationTruth", "gabor_energy_features", "ROI_SCALES", "DEFAULT_FWHM_MM"]

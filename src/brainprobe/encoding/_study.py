@@ -12,24 +12,26 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from .._memory import check_allocation
-from .._progress import tqdm
-from ..stats import (
+from .._internal import (
     JACKKNIFE_CI_METHOD,
     RESAMPLED_IMAGES,
     RESAMPLED_VERTICES,
     SUBSAMPLE_CI_METHOD,
-    accuracy_difference_test,
-    accuracy_permutation_test,
-    accuracy_vertex_bootstrap,
     as_generator,
     batched_accuracy,
     bootstrap_indices,
     check_resampling,
     direction_label,
+    p_from_null,
+)
+from .._memory import check_allocation
+from .._progress import tqdm
+from ..stats import (
+    accuracy_difference_test,
+    accuracy_permutation_test,
+    accuracy_vertex_bootstrap,
     jackknife_ci,
     leave_one_out,
-    p_from_null,
     paired_ttest,
     prediction_accuracy,
     subsample_ci,

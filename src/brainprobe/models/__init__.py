@@ -20,7 +20,6 @@ from ._zoo import (
     is_custom_network,
     load_demo_model,
     load_model,
-    load_state_dict_file,
     resolve_device,
 )
 
@@ -44,6 +43,5 @@ __all__ = [
     "is_custom_network",
     "load_demo_model",
     "load_model",
-    "load_state_dict_file",
     "resolve_device",
 ]

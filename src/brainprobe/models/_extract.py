@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .._device import model_on
+from .._errors import InputFileError
 from .._images import as_image_tensor
+from .._npz import read_npz, write_npz
 from .._progress import tqdm
 from ._layered import LayeredModel
 
@@ -31,6 +34,43 @@ class Activations(dict):
     @property
     def layers(self) -> list[str]:
         return list(self)
+
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write to one ``.npz`` file (what ``brainprobe extract --out`` and the study's cache write).
+
+        Each layer's array (n_images, n_units) under its own name, ``image_ids`` (the row
+        labels), ``layers`` (their order), ``model_name`` and each layer's unflattened shape as
+        ``shape:<layer>``. Read it back with `Activations.load` (or ``np.load``).
+
+        Parameters
+        ----------
+        path : path to a ``.npz`` file
+        overwrite : bool
+            Replace an existing file; otherwise that is an error.
+        """
+        clash = sorted((set(self) & {"image_ids", "layers", "model_name"}) | {k for k in self if k.startswith("shape:")})
+        if clash:
+            raise ValueError(f"Activations.save: layer names {clash} are reserved in the .npz layout; rename them")
+        arrays = {name: np.asarray(values) for name, values in self.items()}
+        arrays["image_ids"] = np.asarray([] if self.image_ids is None else self.image_ids, dtype=str)
+        arrays["layers"] = np.asarray(self.layers, dtype=str)
+        arrays["model_name"] = np.asarray(self.model_name, dtype=str)
+        arrays.update({f"shape:{name}": np.asarray(shape, dtype=np.int64) for name, shape in self.shapes.items()})
+        return write_npz(path, arrays, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path) -> Activations:
+        """Read a file written by `Activations.save` (no pickles are loaded)."""
+        arrays = read_npz(path, required=("layers", "image_ids"))
+        layers = arrays["layers"].tolist()
+        missing = [name for name in layers if name not in arrays]
+        if missing:
+            raise InputFileError(f"{path}: lists layers {missing} but holds no array for them")
+        ids = arrays["image_ids"].tolist()
+        n_images = len(arrays[layers[0]]) if layers else 0
+        return cls({name: arrays[name] for name in layers}, image_ids=ids if ids or not n_images else None,
+                   shapes={name: tuple(arrays[f"shape:{name}"].tolist()) for name in layers if f"shape:{name}" in arrays},
+                   model_name=str(arrays["model_name"]) if "model_name" in arrays else "")
 
     @property
     def n_images(self) -> int:

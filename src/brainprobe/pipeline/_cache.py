@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .._files import file_sha256, replace_atomically
+from .._npz import read_npz, write_npz
 
 __all__ = ["StepCache", "atomic_write", "read_arrays", "write_arrays"]
 
@@ -34,16 +35,13 @@ def atomic_write(path, data: bytes | str) -> Path:
 
 
 def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    def write(temporary):  # through a handle: np.savez writes exactly this file
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})
-
-    replace_atomically(path, write)
+    """Arrays to one ``.npz`` (the package's one layout, `brainprobe._npz`), atomically."""
+    write_npz(path, arrays)
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    """Every array of a ``.npz`` written by `write_arrays` (no pickles)."""
+    return read_npz(path)
 
 
 class StepCache:

@@ -111,7 +111,7 @@ CHOICES = {
     # crossnobis (general design): leave-one-run-out cross-validated distances of the ROI's trials
     ("rsa", "metric"): ("correlation", "cosine", "euclidean", "squared_euclidean", "crossnobis"),
     ("selection", "split"): ("repeats12", "odd_even", "all"),
-    ("rsa", "method"): ("spearman", "pearson", "kendall"),
+    ("rsa", "method"): ("spearman", "pearson", "kendall_tau_a"),  # the names of brainprobe.stats / rsa
     ("searchlight", "surface"): ("inflated", "flat", "midthickness", "very_inflated"),
     ("encoding", "estimator"): ("romp", "omp", "ridge"),
     ("encoding", "per"): ("centered", "pattern", "vertex"),
@@ -124,6 +124,8 @@ CHOICES = {
     ("encoding", "compare_over"): ("images", "vertices"),
     ("best_layer", "unit"): ("subjects", "measurements"),
 }
+# spellings the study file once took, with the API's name that replaced them (named in the error)
+RENAMED = {("rsa", "method"): {"kendall": "kendall_tau_a"}}
 POSITIVE = {("synthesis", "n_images"), ("synthesis", "max_iter"), ("synthesis", "lr"), ("stimuli", "n_images"), ("stimuli", "max_iter"), ("subjects", "n_repeats"), ("selection", "radius_mm"),
             ("selection", "n_per_hemi"), ("best_layer", "cv"), ("figures", "dpi"), ("rsa", "n_boot"),
             ("subjects", "snr")}
@@ -221,6 +223,10 @@ def _merge_section(source: str, section: str, given, defaults: dict, label: str 
     merged = copy.deepcopy(defaults)
     for key, value in given.items():
         merged[key] = _check_type(where, key, value, defaults[key])
+        renamed = RENAMED.get((section, key), {})
+        if isinstance(value, str) and value in renamed:
+            raise ConfigError(f"{where} {key}: {value!r} is spelled {renamed[value]!r}, as in the Python functions "
+                              f"(brainprobe.stats, brainprobe.rsa); expected one of {CHOICES[(section, key)]}")
         if (section, key) in CHOICES and merged[key] not in CHOICES[(section, key)]:
             raise ConfigError(f"{where} {key}: expected one of {CHOICES[(section, key)]}, found {value!r}")
         if (section, key) in POSITIVE and not merged[key] > 0:

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._internal import RESAMPLED_SUBJECTS, RESAMPLED_UNITS, RESAMPLED_VERTICES
 from ..rsa import (
     kind_difference_test,
     kind_image_bootstrap,
@@ -26,14 +27,7 @@ from ..rsa import (
     layer_trend_bootstrap,
     rdm,
 )
-from ..stats import (
-    RESAMPLED_SUBJECTS,
-    RESAMPLED_UNITS,
-    RESAMPLED_VERTICES,
-    fdr_by_family,
-    noise_ceiling,
-    random_effects_test,
-)
+from ..stats import fdr_by_family, noise_ceiling, random_effects_test
 
 __all__ = ["image_rsa", "group_level", "general_group_level", "MIN_GROUP_SUBJECTS", "re_rdms"]
 
@@ -47,7 +41,7 @@ def image_rsa(similarity: pd.DataFrame, difference: pd.DataFrame, patterns: Mapp
     Parameters
     ----------
     similarity, difference : DataFrames
-        `kind_similarity` and `kind_difference` tables (column ``unit_set``).
+        `kind_similarity` and `kind_difference` tables (their unit sets in ``roi`` or ``layer``).
     patterns : mapping of unit set to array (n_images, n_units)
     units : {"vertices", "units"}
         What the paper's subsamples resample here (brain ROIs or network layers).
@@ -59,21 +53,22 @@ def image_rsa(similarity: pd.DataFrame, difference: pd.DataFrame, patterns: Mapp
     dict with ``similarity``, ``difference`` and (with ``order``) ``trend_images``.
     """
     rsa = config["rsa"]
-    common = {"metric": rsa["metric"], "method": rsa["method"]}
+    column = "roi" if units == "vertices" else "layer"
+    common = {"metric": rsa["metric"], "method": rsa["method"], "unit": column}
     out = {}
     if rsa["ci"] == "images" and rsa["n_boot"]:
         intervals = kind_image_ci(patterns, table, **common)
         ci_columns = [c for c in similarity if c.startswith("ci") and (c.endswith("_low") or c.endswith("_high"))]
         similarity = similarity.drop(columns=ci_columns + [c for c in ("ci_method",) if c in similarity])
-        similarity = similarity.merge(intervals, on=["unit_set", "pair"], how="left")
+        similarity = similarity.merge(intervals, on=[column, "pair"], how="left")
     elif rsa["n_boot"]:
         similarity = similarity.assign(resampled=RESAMPLED_VERTICES if units == "vertices" else RESAMPLED_UNITS)
     out["similarity"] = similarity
     if rsa["n_perm"]:
         tested = kind_difference_test(patterns, table, n_perm=rsa["n_perm"], seed=seed, alternative=rsa["alternative"],
                                       **common)
-        difference = difference.merge(tested[["unit_set", "p_relabel", "n_relabelings", "relabel_exact"]],
-                                      on="unit_set", how="left")
+        difference = difference.merge(tested[[column, "p_relabel", "n_relabelings", "relabel_exact"]],
+                                      on=column, how="left")
     out["difference"] = difference.assign(
         resampled="images (p_boot, CI: bootstrap of sources; p_relabel: AI/AN relabelled within sources)")
     if order is not None and rsa["n_boot"]:
@@ -120,7 +115,7 @@ def _ceiling(rdms: pd.DataFrame, roi: str, kind: str, method: str) -> tuple[floa
     if wide.isna().any().any() or len(wide) < 2:
         return np.nan, np.nan
     try:
-        ceiling = noise_ceiling(np.array(wide.to_numpy(), dtype=float), method="kendall_tau_a" if method == "kendall" else method)
+        ceiling = noise_ceiling(np.array(wide.to_numpy(), dtype=float), method=method)
     except ValueError:
         return np.nan, np.nan
     return ceiling["lower"], ceiling["upper"]

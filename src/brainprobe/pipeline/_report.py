@@ -22,14 +22,17 @@ import numpy as np
 import pandas as pd
 
 from .. import plotting
-from ..rsa import align_kinds, rdm, square_rdm
-from ._cache import atomic_write
-from ._tables import environment
+from ..roi import mesh_sulcal_depth, template_sulcal_depth
+from ..rsa import square_rdm
+from ._cache import atomic_write, read_arrays, write_arrays
+from ._steps import study_meshes
+from ._tables import environment, read_table
 
-__all__ = ["REPORT_SECTIONS", "ReportContext", "figure_caption", "make_figures", "write_report"]
+__all__ = ["REPORT_SECTIONS", "ReportContext", "figure_caption", "make_figures", "read_results", "redraw_figures",
+           "write_report"]
 
 # tables with one row per vertex: the report shows their size and a link, not their rows
-LARGE_TABLES = ("searchlight", "selection", "best_layer")
+LARGE_TABLES = ("searchlight", "selection", "best_layer", "network_rdms", "network_mds")
 TABLE_ROWS_SHOWN = 60
 REPORT_IMAGE_WIDTH = 1400  # px: figures are embedded at most this wide (the files keep their dpi)
 CSS_PX_PER_INCH = 130  # a figure is shown at 1.35 x its printed size (7 pt text reads as ~9.5 pt)
@@ -37,11 +40,64 @@ ALPHA = 0.05
 
 
 # -- figures -----------------------------------------------------------------------------------------
-def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) -> list[Path]:
+FIG1_SOURCES = 5  # Fig. 1's columns: the first source images
+FIG1_IMAGES = "fig1_images.npz"  # beside the tables in results/: the 8-bit pixels Fig. 1 shows
+
+
+def fig1_images(stimuli, table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The images Fig. 1 shows (every kind of its first `FIG1_SOURCES` RE sources), as 8-bit
+    (H, W, 3) arrays by image id: what the study keeps in ``results/`` to draw Fig. 1 again."""
+    sources = list(dict.fromkeys(table.loc[table["kind"] == "RE", "source_id"]))[:FIG1_SOURCES]
+    wanted = set(table.loc[table["source_id"].isin(sources), "image_id"].astype(str))
+    pixels = np.round(stimuli.numpy() * 255.0).clip(0, 255).astype(np.uint8)
+    return {image_id: pixels[i] for i, image_id in enumerate(stimuli.image_ids) if image_id in wanted}
+
+
+def write_fig1_images(path: Path, images: dict[str, np.ndarray]) -> None:
+    """`fig1_images` as one ``.npz`` (``image_ids`` and ``pixels`` (n, H, W, 3) uint8), no pickle."""
+    ids = list(images)
+    write_arrays(path, {"image_ids": np.asarray(ids, dtype=str),
+                        "pixels": np.stack([images[i] for i in ids]) if ids else np.zeros((0, 1, 1, 3), np.uint8)})
+
+
+def read_results(folder) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray]]:
+    """A study's ``results/`` folder: every table (name -> DataFrame) and Fig. 1's images by id."""
+    folder = Path(folder)
+    tables = {path.stem: read_table(path) for path in sorted(folder.glob("*.csv"))}
+    images = {}
+    if (folder / FIG1_IMAGES).is_file():
+        arrays = read_arrays(folder / FIG1_IMAGES)
+        images = dict(zip(arrays["image_ids"].tolist(), arrays["pixels"], strict=True))
+    return tables, images
+
+
+def redraw_figures(results, config, folder) -> list[Path]:
+    """Draw every report figure again from a study's ``results/`` folder alone (and its config).
+
+    Parameters
+    ----------
+    results : path
+        ``<output>/results`` of a finished study: its tables and Fig. 1's images.
+    config : StudyConfig
+        The study's configuration (the figures' formats, dpi, surfaces and labels).
+    folder : path
+        Where the figures are written.
+
+    Returns
+    -------
+    list of Path
+        The files written (all formats).
+    """
+    tables, images = read_results(results)
+    return make_figures(tables, images, config, Path(folder))
+
+
+def make_figures(tables: dict, images: dict, config, folder: Path) -> list[Path]:
     """Draw every figure the tables allow; return the paths written (all formats).
 
-    ``analysed`` maps each network's label to its ``activations`` and ``layers``; with more than
-    one network, the per-network figures (5, 6, S1, RDMs) get the label in their file names.
+    Everything drawn comes from ``tables`` (those of ``results/``) and ``images`` (Fig. 1's
+    pixels by image id), apart from the meshes the maps are drawn on. With more than one network,
+    the per-network figures (5, 6, S1, RDMs) get the label in their file names.
     """
     formats, dpi = config["figures"]["formats"], config["figures"]["dpi"]
     written: list[Path] = []
@@ -49,8 +105,8 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
     def save(figure, name):
         written.extend(plotting.save_figure(figure, folder / name, formats, dpi=dpi))
 
-    described = tables["stimuli"].set_index("image_id").loc[stimuli.image_ids].reset_index()
-    save(plotting.stimulus_grid(stimuli.numpy(), described), "fig1_stimuli")
+    if images:
+        save(plotting.stimulus_grid(images, tables["stimuli"], n_sources=FIG1_SOURCES), "fig1_stimuli")
     if "brain_rsa" in tables:
         save(plotting.kind_bars(tables["brain_rsa"], tables.get("brain_difference"), ci="ci68"), "fig3_brain_rsa")
     if "brain_rsa_s2" in tables:
@@ -75,8 +131,8 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
                  f"fig4_searchlight_{subject}")
     written += _general_figures(tables, config, folder)
     names = {network["label"]: network["name"] for network in config.networks}
-    for label, network in analysed.items():
-        suffix = f"_{label}" if len(analysed) > 1 else ""
+    for label in names:
+        suffix = f"_{label}" if len(names) > 1 else ""
         mine = {name: frame[frame["network"] == label] for name, frame in tables.items() if "network" in frame}
         if "network_rsa" in mine:
             title = names[label] if label == names[label] else f"{label} ({names[label]})"
@@ -87,11 +143,10 @@ def make_figures(tables: dict, stimuli, analysed: dict, config, folder: Path) ->
             save(plotting.encoding_figure(mine["encoding"]), f"fig6_encoding{suffix}")
         if "best_layer_proportions" in mine:
             save(plotting.best_layer_figure(mine["best_layer_proportions"]), f"figS1_best_layer{suffix}")
-        if "general_rsa" in tables:  # the kind-by-kind RDM figure needs RE, AN and AI images
-            continue
-        rdms, labels, embeddings = network_rdms(network["activations"], stimuli, network["layers"], config)
-        save(plotting.rdm_figure(rdms, labels=labels, embeddings=embeddings, metric=config["rsa"]["metric"]),
-             f"rdms_network{suffix}")
+        if "network_rdms" in mine and len(mine["network_rdms"]):
+            save(plotting.network_rdm_figure(mine["network_rdms"], mine.get("network_mds"),
+                                             metric=config["rsa"]["metric"]),
+                 f"rdms_network{suffix}")
     return written
 
 
@@ -120,52 +175,27 @@ def _general_figures(tables: dict, config, folder: Path) -> list[Path]:
 def searchlight_layers(part: pd.DataFrame, config, selection: pd.DataFrame | None = None) -> dict:
     """What Fig. 4 and the viewer draw for one subject's searchlight rows.
 
-    Returns a dict with ``meshes`` (hemi -> Mesh, the ``[searchlight] surface``), ``maps``
-    (pair -> hemi -> values, NaN off the searchlight), ``shown`` (pair -> hemi -> family-wise
-    p < .05, or None without permutations), ``background`` (hemi -> sulcal depth) and
-    ``outlines`` (hemi -> ROI -> mask, from the selection table's ROI vertices).
+    The meshes (``[searchlight] surface`` of the subject's ``meshes``) and sulcal depth behind
+    them come from the configuration; the maps from the table (`brainprobe.plotting.searchlight_maps`).
+    Returns a dict with ``meshes`` (hemi -> Mesh), ``background`` (hemi -> sulcal depth) and the
+    ``maps``, ``shown`` and ``outlines`` of `searchlight_maps`.
     """
-    from ._steps import study_meshes
-
     subject = part["subject"].iloc[0]
     spec = _subject_meshes(subject, config)
     surface = config["searchlight"]["surface"]
     meshes = study_meshes(spec, surface) if isinstance(spec, str) else study_meshes(spec)
-    tested = "p_fwe" in part and part["p_fwe"].notna().any()
-    maps, shown = {}, {}
-    for pair, rows in part.groupby("pair", sort=False):
-        maps[pair], shown[pair] = {}, {}
-        for hemi, mesh in meshes.items():
-            chosen = rows[rows["hemi"] == hemi]
-            vertex = chosen["vertex"].to_numpy(int)
-            values = np.full(mesh.n_vertices, np.nan)
-            values[vertex] = chosen["similarity"].to_numpy(float)
-            maps[pair][hemi] = values
-            if tested:
-                significant = np.zeros(mesh.n_vertices, bool)
-                significant[vertex] = chosen["p_fwe"].to_numpy(float) < ALPHA
-                shown[pair][hemi] = significant
-    outlines = None
-    if selection is not None and "roi" in selection:
-        mine = selection[selection["subject"] == subject]
-        outlines = {hemi: {roi: np.isin(np.arange(mesh.n_vertices), rows.loc[rows["hemi"] == hemi, "vertex"].to_numpy(int))
-                           for roi, rows in mine.groupby("roi", sort=False)}
-                    for hemi, mesh in meshes.items()}
-    return {"meshes": meshes, "maps": maps, "shown": shown if tested else None,
-            "background": sulcal_background(spec, meshes), "outlines": outlines}
+    mine = selection[selection["subject"] == subject] if selection is not None and "subject" in selection else None
+    return {"meshes": meshes, "background": sulcal_background(spec, meshes),
+            **plotting.searchlight_maps(part, meshes, mine)}
 
 
 def sulcal_background(spec, meshes: dict) -> dict | None:
     """Sulcal depth per hemisphere: the template's map, or one computed from the subject's mesh."""
-    from ..roi import mesh_sulcal_depth
-
     if isinstance(spec, str):
         found = _template_sulc(spec)
         if found is not None and all(len(found[h]) == m.n_vertices for h, m in meshes.items() if h in found):
             return found
     try:
-        from ._steps import study_meshes
-
         folded = study_meshes(spec) if not isinstance(spec, str) else study_meshes(spec, "midthickness")
         return {hemi: mesh_sulcal_depth(mesh) for hemi, mesh in folded.items()}
     except (ValueError, FileNotFoundError):
@@ -174,8 +204,6 @@ def sulcal_background(spec, meshes: dict) -> dict | None:
 
 @functools.lru_cache(maxsize=4)
 def _template_sulc(name: str):
-    from ..roi import template_sulcal_depth
-
     try:
         return template_sulcal_depth(name)
     except (ValueError, ImportError, OSError):
@@ -187,38 +215,6 @@ def _subject_meshes(subject: str, config):
         if entry["id"] == subject:
             return entry["meshes"]
     return config["subjects"]["mesh"]
-
-
-def network_rdms(activations, stimuli, layers, config) -> tuple[dict, list, dict]:
-    """RE, AN and AI RDMs of every analysed layer (rows in source order), the sources' names,
-    and per layer a 2-D classical MDS of the RDM of all images (``x``, ``y``, ``kind``, ``source_id``)."""
-    sources, rows = align_kinds(stimuli.table)
-    metric = config["rsa"]["metric"]
-    rdms, embeddings = {}, {}
-    for layer in layers:
-        values = np.asarray(activations[layer])
-        rdms[layer] = {kind: square_rdm(rdm(values[index], metric)) for kind, index in rows.items()}
-        every = np.concatenate(list(rows.values()))
-        square = square_rdm(rdm(values[every], metric))
-        xy = classical_mds(np.nan_to_num((square + square.T) / 2))
-        kinds = np.concatenate([[kind] * len(index) for kind, index in rows.items()])
-        embeddings[layer] = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "kind": kinds,
-                                          "source_id": np.concatenate([list(sources)] * len(rows))})
-    return rdms, [str(s) for s in sources], embeddings
-
-
-def classical_mds(square: np.ndarray, n_components: int = 2) -> np.ndarray:
-    """Torgerson's classical MDS of a dissimilarity matrix (n, n): coordinates (n, n_components).
-
-    Double-centre the squared dissimilarities and keep the leading eigenvectors scaled by the
-    square roots of their (positive) eigenvalues; deterministic, up to each axis' sign.
-    """
-    n = len(square)
-    centring = np.eye(n) - np.full((n, n), 1.0 / n)
-    inner = -0.5 * centring @ (np.asarray(square, float) ** 2) @ centring
-    values, vectors = np.linalg.eigh(inner)
-    order = np.argsort(values)[::-1][:n_components]
-    return vectors[:, order] * np.sqrt(np.clip(values[order], 0, None))
 
 
 # -- captions ------------------------------------------------------------------------------------------
@@ -685,8 +681,6 @@ def figures_section(context: ReportContext) -> str:
 
 def viewer_section(context: ReportContext) -> str:
     """The searchlight maps on an interactive cortex (WebGL, inline: no server, nothing fetched)."""
-    from ._viewer import cortex_viewer
-
     searchlight = context.tables.get("searchlight")
     if searchlight is None or searchlight.empty:
         return ""
@@ -694,7 +688,7 @@ def viewer_section(context: ReportContext) -> str:
               for subject, part in searchlight.groupby("subject", sort=False)}
     return ('<section id="viewer"><h2>Cortex viewer</h2><p>The searchlight maps of Fig. 4 on the '
             f"{html.escape(context.config['searchlight']['surface'])} surface: drag to turn, wheel to zoom, choose "
-            "the map below. Grey: sulcal depth; black: ROI outlines.</p>" + cortex_viewer(layers) + "</section>")
+            "the map below. Grey: sulcal depth; black: ROI outlines.</p>" + plotting.cortex_viewer(layers) + "</section>")
 
 
 # the findings' tables first, then what they were computed from
@@ -705,7 +699,8 @@ TABLE_ORDER = ("group_rsa", "group_encoding", "brain_rsa", "brain_difference", "
 
 def tables_section(context: ReportContext) -> str:
     parts = ['<section id="tables"><h2>Tables</h2>']
-    names = sorted(context.tables, key=lambda n: TABLE_ORDER.index(n) if n in TABLE_ORDER else len(TABLE_ORDER))
+    # the rest by name: a step's tables come back from the cache in file order, not in the order computed
+    names = sorted(context.tables, key=lambda n: (TABLE_ORDER.index(n) if n in TABLE_ORDER else len(TABLE_ORDER), n))
     for name in names:
         frame = context.tables[name]
         parts += [f"<h3>{html.escape(name)}</h3>", _table_html(name, frame)]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._errors import BrainprobeInputError, MissingFileError
 from ..data import Responses, kinds_from_stimuli, load_responses, load_trial_table, simulate_subject
 from ..encoding import (
     ROMP,
@@ -34,17 +35,27 @@ from ..roi import (
     spherical_neighbourhoods,
     standard_meshes,
 )
-from ..rsa import kind_difference, kind_similarity, layer_trend, searchlight_kind_similarity
+from ..rsa import (
+    align_kinds,
+    kind_difference,
+    kind_similarity,
+    layer_trend,
+    rdm,
+    searchlight_kind_similarity,
+    square_rdm,
+)
 from ..stimuli import StimulusSet, open_stimuli, sample_images
 from ._inference import image_rsa, re_rdms
 
 __all__ = [
     "add_rois",
     "brain_rsa",
+    "classical_mds",
     "encoding_analysis",
     "load_subject",
     "make_stimuli",
     "network_layers",
+    "network_rdm_tables",
     "network_rsa",
     "prepare_subject",
     "read_subject",
@@ -179,21 +190,66 @@ def network_rsa(activations: Activations, stimuli_table: pd.DataFrame, layers: S
     patterns = {layer: np.asarray(activations[layer]) for layer in layers}
     common = {"metric": rsa["metric"], "method": rsa["method"]}
     similarity = kind_similarity(patterns, stimuli_table, n_perm=rsa["n_perm"], n_boot=rsa["n_boot"],
-                                 seed=config.seed, progress=False, **common)
-    similarity = similarity.rename(columns={"unit_set": "layer"})
-    trend = layer_trend(similarity.rename(columns={"layer": "unit_set"}), order=list(layers),
+                                 seed=config.seed, progress=False, unit="layer", **common)
+    trend = layer_trend(similarity, order=list(layers),
                         # "exact" where it can be enumerated (ties over > 9 layers cannot): p_method says which
                         exact="auto" if rsa["trend_p"] == "exact" else False)
     difference = kind_difference(patterns, stimuli_table, n_boot=rsa["n_boot"], seed=config.seed,
-                                 alternative=rsa["alternative"], **common)
+                                 alternative=rsa["alternative"], unit="layer", **common)
     # intervals over images by default; the trend also tested with image resamples of every layer
-    images = image_rsa(similarity.rename(columns={"layer": "unit_set"}), difference, patterns, stimuli_table, config,
+    images = image_rsa(similarity, difference, patterns, stimuli_table, config,
                        config.seed, units="units", order=list(layers))
     if "trend_images" in images:
         trend = trend.merge(images["trend_images"].drop(columns="resampled"), on="pair", how="left").assign(
             resampled="Mann-Kendall (paper): layers as independent values; slope, p_boot_trend: images")
-    return {"network_rsa": images["similarity"].rename(columns={"unit_set": "layer"}), "network_trend": trend,
-            "network_difference": images["difference"].rename(columns={"unit_set": "layer"})}
+    return {"network_rsa": images["similarity"], "network_trend": trend, "network_difference": images["difference"]}
+
+
+def network_rdm_tables(activations: Activations, stimuli_table: pd.DataFrame, layers: Sequence[str],
+                       metric: str) -> dict:
+    """The tables behind the network's RDM figure: each layer's RDM of every kind and a 2-D MDS.
+
+    Returns
+    -------
+    dict
+        ``network_rdms``: one row per layer x kind x pair of sources (``layer``, ``kind``,
+        ``source_a``, ``source_b``, ``dissimilarity``), the upper triangle row by row over the
+        sources in the order of the RE rows; ``network_mds``: one row per layer x image
+        (``layer``, ``image_id``, ``kind``, ``source_id``, ``x``, ``y``), the classical MDS of
+        the RDM of all the images of the three kinds.
+    """
+    sources, rows = align_kinds(stimuli_table)
+    upper_a, upper_b = np.triu_indices(len(sources), k=1)
+    names = np.asarray([str(s) for s in sources], dtype=object)
+    every = np.concatenate(list(rows.values()))
+    kinds = np.concatenate([[kind] * len(index) for kind, index in rows.items()])
+    rdm_frames, mds_frames = [], []
+    for layer in layers:
+        values = np.asarray(activations[layer])
+        for kind, index in rows.items():
+            rdm_frames.append(pd.DataFrame({"layer": layer, "kind": kind, "source_a": names[upper_a],
+                                            "source_b": names[upper_b], "dissimilarity": rdm(values[index], metric)}))
+        square = square_rdm(rdm(values[every], metric))
+        xy = classical_mds(np.nan_to_num((square + square.T) / 2))
+        mds_frames.append(pd.DataFrame({"layer": layer, "image_id": stimuli_table["image_id"].to_numpy()[every],
+                                        "kind": kinds, "source_id": np.concatenate([names] * len(rows)),
+                                        "x": xy[:, 0], "y": xy[:, 1]}))
+    return {"network_rdms": pd.concat(rdm_frames, ignore_index=True),
+            "network_mds": pd.concat(mds_frames, ignore_index=True)}
+
+
+def classical_mds(square: np.ndarray, n_components: int = 2) -> np.ndarray:
+    """Torgerson's classical MDS of a dissimilarity matrix (n, n): coordinates (n, n_components).
+
+    Double-centre the squared dissimilarities and keep the leading eigenvectors scaled by the
+    square roots of their (positive) eigenvalues; deterministic, up to each axis' sign.
+    """
+    n = len(square)
+    centring = np.eye(n) - np.full((n, n), 1.0 / n)
+    inner = -0.5 * centring @ (np.asarray(square, float) ** 2) @ centring
+    values, vectors = np.linalg.eigh(inner)
+    order = np.argsort(values)[::-1][:n_components]
+    return vectors[:, order] * np.sqrt(np.clip(values[order], 0, None))
 
 
 # -- subjects ----------------------------------------------------------------------------------------
@@ -238,8 +294,11 @@ def read_subject(entry: Mapping) -> tuple[Responses, bool]:
             glmsingle_model=entry.get("glmsingle_model", "TYPED"), allow_pickle=entry.get("allow_pickle", False),
             on_bad_vertices=entry["on_bad_vertices"], subject=entry["id"])
     except (ValueError, KeyError, FileNotFoundError) as error:
+        # the library's error (a parser's line, a corrupt HDF5 file) stays in the traceback as the cause
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        raise ValueError(f"{where}: {message}") from None
+        kind = (type(error) if isinstance(error, BrainprobeInputError) else
+                MissingFileError if isinstance(error, FileNotFoundError) else BrainprobeInputError)
+        raise kind(f"{where}: {message}") from error
     if meshes and (responses.vertices["hemi"] == "").all():
         sizes = {h: m.n_vertices for h, m in meshes.items()}
         raise ValueError(f"{where}: cannot place the {responses.n_vertices} columns of {entry['betas']} on the meshes "
@@ -418,20 +477,19 @@ def brain_rsa(averaged: tuple[np.ndarray, pd.DataFrame], selection: pd.DataFrame
     sets = {roi: patterns[:, columns] for roi, columns in selected_columns(selection).items()}
     common = {"metric": rsa["metric"], "method": rsa["method"]}
     similarity = kind_similarity(sets, table, n_perm=rsa["n_perm"], n_boot=rsa["n_boot"], seed=seed,
-                                 progress=False, **common)
+                                 progress=False, unit="roi", **common)
     difference = kind_difference(sets, table, n_boot=rsa["n_boot"], seed=seed, alternative=rsa["alternative"],
-                                 **common)
+                                 unit="roi", **common)
     images = image_rsa(similarity, difference, sets, table, config, seed, units="vertices")
     # whether a hemisphere had fewer than n_per_hemi vertices to select from (then all of them were
     # kept: Fig. S2's 200 per hemisphere in a small atlas ROI); n_units says how many were read
-    roi_of = images["similarity"]["unit_set"]
+    roi_of = images["similarity"]["roi"]
     chosen = selection[selection["selected"]]
     per_hemi = chosen.groupby(["roi", "hemi"]).size().groupby(level="roi").min()
     whole = roi_of.map(per_hemi < config["selection"]["n_per_hemi"]).fillna(False).astype(bool) \
         if config["selection"]["enabled"] else False
-    return {"brain_rsa": images["similarity"].assign(whole_roi=whole)
-            .rename(columns={"unit_set": "roi"}).assign(subject=subject),
-            "brain_difference": images["difference"].rename(columns={"unit_set": "roi"}).assign(subject=subject),
+    return {"brain_rsa": images["similarity"].assign(whole_roi=whole, subject=subject),
+            "brain_difference": images["difference"].assign(subject=subject),
             "brain_rdms": re_rdms(sets, table, rsa["metric"], subject)}
 
 

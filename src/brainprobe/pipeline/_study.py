@@ -39,7 +39,7 @@ from ..stimuli import StimulusSet, load_stimuli, save_stimuli
 from . import _general as general
 from . import _report, _synthesis
 from . import _steps as steps
-from ._cache import StepCache, atomic_write, read_arrays, write_arrays
+from ._cache import StepCache, atomic_write
 from ._config import StudyConfig, load_config, validate
 from ._inference import general_group_level, group_level
 from ._tables import read_table, write_table
@@ -339,7 +339,7 @@ class Study:
             combined.update(synthesis_tables)
             self._synthesized = (images, synthesis_tables["synthesis"])
         result = StudyResult(self.output, combined, log=pd.DataFrame(self.log_))
-        self._write(result, stimuli, analysed, time.perf_counter() - start)
+        self._write(result, stimuli, time.perf_counter() - start)
         self._say(f"report: {result.report}")
         return result
 
@@ -376,6 +376,14 @@ class Study:
                 frames = self._step("network_rsa", rsa_key,
                                     lambda activations=activations: steps.network_rsa(
                                         activations, stimulus_table, activations.layers, config),
+                                    _save_frames, _load_frames, label=label if several else "")
+                for name, frame in frames.items():
+                    tables.setdefault(name, []).append(_with_network(frame, label))
+            if not self._general:  # the tables behind the RDM figure (RE, AN and AI RDMs of each layer)
+                rdm_key = self.cache.key("network_rdms", key, stimuli_key, config["rsa"]["metric"])
+                frames = self._step("network_rdms", rdm_key,
+                                    lambda activations=activations: steps.network_rdm_tables(
+                                        activations, stimulus_table, activations.layers, config["rsa"]["metric"]),
                                     _save_frames, _load_frames, label=label if several else "")
                 for name, frame in frames.items():
                     tables.setdefault(name, []).append(_with_network(frame, label))
@@ -473,7 +481,7 @@ class Study:
             sizes[subject] = loaded[key]
         return sizes
 
-    def _write(self, result: StudyResult, stimuli, analysed: dict, seconds: float) -> None:
+    def _write(self, result: StudyResult, stimuli, seconds: float) -> None:
         for name, frame in result.tables.items():
             self._write_file(f"results/{name}.csv", lambda path, frame=frame: write_table(path, frame))
         masks = {entry["id"]: entry["mask"] for entry in self.config["subject"] if entry.get("mask")}
@@ -483,11 +491,14 @@ class Study:
             for hemi, image in hemis.items():
                 self._write_file(f"maps/{subject}_hemi-{hemi}_searchlight.func.gii",
                                  lambda path, image=image: image.to_filename(path))
+        images = _report.fig1_images(stimuli, result.tables["stimuli"])
+        self._write_file(f"results/{_report.FIG1_IMAGES}", lambda path: _report.write_fig1_images(path, images))
         self._write_file("steps.csv", lambda path: write_table(path, result.log))
         staging = self.output / f".figures.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         try:
-            drawn = _report.make_figures(result.tables, stimuli, analysed, self.config, staging)
+            # drawn from the files just written, not from memory: every figure can be drawn again from results/
+            drawn = _report.redraw_figures(self.output / "results", self.config, staging)
             if getattr(self, "_synthesized", None) is not None:
                 drawn += _synthesis.synthesis_figures(*self._synthesized, self.config, staging)
             result.figures = [self._write_file(f"figures/{p.name}", lambda path, p=p: os.replace(p, path)) for p in drawn]
@@ -611,7 +622,7 @@ def _run_subject_within_budget(task: dict, shared: dict, stimuli: StimulusSet, s
                          lambda: steps.simulated_subject(stimuli, config, index,
                                                          _planted_features(planted, activations, stimuli, shared,
                                                                            _seed(config.seed, label, "planted"))),
-                         _save_responses, lambda folder: _load_responses(folder, config["subjects"]["mesh"]))
+                         _save_responses, _load_responses)
     else:
         files = _file_digests(entry)
         # the trials' kinds can come from the stimulus table: relabelling an image changes the subject
@@ -883,27 +894,16 @@ def _load_stimuli(folder: Path):
 
 
 def _save_activations(activations: Activations, folder: Path) -> None:
-    arrays = {f"layer::{name}": np.asarray(values) for name, values in activations.items()}
-    arrays["image_ids"] = np.asarray(activations.image_ids, dtype=str)
-    arrays["layer_order"] = np.asarray(activations.layers, dtype=str)
-    write_arrays(folder / "activations.npz", arrays)
+    activations.save(folder / "activations.npz")
 
 
 def _load_activations(folder: Path) -> Activations:
-    arrays = read_arrays(folder / "activations.npz")
-    return Activations({name: arrays[f"layer::{name}"] for name in arrays["layer_order"].tolist()},
-                       image_ids=arrays["image_ids"].tolist())
+    return Activations.load(folder / "activations.npz")
 
 
 def _save_responses(responses: Responses, folder: Path) -> None:
-    write_arrays(folder / "betas.npz", {"betas": responses.betas})
-    write_table(folder / "trials.csv", responses.trials)
-    write_table(folder / "vertices.csv", responses.vertices)
-    atomic_write(folder / "subject.json", json.dumps({"subject": responses.subject, "source": responses.source}))
+    responses.save(folder / "responses.npz")
 
 
-def _load_responses(folder: Path, mesh) -> Responses:
-    meta = json.loads((folder / "subject.json").read_text())
-    return Responses(read_arrays(folder / "betas.npz")["betas"], read_table(folder / "trials.csv"),
-                     read_table(folder / "vertices.csv"), meshes=steps.study_meshes(mesh),
-                     source=meta["source"], subject=meta["subject"])
+def _load_responses(folder: Path) -> Responses:
+    return Responses.load(folder / "responses.npz")

@@ -138,8 +138,9 @@ def stimulus_grid(images: np.ndarray, table: pd.DataFrame, *, n_sources: int = 5
 
     Parameters
     ----------
-    images : array (n_images, height, width, 3) in [0, 1]
-        Rows aligned with ``table``.
+    images : array (n_images, height, width, 3) in [0, 1], or mapping of image_id to array
+        Rows aligned with ``table``; or only the images drawn (e.g. ``uint8`` ones read back from
+        ``results/``), by id.
     table : DataFrame
         ``image_id``, ``kind``, ``source_id``, ``top1_name``, ``p_top1``.
     n_sources : int
@@ -163,7 +164,9 @@ def stimulus_grid(images: np.ndarray, table: pd.DataFrame, *, n_sources: int = 5
                 ax.set_visible(False)
                 continue
             row = table.iloc[match[0]]
-            ax.imshow(np.clip(images[match[0]], 0, 1), interpolation="none")  # PDF: the pixels, not a resampling
+            pixels = images[row["image_id"]] if isinstance(images, Mapping) else images[match[0]]
+            pixels = pixels / 255.0 if np.asarray(pixels).dtype == np.uint8 else pixels
+            ax.imshow(np.clip(pixels, 0, 1), interpolation="none")  # PDF: the pixels, not a resampling
             name = str(row.get("top1_name", ""))
             name = name if len(name) <= 20 else name[:19] + "…"
             ax.set_xlabel(f"{name}\nP(class) = {row.get('p_top1', np.nan):.2f}", fontsize=6, labelpad=2)

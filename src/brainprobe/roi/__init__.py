@@ -11,7 +11,6 @@ from ._mesh import (
     mesh_sulcal_depth,
     standard_meshes,
     template_sulcal_depth,
-    vertex_normals,
 )
 from ._rois import (
     PAPER_ROIS,
@@ -45,7 +44,6 @@ __all__ = [
     "select_reliable_vertices",
     "standard_meshes",
     "template_sulcal_depth",
-    "vertex_normals",
     "SPLITS",
     "label_image_rois",
     "repeat_splits",

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._internal import correlate_rows
 from ..rsa import searchlight_rdms
-from ..stats import correlate_rows, spearman_brown
+from ..stats import spearman_brown
 
 __all__ = ["select_reliable_vertices", "neighbourhoods_for_columns", "repeat_splits", "SPLITS"]
 

@@ -10,9 +10,9 @@ from ._image_tests import (
     kind_image_ci,
     layer_trend_bootstrap,
 )
-from ._interop import RSATOOLBOX_METRICS, from_rsatoolbox, to_rsatoolbox
+from ._interop import from_rsatoolbox, to_rsatoolbox
 from ._kinds import align_kinds, kind_difference, kind_similarity, layer_trend
-from ._rdm import RDM_METRICS, condensed_rdm, n_items_from_condensed, rdm, square_rdm
+from ._rdm import RDM_METRICS, condensed_rdm, rdm, square_rdm
 from ._searchlight import searchlight_kind_similarity, searchlight_rdms
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "kind_difference",
     "kind_similarity",
     "layer_trend",
-    "n_items_from_condensed",
     "rdm",
     "searchlight_kind_similarity",
     "searchlight_rdms",
@@ -32,7 +31,6 @@ __all__ = [
     "category_rdm",
     "compare_to_candidates",
     "group_comparison",
-    "RSATOOLBOX_METRICS",
     "from_rsatoolbox",
     "to_rsatoolbox",
     "searchlight_candidates",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..stats import CORRELATION_METHODS, correlate_pairwise
+from .._internal import correlate_pairwise
+from ..stats import CORRELATION_METHODS
 
 __all__ = ["COMPARE_METHODS", "compare"]
 

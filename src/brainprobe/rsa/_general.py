@@ -14,15 +14,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._internal import as_generator, correlate_pairwise, correlate_rows, permutation_set
 from ..stats import (
-    as_generator,
-    correlate_pairwise,
-    correlate_rows,
     image_bootstrap_rdm_correlations,
     layer_sweep,
     noise_ceiling,
     percentile_ci,
-    permutation_set,
     random_effects_test,
     rdm_permutation_test,
 )

@@ -14,22 +14,32 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..stats import (
+from .._internal import (
     JACKKNIFE_CI_METHOD,
     RESAMPLED_IMAGES,
     as_generator,
     check_resampling,
     correlate_rows,
+    normalize_rows,
+    paired_swap_relabelings,
+)
+from ..stats import (
     image_bootstrap_rdm_correlations,
     jackknife_ci,
     leave_one_out,
-    normalize_rows,
-    paired_swap_relabelings,
     percentile_ci,
     relabeling_test,
     trend_bootstrap_test,
 )
-from ._kinds import _GRAM_METRICS, _level_name, _pattern_sets, _table_of, align_kinds
+from ._kinds import (
+    _GRAM_METRICS,
+    _level_name,
+    _pattern_sets,
+    _table_of,
+    _unit_column,
+    _unit_of,
+    align_kinds,
+)
 from ._rdm import rdm, square_rdm
 
 __all__ = ["kind_image_bootstrap", "kind_image_ci", "kind_difference_test", "layer_trend_bootstrap"]
@@ -48,7 +58,7 @@ def _prepared(patterns, stimuli, reference, others, image_ids, metric):
 def kind_image_bootstrap(patterns, stimuli, *, reference: str = "RE", others: Sequence[str] = ("AN", "AI"),
                          metric: str = "correlation", method: str = "spearman", n_boot: int = 1000,
                          ci_levels: Sequence[float] = (0.68, 0.95), seed=0, image_ids=None,
-                         return_samples: bool = False):
+                         return_samples: bool = False, unit: str | None = None):
     """Image-bootstrap intervals of the reference kind's RDM similarity to each other kind.
 
     Sources (image triplets) are drawn with replacement; the RDM entries between a source and
@@ -58,7 +68,7 @@ def kind_image_bootstrap(patterns, stimuli, *, reference: str = "RE", others: Se
 
     Parameters
     ----------
-    patterns, stimuli, reference, others, metric, method, image_ids
+    patterns, stimuli, reference, others, metric, method, image_ids, unit
         As in `kind_similarity`.
     n_boot : int
     ci_levels : sequence of float
@@ -69,7 +79,7 @@ def kind_image_bootstrap(patterns, stimuli, *, reference: str = "RE", others: Se
     Returns
     -------
     DataFrame
-        One row per (unit_set, pair): ``ci68_low``, ..., ``n_boot_images``, ``resampled``
+        One row per (unit set, pair): ``layer`` or ``roi`` (``unit``), ``pair``, ``ci68_low``, ..., ``n_boot_images``, ``resampled``
         (= "images").
     samples : dict of pair to array (n_boot, n_sets), only with ``return_samples``
         Every unit set's similarity on the same image resamples.
@@ -87,7 +97,7 @@ def kind_image_bootstrap(patterns, stimuli, *, reference: str = "RE", others: Se
         for o, other in enumerate(others):
             resampled = resampled_all[:, o]
             samples[f"{reference}-{other}"][:, s] = resampled
-            record = {"unit_set": name, "pair": f"{reference}-{other}"}
+            record = {_unit_column(patterns, unit): name, "pair": f"{reference}-{other}"}
             for level in ci_levels:
                 low, high = percentile_ci(resampled, level)
                 record[f"{_level_name(level)}_low"] = float(low)
@@ -100,18 +110,19 @@ def kind_image_bootstrap(patterns, stimuli, *, reference: str = "RE", others: Se
 
 def kind_image_ci(patterns, stimuli, *, reference: str = "RE", others: Sequence[str] = ("AN", "AI"),
                   metric: str = "correlation", method: str = "spearman", ci_levels: Sequence[float] = (0.68, 0.95),
-                  image_ids=None) -> pd.DataFrame:
+                  image_ids=None, unit: str | None = None) -> pd.DataFrame:
     """Intervals over images of the reference kind's RDM similarity to each other kind.
 
     Delete-one-source jackknife (each source's images left out of every kind's RDM in turn),
     with t(n_sources - 1) quantiles (`brainprobe.stats.jackknife_ci`): measured under spatially
     smooth data it covers at the nominal 95%, where the percentile image bootstrap is
-    conservative (98%; `kind_image_bootstrap`).
+    conservative (98%; `kind_image_bootstrap`). ``unit`` names the column of the unit sets, as
+    in `kind_similarity`.
 
     Returns
     -------
     DataFrame
-        One row per (unit_set, pair): ``unit_set``, ``pair``, ``ci68_low``, ..., ``ci_method``,
+        One row per (unit set, pair): ``layer`` or ``roi`` (``unit``), ``pair``, ``ci68_low``, ..., ``ci_method``,
         ``resampled`` (= "images").
     """
     sets, sources, rows = _prepared(patterns, stimuli, reference, others, image_ids, metric)
@@ -127,7 +138,7 @@ def kind_image_ci(patterns, stimuli, *, reference: str = "RE", others: Sequence[
         for other in others:
             estimate = float(correlate_rows(full_ref, rdm(values[rows[other]], metric), method))
             left_out = correlate_rows(ref, squares[other][first, second], method)
-            record = {"unit_set": name, "pair": f"{reference}-{other}"}
+            record = {_unit_column(patterns, unit): name, "pair": f"{reference}-{other}"}
             for level in ci_levels:
                 low, high = jackknife_ci(estimate, left_out, level)
                 record[f"{_level_name(level)}_low"] = float(np.clip(low, -1, 1))
@@ -139,7 +150,8 @@ def kind_image_ci(patterns, stimuli, *, reference: str = "RE", others: Sequence[
 
 def kind_difference_test(patterns, stimuli, *, reference: str = "RE", first: str = "AI", second: str = "AN",
                          metric: str = "correlation", method: str = "spearman", n_perm: int = 1000,
-                         alternative: str = "two-sided", seed=0, image_ids=None) -> pd.DataFrame:
+                         alternative: str = "two-sided", seed=0, image_ids=None,
+                         unit: str | None = None) -> pd.DataFrame:
     """Image relabeling test of sim(reference, first) - sim(reference, second).
 
     Under H0 the ``first`` and ``second`` images of a source are exchangeable (e.g. AI and AN
@@ -148,11 +160,12 @@ def kind_difference_test(patterns, stimuli, *, reference: str = "RE", first: str
     once) and recomputes the difference. Exact (all 2^n relabelings) when 2^n <= ``n_perm``.
     It holds its size (within the binomial band of 5%, simulated in
     ``tests/rsa/test_image_tests.py``) where the percentile image bootstrap rejects at ~1%.
+    ``unit`` names the column of the unit sets, as in `kind_similarity`.
 
     Returns
     -------
     DataFrame
-        One row per unit set: ``unit_set``, ``difference``, ``p_relabel``, ``n_relabelings``,
+        One row per unit set: ``layer`` or ``roi`` (``unit``), ``difference``, ``p_relabel``, ``n_relabelings``,
         ``relabel_exact``, ``resampled`` (= "images").
     """
     check_resampling(n_perm=n_perm)
@@ -177,7 +190,7 @@ def kind_difference_test(patterns, stimuli, *, reference: str = "RE", first: str
 
         result = relabeling_test(difference, relabelings, exact=exact, alternative=alternative,
                                  batch_size=int(max(1, 2**22 // max(1, len(upper_rows)))))
-        records.append({"unit_set": name, "difference": float(result.observed[0]), "p_relabel": float(result.p[0]),
+        records.append({_unit_column(patterns, unit): name, "difference": float(result.observed[0]), "p_relabel": float(result.p[0]),
                         "n_relabelings": len(relabelings), "relabel_exact": exact, "resampled": RESAMPLED_IMAGES})
     return pd.DataFrame.from_records(records)
 
@@ -191,7 +204,7 @@ def layer_trend_bootstrap(samples: dict, similarity: pd.DataFrame, order: Sequen
     samples : dict of pair to array (n_boot, n_layers)
         From `kind_image_bootstrap` (``return_samples=True``), columns in ``order``.
     similarity : DataFrame
-        `kind_similarity`'s table (``unit_set``, ``pair``, ``similarity``).
+        `kind_similarity`'s table (``layer`` or ``roi``, ``pair``, ``similarity``).
     order : sequence of str
         The unit sets (layers) of the samples' columns, first to last.
     n_images : int
@@ -206,7 +219,7 @@ def layer_trend_bootstrap(samples: dict, similarity: pd.DataFrame, order: Sequen
     """
     records = []
     for pair, values in samples.items():
-        series = similarity[similarity["pair"] == pair].set_index("unit_set")["similarity"]
+        series = similarity[similarity["pair"] == pair].set_index(_unit_of(similarity))["similarity"]
         result = trend_bootstrap_test(values, series.loc[list(order)].to_numpy(), n_images=n_images,
                                       alternative=alternative)
         result["p_boot_trend"] = result.pop("p")

@@ -10,17 +10,19 @@ import pandas as pd
 import torch
 
 from .._device import resolve_device
-from .._memory import check_allocation, memory_budget_bytes
-from .._progress import tqdm
-from ..stats import (
+from .._internal import (
     SUBSAMPLE_CI_METHOD,
     as_generator,
     bootstrap_p,
     check_resampling,
     correlate_rows,
     direction_label,
-    image_bootstrap_rdm_correlations,
     kept_pair_counts,
+)
+from .._memory import check_allocation, memory_budget_bytes
+from .._progress import tqdm
+from ..stats import (
+    image_bootstrap_rdm_correlations,
     mann_kendall,
     percentile_ci,
     rdm_permutation_test,
@@ -124,6 +126,28 @@ def _pattern_sets(patterns, table: pd.DataFrame, image_ids=None) -> dict[str, np
     return out
 
 
+UNITS = ("layer", "roi")  # what a unit set is: the name of the column that names it, in every table
+
+
+def _unit_column(patterns, unit: str | None) -> str:
+    """The column that names each unit set: ``unit``, or by default ``"layer"`` for an
+    `Activations` (anything with ``.layers``) and ``"roi"`` for other patterns."""
+    if unit is None:
+        return "layer" if hasattr(patterns, "layers") else "roi"
+    if unit not in UNITS:
+        raise ValueError(f"unit: expected one of {UNITS} (the column naming each unit set), found {unit!r}")
+    return unit
+
+
+def _unit_of(table: pd.DataFrame, name: str = "similarity") -> str:
+    """The column of a `kind_similarity` table that names its unit sets (``layer`` or ``roi``)."""
+    found = [column for column in UNITS if column in table]
+    if len(found) != 1:
+        raise ValueError(f"{name} table: expected one column naming the unit sets, 'layer' or 'roi' (as "
+                         f"kind_similarity writes), found columns {list(table.columns)}")
+    return found[0]
+
+
 def _level_name(level: float) -> str:
     return f"ci{round(level * 100):d}"
 
@@ -146,6 +170,7 @@ def kind_similarity(
     progress: bool | None = None,
     image_ids=None,
     memory_gb: float | None = None,
+    unit: str | None = None,
 ) -> pd.DataFrame:
     """Similarity of the reference kind's RDM to each other kind's RDM, with tests.
 
@@ -192,11 +217,14 @@ def kind_similarity(
     memory_gb : float, optional
         Memory the permutation and unit-resampling chunks may take, in GiB (default: the
         process-wide budget, `brainprobe.stats.memory_budget`). Results do not depend on it.
+    unit : {"layer", "roi"}, optional
+        The name of the column naming each unit set (the study's tables use the same). Default
+        ``"layer"`` for an `Activations`, ``"roi"`` for other patterns.
 
     Returns
     -------
     DataFrame
-        One row per (unit_set, pair): ``unit_set``, ``pair`` (e.g. ``"RE-AN"``),
+        One row per (unit set, pair): ``layer`` or ``roi`` (``unit``), ``pair`` (e.g. ``"RE-AN"``),
         ``similarity``, ``n_images``, ``n_units``, ``metric``, ``method``, and when requested
         ``p_perm``, ``n_perm`` (relabelings used), ``p_exact`` (every relabeling enumerated),
         ``ci68_low``, ``ci68_high``, ..., ``n_boot``, ``ci_method``.
@@ -205,7 +233,7 @@ def kind_similarity(
     --------
     >>> from brainprobe.rsa import kind_similarity
     >>> table = kind_similarity(activations, stimuli, n_perm=1000)  # doctest: +SKIP
-    >>> table.pivot(index="unit_set", columns="pair", values="similarity")  # doctest: +SKIP
+    >>> table.pivot(index="layer", columns="pair", values="similarity")  # doctest: +SKIP
     """
     if metric not in _GRAM_METRICS:
         raise ValueError(f"metric: kind_similarity supports {_GRAM_METRICS} (crossnobis needs runs: build its "
@@ -217,6 +245,7 @@ def kind_similarity(
     raw = stimuli.table if hasattr(stimuli, "table") else stimuli
     table = _table_of(stimuli)
     sets = _pattern_sets(patterns, raw if isinstance(raw, pd.DataFrame) else table, image_ids)
+    column = _unit_column(patterns, unit)
     sources, rows = align_kinds(table, reference, others)
     rng = as_generator(seed)
     perm_rng, boot_rng = rng.spawn(2)
@@ -256,7 +285,7 @@ def kind_similarity(
                                                 bounds=(-1.0, 1.0))
         for k, other in enumerate(others):
             record = {
-                "unit_set": name,
+                column: name,
                 "pair": f"{reference}-{other}",
                 "similarity": estimates[k],
                 "n_images": len(sources),
@@ -400,6 +429,7 @@ def kind_difference(
     seed=0,
     image_ids=None,
     memory_gb: float | None = None,
+    unit: str | None = None,
 ) -> pd.DataFrame:
     """Bootstrap test over images of sim(reference, first) - sim(reference, second).
 
@@ -411,7 +441,7 @@ def kind_difference(
 
     Parameters
     ----------
-    patterns, stimuli, reference, metric, method, seed, image_ids
+    patterns, stimuli, reference, metric, method, seed, image_ids, unit
         As in `kind_similarity`.
     first, second : str
         The kinds whose similarities to the reference are contrasted (default RE-AI minus RE-AN).
@@ -429,7 +459,7 @@ def kind_difference(
     Returns
     -------
     DataFrame
-        One row per unit set: ``unit_set``, ``comparison``, ``difference``, ``direction``
+        One row per unit set: ``layer`` or ``roi`` (``unit``), ``comparison``, ``difference``, ``direction``
         (e.g. ``"RE-AI > RE-AN"``, from the sign of the difference), ``ci95_low``,
         ``ci95_high``, ``p_boot`` (of ``alternative``), ``alternative``, ``p_greater`` =
         (1 + #(bootstrap differences <= 0)) / (1 + n_boot) (H1: first > second), ``p_less``
@@ -443,6 +473,7 @@ def kind_difference(
     raw = stimuli.table if hasattr(stimuli, "table") else stimuli
     table = _table_of(stimuli)
     sets = _pattern_sets(patterns, raw if isinstance(raw, pd.DataFrame) else table, image_ids)
+    column = _unit_column(patterns, unit)
     sources, rows = align_kinds(table, reference, (first, second))
     n = len(sources)
     # what is held for all resamples: the drawn images (int64) and one difference per resample;
@@ -465,7 +496,7 @@ def kind_difference(
                          - correlate_rows(rdms[reference], rdms[second], method))
         low, high = percentile_ci(samples, level, axis=0)
         records.append({
-            "unit_set": name,
+            column: name,
             "comparison": f"{reference}-{first} minus {reference}-{second}",
             "difference": observed,
             "direction": direction_label(observed, f"{reference}-{first}", f"{reference}-{second}"),
@@ -514,10 +545,11 @@ def layer_trend(similarity: pd.DataFrame, *, order: Sequence[str] | None = None,
         One row per pair: ``pair``, ``n``, ``s``, ``tau``, ``var_s``, ``z``, ``p``,
         ``p_method``, ``p_exact``, ``p_normal``, ``alternative``, ``slope``, ``trend``.
     """
-    order = list(dict.fromkeys(similarity["unit_set"])) if order is None else list(order)
+    column = _unit_of(similarity)
+    order = list(dict.fromkeys(similarity[column])) if order is None else list(order)
     records = []
     for pair, part in similarity.groupby("pair", sort=False):
-        series = part.set_index("unit_set")["similarity"]
+        series = part.set_index(column)["similarity"]
         missing = [u for u in order if u not in series.index]
         if missing:
             raise ValueError(f"layer_trend: pair {pair!r} has no similarity for {missing}")

@@ -8,16 +8,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._memory import memory_budget_bytes
-from .._progress import tqdm
-from ..stats import (
+from .._internal import (
     as_generator,
     correlate_rows,
     fwe_from_null_maxima,
     normalize_rows,
     permutation_set,
-    rdm_permutation_test,
 )
+from .._memory import memory_budget_bytes
+from .._progress import tqdm
+from ..stats import rdm_permutation_test
 from ..stats._correlation import _check_method
 from ._kinds import _table_of, align_kinds
 

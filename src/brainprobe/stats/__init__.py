@@ -1,11 +1,15 @@
 """Statistics, the one place they live: correlations, permutation and bootstrap tests, trend
 tests, confidence intervals, multiple-comparison corrections, noise ceilings and random-effects
 (group) tests. Vectorized; every random step
-takes a ``seed`` (int, numpy Generator or None)."""
+takes a ``seed`` (int, numpy Generator or None).
+
+What other subpackages share beyond these (generators, index sets, batched correlations,
+p-values from null distributions) is in ``brainprobe._internal``, not public API.
+"""
 
 # the memory budget is not statistics (it lives in brainprobe._memory); re-exported here, where
 # the resampling functions that follow it are
-from .._memory import DEFAULT_MEMORY_FRACTION, memory_budget, memory_budget_bytes, set_memory_budget
+from .._memory import memory_budget, set_memory_budget
 from ._accuracy import (
     ACCURACY_DEFINITIONS,
     accuracy_permutation_test,
@@ -18,127 +22,66 @@ from ._ceiling import (
     layer_sweep,
     noise_ceiling,
     random_effects_test,
-    sign_flips,
     spearman_brown,
     split_half_ceiling,
 )
-from ._correlation import (
-    CORRELATION_METHODS,
-    correlate_pairwise,
-    correlate_rows,
-    kendall_tau_a,
-    masked_correlation,
-    normalize_rows,
-    rank_rows,
-)
-from ._image_bootstrap import image_bootstrap_rdm_correlations, kept_pair_counts
+from ._correlation import CORRELATION_METHODS, kendall_tau_a
+from ._image_bootstrap import image_bootstrap_rdm_correlations
 from ._inference import (
-    JACKKNIFE_CI_METHOD,
-    RESAMPLED_IMAGES,
-    RESAMPLED_SUBJECTS,
-    RESAMPLED_UNITS,
-    RESAMPLED_VERTICES,
     accuracy_difference_test,
-    batched_accuracy,
     fdr_by_family,
     jackknife_ci,
     leave_one_out,
-    paired_swap_relabelings,
     relabeling_test,
     trend_bootstrap_test,
 )
-from ._information import MI_CORRECTIONS, mutual_information
+from ._information import mutual_information
 from ._resampling import (
-    SUBSAMPLE_CI_METHOD,
-    TIE_TOLERANCE,
     PermutationResult,
-    as_generator,
     bootstrap,
-    bootstrap_indices,
-    bootstrap_p,
-    check_resampling,
-    direction_label,
-    is_complete_enumeration,
-    p_from_null,
-    pair_permutation_indices,
     percentile_ci,
-    permutation_indices,
-    permutation_set,
     rdm_permutation_test,
     subsample_ci,
-    subsample_deviations,
     subsample_p,
 )
-from ._tests import fdr_bh, fwe_from_null_maxima, fwe_max_statistic, paired_ttest, two_sample_ttest
-from ._trend import MannKendallResult, mann_kendall, mann_kendall_exact_distribution, sens_slope
+from ._tests import fdr_bh, fwe_max_statistic, paired_ttest, two_sample_ttest
+from ._trend import MannKendallResult, mann_kendall, sens_slope
 
 __all__ = [
-    "check_resampling",
     "ACCURACY_DEFINITIONS",
-    "accuracy_permutation_test",
-    "accuracy_vertex_bootstrap",
-    "prediction_accuracy",
     "CORRELATION_METHODS",
-    "MI_CORRECTIONS",
     "LayerSweep",
     "MannKendallResult",
     "PermutationResult",
-    "SUBSAMPLE_CI_METHOD",
-    "TIE_TOLERANCE",
-    "as_generator",
+    "accuracy_difference_test",
+    "accuracy_permutation_test",
+    "accuracy_vertex_bootstrap",
     "bootstrap",
-    "bootstrap_indices",
-    "bootstrap_p",
-    "correlate_pairwise",
-    "correlate_rows",
-    "direction_label",
     "encoding_noise_ceiling",
     "fdr_bh",
-    "fwe_from_null_maxima",
+    "fdr_by_family",
     "fwe_max_statistic",
-    "is_complete_enumeration",
+    "image_bootstrap_rdm_correlations",
+    "jackknife_ci",
     "kendall_tau_a",
     "layer_sweep",
+    "leave_one_out",
     "mann_kendall",
-    "mann_kendall_exact_distribution",
-    "masked_correlation",
+    "memory_budget",
     "mutual_information",
     "noise_ceiling",
-    "normalize_rows",
-    "p_from_null",
-    "pair_permutation_indices",
     "paired_ttest",
     "percentile_ci",
+    "prediction_accuracy",
     "random_effects_test",
-    "permutation_indices",
-    "permutation_set",
-    "rank_rows",
     "rdm_permutation_test",
+    "relabeling_test",
     "sens_slope",
-    "sign_flips",
+    "set_memory_budget",
     "spearman_brown",
     "split_half_ceiling",
     "subsample_ci",
-    "subsample_deviations",
     "subsample_p",
-    "two_sample_ttest",
-    "image_bootstrap_rdm_correlations",
-    "kept_pair_counts",
-    "RESAMPLED_IMAGES",
-    "RESAMPLED_SUBJECTS",
-    "RESAMPLED_UNITS",
-    "RESAMPLED_VERTICES",
-    "accuracy_difference_test",
-    "batched_accuracy",
-    "fdr_by_family",
-    "paired_swap_relabelings",
-    "relabeling_test",
     "trend_bootstrap_test",
-    "JACKKNIFE_CI_METHOD",
-    "jackknife_ci",
-    "leave_one_out",
-    "DEFAULT_MEMORY_FRACTION",
-    "memory_budget",
-    "memory_budget_bytes",
-    "set_memory_budget",
+    "two_sample_ttest",
 ]

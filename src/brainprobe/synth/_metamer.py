@@ -13,8 +13,8 @@ from torch import nn
 
 from .._device import resolve_device
 from .._images import as_image_tensor
+from .._internal import correlate_rows
 from ..models import LayeredModel
-from ..stats import correlate_rows
 from ._core import optimize_pixels
 from ._preimage import PreImageSynthesis
 

@@ -63,8 +63,9 @@ def cortex_viewer(layers: dict, *, cmap: str = "RdBu_r", height_px: int = 520) -
 
     Parameters
     ----------
-    layers : mapping of subject to the dict of `brainprobe.pipeline._report.searchlight_layers`
-        ``meshes``, ``maps``, ``shown``, ``background``, ``outlines`` of one subject.
+    layers : mapping of subject to dict
+        Per subject: ``meshes`` (hemi -> Mesh), ``background`` (hemi -> sulcal depth, or None)
+        and the ``maps``, ``shown`` and ``outlines`` of `searchlight_maps`.
     cmap : str
         Matplotlib colormap, symmetric around 0.
 
