@@ -232,7 +232,8 @@ def _gathered_correlation(a, b, draw, method):
 def test_image_bootstrap_from_pair_weights_equals_rebuilding_each_resample(method, ties):
     """Ranks from draw counts over RDMs sorted once equal re-ranking each gathered resample (scipy),
     ties in the RDMs included, and no batch size or budget changes a bit of the result."""
-    from brainprobe.stats import bootstrap_indices, image_bootstrap_rdm_correlations
+    from brainprobe._internal import bootstrap_indices
+    from brainprobe.stats import image_bootstrap_rdm_correlations
 
     rng = np.random.default_rng(7)
     n = 25
@@ -257,8 +258,8 @@ def test_image_bootstrap_from_pair_weights_equals_rebuilding_each_resample(metho
 def test_kind_image_bootstrap_equals_masked_correlation_of_gathered_resamples():
     """kind_image_bootstrap (no resample gathered) against the definition: gather each resample's
     RDM entries, drop the pairs of a source with its own copy, Spearman over the rest."""
+    from brainprobe._internal import masked_correlation
     from brainprobe.rsa import kind_image_bootstrap, square_rdm
-    from brainprobe.stats import masked_correlation
 
     table, sets = _kinds_study(n=16, n_units=30, seed=5)
     _, samples = kind_image_bootstrap(sets, table, n_boot=30, seed=9, return_samples=True)
