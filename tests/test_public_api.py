@@ -17,7 +17,7 @@ PUBLIC = {
     "data": """
         BAD_VERTEX_POLICIES gabor_energy_features glmsingle_model_name GLMSINGLE_MODELS kinds_from_stimuli
         load_responses load_trial_table NON_IMAGE_TRIAL_TYPES paper_trial_table Responses ROI_SCALES
-        simulate_subject SimulationTruth TRIAL_COLUMNS trials_from_designinfo values_to_nifti
+        simulate_subject SimulationTruth TRIAL_COLUMNS trials_from_designinfo values_to_gifti values_to_nifti
         values_to_surface_image volume_affine
     """,
     "encoding": """

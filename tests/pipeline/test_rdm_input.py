@@ -83,6 +83,7 @@ def _check_against_rsatoolbox(result, vectors, animate):
     from rsatoolbox.model import ModelFixed
     from rsatoolbox.rdm import RDMs, calc_rdm
 
+    from brainprobe.models import Activations
     from brainprobe.pipeline import read_table
 
     results = result.output / "results"
@@ -90,11 +91,11 @@ def _check_against_rsatoolbox(result, vectors, animate):
     group = read_table(results / "general_group.csv")
     data = RDMs(vectors)
     layers = STUDY["network"]["layers"]
-    activations = np.load(next((result.output / ".cache").glob("activations/*/activations.npz")))
-    ids = list(activations["image_ids"])
+    activations = Activations.load(next((result.output / ".cache").glob("activations/*/activations.npz")))
+    ids = list(activations.image_ids)
     order = [ids.index(i) for i in sorted(ids)]  # the subjects' RDM rows: image ids in file order (sorted)
     for layer in layers:
-        patterns = activations[f"layer::{layer}"].reshape(len(ids), -1)[order].astype(np.float64)
+        patterns = activations[layer].reshape(len(ids), -1)[order].astype(np.float64)
         model_rdm = calc_rdm(Dataset(patterns), method="correlation")
         expected = eval_fixed(ModelFixed(layer, model_rdm), data, method="spearman").evaluations.ravel()
         ours = rsa[rsa["candidate"] == layer].set_index("subject").loc[["s0", "s1", "s2", "s3"], "r"].to_numpy()

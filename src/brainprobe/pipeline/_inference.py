@@ -143,6 +143,16 @@ FDR_FAMILIES = {
 }
 
 
+def _fdr_tables(tables: dict, families: dict) -> dict:
+    """The tables of ``families`` that exist and have their p column, with FDR q per family."""
+    out = {}
+    for name, (p_column, family) in families.items():
+        frame = tables.get(name)
+        if frame is not None and p_column in frame:
+            out[name] = fdr_by_family(frame, p_column, [c for c in family if c in frame])
+    return out
+
+
 def group_level(tables: dict, config) -> dict:
     """FDR q-values per family in the per-subject and network tables, and the group tables.
 
@@ -152,11 +162,7 @@ def group_level(tables: dict, config) -> dict:
         The tables with q columns added, ``group_rsa`` and ``group_encoding`` with >= 3
         subjects.
     """
-    out = {}
-    for name, (p_column, family) in FDR_FAMILIES.items():
-        frame = tables.get(name)
-        if frame is not None and p_column in frame:
-            out[name] = fdr_by_family(frame, p_column, [c for c in family if c in frame])
+    out = _fdr_tables(tables, FDR_FAMILIES)
     brain = tables.get("brain_rsa")
     if brain is not None and brain["subject"].nunique() >= MIN_GROUP_SUBJECTS:
         out["group_rsa"] = _group_rsa(brain, tables.get("brain_rdms"), config)
@@ -186,11 +192,7 @@ def general_group_level(tables: dict) -> dict:
         subjects' mean held-out accuracy tested against 0, one-sample t over subjects, with its
         q-values) with >= 2 subjects.
     """
-    out = {}
-    for name, (p_column, family) in GENERAL_FDR_FAMILIES.items():
-        frame = tables.get(name)
-        if frame is not None and p_column in frame:
-            out[name] = fdr_by_family(frame, p_column, [c for c in family if c in frame])
+    out = _fdr_tables(tables, GENERAL_FDR_FAMILIES)
     encoding = tables.get("general_encoding")
     if encoding is not None and encoding["subject"].nunique() >= 2:
         keys = [k for k in ("network", "roi", "layer") if k in encoding]
