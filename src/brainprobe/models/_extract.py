@@ -205,7 +205,7 @@ class _ImageSource:
         self.tensor, self.array = None, None
         if isinstance(images, np.ndarray) and images.ndim in (3, 4):
             self.array = images[None] if images.ndim == 3 else images
-            as_image_tensor(self.array[:1])  # dtype and shape, before any work
+            self.batch(0, 1)  # dtype and shape, before any work
         else:
             self.tensor = as_image_tensor(images)
 
@@ -215,7 +215,10 @@ class _ImageSource:
     def batch(self, start: int, stop: int) -> torch.Tensor:
         if self.tensor is not None:
             return self.tensor[start:stop]
-        return as_image_tensor(self.array[start:stop], name=f"images[{start}:{stop}]")
+        chunk = self.array[start:stop]
+        if not chunk.flags.writeable:  # a read-only memory map: torch wants its own (one batch) copy
+            chunk = np.array(chunk)
+        return as_image_tensor(chunk, name=f"images[{start}:{stop}]")
 
 
 def _forward_batches(model: LayeredModel, source: _ImageSource, names: list[str], batch_size: int,
