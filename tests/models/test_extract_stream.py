@@ -204,3 +204,12 @@ def test_memory_mapped_activations_feed_rdms_and_kind_similarity(tiny, stimuli, 
     # and the memory-mapped activations save to the one-file layout like any others
     loaded.save(tmp_path / "acts.npz")
     np.testing.assert_array_equal(Activations.load(tmp_path / "acts.npz")["fc"], in_memory["fc"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_images_with_nan_or_infinity_are_refused_before_any_work(tiny, stimuli, tmp_path, bad):
+    images = stimuli.images.clone()
+    images[-1, 2, 3, 4] = bad  # the last image, last batch: the check is on the whole set first
+    with pytest.raises(ValueError, match="images: contains NaN or infinite pixel values"):
+        extract(tiny, images, batch_size=BATCH, out=tmp_path / "acts")
+    assert list(tmp_path.iterdir()) == []
