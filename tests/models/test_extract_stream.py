@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from brainprobe import InputFileError, MissingFileError
+from brainprobe.encoding import ROMP
 from brainprobe.models import Activations, LayeredModel, extract
 from brainprobe.rsa import kind_similarity, rdm
 from brainprobe.stimuli import StimulusSet
@@ -201,6 +202,12 @@ def test_memory_mapped_activations_feed_rdms_and_kind_similarity(tiny, stimuli, 
     similarity = table.set_index(["layer", "pair"])["similarity"]
     for layer in loaded:  # the planted structure comes through: AI is RE, AN is not
         assert similarity[layer, "RE-AI"] > 0.9 > similarity[layer, "RE-AN"]
+    # an encoding model fits on a map exactly as on the array
+    y = np.random.default_rng(1).normal(size=(N_IMAGES, 3))
+    fits = [ROMP(n_nonzero=2, device="cpu").fit(values, y) for values in (loaded["conv2"], in_memory["conv2"])]
+    assert fits[0].coef_.nnz > 0
+    np.testing.assert_array_equal(fits[0].coef_.toarray(), fits[1].coef_.toarray())
+    np.testing.assert_array_equal(fits[0].predict(loaded["conv2"]), fits[1].predict(in_memory["conv2"]))
     # and the memory-mapped activations save to the one-file layout like any others
     loaded.save(tmp_path / "acts.npz")
     np.testing.assert_array_equal(Activations.load(tmp_path / "acts.npz")["fc"], in_memory["fc"])
