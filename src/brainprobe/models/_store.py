@@ -149,7 +149,7 @@ class LayerFolderWriter:
             if values.ndim != 2 or values.shape[1] != expected:
                 raise RuntimeError(f"layer {name!r}: a batch has shape {values.shape}, the first had {expected} units")
             n_rows = len(values)
-            self._handles[name].write(np.ascontiguousarray(values, dtype=DTYPE).tobytes())
+            self._handles[name].write(np.ascontiguousarray(values, dtype=DTYPE))  # its buffer: no bytes copy
         self.rows += n_rows or 0
 
     def commit(self, manifest: dict) -> Path:
@@ -187,7 +187,11 @@ class LayerFolderWriter:
         # old files one by one (never a tree: only what their manifest lists)
         old = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}.old-"))
         os.replace(self.out, old)
-        os.replace(self.folder, self.out)
+        try:
+            os.replace(self.folder, self.out)
+        except BaseException:
+            os.replace(old, self.out)  # the earlier activations go back where they were
+            raise
         for file in (*_listed_files(_read_manifest(old)), MANIFEST_NAME):
             (old / file).unlink(missing_ok=True)
         try:
