@@ -220,3 +220,21 @@ def test_images_with_nan_or_infinity_are_refused_before_any_work(tiny, stimuli, 
     with pytest.raises(ValueError, match="images: contains NaN or infinite pixel values"):
         extract(tiny, images, batch_size=BATCH, out=tmp_path / "acts")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_streaming_holds_about_one_batch_while_in_memory_holds_the_whole_result(tiny, tmp_path):
+    import tracemalloc
+
+    n_images, batch = 400, 5
+    images = torch.rand(n_images, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    total = n_images * (2048 + 1024 + 10) * 4  # bytes of every layer's float32 activations
+    peaks = {}
+    for mode, out in (("memory", None), ("stream", tmp_path / "acts")):
+        tracemalloc.start()  # sees numpy's buffers (not torch's: the batch itself is not counted)
+        try:
+            extract(tiny, images, batch_size=batch, out=out)
+            peaks[mode] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peaks["memory"] >= total
+    assert peaks["stream"] < 2 * total * batch / n_images  # under two batches' worth, whatever n_images
