@@ -238,3 +238,16 @@ def test_streaming_holds_about_one_batch_while_in_memory_holds_the_whole_result(
             tracemalloc.stop()
     assert peaks["memory"] >= total
     assert peaks["stream"] < 2 * total * batch / n_images  # under two batches' worth, whatever n_images
+
+
+def test_in_memory_extraction_that_cannot_fit_is_refused_pointing_to_out(tiny, stimuli, tmp_path, monkeypatch):
+    import brainprobe._memory
+
+    total = N_IMAGES * (2048 + 1024 + 10) * 4
+    monkeypatch.setattr(brainprobe._memory, "available_bytes", lambda: total - 1)
+    with pytest.raises(ValueError, match=r"activations of 12 images at \['conv1', 'conv2', 'fc'\] would need .* "
+                                         r"pass out=<folder> to stream them to disk"):
+        extract(tiny, stimuli, batch_size=BATCH)
+    assert extract(tiny, stimuli, batch_size=BATCH, out=tmp_path / "acts").n_images == N_IMAGES
+    monkeypatch.setattr(brainprobe._memory, "available_bytes", lambda: total)
+    assert extract(tiny, stimuli, batch_size=BATCH).n_images == N_IMAGES

@@ -12,6 +12,7 @@ from .. import __version__
 from .._device import model_on
 from .._errors import InputFileError
 from .._images import as_image_tensor
+from .._memory import check_allocation
 from .._npz import read_npz, write_npz
 from .._progress import tqdm
 from ._layered import LayeredModel
@@ -166,7 +167,7 @@ def extract(
     Examples
     --------
     >>> import torch
-    >>> from brainprobe.models import load_model, extract
+    >>> from brainprobe.models import Activations, load_model, extract
     >>> model = load_model("alexnet", weights=None)
     >>> acts = extract(model, torch.rand(4, 3, 224, 224), layers=["conv1", "fc8"])
     >>> acts["fc8"].shape
@@ -244,7 +245,10 @@ def _collect(batches, n_images: int, names: list[str], image_ids, model_name: st
     row = 0
     for outputs, batch_shapes in batches:
         if not arrays:
-            arrays = {name: np.empty((n_images, values.shape[1]), np.float32) for name, values in outputs.items()}
+            units = {name: values.shape[1] for name, values in outputs.items()}
+            check_allocation(n_images * sum(units.values()) * 4, f"activations of {n_images} images at {list(units)}",
+                             "pass out=<folder> to stream them to disk (read back as memory maps), or fewer layers")
+            arrays = {name: np.empty((n_images, n_units), np.float32) for name, n_units in units.items()}
             shapes = batch_shapes
         for name, values in outputs.items():
             arrays[name][row:row + len(values)] = values
