@@ -251,3 +251,34 @@ def test_in_memory_extraction_that_cannot_fit_is_refused_pointing_to_out(tiny, s
     assert extract(tiny, stimuli, batch_size=BATCH, out=tmp_path / "acts").n_images == N_IMAGES
     monkeypatch.setattr(brainprobe._memory, "available_bytes", lambda: total)
     assert extract(tiny, stimuli, batch_size=BATCH).n_images == N_IMAGES
+
+
+def test_image_files_are_read_batch_by_batch_as_load_folder_reads_them(tiny, tmp_path):
+    from PIL import Image
+
+    from brainprobe.stimuli import load_folder
+
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, (h, w) in enumerate([(20, 24), (30, 16), (16, 16), (40, 52), (17, 23), (24, 20), (64, 48)]):
+        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
+    paths = sorted(folder.glob("*.png"))
+    reference = load_folder(folder, size=tiny.input_size)  # every image in memory at once
+    streamed = extract(tiny, paths, batch_size=3, out=tmp_path / "acts")
+    in_memory = extract(tiny, [str(p) for p in paths], batch_size=3)
+    assert streamed.image_ids == in_memory.image_ids == reference.image_ids == [f"img{i}" for i in range(7)]
+    for layer, values in extract(tiny, reference, batch_size=3).items():
+        np.testing.assert_array_equal(streamed[layer], values)
+        np.testing.assert_array_equal(in_memory[layer], values)
+    # a missing file is found before the network runs; an unreadable one stops the run cleanly
+    with pytest.raises(MissingFileError, match=r"images: 1 file\(s\) not found: .*nope.png"):
+        extract(tiny, [*paths, folder / "nope.png"], out=tmp_path / "missing")
+    (folder / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(InputFileError, match="broken.png: cannot be read as an image"):
+        extract(tiny, [*paths, folder / "broken.png"], batch_size=3, out=tmp_path / "broken")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "img0.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="would both be image 'img0'"):
+        extract(tiny, [paths[0], tmp_path / "other" / "img0.jpg"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acts", "other", "photos"]

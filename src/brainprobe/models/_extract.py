@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -10,8 +11,8 @@ import torch
 
 from .. import __version__
 from .._device import model_on
-from .._errors import InputFileError
-from .._images import as_image_tensor
+from .._errors import BrainprobeInputError, InputFileError, MissingFileError
+from .._images import as_image_tensor, resize_and_crop
 from .._memory import check_allocation
 from .._npz import read_npz, write_npz
 from .._progress import tqdm
@@ -130,10 +131,12 @@ def extract(
     Parameters
     ----------
     model : LayeredModel
-    images : StimulusSet, tensor or array (n_images, 3, H, W) in [0, 1]
+    images : StimulusSet, tensor or array (n_images, 3, H, W) in [0, 1], or list of image paths
         A numpy array (a ``np.memmap`` or ``np.load(..., mmap_mode="r")`` of stored images
-        included) is read and checked one batch at a time, so images on disk are never loaded
-        whole.
+        included) is read and checked one batch at a time, and so are image files: each is read
+        as `brainprobe.stimuli.load_folder` with ``size=model.input_size`` reads it (shorter
+        side resized, centre square cropped), its id the file name without extension. Either
+        way images on disk are never loaded whole.
     layers : iterable of str, optional
         Layer names or module paths; default: all of the model's named layers but the softmax
         ``prob`` (as a study uses them: a probability layer is a monotone copy of the logits, and
@@ -179,7 +182,11 @@ def extract(
     image_ids = None
     if hasattr(images, "table") and "image_id" in images.table:
         image_ids = list(images.table["image_id"])
-    source = _ImageSource(images)
+    if isinstance(images, (list, tuple)) and images and all(isinstance(p, (str, os.PathLike)) for p in images):
+        source = _ImageFiles(images, model.input_size)
+        image_ids = source.image_ids
+    else:
+        source = _ImageSource(images)
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, found {batch_size}")
     # one name is one layer ("conv1"), never the letters of it; the softmax `prob` only when asked
@@ -220,6 +227,36 @@ class _ImageSource:
         if not chunk.flags.writeable:  # a read-only memory map: torch wants its own (one batch) copy
             chunk = np.array(chunk)
         return as_image_tensor(chunk, name=f"images[{start}:{stop}]")
+
+
+class _ImageFiles:
+    """Image files read one batch at a time, as `brainprobe.stimuli.load_folder` (and ``brainprobe
+    extract --size``) read them: shorter side resized to ``size``, centre square cropped."""
+
+    def __init__(self, paths, size: int):
+        self.paths, self.size = [Path(p) for p in paths], int(size)
+        missing = [str(p) for p in self.paths if not p.is_file()]
+        if missing:  # every file is there before the network runs, not at batch 300
+            raise MissingFileError(f"images: {len(missing)} file(s) not found: {', '.join(missing[:3])}"
+                                   f"{', ...' if len(missing) > 3 else ''}")
+        seen: dict[str, Path] = {}
+        for path in self.paths:
+            if path.stem in seen:
+                raise BrainprobeInputError(f"images: {seen[path.stem]} and {path} would both be image {path.stem!r} "
+                                           "(image ids are file names without extension); rename one")
+            seen[path.stem] = path
+        self.image_ids = list(seen)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def batch(self, start: int, stop: int) -> torch.Tensor:
+        from ..stimuli import read_image
+
+        paths = self.paths[start:stop]
+        framed = [resize_and_crop(torch.from_numpy(read_image(path, size=self.size)).permute(2, 0, 1).unsqueeze(0),
+                                  self.size).clamp(0.0, 1.0) for path in paths]
+        return as_image_tensor(torch.cat(framed), name=f"images {paths[0]} ... {paths[-1]}")
 
 
 def _forward_batches(model: LayeredModel, source: _ImageSource, names: list[str], batch_size: int,
