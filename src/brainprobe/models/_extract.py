@@ -198,11 +198,15 @@ def extract(
         if not names or not len(source):
             raise ValueError(f"out {out}: nothing to write ({len(source)} images, {len(names)} layers)")
         out = check_output_folder(out, overwrite)  # before the network runs, not after
+        # the manifest's fields, as JSON, also before the run (an id JSON cannot hold fails now)
+        manifest = {"image_ids": None if image_ids is None else [str(i) for i in image_ids],
+                    "model_name": str(model.name), "weights_source": str(model.weights_source),
+                    "brainprobe_version": __version__}
     with model_on(model, device):
         batches = _forward_batches(model, source, names, batch_size, progress)
         if out is None:
             return _collect(batches, len(source), names, image_ids, model.name)
-        return _stream(batches, len(source), out, overwrite, image_ids, model)
+        return _stream(batches, len(source), out, overwrite, manifest)
 
 
 class _ImageSource:
@@ -295,14 +299,13 @@ def _collect(batches, n_images: int, names: list[str], image_ids, model_name: st
     return Activations(arrays, image_ids=image_ids, shapes=shapes, model_name=model_name)
 
 
-def _stream(batches, n_images: int, out: Path, overwrite: bool, image_ids, model: LayeredModel) -> Activations:
+def _stream(batches, n_images: int, out: Path, overwrite: bool, manifest: dict) -> Activations:
     """Append every batch to the per-layer files of a hidden folder, then rename it to ``out``."""
     writer = LayerFolderWriter(out, n_images, overwrite)
     try:
         for outputs, shapes in batches:
             writer.append(outputs, shapes)
-        writer.commit({"image_ids": image_ids, "model_name": model.name,
-                       "weights_source": str(model.weights_source), "brainprobe_version": __version__})
+        writer.commit(manifest)
     except BaseException:
         batches.close()  # the progress bar ends now, not when the generator is collected
         writer.abort()  # an exception or Ctrl-C: no partial folder is left behind
