@@ -263,7 +263,7 @@ class _ImageFiles:
         return as_image_tensor(torch.cat(framed), name=f"images {paths[0]} ... {paths[-1]}")
 
 
-def _forward_batches(model: LayeredModel, source: _ImageSource, names: list[str], batch_size: int,
+def _forward_batches(model: LayeredModel, source: _ImageSource | _ImageFiles, names: list[str], batch_size: int,
                      progress: bool | None) -> Iterator[tuple[dict[str, np.ndarray], dict[str, tuple]]]:
     """Per batch: ``{layer: float32 array (batch, n_units)}`` and each layer's unit shape."""
     n_batches = -(-len(source) // batch_size)
