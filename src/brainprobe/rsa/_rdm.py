@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -39,7 +41,10 @@ def condensed_rdm(square: np.ndarray) -> np.ndarray:
 
 
 def _as_batch(patterns, device, dtype) -> tuple[torch.Tensor, bool]:
-    tensor = torch.as_tensor(patterns).to(device=device, dtype=dtype)
+    with warnings.catch_warnings():
+        # read-only memory maps (activations streamed to disk) are only read here, never written
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        tensor = torch.as_tensor(patterns).to(device=device, dtype=dtype)
     if tensor.ndim not in (2, 3):
         raise ValueError(f"patterns: expected (n_images, n_units) or (n_sets, n_images, n_units), found {tuple(tensor.shape)}")
     if not bool(torch.isfinite(tensor).all()):
