@@ -61,7 +61,7 @@ def _sub_batches(sizes: np.ndarray, per_centre_bytes, budget: int):
         stop = start + 1
         while stop < len(order):
             width = stop + 1 - start
-            if width * per_centre_bytes(int(sizes[order[stop]])) > budget or width >= 4096:
+            if width * per_centre_bytes(int(sizes[order[stop]])) > budget or width > 512:
                 break
             stop += 1
         yield order[start:stop]
@@ -84,19 +84,27 @@ def _gathered(block_t: torch.Tensor, local: list[np.ndarray], device) -> tuple[t
 
 def _standardized(x: torch.Tensor, mask: torch.Tensor, metric: str) -> torch.Tensor:
     """Each image's pattern over a disk (axis 1) centred and scaled to unit norm (correlation),
-    scaled (cosine), or as it is (Euclidean). An image constant over its disk (correlation) or zero
-    there (cosine) has no direction: its column becomes NaN, as in `_chunk_rdms`."""
+    scaled (cosine), or as it is (Euclidean); ``x`` (a fresh gather) is overwritten. An image
+    constant over its disk (correlation) or zero there (cosine) has no direction: its column
+    becomes NaN, as in `_chunk_rdms`."""
     if metric not in ("correlation", "cosine"):
         return x
     weight = mask.to(x.dtype)[:, :, None]
     if metric == "correlation":
-        x = (x - x.sum(dim=1, keepdim=True) / weight.sum(dim=1, keepdim=True)) * weight
-        # exactly constant images are exactly zero, whatever the rounding of their mean
-        high = torch.where(mask[:, :, None], x, -torch.inf).amax(dim=1, keepdim=True)
-        low = torch.where(mask[:, :, None], x, torch.inf).amin(dim=1, keepdim=True)
-        x = torch.where(high == low, 0.0, x)
-    norm = torch.sqrt((x * x).sum(dim=1, keepdim=True))
-    return x / norm  # 0 / 0: NaN for a zero-norm image
+        mean = x.sum(dim=1, keepdim=True) / weight.sum(dim=1, keepdim=True)
+        x = x.sub_(mean).mul_(weight)
+    norm = (x * x).sum(dim=1, keepdim=True).sqrt_()
+    if metric == "correlation":
+        # a constant image is centred only to rounding (its values all equal c - mean, not 0):
+        # the few whose norm is within rounding of zero are decided exactly by their range
+        suspect = norm <= 64 * x.shape[1] * torch.finfo(x.dtype).eps * mean.abs()
+        if bool(suspect.any()):
+            centre, image = suspect[:, 0].nonzero(as_tuple=True)
+            values, real = x[centre, :, image], mask[centre]
+            flat = (torch.where(real, values, -torch.inf).amax(dim=1)
+                    == torch.where(real, values, torch.inf).amin(dim=1))
+            norm[centre[flat], 0, image[flat]] = 0.0
+    return x.div_(norm)  # 0 / 0: NaN for a zero-norm image
 
 
 def _pair_sums(z: dict, sizes: torch.Tensor, reference: str, others, metric: str, n: int):
@@ -105,15 +113,16 @@ def _pair_sums(z: dict, sizes: torch.Tensor, reference: str, others, metric: str
     cosine the sums are of the similarities g = 1 - d, which have the same Pearson correlations."""
     total, square, cross = {}, {}, {}
     if metric in ("correlation", "cosine"):
-        own = {kind: (x * x).sum(dim=1) for kind, x in z.items()}  # |z_i|^2: 1, or NaN
+        # rows have unit norm by construction, so sum_i |za_i|^2 |zb_i|^2 = n (to rounding, n k eps);
+        # a NaN row (constant image) makes the sums and Gram matrices NaN by itself
         for kind, x in z.items():
             summed = x.sum(dim=2)
-            total[kind] = ((summed * summed).sum(dim=1) - own[kind].sum(dim=1)) / 2
+            total[kind] = ((summed * summed).sum(dim=1) - n) / 2
             gram = torch.bmm(x, x.transpose(1, 2))
-            square[kind] = ((gram * gram).sum(dim=(1, 2)) - (own[kind] * own[kind]).sum(dim=1)) / 2
+            square[kind] = ((gram * gram).sum(dim=(1, 2)) - n) / 2
         for other in others:
             gram = torch.bmm(z[reference], z[other].transpose(1, 2))
-            cross[other] = ((gram * gram).sum(dim=(1, 2)) - (own[reference] * own[other]).sum(dim=1)) / 2
+            cross[other] = ((gram * gram).sum(dim=(1, 2)) - n) / 2
         return total, square, cross
     # squared Euclidean: translation-invariant, so each vertex is centred over images first (sums
     # of smaller numbers, less cancellation); padded vertices stay zero
