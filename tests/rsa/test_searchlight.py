@@ -3,8 +3,8 @@ import pytest
 import scipy.sparse as sp
 
 from _studies import kinds_table
+from brainprobe._internal import correlate_rows
 from brainprobe.rsa import kind_similarity, rdm, searchlight_kind_similarity, searchlight_rdms
-from brainprobe.stats import correlate_rows
 
 
 def _line_neighbourhoods(n_vertices, radius):
