@@ -29,7 +29,8 @@ Two paths, both exact restatements of the per-disk RDM path of `_searchlight`:
 Centres are taken in their own order in blocks (the union of a block's vertices is gathered once,
 transposed, onto the device) and, inside a block, sorted by disk size into sub-batches padded to
 their largest disk, so padding wastes little. Every centre's value is computed from its own disk
-only: the result does not depend on blocks, sub-batches or the memory budget.
+only: blocks, sub-batches and the memory budget change its last bits at most (the padding's zeros
+enter some sums), never more than rounding.
 """
 
 from __future__ import annotations
