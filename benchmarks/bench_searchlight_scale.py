@@ -51,12 +51,12 @@ def _disks(hemispheres: str):
 
 
 def _hemispheres_that_fit(n: int) -> str:
-    """Both hemispheres when their float32 patterns (and as much again for work) fit in the memory
-    available now, else the left one."""
-    from brainprobe._memory import available_bytes
+    """Both hemispheres when their float32 patterns, the memory budget's batches and 2 GiB to spare
+    fit in the memory available now, else the left one."""
+    from brainprobe._memory import available_bytes, memory_budget_bytes
 
     both = 3 * n * 64984 * 4
-    return "LR" if 1.5 * both + 2 * 2**30 < available_bytes() else "L"
+    return "LR" if both + memory_budget_bytes(None) + 2 * 2**30 < available_bytes() else "L"
 
 
 def _patterns(n: int, n_vertices: int, dtype) -> tuple:
@@ -81,6 +81,7 @@ def run_variant(variant: str, n: int, cap_s: float) -> dict:
     from bench_scale import _per_item_cap
 
     import brainprobe.rsa._searchlight as searchlight
+    from brainprobe._memory import memory_budget_bytes
     from brainprobe.rsa import searchlight_kind_similarity
     from brainprobe.rsa._searchlight_batched import batched_kind_similarity
 
@@ -108,7 +109,6 @@ def run_variant(variant: str, n: int, cap_s: float) -> dict:
     else:
         if variant == "batched_spearman_cpu":
             rows = {kind: _rows(table, kind) for kind in ("RE", "AN", "AI")}
-            from brainprobe._memory import memory_budget_bytes
 
             def run(k):
                 members = searchlight._membership(spread(k), patterns.shape[1])
@@ -127,7 +127,8 @@ def run_variant(variant: str, n: int, cap_s: float) -> dict:
         row.update(seconds=seconds, cpu_seconds=cpu, measured_centers=measured * n_centers // 1000,
                    extrapolated=measured < 1000)
     row.update(peak_gib=_peak_gib(), baseline_gib=baseline, load_average_1min=os.getloadavg()[0],
-               threads=int(os.environ.get("OMP_NUM_THREADS", "0")) or None)
+               threads=int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
+               memory_budget_gib=memory_budget_bytes(None) / 2**30)
     return row
 
 

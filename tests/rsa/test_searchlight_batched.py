@@ -12,11 +12,7 @@ from brainprobe._internal import correlate_rows
 from brainprobe.rsa import _searchlight as searchlight_module
 from brainprobe.rsa import searchlight_kind_similarity, searchlight_rdms
 from brainprobe.rsa._searchlight import _membership
-from brainprobe.rsa._searchlight_batched import (
-    _packed_ranks,
-    _sorted_ranks,
-    batched_kind_similarity,
-)
+from brainprobe.rsa._searchlight_batched import _ranks, batched_kind_similarity
 
 N_IMAGES, N_VERTICES = 18, 150
 KINDS = ("RE", "AN", "AI")
@@ -117,8 +113,7 @@ def test_batched_spearman_averages_exact_ties_as_rankdata():
         np.testing.assert_allclose(found[other], expected[other], rtol=0, atol=1e-12, equal_nan=True)
 
 
-@pytest.mark.parametrize("ranker", ["packed", "torch_sort"])
-def test_both_rankers_equal_rankdata_with_ties_near_ties_and_signed_zeros(ranker):
+def test_batched_ranks_equal_rankdata_with_ties_near_ties_and_signed_zeros():
     rng = np.random.default_rng(18)
     x = rng.random((6, 5000))
     x[1, ::3] = x[1, 0]  # a third of a row tied
@@ -126,11 +121,9 @@ def test_both_rankers_equal_rankdata_with_ties_near_ties_and_signed_zeros(ranker
     x[3, 5], x[3, 7] = -0.0, 0.0  # equal values of different bits
     x[4] = -x[4]
     x[4, :50] = -1e300
-    x[5, :300] = x[5, 300] * (1 + 1e-13 * rng.random(300))  # differ below the packed keys' bits
-    ranks = (_packed_ranks(x) if ranker == "packed" else _sorted_ranks(torch.from_numpy(x)).numpy())
-    np.testing.assert_array_equal(ranks, rankdata(x, axis=-1))
-    single = np.array([[2.0]])
-    assert (_packed_ranks(single) == 1.0).all() and (_sorted_ranks(torch.from_numpy(single)) == 1.0).all()
+    x[5, :300] = x[5, 300] * (1 + 1e-13 * rng.random(300))  # near-ties, not ties
+    np.testing.assert_array_equal(_ranks(torch.from_numpy(x)).numpy(), rankdata(x, axis=-1))
+    assert (_ranks(torch.tensor([[2.0]], dtype=torch.float64)) == 1.0).all()
 
 
 def test_float32_patterns_are_taken_exactly_as_float64():
