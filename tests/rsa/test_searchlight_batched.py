@@ -70,6 +70,10 @@ def test_pearson_from_gram_matrices_equals_correlating_the_rdms(metric, monkeypa
         found = _map(maps, other)
         np.testing.assert_array_equal(np.isnan(found), np.isnan(expected[other]))
         np.testing.assert_allclose(found, expected[other], rtol=0, atol=1e-10, equal_nan=True)
+    # a budget of ~100 kB: blocks and sub-batches of one disk; the same numbers to rounding
+    small = searchlight_kind_similarity(patterns, table, disks, metric=metric, method="pearson", device="cpu",
+                                        memory_gb=1e-4)
+    np.testing.assert_allclose(small["similarity"], maps["similarity"], rtol=0, atol=1e-12, equal_nan=True)
     ai = _map(maps, "AI")
     if metric != "squared_euclidean":  # constant / zero images: NaN disks, as in the RDM path
         assert np.isnan(_map(maps, "AN" if metric == "cosine" else "AI")).any()
