@@ -69,6 +69,23 @@ def _sub_batches(sizes: np.ndarray, per_centre_bytes, budget: int):
         start = stop
 
 
+def _blocks(members: sp.csr_matrix, max_union: int):
+    """(first, last, union of their vertices) for runs of consecutive centres whose union has at
+    most ``max_union`` vertices (at least one centre each). Neighbouring centres share most of
+    their vertices (on a mesh a run of c centres holds about c + its border vertices), so the
+    union is gathered once per block instead of once per disk."""
+    n_centers = members.shape[0]
+    first, step = 0, max(1, max_union // 2)
+    while first < n_centers:
+        last = min(n_centers, first + step)
+        union = np.unique(members.indices[members.indptr[first]:members.indptr[last]])
+        while len(union) > max_union and last - first > 1:  # scattered disks: fewer centres
+            last = first + (last - first) // 2
+            union = np.unique(members.indices[members.indptr[first]:members.indptr[last]])
+        yield first, last, union
+        first = last
+
+
 def _gathered(block_t: torch.Tensor, local: list[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
     """(padded (B, kmax, n) patterns of each disk's vertices, (B, kmax) mask of real vertices).
 
@@ -241,12 +258,8 @@ def batched_kind_similarity(patterns: np.ndarray, rows: dict, members: sp.csr_ma
         def per_centre(k):  # a square Gram, then per kind RDM, sort values, order and ranks
             return 8 * (2 * n * n + len(kinds) * 6 * n_pairs + len(kinds) * 4 * k * n)
     sizes = np.diff(members.indptr)
-    # blocks of consecutive centres share most vertices: their union is gathered once
-    block = int(max(1, min(n_centers, budget // 4 // max(1, 8 * len(kinds) * n * int(sizes.mean() + 1)))))
-    for first in range(0, n_centers, block):
-        last = min(n_centers, first + block)
+    for first, last, union in _blocks(members, budget // 4 // (8 * len(kinds) * n)):
         chunk = members[first:last]
-        union = np.unique(chunk.indices)
         blocks_t = {}
         for kind in kinds:
             values = np.asarray(patterns[np.ix_(rows[kind], union)], dtype=np.float64).T
