@@ -268,9 +268,12 @@ def searchlight_kind_similarity(
         As in `kind_similarity`. At scale (1,000 images and more) use ``method="pearson"`` with
         metric correlation, cosine or squared_euclidean on a CPU: with ``n_perm=0`` its value per
         disk comes from (k x k) Gram matrices of the disk's k vertices, no RDM formed (the same
-        numbers as correlating the RDMs, to rounding; fs_LR 32k at 1,000 images in minutes).
-        Spearman (the default) has to rank every disk's RDMs: with ``n_perm=0`` on a GPU the
-        disks are batched and sorted there; on a CPU it takes hours at 1,000 images.
+        numbers as correlating the RDMs, to rounding): both fs_LR 32k hemispheres, 3 mm disks,
+        1,000 images per kind took 114 CPU s, against 4,362 s for correlating the RDMs and
+        16,936 s for Spearman (``benchmarks/bench_searchlight_scale.py``). Spearman (the default)
+        has to rank every disk's RDMs: with ``n_perm=0`` on a GPU the disks are batched and
+        sorted there; on a CPU it takes hours at 1,000 images. The Euclidean distance (a square
+        root) has no Gram identity: with Pearson it takes the per-disk RDM path on a CPU.
     n_perm : int
         Label permutations per centre (0: none). All centres share the same permutations, so
         ``p_fwe`` (maximum statistic over centres) controls the family-wise error.
