@@ -174,3 +174,22 @@ def test_cuda_path_equals_the_cpu_path(method):
     on_gpu = searchlight_kind_similarity(patterns, table, disks, method=method, device="cuda")
     on_cpu = searchlight_kind_similarity(patterns, table, disks, method=method, device="cpu")
     np.testing.assert_allclose(on_gpu["similarity"], on_cpu["similarity"], rtol=0, atol=1e-10, equal_nan=True)
+
+
+@pytest.mark.slow
+def test_gram_path_on_fs_lr_disks_equals_the_rdm_path():
+    """Real 3 mm disks of fs_LR 32k (4 to 41 vertices), 120 images per kind, float32 patterns as a
+    large study would hold them: every one of 3,000 centres as the per-disk RDM path gives it."""
+    from brainprobe.roi import fs_lr_32k, geodesic_neighbourhoods
+
+    disks = geodesic_neighbourhoods(fs_lr_32k("L"), 3.0, progress=False)[:3000]
+    rng = np.random.default_rng(19)
+    n = 120
+    patterns = rng.standard_normal((3 * n, disks.shape[1]), dtype=np.float32)
+    patterns[2 * n:] += patterns[:n]  # AI shares RE's structure
+    table = kinds_table(n)
+    fast = searchlight_kind_similarity(patterns, table, disks, method="pearson", device="cpu")
+    expected = _expected(patterns.astype(np.float64), disks, "correlation", "pearson", n=n)
+    for other in ("AN", "AI"):
+        np.testing.assert_allclose(_map(fast, other), expected[other], rtol=0, atol=1e-10)
+    assert np.median(_map(fast, "AI")) > 0.3 > np.abs(np.median(_map(fast, "AN")))
