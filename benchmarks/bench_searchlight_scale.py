@@ -11,7 +11,8 @@ peak right after imports and the patterns, so ``peak_gib - baseline_gib`` is the
 - ``batched_spearman_cpu``: the batched path that a GPU takes for Spearman (one batched product
   and one sort per RDM), here on the CPU: what batching alone buys without a GPU.
 - ``gram_pearson``: ``method="pearson"``, ``n_perm=0``: the Gram-identity path, no RDM formed,
-  every centre measured; checked against ``rdm_pearson`` on 24 centres (6 at 10,000 images) (``max_abs_diff_vs_rdm``).
+  every centre measured; checked against ``rdm_pearson`` on 24 centres (6 at 10,000 images;
+  ``peak_gib_before_check`` is the peak before that check's RDMs) (``max_abs_diff_vs_rdm``).
 
 The RDM variants take hours at 1,000 images: they run on a subset of centres spread over both
 hemispheres (until ``--cap-s``) and are extrapolated linearly in centres (``extrapolated``), as
@@ -98,7 +99,8 @@ def run_variant(variant: str, n: int, cap_s: float) -> dict:
         wall, cpu = time.perf_counter(), time.process_time()
         maps = searchlight_kind_similarity(patterns, table, disks, method="pearson", device="cpu", progress=False)
         row.update(seconds=time.perf_counter() - wall, cpu_seconds=time.process_time() - cpu,
-                   measured_centers=n_centers, extrapolated=False)
+                   measured_centers=n_centers, extrapolated=False,
+                   peak_gib_before_check=_peak_gib())  # the check's RDMs (400 MB each at 10,000) come after
         check = np.linspace(0, n_centers - 1, 24 if n <= 2000 else 6).astype(int)
         searchlight._batched_path = lambda *args: False  # the per-disk RDM path on a few centres
         reference = searchlight_kind_similarity(patterns, table, disks[check], method="pearson", progress=False)
