@@ -270,7 +270,7 @@ def searchlight_kind_similarity(
         disk comes from (k x k) Gram matrices of the disk's k vertices, no RDM formed (the same
         numbers as correlating the RDMs, to rounding): both fs_LR 32k hemispheres, 3 mm disks,
         1,000 images per kind took 61 CPU s, against 4,362 s for correlating the RDMs and
-        16,936 s for Spearman; 10,000 images (float32) 690 CPU s
+        16,936 s for Spearman; 10,000 images (float32) 800 CPU s
         (``benchmarks/bench_searchlight_scale.py``). Spearman (the default)
         has to rank every disk's RDMs: with ``n_perm=0`` on a GPU the disks are batched and
         sorted there; on a CPU it takes hours at 1,000 images. The Euclidean distance (a square
