@@ -184,7 +184,7 @@ def merge_into_scale(rows: list[dict], path: Path) -> None:
         if row.get("variant") != "gram_pearson" or "cpu_seconds" not in row:
             continue
         fields = {"pearson_gram_seconds": row["seconds"], "pearson_gram_cpu_seconds": row["cpu_seconds"],
-                  "pearson_gram_peak_gib": row["peak_gib"], "pearson_gram_hemispheres": row["hemispheres"],
+                  "pearson_gram_peak_gib": row.get("peak_gib_before_check", row["peak_gib"]), "pearson_gram_hemispheres": row["hemispheres"],
                   "pearson_gram_note": "method='pearson', n_perm=0: RDM-free Gram path, every centre measured "
                                        "(benchmarks/bench_searchlight_scale.py)"}
         target = [r for r in report["rows"] if r.get("step") == "searchlight" and r.get("n_images") == row["n_images"]]
