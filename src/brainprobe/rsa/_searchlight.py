@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._device import resolve_device
 from .._internal import (
     as_generator,
     correlate_rows,
@@ -20,6 +21,7 @@ from .._progress import tqdm
 from ..stats import rdm_permutation_test
 from ..stats._correlation import _check_method
 from ._kinds import _table_of, align_kinds
+from ._searchlight_batched import GRAM_METRICS, RDM_METHODS, batched_kind_similarity
 
 __all__ = ["searchlight_rdms", "searchlight_kind_similarity"]
 
@@ -44,7 +46,9 @@ def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str, image
     A disk's images are standardized over its vertices (centred and scaled to unit norm for the
     correlation distance, scaled for cosine), so one matrix product of a disk's few columns gives
     all its image pairs; nothing of size (n_pairs x vertices) is formed. An image whose pattern is
-    constant over a disk (zero norm) has no correlation or cosine distance there: NaN.
+    constant over a disk (zero norm) has no correlation or cosine distance there: NaN (decided
+    exactly, by its values' range, not by the rounding of its mean). ``patterns`` may be float32:
+    each disk's values are taken as float64.
     """
     images = np.arange(patterns.shape[0]) if images is None else np.asarray(images)
     n_images = len(images)
@@ -52,10 +56,13 @@ def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str, image
     upper = rows * n_images + cols  # the condensed order, as positions in a flattened square
     out = np.empty((members.shape[0], len(upper)))
     for centre in range(members.shape[0]):
-        x = patterns[images[:, None], members.indices[members.indptr[centre]:members.indptr[centre + 1]]]
+        x = np.asarray(patterns[images[:, None], members.indices[members.indptr[centre]:members.indptr[centre + 1]]],
+                       dtype=np.float64)
         if metric in ("correlation", "cosine"):
             if metric == "correlation":
+                constant = np.ptp(x, axis=1) == 0
                 x = x - x.mean(axis=1, keepdims=True)
+                x[constant] = 0.0
             norm = np.sqrt(np.einsum("ij,ij->i", x, x))
             with np.errstate(invalid="ignore", divide="ignore"):
                 x = x / norm[:, None]  # a zero norm makes the image's row NaN
@@ -91,13 +98,29 @@ def _oriented(values: np.ndarray, alternative: str) -> np.ndarray:
     return -values if alternative == "less" else values
 
 
+def _batched_path(metric: str, method: str, perms, device) -> bool:
+    """Whether similarity without permutations goes through `batched_kind_similarity`: always for
+    Pearson on the Gram identities (no RDM formed), and for the other RDM methods on a GPU (batched
+    sorts); Kendall's tau-a and permutation nulls keep the per-centre RDMs."""
+    method = _check_method(method)
+    if perms is not None or method not in RDM_METHODS or metric not in _SEARCHLIGHT_METRICS:
+        return False
+    return (method == "pearson" and metric in GRAM_METRICS) or resolve_device(device).type != "cpu"
+
+
 def _searchlight_block(patterns, rows, members, *, reference, others, metric, method, perms, alternative,
-                       chunk_size, memory_gb, progress):
+                       chunk_size, memory_gb, progress, device=None):
     """Similarity, p and the null maxima of one block of centres: arrays per other kind.
 
     Every centre's values are the same whatever the block and chunk it falls in.
     """
     n_centers = members.shape[0]
+    if _batched_path(metric, method, perms, device):
+        similarity = batched_kind_similarity(patterns, rows, members, reference=reference, others=others,
+                                             metric=metric, method=_check_method(method),
+                                             budget=memory_budget_bytes(memory_gb), device=device)
+        return similarity, {other: np.full(n_centers, np.nan) for other in others}, \
+            {other: np.full(0, -np.inf) for other in others}
     n_sources = len(rows[reference])
     similarity = {other: np.empty(n_centers) for other in others}
     p_values = {other: np.full(n_centers, np.nan) for other in others}
@@ -230,17 +253,28 @@ def searchlight_kind_similarity(
     progress: bool | None = None,
     memory_gb: float | None = None,
     n_jobs: int = 1,
+    device=None,
 ) -> pd.DataFrame:
     """RE-AN and RE-AI similarity in every searchlight disk: one cortical map per pair.
 
     Parameters
     ----------
     patterns : array (n_rows, n_vertices)
-        Rows aligned with ``stimuli``'s rows (one pattern per image).
+        Rows aligned with ``stimuli``'s rows (one pattern per image). float32 is kept as it is
+        (half the memory at 10,000 images) and each disk's values taken as float64.
     stimuli : StimulusSet or DataFrame with image_id, kind, source_id
     neighbourhoods : sparse matrix (n_centers, n_vertices)
     reference, others, metric, method
-        As in `kind_similarity`.
+        As in `kind_similarity`. At scale (1,000 images and more) use ``method="pearson"`` with
+        metric correlation, cosine or squared_euclidean on a CPU: with ``n_perm=0`` its value per
+        disk comes from (k x k) Gram matrices of the disk's k vertices, no RDM formed (the same
+        numbers as correlating the RDMs, to rounding): both fs_LR 32k hemispheres, 3 mm disks,
+        1,000 images per kind took 61 CPU s, against 4,362 s for correlating the RDMs and
+        16,936 s for Spearman; 10,000 images (float32) 800 CPU s
+        (``benchmarks/bench_searchlight_scale.py``). Spearman (the default)
+        has to rank every disk's RDMs: with ``n_perm=0`` on a GPU the disks are batched and
+        sorted there; on a CPU it takes hours at 1,000 images. The Euclidean distance (a square
+        root) has no Gram identity: with Pearson it takes the per-disk RDM path on a CPU.
     n_perm : int
         Label permutations per centre (0: none). All centres share the same permutations, so
         ``p_fwe`` (maximum statistic over centres) controls the family-wise error.
@@ -257,6 +291,9 @@ def searchlight_kind_similarity(
         Blocks of centres run in parallel through joblib (on a Dask cluster inside
         ``joblib.parallel_config(backend="dask")``). All blocks share the relabelings, so
         ``p_fwe`` stays family-wise over every centre and the table is the same for any n_jobs.
+    device : str or torch.device, optional
+        Where the batched path (``n_perm=0``; not Kendall's tau-a) runs: CUDA when present, else
+        the CPU (`brainprobe._device.resolve_device`). The permutation path runs on the CPU.
 
     Returns
     -------
@@ -265,7 +302,9 @@ def searchlight_kind_similarity(
         and with permutations ``p_perm``, ``p_fwe``.
     """
     table = _table_of(stimuli)
-    patterns = np.asarray(patterns, dtype=np.float64)
+    patterns = np.asarray(patterns)
+    if not np.issubdtype(patterns.dtype, np.floating):
+        patterns = patterns.astype(np.float64)
     if patterns.ndim != 2 or len(patterns) != len(table):
         raise ValueError(f"patterns: expected ({len(table)}, n_vertices), one row per table row, found {patterns.shape}")
     sources, rows = align_kinds(table, reference, others)
@@ -274,7 +313,7 @@ def searchlight_kind_similarity(
     sizes = np.diff(members.indptr)
     perms, exact = permutation_set(len(sources), n_perm, as_generator(seed)) if n_perm else (None, False)
     settings = dict(reference=reference, others=others, metric=metric, method=method, perms=perms,
-                    alternative=alternative, chunk_size=chunk_size,
+                    alternative=alternative, chunk_size=chunk_size, device=device,
                     memory_gb=memory_budget_bytes(memory_gb) / 2**30)  # resolved here: workers don't share ours
     n_blocks = int(min(max(1, n_jobs), n_centers))
     if n_blocks == 1:
