@@ -317,20 +317,24 @@ def child(step: str, n: int) -> None:
     print("ROW " + json.dumps(row, default=float))
 
 
-def run_row(step: str, n: int, timeout: float) -> dict:
-    here = Path(__file__).resolve()
+def run_child(script: Path, key: str, name: str, n: int, cap_s: float, timeout: float | None = None) -> dict:
+    """Run ``script --child name n`` in a fresh process (its own peak memory) and read its ROW line."""
     start = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, str(here), "--child", step, str(n), "--cap-s", str(STEP_CAP_S)],
+        done = subprocess.run([sys.executable, str(script), "--child", name, str(n), "--cap-s", str(cap_s)],
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"step": step, "n_images": n, "failed": f"timed out after {timeout:.0f} s"}
+        return {key: name, "n_images": n, "failed": f"timed out after {timeout:.0f} s"}
     rows = [line[4:] for line in done.stdout.splitlines() if line.startswith("ROW ")]
     if done.returncode != 0 or not rows:
-        return {"step": step, "n_images": n, "failed": done.stderr[-1500:]}
+        return {key: name, "n_images": n, "failed": done.stderr[-1500:]}
     row = json.loads(rows[-1])
     row["wall_s"] = time.perf_counter() - start
     return row
+
+
+def run_row(step: str, n: int, timeout: float) -> dict:
+    return run_child(Path(__file__).resolve(), "step", step, n, STEP_CAP_S, timeout)
 
 
 def growth_exponents(rows: list[dict]) -> dict:

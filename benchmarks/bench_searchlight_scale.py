@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -149,15 +147,9 @@ def child(variant: str, n: int, cap_s: float) -> None:
 
 
 def run_row(variant: str, n: int, cap_s: float) -> dict:
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", variant, str(n),
-                           "--cap-s", str(cap_s)], capture_output=True, text=True)
-    rows = [line[4:] for line in done.stdout.splitlines() if line.startswith("ROW ")]
-    if done.returncode != 0 or not rows:
-        return {"variant": variant, "n_images": n, "failed": done.stderr[-1500:]}
-    row = json.loads(rows[-1])
-    row["wall_s"] = time.perf_counter() - start
-    return row
+    from bench_scale import run_child
+
+    return run_child(Path(__file__).resolve(), "variant", variant, n, cap_s)
 
 
 def ratios(rows: list[dict]) -> dict:
