@@ -63,7 +63,8 @@ def test_gifti_maps_round_trip_through_files_and_nilearn(tmp_path):
     for hemi, n in (("L", 6), ("R", 9)):
         path = tmp_path / f"hemi-{hemi}.func.gii"
         images[hemi].to_filename(path)
-        data = load_surf_data(str(path))  # nilearn reads it: (n_mesh_vertices, n_maps)
+        # nilearn reads it: (n_mesh_vertices, n_maps); nilearn 0.11 gives an object array of floats
+        data = np.asarray(load_surf_data(str(path)), dtype=np.float64)
         assert data.shape == (n, 2)
         mine = vertices[vertices["hemi"] == hemi]
         np.testing.assert_array_equal(data[mine["vertex"].to_numpy()], values[:, mine.index].T)

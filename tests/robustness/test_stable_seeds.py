@@ -102,7 +102,7 @@ def test_reordered_subjects_give_a_cached_rerun_equal_to_a_fresh_run(first_run, 
     rerun_out = tmp_path / "rerun"
     shutil.copytree(folder / "out", rerun_out)
     rerun = Study(_config(folder, rerun_out, [b, a]), overwrite=True, progress=False).run()
-    assert set(rerun.log["status"]) == {"cached"}  # nothing about a subject changed but its place in the list
+    assert set(rerun.log["status"]) == {"cached"}, rerun.log.to_string()  # nothing about a subject changed but its place in the list
     fresh = tmp_path / "fresh"
     _fresh(folder, fresh, [b, a], folder / "out")
     assert _results(rerun_out) == _results(fresh)

@@ -291,7 +291,7 @@ def _rdms_from_npz(path: Path) -> dict:
 
 
 def _rdms_from_csv(path: Path) -> dict:
-    table = pd.read_csv(path, dtype={"roi": str, "image_a": str, "image_b": str}, keep_default_na=False)
+    table = pd.read_csv(path, dtype={"roi": str, "image_a": str, "image_b": str}, keep_default_na=False, float_precision="round_trip")
     missing = [c for c in ("roi", "image_a", "image_b", "dissimilarity") if c not in table]
     if missing:
         raise ValueError(f"no columns {missing} (one row per ROI and image pair); columns are {list(table.columns)}")

@@ -27,11 +27,16 @@ def write_table(path, frame: pd.DataFrame) -> Path:
 
 
 def read_table(path) -> pd.DataFrame:
-    """Read a table written by `write_table` with its name columns as strings."""
+    """Read a table written by `write_table` with its name columns as strings.
+
+    Floats are parsed exactly as written (``round_trip``): pandas' default parser may change the
+    last digit (pandas 2.2), and a cached table must equal the one that was computed.
+    """
     path = Path(path)
     header = pd.read_csv(path, nrows=0).columns
     return pd.read_csv(path, keep_default_na=False, dtype={c: str for c in STRING_COLUMNS if c in header},
-                       na_values={c: [] if c in STRING_COLUMNS else ["NaN"] for c in header})
+                       na_values={c: [] if c in STRING_COLUMNS else ["NaN"] for c in header},
+                       float_precision="round_trip")
 
 
 def environment() -> dict:

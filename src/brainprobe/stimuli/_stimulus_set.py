@@ -279,7 +279,7 @@ def load_stimuli(folder) -> StimulusSet:
         text = {"image_id"} | {c for c, d in zip(columns, dtypes, strict=False) if d in ("object", "str", "string")}
         header = pd.read_csv(table_path, nrows=0).columns
         table = pd.read_csv(table_path, keep_default_na=False, dtype={c: str for c in header if c in text},
-                            na_values={c: [] if c in text else ["NaN"] for c in header})
+                            na_values={c: [] if c in text else ["NaN"] for c in header}, float_precision="round_trip")
     except (ValueError, UnicodeDecodeError) as error:
         raise InputFileError(f"{table_path}: cannot be read as a table ({type(error).__name__}: {error})") from error
     if "image_id" not in table:
