@@ -15,6 +15,7 @@ from .stats._correlation import (
     masked_correlation,
     normalize_rows,
     rank_rows,
+    rank_rows_torch,
 )
 from .stats._image_bootstrap import kept_pair_counts
 from .stats._inference import (
@@ -76,6 +77,7 @@ __all__ = [
     "permutation_indices",
     "permutation_set",
     "rank_rows",
+    "rank_rows_torch",
     "sign_flips",
     "subsample_deviations",
 ]

@@ -9,10 +9,11 @@ from scipy.stats import rankdata
 
 from _studies import kinds_table
 from brainprobe._internal import correlate_rows
+from brainprobe._internal import rank_rows_torch as _ranks
 from brainprobe.rsa import _searchlight as searchlight_module
 from brainprobe.rsa import searchlight_kind_similarity, searchlight_rdms
 from brainprobe.rsa._searchlight import _membership
-from brainprobe.rsa._searchlight_batched import _ranks, batched_kind_similarity
+from brainprobe.rsa._searchlight_batched import batched_kind_similarity
 
 N_IMAGES, N_VERTICES = 18, 150
 KINDS = ("RE", "AN", "AI")

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from scipy import stats as ss
 
 from brainprobe._internal import (
@@ -90,3 +91,21 @@ def test_fast_ranks_equal_scipy_with_and_without_ties():
     mixed = np.concatenate([continuous, tied])
     for values in (continuous, tied, mixed, mixed.reshape(5, 20, 40)):
         np.testing.assert_array_equal(rank_rows(values), rankdata(values, axis=-1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torch_row_ranks_equal_scipy_rankdata_with_ties(dtype):
+    """One torch ranking serves the metamer fidelity and the batched searchlight: scipy's average
+    ranks, ties included (rows with many, with none, and all equal)."""
+    from scipy.stats import rankdata
+
+    from brainprobe._internal import rank_rows_torch
+
+    rng = np.random.default_rng(3)
+    rows = np.stack([rng.integers(0, 4, 200), rng.standard_normal(200), np.zeros(200),
+                     np.maximum(rng.standard_normal(200), 0)]).astype(np.float64)
+    ranks = rank_rows_torch(torch.as_tensor(rows, dtype=dtype))
+    assert ranks.dtype == dtype
+    as_numpy = np.float32 if dtype == torch.float32 else np.float64
+    np.testing.assert_array_equal(ranks.double().numpy(), rankdata(rows.astype(as_numpy), axis=1))
+    assert rank_rows_torch(torch.as_tensor(rows, dtype=torch.float32), dtype=torch.float64).dtype == torch.float64

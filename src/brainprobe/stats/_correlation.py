@@ -12,6 +12,7 @@ import torch
 from scipy.stats import rankdata
 
 __all__ = [
+    "rank_rows_torch",
     "CORRELATION_METHODS",
     "rank_rows",
     "normalize_rows",
@@ -54,6 +55,30 @@ def rank_rows(x: np.ndarray) -> np.ndarray:
     if has_nan.any():
         ranks[has_nan] = rankdata(flat[has_nan], axis=-1)
     return ranks.reshape(x.shape)
+
+
+def rank_rows_torch(values: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """`rank_rows` in torch, on the tensor's device: average ranks (1-based) along each row of a
+    2-D tensor, ties sharing the mean of their positions (scipy's ``rankdata``), in ``dtype``
+    (default: the values' own floating dtype).
+
+    One sort per row; runs of ties are resolved only in rows that have any (ReLU outputs and
+    RDMs of few vertices have many).
+    """
+    dtype = dtype or values.dtype
+    ordered, order = torch.sort(values, dim=1)
+    count = values.shape[1]
+    position = torch.arange(1, count + 1, dtype=dtype, device=values.device).expand(values.shape)
+    equal = ordered[:, 1:] == ordered[:, :-1]
+    if bool(equal.any()):
+        first = torch.ones_like(ordered, dtype=torch.bool)
+        first[:, 1:] = ~equal
+        last = torch.ones_like(first)
+        last[:, :-1] = first[:, 1:]
+        start = torch.cummax(torch.where(first, position, 0.0), dim=1).values
+        end = torch.cummin(torch.where(last, position, count + 1.0).flip(1), dim=1).values.flip(1)
+        position = (start + end) / 2
+    return torch.empty(values.shape, dtype=dtype, device=values.device).scatter_(1, order, position.contiguous())
 
 
 def _average_tied_ranks(sorted_values: np.ndarray, order: np.ndarray) -> np.ndarray:

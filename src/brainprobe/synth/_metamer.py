@@ -13,7 +13,7 @@ from torch import nn
 
 from .._device import resolve_device
 from .._images import as_image_tensor
-from .._internal import correlate_rows
+from .._internal import correlate_rows, rank_rows_torch
 from ..models import LayeredModel
 from ._core import optimize_pixels
 from ._preimage import PreImageSynthesis
@@ -28,20 +28,7 @@ def _centred_ranks(values: torch.Tensor) -> torch.Tensor:
     In torch, on the tensors' device: ReLU layers hold many tied zeros, so ties must be averaged
     for the value to be Spearman's rho.
     """
-    rows, n = values.shape
-    ordered, order = values.sort(dim=1)
-    starts = torch.ones_like(ordered, dtype=torch.bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    group = torch.cumsum(starts.flatten(), 0) - 1  # runs of equal values, numbered across rows
-    position = torch.arange(n, dtype=torch.float64, device=values.device).repeat(rows)
-    n_groups = int(group[-1]) + 1
-    first = torch.full((n_groups,), float("inf"), dtype=torch.float64, device=values.device)
-    last = torch.full((n_groups,), -1.0, dtype=torch.float64, device=values.device)
-    first.scatter_reduce_(0, group, position, reduce="amin")
-    last.scatter_reduce_(0, group, position, reduce="amax")
-    average = ((first + last) / 2)[group].view(rows, n)
-    ranks = torch.empty_like(average)
-    ranks.scatter_(1, order, average)
+    ranks = rank_rows_torch(values, dtype=torch.float64)
     ranks -= ranks.mean(dim=1, keepdim=True)
     return ranks / ranks.norm(dim=1, keepdim=True)
 
