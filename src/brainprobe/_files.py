@@ -14,8 +14,16 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import pandas as pd
+
+# ``pd.read_csv`` keyword arguments that read floats back exactly as written: pandas 2's default
+# parser may change the last digit (2.2.0 reads 0.46625010231040764 as 0.4662501023104076), so a
+# table read from the cache would differ from the one computed; pandas 3 parses exactly and
+# deprecates the argument
+EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
 __all__ = ["MANIFEST", "replace_atomically", "written_files", "record_written", "remove_written",
-           "foreign_files", "check_outside", "file_sha256", "read_hash_memo", "write_hash_memo"]
+           "foreign_files", "check_outside", "file_sha256", "read_hash_memo", "write_hash_memo", "EXACT_FLOATS"]
 
 # the list of files brainprobe wrote into an output folder (paths relative to it)
 MANIFEST = ".brainprobe-manifest.json"

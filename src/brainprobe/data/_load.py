@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import BrainprobeInputError, InputFileError, MissingFileError
+from .._files import EXACT_FLOATS
 from ..roi import load_mesh
 from ._responses import Responses, _check_vertex_numbers
 
@@ -67,7 +68,7 @@ def _read_one_trial_table(path: Path) -> pd.DataFrame:
         # "n/a" marks a missing name
         names = [c for c in header if c in _NAME_COLUMNS]
         table = pd.read_csv(path, sep=separator, keep_default_na=False, dtype={c: str for c in names},
-                            na_values={c: ["n/a"] if c in names else ["n/a", "NaN"] for c in header}, float_precision="round_trip")
+                            na_values={c: ["n/a"] if c in names else ["n/a", "NaN"] for c in header}, **EXACT_FLOATS)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
         raise InputFileError(f"{path}: not a readable {'BIDS events TSV' if separator == chr(9) else 'CSV'} table "
                          f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from error
@@ -674,7 +675,7 @@ def _place_vertices(vertices: pd.DataFrame, table, meshes: Mapping, n_vertices: 
             path = Path(table)
             if not path.is_file():
                 raise MissingFileError(f"vertex table not found: {path}")
-            table = pd.read_csv(path, keep_default_na=False, dtype={"hemi": str}, float_precision="round_trip")
+            table = pd.read_csv(path, keep_default_na=False, dtype={"hemi": str}, **EXACT_FLOATS)
             where = f"vertices {path}"
         else:
             where = "vertices"

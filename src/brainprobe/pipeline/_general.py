@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
+from .._files import EXACT_FLOATS
 from ..data import Responses, values_to_gifti, values_to_nifti
 from ..roi import neighbourhoods_for_columns
 from ..rsa import (
@@ -291,7 +292,7 @@ def _rdms_from_npz(path: Path) -> dict:
 
 
 def _rdms_from_csv(path: Path) -> dict:
-    table = pd.read_csv(path, dtype={"roi": str, "image_a": str, "image_b": str}, keep_default_na=False, float_precision="round_trip")
+    table = pd.read_csv(path, dtype={"roi": str, "image_a": str, "image_b": str}, keep_default_na=False, **EXACT_FLOATS)
     missing = [c for c in ("roi", "image_a", "image_b", "dissimilarity") if c not in table]
     if missing:
         raise ValueError(f"no columns {missing} (one row per ROI and image pair); columns are {list(table.columns)}")

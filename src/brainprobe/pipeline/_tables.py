@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._files import EXACT_FLOATS
 from ._cache import atomic_write
 
 __all__ = ["STRING_COLUMNS", "environment", "read_table", "write_table"]
@@ -29,14 +30,13 @@ def write_table(path, frame: pd.DataFrame) -> Path:
 def read_table(path) -> pd.DataFrame:
     """Read a table written by `write_table` with its name columns as strings.
 
-    Floats are parsed exactly as written (``round_trip``): pandas' default parser may change the
-    last digit (pandas 2.2), and a cached table must equal the one that was computed.
+    Floats are parsed exactly as written (`brainprobe._files.EXACT_FLOATS`): a cached table must
+    equal the one that was computed.
     """
     path = Path(path)
     header = pd.read_csv(path, nrows=0).columns
     return pd.read_csv(path, keep_default_na=False, dtype={c: str for c in STRING_COLUMNS if c in header},
-                       na_values={c: [] if c in STRING_COLUMNS else ["NaN"] for c in header},
-                       float_precision="round_trip")
+                       na_values={c: [] if c in STRING_COLUMNS else ["NaN"] for c in header}, **EXACT_FLOATS)
 
 
 def environment() -> dict:

@@ -11,6 +11,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .._errors import BrainprobeInputError, InputFileError, MissingFileError
+from .._files import EXACT_FLOATS
 from .._images import resize_and_crop
 from ._stimulus_set import _ARRAYS_FILE, StimulusSet, load_stimuli, save_stimuli
 
@@ -227,7 +228,7 @@ def load_manifest(csv_path, *, size: int | None = None, path_column: str = "file
     header = pd.read_csv(csv_path, nrows=0).columns
     names = [c for c in header if c in _NAME_COLUMNS]  # text, always: an image called "NaN" or "007" keeps its name
     table = pd.read_csv(csv_path, keep_default_na=False, dtype={c: str for c in names},
-                        na_values={c: [] if c in names else ["NaN"] for c in header}, float_precision="round_trip")
+                        na_values={c: [] if c in names else ["NaN"] for c in header}, **EXACT_FLOATS)
     if path_column not in table and "path" in table:
         path_column = "path"
     if path_column not in table:

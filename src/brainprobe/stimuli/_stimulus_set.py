@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from .._errors import InputFileError, MissingFileError
-from .._files import MANIFEST, foreign_files, record_written, remove_written
+from .._files import EXACT_FLOATS, MANIFEST, foreign_files, record_written, remove_written
 from .._images import as_image_tensor
 
 __all__ = ["StimulusSet", "TABLE_COLUMNS", "load_stimuli", "save_stimuli"]
@@ -279,7 +279,7 @@ def load_stimuli(folder) -> StimulusSet:
         text = {"image_id"} | {c for c, d in zip(columns, dtypes, strict=False) if d in ("object", "str", "string")}
         header = pd.read_csv(table_path, nrows=0).columns
         table = pd.read_csv(table_path, keep_default_na=False, dtype={c: str for c in header if c in text},
-                            na_values={c: [] if c in text else ["NaN"] for c in header}, float_precision="round_trip")
+                            na_values={c: [] if c in text else ["NaN"] for c in header}, **EXACT_FLOATS)
     except (ValueError, UnicodeDecodeError) as error:
         raise InputFileError(f"{table_path}: cannot be read as a table ({type(error).__name__}: {error})") from error
     if "image_id" not in table:
