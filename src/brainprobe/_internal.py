@@ -14,6 +14,7 @@ from .stats._correlation import (
     correlate_rows,
     masked_correlation,
     normalize_rows,
+    pearson_from_sums,
     rank_rows,
     rank_rows_torch,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "masked_correlation",
     "memory_budget_bytes",
     "normalize_rows",
+    "pearson_from_sums",
     "p_from_null",
     "pair_permutation_indices",
     "paired_swap_relabelings",

@@ -109,3 +109,15 @@ def test_torch_row_ranks_equal_scipy_rankdata_with_ties(dtype):
     as_numpy = np.float32 if dtype == torch.float32 else np.float64
     np.testing.assert_array_equal(ranks.double().numpy(), rankdata(rows.astype(as_numpy), axis=1))
     assert rank_rows_torch(torch.as_tensor(rows, dtype=torch.float32), dtype=torch.float64).dtype == torch.float64
+
+
+def test_pearson_from_sums_equals_numpy_and_is_nan_for_a_constant_variable():
+    from brainprobe._internal import pearson_from_sums
+
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((2, 3, 500))
+    b[2] = 7.0  # constant: no correlation
+    sums = [torch.as_tensor(v) for v in (a.sum(1), b.sum(1), (a * a).sum(1), (b * b).sum(1), (a * b).sum(1))]
+    r = pearson_from_sums(*sums, 500).numpy()
+    np.testing.assert_allclose(r[:2], [np.corrcoef(a[i], b[i])[0, 1] for i in range(2)], atol=1e-12)
+    assert np.isnan(r[2])

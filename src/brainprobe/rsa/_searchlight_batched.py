@@ -40,15 +40,12 @@ import scipy.sparse as sp
 import torch
 
 from .._device import resolve_device
-from .._internal import rank_rows_torch
+from .._internal import pearson_from_sums, rank_rows_torch
 
 __all__: list[str] = []
 
 GRAM_METRICS = ("correlation", "cosine", "squared_euclidean")
 RDM_METHODS = ("spearman", "pearson", "cosine")
-# the RDMs' variance below this share of their mean square is rounding: the correlation is NaN, as
-# the RDM path's is for a constant RDM
-_FLAT_RDM = 64 * np.finfo(np.float64).eps
 
 
 def _sub_batches(sizes: np.ndarray, per_centre_bytes, budget: int):
@@ -164,19 +161,6 @@ def _pair_sums(z: dict, sizes: torch.Tensor, reference: str, others, metric: str
     return total, square, cross
 
 
-def _pearson_from_sums(total, square, cross, reference, others, n_pairs):
-    """Pearson correlation of the reference's RDM with each other's, per centre, from pair sums."""
-    def variance(kind):
-        spread = square[kind] - total[kind] * total[kind] / n_pairs
-        return torch.where(spread > _FLAT_RDM * square[kind].abs(), spread, torch.nan)
-
-    out = {}
-    for other in others:
-        covariance = cross[other] - total[reference] * total[other] / n_pairs
-        out[other] = covariance / torch.sqrt(variance(reference) * variance(other))
-    return out
-
-
 def _batch_rdms(x: torch.Tensor, sizes: torch.Tensor, metric: str, upper: torch.Tensor) -> torch.Tensor:
     """Condensed RDMs (B, n_pairs) of standardized patterns (B, kmax, n), as `_chunk_rdms` forms them."""
     gram = torch.bmm(x.transpose(1, 2), x).flatten(1)[:, upper]
@@ -257,7 +241,8 @@ def batched_kind_similarity(patterns: np.ndarray, rows: dict, members: sp.csr_ma
                 z[kind] = _standardized(x, mask, metric)
             if gram_path:
                 total, square, cross = _pair_sums(z, disk_sizes, reference, others, metric, n)
-                values = _pearson_from_sums(total, square, cross, reference, others, n_pairs)
+                values = {other: pearson_from_sums(total[reference], total[other], square[reference],
+                                                   square[other], cross[other], n_pairs) for other in others}
             else:
                 ref = _normalized(_batch_rdms(z[reference], disk_sizes, metric, upper), method)
                 values = {other: (ref * _normalized(_batch_rdms(z[other], disk_sizes, metric, upper), method)).sum(1)

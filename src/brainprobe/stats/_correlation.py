@@ -12,6 +12,8 @@ import torch
 from scipy.stats import rankdata
 
 __all__ = [
+    "FLAT_VARIANCE",
+    "pearson_from_sums",
     "rank_rows_torch",
     "CORRELATION_METHODS",
     "rank_rows",
@@ -55,6 +57,22 @@ def rank_rows(x: np.ndarray) -> np.ndarray:
     if has_nan.any():
         ranks[has_nan] = rankdata(flat[has_nan], axis=-1)
     return ranks.reshape(x.shape)
+
+
+# a variance below this share of the sum of squares is rounding: the values are constant
+FLAT_VARIANCE = 64 * np.finfo(np.float64).eps
+
+
+def pearson_from_sums(sum_a: torch.Tensor, sum_b: torch.Tensor, square_a: torch.Tensor, square_b: torch.Tensor,
+                      cross: torch.Tensor, n: int) -> torch.Tensor:
+    """Pearson correlation of two variables from their sums over ``n`` observations: sum a, sum b,
+    sum a^2, sum b^2 and sum ab (tensors of one shape, e.g. one per searchlight centre). NaN where
+    either variance is rounding error (a constant variable)."""
+    def variance(total, square):
+        spread = square - total * total / n
+        return torch.where(spread > FLAT_VARIANCE * square.abs(), spread, torch.nan)
+
+    return (cross - sum_a * sum_b / n) / torch.sqrt(variance(sum_a, square_a) * variance(sum_b, square_b))
 
 
 def rank_rows_torch(values: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
