@@ -63,3 +63,24 @@ def test_heldout_accuracy_has_a_p_and_shares_folds_with_best_layer():
     best_layer(models, activations, responses, on="RE")  # the same folds: no refit
     assert models.heldout.keys() == fitted.keys()
     assert all(models.heldout[k] is fitted[k] for k in fitted)
+
+
+def _sklearn_reference(ours, X, Y):
+    centred = X - X.mean(axis=0)
+    scale = np.trace(centred @ centred.T) / len(X)  # the encoder's penalties are relative to it
+    return scale, RidgeCV(alphas=np.asarray(ours.alphas) * scale, alpha_per_target=True).fit(X, Y)
+
+
+def test_more_images_than_units_equals_scikit_learn():
+    # the covariance route (n_samples > n_features), including units that repeat another
+    # (a rank-deficient layer): same penalties, weights and intercepts as scikit-learn
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(400, 40))
+    X = np.column_stack([X, X[:, :5]])
+    Y = X[:, :10] @ rng.normal(size=(10, 7)) * np.logspace(-2, 1, 7) + rng.normal(size=(400, 7)) - 2
+    ours = RidgeCVEncoder().fit(X, Y)
+    scale, reference = _sklearn_reference(ours, X, Y)
+    np.testing.assert_allclose(ours.alpha_ * scale, reference.alpha_)
+    np.testing.assert_allclose(ours.coef_, reference.coef_, atol=1e-10)
+    np.testing.assert_allclose(ours.intercept_, reference.intercept_, atol=1e-10)
+    np.testing.assert_allclose(ours.predict(X), reference.predict(X), atol=1e-9)
