@@ -62,20 +62,29 @@ def _cmd_info(args) -> int:
 
 def _cmd_extract(args) -> int:
     from .models import extract
+    from .models._store import check_output_folder
 
     out = Path(args.out)
-    if out.suffix.lower() != ".npz":
-        raise ValueError(f"--out {out}: expected a file name ending in .npz (e.g. {out.with_suffix('.npz').name})")
-    if out.is_dir():
-        raise ValueError(f"--out {out}: is a folder; expected a .npz file name")
-    if out.exists() and not args.overwrite:
-        print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
-        return 2
+    stream = out.suffix.lower() != ".npz"  # a folder: one .npy per layer, written batch by batch
+    if stream:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out}: is a file; expected a .npz file name or a folder (one .npy per layer)")
+        if _occupied(out, args.overwrite, args.images):
+            return 2
+        check_output_folder(out, args.overwrite)  # a folder brainprobe did not write is refused even with --overwrite
+    else:
+        if out.is_dir():
+            raise ValueError(f"--out {out}: is a folder; expected a .npz file name")
+        if out.exists() and not args.overwrite:
+            print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
+            return 2
     stimuli = _load_images(args.images, args.size)
     model = _load_cli_model(args.model, args.weights, args.device)
     layers = args.layers.split(",") if args.layers else None
-    activations = extract(model, stimuli, layers, batch_size=args.batch_size, progress=True)
-    activations.save(out, overwrite=True)  # checked above: it exists only with --overwrite
+    activations = extract(model, stimuli, layers, batch_size=args.batch_size, progress=True,
+                          out=out if stream else None, overwrite=args.overwrite)
+    if not stream:
+        activations.save(out, overwrite=True)  # checked above: it exists only with --overwrite
     print(activations.summary().to_string(index=False))
     print(f"wrote {out} ({len(stimuli)} images, {len(activations)} layers, model {model.name}, weights {model.weights_source})")
     return 0
@@ -270,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     extract = _add_command(commands, "extract", "extract layer activations for a folder of images")
     extract.add_argument("--images", required=True, help="image folder, CSV manifest, or a saved StimulusSet folder")
-    extract.add_argument("--out", required=True, help="output .npz: one (n_images, n_units) array per layer + image_ids")
+    extract.add_argument("--out", required=True, help="output .npz (one (n_images, n_units) array per layer + image_ids, in memory first), or a folder: "
+                         "each batch streamed to one .npy per layer + activations.json (for sets too large for memory; "
+                         "reopen with Activations.load)")
     extract.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     extract.add_argument("--weights", default="imagenet", help="'imagenet' (local files only), 'random', or a state-dict path")
     extract.add_argument("--layers", help="comma-separated layer names (default: all named layers)")

@@ -49,6 +49,31 @@ def test_extract_writes_layers_and_refuses_overwrite(tmp_path, capsys):
     assert main(args + ["--overwrite"]) == 0
 
 
+def test_extract_out_folder_streams_the_npz_arrays_and_is_replaced_only_with_overwrite(tmp_path, capsys):
+    from brainprobe.models import Activations
+
+    folder = _image_folder(tmp_path)
+    args = ["extract", "--images", str(folder), "--model", "alexnet", "--weights", "random", "--layers", "conv1,fc8",
+            "--size", "64", "--batch-size", "2", "--device", "cpu"]  # 3 images: a full batch and a short one
+    assert main(args + ["--out", str(tmp_path / "acts.npz")]) == 0
+    out = tmp_path / "acts"
+    assert main(args + ["--out", str(out)]) == 0
+    assert f"wrote {out} (3 images, 2 layers" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["00_conv1.npy", "01_fc8.npy", "activations.json"]
+    streamed, saved = Activations.load(out), Activations.load(tmp_path / "acts.npz")
+    assert streamed.layers == saved.layers == ["conv1", "fc8"] and streamed.image_ids == saved.image_ids == ["a", "b", "c"]
+    assert streamed.shapes == saved.shapes
+    for layer in saved:
+        assert isinstance(streamed[layer], np.memmap) and streamed[layer].tobytes() == saved[layer].tobytes()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(args + ["--out", str(out), "--layers", "fc8"]) == 2
+    assert f"error: {out} exists and is not empty; pass --overwrite to replace it" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main(args + ["--out", str(out), "--layers", "fc8", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["00_fc8.npy", "activations.json"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no hidden folder left
+
+
 def test_extract_reports_a_missing_folder(tmp_path, capsys):
     assert main(["extract", "--images", str(tmp_path / "nope"), "--out", str(tmp_path / "x.npz")]) == 2
     assert "nope" in capsys.readouterr().err

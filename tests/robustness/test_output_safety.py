@@ -79,12 +79,20 @@ def test_a_files_manifest_never_lists_paths_outside_its_folder(tmp_path):
     assert (tmp_path / "victim.txt").read_text() == "keep"
 
 
-def test_extract_refuses_a_path_without_npz_and_leaves_nothing(user_images, tmp_path, capsys, snapshot, assert_untouched):
+def test_extract_refuses_a_file_without_npz_and_a_foreign_folder_and_leaves_them(user_images, tmp_path, capsys,
+                                                                                    snapshot, assert_untouched):
+    args = ["--model", "alexnet", "--weights", "random", "--layers", "fc8", "--size", "64", "--device", "cpu"]
+    mine = tmp_path / "acts"
+    mine.write_text("my notes")  # a file where the activations folder would go
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "table.csv").write_text("a,b\n1,2\n")
     before = snapshot(tmp_path)
-    out = tmp_path / "acts"
-    assert main(["extract", "--images", str(user_images), "--out", str(out), "--model", "alexnet", "--weights", "random",
-                 "--layers", "fc8", "--size", "64", "--device", "cpu"]) == 2
-    assert f"--out {out}: expected a file name ending in .npz (e.g. acts.npz)" in capsys.readouterr().err
+    assert main(["extract", "--images", str(user_images), "--out", str(mine), *args, "--overwrite"]) == 2
+    assert f"--out {mine}: is a file; expected a .npz file name or a folder" in capsys.readouterr().err
+    # a folder of the user's: refused even with --overwrite (brainprobe replaces only what it wrote)
+    assert main(["extract", "--images", str(user_images), "--out", str(folder), *args, "--overwrite"]) == 2
+    assert f"out {folder}: holds files brainprobe did not write (table.csv)" in capsys.readouterr().err
     assert snapshot(tmp_path) == before  # no 0-byte file, no hidden temporary
 
 

@@ -13,7 +13,7 @@ from .. import __version__
 from .._device import model_on
 from .._errors import BrainprobeInputError, InputFileError, MissingFileError
 from .._images import as_image_tensor, resize_and_crop
-from .._memory import check_allocation
+from .._memory import check_allocation, memory_budget_bytes
 from .._npz import read_npz, write_npz
 from .._progress import tqdm
 from ._layered import LayeredModel
@@ -96,23 +96,41 @@ class Activations(dict):
         return len(next(iter(self.values()))) if self else 0
 
     def summary(self):
-        """A table, one row per layer: units, mean, fraction of exact zeros, dead units."""
+        """A table, one row per layer: units, mean, std, fraction of exact zeros, constant units.
+
+        Read in blocks of rows sized by the memory budget (`brainprobe._memory`), so memory-mapped
+        layers larger than memory are summarized too; sums are taken in float64.
+        """
         import pandas as pd
 
         rows = []
         for layer, values in self.items():
-            rows.append(
-                dict(
-                    layer=layer,
-                    n_units=values.shape[1],
-                    shape="x".join(map(str, self.shapes.get(layer, (values.shape[1],)))),
-                    mean=float(values.mean()),
-                    std=float(values.std()),
-                    frac_zero=float((values == 0).mean()),
-                    constant_units=int((values.std(axis=0) == 0).sum()),
-                )
-            )
+            rows.append(dict(layer=layer, n_units=values.shape[1],
+                             shape="x".join(map(str, self.shapes.get(layer, (values.shape[1],)))),
+                             **_layer_summary(values)))
         return pd.DataFrame(rows)
+
+
+def _layer_summary(values: np.ndarray) -> dict:
+    """Mean, std, fraction of zeros and constant units of one (n_images, n_units) layer, a block of
+    rows at a time (two passes: the deviations from the mean, not the raw squares, are summed)."""
+    n_images, n_units = values.shape
+    if not values.size:
+        return dict(mean=float("nan"), std=float("nan"), frac_zero=float("nan"), constant_units=0)
+    step = max(1, memory_budget_bytes() // (4 * 8 * n_units))  # a few float64 copies of a block
+    blocks = [slice(start, start + step) for start in range(0, n_images, step)]
+    total, zeros = 0.0, 0
+    low, high = np.full(n_units, np.inf), np.full(n_units, -np.inf)
+    for rows in blocks:
+        block = np.asarray(values[rows], dtype=np.float64)
+        total += block.sum()
+        zeros += int(np.count_nonzero(block == 0))
+        np.minimum(low, block.min(axis=0), out=low)
+        np.maximum(high, block.max(axis=0), out=high)
+    mean = total / values.size
+    squares = sum(float(((np.asarray(values[rows], dtype=np.float64) - mean) ** 2).sum()) for rows in blocks)
+    return dict(mean=mean, std=float(np.sqrt(squares / values.size)), frac_zero=zeros / values.size,
+                constant_units=int(np.count_nonzero(low == high)))
 
 
 def extract(
@@ -179,6 +197,61 @@ def extract(
     >>> Activations.load("acts/alexnet")["fc6"]                                # doctest: +SKIP
     memmap([[...]], dtype=float32)
     """
+    source, image_ids, names = _prepare(model, images, layers, batch_size)
+    if out is not None:
+        if not names or not len(source):
+            raise ValueError(f"out {out}: nothing to write ({len(source)} images, {len(names)} layers)")
+        out = check_output_folder(out, overwrite)  # before the network runs, not after
+        manifest = _manifest(model, image_ids)
+    with model_on(model, device):
+        batches = _forward_batches(model, source, names, batch_size, progress)
+        if out is None:
+            return _collect(batches, len(source), names, image_ids, model.name)
+        return _stream(batches, len(source), out, overwrite, manifest)
+
+
+def extract_within(model: LayeredModel, images, layers: Iterable[str] | None = None, *, spill, memory_bytes: int,
+                   batch_size: int = 32, device: str | torch.device | None = None,
+                   progress: bool | None = None) -> Activations:
+    """`extract`, in memory when every layer's activations together take at most ``memory_bytes``,
+    else streamed to the new folder ``spill`` as ``extract(..., out=spill)`` writes it.
+
+    The choice is made at the first batch, where the layers' widths are known, so the network
+    runs once either way, and both ways give the same float32 values bit for bit (the same
+    batches through the same forward pass). The study's activations step uses it with
+    ``[compute] memory_gb`` as ``memory_bytes``.
+
+    Returns
+    -------
+    Activations
+        In memory (``folder`` None), or read-only memory maps of the files in ``spill``.
+    """
+    source, image_ids, names = _prepare(model, images, layers, batch_size)
+    spill = check_output_folder(spill, overwrite=False)
+    manifest = _manifest(model, image_ids)
+    with model_on(model, device):
+        batches = _forward_batches(model, source, names, batch_size, progress)
+        first = next(batches, None)
+        if first is None:  # no images or no layers: nothing to stream
+            return _collect(batches, len(source), names, image_ids, model.name)
+        n_bytes = len(source) * sum(values.shape[1] for values in first[0].values()) * np.dtype(np.float32).itemsize
+        batches = _prepend(first, batches)
+        if n_bytes <= memory_bytes:
+            return _collect(batches, len(source), names, image_ids, model.name)
+        return _stream(batches, len(source), spill, False, manifest)
+
+
+def _prepend(first, rest: Iterator) -> Iterator:
+    """``first``, then what ``rest`` yields; closing it closes ``rest`` (its progress bar ends)."""
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()
+
+
+def _prepare(model: LayeredModel, images, layers, batch_size: int) -> tuple:
+    """The image source, its ids (or None) and the layer names, every argument checked before any work."""
     image_ids = None
     if hasattr(images, "table") and "image_id" in images.table:
         image_ids = list(images.table["image_id"])
@@ -194,19 +267,14 @@ def extract(
              else [layers] if isinstance(layers, str) else list(layers))
     for name in names:
         model.resolve_layer(name)  # fail on a bad name before any work
-    if out is not None:
-        if not names or not len(source):
-            raise ValueError(f"out {out}: nothing to write ({len(source)} images, {len(names)} layers)")
-        out = check_output_folder(out, overwrite)  # before the network runs, not after
-        # the manifest's fields, as JSON, also before the run (an id JSON cannot hold fails now)
-        manifest = {"image_ids": None if image_ids is None else [str(i) for i in image_ids],
-                    "model_name": str(model.name), "weights_source": str(model.weights_source),
-                    "brainprobe_version": __version__}
-    with model_on(model, device):
-        batches = _forward_batches(model, source, names, batch_size, progress)
-        if out is None:
-            return _collect(batches, len(source), names, image_ids, model.name)
-        return _stream(batches, len(source), out, overwrite, manifest)
+    return source, image_ids, names
+
+
+def _manifest(model: LayeredModel, image_ids) -> dict:
+    """A streamed folder's manifest fields, as JSON before the run (an id JSON cannot hold fails now)."""
+    return {"image_ids": None if image_ids is None else [str(i) for i in image_ids],
+            "model_name": str(model.name), "weights_source": str(model.weights_source),
+            "brainprobe_version": __version__}
 
 
 class _ImageSource:

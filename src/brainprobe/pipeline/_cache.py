@@ -3,7 +3,8 @@
 A step's key hashes its name, the configuration it reads, the keys of the steps it consumes and
 the package version, so changing one parameter changes the keys of that step and of what
 depends on it, and nothing else. A folder counts only once its ``complete.json`` is written
-(last, atomically): a run killed mid-step leaves no half result that a rerun would trust.
+(last, atomically): a run killed mid-step leaves no half result that a rerun would trust (its
+hidden unfinished folder is removed when the same step runs again).
 Everything is stored as CSV, JSON and ``.npz`` without pickles.
 """
 
@@ -13,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 import warnings
 import zipfile
@@ -87,12 +89,17 @@ class StepCache:
                 return f"{name} changed since it was written"
         return None
 
-    def run(self, step: str, key: str, compute: Callable[[], object], save: Callable[[object, Path], None],
-            load: Callable[[Path], object], *, label: str = "") -> tuple[object, dict]:
+    def run(self, step: str, key: str, compute: Callable[..., object], save: Callable[[object, Path], None],
+            load: Callable[[Path], object], *, label: str = "", into_folder: bool = False) -> tuple[object, dict]:
         """Load the step's output if a complete, intact folder exists, else compute, save and mark it.
 
         A cached folder is used only when every file in it has the checksum recorded in its
         ``complete.json``; an edited, truncated or unreadable one is computed again (with a warning).
+
+        With ``into_folder``, ``compute`` is called with the step's unfinished (hidden) folder and
+        may write its output there itself, for outputs too large to hold in memory (``save`` then
+        writes what it did not); the value returned is then ``load`` of the finished folder, as a
+        rerun would load it, so it never refers to the hidden folder's files.
 
         Returns
         -------
@@ -115,11 +122,12 @@ class StepCache:
         if status is None:
             if folder.exists():  # an interrupted or damaged attempt: start this step again from scratch
                 shutil.rmtree(folder)
-            staging = folder.with_name(f".{key}.partial-{os.getpid()}")
+            _remove_abandoned(folder.parent, key)
+            staging = folder.with_name(_staging_name(key, os.getpid()))
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             try:
-                value = compute()
+                value = compute(staging) if into_folder else compute()
                 save(value, staging)
                 checksums = {p.relative_to(staging).as_posix(): file_sha256(p)
                              for p in sorted(staging.rglob("*")) if p.is_file()}
@@ -132,7 +140,43 @@ class StepCache:
                 shutil.rmtree(staging)
             else:
                 os.replace(staging, folder)
+            if into_folder:
+                value = None  # dropped before loading: never held twice
+                value = load(folder)
             status = "computed"
         record = {"step": step, "label": label, "key": key, "status": status,
                   "seconds": round(time.perf_counter() - start, 3)}
         return value, record
+
+
+def _staging_name(key: str, pid: int) -> str:
+    # the host in the name: on a cache shared by a cluster, a process id means something only on its host
+    return f".{key}.partial-{socket.gethostname()}-{pid}"
+
+
+def _remove_abandoned(parent: Path, key: str) -> None:
+    """Remove unfinished folders of step ``key`` whose process (on this host) is gone.
+
+    A killed run leaves its hidden folder behind (never trusted: it has no place at the key's
+    name); streamed activations make that tens of GiB, so a rerun of the same step clears it.
+    A folder of another host, or of a process still running, is left alone.
+    """
+    prefix = f".{key}.partial-{socket.gethostname()}-"
+    if not parent.is_dir():
+        return
+    for path in parent.iterdir():
+        pid = path.name[len(prefix):]
+        if path.name.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    if os.name == "nt":  # os.kill there terminates the process: never ask, never remove
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else (PermissionError)
+        return True
+    return True

@@ -31,10 +31,11 @@ from .._files import (
     written_files,
 )
 from .._lock import LOCK, output_lock
-from .._memory import memory_budget
+from .._memory import memory_budget, memory_budget_bytes
 from .._progress import tqdm
 from ..data import Responses
-from ..models import Activations, extract, load_model, resolve_device
+from ..models import Activations, load_model, resolve_device
+from ..models._extract import extract_within
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
 from . import _general as general
 from . import _report, _synthesis
@@ -48,6 +49,8 @@ __all__ = ["Study", "StudyResult", "read_table", "write_table"]
 
 # written first into a study's output folder: an unfinished study is recognized by it
 STUDY_MARKER = ".brainprobe-study"
+# the activations step's folder streamed per layer (when they exceed [compute] memory_gb), else activations.npz
+ACTIVATIONS_FOLDER = "activations"
 
 
 def _save_frames(frames: Mapping[str, pd.DataFrame], folder: Path) -> None:
@@ -254,8 +257,8 @@ class Study:
         self.log_.append(record)
         self._say(f"  {record['step']:<16} {record['label']:<8} {record['status']:<8} {record['seconds']:8.1f} s")
 
-    def _step(self, step, key, compute, save, load, label=""):
-        value, record = self.cache.run(step, key, compute, save, load, label=label)
+    def _step(self, step, key, compute, save, load, label="", into_folder=False):
+        value, record = self.cache.run(step, key, compute, save, load, label=label, into_folder=into_folder)
         self._record(record)
         return value
 
@@ -366,10 +369,10 @@ class Study:
                                  self._digests[network["label"]])
             activations = self._step(
                 "activations", key,
-                lambda network=network: extract(self._model(network), stimuli,
-                                                steps.network_layers(self._model(network), network),
-                                                progress=self.progress),
-                _save_activations, _load_activations, label=label if several else "")
+                lambda folder, network=network: extract_within(
+                    self._model(network), stimuli, steps.network_layers(self._model(network), network),
+                    spill=folder / ACTIVATIONS_FOLDER, memory_bytes=memory_budget_bytes(), progress=self.progress),
+                _save_activations, _load_activations, label=label if several else "", into_folder=True)
             analysed[label] = {"activations": activations, "layers": activations.layers, "key": key}
             if config["rsa"]["enabled"] and not self._general:
                 rsa_key = self.cache.key("network_rsa", key, config.section_json("rsa"), config.seed)
@@ -894,10 +897,16 @@ def _load_stimuli(folder: Path):
 
 
 def _save_activations(activations: Activations, folder: Path) -> None:
-    activations.save(folder / "activations.npz")
+    """One ``.npz``, unless the activations were streamed into the step's folder already."""
+    if activations.folder is None:
+        activations.save(folder / "activations.npz")
 
 
 def _load_activations(folder: Path) -> Activations:
+    """The streamed layers as read-only memory maps, or the ``.npz`` in memory (also what caches
+    written before activations were streamed hold)."""
+    if (folder / ACTIVATIONS_FOLDER).is_dir():
+        return Activations.load(folder / ACTIVATIONS_FOLDER)
     return Activations.load(folder / "activations.npz")
 
 
