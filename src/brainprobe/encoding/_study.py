@@ -130,9 +130,10 @@ class EncodingModels:
         and the held-out predictions already computed for them."""
         rois = list(self.rois if rois is None else rois)
         layers = list(self.layers if layers is None else layers)
-        missing = [(r, layer) for r in rois for layer in layers if (self.subjects[0], r, layer) not in self.models]
+        missing = [(s, r, layer) for s in self.subjects for r in rois for layer in layers
+                   if (s, r, layer) not in self.models]
         if missing:
-            raise KeyError(f"EncodingModels.subset: no models for (roi, layer) {missing[:5]}; ROIs {self.rois}, "
+            raise KeyError(f"EncodingModels.subset: no models for (subject, roi, layer) {missing[:5]}; ROIs {self.rois}, "
                            f"layers {self.layers}")
         keep = {(s, r, layer) for s in self.subjects for r in rois for layer in layers}
         return EncodingModels(models={k: v for k, v in self.models.items() if k in keep},
