@@ -409,7 +409,7 @@ class Study:
 
         def compute():
             activations = {label: a["activations"] for label, a in analysed.items()}
-            responses_key = _responses_key(task, shared, config, self.cache, stimulus_table)
+            responses_key = _responses_key(task, shared, config, self.cache, stimulus_table, files or None)
             responses = task["responses"] if task["entry"] else self._step(
                 "responses", responses_key, lambda: _simulate(task, shared, config, stimuli, activations),
                 _save_responses, _load_responses, label=label)
@@ -703,15 +703,17 @@ def _run_subject_within_budget(task: dict, shared: dict, stimuli: StimulusSet, s
     return frames, records
 
 
-def _responses_key(task: dict, shared: dict, config, cache: StepCache, stimulus_table: pd.DataFrame) -> str:
-    """The cache key of a subject's responses (simulated ones: the ``responses`` step)."""
+def _responses_key(task: dict, shared: dict, config, cache: StepCache, stimulus_table: pd.DataFrame,
+                   files: dict | None = None) -> str:
+    """The cache key of a subject's responses (simulated ones: the ``responses`` step); ``files``:
+    the subject's `_file_digests`, when already computed."""
     entry = task["entry"]
     if entry is None:
         planted = config["subjects"]["planted_layers"]
         return cache.key("responses", shared["stimuli_key"], config.section_json("subjects", "rois"),
                          config.seed, task["index"], shared["networks"][0]["key"] if planted else "")
     # the trials' kinds can come from the stimulus table: relabelling an image changes the subject
-    return cache.key("responses", entry, _file_digests(entry), config.section_json("rois"),
+    return cache.key("responses", entry, _file_digests(entry) if files is None else files, config.section_json("rois"),
                      _table_digest(stimulus_table))
 
 
