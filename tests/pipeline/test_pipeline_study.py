@@ -61,7 +61,7 @@ def test_rerun_recomputes_only_the_steps_a_change_touches(tiny_run, tiny_values)
     assert computed(changed) == {("encoding", "sub-01"), ("encoding", "sub-02")}
     values["selection"]["n_per_hemi"] = 20
     reselected = Study(validate(values), overwrite=True, progress=False).run()
-    assert {step for step, _ in computed(reselected)} == {"selection", "brain_rsa", "encoding"}
+    assert {step for step, _ in computed(reselected)} == {"selection", "brain_rsa", "encoding_models", "encoding"}
 
 
 def test_a_compared_network_adds_its_own_steps_tables_and_figures(tiny_run, tiny_values):
@@ -73,6 +73,7 @@ def test_a_compared_network_adds_its_own_steps_tables_and_figures(tiny_run, tiny
     # only the new network's steps run: the images, subjects, selection and ROI RSA are reused
     assert computed(result) == {("activations", "alexnet_default"), ("network_rsa", "alexnet_default"),
                                 ("network_rdms", "alexnet_default"),
+                                ("encoding_models", "sub-01 alexnet_default"), ("encoding_models", "sub-02 alexnet_default"),
                                 ("encoding", "sub-01 alexnet_default"), ("encoding", "sub-02 alexnet_default")}
     for name in ("network_rsa", "network_trend", "network_difference", "network_rdms", "network_mds", "encoding",
                  "best_layer_proportions", "best_layer_tests"):

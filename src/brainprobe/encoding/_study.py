@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -80,6 +81,83 @@ class EncodingModels:
         per_roi = ", ".join(f"{roi}: {'/'.join(map(str, n)) or '?'}" for roi, n in vertices.items())
         return (f"EncodingModels({len(self.models)} models: subjects {self.subjects}, ROIs {self.rois}, "
                 f"layers {self.layers}; vertices per ROI {{{per_roi}}})")
+
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the models and their cached held-out predictions to one ``.npz`` file (no pickle).
+
+        A JSON manifest (array ``manifest``) lists subjects, ROIs, layers, each model's
+        estimator class and parameters, and the (subject, roi, layer, cv, measurement, estimator)
+        of each held-out prediction; the arrays hold each model's fitted attributes
+        (``coef_`` (n_vertices, n_units), dense or sparse; ``intercept_`` (n_vertices,) ...),
+        each ROI's columns (n_vertices,), each subject's training images and the held-out
+        predictions (n_train_images, n_vertices). `EncodingModels.load` gives back an equal
+        object; the brainprobe encoders (`ROMP`, `OMPEncoder`, `KernelRidgeEncoder`,
+        `RidgeCVEncoder`) can be stored.
+
+        Parameters
+        ----------
+        path : path to a ``.npz`` file
+        overwrite : bool
+            Replace an existing file; otherwise that is an error.
+
+        Returns
+        -------
+        Path
+        """
+        from ._io import save_models
+
+        return save_models(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path) -> EncodingModels:
+        """Read a file written by `EncodingModels.save` (``allow_pickle=False``).
+
+        The held-out predictions come back too: `heldout_accuracy` and `best_layer` on the
+        loaded object refit no fold they were computed for.
+
+        Raises
+        ------
+        brainprobe.InputFileError
+            Not an EncodingModels ``.npz`` file, or a field missing or inconsistent (the
+            message names the file and the field).
+        """
+        from ._io import load_models
+
+        return load_models(path)
+
+    def subset(self, *, rois: Sequence[str] | None = None, layers: Sequence[str] | None = None) -> EncodingModels:
+        """The models of some ROIs and layers (in the order given), sharing the fitted estimators
+        and the held-out predictions already computed for them."""
+        rois = list(self.rois if rois is None else rois)
+        layers = list(self.layers if layers is None else layers)
+        missing = [(s, r, layer) for s in self.subjects for r in rois for layer in layers
+                   if (s, r, layer) not in self.models]
+        if missing:
+            raise KeyError(f"EncodingModels.subset: no models for (subject, roi, layer) {missing[:5]}; ROIs {self.rois}, "
+                           f"layers {self.layers}")
+        keep = {(s, r, layer) for s in self.subjects for r in rois for layer in layers}
+        return EncodingModels(models={k: v for k, v in self.models.items() if k in keep},
+                              columns={k: v for k, v in self.columns.items() if k[1] in rois},
+                              train_images=dict(self.train_images), layers=layers, rois=rois,
+                              subjects=list(self.subjects),
+                              heldout={k: v for k, v in self.heldout.items() if k[:3] in keep})
+
+    def cross_validate(self, activations, responses, *, cv: int = 5, layers: Sequence[str] | None = None
+                       ) -> EncodingModels:
+        """Compute (once) the ``cv``-fold held-out predictions of every (subject, roi, layer) of
+        ``layers`` (default all) on its training images, as `heldout_accuracy` and `best_layer`
+        use them (mean over repeats, the fitted estimator). Returns self."""
+        subjects = _as_subjects(responses)
+        for subject in self.subjects:
+            patterns, table = subjects[subject].average_repeats()
+            ids = self.train_images[subject]
+            rows = pd.Series(np.arange(len(table)), index=table["image_id"].tolist()).loc[ids].to_numpy()
+            for layer in self.layers if layers is None else layers:
+                X = np.asarray(activations[layer])[_activation_rows(activations, ids)]
+                for roi in self.rois:
+                    heldout_predictions(self, subject, roi, layer, X, patterns[rows][:, self.columns[(subject, roi)]],
+                                        cv)
+        return self
 
 
 def _as_subjects(responses) -> dict:

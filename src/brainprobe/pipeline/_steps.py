@@ -16,6 +16,7 @@ from .._errors import BrainprobeInputError, MissingFileError
 from ..data import Responses, kinds_from_stimuli, load_responses, load_trial_table, simulate_subject
 from ..encoding import (
     ROMP,
+    EncodingModels,
     OMPEncoder,
     RidgeCVEncoder,
     best_layer,
@@ -52,6 +53,7 @@ __all__ = [
     "brain_rsa",
     "classical_mds",
     "encoding_analysis",
+    "encoding_models",
     "load_subject",
     "make_stimuli",
     "network_layers",
@@ -523,14 +525,28 @@ def make_estimator(config):
     return RidgeCVEncoder()
 
 
-def encoding_analysis(responses: Responses, selection: pd.DataFrame, activations: Activations,
-                      layers: Sequence[str], config, seed) -> dict:
-    """Encoding models per ROI x layer trained on RE (Fig. 6) and the best layer per vertex (Fig. S1)."""
-    settings = config["encoding"]
+def encoding_models(responses: Responses, selection: pd.DataFrame, activations: Activations, layers: Sequence[str],
+                    config, heldout_layers: Sequence[str] = ()) -> EncodingModels:
+    """The study's encoding models: one per selected ROI x layer, trained on RE, with the
+    ``[best_layer] cv``-fold held-out predictions of ``heldout_layers`` computed once (what
+    `best_layer` on RE and the synthesis step's `heldout_accuracy` read)."""
     columns = selected_columns(selection)
-    rois = list(columns)
-    models = fit_encoding_models(activations, responses, rois, list(layers), vertices=columns,
+    models = fit_encoding_models(activations, responses, list(columns), list(layers), vertices=columns,
                                  estimator=make_estimator(config), progress=False)
+    if heldout_layers:
+        models.cross_validate(activations, responses, cv=config["best_layer"]["cv"], layers=list(heldout_layers))
+    return models
+
+
+def encoding_analysis(responses: Responses, selection: pd.DataFrame, activations: Activations,
+                      layers: Sequence[str], config, seed, models: EncodingModels | None = None) -> dict:
+    """Encoding models per ROI x layer trained on RE (Fig. 6) and the best layer per vertex (Fig. S1).
+
+    ``models``: the fitted `encoding_models` (default: fitted here).
+    """
+    settings = config["encoding"]
+    if models is None:
+        models = encoding_models(responses, selection, activations, layers, config)
     out = {}
     if settings["enabled"]:
         accuracy = generalization(models, activations, responses, per=settings["per"], n_perm=settings["n_perm"],

@@ -34,6 +34,7 @@ from .._lock import LOCK, output_lock
 from .._memory import memory_budget, memory_budget_bytes
 from .._progress import tqdm
 from ..data import Responses
+from ..encoding import EncodingModels
 from ..models import Activations, load_model, resolve_device
 from ..models._extract import extract_within
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
@@ -338,7 +339,8 @@ class Study:
             combined.update(group_level(combined, config))
         self._synthesized = None
         if config["synthesis"]["enabled"]:
-            synthesis_tables, images = self._synthesis(tasks, stimuli, analysed, combined, stimuli_key)
+            synthesis_tables, images = self._synthesis(tasks, stimuli, analysed, combined, stimuli_key, shared,
+                                                       stimulus_table)
             combined.update(synthesis_tables)
             self._synthesized = (images, synthesis_tables["synthesis"])
         result = StudyResult(self.output, combined, log=pd.DataFrame(self.log_))
@@ -392,8 +394,12 @@ class Study:
                     tables.setdefault(name, []).append(_with_network(frame, label))
         return analysed
 
-    def _synthesis(self, tasks, stimuli, analysed, tables, stimuli_key):
-        """``[synthesis]``: images through the first subject's encoding models of the [network]."""
+    def _synthesis(self, tasks, stimuli, analysed, tables, stimuli_key, shared, stimulus_table):
+        """``[synthesis]``: images through the first subject's encoding models of the [network].
+
+        The models, and the folds of their held-out accuracy, are those of the encoding step
+        (the ``encoding_models`` cache step, same key): fitted once per (subject, ROI, layer, cv).
+        """
         config = self.config
         primary = config.networks[0]
         task = tasks[0]
@@ -405,10 +411,24 @@ class Study:
                              config.section_json("synthesis", "encoding", "best_layer", "selection", "rois", "subjects"))
 
         def compute():
-            responses = task["responses"] if task["entry"] else steps.simulated_subject(stimuli, config, task["index"])
+            activations = {label: a["activations"] for label, a in analysed.items()}
+            responses_key = _responses_key(task, shared, config, self.cache, stimulus_table, files or None)
+            responses = task["responses"] if task["entry"] else self._step(
+                "responses", responses_key, lambda: _simulate(task, shared, config, stimuli, activations),
+                _save_responses, _load_responses, label=label)
+            described = {"label": primary["label"], "key": network["key"], "layers": network["layers"]}
+            heldout = _heldout_layers(config, described, shared, task["index"])
+            models_key = _models_key(self.cache, _selection_key(self.cache, responses_key, config), described, config,
+                                     heldout)
+            models = self._step("encoding_models", models_key,
+                                lambda: steps.encoding_models(responses, selection, network["activations"],
+                                                              network["layers"], config, heldout),
+                                _save_models, _load_models,
+                                label=label if len(analysed) == 1 else f"{label} {primary['label']}")
             return _synthesis.synthesize_for_subject(self._model(primary), network["activations"], network["layers"],
                                                      responses, selection, stimuli, config,
-                                                     _seed(config.seed, label, "synthesis"), progress=self.progress)
+                                                     _seed(config.seed, label, "synthesis"), progress=self.progress,
+                                                     models=models)
 
         return self._step("synthesis", key, compute, _synthesis.save_synthesis, _synthesis.load_synthesis,
                           label=label)
@@ -617,20 +637,11 @@ def _run_subject_within_budget(task: dict, shared: dict, stimuli: StimulusSet, s
         records.append(record)
         return value
 
+    responses_key = _responses_key(task, shared, config, cache, stimulus_table)
     if entry is None:
-        planted = config["subjects"]["planted_layers"]
-        responses_key = cache.key("responses", shared["stimuli_key"], config.section_json("subjects", "rois"),
-                                  config.seed, index, shared["networks"][0]["key"] if planted else "")
         responses = step("responses", responses_key,
-                         lambda: steps.simulated_subject(stimuli, config, index,
-                                                         _planted_features(planted, activations, stimuli, shared,
-                                                                           _seed(config.seed, label, "planted"))),
-                         _save_responses, _load_responses)
+                         lambda: _simulate(task, shared, config, stimuli, activations), _save_responses, _load_responses)
     else:
-        files = _file_digests(entry)
-        # the trials' kinds can come from the stimulus table: relabelling an image changes the subject
-        responses_key = cache.key("responses", entry, files, config.section_json("rois"),
-                                  _table_digest(stimulus_table))
         responses = task["responses"]
     memo = {}
 
@@ -643,8 +654,7 @@ def _run_subject_within_budget(task: dict, shared: dict, stimuli: StimulusSet, s
     disks = steps.neighbourhoods(responses.meshes, config, neighbourhood_cache()) if needs_disks and responses.meshes else None
     if needs_disks and disks is None:  # volume data: spheres on the voxel grid
         disks = steps.volume_neighbourhoods(responses, config)
-    selection_key = cache.key("selection", responses_key, _selection_json(config),
-                              config["rsa"]["metric"], config["rsa"]["method"])
+    selection_key = _selection_key(cache, responses_key, config)
     selection = step("selection", selection_key, lambda: steps.selection_tables(responses, disks, config),
                      lambda table, folder: write_table(folder / "selection.csv", table),
                      lambda folder: read_table(folder / "selection.csv"))
@@ -677,15 +687,71 @@ def _run_subject_within_budget(task: dict, shared: dict, stimuli: StimulusSet, s
         for network in shared["networks"]:
             key = cache.key("encoding", selection_key, network["key"], network["layers"],
                             config.section_json("encoding", "best_layer"), config.seed)
+
+            def fitted(network=network):  # cached apart: the synthesis step reads the same fits and folds
+                heldout = _heldout_layers(config, network, shared, index)
+                return step("encoding_models", _models_key(cache, selection_key, network, config, heldout),
+                            lambda: steps.encoding_models(responses, selection, activations[network["label"]],
+                                                          network["layers"], config, heldout),
+                            _save_models, _load_models, network=network["label"] if several else None)
+
             result = step("encoding", key,
-                          lambda network=network: steps.encoding_analysis(
+                          lambda network=network, fitted=fitted: steps.encoding_analysis(
                               responses, selection, activations[network["label"]], network["layers"], config,
-                              _seed(config.seed, label, "encoding")),
+                              _seed(config.seed, label, "encoding"), models=fitted()),
                           _save_frames, _load_frames, network=network["label"] if several else None)
             for name, frame in result.items():
                 parts.setdefault(name, []).append(_with_network(frame, network["label"]))
         frames.update({name: pd.concat(found, ignore_index=True) for name, found in parts.items()})
     return frames, records
+
+
+def _responses_key(task: dict, shared: dict, config, cache: StepCache, stimulus_table: pd.DataFrame,
+                   files: dict | None = None) -> str:
+    """The cache key of a subject's responses (simulated ones: the ``responses`` step); ``files``:
+    the subject's `_file_digests`, when already computed."""
+    entry = task["entry"]
+    if entry is None:
+        planted = config["subjects"]["planted_layers"]
+        return cache.key("responses", shared["stimuli_key"], config.section_json("subjects", "rois"),
+                         config.seed, task["index"], shared["networks"][0]["key"] if planted else "")
+    # the trials' kinds can come from the stimulus table: relabelling an image changes the subject
+    return cache.key("responses", entry, _file_digests(entry) if files is None else files, config.section_json("rois"),
+                     _table_digest(stimulus_table))
+
+
+def _selection_key(cache: StepCache, responses_key: str, config) -> str:
+    return cache.key("selection", responses_key, _selection_json(config), config["rsa"]["metric"],
+                     config["rsa"]["method"])
+
+
+def _simulate(task: dict, shared: dict, config, stimuli: StimulusSet, activations: dict):
+    """A simulated subject's responses (with its planted layers, if any)."""
+    label = f"sub-{task['index'] + 1:02d}"
+    planted = config["subjects"]["planted_layers"]
+    return steps.simulated_subject(stimuli, config, task["index"],
+                                   _planted_features(planted, activations, stimuli, shared,
+                                                     _seed(config.seed, label, "planted")))
+
+
+def _heldout_layers(config, network: Mapping, shared: dict, index: int) -> list:
+    """The layers whose cross-validated predictions the encoding models step computes with its
+    fit: every layer when `best_layer` scores RE (it reads them all), the synthesis candidates
+    for the synthesis step's subject (the first) and network (the first), none otherwise."""
+    if config["best_layer"]["enabled"] and "RE" in config["best_layer"]["on"]:
+        return list(network["layers"])
+    if config["synthesis"]["enabled"] and index == 0 and network["label"] == shared["networks"][0]["label"]:
+        return [config["synthesis"]["layer"]] if config["synthesis"]["layer"] else list(network["layers"])
+    return []
+
+
+def _models_key(cache: StepCache, selection_key: str, network: Mapping, config, heldout: list) -> str:
+    """What a fit of the encoding models depends on: the responses and selection, the activations,
+    layers, the estimator (class and every parameter), and the folds of the held-out predictions."""
+    estimator = steps.make_estimator(config)
+    described = [type(estimator).__name__, json.dumps(estimator.get_params(), sort_keys=True, default=str)]
+    return cache.key("encoding_models", selection_key, network["key"], network["layers"], described, "RE",
+                     config["best_layer"]["cv"] if heldout else None, heldout)
 
 
 def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet, shared: dict,
@@ -916,3 +982,11 @@ def _save_responses(responses: Responses, folder: Path) -> None:
 
 def _load_responses(folder: Path) -> Responses:
     return Responses.load(folder / "responses.npz")
+
+
+def _save_models(models: EncodingModels, folder: Path) -> None:
+    models.save(folder / "models.npz")
+
+
+def _load_models(folder: Path) -> EncodingModels:
+    return EncodingModels.load(folder / "models.npz")

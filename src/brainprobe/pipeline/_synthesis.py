@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..encoding import EncodingModule, fit_encoding_models, heldout_accuracy
+from ..encoding import EncodingModels, EncodingModule, fit_encoding_models, heldout_accuracy
 from ..models import Activations, LayeredModel
 from ..stimuli import StimulusSet
 from ..synth import ControversialImages, ROIMaximization
@@ -20,8 +20,12 @@ from ._tables import read_table, write_table
 __all__ = ["synthesize_for_subject", "synthesis_titles"]
 
 
-def _roi_models(model: LayeredModel, activations: Activations, layers: Sequence[str], responses, selection, config):
-    """One EncodingModule per ROI, at the configured layer or the ROI's best held-out layer."""
+def _roi_models(model: LayeredModel, activations: Activations, layers: Sequence[str], responses, selection, config,
+                models: EncodingModels | None = None):
+    """One EncodingModule per ROI, at the configured layer or the ROI's best held-out layer.
+
+    ``models``: the subject's fitted encoding models (the study's ``encoding_models`` step), whose
+    cached held-out predictions `heldout_accuracy` reuses; default: fitted here."""
     settings = config["synthesis"]
     columns = selected_columns(selection)
     rois = [roi for roi in config["rois"]["names"] if roi in columns]
@@ -29,8 +33,11 @@ def _roi_models(model: LayeredModel, activations: Activations, layers: Sequence[
     unknown = [layer for layer in candidates if layer not in activations]
     if unknown:
         raise ValueError(f"[synthesis] layer: {unknown} not among the analysed layers {list(activations)}")
-    fitted = fit_encoding_models(activations, responses, rois, candidates, vertices=columns,
-                                 estimator=make_estimator(config), progress=False)
+    if models is None:
+        fitted = fit_encoding_models(activations, responses, rois, candidates, vertices=columns,
+                                     estimator=make_estimator(config), progress=False)
+    else:  # the same ROIs and layers in the same order: the permutation nulls draw as they would here
+        fitted = models.subset(rois=rois, layers=candidates)
     accuracy = heldout_accuracy(fitted, activations, responses, cv=config["best_layer"]["cv"],
                                 per=config["encoding"]["per"])
     best = accuracy.sort_values("heldout_accuracy", ascending=False, na_position="last").drop_duplicates("roi")
@@ -43,13 +50,16 @@ def _roi_models(model: LayeredModel, activations: Activations, layers: Sequence[
 
 def synthesize_for_subject(model: LayeredModel, activations: Activations, layers: Sequence[str], responses,
                            selection: pd.DataFrame, stimuli: StimulusSet, config, seed: int,
-                           *, progress: bool | None = None) -> tuple[dict, torch.Tensor]:
+                           *, progress: bool | None = None,
+                           models: EncodingModels | None = None) -> tuple[dict, torch.Tensor]:
     """``[synthesis] n_images`` per ROI and objective through one subject's encoding models.
 
     The natural-image null (z units, validity) is `BrainSynthesis`'s stated reference set (256
     random crops of the bundled photographs), not the study's few RE images: a z against a dozen
     images depends on which images they are. A model whose held-out accuracy is not above its
     permutation null is flagged (``trusted`` False, a warning, "untrusted" under its images).
+    ``models``: the subject's fitted `EncodingModels` with their held-out predictions (the
+    study passes its encoding step's); default: fitted here.
 
     Returns
     -------
@@ -62,7 +72,7 @@ def synthesize_for_subject(model: LayeredModel, activations: Activations, layers
         Rows in the order of the ``image`` column.
     """
     settings = config["synthesis"]
-    modules = _roi_models(model, activations, layers, responses, selection, config)
+    modules = _roi_models(model, activations, layers, responses, selection, config, models)
     common = {"lr": settings["lr"], "seed": int(seed) % 2**31}
     target_z = settings["target_z"] or None
     runs = []
