@@ -28,3 +28,23 @@ def test_reliability_is_the_same_in_blocks_and_equals_scipy_per_disk():
     rdms = [searchlight_rdms(half, band, "correlation") for half in halves]
     expected = [spearmanr(a, b).statistic for a, b in zip(*rdms, strict=True)]
     np.testing.assert_allclose(whole["reliability"], expected, rtol=1e-12)
+
+
+def test_pearson_reliability_from_gram_matrices_equals_scipy_per_disk():
+    # [rsa] method = "pearson": no RDM is formed (the searchlight's Gram identities)
+    from scipy.stats import pearsonr
+
+    rng = np.random.default_rng(5)
+    n_images, n_vertices = 40, 60
+    signal = rng.normal(size=(n_images, n_vertices))
+    halves = [signal + rng.normal(size=signal.shape) for _ in range(2)]
+    trials = pd.DataFrame({"image_id": [f"i{k:02d}" for k in range(n_images)] * 2,
+                           "repeat": [1] * n_images + [2] * n_images})
+    vertices = pd.DataFrame({"hemi": "L", "vertex": range(n_vertices), "V1": True})
+    band = sp.diags([1.0] * 7, range(-3, 4), shape=(n_vertices, n_vertices), format="csr")
+    responses = Responses(np.concatenate(halves), trials, vertices)
+    for metric in ("correlation", "squared_euclidean"):
+        table = select_reliable_vertices(responses, "V1", {"L": band}, n_per_hemi=10, metric=metric, method="pearson")
+        rdms = [searchlight_rdms(half - halves[0].mean(), band, metric) for half in halves]
+        expected = [pearsonr(a, b).statistic for a, b in zip(*rdms, strict=True)]
+        np.testing.assert_allclose(table["reliability"], expected, rtol=1e-10)

@@ -192,8 +192,20 @@ def _disk_reliability(first_betas, second_betas, disks, metric: str, method: str
 
     Centres go a block at a time, sized by the memory budget: the RDMs of every ROI vertex at
     once are (n_centers x n_pairs), 12 GB per half for 3,000 vertices and 1,000 images. Each
-    centre's value depends only on its own disk, so the blocks change nothing."""
+    centre's value depends only on its own disk, so the blocks change nothing.
+
+    Pearson on correlation, cosine or squared Euclidean RDMs needs no RDM at all: its sums over
+    pairs come from each disk's (k x k) Gram matrices (`brainprobe.rsa`'s batched searchlight),
+    O(n k^2) per centre instead of O(n^2 k): the way to select vertices among thousands of images
+    (``[rsa] method = "pearson"``)."""
+    from ..rsa._searchlight_batched import GRAM_METRICS, batched_kind_similarity  # torch: on demand
+
     n_images = len(first_betas)
+    if method == "pearson" and metric in GRAM_METRICS:
+        halves = np.concatenate([first_betas, second_betas])
+        rows = {"first": np.arange(n_images), "second": n_images + np.arange(n_images)}
+        return batched_kind_similarity(halves, rows, disks, reference="first", others=["second"], metric=metric,
+                                       method=method, budget=memory_budget_bytes())["second"]
     n_pairs = n_images * (n_images - 1) // 2
     per_centre = _COPIES_PER_CENTRE * 8 * max(n_pairs, 1)
     block = int(max(1, min(disks.shape[0], memory_budget_bytes() // per_centre)))
