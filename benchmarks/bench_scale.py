@@ -19,6 +19,13 @@ Steps (simulated data: three image kinds RE/AN/AI of ``n`` images each, ``UNITS`
 - ``searchlight``: ``searchlight_kind_similarity`` on both fs_LR 32k hemispheres, 3 mm disks.
 - ``encoding``: ROMP (5 atoms) beside scikit-learn ``RidgeCV(alpha_per_target=True)`` on dense
   planted weights, 2,000 vertices, held-out r of each.
+- ``study``: the whole general study (`brainprobe run`'s ``Study``) on ``n`` plain 48-pixel
+  images: random AlexNet (conv2, conv5, fc7), 2 simulated subjects with planted layers, ROIs V1
+  and LO (30 selected vertices per hemisphere), RDMs with ``N_PERM`` permutations and ``N_BOOT``
+  image bootstraps, tuned ridge encoding, figures and report (searchlight off: its own row).
+  Above 1,000 images the resamples are cut to ``STUDY_RESAMPLES_LARGE`` (the row says so): the
+  row shows the whole pipeline fits in memory, and the resampling rows above give the cost of
+  the full count. ``steps_seconds`` is the study's own step log.
 - ``disks``: 3 mm edge-path disks on fs_LR 32k (both hemispheres) and on the same surfaces
   subdivided once (4x the vertices, ~260k), local Dijkstra.
 
@@ -50,7 +57,9 @@ N_PERM = 1000
 N_BOOT = 1000
 PEER_CAP_S = 120.0   # rsatoolbox rows longer than 2 min are extrapolated from fewer resamples
 STEP_CAP_S = 240.0   # our rows too (the machine is shared: 2 cores, 7 users)
-STEPS = ("rdm_compare", "permutations", "image_bootstraps", "unit_subsamples", "searchlight", "encoding")
+STUDY_RESAMPLES_LARGE = 20  # permutations and bootstraps of the whole study above 1,000 images
+STUDY_TIMEOUT_S = 4 * 3600.0
+STEPS = ("rdm_compare", "permutations", "image_bootstraps", "unit_subsamples", "searchlight", "encoding", "study")
 
 
 def _peak_gib() -> float:
@@ -270,6 +279,56 @@ def step_encoding(n: int) -> dict:
             "ridge_held_out_r": held_out_r(ridge), "n_vertices": n_vertices, "n_features": n_features}
 
 
+def _study_images(folder: Path, n: int) -> Path:
+    """``n`` 48-pixel crops of the bundled photographs as PNG files, half "animal", half "object"."""
+    from PIL import Image
+
+    from brainprobe.stimuli import sample_patches
+
+    folder.mkdir(parents=True)
+    for start in range(0, n, 1000):  # in blocks: 10,000 patches at once would hold them all
+        block = sample_patches(min(1000, n - start), size=48, seed=start)
+        pixels = (block.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        for i, image in enumerate(pixels, start):
+            Image.fromarray(image).save(folder / f"{('animal', 'object')[i % 2]}_{i:05d}.png")
+    return folder
+
+
+def step_study(n: int) -> dict:
+    import tempfile
+
+    from brainprobe.pipeline import Study, validate
+
+    resamples = N_PERM if n <= 1000 else STUDY_RESAMPLES_LARGE
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        os.environ["BRAINPROBE_CACHE"] = str(folder / "cache")
+        start = time.perf_counter()
+        images = _study_images(folder / "images", n)
+        images_s = time.perf_counter() - start
+        config = validate({
+            "study": {"name": "scale", "seed": 1, "output": str(folder / "out")},
+            "stimuli": {"source": str(images), "generate": False},
+            "network": {"name": "alexnet", "weights": "random", "init": "kaiming",
+                        "layers": ["conv2", "conv5", "fc7"], "device": "cpu"},
+            "subjects": {"simulate": 2, "vertices": "rois", "snr": 4.0,
+                         "planted_layers": {"V1": "conv2", "LO": "fc7"}},
+            "rois": {"names": ["V1", "LO"]},
+            "selection": {"n_per_hemi": 30},
+            "rsa": {"n_perm": resamples, "n_boot": resamples},
+            "encoding": {"estimator": "ridge"},
+            "searchlight": {"enabled": False},
+            "figures": {"formats": ["png"], "dpi": 50},
+        })
+        results = []
+        wall, cpu = _timed(lambda: results.append(Study(config, progress=False).run()))
+        log = results[0].log
+    steps = log.groupby("step", sort=False)["seconds"].sum().round(1).to_dict()
+    return {"seconds": wall, "cpu_seconds": cpu, "images_s": images_s, "n_perm": resamples, "n_boot": resamples,
+            "reduced_resamples": resamples < N_PERM, "subjects": 2, "steps_seconds": steps,
+            "other_seconds (disks, figures, report)": wall - float(log["seconds"].sum())}
+
+
 def step_disks(_: int) -> dict:
     from brainprobe.roi import Mesh, fs_lr_32k, geodesic_neighbourhoods
 
@@ -369,7 +428,7 @@ def main() -> None:
     rows = json.loads(out.read_text())["rows"] if args.merge and out.is_file() else []
     for step in args.steps:
         for n in ([0] if step == "disks" else args.sizes):
-            row = run_row(step, n, timeout=3 * STEP_CAP_S)
+            row = run_row(step, n, timeout=STUDY_TIMEOUT_S if step == "study" else 3 * STEP_CAP_S)
             rows = [r for r in rows if not (r.get("step") == step and r.get("n_images") == n)] + [row]
             print(json.dumps(row, default=float))
     for row in rows:

@@ -22,7 +22,7 @@ def test_reliability_is_the_same_in_blocks_and_equals_scipy_per_disk():
     band = sp.diags([1.0] * 5, [-2, -1, 0, 1, 2], shape=(n_vertices, n_vertices), format="csr")
     responses = Responses(np.concatenate(halves), trials, vertices)
     whole = select_reliable_vertices(responses, "V1", {"L": band}, n_per_hemi=10)
-    with memory_budget(48 * 435 * 7 / 2**30):  # about 7 centres' RDMs per block: 8 blocks
+    with memory_budget(80 * 435 * 7 / 2**30):  # 7 centres' RDMs per block: 8 blocks
         blocked = select_reliable_vertices(responses, "V1", {"L": band}, n_per_hemi=10)
     pd.testing.assert_frame_equal(whole, blocked)
     rdms = [searchlight_rdms(half, band, "correlation") for half in halves]
