@@ -25,7 +25,9 @@ Steps (simulated data: three image kinds RE/AN/AI of ``n`` images each, ``UNITS`
   image bootstraps, tuned ridge encoding, figures and report (searchlight off: its own row).
   Above 1,000 images the resamples are cut to ``STUDY_RESAMPLES_LARGE`` (the row says so): the
   row shows the whole pipeline fits in memory, and the resampling rows above give the cost of
-  the full count. ``steps_seconds`` is the study's own step log.
+  the full count, and the RSA and vertex selection use Pearson (``[rsa] method = "pearson"``:
+  disk reliabilities from Gram matrices, no 50-million-pair RDM ranked per ROI vertex).
+  ``steps_seconds`` is the study's own step log.
 - ``disks``: 3 mm edge-path disks on fs_LR 32k (both hemispheres) and on the same surfaces
   subdivided once (4x the vertices, ~260k), local Dijkstra.
 
@@ -300,6 +302,9 @@ def step_study(n: int) -> dict:
     from brainprobe.pipeline import Study, validate
 
     resamples = N_PERM if n <= 1000 else STUDY_RESAMPLES_LARGE
+    # Spearman ranks every ROI vertex's disk RDM for the selection: 50 million pairs each at
+    # 10,000 images, hours; Pearson's Gram path forms none (the README's advice at that size)
+    method = "spearman" if n <= 1000 else "pearson"
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         os.environ["BRAINPROBE_CACHE"] = str(folder / "cache")
@@ -315,7 +320,7 @@ def step_study(n: int) -> dict:
                          "planted_layers": {"V1": "conv2", "LO": "fc7"}},
             "rois": {"names": ["V1", "LO"]},
             "selection": {"n_per_hemi": 30},
-            "rsa": {"n_perm": resamples, "n_boot": resamples},
+            "rsa": {"n_perm": resamples, "n_boot": resamples, "method": method},
             "encoding": {"estimator": "ridge"},
             "searchlight": {"enabled": False},
             "figures": {"formats": ["png"], "dpi": 50},
@@ -324,7 +329,8 @@ def step_study(n: int) -> dict:
         wall, cpu = _timed(lambda: results.append(Study(config, progress=False).run()))
         log = results[0].log
     steps = log.groupby("step", sort=False)["seconds"].sum().round(1).to_dict()
-    return {"seconds": wall, "cpu_seconds": cpu, "images_s": images_s, "n_perm": resamples, "n_boot": resamples,
+    return {"seconds": wall, "cpu_seconds": cpu, "images_s": images_s, "rsa_method": method,
+            "n_perm": resamples, "n_boot": resamples,
             "reduced_resamples": resamples < N_PERM, "subjects": 2, "steps_seconds": steps,
             "other_seconds (disks, figures, report)": wall - float(log["seconds"].sum())}
 
