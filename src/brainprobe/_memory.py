@@ -73,15 +73,17 @@ def check_allocation(n_bytes: float, what: str, change: str) -> None:
         raise ValueError(f"{what} would need {_gib(n_bytes)} at once, more than the {_gib(limit)} available; {change}")
 
 
-def _check_gb(memory_gb, name: str = "memory_gb") -> float:
-    if isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float)) or not memory_gb > 0:
-        raise ValueError(f"{name}: expected a positive number of GiB, found {memory_gb!r}")
-    return float(memory_gb)
+def _check_gb(memory_gb, name: str = "memory_gb") -> float | None:
+    """A budget in GiB as a float; 0 (the study file's default) is None: the default budget."""
+    if isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float)) or not memory_gb >= 0:
+        raise ValueError(f"{name}: expected a positive number of GiB (0: the default, a quarter of the "
+                         f"machine's memory), found {memory_gb!r}")
+    return float(memory_gb) or None
 
 
 def memory_budget_bytes(memory_gb: float | None = None) -> int:
     """Bytes a chunked loop may hold at once (see the module's text for where it comes from)."""
-    if memory_gb is not None:
+    if memory_gb is not None and _check_gb(memory_gb) is not None:
         return int(_check_gb(memory_gb) * 2**30)
     if _budget_gb is not None:
         return int(_budget_gb * 2**30)
@@ -92,7 +94,8 @@ def memory_budget_bytes(memory_gb: float | None = None) -> int:
         except ValueError:
             raise ValueError(f"environment variable BRAINPROBE_MEMORY_GB: expected a number of GiB, "
                              f"found {environment!r}") from None
-        return int(_check_gb(value, "BRAINPROBE_MEMORY_GB") * 2**30)
+        if _check_gb(value, "BRAINPROBE_MEMORY_GB") is not None:
+            return int(value * 2**30)
     physical = _physical_bytes()
     if physical is None:  # not every platform reports it
         return int(_FALLBACK_GB * 2**30)
@@ -100,7 +103,7 @@ def memory_budget_bytes(memory_gb: float | None = None) -> int:
 
 
 def set_memory_budget(memory_gb: float | None) -> None:
-    """Set the process-wide budget in GiB (``None``: back to the default)."""
+    """Set the process-wide budget in GiB (``None`` or 0: back to the default)."""
     global _budget_gb
     _budget_gb = None if memory_gb is None else _check_gb(memory_gb)
 

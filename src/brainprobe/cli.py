@@ -78,6 +78,11 @@ def _cmd_extract(args) -> int:
         if out.exists() and not args.overwrite:
             print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
             return 2
+        if out.exists() and not _written_by_extract(out):
+            print(f"error: --out {out}: exists and is not activations written by brainprobe (no image_ids, layers "
+                  f"and model_name arrays); it is never replaced, even with --overwrite: move it away or choose "
+                  f"another name", file=sys.stderr)
+            return 2
     stimuli = _load_images(args.images, args.size)
     model = _load_cli_model(args.model, args.weights, args.device)
     layers = args.layers.split(",") if args.layers else None
@@ -88,6 +93,19 @@ def _cmd_extract(args) -> int:
     print(activations.summary().to_string(index=False))
     print(f"wrote {out} ({len(stimuli)} images, {len(activations)} layers, model {model.name}, weights {model.weights_source})")
     return 0
+
+
+def _written_by_extract(path: Path) -> bool:
+    """Whether ``path`` is an ``.npz`` in `Activations.save`'s layout (read without pickles)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {"image_ids", "layers", "model_name"} <= set(arrays.files)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
 
 
 def _occupied(out: Path, overwrite: bool, images: str | None = None) -> bool:

@@ -84,3 +84,27 @@ def test_more_images_than_units_equals_scikit_learn():
     np.testing.assert_allclose(ours.coef_, reference.coef_, atol=1e-10)
     np.testing.assert_allclose(ours.intercept_, reference.intercept_, atol=1e-10)
     np.testing.assert_allclose(ours.predict(X), reference.predict(X), atol=1e-9)
+
+
+def test_estimators_by_their_study_file_names():
+    import pandas as pd
+    import pytest
+
+    from brainprobe.data import Responses
+    from brainprobe.encoding import ROMP, fit_encoding_models
+    from brainprobe.models import Activations
+
+    rng = np.random.default_rng(6)
+    ids = [f"im{i}" for i in range(20)]
+    activations = Activations({"fc": rng.normal(size=(20, 15))}, image_ids=ids)
+    responses = Responses(rng.normal(size=(20, 4)), pd.DataFrame({"image_id": ids, "repeat": 1}))
+    responses.add_roi("V1", np.ones(4, bool))
+    by_name = fit_encoding_models(activations, responses, ["V1"], estimator="ridge", progress=False)
+    by_object = fit_encoding_models(activations, responses, ["V1"], estimator=RidgeCVEncoder(), progress=False)
+    [(key, model)] = by_name.models.items()
+    assert isinstance(model, RidgeCVEncoder)
+    np.testing.assert_array_equal(model.coef_, by_object.models[key].coef_)
+    assert isinstance(next(iter(fit_encoding_models(activations, responses, ["V1"], estimator="romp",
+                                                    progress=False).models.values())), ROMP)
+    with pytest.raises(ValueError, match=r"estimator: expected one of \['omp', 'ridge', 'romp'\]"):
+        fit_encoding_models(activations, responses, ["V1"], estimator="lasso", progress=False)

@@ -121,3 +121,30 @@ def test_an_output_folder_inside_the_image_folder_is_refused(user_images, snapsh
     assert f"output {out}: inside the image folder --images {user_images}" in capsys.readouterr().err
     assert_untouched(before, user_images)
     assert not out.exists()
+
+
+def test_extract_overwrite_replaces_its_own_npz_but_never_a_users(user_images, tmp_path, capsys, snapshot,
+                                                                  assert_untouched):
+    args = ["--model", "alexnet", "--weights", "random", "--layers", "fc8", "--size", "64", "--device", "cpu",
+            "--overwrite"]
+    thesis = tmp_path / "thesis.npz"
+    thesis.write_text("chapter 1")  # a user's file that merely ends in .npz
+    arrays = tmp_path / "mine.npz"
+    np.savez(arrays, weights=np.arange(3))  # a real .npz, not activations
+    before = snapshot(tmp_path)
+    for path in (thesis, arrays):
+        assert main(["extract", "--images", str(user_images), "--out", str(path), *args]) == 2
+        assert f"--out {path}: exists and is not activations written by brainprobe" in capsys.readouterr().err
+    assert_untouched(before, tmp_path)
+    ours = tmp_path / "acts.npz"
+    assert main(["extract", "--images", str(user_images), "--out", str(ours), *args]) == 0
+    assert main(["extract", "--images", str(user_images), "--out", str(ours), *args]) == 0  # its own: replaced
+
+
+def test_extract_says_what_images_it_accepts(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not images")
+    for images, found in ((notes, "found a file"), (tmp_path / "missing.csv", "found nothing there")):
+        assert main(["extract", "--images", str(images), "--out", str(tmp_path / "a.npz")]) == 2
+        error = capsys.readouterr().err
+        assert f"{images}: expected a folder of images, a CSV manifest (.csv)" in error and found in error

@@ -120,8 +120,16 @@ def test_budget_errors_name_the_setting(monkeypatch):
     set_memory_budget(1)
     try:
         assert memory_budget_bytes() == 2**30  # the budget set in the process wins over the environment
+        assert memory_budget_bytes(0) == 2**30  # 0, as in the study file: no budget of its own
     finally:
         set_memory_budget(None)
+    # 0 is the default at every level (the study file's [compute] memory_gb = 0 says so)
+    monkeypatch.setenv("BRAINPROBE_MEMORY_GB", "0")
+    default = memory_budget_bytes()
+    monkeypatch.delenv("BRAINPROBE_MEMORY_GB")
+    assert default == memory_budget_bytes() > 0
+    with memory_budget(0):
+        assert memory_budget_bytes() == default
 
 
 _MEMORY_SCRIPT = textwrap.dedent("""

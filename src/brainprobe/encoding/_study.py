@@ -38,7 +38,7 @@ from ..stats import (
     subsample_ci,
     subsample_p,
 )
-from ._estimators import ROMP
+from ._estimators import ROMP, OMPEncoder, RidgeCVEncoder
 
 __all__ = ["EncodingModels", "fit_encoding_models", "generalization", "best_layer", "best_layer_proportions",
            "best_layer_tests"]
@@ -175,6 +175,22 @@ def _activation_rows(activations, image_ids: Sequence[str]) -> np.ndarray:
     return position.loc[list(image_ids)].to_numpy()
 
 
+ESTIMATOR_NAMES = {"romp": ROMP, "omp": OMPEncoder, "ridge": RidgeCVEncoder}
+
+
+def estimator_from_name(estimator):
+    """An estimator given by its study-file name (``"romp"``, ``"omp"``, ``"ridge"``) built with
+    its defaults; None: ``ROMP()``; anything else as it is."""
+    if estimator is None:
+        return ROMP()
+    if isinstance(estimator, str):
+        if estimator not in ESTIMATOR_NAMES:
+            raise ValueError(f"estimator: expected one of {sorted(ESTIMATOR_NAMES)} or a scikit-learn regressor, "
+                             f"found {estimator!r}")
+        return ESTIMATOR_NAMES[estimator]()
+    return estimator
+
+
 def cross_validated_predictions(estimator, X: np.ndarray, measured: np.ndarray, cv: int) -> np.ndarray:
     """Predictions (n_images, n_vertices) of each image by a clone of ``estimator`` fitted on the
     other folds of ``cv``-fold cross-validation (contiguous folds, no shuffling)."""
@@ -240,16 +256,18 @@ def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Seq
     vertices : mapping of ROI to column indices or masks, optional
         E.g. the selected vertices of `brainprobe.roi.select_reliable_vertices`; default all ROI
         vertices. One mapping for all subjects, or a mapping of subject to such mappings.
-    estimator : scikit-learn regressor, optional
+    estimator : scikit-learn regressor or {"romp", "omp", "ridge"}, optional
         Default ``ROMP()`` (s = 5, brainprobe's one ROMP default; ``ROMP(n_nonzero="cv")``
         chooses s by cross-validation). Any multi-output regressor with ``coef_`` and
-        ``intercept_`` works (`OMPEncoder`, `KernelRidgeEncoder` ...).
+        ``intercept_`` works (`OMPEncoder`, `KernelRidgeEncoder` ...). A name is the study
+        file's ``[encoding] estimator``: ``ROMP()``, ``OMPEncoder()`` or ``RidgeCVEncoder()``
+        (one penalty per vertex).
 
     Returns
     -------
     EncodingModels
     """
-    estimator = ROMP() if estimator is None else estimator
+    estimator = estimator_from_name(estimator)
     layers = list(activations) if layers is None else list(layers)
     subjects = _as_subjects(responses)
     result = EncodingModels(layers=layers, rois=list(rois), subjects=list(subjects))

@@ -255,4 +255,8 @@ def open_stimuli(source, *, size: int | None = None):
         return load_manifest(path, size=size)
     if (path / _ARRAYS_FILE).is_file():
         return load_stimuli(path)
+    if not path.is_dir():
+        found = "a file" if path.is_file() else "nothing there"
+        raise BrainprobeInputError(f"{path}: expected a folder of images, a CSV manifest (.csv) or a folder written "
+                                   f"by save_stimuli; found {found}")
     return load_folder(path, size=size)
