@@ -22,11 +22,13 @@ Where the time goes, and why the layout is what it is (10,000 images: 50 million
   array out of order except to line the RDMs up.
 - The weighted sums of one RDM (its norm) are taken in its own order. The products of two RDMs
   need them in one order: the first RDM of ``rdms_a`` (the pivot) is walked in its order and each
-  other RDM's centred ranks are moved into that order. A direct gather over 50 million entries
-  misses the cache on every entry; the move is done in two passes instead, each local: the
-  ranks are written into buckets by the pivot block they go to (a few hundred write streams,
-  sequential within each), then each pivot block reads its bucket, which fits in cache. Both
-  index arrays are computed once, when the RDMs are sorted.
+  other RDM's centred ranks, written out in its own order, are gathered into that order through
+  an index computed once. This gather is the one access out of order per RDM and resample (the
+  former code gathered the weights and scattered the ranks of every RDM). The doubled centred
+  ranks are integers no larger than the N kept entries, so they are held as int32 where N fits
+  (any resample of < 65,536 images): half the memory a thread holds, and half the bytes gathered.
+  (Moving them in two cache-local passes, bucketed by destination, was measured no faster:
+  NumPy's scatter costs what the random gather saves.)
 - Resamples are independent: threads (NumPy releases the GIL in these loops) take whole
   resamples and write each to its own slot. Every sum runs over the same fixed blocks in the same
   order whatever the thread count, batch size or memory budget, so the output is bit for bit the
@@ -50,9 +52,6 @@ __all__ = ["image_bootstrap_rdm_correlations", "kept_pair_counts"]
 # positions per block: fixed (never from the budget or the thread count), so every sum is taken
 # over the same blocks in the same order; ~10 block arrays of this size fit in a core's L2 cache
 _BLOCK = 1 << 15
-# write streams of the first pass of a move between orders: few enough that the cache lines being
-# filled stay in cache, many enough that a bucket (the second pass's reads) stays small
-_BUCKETS = 512
 # resamples handed to the threads at once when the budget does not say (their draws only)
 _MAX_BATCH = 4096
 
@@ -128,12 +127,11 @@ def _tied_runs(ordered: np.ndarray):
 class _Layout:
     """One RDM's pairs in the order it is walked: their images (u, v), and for Spearman its sorted
     values' tied runs; for Pearson and cosine the order is the condensed one and ``values`` the
-    RDM's. ``scatter`` / ``gather`` move its values into the pivot's order (not for the pivot)."""
+    RDM's. ``gather`` (not for the pivot): for each of the pivot's positions, ours of that pair."""
 
     def __init__(self, row: np.ndarray, method: str, n_items: int):
         self.n = len(row)
-        self.values, self.runs = None, None
-        self.scatter = self.gather = None
+        self.values, self.runs, self.gather = None, None, None
         if method == "spearman":
             order = np.argsort(row, kind="stable")
             self.runs = _tied_runs(row[order])
@@ -141,51 +139,41 @@ class _Layout:
             order = np.arange(self.n)
             self.values = row
         self.u, self.v = _pair_images(order, n_items)
-        self.order = order  # dropped once the orders are linked (`_link`)
+        self.order = order  # dropped once the orders are linked (`_Prepared`)
 
-    def link_to(self, pivot_position: np.ndarray, bucket_size: int) -> None:
-        """Index arrays that move this RDM's values into the pivot's order in two local passes.
-
-        ``pivot_position[p]``: where condensed pair p sits in the pivot's order."""
+    def link_to(self, pivot_position: np.ndarray) -> None:
+        """``pivot_position[p]``: where condensed pair p sits in the pivot's order."""
         dtype = _index_type(self.n)
-        target = pivot_position[self.order]  # where each of our positions goes
-        n_buckets = -(-self.n // bucket_size)
-        bucket = (target // bucket_size).astype(_index_type(n_buckets), copy=False)
-        # first pass: our value at position i goes to slot scatter[i], slots grouped by the
-        # pivot block they end in and in our order within it (a stable sort: radix for int16)
-        by_bucket = np.argsort(bucket, kind="stable")
-        del bucket
-        self.scatter = np.empty(self.n, dtype)
-        self.scatter[by_bucket] = np.arange(self.n, dtype=dtype)
-        del by_bucket
-        # second pass: pivot position j reads the slot its pair was written to
         self.gather = np.empty(self.n, dtype)
-        self.gather[target] = self.scatter
+        self.gather[pivot_position[self.order]] = np.arange(self.n, dtype=dtype)
 
     def weights(self, counts: np.ndarray, s: int, e: int, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
         """Copies of the pairs at positions s..e in one resample, c_u c_v (int64)."""
-        np.take(counts, self.u[s:e], out=out)
-        np.take(counts, self.v[s:e], out=scratch)
+        # mode="clip": the indices are valid by construction; "raise" checks each one (slower)
+        np.take(counts, self.u[s:e], out=out, mode="clip")
+        np.take(counts, self.v[s:e], out=scratch, mode="clip")
         return np.multiply(out, scratch, out=out)
 
 
 class _Workspace:
-    """What one thread holds while it computes a resample: block buffers, and per moved RDM its
-    (n_pairs,) centred ranks in bucket order (plus one (n_pairs + 1,) cumulative sum where an RDM
-    has ties)."""
+    """What one thread holds while it computes a resample: block buffers, and per RDM other than
+    the pivot its (n_pairs,) doubled centred ranks in its own order (``rank_dtype``), plus one
+    (n_pairs + 1,) int64 cumulative sum where an RDM has ties."""
 
-    def __init__(self, n_pairs: int, n_moved: int, tied: bool, n_rdms: int):
+    def __init__(self, n_pairs: int, n_moved: int, tied: bool, n_rdms: int, rank_dtype):
         m = min(_BLOCK, n_pairs)
         self.ints = [np.empty(m, np.int64) for _ in range(3)]
+        self.small = np.empty(m, rank_dtype)
         self.w, self.tmp, self.wz = np.empty(m), np.empty(m), np.empty(m)
         self.z = [np.empty(m) for _ in range(n_rdms)]
-        self.moved = [np.empty(n_pairs) for _ in range(n_moved)]
+        self.moved = [np.empty(n_pairs, rank_dtype) for _ in range(n_moved)]
         self.through = np.empty(n_pairs + 1, np.int64) if tied else None
 
     @staticmethod
-    def bytes_per_thread(n_pairs: int, n_moved: int, tied: bool, n_rdms: int) -> int:
+    def bytes_per_thread(n_pairs: int, n_moved: int, tied: bool, n_rdms: int, rank_dtype) -> int:
         m = min(_BLOCK, n_pairs)
-        return 8 * (n_pairs * n_moved + (n_pairs + 1) * tied + m * (6 + n_rdms))
+        size = np.dtype(rank_dtype).itemsize
+        return size * n_pairs * n_moved + 8 * ((n_pairs + 1) * tied + m * (7 + n_rdms))
 
 
 def _dot(x: np.ndarray, y: np.ndarray) -> float:
@@ -195,7 +183,8 @@ def _dot(x: np.ndarray, y: np.ndarray) -> float:
 
 def _rank_blocks(layout: _Layout, counts: np.ndarray, total: int, ws: _Workspace):
     """Twice the centred Spearman ranks of one RDM on one resample, block by block in its sorted
-    order: yields (start, stop, weights, ranks) as float views, valid until the next block."""
+    order: yields (start, stop, weights, ranks, the ranks as int64), views valid until the next
+    block."""
     a, b, c = ws.ints
     if layout.runs is None:
         carry = 0
@@ -212,7 +201,7 @@ def _rank_blocks(layout: _Layout, counts: np.ndarray, total: int, ws: _Workspace
             through -= total
             np.copyto(ws.w[:m], w)
             np.copyto(ws.tmp[:m], through)
-            yield s, e, ws.w[:m], ws.tmp[:m]
+            yield s, e, ws.w[:m], ws.tmp[:m], through
         return
     first, end = layout.runs
     through = ws.through  # kept entries before each position, and all of them at the end
@@ -228,13 +217,13 @@ def _rank_blocks(layout: _Layout, counts: np.ndarray, total: int, ws: _Workspace
         e = min(layout.n, s + _BLOCK)
         m = e - s
         # a tied run of weight W after S entries: 2 x (mean rank - mean) = 2S + W - N
-        z = np.take(through, first[s:e], out=a[:m])
-        z += np.take(through, end[s:e], out=b[:m])
+        z = np.take(through, first[s:e], out=a[:m], mode="clip")
+        z += np.take(through, end[s:e], out=b[:m], mode="clip")
         z -= total
         np.subtract(through[s + 1:e + 1], through[s:e], out=c[:m])
         np.copyto(ws.w[:m], c[:m])
         np.copyto(ws.tmp[:m], z)
-        yield s, e, ws.w[:m], ws.tmp[:m]
+        yield s, e, ws.w[:m], ws.tmp[:m], z
 
 
 def _spearman_resample(layouts: list[_Layout], n_a: int, counts: np.ndarray, total: int,
@@ -243,15 +232,19 @@ def _spearman_resample(layouts: list[_Layout], n_a: int, counts: np.ndarray, tot
     n = len(layouts)
     norms = np.zeros(n)
     for r in range(1, n):
-        moved, layout = ws.moved[r - 1], layouts[r]
-        for s, e, w, z in _rank_blocks(layout, counts, total, ws):
+        moved = ws.moved[r - 1]
+        for s, e, w, z, z_int in _rank_blocks(layouts[r], counts, total, ws):
             wz = np.multiply(w, z, out=ws.wz[:e - s])
             norms[r] += _dot(wz, z)
-            moved[layout.scatter[s:e]] = z
+            np.copyto(moved[s:e], z_int, casting="unsafe")  # |2 x centred rank| <= total fits
     cross = np.zeros((n_a, n - n_a))
-    for s, e, w, z in _rank_blocks(layouts[0], counts, total, ws):
+    for s, e, w, z, _ in _rank_blocks(layouts[0], counts, total, ws):
         m = e - s
-        zs = [z] + [np.take(ws.moved[r - 1], layouts[r].gather[s:e], out=ws.z[r][:m]) for r in range(1, n)]
+        zs = [z]
+        for r in range(1, n):  # the other RDMs' ranks of the pivot's pairs: the random access
+            np.take(ws.moved[r - 1], layouts[r].gather[s:e], out=ws.small[:m], mode="clip")
+            zs.append(ws.z[r][:m])
+            np.copyto(zs[-1], ws.small[:m])
         for i in range(n_a):
             wz = np.multiply(w, zs[i], out=ws.wz[:m])
             if i == 0:
@@ -299,46 +292,63 @@ def _default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def _correlations(a: np.ndarray, b: np.ndarray, method: str, indices: np.ndarray, n_items: int,
-                  batch_size: int | None, memory_gb: float | None, n_jobs: int | None) -> np.ndarray:
-    """Correlations (n_resamples, n_a, n_b) for Spearman, Pearson and cosine."""
-    rdms = np.concatenate([a, b])
-    n_pairs = rdms.shape[1]
-    if method == "spearman":
-        layouts = [_Layout(row, method, n_items) for row in rdms]
-        # at least int32: the bucket arithmetic of `link_to` divides it by a block size (2**15)
-        pivot_position = np.empty(n_pairs, np.promote_types(_index_type(n_pairs), np.int32))
-        pivot_position[layouts[0].order] = np.arange(n_pairs, dtype=pivot_position.dtype)
-        bucket_size = _BLOCK * max(1, -(-n_pairs // (_BLOCK * _BUCKETS)))
-        for layout in layouts[1:]:
-            layout.link_to(pivot_position, bucket_size)
-        del pivot_position
-        for layout in layouts:
-            layout.order = None
-        n_moved, tied = len(rdms) - 1, any(layout.runs is not None for layout in layouts)
-    else:
-        layouts = [_Layout(rdms[0], method, n_items)]
-        n_moved, tied = 0, False
-    per_thread = _Workspace.bytes_per_thread(n_pairs, n_moved, tied, len(rdms))
-    budget = memory_budget_bytes(memory_gb)
-    n_jobs = _default_jobs() if n_jobs is None else n_jobs
-    n_threads = int(max(1, min(n_jobs, len(indices), budget // per_thread)))
-    if batch_size is None:  # the draws of a batch: n int64 counts per resample
-        batch_size = int(max(1, min(_MAX_BATCH, budget // max(1, 8 * n_items))))
-    out = np.empty((len(indices), len(a), len(b)))
-    local = threading.local()
+class _Prepared:
+    """RDMs ready for any number of resamples: each sorted (Spearman) and linked to the pivot's
+    order once; what a thread then holds is sized by `bytes_per_thread`."""
 
-    def one(s: int, counts: np.ndarray) -> None:
-        if not hasattr(local, "ws"):
-            local.ws = _Workspace(n_pairs, n_moved, tied, len(rdms))
+    def __init__(self, a: np.ndarray, b: np.ndarray, method: str, n_items: int, n_draws: int):
+        # doubled centred ranks lie within +-(kept entries) <= n_draws (n_draws - 1) / 2
+        self.rank_dtype = np.int32 if n_draws * (n_draws - 1) // 2 <= np.iinfo(np.int32).max else np.int64
+        self.rdms, self.n_a, self.method, self.n_items = np.concatenate([a, b]), len(a), method, n_items
+        self.n_pairs = n_pairs = self.rdms.shape[1]
+        if method == "spearman":
+            self.layouts = [_Layout(row, method, n_items) for row in self.rdms]
+            pivot_position = np.empty(n_pairs, _index_type(n_pairs))
+            pivot_position[self.layouts[0].order] = np.arange(n_pairs, dtype=pivot_position.dtype)
+            for layout in self.layouts[1:]:
+                layout.link_to(pivot_position)
+            del pivot_position
+            for layout in self.layouts:
+                layout.order = None
+            self.n_moved = len(self.rdms) - 1
+            self.tied = any(layout.runs is not None for layout in self.layouts)
+        else:
+            self.layouts = [_Layout(self.rdms[0], method, n_items)]
+            self.n_moved, self.tied = 0, False
+
+    def bytes_per_thread(self) -> int:
+        return _Workspace.bytes_per_thread(self.n_pairs, self.n_moved, self.tied, len(self.rdms), self.rank_dtype)
+
+    def workspace(self) -> _Workspace:
+        return _Workspace(self.n_pairs, self.n_moved, self.tied, len(self.rdms), self.rank_dtype)
+
+    def resample(self, counts: np.ndarray, ws: _Workspace) -> np.ndarray:
+        """Correlations (n_a, n_b) on the resample with draw ``counts`` (n_items,) int64."""
         k = int(counts.sum())
         total = (k * k - int((counts * counts).sum())) // 2  # kept entries: pairs of different images
         # a resample with < 2 kept entries, or a constant RDM on it: NaN, silently
         with np.errstate(invalid="ignore", divide="ignore"):
-            if method == "spearman":
-                out[s] = _spearman_resample(layouts, len(a), counts, total, local.ws)
-            else:
-                out[s] = _linear_resample(layouts[0], rdms, len(a), method, counts, total, local.ws)
+            if self.method == "spearman":
+                return _spearman_resample(self.layouts, self.n_a, counts, total, ws)
+            return _linear_resample(self.layouts[0], self.rdms, self.n_a, self.method, counts, total, ws)
+
+
+def _resample_all(prepared: _Prepared, indices: np.ndarray, batch_size: int | None, memory_gb: float | None,
+                  n_jobs: int | None) -> np.ndarray:
+    """Correlations (n_resamples, n_a, n_b): threads take whole resamples, each to its own slot."""
+    n_items = prepared.n_items
+    budget = memory_budget_bytes(memory_gb)
+    n_jobs = _default_jobs() if n_jobs is None else n_jobs
+    n_threads = int(max(1, min(n_jobs, len(indices), budget // prepared.bytes_per_thread())))
+    if batch_size is None:  # the draws of a batch: n int64 counts per resample
+        batch_size = int(max(1, min(_MAX_BATCH, budget // max(1, 8 * n_items))))
+    out = np.empty((len(indices), prepared.n_a, len(prepared.rdms) - prepared.n_a))
+    local = threading.local()
+
+    def one(s: int, counts: np.ndarray) -> None:
+        if not hasattr(local, "ws"):  # one workspace per thread, kept across its resamples
+            local.ws = prepared.workspace()
+        out[s] = prepared.resample(counts, local.ws)
 
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         for start in range(0, len(indices), batch_size):
@@ -360,7 +370,7 @@ def image_bootstrap_rdm_correlations(rdms_a, rdms_b, *, method: str = "spearman"
     paired: the share of samples in which a layer wins is a bootstrap of which layer is best.
     Each RDM is sorted once; a resample costs a few passes over the original pairs (see the
     module's text), and nothing of size (n_boot x n_pairs) is held: a thread holds one (n_pairs,)
-    float64 array per RDM beyond the first (one more where an RDM has tied values).
+    int32 array per RDM beyond the first (and one int64 one where an RDM has tied values).
 
     Parameters
     ----------
@@ -425,7 +435,7 @@ def image_bootstrap_rdm_correlations(rdms_a, rdms_b, *, method: str = "spearman"
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                    or batch_size < 1):
         raise ValueError(f"batch_size: expected a positive number of resamples, found {batch_size!r}")
-    return _correlations(a, b, method, indices, n_items, batch_size, memory_gb, n_jobs)
+    return _resample_all(_Prepared(a, b, method, n_items, indices.shape[1]), indices, batch_size, memory_gb, n_jobs)
 
 
 def _kendall_samples(a, b, indices, n_items):
