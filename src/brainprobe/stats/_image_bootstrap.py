@@ -11,7 +11,7 @@ are tied. So each RDM is sorted once; a resample's Spearman ranks are cumulative
 pair weights in that order (a tied run of total weight W after S smaller entries has the average
 rank S + (W + 1) / 2, scipy's ``rankdata``), and every correlation is a weighted sum over the
 original pairs. The ranks are integers or halves: twice the centred rank, 2S + W - N for N kept
-entries, is an integer, summed in int64 and exact, so the result is the correlation of the
+entries, is an integer, summed in integers and exact, so the result is the correlation of the
 gathered, re-ranked resample to rounding.
 
 Where the time goes, and why the layout is what it is (10,000 images: 50 million pairs):
@@ -24,9 +24,10 @@ Where the time goes, and why the layout is what it is (10,000 images: 50 million
   need them in one order: the first RDM of ``rdms_a`` (the pivot) is walked in its order and each
   other RDM's centred ranks, written out in its own order, are gathered into that order through
   an index computed once. This gather is the one access out of order per RDM and resample (the
-  former code gathered the weights and scattered the ranks of every RDM). The doubled centred
-  ranks are integers no larger than the N kept entries, so they are held as int32 where N fits
-  (any resample of < 65,536 images): half the memory a thread holds, and half the bytes gathered.
+  former code gathered the weights and scattered the ranks of every RDM). The weights, their
+  running sums and the doubled centred ranks are integers within +-2N for N kept entries, so
+  they are int32 where 2N fits (resamples of up to 46,341 images), else int64: half the memory
+  a thread holds and the bytes gathered, and a cumulative sum several times faster than float64's.
   (Moving them in two cache-local passes, bucketed by destination, was measured no faster:
   NumPy's scatter costs what the random gather saves.)
 - Resamples are independent: threads (NumPy releases the GIL in these loops) take whole
@@ -148,7 +149,7 @@ class _Layout:
         self.gather[pivot_position[self.order]] = np.arange(self.n, dtype=dtype)
 
     def weights(self, counts: np.ndarray, s: int, e: int, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-        """Copies of the pairs at positions s..e in one resample, c_u c_v (int64)."""
+        """Copies of the pairs at positions s..e in one resample, c_u c_v (``counts``' type)."""
         # mode="clip": the indices are valid by construction; "raise" checks each one (slower)
         np.take(counts, self.u[s:e], out=out, mode="clip")
         np.take(counts, self.v[s:e], out=scratch, mode="clip")
@@ -157,23 +158,23 @@ class _Layout:
 
 class _Workspace:
     """What one thread holds while it computes a resample: block buffers, and per RDM other than
-    the pivot its (n_pairs,) doubled centred ranks in its own order (``rank_dtype``), plus one
-    (n_pairs + 1,) int64 cumulative sum where an RDM has ties."""
+    the pivot its (n_pairs,) doubled centred ranks in its own order, plus one (n_pairs + 1,)
+    cumulative sum where an RDM has ties; integers all of type ``rank_dtype``."""
 
     def __init__(self, n_pairs: int, n_moved: int, tied: bool, n_rdms: int, rank_dtype):
         m = min(_BLOCK, n_pairs)
-        self.ints = [np.empty(m, np.int64) for _ in range(3)]
+        self.ints = [np.empty(m, rank_dtype) for _ in range(3)]
         self.small = np.empty(m, rank_dtype)
         self.w, self.tmp, self.wz = np.empty(m), np.empty(m), np.empty(m)
         self.z = [np.empty(m) for _ in range(n_rdms)]
         self.moved = [np.empty(n_pairs, rank_dtype) for _ in range(n_moved)]
-        self.through = np.empty(n_pairs + 1, np.int64) if tied else None
+        self.through = np.empty(n_pairs + 1, rank_dtype) if tied else None
 
     @staticmethod
     def bytes_per_thread(n_pairs: int, n_moved: int, tied: bool, n_rdms: int, rank_dtype) -> int:
         m = min(_BLOCK, n_pairs)
         size = np.dtype(rank_dtype).itemsize
-        return size * n_pairs * n_moved + 8 * ((n_pairs + 1) * tied + m * (7 + n_rdms))
+        return size * (n_pairs * n_moved + (n_pairs + 1) * tied + 4 * m) + 8 * m * (3 + n_rdms)
 
 
 def _dot(x: np.ndarray, y: np.ndarray) -> float:
@@ -183,8 +184,8 @@ def _dot(x: np.ndarray, y: np.ndarray) -> float:
 
 def _rank_blocks(layout: _Layout, counts: np.ndarray, total: int, ws: _Workspace):
     """Twice the centred Spearman ranks of one RDM on one resample, block by block in its sorted
-    order: yields (start, stop, weights, ranks, the ranks as int64), views valid until the next
-    block."""
+    order: yields (start, stop, weights, ranks, the ranks as integers), views valid until the
+    next block."""
     a, b, c = ws.ints
     if layout.runs is None:
         carry = 0
@@ -297,8 +298,9 @@ class _Prepared:
     order once; what a thread then holds is sized by `bytes_per_thread`."""
 
     def __init__(self, a: np.ndarray, b: np.ndarray, method: str, n_items: int, n_draws: int):
-        # doubled centred ranks lie within +-(kept entries) <= n_draws (n_draws - 1) / 2
-        self.rank_dtype = np.int32 if n_draws * (n_draws - 1) // 2 <= np.iinfo(np.int32).max else np.int64
+        # weights, running sums (and twice them, before a subtraction) lie within 2 x the kept
+        # entries <= n_draws (n_draws - 1): int32 where that fits
+        self.rank_dtype = np.int32 if n_draws * (n_draws - 1) <= np.iinfo(np.int32).max else np.int64
         self.rdms, self.n_a, self.method, self.n_items = np.concatenate([a, b]), len(a), method, n_items
         self.n_pairs = n_pairs = self.rdms.shape[1]
         if method == "spearman":
@@ -326,6 +328,7 @@ class _Prepared:
         """Correlations (n_a, n_b) on the resample with draw ``counts`` (n_items,) int64."""
         k = int(counts.sum())
         total = (k * k - int((counts * counts).sum())) // 2  # kept entries: pairs of different images
+        counts = counts.astype(self.rank_dtype)
         # a resample with < 2 kept entries, or a constant RDM on it: NaN, silently
         with np.errstate(invalid="ignore", divide="ignore"):
             if self.method == "spearman":
@@ -370,7 +373,7 @@ def image_bootstrap_rdm_correlations(rdms_a, rdms_b, *, method: str = "spearman"
     paired: the share of samples in which a layer wins is a bootstrap of which layer is best.
     Each RDM is sorted once; a resample costs a few passes over the original pairs (see the
     module's text), and nothing of size (n_boot x n_pairs) is held: a thread holds one (n_pairs,)
-    int32 array per RDM beyond the first (and one int64 one where an RDM has tied values).
+    int32 array per RDM beyond the first (and one more where an RDM has tied values).
 
     Parameters
     ----------
