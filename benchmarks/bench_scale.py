@@ -30,6 +30,8 @@ Usage:  python benchmarks/bench_scale.py [--sizes 40 1000] [--out benchmarks/res
         python benchmarks/bench_scale.py --sizes 10000 --merge   (adds rows to the existing JSON)
         python benchmarks/bench_scale.py --sizes 10000 --steps permutations --cap-s 3600 --merge
                                          (a higher cap: measured in full, not extrapolated)
+        python benchmarks/bench_scale.py --sizes 10000 --steps image_bootstraps --merge --timeout-s 1800
+                                         (capped as usual; the process may take longer: two setups)
 """
 
 from __future__ import annotations
@@ -357,6 +359,9 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true", help="add the rows to the existing JSON")
     parser.add_argument("--cap-s", type=float, default=STEP_CAP_S,
                         help="seconds a step may take before it is extrapolated from fewer resamples")
+    parser.add_argument("--timeout-s", type=float, default=None,
+                        help="seconds before a step's process is stopped (default 3 x --cap-s; a 10,000-image "
+                             "step measures its setup twice, once per call, which can take longer)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     STEP_CAP_S = args.cap_s
@@ -369,7 +374,7 @@ def main() -> None:
     rows = json.loads(out.read_text())["rows"] if args.merge and out.is_file() else []
     for step in args.steps:
         for n in ([0] if step == "disks" else args.sizes):
-            row = run_row(step, n, timeout=3 * STEP_CAP_S)
+            row = run_row(step, n, timeout=args.timeout_s or 3 * STEP_CAP_S)
             rows = [r for r in rows if not (r.get("step") == step and r.get("n_images") == n)] + [row]
             print(json.dumps(row, default=float))
     for row in rows:
