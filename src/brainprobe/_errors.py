@@ -32,3 +32,15 @@ class MissingFileError(BrainprobeInputError, FileNotFoundError):
 
 class ConfigError(BrainprobeInputError):
     """A study configuration that cannot run; the message names the file and the key."""
+
+
+def check_format(manifest, path, expected_format: str, expected_version) -> dict:
+    """A file's parsed JSON manifest with its ``format`` and ``version`` checked (InputFileError
+    naming the file and the field otherwise): the manifest."""
+    if not isinstance(manifest, dict) or manifest.get("format") != expected_format:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise InputFileError(f"{path}: field 'format': expected {expected_format!r}, found {found!r}")
+    if manifest.get("version") != expected_version:
+        raise InputFileError(f"{path}: field 'version': expected {expected_version}, found "
+                             f"{manifest.get('version')!r} (written by another brainprobe version?)")
+    return manifest

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .._errors import InputFileError
+from .._errors import InputFileError, check_format
 from .._npz import read_npz, write_npz
 from ._estimators import ROMP, KernelRidgeEncoder, OMPEncoder, RidgeCVEncoder
 
@@ -176,12 +176,7 @@ def _manifest(arrays: dict, path) -> dict:
         manifest = json.loads(str(arrays["manifest"]))
     except ValueError as error:
         raise InputFileError(f"{path}: field 'manifest': not valid JSON ({error})") from error
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise InputFileError(f"{path}: field 'format': expected {FORMAT!r}, found {found!r}")
-    if manifest.get("version") != VERSION:
-        raise InputFileError(f"{path}: field 'version': expected {VERSION}, found {manifest.get('version')!r} "
-                             "(written by another brainprobe version)")
+    check_format(manifest, path, FORMAT, VERSION)
     for name in ("subjects", "rois", "layers", "models", "columns", "train_images", "heldout"):
         if name not in manifest:
             raise InputFileError(f"{path}: field {name!r} is missing from the manifest")

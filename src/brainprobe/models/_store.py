@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import InputFileError, MissingFileError
+from .._errors import InputFileError, MissingFileError, check_format
 
 __all__ = ["MANIFEST_NAME", "LayerFolderWriter", "check_output_folder", "is_activation_folder", "read_folder"]
 
@@ -61,12 +61,7 @@ def _read_manifest(folder: Path) -> dict:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise InputFileError(f"{path}: cannot be read as JSON ({error})") from error
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise InputFileError(f"{path}: field 'format': expected {FORMAT!r}, found {found!r}")
-    if manifest.get("version") != FORMAT_VERSION:
-        raise InputFileError(f"{path}: field 'version': expected {FORMAT_VERSION}, found {manifest.get('version')!r} "
-                             "(written by another brainprobe version?)")
+    check_format(manifest, path, FORMAT, FORMAT_VERSION)
     for field, kind in (("n_images", int), ("layers", list), ("dtype", str)):
         if not isinstance(manifest.get(field), kind):
             raise InputFileError(f"{path}: field {field!r}: expected {kind.__name__}, found "
