@@ -92,3 +92,15 @@ def test_thread_count_and_batch_size_are_checked():
             image_bootstrap_rdm_correlations(a, b, n_boot=2, seed=0, n_jobs=bad)
         with pytest.raises(ValueError, match="batch_size"):
             image_bootstrap_rdm_correlations(a, b, n_boot=2, seed=0, batch_size=bad)
+
+
+def test_default_threads_respect_the_processes_share_of_cores(monkeypatch):
+    from brainprobe.stats._image_bootstrap import _default_jobs
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    every_core = _default_jobs()
+    assert every_core >= 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # e.g. a joblib worker's share
+    assert _default_jobs() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert _default_jobs() == every_core

@@ -287,10 +287,19 @@ def _linear_resample(layout: _Layout, rdms: np.ndarray, n_a: int, method: str, c
 
 
 def _default_jobs() -> int:
+    """Threads for the resamples: the cores this process may use, but no more than
+    ``OMP_NUM_THREADS`` when it is set. joblib's worker processes (the study's ``[parallel]
+    n_jobs``) set it to their share of the cores, so parallel subjects do not each start a
+    thread per core."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        share = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        share = 0
+    return max(1, min(cores, share)) if share > 0 else cores
 
 
 class _Prepared:
@@ -395,8 +404,8 @@ def image_bootstrap_rdm_correlations(rdms_a, rdms_b, *, method: str = "spearman"
         Memory the threads' working arrays may take, in GiB (default:
         `brainprobe.stats.memory_budget`); fewer threads run where it holds fewer.
     n_jobs : int, optional
-        Threads, each computing whole resamples (default: the CPU cores this process may use).
-        Results do not depend on it.
+        Threads, each computing whole resamples (default: the CPU cores this process may use,
+        at most ``OMP_NUM_THREADS`` when it is set). Results do not depend on it.
 
     Returns
     -------
