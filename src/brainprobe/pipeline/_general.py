@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.model_selection import KFold
 
 from .._files import EXACT_FLOATS
 from ..data import Responses, values_to_gifti, values_to_nifti
+from ..encoding._study import cross_validated_predictions
 from ..roi import neighbourhoods_for_columns
 from ..rsa import (
     category_rdm,
@@ -374,7 +373,7 @@ def general_encoding(responses: Responses, selection: pd.DataFrame, activations,
     for layer in layers:
         X = np.asarray(activations[layer])[rows].reshape(len(rows), -1)
         every = np.concatenate(list(columns.values()))
-        predicted_all = _cross_validated(estimator, X, patterns[:, every], cv)
+        predicted_all = cross_validated_predictions(estimator, X, patterns[:, every], cv)
         offset = 0
         for roi, chosen in columns.items():
             predicted = predicted_all[:, offset:offset + len(chosen)]
@@ -390,11 +389,3 @@ def general_encoding(responses: Responses, selection: pd.DataFrame, activations,
                             "n_images": len(ids), "n_vertices": len(chosen), "n_perm": settings["n_perm"],
                             "resampled": "images"})
     return pd.DataFrame(records)
-
-
-def _cross_validated(estimator, X: np.ndarray, measured: np.ndarray, cv: int) -> np.ndarray:
-    """Each image predicted by a clone of ``estimator`` fitted on the other ``cv`` folds (contiguous)."""
-    predicted = np.empty_like(measured, dtype=np.float64)
-    for train, test in KFold(n_splits=min(cv, len(X))).split(X):
-        predicted[test] = clone(estimator).fit(X[train], measured[train]).predict(X[test]).reshape(len(test), -1)
-    return predicted
