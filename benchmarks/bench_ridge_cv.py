@@ -24,7 +24,8 @@ def _kernel_route(X, Y) -> float:
     """Seconds of the same fit forced through the (images x images) kernel's eigenbasis."""
     from brainprobe.encoding import _estimators
 
-    def kernel_basis(Xc):
+    def kernel_basis(X, x_mean):
+        Xc = X - x_mean
         eigenvalues, Q = np.linalg.eigh(Xc @ Xc.T)
         return np.clip(eigenvalues, 0.0, None), Q
 

@@ -27,7 +27,8 @@ Steps (simulated data: three image kinds RE/AN/AI of ``n`` images each, ``UNITS`
   row shows the whole pipeline fits in memory, and the resampling rows above give the cost of
   the full count, and the RSA and vertex selection use Pearson (``[rsa] method = "pearson"``:
   disk reliabilities from Gram matrices, no 50-million-pair RDM ranked per ROI vertex).
-  ``steps_seconds`` is the study's own step log.
+  ``steps_seconds`` is the study's own step log. ``study_pearson``: the same with Pearson at any
+  size (the selection's Gram path beside the Spearman row).
 - ``disks``: 3 mm edge-path disks on fs_LR 32k (both hemispheres) and on the same surfaces
   subdivided once (4x the vertices, ~260k), local Dijkstra.
 
@@ -329,7 +330,12 @@ def _study_images(folder: Path, n: int) -> Path:
     return folder
 
 
-def step_study(n: int) -> dict:
+def step_study_pearson(n: int) -> dict:
+    """The same study with ``[rsa] method = "pearson"`` at any size."""
+    return step_study(n, method="pearson")
+
+
+def step_study(n: int, method: str | None = None) -> dict:
     import tempfile
 
     from brainprobe.pipeline import Study, validate
@@ -337,7 +343,7 @@ def step_study(n: int) -> dict:
     resamples = N_PERM if n <= 1000 else STUDY_RESAMPLES_LARGE
     # Spearman ranks every ROI vertex's disk RDM for the selection: 50 million pairs each at
     # 10,000 images, hours; Pearson's Gram path forms none (the README's advice at that size)
-    method = "spearman" if n <= 1000 else "pearson"
+    method = method or ("spearman" if n <= 1000 else "pearson")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         os.environ["BRAINPROBE_CACHE"] = str(folder / "cache")
@@ -470,7 +476,7 @@ def main() -> None:
     rows = json.loads(out.read_text())["rows"] if args.merge and out.is_file() else []
     for step in args.steps:
         for n in ([0] if step == "disks" else args.sizes):
-            default_timeout = STUDY_TIMEOUT_S if step == "study" else 3 * STEP_CAP_S
+            default_timeout = STUDY_TIMEOUT_S if step.startswith("study") else 3 * STEP_CAP_S
             row = run_row(step, n, timeout=args.timeout_s or default_timeout)
             rows = [r for r in rows if not (r.get("step") == step and r.get("n_images") == n)] + [row]
             print(json.dumps(row, default=float))

@@ -108,3 +108,20 @@ def test_estimators_by_their_study_file_names():
                                                     progress=False).models.values())), ROMP)
     with pytest.raises(ValueError, match=r"estimator: expected one of \['omp', 'ridge', 'romp'\]"):
         fit_encoding_models(activations, responses, ["V1"], estimator="lasso", progress=False)
+
+
+def test_float32_features_in_blocks_of_columns_fit_as_float64_at_once(monkeypatch):
+    # a wide float32 layer is centred and multiplied a block of columns at a time, never copied
+    # whole to float64: the same fit as the float64 features in one block
+    from brainprobe.encoding import _estimators
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(60, 500)).astype(np.float32)
+    Y = X[:, :20].astype(np.float64) @ rng.normal(size=(20, 5)) + rng.normal(size=(60, 5))
+    whole = RidgeCVEncoder().fit(X.astype(np.float64), Y)
+    monkeypatch.setattr(_estimators, "_BLOCK_BYTES", 8 * 60 * 64)  # blocks of 64 columns
+    blocked = RidgeCVEncoder().fit(X, Y)
+    np.testing.assert_array_equal(blocked.alpha_, whole.alpha_)
+    np.testing.assert_allclose(blocked.coef_, whole.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(blocked.intercept_, whole.intercept_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(blocked.predict(X), whole.predict(X.astype(np.float64)), rtol=1e-9, atol=1e-10)

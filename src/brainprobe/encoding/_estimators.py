@@ -30,8 +30,8 @@ class _LinearEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     _min_samples = 1
 
-    def _validated_fit_data(self, X, y):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+    def _validated_fit_data(self, X, y, dtype=np.float64):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=dtype)
         if len(X) < self._min_samples:
             raise ValueError(f"{type(self).__name__} needs at least {self._min_samples} samples, got n_samples = {len(X)}")
         self._single_output = y.ndim == 1
@@ -227,20 +227,38 @@ class KernelRidgeEncoder(_LinearEncoder):
 DEFAULT_RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-4, 4, 17))
 
 
-def _kernel_eigenbasis(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nonnegative eigenvalues (r,) and orthonormal eigenvectors (n_samples, r) of the kernel
-    ``Xc Xc^T``, r <= min(n_samples, n_features).
+# float64 columns of the centred features held at once: a conv layer has 10^5 units, and its
+# whole centred float64 copy at 10,000 images would be 11 GB on top of the features themselves
+_BLOCK_BYTES = 2**28
 
-    With more samples than features (thousands of images, a few thousand units) the kernel's
-    eigenvectors come from the (n_features, n_features) covariance instead: its nonzero spectrum
-    is the kernel's, and U = Xc V / sqrt(lambda). That costs n p^2 instead of n^3 (10,000 images
-    x 512 units: 1.3e10 instead of 1e12 multiply-adds). The kernel's null directions are left
-    out: their shrinkage lambda / (lambda + penalty) is 0, so they change no fit, leverage or
-    coefficient."""
-    n_samples, n_features = Xc.shape
+
+def _centred_blocks(X: np.ndarray, x_mean: np.ndarray):
+    """(columns, centred float64 block (n_samples, width)) over the feature columns of ``X``."""
+    width = max(1, _BLOCK_BYTES // (8 * max(len(X), 1)))
+    for start in range(0, X.shape[1], width):
+        columns = slice(start, start + width)
+        yield columns, np.asarray(X[:, columns], dtype=np.float64) - x_mean[columns]
+
+
+def _kernel_eigenbasis(X: np.ndarray, x_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nonnegative eigenvalues (r,) and orthonormal eigenvectors (n_samples, r) of the kernel
+    ``Xc Xc^T`` of the centred features Xc = X - x_mean, r <= min(n_samples, n_features).
+
+    With fewer samples than features the kernel is summed block of columns by block, so no
+    centred copy of a wide layer is held. With more samples than features (thousands of images, a
+    few thousand units) the eigenvectors come from the (n_features, n_features) covariance
+    instead: its nonzero spectrum is the kernel's, and U = Xc V / sqrt(lambda). That costs n p^2
+    instead of n^3 (10,000 images x 512 units: 1.3e10 instead of 1e12 multiply-adds). The
+    kernel's null directions are left out: their shrinkage lambda / (lambda + penalty) is 0, so
+    they change no fit, leverage or coefficient."""
+    n_samples, n_features = X.shape
     if n_samples <= n_features:
-        eigenvalues, Q = np.linalg.eigh(Xc @ Xc.T)
+        kernel = np.zeros((n_samples, n_samples))
+        for _, block in _centred_blocks(X, x_mean):
+            kernel += block @ block.T
+        eigenvalues, Q = np.linalg.eigh(kernel)
         return np.clip(eigenvalues, 0.0, None), Q
+    Xc = np.asarray(X, dtype=np.float64) - x_mean  # (n, p) with p < n: no larger than the kernel
     eigenvalues, V = np.linalg.eigh(Xc.T @ Xc)
     # numerically zero directions (rank-deficient features) have no reliable eigenvector in
     # sample space; numpy's matrix_rank uses the same tolerance
@@ -249,14 +267,18 @@ def _kernel_eigenbasis(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return eigenvalues, (Xc @ V) / np.sqrt(eigenvalues)
 
 
-def _ridge_coefficients(Xc, Yc, eigenvalues, Q, penalties, chosen) -> np.ndarray:
+def _ridge_coefficients(X, x_mean, Yc, eigenvalues, Q, penalties, chosen) -> np.ndarray:
     """(n_targets, n_features) ridge weights, each target with its chosen penalty:
-    Xc^T Q diag(1 / (lambda + penalty)) Q^T y, the kernel form's dual mapped back."""
+    Xc^T Q diag(1 / (lambda + penalty)) Q^T y, the kernel form's dual mapped back, a block of
+    feature columns at a time."""
     dual = np.empty((len(Q), Yc.shape[1]))
     for k in np.unique(chosen):
         targets = chosen == k
         dual[:, targets] = Q @ ((Q.T @ Yc[:, targets]) / (eigenvalues + penalties[k])[:, None])
-    return (Xc.T @ dual).T
+    coef = np.empty((Yc.shape[1], X.shape[1]))
+    for columns, block in _centred_blocks(X, x_mean):
+        coef[:, columns] = (block.T @ dual).T
+    return coef
 
 
 class RidgeCVEncoder(_LinearEncoder):
@@ -302,14 +324,17 @@ class RidgeCVEncoder(_LinearEncoder):
         self.chunk = chunk
 
     def fit(self, X, y):
-        X, Y = self._validated_fit_data(X, y)
+        # float32 features (activations) stay float32: sums and products are taken in float64
+        # a block of columns at a time, never on a whole float64 copy of the layer
+        X, Y = self._validated_fit_data(X, y, dtype=(np.float64, np.float32))
+        Y = np.asarray(Y, dtype=np.float64)
         alphas = np.asarray(self.alphas, dtype=np.float64).ravel()
         if not len(alphas) or not (alphas > 0).all():
             raise ValueError(f"alphas: expected positive penalties, found {self.alphas!r}")
-        x_mean = X.mean(axis=0) if self.fit_intercept else np.zeros(X.shape[1])
+        x_mean = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(X.shape[1])
         y_mean = Y.mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
-        Xc, Yc = X - x_mean, Y - y_mean
-        eigenvalues, Q = _kernel_eigenbasis(Xc)
+        Yc = Y - y_mean
+        eigenvalues, Q = _kernel_eigenbasis(X, x_mean)
         penalties = alphas * max(float(eigenvalues.sum() / len(X)), 1e-12)  # mean diagonal of the kernel
         chosen = np.empty(Y.shape[1], dtype=np.int64)
         for start in range(0, Y.shape[1], self.chunk):
@@ -325,6 +350,6 @@ class RidgeCVEncoder(_LinearEncoder):
                 errors[k] = (residual * residual).sum(axis=0)
             chosen[start:start + QtY.shape[1]] = errors.argmin(axis=0)
         self.alpha_ = alphas[chosen]
-        self.coef_ = _ridge_coefficients(Xc, Yc, eigenvalues, Q, penalties, chosen)
+        self.coef_ = _ridge_coefficients(X, x_mean, Yc, eigenvalues, Q, penalties, chosen)
         self.intercept_ = y_mean - self.coef_ @ x_mean
         return self
