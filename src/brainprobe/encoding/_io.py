@@ -207,8 +207,9 @@ def _model(entry, i: int, arrays: dict, path):
     return _decode(entry["key"], f"{field}.key", path), model
 
 
-def load_models(path):
-    """Read an `EncodingModels` written by `save_models` (no pickles are loaded).
+def load_models(path, models_class):
+    """Read an `EncodingModels` written by `save_models` (no pickles are loaded); built as
+    ``models_class`` (`EncodingModels.load` passes itself: this module does not import it back).
 
     Raises
     ------
@@ -216,8 +217,6 @@ def load_models(path):
         The file is not a ``.npz`` file, not an EncodingModels file, of another layout version,
         or one of its fields is missing or inconsistent (the message names the file and field).
     """
-    from ._study import EncodingModels
-
     arrays = read_npz(path)
     manifest = _manifest(arrays, path)
     models = dict(_model(entry, i, arrays, path) for i, entry in enumerate(manifest["models"]))
@@ -232,10 +231,10 @@ def load_models(path):
             raise InputFileError(f"{path}: field 'heldout[{i}]': expected (subject, roi, layer, cv, measurement, "
                                  f"estimator), found {key!r}")
         heldout[key] = _array(arrays, f"heldout/{i}", path)
-    result = EncodingModels(models=models, columns=columns, train_images=train,
-                            layers=_decode(manifest["layers"], "layers", path),
-                            rois=_decode(manifest["rois"], "rois", path),
-                            subjects=_decode(manifest["subjects"], "subjects", path), heldout=heldout)
+    result = models_class(models=models, columns=columns, train_images=train,
+                          layers=_decode(manifest["layers"], "layers", path),
+                          rois=_decode(manifest["rois"], "rois", path),
+                          subjects=_decode(manifest["subjects"], "subjects", path), heldout=heldout)
     _check_consistent(result, path)
     return result
 

@@ -123,7 +123,7 @@ class EncodingModels:
         """
         from ._io import load_models
 
-        return load_models(path)
+        return load_models(path, cls)
 
     def subset(self, *, rois: Sequence[str] | None = None, layers: Sequence[str] | None = None) -> EncodingModels:
         """The models of some ROIs and layers (in the order given), sharing the fitted estimators
