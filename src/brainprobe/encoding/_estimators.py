@@ -275,10 +275,13 @@ def _ridge_coefficients(X, x_mean, Yc, eigenvalues, Q, penalties, chosen) -> np.
     for k in np.unique(chosen):
         targets = chosen == k
         dual[:, targets] = Q @ ((Q.T @ Yc[:, targets]) / (eigenvalues + penalties[k])[:, None])
-    coef = np.empty((Yc.shape[1], X.shape[1]))
+    # filled as (n_features, n_targets) and returned transposed (a view): writing each block
+    # into a (n_targets, n_features) array would be a strided copy of the whole, gigabytes for
+    # thousands of vertices on a 10^5-unit layer
+    weights = np.empty((X.shape[1], Yc.shape[1]))
     for columns, block in _centred_blocks(X, x_mean):
-        coef[:, columns] = (block.T @ dual).T
-    return coef
+        np.matmul(block.T, dual, out=weights[columns])  # in place: no block-sized temporary
+    return weights.T
 
 
 class RidgeCVEncoder(_LinearEncoder):
