@@ -15,15 +15,13 @@ import torch
 from .._errors import BrainprobeInputError, MissingFileError
 from ..data import Responses, kinds_from_stimuli, load_responses, load_trial_table, simulate_subject
 from ..encoding import (
-    ROMP,
     EncodingModels,
-    OMPEncoder,
-    RidgeCVEncoder,
     best_layer,
     best_layer_proportions,
     fit_encoding_models,
     generalization,
 )
+from ..encoding._study import estimator_from_name
 from ..models import Activations, LayeredModel
 from ..roi import (
     add_atlas_rois,
@@ -516,13 +514,11 @@ def searchlight_map(responses: Responses, averaged: tuple[np.ndarray, pd.DataFra
 
 def make_estimator(config):
     settings = config["encoding"]
-    n_nonzero = settings["n_nonzero"]
-    if settings["estimator"] == "romp":
-        return ROMP(n_nonzero=n_nonzero)
-    if settings["estimator"] == "omp":
-        return OMPEncoder(n_nonzero=n_nonzero)
     # ridge: one penalty per vertex by leave-one-out error (a fixed alpha = 1 fits no data set well)
-    return RidgeCVEncoder()
+    estimator = estimator_from_name(settings["estimator"])
+    if settings["estimator"] in ("romp", "omp"):
+        estimator.set_params(n_nonzero=settings["n_nonzero"])
+    return estimator
 
 
 def encoding_models(responses: Responses, selection: pd.DataFrame, activations: Activations, layers: Sequence[str],
