@@ -109,17 +109,17 @@ def test_heldout_accuracy_and_best_layer_share_the_folds_also_after_a_load(data,
     models = fit_encoding_models(activations, responses, ["V1", "LO"], estimator=ROMP(n_nonzero=2))
     assert len(calls) == 2  # one batched fit per layer
     before = heldout_accuracy(models, activations, responses, cv=4, n_perm=50, seed=1)
-    assert len(calls) == 2 + 2 * 2 * 4  # (roi, layer) x folds, once
+    assert len(calls) == 2 + 2 * 4  # layer x folds, once: both ROIs' vertices in one fit per fold
     best = best_layer(models, activations, responses, on="RE", cv=4)
-    assert len(calls) == 2 + 16  # best_layer read the same folds
+    assert len(calls) == 2 + 8  # best_layer read the same folds
     loaded = EncodingModels.load(models.save(tmp_path / "models.npz"))
     after = heldout_accuracy(loaded, activations, responses, cv=4, n_perm=50, seed=1)
     again = best_layer(loaded, activations, responses, on="RE", cv=4)
-    assert len(calls) == 2 + 16  # nothing refitted after the load
+    assert len(calls) == 2 + 8  # nothing refitted after the load
     pd.testing.assert_frame_equal(after, before)
     pd.testing.assert_frame_equal(again, best)
     heldout_accuracy(loaded, activations, responses, cv=3, n_perm=0)  # other folds are fitted, once
-    assert len(calls) == 2 + 16 + 2 * 2 * 3
+    assert len(calls) == 2 + 8 + 2 * 3
 
 
 def test_cross_validate_and_subset_keep_what_heldout_accuracy_reads(data, monkeypatch):
@@ -129,12 +129,12 @@ def test_cross_validate_and_subset_keep_what_heldout_accuracy_reads(data, monkey
     models = fit_encoding_models(activations, responses, ["V1", "LO"], estimator=ROMP(n_nonzero=2))
     calls = _count_fits(monkeypatch)
     models.cross_validate(activations, responses, cv=4, layers=["high"])
-    assert len(calls) == 2 * 4 and len(models.heldout) == 2
+    assert len(calls) == 4 and len(models.heldout) == 2  # one fit per fold serves both ROIs
     part = models.subset(rois=["LO"], layers=["high"])
     assert (part.rois, part.layers, len(part), len(part.heldout)) == (["LO"], ["high"], 1, 1)
     assert part[("sub-01", "LO", "high")] is models[("sub-01", "LO", "high")]
     pd.testing.assert_frame_equal(heldout_accuracy(part, activations, responses, cv=4, n_perm=50), expected)
-    assert len(calls) == 8
+    assert len(calls) == 4
     with pytest.raises(KeyError, match="no models for"):
         models.subset(layers=["fc9"])
 
@@ -217,3 +217,20 @@ def test_pickled_arrays_and_foreign_estimators_are_never_stored_or_loaded(data, 
     with pytest.raises(TypeError, match="is a LinearRegression; the .npz layout stores brainprobe's encoders only"):
         models.save(tmp_path / "ridge.npz")
     assert not (tmp_path / "ridge.npz").exists()
+
+
+def test_consecutive_images_are_read_in_place_and_others_copied(data, tmp_path):
+    """A layer's rows for images stored together are a view (a memory-mapped layer of 10,000 images
+    stays on disk instead of a 5 GB copy per fit); images in another order are gathered."""
+    from brainprobe.encoding._study import layer_rows
+
+    activations, _ = data
+    ids = list(activations.image_ids)
+    stored = np.asarray(activations["low"])
+    every, middle = layer_rows(activations, "low", ids), layer_rows(activations, "low", ids[3:10])
+    assert np.shares_memory(every, stored) and np.shares_memory(middle, stored)
+    np.testing.assert_array_equal(middle, stored[3:10])
+    shuffled = ids[::-1]
+    reordered = layer_rows(activations, "low", shuffled)
+    assert not np.shares_memory(reordered, stored)
+    np.testing.assert_array_equal(reordered, stored[::-1])

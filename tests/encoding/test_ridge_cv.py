@@ -125,3 +125,22 @@ def test_float32_features_in_blocks_of_columns_fit_as_float64_at_once(monkeypatc
     np.testing.assert_allclose(blocked.coef_, whole.coef_, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(blocked.intercept_, whole.intercept_, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(blocked.predict(X), whole.predict(X.astype(np.float64)), rtol=1e-9, atol=1e-10)
+
+
+def test_cross_val_predict_from_one_gram_equals_refitting_each_fold():
+    """Every fold's kernel read from one Gram matrix (no copy of X) predicts what a refit on the
+    fold's rows does, with and without an intercept, float32 or float64, and on the covariance
+    route (more images than units), where each fold is refitted."""
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold
+
+    rng = np.random.default_rng(3)
+    for n, p, dtype, intercept in [(90, 400, np.float32, True), (90, 400, np.float64, False), (150, 40, np.float64, True)]:
+        X = (rng.normal(size=(n, p)) + 5.0).astype(dtype)  # a large mean, as ReLU activations have
+        Y = X[:, :4] @ rng.normal(size=(4, 5)) + 2.0 * rng.normal(size=(n, 5)) + 7.0
+        encoder = RidgeCVEncoder(fit_intercept=intercept)
+        folds = list(KFold(5).split(X))
+        refitted = np.empty_like(Y)
+        for train, test in folds:
+            refitted[test] = clone(encoder).fit(X[train], Y[train]).predict(X[test])
+        np.testing.assert_allclose(encoder.cross_val_predict(X, Y, folds), refitted, rtol=1e-9, atol=1e-9)

@@ -149,19 +149,57 @@ class EncodingModels:
         use them (mean over repeats, the fitted estimator). Returns self."""
         subjects = _as_subjects(responses)
         for subject in self.subjects:
-            patterns, table = subjects[subject].average_repeats()
-            ids = self.train_images[subject]
-            rows = pd.Series(np.arange(len(table)), index=table["image_id"].tolist()).loc[ids].to_numpy()
-            for layer in self.layers if layers is None else layers:
-                X = np.asarray(activations[layer])[_activation_rows(activations, ids)]
-                for roi in self.rois:
-                    heldout_predictions(self, subject, roi, layer, X, patterns[rows][:, self.columns[(subject, roi)]],
-                                        cv)
+            self._cross_validate_subject(subject, *subjects[subject].average_repeats(), activations, cv, layers)
         return self
+
+
+    def _cross_validate_subject(self, subject: str, patterns: np.ndarray, table: pd.DataFrame, activations, cv: int,
+                                layers: Sequence[str] | None = None) -> None:
+        """`cross_validate` for one subject, from its repeat-averaged ``patterns`` and ``table``."""
+        ids = self.train_images[subject]
+        rows = pd.Series(np.arange(len(table)), index=table["image_id"].tolist()).loc[ids].to_numpy()
+        measured = patterns[rows]
+        for layer in self.layers if layers is None else layers:
+            pending = [roi for roi in self.rois if _heldout_key(subject, roi, layer, cv) not in self.heldout]
+            if pending:
+                self._cross_validate_jointly(subject, pending, layer, layer_rows(activations, layer, ids), measured, cv)
+
+    def _cross_validate_jointly(self, subject: str, rois: Sequence[str], layer: str, X: np.ndarray,
+                                measured: np.ndarray, cv: int) -> None:
+        """The held-out predictions of several ROIs from one fit per fold, every selected vertex a
+        target (as `fit_encoding_models` fits them): the estimators fit each target on its own
+        (one penalty or support per vertex), so a joint fit predicts what separate fits would, with
+        one pass over the layer per fold instead of one per ROI."""
+        models = [self[(subject, roi, layer)] for roi in rois]
+        if len({repr(model.get_params()) for model in models}) > 1:  # not one fit's slices: one by one
+            for roi in rois:
+                heldout_predictions(self, subject, roi, layer, X, measured[:, self.columns[(subject, roi)]], cv)
+            return
+        columns = [self.columns[(subject, roi)] for roi in rois]
+        predicted = cross_validated_predictions(models[0], X, measured[:, np.concatenate(columns)], cv)
+        offset = 0
+        for roi, chosen in zip(rois, columns, strict=True):
+            self.heldout[_heldout_key(subject, roi, layer, cv)] = predicted[:, offset:offset + len(chosen)]
+            offset += len(chosen)
 
 
 def _as_subjects(responses) -> dict:
     return dict(responses) if isinstance(responses, Mapping) else {getattr(responses, "subject", "sub-01"): responses}
+
+
+def layer_rows(activations, layer: str, image_ids: Sequence[str]) -> np.ndarray:
+    """(n_images, n_units) of ``layer`` for ``image_ids``, in their order.
+
+    When those images are consecutive rows of the stored array (every image, or one kind stored
+    together), the result is a view: a memory-mapped layer stays on disk, and a 10^5-unit layer of
+    10,000 images (5.6 GB in float32) is not copied. Otherwise the rows are copied.
+    """
+    rows = _activation_rows(activations, image_ids)
+    values = np.asarray(activations[layer])
+    values = values.reshape(len(values), -1)
+    if len(rows) and (np.diff(rows) == 1).all():
+        return values[rows[0]:rows[-1] + 1]
+    return values[rows]
 
 
 def _activation_rows(activations, image_ids: Sequence[str]) -> np.ndarray:
@@ -194,8 +232,11 @@ def estimator_from_name(estimator):
 def cross_validated_predictions(estimator, X: np.ndarray, measured: np.ndarray, cv: int) -> np.ndarray:
     """Predictions (n_images, n_vertices) of each image by a clone of ``estimator`` fitted on the
     other folds of ``cv``-fold cross-validation (contiguous folds, no shuffling)."""
+    folds = list(KFold(n_splits=min(cv, len(X))).split(X))
+    if hasattr(estimator, "cross_val_predict"):  # e.g. RidgeCVEncoder: one pass over X serves every fold
+        return clone(estimator).cross_val_predict(X, measured, folds).reshape(measured.shape)
     predicted = np.empty_like(measured, dtype=np.float64)
-    for train, test in KFold(n_splits=min(cv, len(X))).split(X):
+    for train, test in folds:
         fold = clone(estimator).fit(X[train], measured[train])
         predicted[test] = fold.predict(X[test]).reshape(len(test), -1)
     return predicted
@@ -205,11 +246,15 @@ def heldout_predictions(models: EncodingModels, subject: str, roi: str, layer: s
                         measured: np.ndarray, cv: int, estimator=None, measurement: str = "mean") -> np.ndarray:
     """`cross_validated_predictions` of one (subject, roi, layer), computed once and kept in
     ``models.heldout``: every caller that scores held-out images reuses the same folds' fits."""
-    key = (subject, roi, layer, int(cv), measurement, None if estimator is None else repr(estimator))
+    key = _heldout_key(subject, roi, layer, cv, measurement, estimator)
     if key not in models.heldout:
         base = estimator if estimator is not None else models[(subject, roi, layer)]
         models.heldout[key] = cross_validated_predictions(base, X, measured, cv)
     return models.heldout[key]
+
+
+def _heldout_key(subject: str, roi: str, layer: str, cv: int, measurement: str = "mean", estimator=None) -> tuple:
+    return (subject, roi, layer, int(cv), measurement, None if estimator is None else repr(estimator))
 
 
 def _roi_columns(responses, roi, vertices) -> np.ndarray:
@@ -234,7 +279,7 @@ def _slice_targets(model, columns: np.ndarray):
 
 
 def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Sequence[str] | None = None, *,
-                        train_kind: str = "RE", vertices: Mapping | None = None, estimator=None,
+                        train_kind: str | None = "RE", vertices: Mapping | None = None, estimator=None,
                         progress: bool | None = None) -> EncodingModels:
     """Fit one encoding model per (subject, ROI, layer) on the images of ``train_kind``.
 
@@ -251,8 +296,9 @@ def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Seq
         ROI columns of the Responses' vertex tables.
     layers : sequence of str, optional
         Default: every layer in ``activations``.
-    train_kind : str
-        The kind of images the models learn from (the study: RE).
+    train_kind : str or None
+        The kind of images the models learn from (paper 001's design: RE); None: every image
+        with responses (a general design, scored by `heldout_accuracy`'s cross-validation).
     vertices : mapping of ROI to column indices or masks, optional
         E.g. the selected vertices of `brainprobe.roi.select_reliable_vertices`; default all ROI
         vertices. One mapping for all subjects, or a mapping of subject to such mappings.
@@ -276,9 +322,10 @@ def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Seq
     for subject, layer in bar:
         data = subjects[subject]
         patterns, table = data.average_repeats()
-        train = (table["kind"] == train_kind).to_numpy()
+        train = np.ones(len(table), bool) if train_kind is None else (table["kind"] == train_kind).to_numpy()
         if train.sum() < 3:
-            raise ValueError(f"{subject}: only {train.sum()} images of kind {train_kind!r} to train on")
+            which = "images" if train_kind is None else f"images of kind {train_kind!r}"
+            raise ValueError(f"{subject}: only {train.sum()} {which} to train on")
         image_ids = table.loc[train, "image_id"].tolist()
         subject_vertices = vertices.get(subject, vertices) if isinstance(vertices, Mapping) else None
         columns = {roi: _roi_columns(data, roi, subject_vertices) for roi in rois}
@@ -286,7 +333,7 @@ def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Seq
         if empty:
             raise ValueError(f"{subject}: ROIs {empty} hold no vertices (or none selected); nothing to fit")
         all_columns = np.concatenate([columns[r] for r in rois])
-        X = np.asarray(activations[layer])[_activation_rows(activations, image_ids)]
+        X = layer_rows(activations, layer, image_ids)
         fitted = clone(estimator).fit(X, patterns[train][:, all_columns])
         offset = 0
         for roi in rois:
@@ -388,7 +435,7 @@ def generalization(models: EncodingModels, activations, responses, *, test_kinds
                     ids = table.loc[rows, "image_id"].tolist()
                     if len(ids) < 3:
                         raise ValueError(f"{subject}: only {len(ids)} images of kind {kind!r} to test on")
-                    X = np.asarray(activations[layer])[_activation_rows(activations, ids)]
+                    X = layer_rows(activations, layer, ids)
                     predicted, measured = _predict(model, X), patterns[rows][:, columns]
                     p = (accuracy_permutation_test(predicted, measured, per=per, n_perm=n_perm, seed=rng)[2]
                          if n_perm else np.nan)
@@ -516,12 +563,14 @@ def best_layer(models: EncodingModels, activations, responses, *, on: str = "RE"
             patterns, table = data.average_repeats(chosen)
             rows = (table["kind"] == on).to_numpy()
             ids = table.loc[rows, "image_id"].tolist()
+            if chosen is None and estimator is None and ids == models.train_images[subject]:
+                models._cross_validate_subject(subject, patterns, table, activations, cv)  # every ROI per fit
             for roi in models.rois:
                 columns = models.columns[(subject, roi)]
                 measured = patterns[rows][:, columns]
                 scores = np.empty((len(models.layers), len(columns)))
                 for k, layer in enumerate(models.layers):
-                    X = np.asarray(activations[layer])[_activation_rows(activations, ids)]
+                    X = layer_rows(activations, layer, ids)
                     model = models[(subject, roi, layer)]
                     if ids == models.train_images[subject]:
                         predicted = heldout_predictions(models, subject, roi, layer, X, measured, cv, estimator,

@@ -24,9 +24,9 @@ from ..models import LayeredModel
 from ..stats import accuracy_permutation_test, prediction_accuracy
 from ._study import (
     EncodingModels,
-    _activation_rows,
     _as_subjects,
     heldout_predictions,
+    layer_rows,
 )
 
 __all__ = ["EncodingModule", "encoding_modules", "heldout_accuracy"]
@@ -206,11 +206,13 @@ def heldout_accuracy(models: EncodingModels, activations, responses, *, cv: int 
     records = []
     for subject in models.subjects:
         patterns, table = subjects[subject].average_repeats()
+        if estimator is None:  # every ROI of a layer from one fit per fold, once
+            models._cross_validate_subject(subject, patterns, table, activations, cv)
         ids = models.train_images[subject]
         rows = pd.Series(np.arange(len(table)), index=table["image_id"].tolist()).loc[ids].to_numpy()
         n_folds = min(cv, len(ids))
         for layer in models.layers:
-            X = np.asarray(activations[layer])[_activation_rows(activations, ids)]
+            X = layer_rows(activations, layer, ids)
             for roi in models.rois:
                 columns = models.columns[(subject, roi)]
                 measured = patterns[rows][:, columns]

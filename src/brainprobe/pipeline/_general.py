@@ -15,7 +15,7 @@ import pandas as pd
 
 from .._files import EXACT_FLOATS
 from ..data import Responses, values_to_gifti, values_to_nifti
-from ..encoding._study import cross_validated_predictions
+from ..encoding import EncodingModels, heldout_accuracy
 from ..roi import neighbourhoods_for_columns
 from ..rsa import (
     category_rdm,
@@ -27,7 +27,6 @@ from ..rsa import (
     searchlight_candidates,
     square_rdm,
 )
-from ..stats import accuracy_permutation_test, prediction_accuracy
 from ._steps import is_general, may_be_general, selected_columns
 
 __all__ = ["is_general", "may_be_general", "general_rsa", "general_rsa_from_rdms", "candidate_rdms", "general_searchlight", "searchlight_volumes", "searchlight_surfaces", "read_rdms", "check_rdm_subjects", "general_encoding", "general_group", "rdms_by_subject", "candidate_name"]
@@ -353,39 +352,18 @@ def general_group(tables: Mapping[str, pd.DataFrame], layer_order: Sequence[str]
     return {f"general_{name}": frame for name, frame in result.items()}
 
 
-def general_encoding(responses: Responses, selection: pd.DataFrame, activations, layers: Sequence[str], config,
-                     seed, estimator) -> pd.DataFrame:
-    """Cross-validated held-out accuracy of an encoding model per ROI x layer, with a permutation p.
+def general_encoding(models: EncodingModels, responses: Responses, activations, config, seed) -> pd.DataFrame:
+    """Cross-validated held-out accuracy of the encoding models per ROI x layer, with a permutation p.
 
-    Each image is predicted by a model fitted on the other folds (``[best_layer] cv``, contiguous
-    folds); the accuracy (`prediction_accuracy` of ``[encoding] per``) is tested by relabeling
-    the held-out images (`accuracy_permutation_test`, ``[encoding] n_perm``, greater).
+    ``models``: the study's `encoding_models` step, trained on every image with the held-out
+    predictions of every layer (the folds the synthesis step reads too). Each image is predicted
+    by a model fitted on the other folds (``[best_layer] cv``, contiguous folds); the accuracy
+    (`prediction_accuracy` of ``[encoding] per``) is tested by relabeling the held-out images
+    (`accuracy_permutation_test`, ``[encoding] n_perm``, greater).
     """
     settings = config["encoding"]
-    patterns, table = responses.average_repeats()
-    ids = table["image_id"].astype(str).tolist()
-    position = pd.Series(np.arange(len(activations.image_ids)), index=[str(i) for i in activations.image_ids])
-    rows = position.loc[ids].to_numpy()
-    columns = selected_columns(selection)
-    rng = np.random.default_rng(seed)
-    records = []
-    cv = config["best_layer"]["cv"]
-    for layer in layers:
-        X = np.asarray(activations[layer])[rows].reshape(len(rows), -1)
-        every = np.concatenate(list(columns.values()))
-        predicted_all = cross_validated_predictions(estimator, X, patterns[:, every], cv)
-        offset = 0
-        for roi, chosen in columns.items():
-            predicted = predicted_all[:, offset:offset + len(chosen)]
-            measured = patterns[:, chosen]
-            offset += len(chosen)
-            accuracy = prediction_accuracy(predicted, measured, per=settings["per"])
-            p = np.nan
-            if settings["n_perm"]:
-                _, _, p = accuracy_permutation_test(predicted, measured, per=settings["per"], n_perm=settings["n_perm"],
-                                                    seed=rng)
-            records.append({"subject": responses.subject, "roi": roi, "layer": layer, "heldout_accuracy": accuracy,
-                            "p": p, "accuracy_definition": settings["per"], "cv": min(cv, len(ids)),
-                            "n_images": len(ids), "n_vertices": len(chosen), "n_perm": settings["n_perm"],
-                            "resampled": "images"})
-    return pd.DataFrame(records)
+    table = heldout_accuracy(models, activations, responses, cv=config["best_layer"]["cv"], per=settings["per"],
+                             n_perm=settings["n_perm"], seed=seed)
+    table = table.rename(columns={"accuracy_p": "p"}).assign(n_perm=settings["n_perm"], resampled="images")
+    return table[["subject", "roi", "layer", "heldout_accuracy", "p", "accuracy_definition", "cv", "n_images",
+                  "n_vertices", "n_perm", "resampled", "accuracy_null95"]]

@@ -522,13 +522,14 @@ def make_estimator(config):
 
 
 def encoding_models(responses: Responses, selection: pd.DataFrame, activations: Activations, layers: Sequence[str],
-                    config, heldout_layers: Sequence[str] = ()) -> EncodingModels:
-    """The study's encoding models: one per selected ROI x layer, trained on RE, with the
-    ``[best_layer] cv``-fold held-out predictions of ``heldout_layers`` computed once (what
-    `best_layer` on RE and the synthesis step's `heldout_accuracy` read)."""
+                    config, heldout_layers: Sequence[str] = (), train_kind: str | None = "RE") -> EncodingModels:
+    """The study's encoding models: one per selected ROI x layer, trained on ``train_kind``
+    (paper 001: RE; the general design: None, every image), with the ``[best_layer] cv``-fold
+    held-out predictions of ``heldout_layers`` computed once (what `best_layer` on RE, the
+    general design's held-out accuracy and the synthesis step's `heldout_accuracy` read)."""
     columns = selected_columns(selection)
     models = fit_encoding_models(activations, responses, list(columns), list(layers), vertices=columns,
-                                 estimator=make_estimator(config), progress=False)
+                                 estimator=make_estimator(config), progress=False, train_kind=train_kind)
     if heldout_layers:
         models.cross_validate(activations, responses, cv=config["best_layer"]["cv"], layers=list(heldout_layers))
     return models

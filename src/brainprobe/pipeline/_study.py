@@ -418,11 +418,12 @@ class Study:
                 _save_responses, _load_responses, label=label)
             described = {"label": primary["label"], "key": network["key"], "layers": network["layers"]}
             heldout = _heldout_layers(config, described, shared, task["index"])
+            train_kind = None if shared["general"] else "RE"  # the subject step's fits: one cache entry
             models_key = _models_key(self.cache, _selection_key(self.cache, responses_key, config), described, config,
-                                     heldout)
+                                     heldout, train_kind)
             models = self._step("encoding_models", models_key,
                                 lambda: steps.encoding_models(responses, selection, network["activations"],
-                                                              network["layers"], config, heldout),
+                                                              network["layers"], config, heldout, train_kind),
                                 _save_models, _load_models,
                                 label=label if len(analysed) == 1 else f"{label} {primary['label']}")
             return _synthesis.synthesize_for_subject(self._model(primary), network["activations"], network["layers"],
@@ -736,8 +737,11 @@ def _simulate(task: dict, shared: dict, config, stimuli: StimulusSet, activation
 
 def _heldout_layers(config, network: Mapping, shared: dict, index: int) -> list:
     """The layers whose cross-validated predictions the encoding models step computes with its
-    fit: every layer when `best_layer` scores RE (it reads them all), the synthesis candidates
-    for the synthesis step's subject (the first) and network (the first), none otherwise."""
+    fit: every layer in the general design (its encoding table scores them all) or when
+    `best_layer` scores RE (it reads them all), the synthesis candidates for the synthesis step's
+    subject (the first) and network (the first), none otherwise."""
+    if shared["general"] and config["encoding"]["enabled"]:
+        return list(network["layers"])
     if config["best_layer"]["enabled"] and "RE" in config["best_layer"]["on"]:
         return list(network["layers"])
     if config["synthesis"]["enabled"] and index == 0 and network["label"] == shared["networks"][0]["label"]:
@@ -745,12 +749,14 @@ def _heldout_layers(config, network: Mapping, shared: dict, index: int) -> list:
     return []
 
 
-def _models_key(cache: StepCache, selection_key: str, network: Mapping, config, heldout: list) -> str:
+def _models_key(cache: StepCache, selection_key: str, network: Mapping, config, heldout: list,
+                train_kind: str | None = "RE") -> str:
     """What a fit of the encoding models depends on: the responses and selection, the activations,
-    layers, the estimator (class and every parameter), and the folds of the held-out predictions."""
+    layers, the estimator (class and every parameter), the training images (a kind, or None:
+    every image) and the folds of the held-out predictions."""
     estimator = steps.make_estimator(config)
     described = [type(estimator).__name__, json.dumps(estimator.get_params(), sort_keys=True, default=str)]
-    return cache.key("encoding_models", selection_key, network["key"], network["layers"], described, "RE",
+    return cache.key("encoding_models", selection_key, network["key"], network["layers"], described, train_kind,
                      config["best_layer"]["cv"] if heldout else None, heldout)
 
 
@@ -829,15 +835,23 @@ def _general_subject(config, cache, step, responses, selection, averaged, activa
             _save_frames, _load_frames))
     if config["encoding"]["enabled"]:
         parts = []
+        several = len(shared["networks"]) > 1
         for network in shared["networks"]:
             key = cache.key("general_encoding", selection_key, network["key"], network["layers"],
                             config.section_json("encoding", "best_layer"), config.seed)
-            frame = step("encoding", key, lambda network=network: general.general_encoding(
-                responses, selection, activations[network["label"]], network["layers"], config,
-                _seed(config.seed, label, "encoding"), steps.make_estimator(config)),
+
+            def fitted(network=network):  # the same cached fits and folds as the synthesis step's
+                heldout = _heldout_layers(config, network, shared, index)
+                return step("encoding_models", _models_key(cache, selection_key, network, config, heldout, None),
+                            lambda: steps.encoding_models(responses, selection, activations[network["label"]],
+                                                          network["layers"], config, heldout, train_kind=None),
+                            _save_models, _load_models, network=network["label"] if several else None)
+
+            frame = step("encoding", key, lambda network=network, fitted=fitted: general.general_encoding(
+                fitted(), responses, activations[network["label"]], config, _seed(config.seed, label, "encoding")),
                 lambda table, folder: write_table(folder / "encoding.csv", table),
                 lambda folder: read_table(folder / "encoding.csv"),
-                network=network["label"] if len(shared["networks"]) > 1 else None)
+                network=network["label"] if several else None)
             parts.append(_with_network(frame, network["label"]))
         frames["general_encoding"] = pd.concat(parts, ignore_index=True)
     return frames
