@@ -72,6 +72,7 @@ bench: install bench-synth
 	$(PY) benchmarks/bench_rsa.py
 	$(PY) benchmarks/bench_adversarial.py
 	$(PY) benchmarks/bench_encoding.py
+	$(PY) benchmarks/bench_encoding_cv.py
 	$(PY) benchmarks/bench_neighbourhoods.py
 	$(PY) benchmarks/bench_study.py
 	$(PY) benchmarks/romp_recovery.py
@@ -87,6 +88,7 @@ check-gpu: install $(BENCH_VENV)/.installed
 	$(PY) benchmarks/bench_rsa.py
 	$(PY) benchmarks/bench_adversarial.py --device cuda
 	$(PY) benchmarks/bench_encoding.py
+	$(PY) benchmarks/bench_encoding_cv.py
 	$(PY) benchmarks/bench_neighbourhoods.py
 	$(PY) benchmarks/romp_recovery.py
 	$(PY) benchmarks/bench_study.py

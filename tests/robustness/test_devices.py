@@ -127,3 +127,20 @@ def test_model_on_puts_the_model_back_also_after_an_error(monkeypatch):
 def test_every_torch_path_validates_the_device_in_one_place(call, device):
     with pytest.raises(ValueError, match=f"device.*{device if device == 'gpu0' else 'CUDA'}"):
         call(device)
+
+
+@cuda
+def test_tuned_ridge_fits_and_folds_agree_across_devices():
+    from sklearn.model_selection import KFold
+
+    from brainprobe.encoding import RidgeCVEncoder
+
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(80, 300)) + 2).astype(np.float32)
+    Y = X[:, :6] @ rng.normal(size=(6, 9)) + rng.normal(size=(80, 9))
+    on_cpu, on_gpu = RidgeCVEncoder(device="cpu").fit(X, Y), RidgeCVEncoder(device="cuda").fit(X, Y)
+    np.testing.assert_array_equal(on_gpu.alpha_, on_cpu.alpha_)
+    np.testing.assert_allclose(on_gpu.coef_, on_cpu.coef_, rtol=1e-8, atol=1e-10)
+    folds = list(KFold(5).split(X))
+    np.testing.assert_allclose(RidgeCVEncoder(device="cuda").cross_val_predict(X, Y, folds),
+                               RidgeCVEncoder(device="cpu").cross_val_predict(X, Y, folds), rtol=1e-8, atol=1e-10)

@@ -10,6 +10,7 @@ from sklearn.linear_model import OrthogonalMatchingPursuit
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._device import resolve_device
 from ._romp import romp_batched
 
 __all__ = ["ROMP", "OMPEncoder", "KernelRidgeEncoder", "RidgeCVEncoder", "DEFAULT_CV_GRID", "DEFAULT_RIDGE_ALPHAS"]
@@ -245,9 +246,19 @@ def _centred_blocks(X: np.ndarray, x_mean: np.ndarray):
         yield columns, np.asarray(X[:, columns], dtype=np.float64) - x_mean[columns]
 
 
-def _kernel_eigenbasis(X: np.ndarray, x_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _device_blocks(X: np.ndarray, x_mean: torch.Tensor):
+    """`_centred_blocks` as float64 tensors on ``x_mean``'s device."""
+    width = max(1, _BLOCK_BYTES // (8 * max(len(X), 1)))
+    for start in range(0, X.shape[1], width):
+        columns = slice(start, start + width)
+        block = torch.from_numpy(np.asarray(X[:, columns], dtype=np.float64)).to(x_mean.device)
+        yield columns, block - x_mean[columns]
+
+
+def _kernel_eigenbasis(X: np.ndarray, x_mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nonnegative eigenvalues (r,) and orthonormal eigenvectors (n_samples, r) of the kernel
-    ``Xc Xc^T`` of the centred features Xc = X - x_mean, r <= min(n_samples, n_features).
+    ``Xc Xc^T`` of the centred features Xc = X - x_mean, r <= min(n_samples, n_features), on
+    ``x_mean``'s device.
 
     With fewer samples than features the kernel is summed block of columns by block, so no
     centred copy of a wide layer is held. With more samples than features (thousands of images, a
@@ -258,43 +269,52 @@ def _kernel_eigenbasis(X: np.ndarray, x_mean: np.ndarray) -> tuple[np.ndarray, n
     they change no fit, leverage or coefficient."""
     n_samples, n_features = X.shape
     if n_samples <= n_features:
-        kernel = np.zeros((n_samples, n_samples))
-        for _, block in _centred_blocks(X, x_mean):
-            kernel += block @ block.T
-        eigenvalues, Q = np.linalg.eigh(kernel)
-        return np.clip(eigenvalues, 0.0, None), Q
-    Xc = np.asarray(X, dtype=np.float64) - x_mean  # (n, p) with p < n: no larger than the kernel
-    eigenvalues, V = np.linalg.eigh(Xc.T @ Xc)
+        kernel = _gram(X, x_mean)
+        eigenvalues, Q = torch.linalg.eigh(kernel)
+        return eigenvalues.clamp_min(0.0), Q
+    # (n, p) with p < n: no larger than the kernel
+    Xc = torch.from_numpy(np.asarray(X, dtype=np.float64)).to(x_mean.device) - x_mean
+    eigenvalues, V = torch.linalg.eigh(Xc.T @ Xc)
     # numerically zero directions (rank-deficient features) have no reliable eigenvector in
     # sample space; numpy's matrix_rank uses the same tolerance
-    kept = eigenvalues > eigenvalues.max(initial=0.0) * max(Xc.shape) * np.finfo(float).eps
+    kept = eigenvalues > eigenvalues.max().clamp_min(0.0) * max(Xc.shape) * np.finfo(float).eps
     eigenvalues, V = eigenvalues[kept], V[:, kept]
-    return eigenvalues, (Xc @ V) / np.sqrt(eigenvalues)
+    return eigenvalues, (Xc @ V) / eigenvalues.sqrt()
 
 
-def _ridge_dual(eigenvalues, Q, Yc, penalties, chosen) -> np.ndarray:
+def _gram(X: np.ndarray, x_mean: torch.Tensor) -> torch.Tensor:
+    """(n_samples, n_samples) Gram matrix of the centred features, summed a block of columns at a time."""
+    gram = torch.zeros((len(X), len(X)), dtype=torch.float64, device=x_mean.device)
+    for _, block in _device_blocks(X, x_mean):
+        gram.addmm_(block, block.T)
+    return gram
+
+
+def _ridge_dual(eigenvalues, Q, Yc, penalties, chosen) -> torch.Tensor:
     """(n_samples, n_targets) dual coefficients (K + penalty I)^-1 y, each target with its penalty."""
-    dual = np.empty((len(Q), Yc.shape[1]))
-    for k in np.unique(chosen):
+    dual = torch.empty((len(Q), Yc.shape[1]), dtype=Q.dtype, device=Q.device)
+    for k in torch.unique(chosen).tolist():
         targets = chosen == k
         dual[:, targets] = Q @ ((Q.T @ Yc[:, targets]) / (eigenvalues + penalties[k])[:, None])
     return dual
 
 
-def _fold_kernels(gram: np.ndarray, train: np.ndarray, test: np.ndarray, centred: bool
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def _fold_kernels(gram: torch.Tensor, train: np.ndarray, test: np.ndarray, centred: bool
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """A fold's (train x train) kernel and (test x train) cross kernel from the Gram matrix G of
     all samples: with mu the training mean, (x_i - mu).(x_j - mu) = G_ij - g_i - g_j + c, where
     g_i = x_i.mu is the row mean of G over the training columns and c = mu.mu their mean."""
-    kernel = gram[np.ix_(train, train)]
-    cross = gram[np.ix_(test, train)]
+    train = torch.as_tensor(train, device=gram.device)
+    test = torch.as_tensor(test, device=gram.device)
+    kernel = gram[train][:, train]
+    cross = gram[test][:, train]
     if centred:
-        row_means = kernel.mean(axis=1)
+        row_means = kernel.mean(dim=1)
         grand = row_means.mean()
         kernel -= row_means[:, None]
         kernel -= row_means[None, :]
         kernel += grand
-        cross -= cross.mean(axis=1)[:, None]
+        cross -= cross.mean(dim=1)[:, None]
         cross -= row_means[None, :]
         cross += grand
     return kernel, cross
@@ -309,8 +329,8 @@ def _ridge_coefficients(X, x_mean, Yc, eigenvalues, Q, penalties, chosen) -> np.
     # into a (n_targets, n_features) array would be a strided copy of the whole, gigabytes for
     # thousands of vertices on a 10^5-unit layer
     weights = np.empty((X.shape[1], Yc.shape[1]))
-    for columns, block in _centred_blocks(X, x_mean):
-        np.matmul(block.T, dual, out=weights[columns])  # in place: no block-sized temporary
+    for columns, block in _device_blocks(X, x_mean):
+        weights[columns] = (block.T @ dual).cpu().numpy()
     return weights.T
 
 
@@ -321,7 +341,8 @@ class RidgeCVEncoder(_LinearEncoder):
     n_features); every penalty of the grid then costs n_samples^2 x n_targets, with the exact
     leave-one-out residuals (y - y_hat) / (1 - h_ii) of the hat matrix, as scikit-learn's
     ``RidgeCV(alpha_per_target=True)`` with its default efficient leave-one-out. Targets are
-    handled in chunks, so memory stays bounded for whole-brain data.
+    handled in chunks, so memory stays bounded for whole-brain data. The linear algebra (kernel,
+    eigendecomposition, penalties) runs in float64 on ``device``: CUDA when present.
 
     Parameters
     ----------
@@ -331,6 +352,8 @@ class RidgeCVEncoder(_LinearEncoder):
     fit_intercept : bool
     chunk : int
         Targets scored at once.
+    device : str or torch.device, optional
+        Default CUDA when available, else the CPU. The fitted weights are NumPy arrays either way.
 
     Attributes
     ----------
@@ -351,10 +374,11 @@ class RidgeCVEncoder(_LinearEncoder):
 
     _min_samples = 3
 
-    def __init__(self, alphas=DEFAULT_RIDGE_ALPHAS, *, fit_intercept=True, chunk=4096):
+    def __init__(self, alphas=DEFAULT_RIDGE_ALPHAS, *, fit_intercept=True, chunk=4096, device=None):
         self.alphas = alphas
         self.fit_intercept = fit_intercept
         self.chunk = chunk
+        self.device = device
 
     def fit(self, X, y):
         # float32 features (activations) stay float32: sums and products are taken in float64
@@ -362,13 +386,15 @@ class RidgeCVEncoder(_LinearEncoder):
         X, Y = self._validated_fit_data(X, y, dtype=(np.float64, np.float32))
         Y = np.asarray(Y, dtype=np.float64)
         alphas = self._checked_alphas()
+        device = resolve_device(self.device)
         x_mean = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(X.shape[1])
         y_mean = Y.mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
-        Yc = Y - y_mean
-        eigenvalues, Q = _kernel_eigenbasis(X, x_mean)
+        Yc = torch.from_numpy(Y - y_mean).to(device)
+        centre = torch.from_numpy(x_mean).to(device)
+        eigenvalues, Q = _kernel_eigenbasis(X, centre)
         penalties, chosen = self._loo_penalties(eigenvalues, Q, Yc, alphas)
-        self.alpha_ = alphas[chosen]
-        self.coef_ = _ridge_coefficients(X, x_mean, Yc, eigenvalues, Q, penalties, chosen)
+        self.alpha_ = alphas[chosen.cpu().numpy()]
+        self.coef_ = _ridge_coefficients(X, centre, Yc, eigenvalues, Q, penalties, chosen)
         self.intercept_ = y_mean - self.coef_ @ x_mean
         return self
 
@@ -378,24 +404,26 @@ class RidgeCVEncoder(_LinearEncoder):
             raise ValueError(f"alphas: expected positive penalties, found {self.alphas!r}")
         return alphas
 
-    def _loo_penalties(self, eigenvalues, Q, Yc, alphas) -> tuple[np.ndarray, np.ndarray]:
+    def _loo_penalties(self, eigenvalues, Q, Yc, alphas) -> tuple[torch.Tensor, torch.Tensor]:
         """The absolute penalties of the grid and each target's index into it, by the exact
-        leave-one-out error of ridge in the kernel's eigenbasis."""
+        leave-one-out error of ridge in the kernel's eigenbasis (tensors on ``Q``'s device)."""
         n_samples = len(Q)
-        penalties = alphas * max(float(eigenvalues.sum() / n_samples), 1e-12)  # mean diagonal of the kernel
-        chosen = np.empty(Yc.shape[1], dtype=np.int64)
+        scale = max(float(eigenvalues.sum() / n_samples), 1e-12)  # the mean diagonal of the kernel
+        penalties = torch.from_numpy(alphas * scale).to(Q.device)
+        chosen = torch.empty(Yc.shape[1], dtype=torch.int64, device=Q.device)
+        squared = Q * Q
         for start in range(0, Yc.shape[1], self.chunk):
             QtY = Q.T @ Yc[:, start:start + self.chunk]
-            errors = np.empty((len(penalties), QtY.shape[1]))
+            errors = torch.empty((len(penalties), QtY.shape[1]), dtype=Q.dtype, device=Q.device)
             for k, penalty in enumerate(penalties):
                 shrink = eigenvalues / (eigenvalues + penalty)
                 fitted = Q @ (shrink[:, None] * QtY)
                 # leave-one-out residual of ridge: (y - y_hat) / (1 - h_ii); the hat's diagonal
                 # with an intercept adds 1/n (the mean is refitted without the left-out sample)
-                leverage = (Q * Q) @ shrink + (1.0 / n_samples if self.fit_intercept else 0.0)
+                leverage = squared @ shrink + (1.0 / n_samples if self.fit_intercept else 0.0)
                 residual = (Yc[:, start:start + self.chunk] - fitted) / (1.0 - leverage)[:, None]
                 errors[k] = (residual * residual).sum(axis=0)
-            chosen[start:start + QtY.shape[1]] = errors.argmin(axis=0)
+            chosen[start:start + QtY.shape[1]] = errors.argmin(dim=0)
         return penalties, chosen
 
     def cross_val_predict(self, X, y, folds) -> np.ndarray:
@@ -430,17 +458,17 @@ class RidgeCVEncoder(_LinearEncoder):
                 predicted[test] = clone(self).fit(X[train], Y[train]).predict(X[test]).reshape(len(test), -1)
             return predicted
         alphas = self._checked_alphas()
+        device = resolve_device(self.device)
         # a shift of every sample alike changes no centred fold kernel; it keeps the Gram well scaled
         centre = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(X.shape[1])
-        gram = np.zeros((len(X), len(X)))
-        for _, block in _centred_blocks(X, centre):
-            gram += block @ block.T
+        gram = _gram(X, torch.from_numpy(centre).to(device))
         for train, test in folds:
             kernel, cross = _fold_kernels(gram, train, test, self.fit_intercept)
             y_mean = Y[train].mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
-            Yc = Y[train] - y_mean
-            eigenvalues, Q = np.linalg.eigh(kernel)
-            eigenvalues = np.clip(eigenvalues, 0.0, None)
+            Yc = torch.from_numpy(Y[train] - y_mean).to(device)
+            eigenvalues, Q = torch.linalg.eigh(kernel)
+            del kernel
+            eigenvalues = eigenvalues.clamp_min(0.0)
             penalties, chosen = self._loo_penalties(eigenvalues, Q, Yc, alphas)
-            predicted[test] = cross @ _ridge_dual(eigenvalues, Q, Yc, penalties, chosen) + y_mean
+            predicted[test] = (cross @ _ridge_dual(eigenvalues, Q, Yc, penalties, chosen)).cpu().numpy() + y_mean
         return predicted
