@@ -144,3 +144,34 @@ def test_cross_val_predict_from_one_gram_equals_refitting_each_fold():
         for train, test in folds:
             refitted[test] = clone(encoder).fit(X[train], Y[train]).predict(X[test])
         np.testing.assert_allclose(encoder.cross_val_predict(X, Y, folds), refitted, rtol=1e-9, atol=1e-9)
+
+
+def test_the_torch_path_used_on_cuda_gives_the_numpy_path_numbers(monkeypatch):
+    """On CUDA the ridge runs in torch; here that same code runs in torch on the CPU (no GPU on the
+    test machine) and must match the NumPy path: fit, penalties and cross-validated folds."""
+    import torch
+    from sklearn.model_selection import KFold
+
+    from brainprobe.encoding import _estimators
+
+    rng = np.random.default_rng(8)
+    wide = (rng.normal(size=(70, 260)) + 1).astype(np.float32)
+    tall = rng.normal(size=(90, 30))
+    expected = {}
+    for name, X in (("wide", wide), ("tall", tall)):
+        Y = X[:, :3] @ rng.normal(size=(3, 6)) + rng.normal(size=(len(X), 6))
+        folds = list(KFold(5).split(X))
+        expected[name] = (X, Y, folds, RidgeCVEncoder().fit(X, Y), RidgeCVEncoder().cross_val_predict(X, Y, folds))
+    real_init = _estimators._Arrays.__init__
+
+    def on_torch(self, device=None):
+        real_init(self, "cpu")
+        self.on_torch = True
+
+    monkeypatch.setattr(_estimators._Arrays, "__init__", on_torch)
+    for X, Y, folds, numpy_fit, numpy_folds in expected.values():
+        torch_fit = RidgeCVEncoder().fit(X, Y)
+        assert isinstance(torch_fit.coef_, np.ndarray) and not torch.is_tensor(torch_fit.alpha_)
+        np.testing.assert_array_equal(torch_fit.alpha_, numpy_fit.alpha_)
+        np.testing.assert_allclose(torch_fit.coef_, numpy_fit.coef_, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(RidgeCVEncoder().cross_val_predict(X, Y, folds), numpy_folds, rtol=1e-9, atol=1e-11)
