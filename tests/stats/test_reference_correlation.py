@@ -18,7 +18,9 @@ def _vectors(seed=0, m=3000):
     signed[:50], signed[50:100] = 0.0, -0.0
     extremes = rng.normal(size=m)
     extremes[:3], extremes[3:6] = np.inf, -np.inf
-    return reference, [tied, signed, extremes, -reference + 0.1 * rng.normal(size=m)]
+    zeros = np.round(np.abs(rng.normal(size=m)), 2)  # none negative: keys are the bits without sign
+    zeros[:40], zeros[40:80] = 0.0, -0.0
+    return reference, [tied, signed, extremes, -reference + 0.1 * rng.normal(size=m), zeros]
 
 
 @pytest.mark.parametrize("tied_reference", [False, True])

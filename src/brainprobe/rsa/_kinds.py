@@ -441,14 +441,14 @@ def _subsample_rdm(x: torch.Tensor, metric: str) -> torch.Tensor:
     own, means = _own_and_means(x, -1, metric)
     out = torch.empty(n * (n - 1) // 2, dtype=torch.float64, device=x.device)
     rows = max(1, _TILE_ELEMENTS // max(n, 1))
-    written = 0
+    start = 0  # where row a's pairs (a, a + 1), ..., (a, n - 1) begin in condensed order
     for a in range(0, n - 1, rows):
         b = min(n - 1, a + rows)
         tile = _distances(x[a:b] @ x[a:].T, own[a:b], means[a:b], own[a:], means[a:], k, metric)  # column c: image a + c
-        upper = torch.ones(tile.shape, dtype=torch.bool, device=x.device).triu_(1)
-        pairs = tile[upper]
-        out[written:written + pairs.numel()] = pairs
-        written += pairs.numel()
+        for r in range(b - a):  # row by row: plain copies, no (tile-sized) mask
+            stop = start + n - 1 - (a + r)
+            out[start:stop] = tile[r, r + 1:]
+            start = stop
     return out
 
 

@@ -30,9 +30,15 @@ _LOW_BITS = torch.iinfo(torch.int64).max  # every bit below the sign
 def _sort_order(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(sorted int64 keys, order) of a finite 1-D float64 tensor, ascending.
 
-    ``values + 0.0`` turns -0.0 into +0.0, so equal floats have equal keys."""
-    bits = (values + 0.0).view(torch.int64)
-    bits ^= (bits >> 63) & _LOW_BITS  # negative floats: larger magnitude, smaller key
+    Equal floats get equal keys: -0.0 and +0.0 both become the key 0. Distances are rarely
+    negative, and then the keys are the bits without their sign: one pass instead of four."""
+    if bool((values >= 0).all()):
+        return torch.sort(values.view(torch.int64) & _LOW_BITS)
+    bits = (values + 0.0).view(torch.int64)  # + 0.0: -0.0 becomes +0.0
+    sign = bits >> 63
+    sign &= _LOW_BITS
+    bits ^= sign  # negative floats: larger magnitude, smaller key
+    del sign
     return torch.sort(bits)
 
 
