@@ -29,6 +29,7 @@ from .stats._inference import (
     paired_swap_relabelings,
 )
 from .stats._information import MI_CORRECTIONS
+from .stats._reference_correlation import ReferenceCorrelation, centred_positions
 from .stats._resampling import (
     SUBSAMPLE_CI_METHOD,
     TIE_TOLERANCE,
@@ -55,12 +56,14 @@ __all__ = [
     "RESAMPLED_SUBJECTS",
     "RESAMPLED_UNITS",
     "RESAMPLED_VERTICES",
+    "ReferenceCorrelation",
     "SUBSAMPLE_CI_METHOD",
     "TIE_TOLERANCE",
     "as_generator",
     "batched_accuracy",
     "bootstrap_indices",
     "bootstrap_p",
+    "centred_positions",
     "check_resampling",
     "correlate_pairwise",
     "correlate_rows",

@@ -136,6 +136,32 @@ def test_unit_bootstrap_by_weights_equals_rdms_of_the_drawn_units(metric):
         np.testing.assert_allclose(fast[b], expected, atol=1e-10)
 
 
+@pytest.mark.parametrize("tile", [64, 1 << 21])
+@pytest.mark.parametrize("metric", ["correlation", "euclidean"])
+def test_unit_subsamples_one_at_a_time_in_row_tiles_equal_rdms_of_the_drawn_units(metric, tile, monkeypatch):
+    """The per-resample path (large RDMs: tiles of rows written in condensed order, each RDM
+    ranked once through int64 keys) gives the similarity of RDMs recomputed on each draw, as
+    the grouped path of small RDMs does, on the same draws."""
+    from brainprobe._internal import correlate_rows
+    from brainprobe.rsa import _kinds
+
+    rng = np.random.default_rng(5)
+    values = np.abs(rng.normal(size=(45, 50))) + 3.0  # positive, ReLU-like: centring matters
+    rows = {"RE": np.arange(15), "AN": np.arange(15, 30), "AI": np.arange(30, 45)}
+    grouped = _kinds._unit_bootstrap(values, rows, "RE", ["AN", "AI"], metric, "spearman", 6, 0.8,
+                                     np.random.default_rng(2), "cpu")
+    monkeypatch.setattr(_kinds, "_TILE_ELEMENTS", tile)  # 64: one resample at a time, 4 rows per tile
+    single = _kinds._unit_bootstrap(values, rows, "RE", ["AN", "AI"], metric, "spearman", 6, 0.8,
+                                    np.random.default_rng(2), "cpu")
+    keys = np.random.default_rng(2).random((6, 50))
+    for b in range(6):
+        chosen = np.argsort(keys[b])[:40]
+        expected = [correlate_rows(rdm(values[rows["RE"]][:, chosen], metric), rdm(values[rows[o]][:, chosen], metric),
+                                   "spearman") for o in ("AN", "AI")]
+        np.testing.assert_allclose(single[b], expected, atol=1e-10)
+        np.testing.assert_allclose(grouped[b], expected, atol=1e-10)
+
+
 def test_kind_similarity_refuses_a_metric_it_cannot_bootstrap():
     table = pd.DataFrame({"image_id": [f"{k}{i}" for k in ("RE", "AN", "AI") for i in range(4)],
                           "kind": [k for k in ("RE", "AN", "AI") for _ in range(4)],

@@ -12,12 +12,15 @@ import torch
 from .._device import resolve_device
 from .._internal import (
     SUBSAMPLE_CI_METHOD,
+    ReferenceCorrelation,
     as_generator,
     bootstrap_p,
+    centred_positions,
     check_resampling,
     correlate_rows,
     direction_label,
     kept_pair_counts,
+    normalize_rows,
 )
 from .._memory import check_allocation, memory_budget_bytes
 from .._progress import tqdm
@@ -270,8 +273,11 @@ def kind_similarity(
     bar = tqdm(names, desc="kind similarity", unit="set", disable=(len(names) < 2 or None) if progress is None else not progress)
     for name in bar:
         n_units = sets[name].shape[1]
-        estimates = np.array([float(correlate_rows(rdms[name][reference], rdms[name][other], method))
+        # the reference RDM ranked once for all pairs (50 million entries at 10,000 images)
+        target = ReferenceCorrelation(torch.from_numpy(np.asarray(rdms[name][reference], np.float64)), method)
+        estimates = np.array([target.against(torch.from_numpy(np.asarray(rdms[name][other], np.float64)))
                               for other in others])
+        del target
         intervals = {}
         if n_boot:
             samples = _unit_bootstrap(sets[name], rows, reference, others, metric, method, n_boot,
@@ -343,74 +349,127 @@ _GRAM_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean")
 
 
 def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fraction, rng, device, memory_gb=None):
-    """The unit bootstrap without copying units: each resample is a 0/1 weight vector over units.
+    """Similarities (n_boot, n_others) of the reference kind's RDM with the others' on unit subsamples.
 
-    Every RDM metric here is a function of the within-kind Gram matrix and per-image sums over
-    the chosen units, and those are (n_boot, n_units) @ (n_units, n_pairs) products of the
-    weights with the pairwise unit products. Exactly ``k`` units are drawn per resample (the
-    ``k`` smallest of uniform keys: a uniform draw without replacement).
+    Exactly ``k`` units are drawn per resample (the ``k`` smallest of uniform keys: a uniform
+    draw without replacement). Each resample's RDMs come from the Gram matrix of the drawn
+    units, one BLAS product per tile of image rows, written in condensed order
+    (`_subsample_rdm`); nothing of size (units x pairs) or (resamples x pairs) is formed. Each
+    RDM is then ranked once (`ReferenceCorrelation`: the reference's ranks are kept, each other
+    kind's correlation is summed through its own sort order).
+
+    What one resample holds (its RDM, the reference's ranks, a sort's keys and order) cannot be
+    split for a rank correlation; it is checked against the memory available. The budget bounds
+    the uniform keys drawn at once; tiles have a fixed size, so no result depends on it.
     """
     device = resolve_device(device)
     n_units = values.shape[1]
     k = _subsample_size(fraction, n_units)
-    kinds = list(rows)
     n_src = len(rows[reference])
-    # image pairs (i <= j) whose unit-weighted products make the Gram entries; the diagonal gives
-    # each image's energy, the others (in condensed order) the distances
-    upper_i, upper_j = np.triu_indices(n_src, 0)
+    n_pairs = n_src * (n_src - 1) // 2
+    check_allocation(8 * 6 * n_pairs, f"a unit subsample of {n_src} images ({n_pairs:,} pairs per RDM)",
+                     "compare fewer images, or set n_boot = 0")
+    # RDMs this small are built and compared for a group of resamples at once (per-resample
+    # calls would cost more than the arithmetic); the group depends on the sizes only, never on
+    # the budget, so each resample's arithmetic is the same whatever the budget
+    group = max(1, _TILE_ELEMENTS // (n_src * (n_src + n_units)))
     patterns = {}
-    for kind in kinds:
+    for kind in rows:
         x = torch.as_tensor(np.asarray(values[rows[kind]], dtype=np.float64), device=device)
         if metric == "correlation":  # a constant per image changes no subset correlation; it lowers cancellation
             x = x - x.mean(dim=1, keepdim=True)
-        patterns[kind] = x
-    chunk = int(max(1, 2**24 // (len(upper_i) * len(kinds))))
-    # per resample: its Gram entries per kind, the distances and ranks made from them (about four
-    # arrays of n_pairs per kind) and its unit weights; the chunk of unit products is shared
-    per_resample = 8 * (4 * len(kinds) * len(upper_i) + 2 * n_units)
-    spare = memory_budget_bytes(memory_gb) - 8 * chunk * len(upper_i)
-    batch = int(max(1, min(n_boot, 2**25 // n_units, spare // per_resample)))
+        patterns[kind] = x if group == 1 else x.T.contiguous().T  # small: units gathered as rows
+    batch = max(1, min(n_boot, memory_budget_bytes(memory_gb) // (8 * 4 * n_units)))
+    batch = max(group, batch // group * group)  # whole groups: a group's products never split
+    positions = centred_positions(n_pairs, device) if group == 1 and method == "spearman" else None
     out = np.empty((n_boot, len(others)))
     for start in range(0, n_boot, batch):
         size = min(batch, n_boot - start)
-        keys = rng.random((size, n_units))
+        keys = rng.random((size, n_units))  # the same stream whatever the batch
         threshold = np.partition(keys, k - 1, axis=1)[:, k - 1:k]
-        weights = torch.as_tensor(keys <= threshold, dtype=torch.float64, device=device)
-        gram = {kind: torch.zeros(size, len(upper_i), dtype=torch.float64, device=device) for kind in kinds}
-        for first in range(0, n_units, chunk):
-            w = weights[:, first:first + chunk]
-            for kind in kinds:
-                x = patterns[kind][:, first:first + chunk]
-                gram[kind] += w @ (x[upper_i] * x[upper_j]).T
-        rdms = {kind: _distances_from_gram(gram[kind], weights @ patterns[kind].T, upper_i, upper_j, k, metric)
-                .cpu().numpy() for kind in kinds}
-        for o, other in enumerate(others):
-            out[start:start + size, o] = correlate_rows(rdms[reference], rdms[other], method)
+        drawn = np.nonzero(keys <= threshold)[1].reshape(size, k)  # exactly k per row, ascending
+        del keys
+        for first in range(0, size, group):
+            units = torch.as_tensor(drawn[first:first + group], device=device)
+            rows_out = slice(start + first, start + first + len(units))
+            if group > 1:
+                out[rows_out] = _compare_small(patterns, units, reference, others, metric, method)
+                continue
+            target = ReferenceCorrelation(_subsample_rdm(patterns[reference][:, units[0]], metric), method, positions)
+            for o, other in enumerate(others):
+                out[rows_out, o] = target.against(_subsample_rdm(patterns[other][:, units[0]], metric))
+            del target
     return out
+
+
+def _compare_small(patterns, units, reference, others, metric, method) -> np.ndarray:
+    """Similarities (g, n_others) of ``g`` resamples whose RDMs are built all at once: each
+    kind's drawn units (g, k, n), one batched product, the upper triangles, one ranking."""
+    n = patterns[reference].shape[0]
+    upper = torch.triu_indices(n, n, 1, device=units.device)
+    rdms = {}
+    for kind in (reference, *others):
+        drawn = patterns[kind].T[units]  # (g, k, n): the drawn units' rows, from contiguous unit rows
+        cross = drawn.transpose(1, 2) @ drawn
+        own, means = _own_and_means(drawn, -2, metric)
+        square = _distances(cross, own, means, own, means, units.shape[1], metric)
+        rdms[kind] = square[:, upper[0], upper[1]].cpu().numpy()
+    if method == "kendall_tau_a":
+        return np.stack([correlate_rows(rdms[reference], rdms[o], method) for o in others], axis=1)
+    target = normalize_rows(rdms[reference], method)
+    return np.stack([np.einsum("ij,ij->i", target, normalize_rows(rdms[o], method)) for o in others], axis=1)
 
 
 def _subsample_size(fraction: float, n_units: int) -> int:
     return max(2, int(round(fraction * n_units)))
 
 
-def _distances_from_gram(packed, sums, upper_i, upper_j, k, metric):
-    """Condensed distances (batch, n_pairs) from Gram entries over pairs i <= j and per-image sums.
+# elements of one tile of Gram rows: a fixed size (16 MiB of float64), so the products, and
+# every distance, are the same whatever the memory budget
+_TILE_ELEMENTS = 1 << 21
 
-    ``packed[:, p]`` is the weighted sum of unit products of images ``upper_i[p]`` and
-    ``upper_j[p]``; ``sums`` (batch, n_images) the weighted sums of each image's units.
+
+def _subsample_rdm(x: torch.Tensor, metric: str) -> torch.Tensor:
+    """Condensed RDM (n (n - 1) / 2,) of the patterns ``x`` (n, k) of the drawn units.
+
+    Rows ``a:b`` of the upper triangle are one product ``x[a:b] @ x[a:].T`` and a contiguous
+    stretch of the condensed order. The distances are those `rdm` gives, from Gram entries: for
+    correlation the drawn units' means come off the products (the patterns were centred on all
+    units, which keeps the cancellation small).
     """
-    own = packed[:, torch.as_tensor(np.flatnonzero(upper_i == upper_j), device=packed.device)]  # (batch, n)
-    pairs = np.flatnonzero(upper_i < upper_j)  # in the order of np.triu_indices(n, 1)
-    i, j = (torch.as_tensor(v[pairs], device=packed.device) for v in (upper_i, upper_j))
-    cross = packed[:, torch.as_tensor(pairs, device=packed.device)]
+    n, k = x.shape
+    own, means = _own_and_means(x, -1, metric)
+    out = torch.empty(n * (n - 1) // 2, dtype=torch.float64, device=x.device)
+    rows = max(1, _TILE_ELEMENTS // max(n, 1))
+    start = 0  # where row a's pairs (a, a + 1), ..., (a, n - 1) begin in condensed order
+    for a in range(0, n - 1, rows):
+        b = min(n - 1, a + rows)
+        tile = _distances(x[a:b] @ x[a:].T, own[a:b], means[a:b], own[a:], means[a:], k, metric)  # column c: image a + c
+        for r in range(b - a):  # row by row: plain copies, no (tile-sized) mask
+            stop = start + n - 1 - (a + r)
+            out[start:stop] = tile[r, r + 1:]
+            start = stop
+    return out
+
+
+def _own_and_means(x: torch.Tensor, axis: int, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: the sum of squares over the drawn units of ``x`` (along ``axis``), for
+    correlation their variance, and their mean."""
+    k = x.shape[axis]
+    own, means = (x * x).sum(dim=axis), x.sum(dim=axis) / k
+    return (own / k - means * means if metric == "correlation" else own), means
+
+
+def _distances(cross, own_r, mean_r, own_c, mean_c, k: int, metric: str) -> torch.Tensor:
+    """Distances, as `rdm` defines them, between images of rows and columns from their products
+    ``cross`` (..., r, c) over ``k`` drawn units and `_own_and_means` of each side (..., r) and
+    (..., c); correlation takes the drawn units' means off the products (the patterns were
+    centred on all units, which keeps the cancellation small)."""
     if metric == "correlation":
-        means = sums / k
-        own = own / k - means * means
-        cross = cross / k - means[:, i] * means[:, j]
+        cross = cross / k - mean_r[..., :, None] * mean_c[..., None, :]
     if metric in ("correlation", "cosine"):
-        scale = own.clamp_min(0).sqrt()
-        return 1.0 - cross / (scale[:, i] * scale[:, j])
-    squared = (own[:, i] + own[:, j] - 2.0 * cross).clamp_min(0)
+        return 1.0 - cross / (own_r.clamp_min(0).sqrt()[..., :, None] * own_c.clamp_min(0).sqrt()[..., None, :])
+    squared = (own_r[..., :, None] + own_c[..., None, :] - 2.0 * cross).clamp_min(0)
     return squared.sqrt() if metric == "euclidean" else squared / k
 
 
