@@ -176,3 +176,33 @@ def test_planted_features_read_wide_float32_layers_in_chunks():
     features = _layer_geometry(units, n_components=5, seed=0)
     np.testing.assert_allclose(features @ features.T, np.corrcoef(units.astype(np.float64)), atol=1e-10)
     np.testing.assert_array_equal(features, _layer_geometry(units, n_components=5, seed=0))
+
+
+def test_planted_features_read_a_streamed_layer_a_block_at_a_time(tmp_path):
+    # a streamed layer (a memory map) is read a block of units at a time, in the stimuli's row
+    # order: never copied whole (conv2 of 10,000 images is 5.6 GB; its float64 copy twice that)
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from brainprobe.models import Activations
+    from brainprobe.pipeline._study import _layer_geometry, _planted_features
+
+    rng = np.random.default_rng(2)
+    n_images, n_units = 16, 400_000  # 25.6 MB of float32: seven blocks of 65,536 units
+    layer = np.lib.format.open_memmap(tmp_path / "conv2.npy", mode="w+", dtype=np.float32, shape=(n_images, n_units))
+    layer[:] = rng.gamma(1.0, size=(n_images, n_units))
+    layer.flush()
+    ids = [f"img{i:02d}" for i in range(n_images)]
+    found = Activations({"conv2": np.load(tmp_path / "conv2.npy", mmap_mode="r")}, image_ids=ids)
+    order = rng.permutation(n_images)
+    stimuli = SimpleNamespace(image_ids=[ids[i] for i in order])
+    shared = {"networks": [{"label": "alexnet", "layers": ["conv2"]}]}
+    tracemalloc.start()
+    try:
+        planted = _planted_features({"V1": "conv2"}, {"alexnet": found}, stimuli, shared, index_seed=4)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.75 * layer.nbytes  # the float32 layer copied whole (then in float64) took 3x it
+    expected = _layer_geometry(np.asarray(layer)[order], seed=[4, 0])
+    np.testing.assert_array_equal(planted["V1"], expected)

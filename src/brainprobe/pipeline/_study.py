@@ -767,11 +767,20 @@ def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet,
         raise ValueError(f"[subjects] planted_layers: {unknown} name no layer of {network['label']}; "
                          f"layers are {network['layers']}")
     rows = pd.Series(np.arange(len(found.image_ids)), index=list(found.image_ids)).loc[stimuli.image_ids].to_numpy()
-    return {roi: _layer_geometry(np.asarray(found[layer])[rows].reshape(len(rows), -1), seed=[index_seed, k])
+    # the layer as it is (a memory map when streamed): `_layer_geometry` reads a block of units at a time
+    return {roi: _layer_geometry(found[layer].reshape(len(found.image_ids), -1), seed=[index_seed, k], rows=rows)
             for k, (roi, layer) in enumerate(planted.items())}
 
 
-def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0) -> np.ndarray:
+def _unit_blocks(n_images: int, n_units: int) -> list[slice]:
+    """Blocks of units whose float64 copy for every image is at most 1 GiB (65,536 units up to
+    2,048 images). The blocks follow from the shape alone, never from the machine: the sums over
+    them, and so a planted subject, are the same everywhere."""
+    chunk = max(1, min(65536, 2**27 // max(1, n_images)))
+    return [slice(start, start + chunk) for start in range(0, n_units, chunk)]
+
+
+def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0, rows: np.ndarray | None = None) -> np.ndarray:
     """Features (n_images, n_components) whose image geometry is the layer's correlation geometry.
 
     Each image's pattern is standardized over units (a correlation-distance RDM reads exactly
@@ -782,17 +791,31 @@ def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0) -> np.nda
     the strongest. Z-scoring units and projecting them at random (the earlier simulator) kept
     too little: a ROI reading fc7 matched conv2's RDM better than fc7's.
     """
-    n_images, n_units = units.shape
-    chunk = 65536  # float64 copies of at most this many units at a time, for layers of millions of units
-    blocks = [slice(start, start + chunk) for start in range(0, n_units, chunk)]
-    means = sum(np.asarray(units[:, b], np.float64).sum(axis=1) for b in blocks) / n_units
-    norms = np.sqrt(sum(((np.asarray(units[:, b], np.float64) - means[:, None]) ** 2).sum(axis=1) for b in blocks))
+    rows = np.arange(units.shape[0]) if rows is None else np.asarray(rows)
+    n_images, n_units = len(rows), units.shape[1]
+    blocks = _unit_blocks(n_images, n_units)
+
+    def block_of(b: slice) -> np.ndarray:  # the rows' float64 copy of one block (a memory map is read there only)
+        return np.asarray(units[:, b][rows], np.float64)
+
+    means = sum(block_of(b).sum(axis=1) for b in blocks) / n_units
+    norms = np.zeros(n_images)
+    for b in blocks:
+        block = block_of(b)
+        block -= means[:, None]  # in place: one float64 block held, not three
+        block *= block
+        norms += block.sum(axis=1)
+        del block  # before the next block is read: one at a time
+    norms = np.sqrt(norms)
     if (norms == 0).any():
         raise ValueError(f"planted layer: {int((norms == 0).sum())} images have a constant pattern over its units")
     gram = np.zeros((n_images, n_images))
     for b in blocks:
-        block = (np.asarray(units[:, b], np.float64) - means[:, None]) / norms[:, None]
+        block = block_of(b)
+        block -= means[:, None]
+        block /= norms[:, None]
         gram += block @ block.T
+        del block
     k = min(n_components, n_images - 1)
     # the k largest eigenpairs only (O(n^2 k) for thousands of images, not a full O(n^3) decomposition)
     values, vectors = scipy.linalg.eigh(gram, subset_by_index=[n_images - k, n_images - 1])
