@@ -27,6 +27,7 @@ from ..rsa import (
     searchlight_candidates,
     square_rdm,
 )
+from ..rsa._rdm import layer_rdm
 from ..stats import accuracy_permutation_test, prediction_accuracy
 from ._steps import is_general, may_be_general, selected_columns
 
@@ -124,7 +125,8 @@ def candidate_rdms(networks: Sequence[Mapping], activations: Mapping, stimulus_t
         rows = position.loc[list(image_ids)].to_numpy()
         for layer in network["layers"]:
             name = candidate_name(network["label"], layer, several)
-            candidates[name] = rdm(np.asarray(found[layer])[rows].reshape(len(rows), -1), layer_metric)
+            # the layer as it is (a memory map when streamed), read a block of units at a time when wide
+            candidates[name] = layer_rdm(found[layer].reshape(len(found.image_ids), -1), layer_metric, rows=rows)
             layers.append(name)
     table = stimulus_table.set_index(stimulus_table["image_id"].astype(str)).loc[list(image_ids)].reset_index(drop=True)
     candidates.update(_model_rdms(table, config))
