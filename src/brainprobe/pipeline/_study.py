@@ -56,11 +56,18 @@ ACTIVATIONS_FOLDER = "activations"
 
 def _save_frames(frames: Mapping[str, pd.DataFrame], folder: Path) -> None:
     for name, frame in frames.items():
-        write_table(folder / f"{name}.csv", frame)
+        if isinstance(frame, general.BrainRdms):  # a large image set's ROI RDMs: arrays, not rows
+            frame.save(folder / f"{name}@{frame.subject}.npz")
+        else:
+            write_table(folder / f"{name}.csv", frame)
 
 
 def _load_frames(folder: Path) -> dict[str, pd.DataFrame]:
-    return {path.stem: read_table(path) for path in sorted(folder.glob("*.csv"))}
+    frames = {path.stem: read_table(path) for path in sorted(folder.glob("*.csv"))}
+    for path in sorted(folder.glob("*@*.npz")):
+        name, subject = path.stem.split("@", 1)
+        frames[name] = general.BrainRdms.load(path, subject)
+    return frames
 
 
 def neighbourhood_cache() -> Path:
@@ -322,18 +329,24 @@ class Study:
                   "networks": [{"label": label, "key": a["key"], "layers": a["layers"]} for label, a in analysed.items()]}
         activations = {label: a["activations"] for label, a in analysed.items()}
         outcomes = self._map_subjects(tasks, shared, stimuli, stimulus_table, activations)
+        self._rdm_sets = {}  # subject -> BrainRdms: ROI RDMs of image sets too large for brain_rdms.csv
         for frames, records in outcomes:
             for record in records:
                 self._record(record)
             for name, frame in frames.items():
-                tables.setdefault(name, []).append(frame)
+                if isinstance(frame, general.BrainRdms):
+                    self._rdm_sets[frame.subject] = frame
+                else:
+                    tables.setdefault(name, []).append(frame)
+        del outcomes
         combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
         combined.update(_across_subjects(combined, {label: a["layers"] for label, a in analysed.items()},
                                          config["best_layer"]["unit"]))
         if self._general:
             several = len(analysed) > 1
             order = [general.candidate_name(label, layer, several) for label, a in analysed.items() for layer in a["layers"]]
-            combined.update(general.general_group(combined, order, config, _seed(config.seed, "general_group")))
+            combined.update(general.general_group(combined, order, config, _seed(config.seed, "general_group"),
+                                                  rdm_sets=self._rdm_sets))
             combined.update(general_group_level(combined))
         else:
             combined.update(group_level(combined, config))
@@ -507,6 +520,8 @@ class Study:
     def _write(self, result: StudyResult, stimuli, seconds: float) -> None:
         for name, frame in result.tables.items():
             self._write_file(f"results/{name}.csv", lambda path, frame=frame: write_table(path, frame))
+        for subject, found in getattr(self, "_rdm_sets", {}).items():
+            self._write_file(f"results/{_report.RDM_FOLDER}/{subject}.npz", lambda path, found=found: found.save(path))
         masks = {entry["id"]: entry["mask"] for entry in self.config["subject"] if entry.get("mask")}
         for subject, image in general.searchlight_volumes(result.tables.get("general_searchlight"), masks).items():
             self._write_file(f"maps/{subject}_searchlight.nii.gz", lambda path, image=image: image.to_filename(path))
