@@ -52,8 +52,11 @@ def fig1_images(stimuli, table: pd.DataFrame) -> dict[str, np.ndarray]:
     (H, W, 3) arrays by image id: what the study keeps in ``results/`` to draw Fig. 1 again."""
     sources = list(dict.fromkeys(table.loc[table["kind"] == "RE", "source_id"]))[:FIG1_SOURCES]
     wanted = set(table.loc[table["source_id"].isin(sources), "image_id"].astype(str))
-    pixels = np.round(stimuli.numpy() * 255.0).clip(0, 255).astype(np.uint8)
-    return {image_id: pixels[i] for i, image_id in enumerate(stimuli.image_ids) if image_id in wanted}
+    # only the images shown are converted: the whole set's float copies were 18 GB at 10,000 images
+    positions = [i for i, image_id in enumerate(stimuli.image_ids) if image_id in wanted]
+    shown = stimuli.images[positions].numpy().transpose(0, 2, 3, 1)
+    pixels = np.round(shown * 255.0).clip(0, 255).astype(np.uint8)
+    return {stimuli.image_ids[i]: pixels[k] for k, i in enumerate(positions)}
 
 
 def write_fig1_images(path: Path, images: dict[str, np.ndarray]) -> None:

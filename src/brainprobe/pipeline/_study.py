@@ -38,6 +38,7 @@ from ..encoding import EncodingModels
 from ..models import Activations, load_model, resolve_device
 from ..models._extract import extract_within
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
+from ..stimuli._stimulus_set import release_pages
 from . import _general as general
 from . import _report, _synthesis
 from . import _steps as steps
@@ -303,9 +304,11 @@ class Study:
         write_hash_memo(memo_path, memo)
         stimuli_key = self.cache.key("stimuli", config.section_json("stimuli"), _network_json(primary), config.seed,
                                      self._digests["source"], self._digests[primary["label"]])
+        # into the step's folder: the images made are dropped once saved, and read back as a memory map
         stimuli, stimulus_table = self._step(
-            "stimuli", stimuli_key, lambda: steps.make_stimuli(self._model(primary), config, progress=self.progress),
-            _save_stimuli, _load_stimuli)
+            "stimuli", stimuli_key,
+            lambda folder: steps.make_stimuli(self._model(primary), config, progress=self.progress),
+            _save_stimuli, _load_stimuli, into_folder=True)
         self._general = steps.is_general(config, stimulus_table)
         real_subjects = [steps.prepare_subject(responses, entry, config, stimulus_table, has_kinds=has_kinds,
                                                general=self._general)
@@ -316,6 +319,7 @@ class Study:
         tables: dict[str, list[pd.DataFrame]] = {"stimuli": [stimulus_table]}
         with memory_budget(_memory_gb(config)):
             analysed = self._analyse_networks(stimuli, stimulus_table, stimuli_key, tables)
+        release_pages(stimuli)  # the images the networks read: from here on only Fig. 1's few are
 
         tasks = [{"index": i, "entry": None, "responses": None} for i in range(config["subjects"]["simulate"])]
         tasks += [{"index": len(tasks) + i, "entry": entry, "responses": responses}
@@ -997,7 +1001,8 @@ def _save_stimuli(value, folder: Path) -> None:
 
 
 def _load_stimuli(folder: Path):
-    return load_stimuli(folder / "stimuli"), read_table(folder / "described.csv")
+    # mapped: 10,000 images of 224 pixels are 6 GB, read by the activations step and Fig. 1 only
+    return load_stimuli(folder / "stimuli", mmap=True), read_table(folder / "described.csv")
 
 
 def _save_activations(activations: Activations, folder: Path) -> None:
