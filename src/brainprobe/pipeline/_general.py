@@ -160,6 +160,13 @@ class BrainRdms:
         return cls(subject, found["rdms"], found["image_ids"], found["metric"])
 
 
+# the last layer RDMs `candidate_rdms` made, by (activations key, layer, metric, rows): every subject
+# that saw the same images compares with the same layer RDMs (at 10,000 images conv2's is minutes of
+# work); at most this many (400 MB each at 10,000 images), read-only
+_LAYER_RDMS: dict = {}
+_LAYER_RDMS_SIZE = 4
+
+
 def candidate_rdms(networks: Sequence[Mapping], activations: Mapping, stimulus_table: pd.DataFrame,
                    image_ids: Sequence[str], config) -> tuple[dict, list]:
     """Every layer's RDM and every ``[design] models`` RDM over ``image_ids``; and the layer names.
@@ -177,8 +184,20 @@ def candidate_rdms(networks: Sequence[Mapping], activations: Mapping, stimulus_t
         rows = position.loc[list(image_ids)].to_numpy()
         for layer in network["layers"]:
             name = candidate_name(network["label"], layer, several)
-            # the layer as it is (a memory map when streamed), read a block of units at a time when wide
-            candidates[name] = layer_rdm(found[layer].reshape(len(found.image_ids), -1), layer_metric, rows=rows)
+            # the layer as it is (a memory map when streamed), read a block of units at a time when wide;
+            # the same for every subject that saw the same images (kept for the next one)
+            key = (network.get("key"), layer, layer_metric, rows.tobytes())
+            if network.get("key") is None or key not in _LAYER_RDMS:
+                found_rdm = layer_rdm(found[layer].reshape(len(found.image_ids), -1), layer_metric, rows=rows)
+                found_rdm.setflags(write=False)
+                if network.get("key") is None:
+                    candidates[name] = found_rdm
+                    layers.append(name)
+                    continue
+                if len(_LAYER_RDMS) >= _LAYER_RDMS_SIZE:
+                    _LAYER_RDMS.pop(next(iter(_LAYER_RDMS)))
+                _LAYER_RDMS[key] = found_rdm
+            candidates[name] = _LAYER_RDMS[key]
             layers.append(name)
     table = stimulus_table.set_index(stimulus_table["image_id"].astype(str)).loc[list(image_ids)].reset_index(drop=True)
     candidates.update(_model_rdms(table, config))

@@ -31,7 +31,7 @@ from .._files import (
     written_files,
 )
 from .._lock import LOCK, output_lock
-from .._memory import memory_budget, memory_budget_bytes
+from .._memory import memory_budget, memory_budget_bytes, release_mapped
 from .._progress import tqdm
 from ..data import Responses
 from ..encoding import EncodingModels
@@ -786,9 +786,18 @@ def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet,
         raise ValueError(f"[subjects] planted_layers: {unknown} name no layer of {network['label']}; "
                          f"layers are {network['layers']}")
     rows = pd.Series(np.arange(len(found.image_ids)), index=list(found.image_ids)).loc[stimuli.image_ids].to_numpy()
-    # the layer as it is (a memory map when streamed): `_layer_geometry` reads a block of units at a time
-    return {roi: _layer_geometry(found[layer].reshape(len(found.image_ids), -1), seed=[index_seed, k], rows=rows)
+    # the layer as it is (a memory map when streamed): `_layer_geometry` reads a block of units at a time;
+    # its leading components are the same for every subject (only the rotation is the subject's)
+    return {roi: _layer_geometry(found[layer].reshape(len(found.image_ids), -1), seed=[index_seed, k], rows=rows,
+                                 memo=(network["key"], layer) if network.get("key") else None)
             for k, (roi, layer) in enumerate(planted.items())}
+
+
+# the last layers' leading components (`_layer_geometry`), by (activations key, layer, components,
+# rows): simulated subjects of one study read the same layers (at 10,000 images conv2's Gram
+# matrix is minutes of work a subject); a few (n_images x 10) arrays
+_LEADING: dict = {}
+_LEADING_SIZE = 8
 
 
 def _unit_blocks(n_images: int, n_units: int) -> list[slice]:
@@ -799,7 +808,8 @@ def _unit_blocks(n_images: int, n_units: int) -> list[slice]:
     return [slice(start, start + chunk) for start in range(0, n_units, chunk)]
 
 
-def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0, rows: np.ndarray | None = None) -> np.ndarray:
+def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0, rows: np.ndarray | None = None,
+                    memo: tuple | None = None) -> np.ndarray:
     """Features (n_images, n_components) whose image geometry is the layer's correlation geometry.
 
     Each image's pattern is standardized over units (a correlation-distance RDM reads exactly
@@ -811,11 +821,29 @@ def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0, rows: np.
     too little: a ROI reading fc7 matched conv2's RDM better than fc7's.
     """
     rows = np.arange(units.shape[0]) if rows is None else np.asarray(rows)
+    key = None if memo is None else (*memo, n_components, rows.tobytes())
+    if key is None or key not in _LEADING:
+        leading = _leading_components(units, rows, n_components)
+        if key is not None:
+            if len(_LEADING) >= _LEADING_SIZE:
+                _LEADING.pop(next(iter(_LEADING)))
+            _LEADING[key] = leading
+    leading = _LEADING[key] if key is not None else leading
+    k = leading.shape[1]
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(k, k)))
+    return leading @ rotation
+
+
+def _leading_components(units: np.ndarray, rows: np.ndarray, n_components: int) -> np.ndarray:
+    """The k leading eigenvectors of the rows' pattern-correlation Gram matrix, scaled by the
+    square roots of their eigenvalues (`_layer_geometry` before its rotation)."""
     n_images, n_units = len(rows), units.shape[1]
     blocks = _unit_blocks(n_images, n_units)
 
     def block_of(b: slice) -> np.ndarray:  # the rows' float64 copy of one block (a memory map is read there only)
-        return np.asarray(units[:, b][rows], np.float64)
+        block = np.asarray(units[:, b][rows], np.float64)
+        release_mapped(units)  # the pages just read: a memory-mapped layer is never held whole
+        return block
 
     means = sum(block_of(b).sum(axis=1) for b in blocks) / n_units
     norms = np.zeros(n_images)
@@ -842,9 +870,7 @@ def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0, rows: np.
     vectors = vectors[:, top]
     # an eigenvector's sign is LAPACK's choice: fix it (largest entry positive) so a seed gives one subject
     vectors *= np.sign(vectors[np.argmax(np.abs(vectors), axis=0), np.arange(k)])
-    leading = vectors * np.sqrt(np.clip(values[top], 0, None))
-    rotation, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(k, k)))
-    return leading @ rotation
+    return vectors * np.sqrt(np.clip(values[top], 0, None))
 
 
 def _general_subject(config, cache, step, responses, selection, averaged, activations, shared, selection_key, label,

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .._device import resolve_device
+from .._memory import release_mapped
 
 __all__ = ["RDM_METRICS", "rdm", "layer_rdm", "square_rdm", "condensed_rdm", "n_items_from_condensed"]
 
@@ -102,6 +103,7 @@ def layer_rdm(units, metric: str = "correlation", rows=None) -> np.ndarray:
 
     def block_of(b: slice) -> np.ndarray:  # float64 copy of the rows' block (a memory map is read here only)
         block = np.asarray(units[:, b][rows], np.float64)
+        release_mapped(units)  # the pages just read: a memory-mapped layer is never held whole
         if not np.isfinite(block).all():
             raise ValueError("patterns: contain NaN or infinite values")
         return block

@@ -365,9 +365,6 @@ def _check_mapped(images: np.memmap, path: Path) -> None:
 def release_pages(images) -> None:
     """Give back the pages of a memory-mapped image array (or a StimulusSet loaded with
     ``mmap=True``) that were read: they are read again from the file when used."""
-    import mmap as _mmap
+    from .._memory import release_mapped
 
-    images = getattr(images, "_mapped", images)
-    handle = getattr(images, "_mmap", None)
-    if handle is not None and hasattr(handle, "madvise") and hasattr(_mmap, "MADV_DONTNEED"):
-        handle.madvise(_mmap.MADV_DONTNEED)
+    release_mapped(getattr(images, "_mapped", images))
