@@ -23,6 +23,7 @@ __all__ = [
     "memory_budget",
     "set_memory_budget",
     "memory_budget_bytes",
+    "release_mapped",
     "DEFAULT_MEMORY_FRACTION",
 ]
 
@@ -125,3 +126,18 @@ def memory_budget(memory_gb: float | None):
         yield
     finally:
         _budget_gb = previous
+
+
+def release_mapped(array) -> None:
+    """Give back the pages of a memory-mapped array (``np.memmap`` or a view of one) that were read.
+
+    A file-backed page stays in this process's resident memory after it is read, until the
+    system needs it: a loop that reads a 6 GB memory map a block at a time would otherwise end
+    up holding all of it (and report it as its peak). The pages are read again from the file (or
+    the system's cache) when used. Arrays that are not memory maps are left alone.
+    """
+    import mmap
+
+    handle = getattr(array, "_mmap", None)
+    if handle is not None and hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        handle.madvise(mmap.MADV_DONTNEED)

@@ -91,3 +91,23 @@ def test_planted_features_and_other_meshes(study_stimuli):
     assert truth.support["V1"].max() < 50 and truth.signal["V1"].sum() > 0
     with pytest.raises(ValueError, match="one per image"):
         simulate_subject(study_stimuli, rois=["V1"], features={"V1": features["V1"][:5]})
+
+
+def test_smooth_noise_in_passes_is_the_same_bits_as_one_draw():
+    # the trial noise of 10,000 images is 5 GiB of white noise a hemisphere: drawn in passes of a
+    # few trials when the budget is small, it must be the one-draw noise bit for bit, and leave the
+    # generator where the one draw leaves it (the next hemisphere's noise continues from there)
+    from brainprobe._memory import memory_budget
+    from brainprobe.data._simulate import _smooth_noise
+    from brainprobe.roi import mesh_smoother, standard_meshes
+
+    mesh = standard_meshes("fsaverage5")["L"]
+    kept = np.arange(0, mesh.n_vertices, 7)
+    whole_rng, parts_rng = np.random.default_rng(3), np.random.default_rng(3)
+    whole = _smooth_noise(mesh, kept, 30, 4.0, whole_rng)
+    mesh_smoother(mesh, 4.0)  # built (and cached) outside the budget below
+    one_pass = 8 * mesh.n_vertices * 30
+    with memory_budget(2 * one_pass / 4 / 2**30):  # a quarter of the trials per pass
+        parts = _smooth_noise(mesh, kept, 30, 4.0, parts_rng)
+    assert np.array_equal(parts, whole)
+    assert whole_rng.normal() == parts_rng.normal()

@@ -3,6 +3,7 @@
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -176,3 +177,105 @@ def test_planted_features_read_wide_float32_layers_in_chunks():
     features = _layer_geometry(units, n_components=5, seed=0)
     np.testing.assert_allclose(features @ features.T, np.corrcoef(units.astype(np.float64)), atol=1e-10)
     np.testing.assert_array_equal(features, _layer_geometry(units, n_components=5, seed=0))
+
+
+def test_planted_features_read_a_streamed_layer_a_block_at_a_time(tmp_path):
+    # a streamed layer (a memory map) is read a block of units at a time, in the stimuli's row
+    # order: never copied whole (conv2 of 10,000 images is 5.6 GB; its float64 copy twice that)
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from brainprobe.models import Activations
+    from brainprobe.pipeline._study import _layer_geometry, _planted_features
+
+    rng = np.random.default_rng(2)
+    n_images, n_units = 16, 400_000  # 25.6 MB of float32: seven blocks of 65,536 units
+    layer = np.lib.format.open_memmap(tmp_path / "conv2.npy", mode="w+", dtype=np.float32, shape=(n_images, n_units))
+    layer[:] = rng.gamma(1.0, size=(n_images, n_units))
+    layer.flush()
+    ids = [f"img{i:02d}" for i in range(n_images)]
+    found = Activations({"conv2": np.load(tmp_path / "conv2.npy", mmap_mode="r")}, image_ids=ids)
+    order = rng.permutation(n_images)
+    stimuli = SimpleNamespace(image_ids=[ids[i] for i in order])
+    shared = {"networks": [{"label": "alexnet", "layers": ["conv2"]}]}
+    tracemalloc.start()
+    try:
+        planted = _planted_features({"V1": "conv2"}, {"alexnet": found}, stimuli, shared, index_seed=4)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.75 * layer.nbytes  # the float32 layer copied whole (then in float64) took 3x it
+    expected = _layer_geometry(np.asarray(layer)[order], seed=[4, 0])
+    np.testing.assert_array_equal(planted["V1"], expected)
+
+
+@pytest.mark.slow
+def test_large_image_sets_keep_brain_rdms_as_arrays(tmp_path, monkeypatch):
+    # above LONG_RDM_MAX_PAIRS pairs (10,000 images: 50 million rows an ROI) a subject's ROI RDMs
+    # are results/brain_rdms/<subject>.npz, not rows of brain_rdms.csv; the group step and the
+    # figure read them, and every other table is the same
+    from brainprobe.pipeline import _general
+    from brainprobe.pipeline._general import read_rdms
+
+    off = {"encoding": {"enabled": False}, "rsa": {"n_perm": 10, "n_boot": 10}}
+    table_run = _run(tmp_path / "table", 12, **off)
+    monkeypatch.setattr(_general, "LONG_RDM_MAX_PAIRS", 10)
+    array_run = _run(tmp_path / "arrays", 12, **off)
+    assert "brain_rdms" in table_run.tables and "brain_rdms" not in array_run.tables
+    assert set(table_run.tables) - {"brain_rdms"} == set(array_run.tables)
+    for name, frame in array_run.tables.items():
+        if name != "stimuli":  # its file column names each run's own image folder
+            pd.testing.assert_frame_equal(frame, table_run.tables[name], check_exact=True)
+    rdms = table_run.tables["brain_rdms"]
+    for subject in ("sub-01", "sub-02"):
+        found = read_rdms({"id": subject, "rdms": str(array_run.output / "results" / "brain_rdms" / f"{subject}.npz")})
+        mine = rdms[rdms["subject"] == subject]
+        assert found["image_ids"] == list(dict.fromkeys(list(mine["image_a"]) + list(mine["image_b"])))
+        for roi, part in mine.groupby("roi"):
+            np.testing.assert_array_equal(found["rdms"][roi], part["dissimilarity"].to_numpy())
+    assert "rdms_brain.png" in {p.name for p in array_run.figures}
+
+
+def test_brain_rdm_arrays_give_the_tables_group_step(tmp_path, monkeypatch):
+    # the pieces of the test above, fast: RDM arrays saved and read back by the step cache, and
+    # the group step on them equal to the group step on the long table
+    from brainprobe.models import Activations
+    from brainprobe.pipeline import _general, validate
+    from brainprobe.pipeline._study import _load_frames, _save_frames
+
+    rng = np.random.default_rng(0)
+    ids = [f"img{i}" for i in range(9)]
+    activations = {"net": Activations({"a": rng.normal(size=(9, 20)), "b": rng.normal(size=(9, 30))}, image_ids=ids)}
+    networks = [{"label": "net", "layers": ["a", "b"]}]
+    config = validate(_values(tmp_path, 2, rsa={"n_perm": 5, "n_boot": 5}))
+    table = pd.DataFrame({"image_id": ids, "category": ""})
+
+    def subject_frames(subject, seed):
+        rdms = {roi: rng.random(36) for roi in ("V1", "LO")}
+        given = {"rdms": rdms, "image_ids": ids, "metric": "correlation"}
+        return _general.general_rsa_from_rdms(given, networks, activations, table, subject, config, seed)
+
+    long = [subject_frames("s1", 1), subject_frames("s2", 2)]
+    monkeypatch.setattr(_general, "LONG_RDM_MAX_PAIRS", 35)
+    arrays = []
+    for frames, subject in zip(long, ("s1", "s2"), strict=True):
+        part = frames["brain_rdms"]
+        rdms = {roi: piece["dissimilarity"].to_numpy() for roi, piece in part.groupby("roi", sort=False)}
+        found = _general.general_rsa_from_rdms({"rdms": rdms, "image_ids": ids, "metric": "correlation"}, networks,
+                                               activations, table, subject, config, int(subject[1]))
+        assert isinstance(found["brain_rdms"], _general.BrainRdms)
+        folder = tmp_path / subject
+        folder.mkdir()
+        _save_frames(found, folder)
+        arrays.append(_load_frames(folder))
+        assert arrays[-1]["brain_rdms"].subject == subject
+        for roi, values in rdms.items():
+            np.testing.assert_array_equal(arrays[-1]["brain_rdms"].rdms[roi], values)
+    combined = {name: pd.concat([f[name] for f in long], ignore_index=True) for name in long[0]}
+    expected = _general.general_group(combined, ["a", "b"], config, 7)
+    sets = {f["brain_rdms"].subject: f["brain_rdms"] for f in arrays}
+    rest = {name: pd.concat([f[name] for f in arrays], ignore_index=True) for name in ("general_rsa", "general_best")}
+    found = _general.general_group(rest, ["a", "b"], config, 7, rdm_sets=sets)
+    assert set(found) == set(expected) and found
+    for name, frame in found.items():
+        pd.testing.assert_frame_equal(frame, expected[name], check_exact=True)

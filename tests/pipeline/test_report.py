@@ -135,3 +135,27 @@ def test_every_report_figure_is_drawn_again_from_results_alone(tiny_run, tmp_pat
     assert {"fig1_stimuli.png", "rdms_network.png", "fig4_searchlight_sub-01.png"} <= {p.name for p in drawn}
     for path in drawn:  # the same pixels: the study drew its figures from these files too
         assert path.read_bytes() == (tiny_run.output / "figures" / path.name).read_bytes(), path.name
+
+
+def test_fig1_images_convert_only_the_images_shown():
+    # Fig. 1's 8-bit pixels: the shown images only (the whole set's float copies were 18 GB at 10,000 images)
+    import tracemalloc
+
+    import numpy as np
+    import torch
+
+    from brainprobe.pipeline._report import FIG1_SOURCES, fig1_images
+    from brainprobe.stimuli import StimulusSet
+
+    images = torch.from_numpy(np.random.default_rng(0).random((60, 3, 128, 128), dtype=np.float32))
+    stim = StimulusSet(images, {"image_id": [f"i{k:02d}" for k in range(60)]})
+    tracemalloc.start()
+    try:
+        found = fig1_images(stim, stim.table)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert list(found) == [f"i{k:02d}" for k in range(FIG1_SOURCES)]
+    expected = np.round(images[:FIG1_SOURCES].numpy().transpose(0, 2, 3, 1) * 255.0).clip(0, 255).astype(np.uint8)
+    assert all(np.array_equal(found[f"i{k:02d}"], expected[k]) for k in range(FIG1_SOURCES))
+    assert peak < 0.25 * images.numpy().nbytes

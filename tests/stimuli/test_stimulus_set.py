@@ -158,3 +158,42 @@ def test_sample_images_are_natural_colour_photos():
     channel_spread = (stim.images.max(dim=1).values - stim.images.min(dim=1).values).mean(dim=(1, 2))
     assert (channel_spread > 0.01).all(), channel_spread
     assert stim.table["category"].ne("").all()
+
+
+def test_load_stimuli_mapped_reads_no_image_until_used(tmp_path):
+    # a study's cached stimuli come back as a memory map: 10,000 images of 224 pixels are 6 GB
+    import pickle
+    import tracemalloc
+
+    from brainprobe.stimuli import load_stimuli, save_stimuli
+    from brainprobe.stimuli._stimulus_set import release_pages
+
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.random((40, 3, 160, 160), dtype=np.float32))  # 12 MB
+    stim = StimulusSet(images, {"image_id": [f"i{k:02d}" for k in range(40)], "category": ["a", "b"] * 20})
+    save_stimuli(stim, tmp_path / "saved")
+    tracemalloc.start()
+    try:
+        mapped = load_stimuli(tmp_path / "saved", mmap=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.1 * images.numpy().nbytes  # checked a block at a time, never read whole
+    assert isinstance(mapped._mapped, np.memmap)
+    assert mapped.equals(load_stimuli(tmp_path / "saved")) and mapped.equals(stim)
+    release_pages(mapped)  # the pages read are given back, and read again when used
+    assert torch.equal(mapped[[3, 7]].images, images[[3, 7]])
+    assert pickle.loads(pickle.dumps(mapped)).equals(stim)  # the map itself is not pickled twice
+
+
+def test_load_stimuli_mapped_checks_pixel_range(tmp_path):
+    from brainprobe.stimuli import load_stimuli, save_stimuli
+
+    save_stimuli(StimulusSet(torch.rand(3, 3, 8, 8)), tmp_path / "saved")
+    path = tmp_path / "saved" / "stimuli.npz"
+    with np.load(path) as found:
+        arrays = {name: found[name] for name in found.files}
+    arrays["images"][1, 0, 2, 2] = 7.0
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=r"images 0..2: expected finite pixel values in \[0, 1\]"):
+        load_stimuli(tmp_path / "saved", mmap=True)

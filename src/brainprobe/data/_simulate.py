@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from scipy.sparse.csgraph import dijkstra
 
 from .._internal import as_generator
+from .._memory import memory_budget_bytes
 from ..roi import (
     PAPER_ROIS,
     Mesh,
@@ -336,8 +337,41 @@ def _smooth_noise(mesh: Mesh, kept: np.ndarray, n_trials: int, fwhm_mm: float, r
     """
     smoother = mesh_smoother(mesh, fwhm_mm)[kept]
     scale = np.sqrt(np.asarray(smoother.multiply(smoother).sum(axis=1)).ravel())
-    white = rng.normal(size=(mesh.n_vertices, n_trials))
-    return np.asarray(smoother @ white).T / scale
+    smoothed = np.empty((len(kept), n_trials))
+    for start, stop in _trial_chunks(mesh.n_vertices, n_trials, memory_budget_bytes() // 2):
+        smoothed[:, start:stop] = smoother @ _white_columns(rng, mesh.n_vertices, n_trials, start, stop)
+    return smoothed.T / scale
+
+
+def _trial_chunks(n_vertices: int, n_trials: int, budget: int) -> list[tuple[int, int]]:
+    """Trials whose white noise (n_vertices x trials, float64) fits in ``budget`` at once: all of
+    them when it fits (one pass), else a few passes (the noise of 10,000 images x 2 repeats on
+    fs_LR 32k is 5 GiB a hemisphere)."""
+    step = int(max(1, min(n_trials, budget // (8 * n_vertices))))
+    return [(start, min(n_trials, start + step)) for start in range(0, n_trials, step)]
+
+
+def _white_columns(rng: np.random.Generator, n_vertices: int, n_trials: int, start: int, stop: int) -> np.ndarray:
+    """Columns ``start:stop`` of ``rng.normal(size=(n_vertices, n_trials))``, bit for bit.
+
+    One pass (every column) is that draw itself. Otherwise the draws are made again, a block of
+    rows at a time, from a copy of the generator's state (the draws run row by row, so a column
+    block cannot be drawn alone); ``rng`` is left where the full draw leaves it after the last
+    columns. The smoothing of each column does not depend on the others, so the smoothed noise
+    is the same bits however many passes it takes.
+    """
+    if start == 0 and stop == n_trials:
+        return rng.normal(size=(n_vertices, n_trials))
+    copy = np.random.Generator(type(rng.bit_generator)())
+    copy.bit_generator.state = rng.bit_generator.state
+    columns = np.empty((n_vertices, stop - start))
+    rows = int(max(1, (64 * 2**20) // (8 * n_trials)))  # 64 MiB of draws at a time
+    for first in range(0, n_vertices, rows):
+        last = min(n_vertices, first + rows)
+        columns[first:last] = copy.normal(size=(last - first, n_trials))[:, start:stop]
+    if stop == n_trials:  # the last pass: the caller's generator continues as after the full draw
+        rng.bit_generator.state = copy.bit_generator.state
+    return columns
 
 
 def _standardize(features: np.ndarray, reference_rows: np.ndarray) -> np.ndarray:

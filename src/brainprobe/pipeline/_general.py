@@ -8,6 +8,7 @@ inputs in, tables out.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,10 @@ from ..rsa import (
     searchlight_candidates,
     square_rdm,
 )
+from ..rsa._rdm import layer_rdm
 from ._steps import is_general, may_be_general, selected_columns
 
-__all__ = ["is_general", "may_be_general", "general_rsa", "general_rsa_from_rdms", "candidate_rdms", "general_searchlight", "searchlight_volumes", "searchlight_surfaces", "read_rdms", "check_rdm_subjects", "general_encoding", "general_group", "rdms_by_subject", "candidate_name"]
+__all__ = ["BrainRdms", "LONG_RDM_MAX_PAIRS", "is_general", "may_be_general", "general_rsa", "general_rsa_from_rdms", "candidate_rdms", "general_searchlight", "searchlight_volumes", "searchlight_surfaces", "read_rdms", "check_rdm_subjects", "general_encoding", "general_group", "rdms_by_subject", "candidate_name"]
 
 def candidate_name(network: str, layer: str, several: bool) -> str:
     return f"{network}:{layer}" if several else layer
@@ -95,15 +97,73 @@ def general_rsa_from_rdms(given: Mapping, networks: Sequence[Mapping], activatio
     method = "kendall_tau_a" if rsa["method"] == "kendall" else rsa["method"]
     result = compare_to_candidates(given["rdms"], candidates, method=method, n_perm=rsa["n_perm"],
                                    n_boot=rsa["n_boot"], layers=layers, seed=seed)
+    found = {"general_rsa": result["comparison"].assign(subject=subject),
+             "general_best": result["best"].assign(subject=subject)}
+    n_pairs = len(image_ids) * (len(image_ids) - 1) // 2
+    if n_pairs > LONG_RDM_MAX_PAIRS:  # 50 million rows an ROI at 10,000 images: arrays, not a table
+        found["brain_rdms"] = BrainRdms(subject, {roi: np.asarray(values, dtype=np.float64)
+                                                  for roi, values in given["rdms"].items()},
+                                        image_ids, given.get("metric", ""))
+        return found
     rows_, cols_ = np.triu_indices(len(image_ids), 1)
     ids = np.asarray(image_ids)
     rdms = pd.concat([pd.DataFrame({"roi": roi, "image_a": ids[rows_], "image_b": ids[cols_],
                                     "dissimilarity": np.asarray(values, dtype=np.float64),
                                     "metric": given.get("metric", "")})
                       for roi, values in given["rdms"].items()], ignore_index=True)
-    return {"general_rsa": result["comparison"].assign(subject=subject),
-            "general_best": result["best"].assign(subject=subject),
-            "brain_rdms": rdms.assign(subject=subject)}
+    found["brain_rdms"] = rdms.assign(subject=subject)
+    return found
+
+
+# above this many image pairs an RDM (about 1,400 images) a subject's ROI RDMs are kept as arrays
+# (`BrainRdms`, results/brain_rdms/<subject>.npz), not as rows of results/brain_rdms.csv: at 10,000
+# images the table would hold 50 million rows an ROI (gigabytes in memory, more as CSV text)
+LONG_RDM_MAX_PAIRS = 1_000_000
+
+
+@dataclass
+class BrainRdms:
+    """One subject's ROI RDMs as arrays: what ``brain_rdms.csv`` holds for smaller image sets.
+
+    Saved as ``<subject>.npz`` in the layout `read_rdms` reads (one condensed array per ROI,
+    ``image_ids``, ``metric``): a later study can take it as a ``[[subject]] rdms`` file.
+
+    Attributes
+    ----------
+    subject : str
+    rdms : dict of ROI to array (n_pairs,)
+        Condensed (upper triangle, row-major), pairs of ``image_ids``.
+    image_ids : list of str
+    metric : str
+    """
+
+    subject: str
+    rdms: dict
+    image_ids: list
+    metric: str = ""
+
+    def save(self, path) -> Path:
+        from .._npz import write_npz
+
+        arrays = {roi: np.asarray(values, dtype=np.float64) for roi, values in self.rdms.items()}
+        clash = sorted(set(arrays) & {"image_ids", "metric"})
+        if clash:
+            raise ValueError(f"ROI names {clash} are reserved in the RDM .npz layout; rename them")
+        arrays["image_ids"] = np.asarray(self.image_ids, dtype=str)
+        arrays["metric"] = np.asarray(self.metric, dtype=str)
+        return write_npz(path, arrays)
+
+    @classmethod
+    def load(cls, path, subject: str) -> BrainRdms:
+        found = _rdms_from_npz(Path(path))
+        return cls(subject, found["rdms"], found["image_ids"], found["metric"])
+
+
+# the last layer RDMs `candidate_rdms` made, by (activations key, layer, metric, rows): every subject
+# that saw the same images compares with the same layer RDMs (at 10,000 images conv2's is minutes of
+# work); at most this many (400 MB each at 10,000 images), read-only
+_LAYER_RDMS: dict = {}
+_LAYER_RDMS_SIZE = 4
 
 
 def candidate_rdms(networks: Sequence[Mapping], activations: Mapping, stimulus_table: pd.DataFrame,
@@ -123,7 +183,20 @@ def candidate_rdms(networks: Sequence[Mapping], activations: Mapping, stimulus_t
         rows = position.loc[list(image_ids)].to_numpy()
         for layer in network["layers"]:
             name = candidate_name(network["label"], layer, several)
-            candidates[name] = rdm(np.asarray(found[layer])[rows].reshape(len(rows), -1), layer_metric)
+            # the layer as it is (a memory map when streamed), read a block of units at a time when wide;
+            # the same for every subject that saw the same images (kept for the next one)
+            key = (network.get("key"), layer, layer_metric, rows.tobytes())
+            if network.get("key") is None or key not in _LAYER_RDMS:
+                found_rdm = layer_rdm(found[layer].reshape(len(found.image_ids), -1), layer_metric, rows=rows)
+                found_rdm.setflags(write=False)
+                if network.get("key") is None:
+                    candidates[name] = found_rdm
+                    layers.append(name)
+                    continue
+                if len(_LAYER_RDMS) >= _LAYER_RDMS_SIZE:
+                    _LAYER_RDMS.pop(next(iter(_LAYER_RDMS)))
+                _LAYER_RDMS[key] = found_rdm
+            candidates[name] = _LAYER_RDMS[key]
             layers.append(name)
     table = stimulus_table.set_index(stimulus_table["image_id"].astype(str)).loc[list(image_ids)].reset_index(drop=True)
     candidates.update(_model_rdms(table, config))
@@ -334,11 +407,26 @@ def rdms_by_subject(brain_rdms: pd.DataFrame) -> dict[str, dict[str, np.ndarray]
     return out
 
 
-def general_group(tables: Mapping[str, pd.DataFrame], layer_order: Sequence[str], config, seed) -> dict:
-    """Across subjects: noise ceiling, random effects, best layer with a bootstrap over subjects."""
+def general_group(tables: Mapping[str, pd.DataFrame], layer_order: Sequence[str], config, seed,
+                  rdm_sets: Mapping[str, BrainRdms] | None = None) -> dict:
+    """Across subjects: noise ceiling, random effects, best layer with a bootstrap over subjects.
+
+    The subjects' ROI RDMs come from ``tables["brain_rdms"]`` and, for large image sets, from
+    ``rdm_sets`` (subject -> `BrainRdms`).
+    """
     comparison = tables.get("general_rsa")
     if comparison is None or comparison["subject"].nunique() < 2:
         return {}
+    method = "kendall_tau_a" if config["rsa"]["method"] == "kendall" else config["rsa"]["method"]
+    if rdm_sets:
+        sets = dict(rdm_sets)
+        if tables.get("brain_rdms") is not None:  # some subjects' RDMs small enough for the table
+            for subject, part in tables["brain_rdms"].groupby("subject", sort=False):
+                ids = list(dict.fromkeys(list(part["image_a"]) + list(part["image_b"])))
+                sets[subject] = BrainRdms(subject, rdms_by_subject(part)[subject], ids)
+        result = group_comparison(comparison, _common_pairs(sets), layers=list(layer_order), method=method,
+                                  n_boot=config["rsa"]["n_boot"], seed=seed)
+        return {f"general_{name}": frame for name, frame in result.items()}
     rdms = tables["brain_rdms"]
     orders = {s: tuple(part["image_a"] + "\0" + part["image_b"]) for s, part in rdms.groupby("subject", sort=False)}
     if len(set(orders.values())) > 1:
@@ -346,10 +434,28 @@ def general_group(tables: Mapping[str, pd.DataFrame], layer_order: Sequence[str]
         common = sorted(set.intersection(*(set(v) for v in orders.values())))
         rdms = rdms[(rdms["image_a"] + "\0" + rdms["image_b"]).isin(common)]
         rdms = rdms.assign(key=rdms["image_a"] + "\0" + rdms["image_b"]).sort_values(["subject", "roi", "key"])
-    method = "kendall_tau_a" if config["rsa"]["method"] == "kendall" else config["rsa"]["method"]
     result = group_comparison(comparison, rdms_by_subject(rdms), layers=list(layer_order), method=method,
                               n_boot=config["rsa"]["n_boot"], seed=seed)
     return {f"general_{name}": frame for name, frame in result.items()}
+
+
+def _common_pairs(sets: Mapping[str, BrainRdms]) -> dict[str, dict[str, np.ndarray]]:
+    """{subject: {roi: condensed RDM}} over one image order: each subject's own when all share it,
+    else the images every subject saw, sorted, with each subject's dissimilarities of those pairs."""
+    orders = {subject: tuple(found.image_ids) for subject, found in sets.items()}
+    if len(set(orders.values())) == 1:
+        return {subject: found.rdms for subject, found in sets.items()}
+    common = sorted(set.intersection(*(set(order) for order in orders.values())))
+    out = {}
+    for subject, found in sets.items():
+        position = {image_id: i for i, image_id in enumerate(found.image_ids)}
+        where = np.asarray([position[image_id] for image_id in common])
+        n = len(found.image_ids)
+        rows, cols = np.triu_indices(len(common), 1)
+        low, high = np.minimum(where[rows], where[cols]), np.maximum(where[rows], where[cols])
+        index = low * n - low * (low + 1) // 2 + (high - low - 1)  # the pair's place in the condensed RDM
+        out[subject] = {roi: np.asarray(values)[index] for roi, values in found.rdms.items()}
+    return out
 
 
 def general_encoding(models: EncodingModels, responses: Responses, activations, config, seed) -> pd.DataFrame:

@@ -42,6 +42,9 @@ ALPHA = 0.05
 # -- figures -----------------------------------------------------------------------------------------
 FIG1_SOURCES = 5  # Fig. 1's columns: the first source images
 FIG1_IMAGES = "fig1_images.npz"  # beside the tables in results/: the 8-bit pixels Fig. 1 shows
+# results/brain_rdms/<subject>.npz: ROI RDMs of image sets too large for brain_rdms.csv (`BrainRdms`)
+RDM_FOLDER = "brain_rdms"
+RDM_FILES = "brain_rdm_files"  # its key in `read_results`'s tables: subject -> path
 
 
 def fig1_images(stimuli, table: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -49,8 +52,11 @@ def fig1_images(stimuli, table: pd.DataFrame) -> dict[str, np.ndarray]:
     (H, W, 3) arrays by image id: what the study keeps in ``results/`` to draw Fig. 1 again."""
     sources = list(dict.fromkeys(table.loc[table["kind"] == "RE", "source_id"]))[:FIG1_SOURCES]
     wanted = set(table.loc[table["source_id"].isin(sources), "image_id"].astype(str))
-    pixels = np.round(stimuli.numpy() * 255.0).clip(0, 255).astype(np.uint8)
-    return {image_id: pixels[i] for i, image_id in enumerate(stimuli.image_ids) if image_id in wanted}
+    # only the images shown are converted: the whole set's float copies were 18 GB at 10,000 images
+    positions = [i for i, image_id in enumerate(stimuli.image_ids) if image_id in wanted]
+    shown = stimuli.images[positions].numpy().transpose(0, 2, 3, 1)
+    pixels = np.round(shown * 255.0).clip(0, 255).astype(np.uint8)
+    return {stimuli.image_ids[i]: pixels[k] for k, i in enumerate(positions)}
 
 
 def write_fig1_images(path: Path, images: dict[str, np.ndarray]) -> None:
@@ -64,6 +70,8 @@ def read_results(folder) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray]
     """A study's ``results/`` folder: every table (name -> DataFrame) and Fig. 1's images by id."""
     folder = Path(folder)
     tables = {path.stem: read_table(path) for path in sorted(folder.glob("*.csv"))}
+    if (folder / RDM_FOLDER).is_dir():  # a large image set's ROI RDMs, one .npz per subject (read when drawn)
+        tables[RDM_FILES] = {path.stem: path for path in sorted((folder / RDM_FOLDER).glob("*.npz"))}
     images = {}
     if (folder / FIG1_IMAGES).is_file():
         arrays = read_arrays(folder / FIG1_IMAGES)
@@ -165,9 +173,15 @@ def _general_figures(tables: dict, config, folder: Path) -> list[Path]:
     for subject, part in tables["general_rsa"].groupby("subject", sort=False):
         written += plotting.save_figure(plotting.ceiling_profile(part, title=f"{subject}: RDM correlation per layer"),
                                         folder / f"fig_general_layers_{subject}", formats, dpi=dpi)
-    rdms = tables["brain_rdms"]
-    first = rdms[rdms["subject"] == rdms["subject"].iloc[0]]
-    square = {roi: square_rdm(part["dissimilarity"].to_numpy(float)) for roi, part in first.groupby("roi", sort=False)}
+    rdms = tables.get("brain_rdms")
+    subject = tables["general_rsa"]["subject"].iloc[0]
+    files = tables.get(RDM_FILES, {})
+    if subject not in files:
+        first = rdms[rdms["subject"] == rdms["subject"].iloc[0]]
+        square = {roi: square_rdm(part["dissimilarity"].to_numpy(float)) for roi, part in first.groupby("roi", sort=False)}
+    else:
+        with np.load(files[subject], allow_pickle=False) as found:
+            square = {roi: square_rdm(found[roi]) for roi in found.files if roi not in ("image_ids", "metric")}
     written += plotting.save_figure(plotting.rdm_panels(square), folder / "rdms_brain", formats, dpi=dpi)
     return written
 

@@ -31,13 +31,14 @@ from .._files import (
     written_files,
 )
 from .._lock import LOCK, output_lock
-from .._memory import memory_budget, memory_budget_bytes
+from .._memory import memory_budget, memory_budget_bytes, release_mapped
 from .._progress import tqdm
 from ..data import Responses
 from ..encoding import EncodingModels
 from ..models import Activations, load_model, resolve_device
 from ..models._extract import extract_within
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
+from ..stimuli._stimulus_set import release_pages
 from . import _general as general
 from . import _report, _synthesis
 from . import _steps as steps
@@ -56,11 +57,18 @@ ACTIVATIONS_FOLDER = "activations"
 
 def _save_frames(frames: Mapping[str, pd.DataFrame], folder: Path) -> None:
     for name, frame in frames.items():
-        write_table(folder / f"{name}.csv", frame)
+        if isinstance(frame, general.BrainRdms):  # a large image set's ROI RDMs: arrays, not rows
+            frame.save(folder / f"{name}@{frame.subject}.npz")
+        else:
+            write_table(folder / f"{name}.csv", frame)
 
 
 def _load_frames(folder: Path) -> dict[str, pd.DataFrame]:
-    return {path.stem: read_table(path) for path in sorted(folder.glob("*.csv"))}
+    frames = {path.stem: read_table(path) for path in sorted(folder.glob("*.csv"))}
+    for path in sorted(folder.glob("*@*.npz")):
+        name, subject = path.stem.split("@", 1)
+        frames[name] = general.BrainRdms.load(path, subject)
+    return frames
 
 
 def neighbourhood_cache() -> Path:
@@ -296,9 +304,11 @@ class Study:
         write_hash_memo(memo_path, memo)
         stimuli_key = self.cache.key("stimuli", config.section_json("stimuli"), _network_json(primary), config.seed,
                                      self._digests["source"], self._digests[primary["label"]])
+        # into the step's folder: the images made are dropped once saved, and read back as a memory map
         stimuli, stimulus_table = self._step(
-            "stimuli", stimuli_key, lambda: steps.make_stimuli(self._model(primary), config, progress=self.progress),
-            _save_stimuli, _load_stimuli)
+            "stimuli", stimuli_key,
+            lambda folder: steps.make_stimuli(self._model(primary), config, progress=self.progress),
+            _save_stimuli, _load_stimuli, into_folder=True)
         self._general = steps.is_general(config, stimulus_table)
         real_subjects = [steps.prepare_subject(responses, entry, config, stimulus_table, has_kinds=has_kinds,
                                                general=self._general)
@@ -309,6 +319,7 @@ class Study:
         tables: dict[str, list[pd.DataFrame]] = {"stimuli": [stimulus_table]}
         with memory_budget(_memory_gb(config)):
             analysed = self._analyse_networks(stimuli, stimulus_table, stimuli_key, tables)
+        release_pages(stimuli)  # the images the networks read: from here on only Fig. 1's few are
 
         tasks = [{"index": i, "entry": None, "responses": None} for i in range(config["subjects"]["simulate"])]
         tasks += [{"index": len(tasks) + i, "entry": entry, "responses": responses}
@@ -322,18 +333,24 @@ class Study:
                   "networks": [{"label": label, "key": a["key"], "layers": a["layers"]} for label, a in analysed.items()]}
         activations = {label: a["activations"] for label, a in analysed.items()}
         outcomes = self._map_subjects(tasks, shared, stimuli, stimulus_table, activations)
+        self._rdm_sets = {}  # subject -> BrainRdms: ROI RDMs of image sets too large for brain_rdms.csv
         for frames, records in outcomes:
             for record in records:
                 self._record(record)
             for name, frame in frames.items():
-                tables.setdefault(name, []).append(frame)
+                if isinstance(frame, general.BrainRdms):
+                    self._rdm_sets[frame.subject] = frame
+                else:
+                    tables.setdefault(name, []).append(frame)
+        del outcomes
         combined = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
         combined.update(_across_subjects(combined, {label: a["layers"] for label, a in analysed.items()},
                                          config["best_layer"]["unit"]))
         if self._general:
             several = len(analysed) > 1
             order = [general.candidate_name(label, layer, several) for label, a in analysed.items() for layer in a["layers"]]
-            combined.update(general.general_group(combined, order, config, _seed(config.seed, "general_group")))
+            combined.update(general.general_group(combined, order, config, _seed(config.seed, "general_group"),
+                                                  rdm_sets=self._rdm_sets))
             combined.update(general_group_level(combined))
         else:
             combined.update(group_level(combined, config))
@@ -508,6 +525,8 @@ class Study:
     def _write(self, result: StudyResult, stimuli, seconds: float) -> None:
         for name, frame in result.tables.items():
             self._write_file(f"results/{name}.csv", lambda path, frame=frame: write_table(path, frame))
+        for subject, found in getattr(self, "_rdm_sets", {}).items():
+            self._write_file(f"results/{_report.RDM_FOLDER}/{subject}.npz", lambda path, found=found: found.save(path))
         masks = {entry["id"]: entry["mask"] for entry in self.config["subject"] if entry.get("mask")}
         for subject, image in general.searchlight_volumes(result.tables.get("general_searchlight"), masks).items():
             self._write_file(f"maps/{subject}_searchlight.nii.gz", lambda path, image=image: image.to_filename(path))
@@ -773,11 +792,30 @@ def _planted_features(planted: Mapping, activations: dict, stimuli: StimulusSet,
         raise ValueError(f"[subjects] planted_layers: {unknown} name no layer of {network['label']}; "
                          f"layers are {network['layers']}")
     rows = pd.Series(np.arange(len(found.image_ids)), index=list(found.image_ids)).loc[stimuli.image_ids].to_numpy()
-    return {roi: _layer_geometry(np.asarray(found[layer])[rows].reshape(len(rows), -1), seed=[index_seed, k])
+    # the layer as it is (a memory map when streamed): `_layer_geometry` reads a block of units at a time;
+    # its leading components are the same for every subject (only the rotation is the subject's)
+    return {roi: _layer_geometry(found[layer].reshape(len(found.image_ids), -1), seed=[index_seed, k], rows=rows,
+                                 memo=(network["key"], layer) if network.get("key") else None)
             for k, (roi, layer) in enumerate(planted.items())}
 
 
-def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0) -> np.ndarray:
+# the last layers' leading components (`_layer_geometry`), by (activations key, layer, components,
+# rows): simulated subjects of one study read the same layers (at 10,000 images conv2's Gram
+# matrix is minutes of work a subject); a few (n_images x 10) arrays
+_LEADING: dict = {}
+_LEADING_SIZE = 8
+
+
+def _unit_blocks(n_images: int, n_units: int) -> list[slice]:
+    """Blocks of units whose float64 copy for every image is at most 1 GiB (65,536 units up to
+    2,048 images). The blocks follow from the shape alone, never from the machine: the sums over
+    them, and so a planted subject, are the same everywhere."""
+    chunk = max(1, min(65536, 2**27 // max(1, n_images)))
+    return [slice(start, start + chunk) for start in range(0, n_units, chunk)]
+
+
+def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0, rows: np.ndarray | None = None,
+                    memo: tuple | None = None) -> np.ndarray:
     """Features (n_images, n_components) whose image geometry is the layer's correlation geometry.
 
     Each image's pattern is standardized over units (a correlation-distance RDM reads exactly
@@ -788,17 +826,49 @@ def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0) -> np.nda
     the strongest. Z-scoring units and projecting them at random (the earlier simulator) kept
     too little: a ROI reading fc7 matched conv2's RDM better than fc7's.
     """
-    n_images, n_units = units.shape
-    chunk = 65536  # float64 copies of at most this many units at a time, for layers of millions of units
-    blocks = [slice(start, start + chunk) for start in range(0, n_units, chunk)]
-    means = sum(np.asarray(units[:, b], np.float64).sum(axis=1) for b in blocks) / n_units
-    norms = np.sqrt(sum(((np.asarray(units[:, b], np.float64) - means[:, None]) ** 2).sum(axis=1) for b in blocks))
+    rows = np.arange(units.shape[0]) if rows is None else np.asarray(rows)
+    key = None if memo is None else (*memo, n_components, rows.tobytes())
+    if key is None or key not in _LEADING:
+        leading = _leading_components(units, rows, n_components)
+        if key is not None:
+            if len(_LEADING) >= _LEADING_SIZE:
+                _LEADING.pop(next(iter(_LEADING)))
+            _LEADING[key] = leading
+    leading = _LEADING[key] if key is not None else leading
+    k = leading.shape[1]
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(k, k)))
+    return leading @ rotation
+
+
+def _leading_components(units: np.ndarray, rows: np.ndarray, n_components: int) -> np.ndarray:
+    """The k leading eigenvectors of the rows' pattern-correlation Gram matrix, scaled by the
+    square roots of their eigenvalues (`_layer_geometry` before its rotation)."""
+    n_images, n_units = len(rows), units.shape[1]
+    blocks = _unit_blocks(n_images, n_units)
+
+    def block_of(b: slice) -> np.ndarray:  # the rows' float64 copy of one block (a memory map is read there only)
+        block = np.asarray(units[:, b][rows], np.float64)
+        release_mapped(units)  # the pages just read: a memory-mapped layer is never held whole
+        return block
+
+    means = sum(block_of(b).sum(axis=1) for b in blocks) / n_units
+    norms = np.zeros(n_images)
+    for b in blocks:
+        block = block_of(b)
+        block -= means[:, None]  # in place: one float64 block held, not three
+        block *= block
+        norms += block.sum(axis=1)
+        del block  # before the next block is read: one at a time
+    norms = np.sqrt(norms)
     if (norms == 0).any():
         raise ValueError(f"planted layer: {int((norms == 0).sum())} images have a constant pattern over its units")
     gram = np.zeros((n_images, n_images))
     for b in blocks:
-        block = (np.asarray(units[:, b], np.float64) - means[:, None]) / norms[:, None]
+        block = block_of(b)
+        block -= means[:, None]
+        block /= norms[:, None]
         gram += block @ block.T
+        del block
     k = min(n_components, n_images - 1)
     # the k largest eigenpairs only (O(n^2 k) for thousands of images, not a full O(n^3) decomposition)
     values, vectors = scipy.linalg.eigh(gram, subset_by_index=[n_images - k, n_images - 1])
@@ -806,9 +876,7 @@ def _layer_geometry(units: np.ndarray, n_components: int = 10, seed=0) -> np.nda
     vectors = vectors[:, top]
     # an eigenvector's sign is LAPACK's choice: fix it (largest entry positive) so a seed gives one subject
     vectors *= np.sign(vectors[np.argmax(np.abs(vectors), axis=0), np.arange(k)])
-    leading = vectors * np.sqrt(np.clip(values[top], 0, None))
-    rotation, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(k, k)))
-    return leading @ rotation
+    return vectors * np.sqrt(np.clip(values[top], 0, None))
 
 
 def _general_subject(config, cache, step, responses, selection, averaged, activations, shared, selection_key, label,
@@ -973,7 +1041,8 @@ def _save_stimuli(value, folder: Path) -> None:
 
 
 def _load_stimuli(folder: Path):
-    return load_stimuli(folder / "stimuli"), read_table(folder / "described.csv")
+    # mapped: 10,000 images of 224 pixels are 6 GB, read by the activations step and Fig. 1 only
+    return load_stimuli(folder / "stimuli", mmap=True), read_table(folder / "described.csv")
 
 
 def _save_activations(activations: Activations, folder: Path) -> None:

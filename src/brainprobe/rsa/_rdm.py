@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from .._device import resolve_device
+from .._memory import release_mapped
 
-__all__ = ["RDM_METRICS", "rdm", "square_rdm", "condensed_rdm", "n_items_from_condensed"]
+__all__ = ["RDM_METRICS", "rdm", "layer_rdm", "square_rdm", "condensed_rdm", "n_items_from_condensed"]
 
 RDM_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean", "crossnobis")
 
@@ -55,8 +56,96 @@ def _as_batch(patterns, device, dtype) -> tuple[torch.Tensor, bool]:
 
 def _upper(square: torch.Tensor) -> torch.Tensor:
     n = square.shape[-1]
+    if n > _ROWWISE_UPPER:  # row by row: the (2, n_pairs) index pairs of 10,000 images are 800 MB
+        return torch.cat([square[..., i, i + 1:] for i in range(n - 1)], dim=-1)
     rows, cols = torch.triu_indices(n, n, 1, device=square.device)
     return square[..., rows, cols]
+
+
+_ROWWISE_UPPER = 2048
+# a layer's float64 copy larger than this many values is read a block of units at a time (`layer_rdm`)
+LAYER_BLOCK_VALUES = 2**27
+
+
+def _unit_blocks(n_images: int, n_units: int) -> list[slice]:
+    chunk = max(1, min(n_units, LAYER_BLOCK_VALUES // max(1, n_images)))
+    return [slice(start, start + chunk) for start in range(0, n_units, chunk)]
+
+
+def layer_rdm(units, metric: str = "correlation", rows=None) -> np.ndarray:
+    """`rdm` of a wide layer (a memory map, say), read a block of units at a time.
+
+    A layer whose float64 copy has at most ``LAYER_BLOCK_VALUES`` values (1 GiB) is `rdm` of it,
+    bit for bit. A wider one (conv2 of AlexNet for 10,000 images: 1.4 billion values, 11 GB as
+    float64, held three times by `rdm`) sums the Gram matrix over blocks of units of at most that
+    size, float64, on the CPU; the blocks follow from the shape, never the machine, so the result
+    is the same everywhere (it differs from `rdm`'s by rounding only).
+
+    Parameters
+    ----------
+    units : array (n_all, n_units)
+    metric : {"correlation", "cosine", "euclidean", "squared_euclidean"}
+    rows : int array (n_images,), optional
+        The images (rows of ``units``) in the RDM's order; default all, in order.
+
+    Returns
+    -------
+    array (n_pairs,)
+    """
+    rows = np.arange(units.shape[0]) if rows is None else np.asarray(rows)
+    n_images, n_units = len(rows), units.shape[1]
+    if n_images * n_units <= LAYER_BLOCK_VALUES:
+        return rdm(np.asarray(units)[rows], metric)
+    if metric not in ("correlation", "cosine", "euclidean", "squared_euclidean"):
+        raise ValueError(f"metric: expected correlation, cosine, euclidean or squared_euclidean for a layer read in "
+                         f"blocks, found {metric!r}")
+    blocks = _unit_blocks(n_images, n_units)
+
+    def block_of(b: slice) -> np.ndarray:  # float64 copy of the rows' block (a memory map is read here only)
+        block = np.asarray(units[:, b][rows], np.float64)
+        release_mapped(units)  # the pages just read: a memory-mapped layer is never held whole
+        if not np.isfinite(block).all():
+            raise ValueError("patterns: contain NaN or infinite values")
+        return block
+
+    top, sums = 0.0, np.zeros(n_images)
+    for b in blocks:  # one pass for the largest magnitude and the row sums
+        block = block_of(b)
+        top = max(top, float(np.abs(block).max()))
+        sums += block.sum(axis=1)
+        del block
+    # patterns far from 1 in magnitude would overflow the sums of squares: scaled near 1 (as `rdm`)
+    scale = top if top > 1e30 or 0 < top < 1e-30 else 1.0
+    means = sums / scale / n_units if metric == "correlation" else np.zeros(n_images)
+    squared_norms = np.zeros(n_images)
+    gram = np.zeros((n_images, n_images))
+    for b in blocks:
+        block = block_of(b)
+        if scale != 1.0:
+            block /= scale
+        block -= means[:, None]
+        gram += block @ block.T
+        block *= block
+        squared_norms += block.sum(axis=1)
+        del block  # one block held at a time
+    if metric in ("correlation", "cosine"):
+        norms = np.sqrt(squared_norms)
+        if (norms == 0).any():
+            raise ValueError(f"patterns: an image has a constant pattern; its {metric} distance is undefined")
+        gram /= norms[:, None]
+        gram /= norms[None, :]
+        np.subtract(1.0, gram, out=gram)
+    else:
+        gram *= -2.0
+        gram += squared_norms[:, None]
+        gram += squared_norms[None, :]
+        np.clip(gram, 0, None, out=gram)
+        if metric == "euclidean":
+            np.sqrt(gram, out=gram)
+            gram *= scale
+        else:
+            gram *= scale * scale / n_units
+    return _upper(torch.from_numpy(gram)).numpy()
 
 
 def _gram_distances(x: torch.Tensor, metric: str) -> torch.Tensor:

@@ -93,6 +93,11 @@ class StimulusSet:
         )
 
     # -- basic protocol ------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_mapped", None)  # a memory-mapped set's map: the images tensor already carries its values
+        return state
+
     def __len__(self) -> int:
         return len(self.images)
 
@@ -259,8 +264,18 @@ def save_stimuli(stimuli: StimulusSet, folder, *, overwrite: bool = False) -> Pa
     return folder
 
 
-def load_stimuli(folder) -> StimulusSet:
-    """Load a folder written by `save_stimuli`, images bit-exact and table with its dtypes."""
+def load_stimuli(folder, *, mmap: bool = False) -> StimulusSet:
+    """Load a folder written by `save_stimuli`, images bit-exact and table with its dtypes.
+
+    Parameters
+    ----------
+    folder : path
+    mmap : bool
+        Map the images from the file instead of reading them (``stimuli.npz`` stores them
+        uncompressed): only the pages of the images used are read, and the system may drop them
+        again (10,000 images of 224 pixels are 6 GB). They are checked for [0, 1] a block at a
+        time. Writing into such a set's images is not supported.
+    """
     folder = Path(folder)
     arrays_path, table_path = folder / _ARRAYS_FILE, folder / _TABLE_FILE
     for path in (arrays_path, table_path):
@@ -271,7 +286,9 @@ def load_stimuli(folder) -> StimulusSet:
             missing = {"images", "image_ids", "columns", "dtypes"} - set(data.files)
             if missing:
                 raise InputFileError(f"{arrays_path}: missing fields {sorted(missing)}")
-            images, image_ids = data["images"], data["image_ids"].tolist()
+            mapped = _mapped_member(arrays_path, "images") if mmap else None
+            images = data["images"] if mapped is None else mapped
+            image_ids = data["image_ids"].tolist()
             columns, dtypes = data["columns"].tolist(), data["dtypes"].tolist()
     except (OSError, EOFError, zipfile.BadZipFile, ValueError) as error:
         if str(arrays_path) in str(error):
@@ -294,4 +311,60 @@ def load_stimuli(folder) -> StimulusSet:
     table = table[columns]
     for column, dtype in zip(columns, dtypes, strict=True):
         table[column] = table[column].astype(str) if dtype in ("object", "str", "string") else table[column].astype(dtype)
-    return StimulusSet(torch.from_numpy(images), table)
+    if not isinstance(images, np.memmap):
+        return StimulusSet(torch.from_numpy(images), table)
+    _check_mapped(images, arrays_path)
+    stimuli = StimulusSet(torch.zeros((0, *images.shape[1:]), dtype=torch.float32), table.iloc[:0])
+    stimuli.images = torch.from_numpy(images)  # checked above, a block at a time
+    stimuli.table = _complete_table(table, len(images))
+    stimuli._mapped = images
+    return stimuli
+
+
+def _mapped_member(path: Path, name: str) -> np.memmap | None:
+    """The ``name`` array of an uncompressed ``.npz`` as a copy-on-write memory map (None when
+    it is compressed or not a plain array: then it is read)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)  # the member's local header: its name and extra field lengths at 26 and 28
+        if local[:4] != b"PK\x03\x04":
+            return None
+        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+        handle.seek(start)
+        version = np.lib.format.read_magic(handle)
+        shape, fortran, dtype = (np.lib.format.read_array_header_1_0(handle) if version == (1, 0)
+                                 else np.lib.format.read_array_header_2_0(handle))
+        offset = handle.tell()
+    if dtype.hasobject or fortran:
+        return None
+    # copy-on-write: writable for torch (no warning), never written back to the file
+    return np.memmap(path, dtype=dtype, mode="c", shape=shape, offset=offset)
+
+
+def _check_mapped(images: np.memmap, path: Path) -> None:
+    """Finite values in [0, 1] (as `StimulusSet` checks), a block of images at a time; the pages
+    read are given back after each block, so the check never holds the file in memory."""
+    if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.float32:
+        raise InputFileError(f"{path}: images: expected float32 (n_images, 3, H, W), found {images.dtype} {images.shape}")
+    per_image = int(np.prod(images.shape[1:])) * 4
+    step = max(1, (64 * 2**20) // max(1, per_image))
+    for start in range(0, len(images), step):
+        block = torch.from_numpy(images[start:start + step])
+        if block.numel():
+            lo, hi = (float(v) for v in torch.aminmax(block))
+            if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-6 or hi > 1 + 1e-6:
+                raise InputFileError(f"{path}: images {start}..{start + len(block) - 1}: expected finite pixel values "
+                                     f"in [0, 1], found range [{lo:.4g}, {hi:.4g}]")
+        release_pages(images)
+
+
+def release_pages(images) -> None:
+    """Give back the pages of a memory-mapped image array (or a StimulusSet loaded with
+    ``mmap=True``) that were read: they are read again from the file when used."""
+    from .._memory import release_mapped
+
+    release_mapped(getattr(images, "_mapped", images))
