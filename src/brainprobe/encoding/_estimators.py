@@ -351,16 +351,13 @@ def _ridge_coefficients(X, x_mean, Yc, eigenvalues, Q, penalties, chosen, arrays
     Xc^T Q diag(1 / (lambda + penalty)) Q^T y, the kernel form's dual mapped back, a block of
     feature columns at a time."""
     dual = _ridge_dual(eigenvalues, Q, Yc, penalties, chosen, arrays)
-    # filled as (n_features, n_targets) and returned transposed (a view): writing each block
-    # into a (n_targets, n_features) array would be a strided copy of the whole, gigabytes for
-    # thousands of vertices on a 10^5-unit layer
-    weights = np.empty((X.shape[1], Yc.shape[1]))
+    # (n_targets, n_features) in C order, each block a contiguous run of every target's row: a
+    # target range (one ROI of a joint fit) is then a contiguous view, sliced and saved without
+    # gathering strided rows of a 10^5-unit layer
+    weights = np.empty((Yc.shape[1], X.shape[1]))
     for columns, block in _device_blocks(X, x_mean, arrays):
-        if arrays.on_torch:
-            weights[columns] = arrays.numpy(block.T @ dual)
-        else:
-            np.matmul(block.T, dual, out=weights[columns])  # in place: no block-sized temporary
-    return weights.T
+        weights[:, columns] = arrays.numpy(dual.T @ block)
+    return weights
 
 
 class RidgeCVEncoder(_LinearEncoder):

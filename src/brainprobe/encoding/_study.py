@@ -264,13 +264,14 @@ def _roi_columns(responses, roi, vertices) -> np.ndarray:
     return np.flatnonzero(responses.roi_mask(roi))
 
 
-def _slice_targets(model, columns: np.ndarray):
-    """A fitted multi-target model restricted to some of its targets."""
+def _slice_targets(model, columns: slice):
+    """A fitted multi-target model restricted to a range of its targets: views of the joint fit's
+    rows (a ROI's weights on a 10^5-unit layer are not copied, nor gathered across rows)."""
     part = copy.copy(model)
     part.coef_ = model.coef_[columns] if sp.issparse(model.coef_) else np.asarray(model.coef_)[columns]
     part.intercept_ = np.asarray(model.intercept_)[columns]
     if hasattr(model, "support_"):
-        part.support_ = [model.support_[c] for c in columns]
+        part.support_ = list(model.support_[columns])
     for name in ("n_iter_", "stop_reason_"):
         if hasattr(model, name):
             setattr(part, name, np.asarray(getattr(model, name))[columns])
@@ -338,7 +339,7 @@ def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Seq
         offset = 0
         for roi in rois:
             n = len(columns[roi])
-            result.models[(subject, roi, layer)] = _slice_targets(fitted, np.arange(offset, offset + n))
+            result.models[(subject, roi, layer)] = _slice_targets(fitted, slice(offset, offset + n))
             result.columns[(subject, roi)] = columns[roi]
             offset += n
         result.train_images[subject] = image_ids
