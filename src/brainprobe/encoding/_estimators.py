@@ -46,7 +46,7 @@ class _LinearEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             predicted = np.asarray(self.coef_ @ X.T).T + self.intercept_
         else:  # float32 activations are taken in float64 a block of columns at a time, never whole
             predicted = np.tile(np.asarray(self.intercept_, dtype=np.float64), (len(X), 1))
-            for columns, block in _device_blocks(X, np.zeros(X.shape[1]), _Arrays("cpu")):
+            for columns, block in _device_blocks(X, np.zeros(X.shape[1]), _NUMPY):
                 predicted += block @ np.asarray(self.coef_[:, columns]).T
         return predicted[:, 0] if self._single_output else predicted
 
@@ -268,6 +268,9 @@ class _Arrays:
 
     def numpy(self, values) -> np.ndarray:
         return values.cpu().numpy() if self.on_torch else values
+
+
+_NUMPY = _Arrays("cpu")  # predict: the fitted weights are NumPy arrays, whatever device fitted them
 
 
 def _device_blocks(X: np.ndarray, x_mean, arrays: _Arrays):
