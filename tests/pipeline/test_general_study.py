@@ -279,3 +279,24 @@ def test_brain_rdm_arrays_give_the_tables_group_step(tmp_path, monkeypatch):
     assert set(found) == set(expected) and found
     for name, frame in found.items():
         pd.testing.assert_frame_equal(frame, expected[name], check_exact=True)
+
+
+def test_subjects_with_images_in_other_orders_are_aligned_pair_by_pair():
+    """The group step reads every subject's RDM over one image order: a subject who saw the images
+    in the reverse order (so pair (a, b) is stored as (b, a)) or saw one extra image gives the same
+    dissimilarities, pair by pair, for the images all subjects saw."""
+    from scipy.spatial.distance import squareform
+
+    from brainprobe.pipeline._general import BrainRdms, _common_pairs
+
+    square = squareform(np.random.default_rng(0).random(6))  # 4 images
+    ids = ["a", "b", "c", "d"]
+    reverse = square[::-1, ::-1]
+    extra = np.pad(square, ((0, 1), (0, 1)), constant_values=9.0)
+    sets = {"s1": BrainRdms("s1", {"V1": squareform(square)}, ids),
+            "s2": BrainRdms("s2", {"V1": squareform(reverse, checks=False)}, ids[::-1]),
+            "s3": BrainRdms("s3", {"V1": squareform(extra, checks=False)}, ids + ["e"])}
+    aligned = _common_pairs(sets)
+    np.testing.assert_array_equal(aligned["s2"]["V1"], aligned["s1"]["V1"])
+    np.testing.assert_array_equal(aligned["s3"]["V1"], aligned["s1"]["V1"])
+    np.testing.assert_array_equal(aligned["s1"]["V1"], squareform(square))  # ids sorted: a, b, c, d

@@ -418,23 +418,13 @@ def general_group(tables: Mapping[str, pd.DataFrame], layer_order: Sequence[str]
     if comparison is None or comparison["subject"].nunique() < 2:
         return {}
     method = "kendall_tau_a" if config["rsa"]["method"] == "kendall" else config["rsa"]["method"]
-    if rdm_sets:
-        sets = dict(rdm_sets)
-        if tables.get("brain_rdms") is not None:  # some subjects' RDMs small enough for the table
-            for subject, part in tables["brain_rdms"].groupby("subject", sort=False):
-                ids = list(dict.fromkeys(list(part["image_a"]) + list(part["image_b"])))
-                sets[subject] = BrainRdms(subject, rdms_by_subject(part)[subject], ids)
-        result = group_comparison(comparison, _common_pairs(sets), layers=list(layer_order), method=method,
-                                  n_boot=config["rsa"]["n_boot"], seed=seed)
-        return {f"general_{name}": frame for name, frame in result.items()}
-    rdms = tables["brain_rdms"]
-    orders = {s: tuple(part["image_a"] + "\0" + part["image_b"]) for s, part in rdms.groupby("subject", sort=False)}
-    if len(set(orders.values())) > 1:
-        # subjects saw different images (or in another order): one image order for the ceiling
-        common = sorted(set.intersection(*(set(v) for v in orders.values())))
-        rdms = rdms[(rdms["image_a"] + "\0" + rdms["image_b"]).isin(common)]
-        rdms = rdms.assign(key=rdms["image_a"] + "\0" + rdms["image_b"]).sort_values(["subject", "roi", "key"])
-    result = group_comparison(comparison, rdms_by_subject(rdms), layers=list(layer_order), method=method,
+    sets = dict(rdm_sets or {})
+    if tables.get("brain_rdms") is not None:  # the subjects whose RDMs were small enough for the table
+        for subject, part in tables["brain_rdms"].groupby("subject", sort=False):
+            # condensed rows: image_a in first-seen order, then the last image (only ever an image_b)
+            ids = list(dict.fromkeys(list(part["image_a"]) + list(part["image_b"])))
+            sets[subject] = BrainRdms(subject, rdms_by_subject(part)[subject], ids)
+    result = group_comparison(comparison, _common_pairs(sets), layers=list(layer_order), method=method,
                               n_boot=config["rsa"]["n_boot"], seed=seed)
     return {f"general_{name}": frame for name, frame in result.items()}
 
