@@ -63,10 +63,16 @@ def _brainprobe_run(tmp_path, n_images: int, **changes) -> dict:
     return {path.stem: read_table(path) for path in sorted((tmp_path / "out" / "results").glob("*.csv"))}
 
 
-def test_plain_images_run_the_general_design(tmp_path):
+def test_plain_images_run_the_general_design(tmp_path, monkeypatch):
+    from brainprobe.encoding import _estimators
+
+    decompositions = []
+    real_eigh = _estimators._Arrays.eigh
+    monkeypatch.setattr(_estimators._Arrays, "eigh", lambda self, m: decompositions.append(len(m)) or real_eigh(self, m))
     # every ROI vertex (no selection); searchlight disks around every ROI vertex
     result = _run(tmp_path, 16, selection={"enabled": False}, searchlight={"enabled": True})
     tables = result.tables
+    _check_kernels_decomposed_once(result, decompositions)
     assert {"general_rsa", "general_best", "brain_rdms", "general_group", "general_group_best",
             "general_encoding"} <= set(tables)
     assert "network_rsa" not in tables and "brain_rsa" not in tables  # no AN/AI: no kind comparisons
@@ -93,6 +99,15 @@ def test_plain_images_run_the_general_design(tmp_path):
     assert {"fig_general_layers_group.png", "fig_general_best_layer_map.png", "rdms_brain.png"} <= names
     mine = {name: frame for name, frame in tables.items() if name.startswith("general") or name == "brain_rdms"}
     assert not unexplained_columns(mine), unexplained_columns(mine)
+
+
+def _check_kernels_decomposed_once(result, decompositions):
+    """Both subjects saw the 16 images: each layer's kernel and its 5 folds were decomposed once
+    (the kernel store in the study cache) and read by the second subject's fits."""
+    entries = [path.name.split("-")[0] for path in (result.output / ".cache" / "kernels").iterdir()]
+    layers = 3
+    assert sorted(entries) == sorted(["gram", "full"] * layers + ["fold"] * 5 * layers)
+    assert sorted(decompositions) == sorted([16] * layers + [12, 13, 13, 13, 13] * layers)
 
 
 def _check_surface_maps(result):

@@ -9,6 +9,7 @@ from ._estimators import (
     OMPEncoder,
     RidgeCVEncoder,
 )
+from ._kernels import KernelStore, kernel_store
 from ._romp import STOP_REASONS, RompFit, romp_batched, romp_single_target
 from ._study import (
     EncodingModels,
@@ -25,6 +26,7 @@ __all__ = [
     "EncodingModels",
     "EncodingModule",
     "KernelRidgeEncoder",
+    "KernelStore",
     "OMPEncoder",
     "ROMP",
     "RompFit",
@@ -36,6 +38,7 @@ __all__ = [
     "fit_encoding_models",
     "generalization",
     "heldout_accuracy",
+    "kernel_store",
     "romp_batched",
     "romp_single_target",
     "DEFAULT_RIDGE_ALPHAS",

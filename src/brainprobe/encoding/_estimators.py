@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -11,6 +13,7 @@ from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._device import resolve_device
+from ._kernels import active_kernel_store, features_digest
 from ._romp import romp_batched
 
 __all__ = ["ROMP", "OMPEncoder", "KernelRidgeEncoder", "RidgeCVEncoder", "DEFAULT_CV_GRID", "DEFAULT_RIDGE_ALPHAS"]
@@ -295,8 +298,7 @@ def _kernel_eigenbasis(X: np.ndarray, x_mean, arrays: _Arrays):
     they change no fit, leverage or coefficient."""
     n_samples, n_features = X.shape
     if n_samples <= n_features:
-        eigenvalues, Q = arrays.eigh(_gram(X, x_mean, arrays))
-        return eigenvalues.clip(min=0.0), Q
+        return _Kernels(X, x_mean, arrays).full()
     Xc = arrays.asarray(np.asarray(X, dtype=np.float64)) - x_mean  # (n, p) with p < n: no larger than the kernel
     eigenvalues, V = arrays.eigh(Xc.T @ Xc)
     # numerically zero directions (rank-deficient features) have no reliable eigenvector in
@@ -312,6 +314,58 @@ def _gram(X: np.ndarray, x_mean, arrays: _Arrays):
     for _, block in _device_blocks(X, x_mean, arrays):
         gram += block @ block.T
     return gram
+
+
+class _Kernels:
+    """The Gram matrix of the centred features and the eigendecompositions a dual ridge reads (the
+    full kernel's, each fold's), each computed at most once: through the active `kernel_store`
+    when there is one (shared with every later fit on the same features, by content), else here.
+    Arrays are on ``arrays``' device."""
+
+    def __init__(self, X: np.ndarray, centre, arrays: _Arrays):
+        self.X, self.centre, self.arrays = X, centre, arrays
+        self.store = active_kernel_store()
+        self._digest = None
+        self._gram = None
+
+    def _through_store(self, kind: str, parts: tuple, compute) -> dict:
+        if self.store is None:
+            return compute()
+        if self._digest is None:
+            self._digest = features_digest(self.X)
+        centre = hashlib.sha256(np.ascontiguousarray(self.arrays.numpy(self.centre))).hexdigest()
+        key = hashlib.sha256(repr((self._digest, centre, self.arrays.device.type, *parts)).encode()).hexdigest()[:32]
+        found = self.store.load_or_compute(kind, key, lambda: {k: self.arrays.numpy(v) for k, v in compute().items()})
+        return {name: self.arrays.asarray(values) if self.arrays.on_torch else values for name, values in found.items()}
+
+    def gram(self):
+        if self._gram is None:
+            self._gram = self._through_store("gram", (), lambda: {"gram": _gram(self.X, self.centre, self.arrays)})["gram"]
+        return self._gram
+
+    def full(self):
+        """(eigenvalues (n,) clipped at 0, eigenvectors (n, n)) of the whole centred kernel."""
+        return self._decomposed(self._through_store("full", (), lambda: self._eigen(self.gram())))
+
+    def fold(self, train: np.ndarray, test: np.ndarray, centred: bool):
+        """(eigenvalues, eigenvectors, test-by-train kernel) of a fold, centred on its training
+        mean when ``centred`` (see `_fold_kernels`)."""
+        def compute():
+            kernel, cross = _fold_kernels(self.gram(), train, test, centred, self.arrays)
+            return {**self._eigen(kernel), "cross": cross}
+
+        parts = (centred, hashlib.sha256(np.asarray(train, np.int64)).hexdigest(),
+                 hashlib.sha256(np.asarray(test, np.int64)).hexdigest())
+        found = self._through_store("fold", parts, compute)
+        return (*self._decomposed(found), found["cross"])
+
+    def _eigen(self, kernel) -> dict:
+        eigenvalues, vectors = self.arrays.eigh(kernel)
+        return {"eigenvalues": eigenvalues.clip(min=0.0), "vectors": vectors}
+
+    @staticmethod
+    def _decomposed(found: dict) -> tuple:
+        return found["eigenvalues"], found["vectors"]
 
 
 def _ridge_dual(eigenvalues, Q, Yc, penalties, chosen, arrays: _Arrays):
@@ -482,14 +536,11 @@ class RidgeCVEncoder(_LinearEncoder):
         arrays = _Arrays(self.device)
         # a shift of every sample alike changes no centred fold kernel; it keeps the Gram well scaled
         centre = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(X.shape[1])
-        gram = _gram(X, arrays.asarray(centre), arrays)
+        kernels = _Kernels(X, arrays.asarray(centre), arrays)
         for train, test in folds:
-            kernel, cross = _fold_kernels(gram, train, test, self.fit_intercept, arrays)
+            eigenvalues, Q, cross = kernels.fold(train, test, self.fit_intercept)
             y_mean = Y[train].mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
             Yc = arrays.asarray(Y[train] - y_mean)
-            eigenvalues, Q = arrays.eigh(kernel)
-            del kernel
-            eigenvalues = eigenvalues.clip(min=0.0)
             penalties, chosen = self._loo_penalties(eigenvalues, Q, Yc, alphas, arrays)
             dual = _ridge_dual(eigenvalues, Q, Yc, penalties, chosen, arrays)
             predicted[test] = arrays.numpy(cross @ dual) + y_mean

@@ -34,7 +34,7 @@ from .._lock import LOCK, output_lock
 from .._memory import memory_budget, memory_budget_bytes, release_mapped
 from .._progress import tqdm
 from ..data import Responses
-from ..encoding import EncodingModels
+from ..encoding import EncodingModels, kernel_store
 from ..models import Activations, load_model, resolve_device
 from ..models._extract import extract_within
 from ..stimuli import StimulusSet, load_stimuli, save_stimuli
@@ -281,7 +281,8 @@ class Study:
         if self.scheduler:
             _check_scheduler(self.scheduler)
         self._check_output_place()
-        with output_lock(self.output):
+        # ridge kernels of the same images are decomposed once for every subject, fold and rerun
+        with output_lock(self.output), kernel_store(self.cache.root / "kernels"):
             return self._run_locked()
 
     def _run_locked(self) -> StudyResult:
@@ -627,7 +628,7 @@ def _across_subjects(tables: dict, layers: dict, unit: str = "subjects") -> dict
 def _run_subject(task: dict, shared: dict, stimuli: StimulusSet, stimulus_table: pd.DataFrame,
                  activations: dict[str, Activations]) -> tuple[dict, list]:
     # the budget is set where the work runs: in this process, a joblib worker or a Dask worker
-    with memory_budget(_memory_gb(shared["config"])):
+    with memory_budget(_memory_gb(shared["config"])), kernel_store(Path(shared["cache_root"]) / "kernels"):
         return _run_subject_within_budget(task, shared, stimuli, stimulus_table, activations)
 
 

@@ -1,0 +1,90 @@
+"""Kernel decompositions shared through a store: one per features, the same numbers as recomputing."""
+
+import numpy as np
+import pytest
+from sklearn.model_selection import KFold
+
+from brainprobe.encoding import RidgeCVEncoder, _estimators, kernel_store
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts of Gram passes and eigendecompositions made by the ridge code."""
+    counts = {"gram": 0, "eigh": 0}
+    real_gram, real_eigh = _estimators._gram, _estimators._Arrays.eigh
+
+    def gram(*args):
+        counts["gram"] += 1
+        return real_gram(*args)
+
+    def eigh(self, matrix):
+        counts["eigh"] += 1
+        return real_eigh(self, matrix)
+
+    monkeypatch.setattr(_estimators, "_gram", gram)
+    monkeypatch.setattr(_estimators._Arrays, "eigh", eigh)
+    return counts
+
+
+def _data(seed=0, n=60, p=240):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, p)) + 2.0).astype(np.float32)
+    subjects = [X[:, :5] @ rng.normal(size=(5, 7)) + rng.normal(size=(n, 7)) for _ in range(3)]
+    return X, subjects, list(KFold(5).split(X))
+
+
+def test_subjects_on_the_same_images_decompose_the_kernels_once(tmp_path, counted):
+    """A full fit and a 5-fold cross-validation for three subjects: one Gram pass and six
+    eigendecompositions in all (the full kernel and five folds), with every coefficient,
+    penalty and held-out prediction identical to computing them without a store."""
+    X, subjects, folds = _data()
+    expected = [(RidgeCVEncoder().fit(X, Y), RidgeCVEncoder().cross_val_predict(X, Y, folds)) for Y in subjects]
+    counted.update(gram=0, eigh=0)
+    with kernel_store(tmp_path / "kernels"):
+        found = [(RidgeCVEncoder().fit(X, Y), RidgeCVEncoder().cross_val_predict(X, Y, folds)) for Y in subjects]
+    assert counted == {"gram": 1, "eigh": 1 + len(folds)}
+    for (fit, predicted), (reference, reference_predicted) in zip(found, expected, strict=True):
+        np.testing.assert_array_equal(fit.alpha_, reference.alpha_)
+        np.testing.assert_array_equal(fit.coef_, reference.coef_)  # the same bytes, read or computed
+        np.testing.assert_array_equal(predicted, reference_predicted)
+    # a later run reads every entry from disk: no pass over the layer, no decomposition
+    counted.update(gram=0, eigh=0)
+    with kernel_store(tmp_path / "kernels"):
+        again = RidgeCVEncoder().cross_val_predict(X, subjects[1], folds)
+        refit = RidgeCVEncoder().fit(X, subjects[1])
+    assert counted == {"gram": 0, "eigh": 0}
+    np.testing.assert_array_equal(again, found[1][1])
+    np.testing.assert_array_equal(refit.coef_, found[1][0].coef_)
+
+
+def test_other_features_folds_or_centring_never_read_an_entry(tmp_path, counted):
+    X, (Y, *_), folds = _data()
+    changed = X.copy()
+    changed[7, 11] += 1e-3  # one activation of one image
+    with kernel_store(tmp_path):
+        RidgeCVEncoder().fit(X, Y)
+        counted.update(gram=0, eigh=0)
+        other = RidgeCVEncoder().fit(changed, Y)
+        assert counted == {"gram": 1, "eigh": 1}
+        np.testing.assert_array_equal(other.coef_, RidgeCVEncoder().fit(changed, Y).coef_)
+        counted.update(gram=0, eigh=0)
+        RidgeCVEncoder(fit_intercept=False).fit(X, Y)  # another centring: another kernel
+        assert counted == {"gram": 1, "eigh": 1}
+        RidgeCVEncoder().cross_val_predict(X, Y, folds)
+        counted.update(gram=0, eigh=0)
+        shuffled = list(KFold(5, shuffle=True, random_state=0).split(X))
+        RidgeCVEncoder().cross_val_predict(X, Y, shuffled)
+        assert counted == {"gram": 0, "eigh": len(shuffled)}  # the Gram is shared, the folds are new
+
+
+def test_no_store_outside_the_block_and_entries_are_whole(tmp_path):
+    X, (Y, *_), folds = _data()
+    with kernel_store(tmp_path / "kernels") as store:
+        RidgeCVEncoder().cross_val_predict(X, Y, folds)
+    entries = sorted(path.name.split("-")[0] for path in (tmp_path / "kernels").iterdir())
+    assert entries == ["fold"] * len(folds) + ["gram"]
+    assert not list((tmp_path / "kernels").glob(".staging-*"))
+    assert {path.name for path in store.entry("gram", next((tmp_path / "kernels").glob("gram-*")).name[5:]).iterdir()} \
+        == {"gram.npy"}
+    RidgeCVEncoder().fit(X, Y)  # after the block: nothing more is written
+    assert len(list((tmp_path / "kernels").iterdir())) == len(folds) + 1
