@@ -22,7 +22,7 @@ PUBLIC = {
     """,
     "encoding": """
         best_layer best_layer_proportions best_layer_tests DEFAULT_CV_GRID DEFAULT_RIDGE_ALPHAS encoding_modules
-        EncodingModels EncodingModule fit_encoding_models generalization heldout_accuracy KernelRidgeEncoder
+        EncodingModels EncodingModule fit_encoding_models generalization heldout_accuracy kernel_store KernelRidgeEncoder KernelStore
         OMPEncoder RidgeCVEncoder ROMP romp_batched romp_single_target RompFit STOP_REASONS
     """,
     "models": """
