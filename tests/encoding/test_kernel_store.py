@@ -88,3 +88,25 @@ def test_no_store_outside_the_block_and_entries_are_whole(tmp_path):
         == {"gram.npy"}
     RidgeCVEncoder().fit(X, Y)  # after the block: nothing more is written
     assert len(list((tmp_path / "kernels").iterdir())) == len(folds) + 1
+
+
+def test_a_damaged_entry_is_computed_again_and_a_file_is_no_folder(tmp_path, counted):
+    X, (Y, *_), _ = _data()
+    reference = RidgeCVEncoder().fit(X, Y)
+    with kernel_store(tmp_path / "kernels"):
+        RidgeCVEncoder().fit(X, Y)
+    full = next((tmp_path / "kernels").glob("full-*"))
+    vectors = full / "vectors.npy"
+    vectors.write_bytes(vectors.read_bytes()[:-800])  # a truncated file (a full disk, a killed copy)
+    counted.update(gram=0, eigh=0)
+    with kernel_store(tmp_path / "kernels"), pytest.warns(UserWarning, match="cannot be read"):
+        again = RidgeCVEncoder().fit(X, Y)
+    assert counted == {"gram": 0, "eigh": 1}  # the Gram entry was whole; the decomposition is redone
+    np.testing.assert_array_equal(again.coef_, reference.coef_)
+    (full / "eigenvalues.npy").unlink()  # an entry without one of its arrays
+    with kernel_store(tmp_path / "kernels"), pytest.warns(UserWarning, match="no eigenvalues.npy"):
+        np.testing.assert_array_equal(RidgeCVEncoder().fit(X, Y).coef_, reference.coef_)
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(ValueError, match="a_file"), kernel_store(tmp_path / "a_file"):
+        pass
+    assert (tmp_path / "a_file").read_text() == "mine"

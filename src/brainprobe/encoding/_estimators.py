@@ -328,24 +328,26 @@ class _Kernels:
         self._digest = None
         self._gram = None
 
-    def _through_store(self, kind: str, parts: tuple, compute) -> dict:
+    def _through_store(self, kind: str, parts: tuple, compute, names: tuple) -> dict:
         if self.store is None:
             return compute()
         if self._digest is None:
             self._digest = features_digest(self.X)
         centre = hashlib.sha256(np.ascontiguousarray(self.arrays.numpy(self.centre))).hexdigest()
         key = hashlib.sha256(repr((self._digest, centre, self.arrays.device.type, *parts)).encode()).hexdigest()[:32]
-        found = self.store.load_or_compute(kind, key, lambda: {k: self.arrays.numpy(v) for k, v in compute().items()})
+        found = self.store.load_or_compute(kind, key, lambda: {k: self.arrays.numpy(v) for k, v in compute().items()},
+                                           names)
         return {name: self.arrays.asarray(values) if self.arrays.on_torch else values for name, values in found.items()}
 
     def gram(self):
         if self._gram is None:
-            self._gram = self._through_store("gram", (), lambda: {"gram": _gram(self.X, self.centre, self.arrays)})["gram"]
+            self._gram = self._through_store("gram", (), lambda: {"gram": _gram(self.X, self.centre, self.arrays)},
+                                             ("gram",))["gram"]
         return self._gram
 
     def full(self):
         """(eigenvalues (n,) clipped at 0, eigenvectors (n, n)) of the whole centred kernel."""
-        return self._decomposed(self._through_store("full", (), lambda: self._eigen(self.gram())))
+        return self._decomposed(self._through_store("full", (), lambda: self._eigen(self.gram()), self._EIGEN))
 
     def fold(self, train: np.ndarray, test: np.ndarray, centred: bool):
         """(eigenvalues, eigenvectors, test-by-train kernel) of a fold, centred on its training
@@ -356,8 +358,10 @@ class _Kernels:
 
         parts = (centred, hashlib.sha256(np.asarray(train, np.int64)).hexdigest(),
                  hashlib.sha256(np.asarray(test, np.int64)).hexdigest())
-        found = self._through_store("fold", parts, compute)
+        found = self._through_store("fold", parts, compute, (*self._EIGEN, "cross"))
         return (*self._decomposed(found), found["cross"])
+
+    _EIGEN = ("eigenvalues", "vectors")
 
     def _eigen(self, kernel) -> dict:
         eigenvalues, vectors = self.arrays.eigh(kernel)

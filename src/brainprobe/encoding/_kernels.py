@@ -21,6 +21,7 @@ import hashlib
 import os
 import shutil
 import uuid
+import warnings
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -72,12 +73,23 @@ class KernelStore:
     def entry(self, kind: str, key: str) -> Path:
         return self.folder / f"{kind}-{key}"
 
-    def load(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
-        """The entry's arrays (read-only memory maps), or None when it was never written."""
+    def load(self, kind: str, key: str, names=None) -> dict[str, np.ndarray] | None:
+        """The entry's arrays (read-only memory maps), or None when it was never written. An entry
+        that cannot be read, or lacks one of ``names``, is removed with a warning (and then
+        computed again by `load_or_compute`): a damaged file never becomes a result."""
         place = self.entry(kind, key)
         if not place.is_dir():
             return None
-        return {path.stem: np.load(path, mmap_mode="r", allow_pickle=False) for path in sorted(place.glob("*.npy"))}
+        try:
+            found = {path.stem: np.load(path, mmap_mode="r", allow_pickle=False) for path in sorted(place.glob("*.npy"))}
+            missing = sorted(set(names or ()) - set(found))
+            if missing:
+                raise ValueError(f"no {', '.join(name + '.npy' for name in missing)}")
+        except (OSError, ValueError) as error:
+            warnings.warn(f"kernel store entry {place} cannot be read ({error}); it is computed again", stacklevel=3)
+            shutil.rmtree(place, ignore_errors=True)
+            return None
+        return found
 
     def save(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         place = self.entry(kind, key)
@@ -95,9 +107,10 @@ class KernelStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def load_or_compute(self, kind: str, key: str, compute) -> dict[str, np.ndarray]:
-        """The stored entry, or ``compute()`` (a dict of NumPy arrays) saved and returned as computed."""
-        found = self.load(kind, key)
+    def load_or_compute(self, kind: str, key: str, compute, names=None) -> dict[str, np.ndarray]:
+        """The stored entry (which must hold ``names``), or ``compute()`` (a dict of NumPy arrays)
+        saved and returned as computed."""
+        found = self.load(kind, key, names)
         if found is None:
             found = compute()
             self.save(kind, key, found)
@@ -126,6 +139,12 @@ def kernel_store(folder):
     ...     for Y in subjects_responses:  # the same images: one decomposition for all
     ...         RidgeCVEncoder().fit(X, Y)
     """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"kernel_store: cannot use {str(folder)!r} as the folder of kernel decompositions "
+                         f"({error.strerror or error})") from None
     token = _ACTIVE.set(KernelStore(folder))
     try:
         yield _ACTIVE.get()
