@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-__all__ = ["timed", "device_description", "write_report"]
+__all__ = ["timed", "device_description", "write_report", "method_arguments", "run_method_process", "compare_methods"]
 
 
 def timed(fn):
@@ -45,3 +48,35 @@ def write_report(report: dict, path) -> Path:
     path.write_text(json.dumps(report, indent=2, default=float))
     print(f"wrote {path}")
     return path
+
+
+def method_arguments(doc: str, child) -> argparse.Namespace | None:
+    """``--quick`` and ``--child METHOD N P OUT`` of a benchmark that runs each method in its own
+    process (so that its peak resident memory is its own). In such a process, ``child(method,
+    n_images, n_units, out)`` runs here and None is returned."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", nargs=4, metavar=("METHOD", "N", "P", "OUT"))
+    args = parser.parse_args()
+    if args.child:
+        method, n_images, n_units, out = args.child
+        child(method, int(n_images), int(n_units), Path(out))
+        return None
+    return args
+
+
+def run_method_process(script, method: str, n_images: int, n_units: int, out) -> dict:
+    """Run ``script --child method n_images n_units out`` and read the JSON its last line prints."""
+    done = subprocess.run([sys.executable, str(script), "--child", method, str(n_images), str(n_units), str(out)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare_methods(script, before: str, now: str, n_images: int, n_units: int, folder, suffix: str) -> dict:
+    """Both methods run in their own processes (`run_method_process`), each writing
+    ``folder/<method><suffix>``: their JSON by name, and how much faster (wall and CPU) ``now`` is."""
+    row = {method: run_method_process(script, method, n_images, n_units, Path(folder) / f"{method}{suffix}")
+           for method in (before, now)}
+    row["speedup"] = row[before]["seconds"] / row[now]["seconds"]
+    row["cpu_speedup"] = row[before]["cpu_seconds"] / row[now]["cpu_seconds"]
+    return row

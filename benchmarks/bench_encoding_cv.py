@@ -14,17 +14,14 @@ shared machine the wall time swings with the load, the CPU time much less.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import write_report
+from _common import compare_methods, method_arguments, write_report
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
@@ -69,28 +66,18 @@ def child(method: str, n_images: int, n_units: int, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--child", nargs=4, metavar=("METHOD", "N", "P", "OUT"))
-    args = parser.parse_args()
-    if args.child:
-        method, n, p, out = args.child
-        return child(method, int(n), int(p), Path(out))
+    args = method_arguments(__doc__, child)
+    if args is None:  # this process ran one method
+        return
     import tempfile
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for n_images, n_units in QUICK if args.quick else SIZES:
             row = {"n_images": n_images, "n_units": n_units, "n_vertices": N_VERTICES, "folds": N_FOLDS}
-            for method in ("refit", "gram"):
-                out = Path(folder) / f"{method}.npy"
-                done = subprocess.run([sys.executable, __file__, "--child", method, str(n_images), str(n_units),
-                                       str(out)], capture_output=True, text=True, check=True)
-                row[method] = json.loads(done.stdout.strip().splitlines()[-1])
+            row.update(compare_methods(__file__, "refit", "gram", n_images, n_units, folder, ".npy"))
             same = np.max(np.abs(np.load(Path(folder) / "refit.npy") - np.load(Path(folder) / "gram.npy")))
             row["max_abs_difference"] = float(same)
-            row["speedup"] = row["refit"]["seconds"] / row["gram"]["seconds"]
-            row["cpu_speedup"] = row["refit"]["cpu_seconds"] / row["gram"]["cpu_seconds"]
             row["peak_ratio"] = row["refit"]["peak_gib"] / row["gram"]["peak_gib"]
             print(f"{n_images} images x {n_units} units: refit {row['refit']['seconds']:.1f} s "
                   f"{row['refit']['peak_gib']:.2f} GiB, one Gram {row['gram']['seconds']:.1f} s "

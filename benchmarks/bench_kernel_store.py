@@ -14,18 +14,15 @@ are compared. Wall and CPU seconds are both reported (the machine is shared).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import write_report
+from _common import compare_methods, method_arguments, write_report
 from bench_encoding_cv import N_FOLDS, N_VERTICES, _data
 from sklearn.model_selection import KFold
 
@@ -70,27 +67,17 @@ def child(method: str, n_images: int, n_units: int, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--child", nargs=4, metavar=("METHOD", "N", "P", "OUT"))
-    args = parser.parse_args()
-    if args.child:
-        method, n, p, out = args.child
-        return child(method, int(n), int(p), Path(out))
+    args = method_arguments(__doc__, child)
+    if args is None:  # this process ran one method
+        return
     rows = []
     for n_images, n_units in QUICK if args.quick else SIZES:
         row = {"n_images": n_images, "n_units": n_units, "n_vertices": N_VERTICES, "folds": N_FOLDS,
                "subjects": N_SUBJECTS}
         with tempfile.TemporaryDirectory() as folder:
-            for method in ("each_subject", "store"):
-                out = Path(folder) / f"{method}.npz"
-                done = subprocess.run([sys.executable, __file__, "--child", method, str(n_images), str(n_units),
-                                       str(out)], capture_output=True, text=True, check=True)
-                row[method] = json.loads(done.stdout.strip().splitlines()[-1])
+            row.update(compare_methods(__file__, "each_subject", "store", n_images, n_units, folder, ".npz"))
             before, now = np.load(Path(folder) / "each_subject.npz"), np.load(Path(folder) / "store.npz")
             row["identical"] = bool(all(np.array_equal(before[k], now[k]) for k in ("coefficients", "predictions")))
-        row["speedup"] = row["each_subject"]["seconds"] / row["store"]["seconds"]
-        row["cpu_speedup"] = row["each_subject"]["cpu_seconds"] / row["store"]["cpu_seconds"]
         print(f"{n_images} images x {n_units} units, {N_SUBJECTS} subjects: each subject "
               f"{row['each_subject']['seconds']:.1f} s ({row['each_subject']['cpu_seconds']:.1f} CPU s), one store "
               f"{row['store']['seconds']:.1f} s ({row['store']['cpu_seconds']:.1f} CPU s, "
