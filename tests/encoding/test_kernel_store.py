@@ -1,5 +1,7 @@
 """Kernel decompositions shared through a store: one per features, the same numbers as recomputing."""
 
+import contextlib
+
 import numpy as np
 import pytest
 from sklearn.model_selection import KFold
@@ -85,28 +87,101 @@ def test_no_store_outside_the_block_and_entries_are_whole(tmp_path):
     assert entries == ["fold"] * len(folds) + ["gram"]
     assert not list((tmp_path / "kernels").glob(".staging-*"))
     assert {path.name for path in store.entry("gram", next((tmp_path / "kernels").glob("gram-*")).name[5:]).iterdir()} \
-        == {"gram.npy"}
+        == {"gram.npy", "checksums.json"}
     RidgeCVEncoder().fit(X, Y)  # after the block: nothing more is written
     assert len(list((tmp_path / "kernels").iterdir())) == len(folds) + 1
 
 
-def test_a_damaged_entry_is_computed_again_and_a_file_is_no_folder(tmp_path, counted):
+def _damage(path, how: str):
+    if how == "truncated":  # a full disk, a killed copy
+        path.write_bytes(path.read_bytes()[:-800])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "edited":  # the same size, one value changed (a NaN)
+        values = np.load(path)
+        values.flat[3] = np.nan
+        np.save(path, values)
+    else:
+        path.unlink()
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "edited", "deleted"])
+def test_a_damaged_entry_is_computed_again_never_used(tmp_path, counted, how):
     X, (Y, *_), _ = _data()
     reference = RidgeCVEncoder().fit(X, Y)
     with kernel_store(tmp_path / "kernels"):
         RidgeCVEncoder().fit(X, Y)
-    full = next((tmp_path / "kernels").glob("full-*"))
-    vectors = full / "vectors.npy"
-    vectors.write_bytes(vectors.read_bytes()[:-800])  # a truncated file (a full disk, a killed copy)
+    _damage(next((tmp_path / "kernels").glob("full-*")) / "vectors.npy", how)
     counted.update(gram=0, eigh=0)
-    with kernel_store(tmp_path / "kernels"), pytest.warns(UserWarning, match="cannot be read"):
+    with kernel_store(tmp_path / "kernels"), pytest.warns(UserWarning, match="cannot be used"):
         again = RidgeCVEncoder().fit(X, Y)
     assert counted == {"gram": 0, "eigh": 1}  # the Gram entry was whole; the decomposition is redone
     np.testing.assert_array_equal(again.coef_, reference.coef_)
-    (full / "eigenvalues.npy").unlink()  # an entry without one of its arrays
-    with kernel_store(tmp_path / "kernels"), pytest.warns(UserWarning, match="no eigenvalues.npy"):
+    counted.update(gram=0, eigh=0)
+    with kernel_store(tmp_path / "kernels"):  # the entry written again is whole
         np.testing.assert_array_equal(RidgeCVEncoder().fit(X, Y).coef_, reference.coef_)
+    assert counted == {"gram": 0, "eigh": 0}
+
+
+def test_an_unwritable_store_is_still_read_and_computes_the_rest(tmp_path, monkeypatch, counted):
+    from brainprobe.encoding import _kernels
+
+    X, (Y, *_), folds = _data()
+    with kernel_store(tmp_path / "kernels"):
+        RidgeCVEncoder().fit(X, Y)  # the Gram and the full kernel are stored
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_kernels.np, "save", refused)
+    counted.update(gram=0, eigh=0)
+    with kernel_store(tmp_path / "kernels"), pytest.warns(UserWarning, match="cannot write") as said:
+        fit = RidgeCVEncoder().fit(X, Y)
+        predicted = RidgeCVEncoder().cross_val_predict(X, Y, folds)
+    assert len([w for w in said if "cannot write" in str(w.message)]) == 1  # said once, not per entry
+    assert counted == {"gram": 0, "eigh": len(folds)}
+    np.testing.assert_array_equal(fit.coef_, RidgeCVEncoder().fit(X, Y).coef_)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(predicted, RidgeCVEncoder().cross_val_predict(X, Y, folds))
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "kernels").iterdir()) == ["full", "gram"]
+
+
+def test_folds_in_any_index_form_and_one_target(tmp_path):
+    X, (Y, *_), folds = _data()
+    expected = RidgeCVEncoder().cross_val_predict(X, Y, folds)
+    masks = [(np.isin(np.arange(len(X)), train), np.isin(np.arange(len(X)), test)) for train, test in folds]
+    for store in (None, tmp_path / "kernels"):
+        with kernel_store(store) if store else contextlib.nullcontext():
+            for variant in ([(train[::-1], test[::-1]) for train, test in folds],  # reversed: not contiguous
+                            [(train.tolist(), test.astype(np.int32)) for train, test in folds], masks):
+                np.testing.assert_allclose(RidgeCVEncoder().cross_val_predict(X, Y, variant), expected,
+                                           rtol=1e-10, atol=1e-10)
+            single = RidgeCVEncoder().cross_val_predict(X, Y[:, 2], folds)
+            assert single.shape == (len(X),)  # as predict gives for one target
+            np.testing.assert_allclose(single, expected[:, 2], rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="at least one"):
+        RidgeCVEncoder().cross_val_predict(X, Y, [])
+
+
+def test_folder_arguments_and_abandoned_staging(tmp_path, monkeypatch):
+    import os
+    import socket
+
     (tmp_path / "a_file").write_text("mine")
     with pytest.raises(ValueError, match="a_file"), kernel_store(tmp_path / "a_file"):
         pass
     assert (tmp_path / "a_file").read_text() == "mine"
+    for bad in ("", None, 3):
+        with pytest.raises(ValueError, match="expected a folder path"), kernel_store(bad):
+            pass
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with kernel_store("~/kernels") as store:
+        assert store.folder == tmp_path / "kernels"
+    host = socket.gethostname()
+    dead, alive = (tmp_path / "kernels" / f".staging-{host}-{pid}-abc" for pid in (2**22 + 12345, os.getpid()))
+    for staging in (dead, alive):
+        staging.mkdir()
+        (staging / "gram.npy").write_bytes(b"partial")
+    with kernel_store(tmp_path / "kernels"):
+        pass
+    assert not dead.exists() and alive.exists()  # a running process's write is left alone

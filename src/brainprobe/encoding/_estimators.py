@@ -356,8 +356,8 @@ class _Kernels:
             kernel, cross = _fold_kernels(self.gram(), train, test, centred, self.arrays)
             return {**self._eigen(kernel), "cross": cross}
 
-        parts = (centred, hashlib.sha256(np.asarray(train, np.int64)).hexdigest(),
-                 hashlib.sha256(np.asarray(test, np.int64)).hexdigest())
+        parts = (centred, *(hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64)).hexdigest()
+                            for rows in (train, test)))
         found = self._through_store("fold", parts, compute, (*self._EIGEN, "cross"))
         return (*self._decomposed(found), found["cross"])
 
@@ -412,6 +412,16 @@ def _ridge_coefficients(X, x_mean, Yc, eigenvalues, Q, penalties, chosen, arrays
     for columns, block in _device_blocks(X, x_mean, arrays):
         weights[:, columns] = arrays.numpy(dual.T @ block)
     return weights
+
+
+def _fold_rows(rows, n_samples: int) -> np.ndarray:
+    """A fold's samples as int64 indices (a boolean mask of ``n_samples`` too)."""
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        if rows.shape != (n_samples,):
+            raise ValueError(f"folds: a boolean mask must have one value per sample ({n_samples}), found {rows.shape}")
+        return np.flatnonzero(rows)
+    return rows.astype(np.int64, copy=False).ravel()
 
 
 class RidgeCVEncoder(_LinearEncoder):
@@ -524,14 +534,19 @@ class RidgeCVEncoder(_LinearEncoder):
 
         Returns
         -------
-        array (n_samples, n_targets)
+        array (n_samples,) or (n_samples, n_targets)
+            As ``y``, as `predict` gives.
         """
         X, Y = self._validated_fit_data(X, y, dtype=(np.float64, np.float32))
         Y = np.asarray(Y, dtype=np.float64)
-        folds = [(np.asarray(train), np.asarray(test)) for train, test in folds]
-        predicted = np.empty_like(Y)
+        folds = [(_fold_rows(train, len(X)), _fold_rows(test, len(X))) for train, test in folds]
         if not folds:
-            return predicted
+            raise ValueError("folds: expected at least one (train, test) pair of sample indices, found none")
+        predicted = self._fold_predictions(X, Y, folds)
+        return predicted[:, 0] if self._single_output else predicted
+
+    def _fold_predictions(self, X, Y, folds) -> np.ndarray:
+        predicted = np.empty_like(Y)
         if max(len(train) for train, _ in folds) > X.shape[1]:  # the covariance route: folds are small copies
             for train, test in folds:
                 predicted[test] = clone(self).fit(X[train], Y[train]).predict(X[test]).reshape(len(test), -1)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
+import socket
 import uuid
 import warnings
 from contextvars import ContextVar
@@ -45,27 +47,31 @@ def features_digest(X: np.ndarray) -> str:
 
 
 class KernelStore:
-    """A folder of named arrays, one subfolder per entry, written once and read as memory maps.
+    """A folder of named float64 arrays, one subfolder per entry, written once and read as memory
+    maps.
+
+    Each entry is written to a staging folder and renamed into place, so a crash or two processes
+    writing the same entry leave no partial entry; its ``checksums.json`` (SHA-256 of each file)
+    is checked on every read, so a damaged or edited file is computed again, never used. A folder
+    that cannot be written to is still read: what is missing is computed without being stored.
 
     Parameters
     ----------
     folder : str or Path
-        Created on the first write. Each entry is written to a staging folder first and renamed
-        into place, so a crash or two processes writing the same entry leave no partial entry.
+        Made (with its parents) by `kernel_store` when its block is entered.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from brainprobe.encoding import RidgeCVEncoder, kernel_store
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(50, 300)); Y = rng.normal(size=(50, 4))
-    >>> with kernel_store(folder):  # doctest: +SKIP
-    ...     first = RidgeCVEncoder().fit(X, Y[:, :2])   # decomposes X's kernel, writes it
-    ...     second = RidgeCVEncoder().fit(X, Y[:, 2:])  # reads it back
+    >>> from brainprobe.encoding import KernelStore
+    >>> store = KernelStore("kernels")  # doctest: +SKIP
+    >>> store.load_or_compute("gram", "a1b2", lambda: {"gram": np.eye(3)})["gram"].shape  # doctest: +SKIP
+    (3, 3)
     """
 
     def __init__(self, folder):
         self.folder = Path(folder)
+        self._warned_unwritable = False
 
     def __repr__(self) -> str:
         return f"KernelStore({str(self.folder)!r})"
@@ -75,35 +81,43 @@ class KernelStore:
 
     def load(self, kind: str, key: str, names=None) -> dict[str, np.ndarray] | None:
         """The entry's arrays (read-only memory maps), or None when it was never written. An entry
-        that cannot be read, or lacks one of ``names``, is removed with a warning (and then
-        computed again by `load_or_compute`): a damaged file never becomes a result."""
+        whose files do not match its checksums, or that lacks one of ``names``, is removed with a
+        warning (and then computed again by `load_or_compute`)."""
         place = self.entry(kind, key)
         if not place.is_dir():
             return None
         try:
-            found = {path.stem: np.load(path, mmap_mode="r", allow_pickle=False) for path in sorted(place.glob("*.npy"))}
+            found = _verified_arrays(place)
             missing = sorted(set(names or ()) - set(found))
             if missing:
                 raise ValueError(f"no {', '.join(name + '.npy' for name in missing)}")
-        except (OSError, ValueError) as error:
-            warnings.warn(f"kernel store entry {place} cannot be read ({error}); it is computed again", stacklevel=3)
+        except Exception as error:  # noqa: BLE001 - any unreadable entry is computed again, never used
+            warnings.warn(f"kernel store entry {place} cannot be used ({type(error).__name__}: {error}); "
+                          "it is computed again", stacklevel=3)
             shutil.rmtree(place, ignore_errors=True)
             return None
         return found
 
     def save(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
+        """Write an entry (float64 arrays) unless it exists; a folder that cannot be written to is
+        said once, and the computed arrays are used without being stored."""
         place = self.entry(kind, key)
         if place.is_dir():
             return
-        staging = self.folder / f".staging-{uuid.uuid4().hex}"
-        staging.mkdir(parents=True)
+        staging = self.folder / f"{_STAGING}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
         try:
+            staging.mkdir(parents=True)
+            checksums = {}
             for name, values in arrays.items():
-                np.save(staging / f"{name}.npy", np.asarray(values), allow_pickle=False)
+                np.save(staging / f"{name}.npy", np.asarray(values, dtype=np.float64), allow_pickle=False)
+                checksums[f"{name}.npy"] = _file_digest(staging / f"{name}.npy")
+            (staging / "checksums.json").write_text(json.dumps(checksums, indent=1))
             os.replace(staging, place)
-        except OSError:
-            if not place.is_dir():  # not another process's identical entry that landed first
-                raise
+        except OSError as error:
+            if not place.is_dir() and not self._warned_unwritable:  # else: another process's identical entry landed first
+                self._warned_unwritable = True
+                warnings.warn(f"kernel store {self.folder}: cannot write ({error.strerror or error}); what is "
+                              "not stored yet is computed and used without being stored", stacklevel=3)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -116,21 +130,70 @@ class KernelStore:
             self.save(kind, key, found)
         return found
 
+    def remove_abandoned_staging(self) -> None:
+        """Remove staging folders left by processes of this host that no longer run (a killed
+        write: up to 800 MB each at 10,000 images)."""
+        host = socket.gethostname()
+        for staging in self.folder.glob(f"{_STAGING}{host}-*"):
+            pid = staging.name[len(_STAGING) + len(host) + 1:].split("-")[0]
+            if pid.isdigit() and not _running(int(pid)):
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+_STAGING = ".staging-"
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(2**24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verified_arrays(place: Path) -> dict[str, np.ndarray]:
+    checksums = json.loads((place / "checksums.json").read_text())
+    found = {}
+    for file, expected in checksums.items():
+        if _file_digest(place / file) != expected:
+            raise ValueError(f"{file} does not match its checksum")
+        values = np.load(place / file, mmap_mode="r", allow_pickle=False)
+        if values.dtype != np.float64:
+            raise ValueError(f"{file} holds {values.dtype}, not float64")
+        found[Path(file).stem] = values
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
 
 @contextlib.contextmanager
 def kernel_store(folder):
     """Share kernel decompositions through ``folder`` inside a ``with`` block.
 
-    Every `RidgeCVEncoder` fit and ``cross_val_predict`` in the block reads a Gram matrix,
-    eigendecomposition or fold decomposition of the same features from ``folder`` when one was
-    written before, and writes the ones it computes. Disk: about 8 x n_images^2 bytes per kernel
-    (the Gram matrix, the full eigenvectors, and per fold its eigenvectors and test-by-train
-    kernel): 800 MB each at 10,000 images, about 5 GB per layer with 5 folds. Layers with fewer
-    units than images are decomposed from their covariance, cheaply, and store nothing.
+    Every `RidgeCVEncoder` fit and ``cross_val_predict`` run by this thread in the block reads a
+    Gram matrix, eigendecomposition or fold decomposition of the same features from ``folder``
+    when one was written before, and writes the ones it computes. The block belongs to the thread
+    (and asyncio task) that enters it: threads started inside it need a block of their own;
+    processes (the study's workers) enter their own. Disk, in float64: about 8 x n^2 bytes per
+    matrix, n the images (the Gram matrix, the full kernel's eigenvectors, and per fold its
+    eigenvectors and test-by-train kernel, together about 6 x 8 n^2 with 5 folds): 800 MB per
+    matrix at 10,000 images, about 5 GB per layer. A fit with more images than units goes
+    through the (units x units) covariance, cheaply, and stores nothing; ``cross_val_predict``
+    stores whenever a fold has fewer training images than units.
 
     Parameters
     ----------
     folder : str or Path
+        Made with its parents when the block is entered (``~`` is expanded). Staging folders left
+        by killed processes of this host are removed then.
 
     Examples
     --------
@@ -139,15 +202,19 @@ def kernel_store(folder):
     ...     for Y in subjects_responses:  # the same images: one decomposition for all
     ...         RidgeCVEncoder().fit(X, Y)
     """
-    folder = Path(folder)
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
+        raise ValueError(f"kernel_store: expected a folder path, found {folder!r}")
+    folder = Path(folder).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"kernel_store: cannot use {str(folder)!r} as the folder of kernel decompositions "
                          f"({error.strerror or error})") from None
-    token = _ACTIVE.set(KernelStore(folder))
+    store = KernelStore(folder)
+    store.remove_abandoned_staging()
+    token = _ACTIVE.set(store)
     try:
-        yield _ACTIVE.get()
+        yield store
     finally:
         _ACTIVE.reset(token)
 
