@@ -168,15 +168,19 @@ def test_folder_arguments_and_abandoned_staging(tmp_path, monkeypatch):
     import socket
 
     (tmp_path / "a_file").write_text("mine")
-    with pytest.raises(ValueError, match="a_file"), kernel_store(tmp_path / "a_file"):
-        pass
+    for inside in ("", "sub/folder"):
+        with pytest.raises(ValueError, match="a_file.* is a file"), kernel_store(tmp_path / "a_file" / inside):
+            pass
     assert (tmp_path / "a_file").read_text() == "mine"
+    with kernel_store(tmp_path / "new" / "kernels"):  # entering writes nothing
+        assert not (tmp_path / "new").exists()
     for bad in ("", None, 3):
         with pytest.raises(ValueError, match="expected a folder path"), kernel_store(bad):
             pass
     monkeypatch.setenv("HOME", str(tmp_path))
     with kernel_store("~/kernels") as store:
         assert store.folder == tmp_path / "kernels"
+    (tmp_path / "kernels").mkdir()
     host = socket.gethostname()
     dead, alive = (tmp_path / "kernels" / f".staging-{host}-{pid}-abc" for pid in (2**22 + 12345, os.getpid()))
     for staging in (dead, alive):

@@ -58,7 +58,7 @@ class KernelStore:
     Parameters
     ----------
     folder : str or Path
-        Made (with its parents) by `kernel_store` when its block is entered.
+        Made with its parents on the first write.
 
     Examples
     --------
@@ -192,8 +192,8 @@ def kernel_store(folder):
     Parameters
     ----------
     folder : str or Path
-        Made with its parents when the block is entered (``~`` is expanded). Staging folders left
-        by killed processes of this host are removed then.
+        Made with its parents on the first write (``~`` is expanded); entering the block writes
+        nothing. Staging folders left there by killed processes of this host are removed.
 
     Examples
     --------
@@ -205,11 +205,10 @@ def kernel_store(folder):
     if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
         raise ValueError(f"kernel_store: expected a folder path, found {folder!r}")
     folder = Path(folder).expanduser()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"kernel_store: cannot use {str(folder)!r} as the folder of kernel decompositions "
-                         f"({error.strerror or error})") from None
+    existing = next(place for place in (folder, *folder.parents) if place.exists())
+    if not existing.is_dir():  # the folder itself, or a place on its way, is a file
+        raise ValueError(f"kernel_store: cannot use {str(folder)!r} as the folder of kernel decompositions: "
+                         f"{str(existing)!r} is a file")
     store = KernelStore(folder)
     store.remove_abandoned_staging()
     token = _ACTIVE.set(store)
