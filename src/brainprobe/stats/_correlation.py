@@ -39,8 +39,9 @@ def _check_method(method: str) -> str:
 def rank_rows(x: np.ndarray) -> np.ndarray:
     """Average ranks (ties share their mean rank) along the last axis, float64; as scipy's rankdata.
 
-    One sort per row gives the ranks directly; only rows that contain ties go through
-    ``scipy.stats.rankdata`` for averaging (ranking is the cost of Spearman over many RDMs).
+    One sort per row gives the ranks directly; in rows that contain ties each run of equal values
+    is then averaged on the sorted values (no second sort), and rows with NaN go through
+    ``scipy.stats.rankdata`` (ranking is the cost of Spearman over many RDMs).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0 or x.shape[-1] == 0:
@@ -53,7 +54,8 @@ def rank_rows(x: np.ndarray) -> np.ndarray:
     has_nan = np.isnan(flat).any(axis=-1)
     tied = (values[:, 1:] == values[:, :-1]).any(dim=-1).numpy() & ~has_nan
     if tied.any():
-        ranks[tied] = _average_tied_ranks(values.numpy()[tied], order.numpy()[tied])
+        rows = torch.from_numpy(tied)
+        ranks[tied] = torch.empty_like(values[rows]).scatter_(-1, order[rows], _tie_averaged_positions(values[rows])).numpy()
     if has_nan.any():
         ranks[has_nan] = rankdata(flat[has_nan], axis=-1)
     return ranks.reshape(x.shape)
@@ -85,34 +87,26 @@ def rank_rows_torch(values: torch.Tensor, dtype: torch.dtype | None = None) -> t
     """
     dtype = dtype or values.dtype
     ordered, order = torch.sort(values, dim=1)
-    count = values.shape[1]
-    position = torch.arange(1, count + 1, dtype=dtype, device=values.device).expand(values.shape)
+    return torch.empty(values.shape, dtype=dtype, device=values.device).scatter_(
+        1, order, _tie_averaged_positions(ordered, dtype))
+
+
+def _tie_averaged_positions(ordered: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """1-based positions (rows, n) of rows already sorted, each run of equal values given the mean
+    of its positions, (first + last) / 2, as scipy's rankdata; in ``dtype`` (default the values')."""
+    dtype = dtype or ordered.dtype
+    count = ordered.shape[1]
+    position = torch.arange(1, count + 1, dtype=dtype, device=ordered.device).expand(ordered.shape)
     equal = ordered[:, 1:] == ordered[:, :-1]
-    if bool(equal.any()):
-        first = torch.ones_like(ordered, dtype=torch.bool)
-        first[:, 1:] = ~equal
-        last = torch.ones_like(first)
-        last[:, :-1] = first[:, 1:]
-        start = torch.cummax(torch.where(first, position, 0.0), dim=1).values
-        end = torch.cummin(torch.where(last, position, count + 1.0).flip(1), dim=1).values.flip(1)
-        position = (start + end) / 2
-    return torch.empty(values.shape, dtype=dtype, device=values.device).scatter_(1, order, position.contiguous())
-
-
-def _average_tied_ranks(sorted_values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Average ranks from rows already sorted (no NaN): each run of equal values gets the mean of
-    its positions, (first + last) / 2, as scipy's rankdata; no second sort."""
-    n = sorted_values.shape[-1]
-    position = np.arange(1, n + 1, dtype=np.float64)
-    first = np.ones(sorted_values.shape, dtype=bool)
-    first[:, 1:] = sorted_values[:, 1:] != sorted_values[:, :-1]
-    last = np.ones(sorted_values.shape, dtype=bool)
+    if not bool(equal.any()):
+        return position.contiguous()
+    first = torch.ones_like(ordered, dtype=torch.bool)
+    first[:, 1:] = ~equal
+    last = torch.ones_like(first)
     last[:, :-1] = first[:, 1:]
-    start = np.maximum.accumulate(np.where(first, position, 0.0), axis=-1)
-    end = np.minimum.accumulate(np.where(last, position, n + 1.0)[:, ::-1], axis=-1)[:, ::-1]
-    ranks = np.empty(sorted_values.shape)
-    np.put_along_axis(ranks, order, (start + end) / 2, axis=-1)
-    return ranks
+    start = torch.cummax(torch.where(first, position, 0.0), dim=1).values
+    end = torch.cummin(torch.where(last, position, count + 1.0).flip(1), dim=1).values.flip(1)
+    return (start + end) / 2
 
 
 def normalize_rows(x: np.ndarray, method: str) -> np.ndarray:
