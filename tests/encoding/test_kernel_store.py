@@ -189,3 +189,24 @@ def test_folder_arguments_and_abandoned_staging(tmp_path, monkeypatch):
     with kernel_store(tmp_path / "kernels"):
         pass
     assert not dead.exists() and alive.exists()  # a running process's write is left alone
+
+
+def test_the_torch_path_reads_and_writes_the_store(tmp_path, monkeypatch):
+    """On CUDA the ridge runs in torch: its arrays go to the store as NumPy and come back as
+    tensors. Here that code runs in torch on the CPU and must give the NumPy path's numbers."""
+    X, (Y, *_), folds = _data()
+    expected = RidgeCVEncoder().fit(X, Y), RidgeCVEncoder().cross_val_predict(X, Y, folds)
+    real_init = _estimators._Arrays.__init__
+
+    def on_torch(self, device=None):
+        real_init(self, "cpu")
+        self.on_torch = True
+
+    monkeypatch.setattr(_estimators._Arrays, "__init__", on_torch)
+    for _ in range(2):  # computed and written, then read
+        with kernel_store(tmp_path / "kernels"):
+            fit, predicted = RidgeCVEncoder().fit(X, Y), RidgeCVEncoder().cross_val_predict(X, Y, folds)
+        np.testing.assert_array_equal(fit.alpha_, expected[0].alpha_)
+        np.testing.assert_allclose(fit.coef_, expected[0].coef_, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(predicted, expected[1], rtol=1e-8, atol=1e-8)
+    assert len(list((tmp_path / "kernels").iterdir())) == 2 + len(folds)

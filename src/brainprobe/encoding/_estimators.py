@@ -253,7 +253,12 @@ class _Arrays:
 
     def asarray(self, values):
         values = np.asarray(values)
-        return torch.from_numpy(np.ascontiguousarray(values)).to(self.device) if self.on_torch else values
+        if not self.on_torch:
+            return values
+        values = np.ascontiguousarray(values)
+        # a read-only array (a memory map of the kernel store, an activation file) is copied: torch
+        # wraps only writable memory
+        return torch.from_numpy(values if values.flags.writeable else values.copy()).to(self.device)
 
     def zeros(self, shape):
         return torch.zeros(shape, dtype=torch.float64, device=self.device) if self.on_torch else np.zeros(shape)
