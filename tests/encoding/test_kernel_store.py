@@ -210,3 +210,51 @@ def test_the_torch_path_reads_and_writes_the_store(tmp_path, monkeypatch):
         np.testing.assert_allclose(fit.coef_, expected[0].coef_, rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(predicted, expected[1], rtol=1e-8, atol=1e-8)
     assert len(list((tmp_path / "kernels").iterdir())) == 2 + len(folds)
+
+
+def test_fits_at_once_decompose_each_kernel_once_and_a_dead_claim_is_taken_over(tmp_path, monkeypatch, counted):
+    """Subjects fitted at the same time (here threads, each in its own block on one folder, as
+    worker processes are) wait for the first one's entries instead of all decomposing them."""
+    import os
+    import threading
+    import time
+
+    X, subjects, folds = _data()
+    real_eigh = _estimators._Arrays.eigh
+
+    def slow_eigh(self, matrix):  # long enough for every thread to ask while the first computes
+        time.sleep(0.5)
+        return real_eigh(self, matrix)
+
+    monkeypatch.setattr(_estimators._Arrays, "eigh", slow_eigh)
+    expected = [RidgeCVEncoder().fit(X, Y).coef_ for Y in subjects]
+    counted.update(gram=0, eigh=0)
+    found = {}
+
+    def subject(i):
+        with kernel_store(tmp_path / "kernels"):
+            found[i] = RidgeCVEncoder().fit(X, subjects[i]).coef_
+
+    threads = [threading.Thread(target=subject, args=(i,)) for i in range(len(subjects))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counted == {"gram": 1, "eigh": 1}  # one Gram pass and one decomposition for the three
+    for i, coef in found.items():
+        np.testing.assert_array_equal(coef, expected[i])
+    assert not list((tmp_path / "kernels").glob(".computing-*"))  # every claim released
+    # a claim left by a process that died (untouched for minutes) does not block the next fit
+    with kernel_store(tmp_path / "first"):
+        RidgeCVEncoder().fit(X, subjects[0])
+    (tmp_path / "second").mkdir()
+    for entry in (tmp_path / "first").iterdir():  # the same names: keys come from the data alone
+        dead = tmp_path / "second" / f".computing-{entry.name}"
+        dead.touch()
+        os.utime(dead, (time.time() - 600, time.time() - 600))
+    start = time.perf_counter()
+    with kernel_store(tmp_path / "second"):
+        taken_over = RidgeCVEncoder().fit(X, subjects[0])
+    assert time.perf_counter() - start < 10  # not the minute a live claim is waited for
+    np.testing.assert_array_equal(taken_over.coef_, expected[0])
+    assert sorted(p.name for p in (tmp_path / "second").iterdir()) == sorted(p.name for p in (tmp_path / "first").iterdir())

@@ -22,6 +22,8 @@ import json
 import os
 import shutil
 import socket
+import threading
+import time
 import uuid
 import warnings
 from contextvars import ContextVar
@@ -123,12 +125,60 @@ class KernelStore:
 
     def load_or_compute(self, kind: str, key: str, compute, names=None) -> dict[str, np.ndarray]:
         """The stored entry (which must hold ``names``), or ``compute()`` (a dict of NumPy arrays)
-        saved and returned as computed."""
+        saved and returned as computed.
+
+        One process computes an entry at a time: subjects fitted at once (local workers, a Dask
+        cluster on a shared folder) wait for the first one's entry instead of all decomposing the
+        same kernel. The claim is a lock file the computing process touches every
+        ``_HEARTBEAT_S``; one left untouched for ``_STALE_S`` (its process died) is taken over."""
         found = self.load(kind, key, names)
-        if found is None:
-            found = compute()
-            self.save(kind, key, found)
+        if found is not None:
+            return found
+        with self._claim(kind, key) as mine:
+            if not mine:  # another process wrote it while this one waited
+                found = self.load(kind, key, names)
+            if found is None:
+                found = compute()
+                self.save(kind, key, found)
         return found
+
+    @contextlib.contextmanager
+    def _claim(self, kind: str, key: str):
+        """True while this process holds the entry's lock; False once another process's entry
+        landed while waiting. A folder that cannot hold a lock is not waited on (True)."""
+        lock = self.folder / f"{_LOCK}{kind}-{key}"
+        while True:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                if self.entry(kind, key).is_dir():
+                    yield False
+                    return
+                if _age_s(lock) > _STALE_S:  # its process died: take it over
+                    with contextlib.suppress(OSError):
+                        lock.unlink()
+                else:
+                    time.sleep(_POLL_S)
+                continue
+            except OSError:  # unwritable: computed here, `save` says so
+                yield True
+                return
+            break
+        if self.entry(kind, key).is_dir():  # landed between this process's look and its claim
+            lock.unlink()
+            yield False
+            return
+        stop = threading.Event()
+        beat = threading.Thread(target=_heartbeat, args=(lock, stop), daemon=True)
+        beat.start()
+        try:
+            yield True
+        finally:
+            stop.set()
+            beat.join()
+            with contextlib.suppress(OSError):
+                lock.unlink()
 
     def remove_abandoned_staging(self) -> None:
         """Remove staging folders left by processes of this host that no longer run (a killed
@@ -141,6 +191,23 @@ class KernelStore:
 
 
 _STAGING = ".staging-"
+_LOCK = ".computing-"
+_HEARTBEAT_S = 10.0  # a computing process touches its lock this often (an eigh of 10,000 images: minutes)
+_STALE_S = 60.0      # a lock untouched this long belongs to a process that died
+_POLL_S = 0.5
+
+
+def _heartbeat(lock: Path, stop: threading.Event) -> None:
+    while not stop.wait(_HEARTBEAT_S):
+        with contextlib.suppress(OSError):
+            os.utime(lock)
+
+
+def _age_s(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:  # gone meanwhile: not stale, look again
+        return 0.0
 
 
 def _file_digest(path: Path) -> str:
