@@ -247,7 +247,8 @@ def kernel_store(folder):
 
     Every `RidgeCVEncoder` fit and ``cross_val_predict`` run by this thread in the block reads a
     Gram matrix, eigendecomposition or fold decomposition of the same features from ``folder``
-    when one was written before, and writes the ones it computes. The block belongs to the thread
+    when one was written before, and writes the ones it computes; fits that need an entry another
+    process is computing wait for it (see `KernelStore.load_or_compute`). The block belongs to the thread
     (and asyncio task) that enters it: threads started inside it need a block of their own;
     processes (the study's workers) enter their own. Disk, in float64: about 8 x n^2 bytes per
     matrix, n the images (the Gram matrix, the full kernel's eigenvectors, and per fold its
