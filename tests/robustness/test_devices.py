@@ -144,3 +144,26 @@ def test_tuned_ridge_fits_and_folds_agree_across_devices():
     folds = list(KFold(5).split(X))
     np.testing.assert_allclose(RidgeCVEncoder(device="cuda").cross_val_predict(X, Y, folds),
                                RidgeCVEncoder(device="cpu").cross_val_predict(X, Y, folds), rtol=1e-8, atol=1e-10)
+
+
+@cuda
+def test_tuned_ridge_on_cuda_writes_and_reads_the_kernel_store(tmp_path):
+    """CUDA fits keep their own store entries (the device is part of the key) and read them back
+    as tensors on the GPU, with the CPU's numbers."""
+    from sklearn.model_selection import KFold
+
+    from brainprobe.encoding import RidgeCVEncoder, kernel_store
+
+    rng = np.random.default_rng(6)
+    X = (rng.normal(size=(70, 260)) + 1).astype(np.float32)
+    Y = X[:, :4] @ rng.normal(size=(4, 5)) + rng.normal(size=(70, 5))
+    folds = list(KFold(5).split(X))
+    expected = RidgeCVEncoder(device="cpu").fit(X, Y), RidgeCVEncoder(device="cpu").cross_val_predict(X, Y, folds)
+    for _ in range(2):  # computed and written, then read
+        with kernel_store(tmp_path / "kernels"):
+            fit = RidgeCVEncoder(device="cuda").fit(X, Y)
+            predicted = RidgeCVEncoder(device="cuda").cross_val_predict(X, Y, folds)
+        np.testing.assert_array_equal(fit.alpha_, expected[0].alpha_)
+        np.testing.assert_allclose(fit.coef_, expected[0].coef_, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(predicted, expected[1], rtol=1e-8, atol=1e-10)
+    assert len(list((tmp_path / "kernels").iterdir())) == 2 + len(folds)
