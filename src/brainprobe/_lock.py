@@ -25,12 +25,16 @@ class OutputLockedError(FileExistsError):
     """Another brainprobe run holds the output folder."""
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (the one check behind every stale-lock and
+    abandoned-staging rule). On Windows ``os.kill`` would terminate it: there it always runs."""
+    if os.name == "nt":
+        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: it runs
+    except OSError:  # it exists, owned by someone else (PermissionError)
         return True
     return True
 
@@ -52,7 +56,7 @@ def _stale(path: Path, holder: dict | None) -> bool:
             return True
     pid = holder.get("pid")
     return holder.get("host") == socket.gethostname() and isinstance(pid, int) and pid != os.getpid() \
-        and not _alive(pid)
+        and not process_alive(pid)
 
 
 def _describe(holder: dict | None) -> str:

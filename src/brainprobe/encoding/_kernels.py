@@ -31,6 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import file_sha256
+from .._lock import process_alive
+
 __all__ = ["KernelStore", "kernel_store", "active_kernel_store", "features_digest"]
 
 _ACTIVE: ContextVar[KernelStore | None] = ContextVar("brainprobe_kernel_store", default=None)
@@ -112,7 +115,7 @@ class KernelStore:
             checksums = {}
             for name, values in arrays.items():
                 np.save(staging / f"{name}.npy", np.asarray(values, dtype=np.float64), allow_pickle=False)
-                checksums[f"{name}.npy"] = _file_digest(staging / f"{name}.npy")
+                checksums[f"{name}.npy"] = file_sha256(staging / f"{name}.npy")
             (staging / "checksums.json").write_text(json.dumps(checksums, indent=1))
             os.replace(staging, place)
         except OSError as error:
@@ -186,7 +189,7 @@ class KernelStore:
         host = socket.gethostname()
         for staging in self.folder.glob(f"{_STAGING}{host}-*"):
             pid = staging.name[len(_STAGING) + len(host) + 1:].split("-")[0]
-            if pid.isdigit() and not _running(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -210,35 +213,17 @@ def _age_s(path: Path) -> float:
         return 0.0
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(2**24):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _verified_arrays(place: Path) -> dict[str, np.ndarray]:
     checksums = json.loads((place / "checksums.json").read_text())
     found = {}
     for file, expected in checksums.items():
-        if _file_digest(place / file) != expected:
+        if file_sha256(place / file) != expected:
             raise ValueError(f"{file} does not match its checksum")
         values = np.load(place / file, mmap_mode="r", allow_pickle=False)
         if values.dtype != np.float64:
             raise ValueError(f"{file} holds {values.dtype}, not float64")
         found[Path(file).stem] = values
     return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 @contextlib.contextmanager

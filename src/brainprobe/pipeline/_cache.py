@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .._files import file_sha256, replace_atomically
+from .._lock import process_alive
 from .._npz import read_npz, write_npz
 
 __all__ = ["StepCache", "atomic_write", "read_arrays", "write_arrays"]
@@ -166,17 +167,5 @@ def _remove_abandoned(parent: Path, key: str) -> None:
         return
     for path in parent.iterdir():
         pid = path.name[len(prefix):]
-        if path.name.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+        if path.name.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    if os.name == "nt":  # os.kill there terminates the process: never ask, never remove
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists, owned by someone else (PermissionError)
-        return True
-    return True
