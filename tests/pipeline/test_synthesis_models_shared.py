@@ -38,9 +38,10 @@ def test_each_model_and_fold_is_fitted_once_across_encoding_and_synthesis(tiny_v
     values["best_layer"]["on"] = ["RE", "AN"]  # best_layer reads the held-out folds too
     study = Study(validate(values), progress=False, n_jobs=1)  # one process: the patch sees every fit
     result = study.run()
-    n_layers, n_rois, n_subjects, n_folds = 4, 2, 2, 5
-    # one batched fit per (subject, layer); every (subject, roi, layer) cross-validated once
-    assert sum(fits.values()) == n_subjects * n_layers * (1 + n_rois * n_folds)
+    n_layers, n_subjects, n_folds = 4, 2, 5
+    # one batched fit per (subject, layer), and one per fold for all its ROIs (every selected
+    # vertex a target, as the full fit): each (subject, roi, layer)'s folds are read from it
+    assert sum(fits.values()) == n_subjects * n_layers * (1 + n_folds)
     assert max(fits.values()) == 1
     log = result.log.set_index(["step", "label"])["status"]
     assert list(log.loc[("encoding_models", "sub-01")]) == ["computed", "cached"]  # encoding, then synthesis
