@@ -67,6 +67,7 @@ N_PERM = 1000
 N_BOOT = 1000
 PEER_CAP_S = 120.0   # rsatoolbox rows longer than 2 min are extrapolated from fewer resamples
 STEP_CAP_S = 240.0   # our rows too (the machine is shared: 2 cores, 7 users)
+MARGINAL_S = 60.0    # the per-resample cost is timed on about this many seconds of resamples
 STUDY_RESAMPLES_LARGE = 20  # permutations and bootstraps of the whole study above 1,000 images
 STUDY_TIMEOUT_S = 4 * 3600.0
 STEPS = ("rdm_compare", "permutations", "image_bootstraps", "unit_subsamples", "searchlight", "encoding", "study")
@@ -209,9 +210,19 @@ def _bootstrap_marginal(patterns: np.ndarray, n: int) -> tuple[float, float, int
     prepared = _Prepared(re[None], np.stack([ai, an]), "spearman", n, n)
     draws = np.random.default_rng(0).integers(0, n, size=(N_BOOT, n))
     first, _ = _timed(lambda: _resample_all(prepared, draws[:1], None, None, None))
-    k = int(min(N_BOOT, max(3, STEP_CAP_S / 4 / max(first, 1e-3))))
+    k = int(min(N_BOOT, max(3, MARGINAL_S / max(first, 1e-3))))
     wall, cpu = _timed(lambda: _resample_all(prepared, draws[:k], None, None, None))
     return wall / k, cpu / k, k
+
+
+def _whole_or_extrapolated(run, one, one_cpu, per, per_cpu, k, note) -> dict:
+    """N_BOOT resamples timed in one call when setup plus N_BOOT - 1 resamples at their measured
+    cost fit the cap; else that sum (``extrapolated``, with ``note``)."""
+    if one + per * (N_BOOT - 1) <= STEP_CAP_S:
+        seconds, cpu = _timed(lambda: run(N_BOOT))
+        return {"seconds": seconds, "cpu_seconds": cpu, "measured_n_boot": N_BOOT, "extrapolated": False}
+    return {"seconds": one + per * (N_BOOT - 1), "cpu_seconds": one_cpu + per_cpu * (N_BOOT - 1),
+            "measured_n_boot": k, "extrapolated": True, "note": note}
 
 
 def step_image_bootstraps(n: int) -> dict:
@@ -223,19 +234,13 @@ def step_image_bootstraps(n: int) -> dict:
         return kind_difference({"layer": patterns}, table, n_boot=k, seed=0)
 
     one, one_cpu = _timed(lambda: run(1))
-    if one * N_BOOT <= STEP_CAP_S:
-        seconds, cpu = _timed(lambda: run(N_BOOT))
-        row = {"seconds": seconds, "cpu_seconds": cpu, "n_boot": N_BOOT, "measured_n_boot": N_BOOT,
-               "extrapolated": False}
-    else:  # one whole call (setup + 1 resample) plus the other resamples at their measured cost
-        per, per_cpu, k = _bootstrap_marginal(patterns, n)
-        row = {"seconds": one + per * (N_BOOT - 1), "cpu_seconds": one_cpu + per_cpu * (N_BOOT - 1),
-               "n_boot": N_BOOT, "measured_n_boot": k, "extrapolated": True,
-               "setup_and_one_resample_seconds": one, "setup_and_one_resample_cpu_seconds": one_cpu,
-               "seconds_per_resample": per, "cpu_seconds_per_resample": per_cpu,
-               "threads": len(os.sched_getaffinity(0)),
-               "note": "kind_difference(n_boot=1) timed whole; each further resample timed apart from the setup "
-                       "(RE vs AI and AN on k draws, RDMs sorted once), extrapolated to n_boot"}
+    per, per_cpu, k = _bootstrap_marginal(patterns, n)
+    row = {"n_boot": N_BOOT, "setup_and_one_resample_seconds": one, "setup_and_one_resample_cpu_seconds": one_cpu,
+           "seconds_per_resample": per, "cpu_seconds_per_resample": per_cpu, "threads": len(os.sched_getaffinity(0))}
+    row.update(_whole_or_extrapolated(run, one, one_cpu, per, per_cpu, k,
+                                      "kind_difference(n_boot=1) timed whole; each further resample timed apart "
+                                      "from the setup (RE vs AI and AN on k draws, RDMs sorted once), "
+                                      "extrapolated to n_boot"))
     if n > 2000:
         row["rsatoolbox_skipped"] = "not run at 10,000 images (> 5 min cap per few resamples)"
         return row
@@ -271,7 +276,7 @@ def _subsample_marginal(patterns: np.ndarray, n: int) -> tuple[float, float, int
                         np.random.default_rng(0), "cpu")
 
     first, _ = _timed(lambda: run(1))
-    k = int(min(N_BOOT, max(3, STEP_CAP_S / 4 / max(first, 1e-3))))
+    k = int(min(N_BOOT, max(3, MARGINAL_S / max(first, 1e-3))))
     wall, cpu = _timed(lambda: run(k))
     return wall / k, cpu / k, k
 
@@ -289,15 +294,10 @@ def step_unit_subsamples(n: int) -> dict:
     row = {"n_boot": N_BOOT, "setup_and_one_resample_seconds": one, "setup_and_one_resample_cpu_seconds": one_cpu,
            "seconds_per_resample": per, "cpu_seconds_per_resample": per_cpu, "threads": len(os.sched_getaffinity(0)),
            "peer": "none (rsatoolbox resamples patterns or RDMs, not units)"}
-    if one + per * (N_BOOT - 1) <= STEP_CAP_S:  # the whole count fits the cap: measured in full
-        seconds, cpu = _timed(lambda: run(N_BOOT))
-        row.update(seconds=seconds, cpu_seconds=cpu, measured_n_boot=N_BOOT, extrapolated=False)
-    else:  # one whole call (setup + 1 resample) plus the other resamples at their measured cost
-        row.update(seconds=one + per * (N_BOOT - 1), cpu_seconds=one_cpu + per_cpu * (N_BOOT - 1),
-                   measured_n_boot=k, extrapolated=True,
-                   note="kind_similarity(n_boot=1) timed whole; each further subsample timed apart from the setup "
-                        "(the resampling loop on k draws: the drawn units' RDMs of the three kinds, each ranked once), "
-                        "extrapolated to n_boot")
+    row.update(_whole_or_extrapolated(run, one, one_cpu, per, per_cpu, k,
+                                      "kind_similarity(n_boot=1) timed whole; each further subsample timed apart "
+                                      "from the setup (the resampling loop on k draws: the drawn units' RDMs of the "
+                                      "three kinds, each ranked once), extrapolated to n_boot"))
     return row
 
 

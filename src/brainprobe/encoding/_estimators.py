@@ -43,15 +43,22 @@ class _LinearEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         """Predicted responses: array (n_samples,) or (n_samples, n_targets)."""
-        check_is_fitted(self, "coef_")
+        check_is_fitted(self, "intercept_")
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        predicted = self._linear_predict(X)
+        return predicted[:, 0] if self._single_output else predicted
+
+    def _linear_predict(self, X) -> np.ndarray:
+        """(n_samples, n_targets) predictions for validated features ``X``."""
+        if stores_dual(self):  # X (X_fit - x_mean)^T a: the weights are never formed
+            return _centred_products(X, self.X_fit_, self.x_mean_) @ self.dual_coef_ + self.intercept_
         if sp.issparse(self.coef_):  # a few atoms per target: the product touches only their columns
             predicted = np.asarray(self.coef_ @ X.T).T + self.intercept_
         else:  # float32 activations are taken in float64 a block of columns at a time, never whole
             predicted = np.tile(np.asarray(self.intercept_, dtype=np.float64), (len(X), 1))
             for columns, block in _device_blocks(X, np.zeros(X.shape[1]), _NUMPY):
                 predicted += block @ np.asarray(self.coef_[:, columns]).T
-        return predicted[:, 0] if self._single_output else predicted
+        return predicted
 
 
 class ROMP(_LinearEncoder):
@@ -281,10 +288,11 @@ class _Arrays:
 _NUMPY = _Arrays("cpu")  # predict: the fitted weights are NumPy arrays, whatever device fitted them
 
 
-def _device_blocks(X: np.ndarray, x_mean, arrays: _Arrays):
+def _device_blocks(X: np.ndarray, x_mean, arrays: _Arrays, rows: int = 0):
     """(columns, centred float64 block (n_samples, width)) over the feature columns of ``X``, as
-    arrays of ``arrays``' device (``x_mean`` on it too)."""
-    width = max(1, _BLOCK_BYTES // (8 * max(len(X), 1)))
+    arrays of ``arrays``' device (``x_mean`` on it too). ``rows``: of another array the caller
+    forms per block (weights, a second block), so that it too stays within the block size."""
+    width = max(1, _BLOCK_BYTES // (8 * max(len(X), rows, 1)))
     for start in range(0, X.shape[1], width):
         columns = slice(start, start + width)
         yield columns, arrays.asarray(np.asarray(X[:, columns], dtype=np.float64)) - x_mean[columns]
@@ -405,18 +413,31 @@ def _fold_kernels(gram, train: np.ndarray, test: np.ndarray, centred: bool, arra
     return kernel, cross
 
 
-def _ridge_coefficients(X, x_mean, Yc, eigenvalues, Q, penalties, chosen, arrays: _Arrays) -> np.ndarray:
-    """(n_targets, n_features) ridge weights, each target with its chosen penalty:
-    Xc^T Q diag(1 / (lambda + penalty)) Q^T y, the kernel form's dual mapped back, a block of
-    feature columns at a time."""
-    dual = _ridge_dual(eigenvalues, Q, Yc, penalties, chosen, arrays)
+def _primal_weights(X, x_mean, dual, arrays: _Arrays) -> np.ndarray:
+    """(n_targets, n_features) ridge weights Xc^T a of dual coefficients a (n_samples, n_targets),
+    a block of feature columns at a time."""
     # (n_targets, n_features) in C order, each block a contiguous run of every target's row: a
     # target range (one ROI of a joint fit) is then a contiguous view, sliced and saved without
     # gathering strided rows of a 10^5-unit layer
-    weights = np.empty((Yc.shape[1], X.shape[1]))
-    for columns, block in _device_blocks(X, x_mean, arrays):
+    weights = np.empty((dual.shape[1], X.shape[1]))
+    for columns, block in _device_blocks(X, x_mean, arrays, rows=dual.shape[1]):
         weights[:, columns] = arrays.numpy(dual.T @ block)
     return weights
+
+
+def _centred_products(X, X_fit, x_mean) -> np.ndarray:
+    """(n_samples, n_fit) products X (X_fit - x_mean)^T in float64, a block of columns at a time
+    (both may be float32 activations of a 10^5-unit layer)."""
+    products = np.zeros((len(X), len(X_fit)))
+    for columns, block in _device_blocks(X_fit, x_mean, _NUMPY, rows=len(X)):
+        products += np.asarray(X[:, columns], dtype=np.float64) @ block.T
+    return products
+
+
+def stores_dual(model) -> bool:
+    """Whether a fitted `RidgeCVEncoder` holds its weights in dual form (``dual_coef_``, ``X_fit_``):
+    ``coef_`` is then formed on request only."""
+    return "dual_coef_" in vars(model) and "coef_" not in vars(model)
 
 
 def _fold_rows(rows, n_samples: int) -> np.ndarray:
@@ -455,6 +476,16 @@ class RidgeCVEncoder(_LinearEncoder):
     alpha_ : array (n_targets,)
         The chosen relative penalty of each target.
     coef_ : array (n_targets, n_features)
+        The weights. With more targets than samples and fewer samples than features (a whole
+        cortex on a wide layer) the fit keeps the smaller dual form below instead, and ``coef_``
+        is formed from it on each access (``predict`` never forms it).
+    dual_coef_ : array (n_samples, n_targets)
+        Only in the dual form: coef_ = dual_coef_^T (X_fit_ - x_mean_).
+    X_fit_ : array (n_samples, n_features)
+        Only in the dual form: the training features, not copied (as scikit-learn's
+        ``KernelRidge``): changing that array in place changes the model.
+    x_mean_ : array (n_features,)
+        Only in the dual form: the features' training mean.
     intercept_ : array (n_targets,)
 
     Examples
@@ -488,9 +519,25 @@ class RidgeCVEncoder(_LinearEncoder):
         eigenvalues, Q = _kernel_eigenbasis(X, centre, arrays)
         penalties, chosen = self._loo_penalties(eigenvalues, Q, Yc, alphas, arrays)
         self.alpha_ = alphas[arrays.numpy(chosen)]
-        self.coef_ = _ridge_coefficients(X, centre, Yc, eigenvalues, Q, penalties, chosen, arrays)
-        self.intercept_ = y_mean - self.coef_ @ x_mean
+        dual = _ridge_dual(eigenvalues, Q, Yc, penalties, chosen, arrays)
+        for name in ("coef_", "dual_coef_", "X_fit_", "x_mean_"):  # a refit keeps no weights of the last fit
+            vars(self).pop(name, None)
+        if len(X) <= X.shape[1] and Y.shape[1] > len(X):
+            # more targets than samples: (n_samples, n_targets) dual coefficients and the features
+            # are smaller than (n_targets, n_features) weights (1,906 vertices of a 140,000-unit
+            # layer: 2.1 GB of weights; 30,000 vertices: 34 GB)
+            self.dual_coef_, self.X_fit_, self.x_mean_ = arrays.numpy(dual), X, x_mean
+            self.intercept_ = y_mean - self.dual_coef_.T @ _centred_products(x_mean[None], X, x_mean)[0]
+        else:
+            self.coef_ = _primal_weights(X, centre, dual, arrays)
+            self.intercept_ = y_mean - self.coef_ @ x_mean
         return self
+
+    def __getattr__(self, name):
+        # a fit in dual form forms its weights when asked for them (each time: they may be GBs)
+        if name == "coef_" and "dual_coef_" in vars(self):
+            return _primal_weights(self.X_fit_, self.x_mean_, self.dual_coef_, _NUMPY)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _checked_alphas(self) -> np.ndarray:
         alphas = np.asarray(self.alphas, dtype=np.float64).ravel()

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from .._errors import InputFileError, check_format
 from .._npz import read_npz, write_npz
-from ._estimators import ROMP, KernelRidgeEncoder, OMPEncoder, RidgeCVEncoder
+from ._estimators import ROMP, KernelRidgeEncoder, OMPEncoder, RidgeCVEncoder, stores_dual
 
 __all__ = ["FORMAT", "load_models", "save_models"]
 
@@ -69,8 +69,10 @@ def _decode(value, field: str, path):
 
 
 # -- fitted attributes as arrays -------------------------------------------------------------------
-def _store(value, name: str, arrays: dict, field: str) -> dict:
-    """Put one fitted attribute into ``arrays`` under ``name``; return how to read it back."""
+def _store(value, name: str, arrays: dict, field: str, stored: dict) -> dict:
+    """Put one fitted attribute into ``arrays`` under ``name``; return how to read it back.
+    ``stored`` maps id() of each array already put to its name: an array several models share
+    (the training features of the ROIs of one dual-form fit) is written once."""
     if sp.issparse(value):
         kind = type(value).__name__
         if kind not in SPARSE:
@@ -84,6 +86,7 @@ def _store(value, name: str, arrays: dict, field: str) -> dict:
                 raise TypeError(f"EncodingModels.save: {field} is an object array of non-strings")
             arrays[name] = value.astype(str)
             return {"kind": "object_str", "array": name}
+        name = stored.setdefault(id(value), name)
         arrays[name] = value
         return {"kind": "array", "array": name}
     if isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value):
@@ -134,6 +137,7 @@ def _fetch(spec, arrays: dict, field: str, path):
 def save_models(models, path, *, overwrite: bool = False) -> Path:
     """Write ``models`` (an `EncodingModels`) to one ``.npz`` file; see the module docstring."""
     arrays: dict[str, np.ndarray] = {}
+    stored: dict[int, str] = {}  # the models are alive while saved: no id() is reused
     entries = []
     for i, (key, model) in enumerate(models.models.items()):
         field = f"models[{i}] {key}"
@@ -142,7 +146,7 @@ def save_models(models, path, *, overwrite: bool = False) -> Path:
             raise TypeError(f"EncodingModels.save: {field} is a {cls}; the .npz layout stores brainprobe's "
                             f"encoders only ({sorted(ESTIMATORS)})")
         params = model.get_params(deep=False)
-        fitted = {name: _store(value, f"model/{i}/{name}", arrays, f"{field}.{name}")
+        fitted = {name: _store(value, f"model/{i}/{name}", arrays, f"{field}.{name}", stored)
                   for name, value in vars(model).items() if name not in params}
         entries.append({"key": _encode(key, field), "class": cls,
                         "params": {k: _encode(v, f"{field}.{k}") for k, v in params.items()}, "fitted": fitted})
@@ -245,6 +249,9 @@ def _check_consistent(models, path) -> None:
         columns = models.columns.get((subject, roi))
         if columns is None:
             raise InputFileError(f"{path}: field 'columns': no columns for ({subject!r}, {roi!r})")
+        if stores_dual(model):
+            _check_dual(model, len(columns), f"{path}: model ({subject!r}, {roi!r}, {layer!r})")
+            continue
         n_targets = np.shape(model.coef_)[0] if hasattr(model, "coef_") else None
         if n_targets != len(columns):
             raise InputFileError(f"{path}: field 'coef_' of ({subject!r}, {roi!r}, {layer!r}): expected "
@@ -255,3 +262,15 @@ def _check_consistent(models, path) -> None:
         if predicted.shape != expected:
             raise InputFileError(f"{path}: field 'heldout' {key[:4]}: expected shape {expected} (training images "
                                  f"x columns), found {predicted.shape}")
+
+
+def _check_dual(model, n_columns: int, where: str) -> None:
+    """A dual-form ridge's arrays agree: dual_coef_ (n_samples, n_columns), X_fit_ (n_samples,
+    n_features), x_mean_ and intercept_ of their lengths."""
+    found = {name: np.shape(getattr(model, name, None)) for name in ("dual_coef_", "X_fit_", "x_mean_", "intercept_")}
+    n_samples, n_features = (found["X_fit_"] + (None, None))[:2]
+    expected = {"dual_coef_": (n_samples, n_columns), "x_mean_": (n_features,), "intercept_": (n_columns,)}
+    for name, shape in expected.items():
+        if len(found["X_fit_"]) != 2 or found[name] != shape:
+            raise InputFileError(f"{where}: field {name!r}: expected shape {shape} (X_fit_ {found['X_fit_']}, "
+                                 f"{n_columns} ROI columns), found {found[name]}")

@@ -38,7 +38,7 @@ from ..stats import (
     subsample_ci,
     subsample_p,
 )
-from ._estimators import ROMP, OMPEncoder, RidgeCVEncoder
+from ._estimators import ROMP, OMPEncoder, RidgeCVEncoder, stores_dual
 
 __all__ = ["EncodingModels", "fit_encoding_models", "generalization", "best_layer", "best_layer_proportions",
            "best_layer_tests"]
@@ -268,7 +268,10 @@ def _slice_targets(model, columns: slice):
     """A fitted multi-target model restricted to a range of its targets: views of the joint fit's
     rows (a ROI's weights on a 10^5-unit layer are not copied, nor gathered across rows)."""
     part = copy.copy(model)
-    part.coef_ = model.coef_[columns] if sp.issparse(model.coef_) else np.asarray(model.coef_)[columns]
+    if stores_dual(model):  # the dual coefficients' columns; the training features are shared
+        part.dual_coef_ = model.dual_coef_[:, columns]
+    else:
+        part.coef_ = model.coef_[columns] if sp.issparse(model.coef_) else np.asarray(model.coef_)[columns]
     part.intercept_ = np.asarray(model.intercept_)[columns]
     if hasattr(model, "support_"):
         part.support_ = list(model.support_[columns])
@@ -347,6 +350,8 @@ def fit_encoding_models(activations, responses, rois: Sequence[str], layers: Seq
 
 
 def _predict(model, X) -> np.ndarray:
+    if stores_dual(model):
+        return model._linear_predict(X)
     coef = model.coef_
     predicted = (coef @ X.T).T if sp.issparse(coef) else X @ np.asarray(coef).T
     return np.asarray(predicted) + np.asarray(model.intercept_)

@@ -115,9 +115,10 @@ class EncodingModule(nn.Module):
     @classmethod
     def from_estimator(cls, network: LayeredModel, layer: str, estimator, **options) -> EncodingModule:
         """From any fitted estimator with ``coef_`` (n_targets, n_features) and ``intercept_``."""
-        if not hasattr(estimator, "coef_"):
+        coef = getattr(estimator, "coef_", None)  # once: a dual-form ridge forms its weights on each access
+        if coef is None:
             raise ValueError(f"estimator: {type(estimator).__name__} is not fitted (no coef_)")
-        return cls(network, layer, estimator.coef_, estimator.intercept_, **options)
+        return cls(network, layer, coef, estimator.intercept_, **options)
 
     @classmethod
     def from_models(cls, network: LayeredModel, models: EncodingModels, subject: str, roi: str, layer: str,
