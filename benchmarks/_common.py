@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["timed", "device_description", "write_report", "method_arguments", "run_method_process", "compare_methods"]
+__all__ = ["timed", "device_description", "write_report", "measured_sizes", "report_child", "run_method_process", "compare_methods"]
 
 
 def timed(fn):
@@ -50,10 +51,11 @@ def write_report(report: dict, path) -> Path:
     return path
 
 
-def method_arguments(doc: str, child) -> argparse.Namespace | None:
+def measured_sizes(doc: str, child, sizes, quick):
     """``--quick`` and ``--child METHOD N P OUT`` of a benchmark that runs each method in its own
     process (so that its peak resident memory is its own). In such a process, ``child(method,
-    n_images, n_units, out)`` runs here and None is returned."""
+    n_images, n_units, out)`` runs here and None is returned; else the sizes to measure:
+    ``quick`` with ``--quick``, else ``sizes``."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--child", nargs=4, metavar=("METHOD", "N", "P", "OUT"))
@@ -62,7 +64,14 @@ def method_arguments(doc: str, child) -> argparse.Namespace | None:
         method, n_images, n_units, out = args.child
         child(method, int(n_images), int(n_units), Path(out))
         return None
-    return args
+    return quick if args.quick else sizes
+
+
+def report_child(seconds: float, cpu_seconds: float, **extra) -> None:
+    """A child's last line: its times, this process's peak resident memory and ``extra``, as JSON
+    (what `run_method_process` reads)."""
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_gib": peak_gib, **extra}))
 
 
 def run_method_process(script, method: str, n_images: int, n_units: int, out) -> dict:

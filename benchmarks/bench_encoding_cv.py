@@ -14,14 +14,13 @@ shared machine the wall time swings with the load, the CPU time much less.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import compare_methods, method_arguments, write_report
+from _common import compare_methods, measured_sizes, report_child, write_report
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
@@ -61,19 +60,18 @@ def child(method: str, n_images: int, n_units: int, out: Path) -> None:
         predicted = RidgeCVEncoder().cross_val_predict(X, Y, folds)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     np.save(out, predicted)
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                      "before_method_gib": baseline}))
+    report_child(seconds, cpu, before_method_gib=baseline)
 
 
 def main() -> None:
-    args = method_arguments(__doc__, child)
-    if args is None:  # this process ran one method
+    sizes = measured_sizes(__doc__, child, SIZES, QUICK)
+    if sizes is None:  # this process ran one method
         return
     import tempfile
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for n_images, n_units in QUICK if args.quick else SIZES:
+        for n_images, n_units in sizes:
             row = {"n_images": n_images, "n_units": n_units, "n_vertices": N_VERTICES, "folds": N_FOLDS}
             row.update(compare_methods(__file__, "refit", "gram", n_images, n_units, folder, ".npy"))
             same = np.max(np.abs(np.load(Path(folder) / "refit.npy") - np.load(Path(folder) / "gram.npy")))

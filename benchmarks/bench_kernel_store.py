@@ -14,15 +14,13 @@ are compared. Wall and CPU seconds are both reported (the machine is shared).
 
 from __future__ import annotations
 
-import json
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import compare_methods, method_arguments, write_report
+from _common import compare_methods, measured_sizes, report_child, write_report
 from bench_encoding_cv import N_FOLDS, N_VERTICES, _data
 from sklearn.model_selection import KFold
 
@@ -62,16 +60,15 @@ def child(method: str, n_images: int, n_units: int, out: Path) -> None:
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     np.savez(out, coefficients=coefficients, predictions=predictions)
     stored = sum(f.stat().st_size for f in (out.parent / "kernels").rglob("*.npy")) if method == "store" else 0
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "stored_gb": stored / 1e9,
-                      "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+    report_child(seconds, cpu, stored_gb=stored / 1e9)
 
 
 def main() -> None:
-    args = method_arguments(__doc__, child)
-    if args is None:  # this process ran one method
+    sizes = measured_sizes(__doc__, child, SIZES, QUICK)
+    if sizes is None:  # this process ran one method
         return
     rows = []
-    for n_images, n_units in QUICK if args.quick else SIZES:
+    for n_images, n_units in sizes:
         row = {"n_images": n_images, "n_units": n_units, "n_vertices": N_VERTICES, "folds": N_FOLDS,
                "subjects": N_SUBJECTS}
         with tempfile.TemporaryDirectory() as folder:

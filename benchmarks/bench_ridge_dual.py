@@ -13,15 +13,13 @@ The predictions are compared.
 
 from __future__ import annotations
 
-import json
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import compare_methods, method_arguments, write_report
+from _common import compare_methods, measured_sizes, report_child, write_report
 
 from brainprobe.encoding import EncodingModels, RidgeCVEncoder
 
@@ -53,16 +51,15 @@ def child(method: str, n_images: int, n_units: int, out: Path) -> None:
                           layers=["layer"], rois=["cortex"], subjects=["sub-01"]).save(out.with_suffix(".models.npz"))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     np.save(out, predicted)
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "file_gb": path.stat().st_size / 1e9,
-                      "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+    report_child(seconds, cpu, file_gb=path.stat().st_size / 1e9)
 
 
 def main() -> None:
-    args = method_arguments(__doc__, child)
-    if args is None:  # this process ran one method
+    sizes = measured_sizes(__doc__, child, SIZES, QUICK)
+    if sizes is None:  # this process ran one method
         return
     rows = []
-    for n_images, n_units, n_vertices in QUICK if args.quick else SIZES:
+    for n_images, n_units, n_vertices in sizes:
         os.environ["BENCH_VERTICES"] = str(n_vertices)
         row = {"n_images": n_images, "n_units": n_units, "n_vertices": n_vertices, "n_new_images": N_NEW}
         with tempfile.TemporaryDirectory() as folder:
