@@ -89,14 +89,43 @@ def test_rois_of_a_dual_fit_share_the_features_saved_once_and_load_to_the_same_p
     assert path.stat().st_size < 60 * 400 * 8
 
 
-def test_a_file_whose_dual_arrays_disagree_is_refused_with_the_field(tmp_path):
+def _first(arrays: dict, suffix: str) -> str:
+    return next(k for k in sorted(arrays) if k.endswith(suffix))
+
+
+def _cut_columns(arrays):
+    for suffix in ("X_fit_", "x_mean_"):
+        arrays[_first(arrays, suffix)] = arrays[_first(arrays, suffix)][..., :-1]
+
+
+def _nan_feature(arrays):
+    features = arrays[_first(arrays, "X_fit_")].copy()
+    features[3, 5] = np.nan
+    arrays[_first(arrays, "X_fit_")] = features
+
+
+DAMAGES = {
+    "dual_rows": (lambda a: a.update({_first(a, "dual_coef_"): a[_first(a, "dual_coef_")][:-1]}),
+                  r"field 'dual_coef_': expected shape \(24, 35\)"),
+    "feature_columns": (_cut_columns, r"field 'X_fit_': expected 400 columns \(n_features_in_\), found 399"),
+    "integer_features": (lambda a: a.update({_first(a, "X_fit_"): a[_first(a, "X_fit_")].astype(np.int64)}),
+                         r"field 'X_fit_': expected the \(n_samples, n_features\) float"),
+    "nan_feature": (_nan_feature, r"field 'X_fit_': expected finite values"),
+    "penalties": (lambda a: a.update({_first(a, "alpha_"): a[_first(a, "alpha_")][:3]}),
+                  r"field 'alpha_': expected one penalty per ROI column \(35\), found 3"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_file_whose_dual_arrays_disagree_is_refused_with_the_field(tmp_path, damage):
     activations, responses = _study_data()
     models = fit_encoding_models(activations, responses, ["V1", "LO"], estimator=RidgeCVEncoder())
+    assert models.models[("sub-01", "V1", "wide")].alpha_.shape == (35,)  # each ROI its own penalties
     path = models.save(tmp_path / "models.npz")
     arrays = dict(np.load(path, allow_pickle=False))
-    name = next(k for k in arrays if k.endswith("dual_coef_"))
-    arrays[name] = arrays[name][:-1]
+    change, message = DAMAGES[damage]
+    change(arrays)
     broken = tmp_path / "broken.npz"
     np.savez(broken, **arrays)
-    with pytest.raises(InputFileError, match=r"broken\.npz: model .*field 'dual_coef_': expected shape \(24, "):
+    with pytest.raises(InputFileError, match=r"broken\.npz: model \('sub-01', 'V1', 'wide'\): " + message):
         EncodingModels.load(broken)

@@ -476,7 +476,7 @@ class RidgeCVEncoder(_LinearEncoder):
     alpha_ : array (n_targets,)
         The chosen relative penalty of each target.
     coef_ : array (n_targets, n_features)
-        The weights. With more targets than samples and fewer samples than features (a whole
+        The weights. With more targets than samples and no more samples than features (a whole
         cortex on a wide layer) the fit keeps the smaller dual form below instead, and ``coef_``
         is formed from it on each access (``predict`` never forms it).
     dual_coef_ : array (n_samples, n_targets)

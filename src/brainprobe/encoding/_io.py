@@ -3,7 +3,9 @@
 The file holds one JSON manifest (array ``manifest``: subjects, ROIs, layers, each model's
 estimator class and parameters and the names of its fitted arrays, the held-out predictions'
 cross-validation settings) and plain arrays: each model's fitted attributes (``coef_`` dense or
-as the three arrays of a sparse matrix, ``intercept_``, ``support_`` ...), each ROI's columns,
+as the three arrays of a sparse matrix, or a tuned ridge's ``dual_coef_``, ``X_fit_`` and
+``x_mean_``; ``intercept_``, ``support_`` ...; an array several models share, as the training
+features of the ROIs of one dual-form fit, is written once), each ROI's columns,
 each subject's training images and the cached held-out predictions. Estimators are rebuilt only
 from brainprobe's own encoder classes (a file cannot name code to import), and every value comes
 back with its type and dtype, so a loaded object equals the saved one exactly.
@@ -249,13 +251,19 @@ def _check_consistent(models, path) -> None:
         columns = models.columns.get((subject, roi))
         if columns is None:
             raise InputFileError(f"{path}: field 'columns': no columns for ({subject!r}, {roi!r})")
+        where = f"{path}: model ({subject!r}, {roi!r}, {layer!r})"
         if stores_dual(model):
-            _check_dual(model, len(columns), f"{path}: model ({subject!r}, {roi!r}, {layer!r})")
-            continue
-        n_targets = np.shape(model.coef_)[0] if hasattr(model, "coef_") else None
-        if n_targets != len(columns):
-            raise InputFileError(f"{path}: field 'coef_' of ({subject!r}, {roi!r}, {layer!r}): expected "
-                                 f"{len(columns)} rows (the ROI's columns), found {n_targets}")
+            _check_dual(model, len(columns), where)
+        elif not hasattr(model, "coef_"):
+            raise InputFileError(f"{where}: has no weights: expected field 'coef_' or 'dual_coef_'")
+        else:
+            n_targets = np.shape(model.coef_)[0]
+            if n_targets != len(columns):
+                raise InputFileError(f"{path}: field 'coef_' of ({subject!r}, {roi!r}, {layer!r}): expected "
+                                     f"{len(columns)} rows (the ROI's columns), found {n_targets}")
+        if np.ndim(getattr(model, "alpha_", None)) == 1 and len(model.alpha_) != len(columns):
+            raise InputFileError(f"{where}: field 'alpha_': expected one penalty per ROI column ({len(columns)}), "
+                                 f"found {len(model.alpha_)}")
     for key, predicted in models.heldout.items():
         subject, roi = key[0], key[1]
         expected = (len(models.train_images.get(subject, ())), len(models.columns.get((subject, roi), ())))
@@ -265,12 +273,28 @@ def _check_consistent(models, path) -> None:
 
 
 def _check_dual(model, n_columns: int, where: str) -> None:
-    """A dual-form ridge's arrays agree: dual_coef_ (n_samples, n_columns), X_fit_ (n_samples,
-    n_features), x_mean_ and intercept_ of their lengths."""
-    found = {name: np.shape(getattr(model, name, None)) for name in ("dual_coef_", "X_fit_", "x_mean_", "intercept_")}
-    n_samples, n_features = (found["X_fit_"] + (None, None))[:2]
-    expected = {"dual_coef_": (n_samples, n_columns), "x_mean_": (n_features,), "intercept_": (n_columns,)}
+    """A dual-form ridge's arrays agree: X_fit_ (n_samples, n_features_in_) of finite floats,
+    dual_coef_ (n_samples, n_columns), x_mean_ (n_features_in_,), intercept_ (n_columns,)."""
+    features = getattr(model, "X_fit_", None)
+    n_features = getattr(model, "n_features_in_", None)
+    if not isinstance(features, np.ndarray) or features.ndim != 2 or features.dtype.kind != "f":
+        raise InputFileError(f"{where}: field 'X_fit_': expected the (n_samples, n_features) float training "
+                             f"features of the dual form, found {_described(features)}")
+    if n_features is not None and features.shape[1] != n_features:
+        raise InputFileError(f"{where}: field 'X_fit_': expected {n_features} columns (n_features_in_), "
+                             f"found {features.shape[1]}")
+    expected = {"dual_coef_": (len(features), n_columns), "x_mean_": (features.shape[1],), "intercept_": (n_columns,)}
     for name, shape in expected.items():
-        if len(found["X_fit_"]) != 2 or found[name] != shape:
-            raise InputFileError(f"{where}: field {name!r}: expected shape {shape} (X_fit_ {found['X_fit_']}, "
-                                 f"{n_columns} ROI columns), found {found[name]}")
+        value = getattr(model, name, None)
+        if np.shape(value) != shape:
+            raise InputFileError(f"{where}: field {name!r}: expected shape {shape} (X_fit_ {features.shape}, "
+                                 f"{n_columns} ROI columns), found {_described(value)}")
+    for name in ("X_fit_", "dual_coef_", "x_mean_"):  # a NaN would make every prediction NaN
+        if not np.isfinite(getattr(model, name)).all():
+            raise InputFileError(f"{where}: field {name!r}: expected finite values, found NaN or inf")
+
+
+def _described(value) -> str:
+    if value is None:
+        return "none"
+    return f"shape {np.shape(value)} of {np.asarray(value).dtype}" if isinstance(value, np.ndarray) else repr(value)[:60]

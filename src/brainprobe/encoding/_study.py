@@ -88,7 +88,9 @@ class EncodingModels:
         A JSON manifest (array ``manifest``) lists subjects, ROIs, layers, each model's
         estimator class and parameters, and the (subject, roi, layer, cv, measurement, estimator)
         of each held-out prediction; the arrays hold each model's fitted attributes
-        (``coef_`` (n_vertices, n_units), dense or sparse; ``intercept_`` (n_vertices,) ...),
+        (``coef_`` (n_vertices, n_units), dense or sparse, or a tuned ridge's dual form:
+        ``dual_coef_`` (n_train_images, n_vertices), ``X_fit_`` and ``x_mean_``, the features
+        written once for all ROIs of a fit; ``intercept_`` (n_vertices,) ...),
         each ROI's columns (n_vertices,), each subject's training images and the held-out
         predictions (n_train_images, n_vertices). `EncodingModels.load` gives back an equal
         object; the brainprobe encoders (`ROMP`, `OMPEncoder`, `KernelRidgeEncoder`,
@@ -273,6 +275,8 @@ def _slice_targets(model, columns: slice):
     else:
         part.coef_ = model.coef_[columns] if sp.issparse(model.coef_) else np.asarray(model.coef_)[columns]
     part.intercept_ = np.asarray(model.intercept_)[columns]
+    if np.ndim(getattr(model, "alpha_", None)) == 1:  # a tuned ridge's penalty per target
+        part.alpha_ = np.asarray(model.alpha_)[columns]
     if hasattr(model, "support_"):
         part.support_ = list(model.support_[columns])
     for name in ("n_iter_", "stop_reason_"):
