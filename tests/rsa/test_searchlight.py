@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -117,3 +118,19 @@ def test_searchlight_gram_per_disk_equals_the_disk_sums_definition(metric):
         found = maps.loc[maps["pair"] == f"RE-{other}", "similarity"].to_numpy()
         np.testing.assert_allclose(found, correlate_rows(expected["RE"], expected[other], "spearman"),
                                    rtol=0, atol=1e-10)
+
+
+def test_a_searchlight_projected_past_the_limit_says_how_long_and_what_is_faster(monkeypatch):
+    from brainprobe.rsa import _searchlight
+
+    table, patterns = _searchlight_study(n=12, n_vertices=60, signal=slice(20, 40))
+    disks = _line_neighbourhoods(60, 3)
+    expected = searchlight_kind_similarity(patterns, table, disks, chunk_size=10)
+    monkeypatch.setattr(_searchlight, "SLOW_SEARCHLIGHT_S", 0.0)  # any projection is past it
+    with pytest.warns(UserWarning, match=r"the first 10 of 60 centres took .* s; all of them will take about .* h "
+                                         r"at this rate \(12 images, spearman on the CPU\)\. Faster: method='pearson'.*"
+                                         r"or a CUDA device"):
+        found = searchlight_kind_similarity(patterns, table, disks, chunk_size=10)
+    pd.testing.assert_frame_equal(found, expected)  # the warning changes nothing
+    with pytest.warns(UserWarning, match=r"Faster: fewer permutations \(20 now\)"):
+        searchlight_kind_similarity(patterns, table, disks, n_perm=20, chunk_size=10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +28,8 @@ from ._searchlight_batched import GRAM_METRICS, RDM_METHODS, batched_kind_simila
 __all__ = ["searchlight_rdms", "searchlight_kind_similarity"]
 
 _SEARCHLIGHT_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean")
+# a searchlight projected to take longer than this (from its first chunk) says so, and what is faster
+SLOW_SEARCHLIGHT_S = 600.0
 
 
 def _membership(neighbourhoods, n_vertices: int) -> sp.csr_matrix:
@@ -108,6 +112,24 @@ def _batched_path(metric: str, method: str, perms, device) -> bool:
     return (method == "pearson" and metric in GRAM_METRICS) or resolve_device(device).type != "cpu"
 
 
+def _warn_if_slow(seconds: float, done: int, n_centers: int, method: str, metric: str, perms, n_images: int):
+    """Warn when the first chunk's time projects the searchlight past `SLOW_SEARCHLIGHT_S`,
+    naming what is faster (hours of a study's searchlight should not pass in silence)."""
+    projected = seconds * n_centers / done
+    if projected <= SLOW_SEARCHLIGHT_S:
+        return
+    faster = []
+    if perms is not None:
+        faster.append(f"fewer permutations ({len(perms)} now) or fewer centres")
+    elif _check_method(method) != "pearson" or metric not in GRAM_METRICS:
+        faster.append("method='pearson' with metric correlation, cosine or squared_euclidean (a study's [rsa] "
+                      "method; no RDM is formed: ~60 CPU s for both fs_LR 32k hemispheres at 1,000 images)")
+        faster.append("a CUDA device (device='cuda'), where every disk's RDMs are ranked in batches")
+    warnings.warn(f"searchlight: the first {done} of {n_centers} centres took {seconds:.0f} s; all of them will take "
+                  f"about {projected / 3600:.1f} h at this rate ({n_images} images, {method} on the CPU). "
+                  + ("Faster: " + "; or ".join(faster) + "." if faster else ""), UserWarning, stacklevel=3)
+
+
 def _searchlight_block(patterns, rows, members, *, reference, others, metric, method, perms, alternative,
                        chunk_size, memory_gb, progress, device=None):
     """Similarity, p and the null maxima of one block of centres: arrays per other kind.
@@ -131,7 +153,11 @@ def _searchlight_block(patterns, rows, members, *, reference, others, metric, me
     bounds = list(_centre_chunks(members, n_sources, budget // 2, chunk_size, len(rows)))
     bar = tqdm(bounds, desc="searchlight", unit="chunk",
                disable=(len(bounds) < 2 or None) if progress is None else not progress)
-    for start, stop in bar:
+    started = time.perf_counter()
+    for i, (start, stop) in enumerate(bar):
+        if i == 1:  # the first chunk is done: its time projects the whole block's
+            _warn_if_slow(time.perf_counter() - started, bounds[0][1] - bounds[0][0], n_centers, method, metric,
+                          perms, n_sources)
         chunk = members[start:stop]
         kind_rdms = {kind: _chunk_rdms(patterns, chunk, metric, index) for kind, index in rows.items()}
         # the reference's ranks (and norms) once for every other kind
