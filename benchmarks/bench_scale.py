@@ -117,9 +117,9 @@ def _timed(fn) -> tuple[float, float]:
 
 
 def _per_item_cap(run_one, total: int, cap_s: float) -> tuple[float, int, float]:
-    """Seconds for ``total`` items of ``run_one(k)``: all of them when that fits ``cap_s``, else
-    one call's fixed cost plus the marginal cost per item, (t(k) - t(1)) / (k - 1), times the
-    items left. Returns (wall seconds, items measured in the largest call, CPU seconds, the
+    """Seconds for ``total`` items of ``run_one(k)``: all of them when that fits ``cap_s`` (one
+    call's fixed cost plus the marginal cost per item, (t(k) - t(1)) / (k - 1), times the items
+    left), else that estimate. Returns (wall seconds, items measured in the largest call, CPU seconds, the
     same way): on a shared machine the CPU seconds are the steadier figure."""
     one, one_cpu = _timed(lambda: run_one(1))
     if one * total <= cap_s:
@@ -130,6 +130,9 @@ def _per_item_cap(run_one, total: int, cap_s: float) -> tuple[float, int, float]
     many, many_cpu = _timed(lambda: run_one(count))
     marginal = max(many - one, 0.0) / (count - 1)
     marginal_cpu = max(many_cpu - one_cpu, 0.0) / (count - 1)
+    if count < total and one + marginal * (total - 1) <= cap_s:  # the whole count fits after all: measure it
+        wall, cpu = _timed(lambda: run_one(total))
+        return wall, total, cpu
     return one + marginal * (total - 1), count, one_cpu + marginal_cpu * (total - 1)
 
 
