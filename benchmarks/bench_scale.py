@@ -130,10 +130,19 @@ def _per_item_cap(run_one, total: int, cap_s: float) -> tuple[float, int, float]
     many, many_cpu = _timed(lambda: run_one(count))
     marginal = max(many - one, 0.0) / (count - 1)
     marginal_cpu = max(many_cpu - one_cpu, 0.0) / (count - 1)
-    if count < total and one + marginal * (total - 1) <= cap_s:  # the whole count fits after all: measure it
-        wall, cpu = _timed(lambda: run_one(total))
-        return wall, total, cpu
-    return one + marginal * (total - 1), count, one_cpu + marginal_cpu * (total - 1)
+    if count == total:
+        return many, total, many_cpu
+    return _whole_or_estimate(run_one, total, cap_s, one, one_cpu, marginal, marginal_cpu, count)[:3]
+
+
+def _whole_or_estimate(run, total: int, cap_s: float, one, one_cpu, per, per_cpu, count):
+    """(wall, items measured, CPU, timed whole) of ``run(total)``: timed whole when one call's
+    setup plus ``total - 1`` items at their measured cost fits ``cap_s``; else that estimate
+    (``count``: the items the cost was measured on)."""
+    if one + per * (total - 1) <= cap_s:
+        wall, cpu = _timed(lambda: run(total))
+        return wall, total, cpu, True
+    return one + per * (total - 1), count, one_cpu + per_cpu * (total - 1), False
 
 
 def step_rdm_compare(n: int) -> dict:
@@ -219,13 +228,11 @@ def _bootstrap_marginal(patterns: np.ndarray, n: int) -> tuple[float, float, int
 
 
 def _whole_or_extrapolated(run, one, one_cpu, per, per_cpu, k, note) -> dict:
-    """N_BOOT resamples timed in one call when setup plus N_BOOT - 1 resamples at their measured
-    cost fit the cap; else that sum (``extrapolated``, with ``note``)."""
-    if one + per * (N_BOOT - 1) <= STEP_CAP_S:
-        seconds, cpu = _timed(lambda: run(N_BOOT))
-        return {"seconds": seconds, "cpu_seconds": cpu, "measured_n_boot": N_BOOT, "extrapolated": False}
-    return {"seconds": one + per * (N_BOOT - 1), "cpu_seconds": one_cpu + per_cpu * (N_BOOT - 1),
-            "measured_n_boot": k, "extrapolated": True, "note": note}
+    """`_whole_or_estimate` of N_BOOT resamples under the step cap, as row fields (``note`` when
+    extrapolated)."""
+    seconds, measured, cpu, whole = _whole_or_estimate(run, N_BOOT, STEP_CAP_S, one, one_cpu, per, per_cpu, k)
+    row = {"seconds": seconds, "cpu_seconds": cpu, "measured_n_boot": measured, "extrapolated": not whole}
+    return row if whole else {**row, "note": note}
 
 
 def step_image_bootstraps(n: int) -> dict:
