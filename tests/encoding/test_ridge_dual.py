@@ -67,7 +67,7 @@ def _study_data(n_images=24, n_units=400, n_vertices=60):
     return Activations(layers, image_ids=ids), responses
 
 
-def test_rois_of_a_dual_fit_share_the_features_saved_once_and_load_to_the_same_predictions(tmp_path):
+def test_rois_of_a_dual_fit_share_the_features_saved_once_and_load_to_the_same_predictions(tmp_path, monkeypatch):
     activations, responses = _study_data()
     models = fit_encoding_models(activations, responses, ["V1", "LO"], estimator=RidgeCVEncoder())
     v1, lo = models.models[("sub-01", "V1", "wide")], models.models[("sub-01", "LO", "wide")]
@@ -80,7 +80,13 @@ def test_rois_of_a_dual_fit_share_the_features_saved_once_and_load_to_the_same_p
     path = models.save(tmp_path / "models.npz")
     with zipfile.ZipFile(path) as archive:
         assert sum(name.endswith("X_fit_.npy") for name in archive.namelist()) == 1  # written once
+    from brainprobe.encoding import _io
+
+    scanned = []
+    real_all_finite = _io._all_finite
+    monkeypatch.setattr(_io, "_all_finite", lambda values: scanned.append(values.shape) or real_all_finite(values))
     loaded = EncodingModels.load(path)
+    assert scanned.count((24, 400)) == 1  # the shared features are checked once, not once per ROI
     for key, model in models.models.items():
         np.testing.assert_array_equal(loaded.models[key].predict(X), model.predict(X))
         np.testing.assert_array_equal(loaded.models[key].coef_, model.coef_)
