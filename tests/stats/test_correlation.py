@@ -93,6 +93,33 @@ def test_fast_ranks_equal_scipy_with_and_without_ties():
         np.testing.assert_array_equal(rank_rows(values), rankdata(values, axis=-1))
 
 
+def test_packed_key_ranks_equal_scipy_where_prefixes_collide(monkeypatch):
+    """The packed-key sort keeps only a prefix of each value beside its index: values closer than
+    that prefix resolves, a range of 600 orders of magnitude, signed zeros, infinities, NaN rows and
+    row blocks must all still give scipy's ranks exactly."""
+    from scipy.stats import rankdata
+
+    from brainprobe.stats import _correlation
+
+    rng = np.random.default_rng(11)
+    # 20 bits of spread (ties too) inside a range of ~2^62 keys: the prefix drops 16 bits of each value
+    near = 1.0 + rng.integers(0, 2**20, size=(3, 200_000)) * np.finfo(float).eps
+    near[:, :2] = [1e-300, 1e300]
+    wide = rng.choice([-1.0, 1.0], size=(2, 5000)) * 10.0 ** rng.uniform(-300, 300, size=(2, 5000))
+    specials = np.array([[0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 5e-324, -5e-324, 0.0, np.inf]])
+    constant = np.full((2, 1000), 3.5)
+    with_nan = np.where(rng.random((9, 300)) < 0.02, np.nan, rng.normal(size=(9, 300)))
+    resolved = []
+    resolve = _correlation._resolve_shared_prefixes
+    monkeypatch.setattr(_correlation, "_resolve_shared_prefixes", lambda *a: resolved.append(a[2].sum()) or resolve(*a))
+    for values in (near, wide, specials, constant, with_nan):
+        np.testing.assert_array_equal(_correlation.rank_rows(values), rankdata(values, axis=-1))
+    assert resolved[0] > 500_000  # the near row's values really did share prefixes
+    monkeypatch.setattr(_correlation, "_RANK_BLOCK_ELEMENTS", 1000)  # several blocks of rows, NaN rows between
+    np.testing.assert_array_equal(_correlation.rank_rows(with_nan), rankdata(with_nan, axis=-1))
+    np.testing.assert_array_equal(_correlation.rank_rows(near[:, :5000]), rankdata(near[:, :5000], axis=-1))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_torch_row_ranks_equal_scipy_rankdata_with_ties(dtype):
     """One torch ranking serves the metamer fidelity and the batched searchlight: scipy's average

@@ -39,26 +39,96 @@ def _check_method(method: str) -> str:
 def rank_rows(x: np.ndarray) -> np.ndarray:
     """Average ranks (ties share their mean rank) along the last axis, float64; as scipy's rankdata.
 
-    One sort per row gives the ranks directly; in rows that contain ties each run of equal values
-    is then averaged on the sorted values (no second sort), and rows with NaN go through
-    ``scipy.stats.rankdata`` (ranking is the cost of Spearman over many RDMs).
+    Each row is ordered by one sort of packed 64-bit keys (the value's order bits above its
+    index), numpy's vectorized integer sort: no argsort, no second pass over the row. Values whose
+    keys share a prefix (ties, or values closer than the prefix resolves) are then re-ordered by
+    their full value among themselves, and ties averaged. Rows with NaN go through
+    ``scipy.stats.rankdata``. Ranking is the cost of Spearman over many RDMs: 499,500 pairs
+    (1,000 images) take ~16 ms a row, against ~50 ms for ``torch.sort`` on the same CPU
+    (``benchmarks/bench_rank.py``).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0 or x.shape[-1] == 0:
         return rankdata(x, axis=-1)
     flat = x.reshape(-1, x.shape[-1])
-    values, order = torch.sort(torch.from_numpy(np.ascontiguousarray(flat)), dim=-1)
-    ranks = torch.empty_like(values)
-    ranks.scatter_(-1, order, torch.arange(1, flat.shape[-1] + 1, dtype=values.dtype).expand_as(values).contiguous())
-    ranks = ranks.numpy()
     has_nan = np.isnan(flat).any(axis=-1)
-    tied = (values[:, 1:] == values[:, :-1]).any(dim=-1).numpy() & ~has_nan
-    if tied.any():
-        rows = torch.from_numpy(tied)
-        ranks[tied] = torch.empty_like(values[rows]).scatter_(-1, order[rows], _tie_averaged_positions(values[rows])).numpy()
+    if not has_nan.any() and flat.size <= _RANK_BLOCK_ELEMENTS:
+        return _rank_block(flat).reshape(x.shape)
+    ranks = np.empty(flat.shape)
+    clean = np.flatnonzero(~has_nan)
+    step = max(1, _RANK_BLOCK_ELEMENTS // flat.shape[1])  # bounds the keys and order held at once
+    for start in range(0, len(clean), step):
+        rows = clean[start:start + step]
+        ranks[rows] = _rank_block(flat[rows])
     if has_nan.any():
         ranks[has_nan] = rankdata(flat[has_nan], axis=-1)
     return ranks.reshape(x.shape)
+
+
+_RANK_BLOCK_ELEMENTS = 1 << 24
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """uint64 keys whose unsigned order is the order of the (NaN-free) float64 ``values``."""
+    keys = (values + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0: equal values, one key
+    flip = keys >> np.uint64(63)  # negative: invert every bit; positive: set the sign bit
+    flip *= np.uint64((1 << 63) - 1)
+    flip |= np.uint64(1 << 63)
+    keys ^= flip
+    return keys
+
+
+def _rank_block(block: np.ndarray) -> np.ndarray:
+    """Average ranks of each row of a NaN-free (rows, n) float64 block."""
+    rows, n = block.shape
+    index_bits = max(1, (n - 1).bit_length())
+    keys = _order_keys(block)
+    # relative to the row's smallest key, the value needs only the bits of the row's range: the
+    # fewer bits dropped to make room for the index, the fewer values share a prefix
+    keys -= keys.min(axis=1, keepdims=True)
+    dropped = max(0, int(keys.max()).bit_length() + index_bits - 64)
+    if dropped:
+        keys >>= np.uint64(dropped)
+    keys <<= np.uint64(index_bits)
+    keys |= np.arange(n, dtype=np.uint64)
+    keys.sort(axis=1)
+    order = (keys & np.uint64((1 << index_bits) - 1)).astype(np.intp)
+    keys >>= np.uint64(index_bits)
+    shared = keys[:, 1:] == keys[:, :-1]
+    del keys
+    ranks = np.empty((rows, n))
+    positions = np.arange(1.0, n + 1)
+    for row in range(rows):  # a row at a time: put_along_axis would build (rows, n) index arrays
+        ranks[row, order[row]] = positions
+    if shared.any():
+        _resolve_shared_prefixes(block, order, shared, ranks)
+    return ranks
+
+
+def _resolve_shared_prefixes(block: np.ndarray, order: np.ndarray, shared: np.ndarray, ranks: np.ndarray) -> None:
+    """Fix ``ranks`` where sorted neighbours share a key prefix (``shared``, (rows, n - 1)): those
+    runs are in index order, not value order, and may hold ties. Each run's values are sorted
+    among themselves and each group of equal values gets the mean of its first and last position."""
+    n = block.shape[1]
+    row, column = np.nonzero(shared)
+    members = np.union1d(row * n + column, row * n + column + 1)  # sorted positions, flattened
+    member_row, member_column = np.divmod(members, n)
+    source = member_row * n + order.reshape(-1)[members]  # where each member's value sits
+    values = block.reshape(-1)[source]
+    # a run begins at a member whose sorted predecessor does not share its prefix
+    continues = np.zeros(len(members), bool)
+    inside = member_column > 0
+    continues[inside] = shared[member_row[inside], member_column[inside] - 1]
+    run = np.cumsum(~continues)
+    resorted = np.lexsort((values, run))
+    values, source = values[resorted], source[resorted]
+    # the members' positions stay where they are; their values move into them in value order
+    position = member_column + 1.0
+    new_group = np.r_[True, (run[1:] != run[:-1]) | (values[1:] != values[:-1])]
+    group = np.cumsum(new_group) - 1
+    starts = np.flatnonzero(new_group)
+    middle = (np.minimum.reduceat(position, starts) + np.maximum.reduceat(position, starts)) / 2
+    ranks.reshape(-1)[source] = middle[group]
 
 
 # a variance below this share of the sum of squares is rounding: the values are constant
