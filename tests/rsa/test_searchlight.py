@@ -127,6 +127,7 @@ def test_a_searchlight_projected_past_the_limit_says_how_long_and_what_is_faster
     disks = _line_neighbourhoods(60, 3)
     expected = searchlight_kind_similarity(patterns, table, disks, chunk_size=10)
     monkeypatch.setattr(_searchlight, "SLOW_SEARCHLIGHT_S", 0.0)  # any projection is past it
+    monkeypatch.setattr(_searchlight, "PROJECT_AFTER_S", 0.0)  # projected from the first chunk
     with pytest.warns(UserWarning, match=r"the first 10 of 60 centres took .* s; all of them will take about .* h "
                                          r"at this rate \(12 images, spearman on the CPU\)\. Faster: method='pearson'.*"
                                          r"or a CUDA device"):

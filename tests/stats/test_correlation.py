@@ -114,7 +114,7 @@ def test_packed_key_ranks_equal_scipy_where_prefixes_collide(monkeypatch):
     monkeypatch.setattr(_correlation, "_resolve_shared_prefixes", lambda *a: resolved.append(a[2].sum()) or resolve(*a))
     for values in (near, wide, specials, constant, with_nan):
         np.testing.assert_array_equal(_correlation.rank_rows(values), rankdata(values, axis=-1))
-    assert resolved[0] > 500_000  # the near row's values really did share prefixes
+    assert resolved[0] > 150_000  # nearly all of a near row's 200,000 values shared a prefix
     monkeypatch.setattr(_correlation, "_RANK_BLOCK_ELEMENTS", 1000)  # several blocks of rows, NaN rows between
     np.testing.assert_array_equal(_correlation.rank_rows(with_nan), rankdata(with_nan, axis=-1))
     np.testing.assert_array_equal(_correlation.rank_rows(near[:, :5000]), rankdata(near[:, :5000], axis=-1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Sequence
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from .._device import resolve_device
 from .._internal import (
@@ -30,6 +32,8 @@ __all__ = ["searchlight_rdms", "searchlight_kind_similarity"]
 _SEARCHLIGHT_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean")
 # a searchlight projected to take longer than this (from its first chunk) says so, and what is faster
 SLOW_SEARCHLIGHT_S = 600.0
+# ... once this many seconds have passed (a chunk of a few centres is too short to project from)
+PROJECT_AFTER_S = 5.0
 
 
 def _membership(neighbourhoods, n_vertices: int) -> sp.csr_matrix:
@@ -95,6 +99,17 @@ def _centre_chunks(members: sp.csr_matrix, n_images: int, budget: int, cap: int,
         yield start, min(members.shape[0], start + size)
 
 
+# arrays above glibc's largest mmap threshold (32 MiB) get fresh pages at every allocation, and
+# touching them first costs more than ranking them (measured: 86 ms a centre at 1,000 images in
+# chunks of 2,048 centres, 54 ms in chunks of 4)
+_REUSABLE_BYTES = 16 * 2**20
+
+
+def _reusable_centres(n_images: int) -> int:
+    """Centres per chunk whose (centres x n_pairs) float64 arrays stay reusable (at least one)."""
+    return max(1, _REUSABLE_BYTES // (8 * max(1, n_images * (n_images - 1) // 2)))
+
+
 def _oriented(values: np.ndarray, alternative: str) -> np.ndarray:
     """Statistics turned so that larger is more extreme, for maximum-statistic corrections."""
     if alternative == "two-sided":
@@ -150,29 +165,36 @@ def _searchlight_block(patterns, rows, members, *, reference, others, metric, me
     null_max = {other: np.full(0 if perms is None else len(perms), -np.inf) for other in others}
     budget = memory_budget_bytes(memory_gb)
     # half for the chunk's RDMs of every kind, half for the permutation test's gathers
-    bounds = list(_centre_chunks(members, n_sources, budget // 2, chunk_size, len(rows)))
-    bar = tqdm(bounds, desc="searchlight", unit="chunk",
+    bounds = list(_centre_chunks(members, n_sources, budget // 2, min(chunk_size, _reusable_centres(n_sources)),
+                                 len(rows)))
+    bar = tqdm(total=n_centers, desc="searchlight", unit="centre",
                disable=(len(bounds) < 2 or None) if progress is None else not progress)
-    started = time.perf_counter()
-    for i, (start, stop) in enumerate(bar):
-        if i == 1:  # the first chunk is done: its time projects the whole block's
-            _warn_if_slow(time.perf_counter() - started, bounds[0][1] - bounds[0][0], n_centers, method, metric,
-                          perms, n_sources)
-        chunk = members[start:stop]
-        kind_rdms = {kind: _chunk_rdms(patterns, chunk, metric, index) for kind, index in rows.items()}
-        # the reference's ranks (and norms) once for every other kind
-        z_ref = None if _check_method(method) == "kendall_tau_a" else normalize_rows(kind_rdms[reference], method)
-        for other in others:
-            ref, oth = kind_rdms[reference], kind_rdms[other]
-            similarity[other][start:stop] = (correlate_rows(ref, oth, method) if z_ref is None else
-                                             np.einsum("ij,ij->i", z_ref, normalize_rows(oth, method)))
-            if perms is not None:
-                valid = np.isfinite(ref).all(axis=1) & np.isfinite(oth).all(axis=1)
-                if valid.any():
-                    result = rdm_permutation_test(ref[valid], oth[valid], method=method, permutations=perms,
-                                                  alternative=alternative, memory_gb=budget / 2 / 2**30)
-                    p_values[other][start + np.flatnonzero(valid)] = result.p
-                    null_max[other] = np.maximum(null_max[other], np.nanmax(_oriented(result.null, alternative), axis=0))
+    started, projected = time.perf_counter(), False
+    # one thread for BLAS: a disk's (n_images x k) products are too small to share, and its
+    # spinning threads doubled the CPU time (blocks run in parallel through n_jobs instead)
+    with threadpool_limits(1, user_api="blas") if perms is None else contextlib.nullcontext():
+        for start, stop in bounds:
+            elapsed = time.perf_counter() - started
+            if not projected and start and elapsed >= PROJECT_AFTER_S:  # enough chunks done to project the rest
+                _warn_if_slow(elapsed, start, n_centers, method, metric, perms, n_sources)
+                projected = True
+            chunk = members[start:stop]
+            kind_rdms = {kind: _chunk_rdms(patterns, chunk, metric, index) for kind, index in rows.items()}
+            # the reference's ranks (and norms) once for every other kind
+            z_ref = None if _check_method(method) == "kendall_tau_a" else normalize_rows(kind_rdms[reference], method)
+            for other in others:
+                ref, oth = kind_rdms[reference], kind_rdms[other]
+                similarity[other][start:stop] = (correlate_rows(ref, oth, method) if z_ref is None else
+                                                 np.einsum("ij,ij->i", z_ref, normalize_rows(oth, method)))
+                if perms is not None:
+                    valid = np.isfinite(ref).all(axis=1) & np.isfinite(oth).all(axis=1)
+                    if valid.any():
+                        result = rdm_permutation_test(ref[valid], oth[valid], method=method, permutations=perms,
+                                                      alternative=alternative, memory_gb=budget / 2 / 2**30)
+                        p_values[other][start + np.flatnonzero(valid)] = result.p
+                        null_max[other] = np.maximum(null_max[other], np.nanmax(_oriented(result.null, alternative), axis=0))
+            bar.update(stop - start)
+    bar.close()
     return similarity, p_values, null_max
 
 
