@@ -1,4 +1,4 @@
-"""`ReferenceCorrelation` (one reference ranked once, others sorted as int64 keys) against scipy."""
+"""`ReferenceCorrelation` (one reference ranked once, each other ranked once) against scipy."""
 
 import numpy as np
 import pytest
@@ -23,8 +23,14 @@ def _vectors(seed=0, m=3000):
     return reference, [tied, signed, extremes, -reference + 0.1 * rng.normal(size=m), zeros]
 
 
+@pytest.mark.parametrize("torch_path", [False, True])
 @pytest.mark.parametrize("tied_reference", [False, True])
-def test_spearman_equals_scipy_on_ties_signs_and_infinities(tied_reference):
+def test_spearman_equals_scipy_on_ties_signs_and_infinities(tied_reference, torch_path, monkeypatch):
+    """Both ranking paths: numpy's packed keys (a CPU's) and torch's int64 sort (a GPU's, run here
+    on the CPU)."""
+    from brainprobe.stats import _reference_correlation
+
+    monkeypatch.setattr(_reference_correlation, "_NUMPY_RANKS_ON_CPU", not torch_path)
     reference, others = _vectors()
     if tied_reference:
         reference = np.round(reference, 1)

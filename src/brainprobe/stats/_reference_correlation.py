@@ -1,16 +1,16 @@
-"""One long vector correlated with several others, without sorting floats.
+"""One long vector correlated with several others, each ranked once.
 
 A unit subsample of ``n`` images gives a fresh RDM of ``n (n - 1) / 2`` pairs per kind (50 million
 at 10,000 images), and each must be ranked for Spearman. Sorting is the cost, so:
 
-- Each vector is sorted once, as int64 keys: the bits of a float64, with the bits below the
-  sign flipped for negative values, order exactly as the floats do, and integers sort about
-  twice as fast as floats (radix sort) with the same permutation for distinct values.
-- Ties are found on the sorted keys and get the mean of their positions (scipy's ``rankdata``);
-  only the tied runs are touched.
-- The reference's centred ranks are kept; another vector's centred ranks are scattered into the
-  storage of its own sort keys (no longer needed) and multiplied with them. A scatter costs about
-  a fifth of a gather through the sort order.
+- The reference's centred ranks are kept; each other vector is ranked once and multiplied with
+  them.
+- On a CPU the ranks come from `rank_rows` (one numpy sort of packed 64-bit keys).
+- On a GPU each vector is sorted once as int64 keys (the bits of a float64, with the bits below
+  the sign flipped for negative values, order exactly as the floats do); ties are found on the
+  sorted keys and get the mean of their positions (scipy's ``rankdata``), only the tied runs
+  touched; the centred ranks are scattered into the storage of the sort keys (a scatter costs
+  about a fifth of a gather through the sort order).
 
 The result equals ``correlate_rows`` to rounding (the sums are taken in another order).
 """
@@ -20,11 +20,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._correlation import _check_method, correlate_rows
+from ._correlation import _check_method, correlate_rows, rank_rows
 
 __all__ = ["ReferenceCorrelation"]
 
 _LOW_BITS = torch.iinfo(torch.int64).max  # every bit below the sign
+# False: CPU tensors take the GPU's torch path too (how the tests check that path without a GPU)
+_NUMPY_RANKS_ON_CPU = True
 
 
 def _sort_order(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,10 +67,20 @@ class ReferenceCorrelation:
         if self.method == "spearman":
             m = reference.numel()
             self.positions = positions if positions is not None else centred_positions(m, reference.device)
-            keys, order = _sort_order(reference)
-            self.scores, self.norm = self._scattered(keys, order)
+            self.scores, self.norm = self._centred_ranks(reference)
         else:
             self.scores, self.norm = self._normalised(reference)
+
+    def _centred_ranks(self, values: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Centred average ranks of ``values`` in their own order, and their sum of squares. On a
+        CPU, `rank_rows` (numpy's packed-key sort: 2.3 s against 4.5 s for torch's sort and
+        scatter at 50 million pairs); on a GPU, torch's sort."""
+        if values.device.type != "cpu" or not _NUMPY_RANKS_ON_CPU:
+            keys, order = _sort_order(values)
+            return self._scattered(keys, order)
+        centred = torch.from_numpy(rank_rows(values.numpy()[None])[0])
+        centred -= (values.numel() + 1) / 2
+        return centred, float(centred @ centred)
 
     def _scattered(self, keys: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, float]:
         """Centred average ranks in the vector's own order, written over ``keys``, and their
@@ -88,9 +100,7 @@ class ReferenceCorrelation:
         if self.method == "kendall_tau_a":
             return float(correlate_rows(self.reference.cpu().numpy(), other.cpu().numpy(), self.method))
         if self.method == "spearman":
-            keys, order = _sort_order(other)
-            scores, norm = self._scattered(keys, order)
-            del order
+            scores, norm = self._centred_ranks(other)
         else:
             scores, norm = self._normalised(other)
         cross = float(scores @ self.scores)
