@@ -482,7 +482,14 @@ def run_child(script: Path, key: str, name: str, n: int, cap_s: float, timeout: 
         return {key: name, "n_images": n, "failed": done.stderr[-1500:]}
     row = json.loads(rows[-1])
     row["wall_s"] = time.perf_counter() - start
+    row["cpu"] = machine_description()["cpu"]  # merged reports hold rows of several machines
     return row
+
+
+def previous_rows(previous: dict) -> list[dict]:
+    """The rows of an earlier report, each naming the CPU it ran on (older rows: the report's)."""
+    cpu = previous.get("machine", {}).get("cpu", "unknown")
+    return [{"cpu": cpu, **row} for row in previous.get("rows", [])]
 
 
 def run_row(step: str, n: int, timeout: float) -> dict:
@@ -522,7 +529,7 @@ def main() -> None:
 
     out = Path(args.out)
     previous = json.loads(out.read_text()) if args.merge and out.is_file() else {}
-    rows = previous.get("rows", [])
+    rows = previous_rows(previous)
     for step in args.steps:
         for n in ([0] if step == "disks" else args.sizes):
             default_timeout = STUDY_TIMEOUT_S if step.startswith("study") else 3 * STEP_CAP_S

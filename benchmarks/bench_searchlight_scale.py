@@ -205,10 +205,10 @@ def main() -> None:
         child(args.child[0], int(args.child[1]), args.cap_s)
         return
     from _common import device_description, write_report
-    from bench_scale import machine_description
+    from bench_scale import machine_description, previous_rows
 
     out = Path(args.out)
-    rows = json.loads(out.read_text())["rows"] if args.merge and out.is_file() else []
+    rows = previous_rows(json.loads(out.read_text())) if args.merge and out.is_file() else []
     for n in args.sizes:
         for variant in args.variants:
             if n > 2000 and variant != "gram_pearson":

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from .._internal import correlate_rows, memory_budget_bytes
 from ..rsa import searchlight_rdms
@@ -182,9 +183,9 @@ def select_reliable_vertices(
     return table
 
 
-# float64 copies of a condensed RDM per centre while its two halves are compared: both RDMs, the
-# first one normalized, and rank_rows' sorted values, order, ranks and positions for the second
-# (measured: 6 copies let a 1,000-image block reach 1.6x the budget)
+# float64 copies of a condensed RDM per centre while its two halves are compared: both RDMs, their
+# ranks and normalized copies, with room to spare (measured: 6 copies let a 1,000-image block reach
+# 1.6x the budget)
 _COPIES_PER_CENTRE = 10
 
 
@@ -199,6 +200,7 @@ def _disk_reliability(first_betas, second_betas, disks, metric: str, method: str
     pairs come from each disk's (k x k) Gram matrices (`brainprobe.rsa`'s batched searchlight),
     O(n k^2) per centre instead of O(n^2 k): the way to select vertices among thousands of images
     (``[rsa] method = "pearson"``)."""
+    from ..rsa._searchlight import _reusable_centres
     from ..rsa._searchlight_batched import GRAM_METRICS, batched_kind_similarity  # torch: on demand
 
     n_images = len(first_betas)
@@ -209,12 +211,13 @@ def _disk_reliability(first_betas, second_betas, disks, metric: str, method: str
                                        method=method, budget=memory_budget_bytes())["second"]
     n_pairs = n_images * (n_images - 1) // 2
     per_centre = _COPIES_PER_CENTRE * 8 * max(n_pairs, 1)
-    block = int(max(1, min(disks.shape[0], memory_budget_bytes() // per_centre)))
+    block = int(max(1, min(disks.shape[0], memory_budget_bytes() // per_centre, _reusable_centres(n_images))))
     out = np.empty(disks.shape[0])
-    for start in range(0, disks.shape[0], block):
-        chunk = disks[start:start + block]
-        out[start:start + chunk.shape[0]] = correlate_rows(searchlight_rdms(first_betas, chunk, metric),
-                                                           searchlight_rdms(second_betas, chunk, metric), method)
+    with threadpool_limits(1, user_api="blas"):  # a disk's products are too small to share (as the searchlight's)
+        for start in range(0, disks.shape[0], block):
+            chunk = disks[start:start + block]
+            out[start:start + chunk.shape[0]] = correlate_rows(searchlight_rdms(first_betas, chunk, metric),
+                                                               searchlight_rdms(second_betas, chunk, metric), method)
     return out
 
 
