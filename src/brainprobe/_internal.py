@@ -29,7 +29,7 @@ from .stats._inference import (
     paired_swap_relabelings,
 )
 from .stats._information import MI_CORRECTIONS
-from .stats._reference_correlation import ReferenceCorrelation, centred_positions
+from .stats._reference_correlation import ReferenceCorrelation
 from .stats._resampling import (
     SUBSAMPLE_CI_METHOD,
     TIE_TOLERANCE,
@@ -63,7 +63,6 @@ __all__ = [
     "batched_accuracy",
     "bootstrap_indices",
     "bootstrap_p",
-    "centred_positions",
     "check_resampling",
     "correlate_pairwise",
     "correlate_rows",

@@ -140,7 +140,7 @@ def test_unit_bootstrap_by_weights_equals_rdms_of_the_drawn_units(metric):
 @pytest.mark.parametrize("metric", ["correlation", "euclidean"])
 def test_unit_subsamples_one_at_a_time_in_row_tiles_equal_rdms_of_the_drawn_units(metric, tile, monkeypatch):
     """The per-resample path (large RDMs: tiles of rows written in condensed order, each RDM
-    ranked once through int64 keys) gives the similarity of RDMs recomputed on each draw, as
+    ranked once, `ReferenceCorrelation`) gives the similarity of RDMs recomputed on each draw, as
     the grouped path of small RDMs does, on the same draws."""
     from brainprobe._internal import correlate_rows
     from brainprobe.rsa import _kinds

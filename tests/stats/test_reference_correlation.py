@@ -26,7 +26,7 @@ def _vectors(seed=0, m=3000):
 @pytest.mark.parametrize("torch_path", [False, True])
 @pytest.mark.parametrize("tied_reference", [False, True])
 def test_spearman_equals_scipy_on_ties_signs_and_infinities(tied_reference, torch_path, monkeypatch):
-    """Both ranking paths: numpy's packed keys (a CPU's) and torch's int64 sort (a GPU's, run here
+    """Both ranking paths: numpy's packed keys (a CPU's) and rank_rows_torch (a GPU's, run here
     on the CPU)."""
     from brainprobe.stats import _reference_correlation
 

@@ -15,7 +15,6 @@ from .._internal import (
     ReferenceCorrelation,
     as_generator,
     bootstrap_p,
-    centred_positions,
     check_resampling,
     correlate_rows,
     direction_label,
@@ -355,8 +354,8 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
     draw without replacement). Each resample's RDMs come from the Gram matrix of the drawn
     units, one BLAS product per tile of image rows, written in condensed order
     (`_subsample_rdm`); nothing of size (units x pairs) or (resamples x pairs) is formed. Each
-    RDM is then ranked once (`ReferenceCorrelation`: the reference's ranks are kept, each other
-    kind's correlation is summed through its own sort order).
+    RDM is then ranked once (`ReferenceCorrelation`: the reference's centred ranks are kept and
+    multiplied with each other kind's).
 
     What one resample holds (its RDM, the reference's ranks, a sort's keys and order) cannot be
     split for a rank correlation; it is checked against the memory available. The budget bounds
@@ -381,7 +380,6 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
         patterns[kind] = x if group == 1 else x.T.contiguous().T  # small: units gathered as rows
     batch = max(1, min(n_boot, memory_budget_bytes(memory_gb) // (8 * 4 * n_units)))
     batch = max(group, batch // group * group)  # whole groups: a group's products never split
-    positions = centred_positions(n_pairs, device) if group == 1 and method == "spearman" else None
     out = np.empty((n_boot, len(others)))
     for start in range(0, n_boot, batch):
         size = min(batch, n_boot - start)
@@ -395,7 +393,7 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
             if group > 1:
                 out[rows_out] = _compare_small(patterns, units, reference, others, metric, method)
                 continue
-            target = ReferenceCorrelation(_subsample_rdm(patterns[reference][:, units[0]], metric), method, positions)
+            target = ReferenceCorrelation(_subsample_rdm(patterns[reference][:, units[0]], metric), method)
             for o, other in enumerate(others):
                 out[rows_out, o] = target.against(_subsample_rdm(patterns[other][:, units[0]], metric))
             del target

@@ -317,12 +317,13 @@ def searchlight_kind_similarity(
         metric correlation, cosine or squared_euclidean on a CPU: with ``n_perm=0`` its value per
         disk comes from (k x k) Gram matrices of the disk's k vertices, no RDM formed (the same
         numbers as correlating the RDMs, to rounding): both fs_LR 32k hemispheres, 3 mm disks,
-        1,000 images per kind took 61 CPU s, against 4,362 s for correlating the RDMs and
-        16,936 s for Spearman; 10,000 images (float32) 800 CPU s
+        1,000 images per kind took 56 CPU s, against 1,383 s for correlating the RDMs and
+        3,242 s (50 ms a disk) for Spearman; 10,000 images (float32) 800 CPU s
         (``benchmarks/bench_searchlight_scale.py``). Spearman (the default)
-        has to rank every disk's RDMs: with ``n_perm=0`` on a GPU the disks are batched and
-        sorted there; on a CPU it takes hours at 1,000 images. The Euclidean distance (a square
-        root) has no Gram identity: with Pearson it takes the per-disk RDM path on a CPU.
+        has to rank every disk's three RDMs: with ``n_perm=0`` on a GPU the disks are batched and
+        sorted there; on a CPU it is about an hour at 1,000 images (``n_jobs=2`` halves the wall
+        time). The Euclidean distance (a square root) has no Gram identity: with Pearson it takes
+        the per-disk RDM path on a CPU.
     n_perm : int
         Label permutations per centre (0: none). All centres share the same permutations, so
         ``p_fwe`` (maximum statistic over centres) controls the family-wise error.
