@@ -2,8 +2,9 @@
 ``torch.sort`` (what `rank_rows` used before, and what the GPU path uses) and scipy's ``rankdata``,
 side by side in one process, at the RDM sizes of 40, 1,000 and 10,000 images.
 
-Each method ranks the same rows (uniform values: no ties, as continuous distances) and must give
-scipy's ranks exactly (checked: the run stops otherwise). Times are the best of ``--repeats`` calls, in ms per row; the
+Each method ranks the same rows (uniform values: no ties, as continuous distances; or binary: a
+categorical model RDM, all ties) and must give scipy's ranks exactly (checked: the run stops
+otherwise). Times are the best of ``--repeats`` calls, in ms per row; the
 ratios are torch/brainprobe and scipy/brainprobe. numpy's sort is vectorized for the CPU it runs on
 (AVX-512 or AVX2): the report names the CPU and its widest vector extension.
 
@@ -25,9 +26,10 @@ from scipy.stats import rankdata
 from brainprobe.stats._correlation import rank_rows, rank_rows_torch
 
 HERE = Path(__file__).resolve().parent
-# (images, rows): condensed RDMs of 40, 1,000 and 10,000 images
-SIZES = [(40, 1000), (1000, 8), (10000, 1)]
-QUICK = [(40, 200), (1000, 2)]
+# (images, rows, values): condensed RDMs of 40, 1,000 and 10,000 images; "binary" is a categorical
+# model RDM (two values: two runs of ties half a million long)
+SIZES = [(40, 1000, "uniform"), (1000, 8, "uniform"), (1000, 8, "binary"), (10000, 1, "uniform")]
+QUICK = [(40, 200, "uniform"), (1000, 2, "uniform"), (1000, 2, "binary")]
 
 
 def _torch_ranks(values: np.ndarray) -> np.ndarray:
@@ -73,9 +75,11 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     rows = []
-    for n_images, n_rows in QUICK if args.quick else SIZES:
+    for n_images, n_rows, kind in QUICK if args.quick else SIZES:
         values = rng.random((n_rows, n_images * (n_images - 1) // 2))
-        row = {"n_images": n_images, "n_pairs": values.shape[1], "rows": n_rows}
+        if kind == "binary":
+            values = np.round(values)
+        row = {"n_images": n_images, "n_pairs": values.shape[1], "rows": n_rows, "values": kind}
         expected = None
         for name, method in METHODS.items():
             ms, ranks = _best_ms_per_row(method, values, args.repeats if values.size < 10**7 else 1)

@@ -109,12 +109,19 @@ def test_packed_key_ranks_equal_scipy_where_prefixes_collide(monkeypatch):
     specials = np.array([[0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 5e-324, -5e-324, 0.0, np.inf]])
     constant = np.full((2, 1000), 3.5)
     with_nan = np.where(rng.random((9, 300)) < 0.02, np.nan, rng.normal(size=(9, 300)))
+    binary = rng.integers(0, 2, size=(3, 100_000)).astype(float)  # a categorical model RDM: two long tie runs
+    short = rng.integers(0, 3, size=(20_000, 12)).astype(float)  # many short rows in each block
     resolved = []
-    resolve = _correlation._resolve_shared_prefixes
-    monkeypatch.setattr(_correlation, "_resolve_shared_prefixes", lambda *a: resolved.append(a[2].sum()) or resolve(*a))
-    for values in (near, wide, specials, constant, with_nan):
+    resolve = _correlation._value_order
+    monkeypatch.setattr(_correlation, "_value_order", lambda *a: resolved.append(a[2].sum()) or resolve(*a))
+    near_fortran = np.asfortranarray(near[:, :3000])  # collisions; sorted order written through a flat view
+    for values in (near, wide, specials, constant, with_nan, binary, short, near_fortran, near[:, ::-3]):
         np.testing.assert_array_equal(_correlation.rank_rows(values), rankdata(values, axis=-1))
     assert resolved[0] > 150_000  # nearly all of a near row's 200,000 values shared a prefix
+    # integers beyond float64's 2^53 and long doubles would merge in float64: scipy ranks them
+    for values in (np.array([2**53, 2**53 + 1, 2**53 + 2]), np.array([2**64 - 1, 2**64 - 2, 0], dtype=np.uint64),
+                   np.array([1.0, 1.0 + np.finfo(np.longdouble).eps, 1.0], dtype=np.longdouble)):
+        np.testing.assert_array_equal(_correlation.rank_rows(values), rankdata(values))
     monkeypatch.setattr(_correlation, "_RANK_BLOCK_ELEMENTS", 1000)  # several blocks of rows, NaN rows between
     np.testing.assert_array_equal(_correlation.rank_rows(with_nan), rankdata(with_nan, axis=-1))
     np.testing.assert_array_equal(_correlation.rank_rows(near[:, :5000]), rankdata(near[:, :5000], axis=-1))

@@ -164,9 +164,10 @@ def _searchlight_block(patterns, rows, members, *, reference, others, metric, me
     # one maximum per relabeling actually used: n! of them when every relabeling is enumerated
     null_max = {other: np.full(0 if perms is None else len(perms), -np.inf) for other in others}
     budget = memory_budget_bytes(memory_gb)
-    # half for the chunk's RDMs of every kind, half for the permutation test's gathers
-    bounds = list(_centre_chunks(members, n_sources, budget // 2, min(chunk_size, _reusable_centres(n_sources)),
-                                 len(rows)))
+    # half for the chunk's RDMs of every kind, half for the permutation test's gathers; without
+    # permutations, chunks small enough for malloc to reuse their memory
+    cap = min(chunk_size, _reusable_centres(n_sources)) if perms is None else chunk_size
+    bounds = list(_centre_chunks(members, n_sources, budget // 2, cap, len(rows)))
     bar = tqdm(total=n_centers, desc="searchlight", unit="centre",
                disable=(len(bounds) < 2 or None) if progress is None else not progress)
     started, projected = time.perf_counter(), False
