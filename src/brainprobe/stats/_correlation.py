@@ -43,10 +43,17 @@ def rank_rows(x: np.ndarray) -> np.ndarray:
     index), numpy's vectorized integer sort: no argsort, no second pass over the row. Values whose
     keys share a prefix (ties, or values closer than the prefix resolves) are then re-ordered by
     their full value among themselves, and ties averaged. Rows with NaN go through
-    ``scipy.stats.rankdata``. Ranking is the cost of Spearman over many RDMs: a row of 499,500
-    pairs (1,000 images) takes 9.6 ms, against 24 ms with ``torch.sort`` and 70 ms with scipy;
-    50 million pairs (10,000 images) 2.2 s, against 7.8 s and 21 s (``benchmarks/bench_rank.py``,
-    one AVX-512 CPU).
+    ``scipy.stats.rankdata``, as do integers beyond 2^53 and long doubles (float64 would merge
+    them). Ranking is the cost of Spearman over many RDMs: a row of 499,500 pairs (1,000 images)
+    takes 9.8 ms, against 23 ms with ``torch.sort`` and 70 ms with scipy; 50 million pairs
+    (10,000 images) 2.3 s, against 7.8 s and 21 s; a binary (all-ties) row of 499,500 26 ms,
+    against 18 and 17 ms (``benchmarks/bench_rank.py``, one AVX-512 CPU).
+
+    Examples
+    --------
+    >>> rank_rows(np.array([[0.3, 0.1, 0.3], [2.0, -0.0, 0.0]]))
+    array([[2.5, 1. , 2.5],
+           [3. , 1.5, 1.5]])
     """
     x = np.asarray(x)
     if x.ndim == 0 or x.shape[-1] == 0 or not _exact_in_float64(x):
