@@ -50,7 +50,7 @@ class ReferenceCorrelation:
         if values.device.type == "cpu" and _NUMPY_RANKS_ON_CPU:
             centred = torch.from_numpy(rank_rows(values.numpy()[None])[0])
         else:
-            centred = rank_rows_torch(values[None])[0]
+            centred = rank_rows_torch(values[None], dtype=torch.float64)[0]  # float32 ranks lose digits past 2^24
         centred -= (values.numel() + 1) / 2
         return centred, float(centred @ centred)
 
