@@ -15,7 +15,6 @@ Usage:  python benchmarks/bench_rank.py [--quick] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
@@ -48,14 +47,6 @@ def _vector_extension() -> str:
     return "avx512" if " avx512f" in flags else "avx2" if " avx2" in flags else "older"
 
 
-def _cpu_name() -> str:
-    try:
-        line = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-        return line.split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def _best_ms_per_row(method, values: np.ndarray, repeats: int) -> tuple[float, np.ndarray]:
     best, ranks = np.inf, None
     for _ in range(repeats):
@@ -72,6 +63,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "rank.json"))
     args = parser.parse_args()
     from _common import write_report
+    from bench_scale import machine_description
 
     rng = np.random.default_rng(0)
     rows = []
@@ -92,7 +84,7 @@ def main() -> None:
         row["scipy_rankdata / brainprobe"] = row["scipy_rankdata_ms_per_row"] / row["brainprobe_ms_per_row"]
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
         rows.append(row)
-    write_report({"cpu": _cpu_name(), "vector_extension": _vector_extension(), "numpy": np.__version__,
+    write_report({"cpu": machine_description()["cpu"], "vector_extension": _vector_extension(), "numpy": np.__version__,
                   "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "rows": rows},
                  Path(args.out))
 

@@ -40,14 +40,14 @@ def rank_rows(x: np.ndarray) -> np.ndarray:
     """Average ranks (ties share their mean rank) along the last axis, float64; as scipy's rankdata.
 
     Each row is ordered by one sort of packed 64-bit keys (the value's order bits above its
-    index), numpy's vectorized integer sort: no argsort, no second pass over the row. Values whose
+    index), numpy's vectorized integer sort: no argsort of the floats. Values whose
     keys share a prefix (ties, or values closer than the prefix resolves) are then re-ordered by
     their full value among themselves, and ties averaged. Rows with NaN go through
     ``scipy.stats.rankdata``, as do integers beyond 2^53 and long doubles (float64 would merge
     them). Ranking is the cost of Spearman over many RDMs: a row of 499,500 pairs (1,000 images)
-    takes 9.8 ms, against 23 ms with ``torch.sort`` and 70 ms with scipy; 50 million pairs
-    (10,000 images) 2.3 s, against 7.8 s and 21 s; a binary (all-ties) row of 499,500 26 ms,
-    against 18 and 17 ms (``benchmarks/bench_rank.py``, one AVX-512 CPU).
+    takes 8.4 ms, against 20 ms with ``torch.sort`` and 60 ms with scipy; 50 million pairs
+    (10,000 images) 2.0 s, against 6.8 s and 18 s; a binary (all-ties) row of 499,500 19 ms,
+    against 36 and 15 ms (``benchmarks/bench_rank.py``, one AVX-512 CPU).
 
     Examples
     --------
@@ -130,8 +130,8 @@ def _rank_block(block: np.ndarray, lowest: np.ndarray, highest: np.ndarray, rank
     positions = np.broadcast_to(np.arange(1.0, n + 1), (rows, n))
     if shared.any():
         equal = _value_order(block, order, shared)
-        if equal.any():
-            positions = _tie_averaged(equal)
+        if equal.any():  # the torch routine the GPU path uses, on these arrays' memory
+            positions = _averaged_positions(torch.from_numpy(equal), torch.float64).numpy()
     if rows == 1:  # put_along_axis builds (rows, n) index arrays: a cost at millions of pairs
         ranks[0, order[0]] = positions[0]
     else:
@@ -169,20 +169,6 @@ def _value_order(block: np.ndarray, order: np.ndarray, shared: np.ndarray) -> np
     return equal
 
 
-def _tie_averaged(equal: np.ndarray) -> np.ndarray:
-    """1-based positions (rows, n) of sorted rows whose neighbours are ``equal`` (rows, n - 1),
-    each run of equal values given the mean of its first and last position (scipy's rankdata)."""
-    rows, n = equal.shape[0], equal.shape[1] + 1
-    position = np.broadcast_to(np.arange(1.0, n + 1), (rows, n))
-    first = np.ones((rows, n), bool)
-    first[:, 1:] = ~equal
-    last = np.ones((rows, n), bool)
-    last[:, :-1] = ~equal
-    start = np.maximum.accumulate(np.where(first, position, 0.0), axis=1)
-    end = np.minimum.accumulate(np.where(last, position, n + 1.0)[:, ::-1], axis=1)[:, ::-1]
-    return (start + end) / 2
-
-
 # a variance below this share of the sum of squares is rounding: the values are constant
 FLAT_VARIANCE = 64 * np.finfo(np.float64).eps
 
@@ -217,12 +203,19 @@ def _tie_averaged_positions(ordered: torch.Tensor, dtype: torch.dtype | None = N
     """1-based positions (rows, n) of rows already sorted, each run of equal values given the mean
     of its positions, (first + last) / 2, as scipy's rankdata; in ``dtype`` (default the values')."""
     dtype = dtype or ordered.dtype
-    count = ordered.shape[1]
-    position = torch.arange(1, count + 1, dtype=dtype, device=ordered.device).expand(ordered.shape)
     equal = ordered[:, 1:] == ordered[:, :-1]
     if not bool(equal.any()):
-        return position.contiguous()
-    first = torch.ones_like(ordered, dtype=torch.bool)
+        count = ordered.shape[1]
+        return torch.arange(1, count + 1, dtype=dtype, device=ordered.device).expand(ordered.shape).contiguous()
+    return _averaged_positions(equal, dtype)
+
+
+def _averaged_positions(equal: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """1-based positions (rows, n) of sorted rows whose neighbours are ``equal`` (rows, n - 1),
+    each run of equal values given the mean of its first and last position."""
+    count = equal.shape[1] + 1
+    position = torch.arange(1, count + 1, dtype=dtype, device=equal.device).expand(equal.shape[0], count)
+    first = torch.ones(position.shape, dtype=torch.bool, device=equal.device)
     first[:, 1:] = ~equal
     last = torch.ones_like(first)
     last[:, :-1] = first[:, 1:]
