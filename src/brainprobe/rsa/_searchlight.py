@@ -30,7 +30,7 @@ from ._searchlight_batched import GRAM_METRICS, RDM_METHODS, batched_kind_simila
 __all__ = ["searchlight_rdms", "searchlight_kind_similarity"]
 
 _SEARCHLIGHT_METRICS = ("correlation", "cosine", "euclidean", "squared_euclidean")
-# a searchlight projected to take longer than this (from its first chunk) says so, and what is faster
+# a searchlight projected to take longer than this (from the centres done in its first seconds) says so, and what is faster
 SLOW_SEARCHLIGHT_S = 600.0
 # ... once this many seconds have passed (a chunk of a few centres is too short to project from)
 PROJECT_AFTER_S = 5.0
@@ -128,7 +128,7 @@ def _batched_path(metric: str, method: str, perms, device) -> bool:
 
 
 def _warn_if_slow(seconds: float, done: int, n_centers: int, method: str, metric: str, perms, n_images: int):
-    """Warn when the first chunk's time projects the searchlight past `SLOW_SEARCHLIGHT_S`,
+    """Warn when the time of the centres done so far projects the searchlight past `SLOW_SEARCHLIGHT_S`,
     naming what is faster (hours of a study's searchlight should not pass in silence)."""
     projected = seconds * n_centers / done
     if projected <= SLOW_SEARCHLIGHT_S:
