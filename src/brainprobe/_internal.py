@@ -10,6 +10,7 @@ statistics a user runs. Nothing here is public API: it may change without notice
 from ._memory import DEFAULT_MEMORY_FRACTION, memory_budget_bytes
 from .stats._ceiling import sign_flips
 from .stats._correlation import (
+    centred_rows,
     correlate_pairwise,
     correlate_rows,
     masked_correlation,
@@ -63,6 +64,7 @@ __all__ = [
     "batched_accuracy",
     "bootstrap_indices",
     "bootstrap_p",
+    "centred_rows",
     "check_resampling",
     "correlate_pairwise",
     "correlate_rows",

@@ -60,6 +60,32 @@ def test_searchlight_centre_equals_roi_analysis():
         assert centre.loc[pair, "similarity"] == pytest.approx(roi.loc[pair, "similarity"], abs=1e-10)
 
 
+@pytest.mark.parametrize(("metric", "method"), [("correlation", "spearman"), ("euclidean", "pearson"),
+                                               ("cosine", "kendall_tau_a")])
+def test_searchlight_chunks_in_threads_give_every_disk_its_own_value(metric, method, monkeypatch):
+    """Chunks of centres run in as many threads as BLAS would use: any thread count gives the same
+    bits, and each disk the correlation of its own two RDMs (scipy's, on `rdm`)."""
+    from scipy.stats import kendalltau, pearsonr, spearmanr
+
+    from brainprobe.rsa import _searchlight
+
+    table, patterns = _searchlight_study(seed=2)
+    disks = _line_neighbourhoods(200, 4)
+    maps = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(_searchlight, "_blas_threads", lambda threads=threads: threads)
+        maps[threads] = searchlight_kind_similarity(patterns, table, disks, metric=metric, method=method, chunk_size=6)
+    np.testing.assert_array_equal(maps[1]["similarity"], maps[3]["similarity"])
+    reference = {"spearman": spearmanr, "pearson": pearsonr, "kendall_tau_a": kendalltau}[method]
+    result = maps[3].set_index(["pair", "center"])["similarity"]
+    for centre in (0, 61, 133, 199):
+        members = disks[centre].indices
+        re_rdm = rdm(patterns[:20, members], metric)
+        for pair, rows in (("RE-AN", slice(20, 40)), ("RE-AI", slice(40, 60))):
+            expected = reference(re_rdm, rdm(patterns[rows, members], metric))[0]  # no ties: tau-a is tau-b
+            assert result[pair, centre] == pytest.approx(expected, abs=1e-12)
+
+
 def test_searchlight_validates_shapes():
     table, patterns = _searchlight_study()
     with pytest.raises(ValueError, match="200 columns"):

@@ -127,6 +127,53 @@ def test_packed_key_ranks_equal_scipy_where_prefixes_collide(monkeypatch):
     np.testing.assert_array_equal(_correlation.rank_rows(near[:, :5000]), rankdata(near[:, :5000], axis=-1))
 
 
+def test_ranks_in_place_equal_scipy_and_leave_other_inputs_alone(monkeypatch):
+    """``overwrite=True`` ranks a C-contiguous float64 array into itself (collisions, ties, NaN rows
+    and several blocks included); any other input is copied, never written; the kept aranges
+    are read-only, and the same whether kept or rebuilt."""
+    from scipy.stats import rankdata
+
+    from brainprobe.stats import _correlation
+
+    rng = np.random.default_rng(12)
+    near = 1.0 + rng.integers(0, 2**20, size=(4, 3000)) * np.finfo(float).eps  # prefixes collide
+    tied = rng.integers(0, 5, size=(6, 3000)).astype(float)
+    with_nan = np.where(rng.random((5, 3000)) < 0.01, np.nan, rng.normal(size=(5, 3000)))
+    monkeypatch.setattr(_correlation, "_RANK_BLOCK_ELEMENTS", 7000)  # blocks of two rows
+    for values in (near, tied, with_nan):
+        expected = rankdata(values, axis=-1)
+        work = values.copy()
+        assert np.shares_memory(_correlation.rank_rows(work, overwrite=True), work)
+        np.testing.assert_array_equal(work, expected)  # the input now holds its ranks
+    for values in (np.asfortranarray(near), tied.astype(np.float32), tied.astype(np.int64), near[:, ::2]):
+        before = values.copy()
+        np.testing.assert_array_equal(_correlation.rank_rows(values, overwrite=True), rankdata(values, axis=-1))
+        np.testing.assert_array_equal(values, before)
+    kept = _correlation._counting(10, np.float64, 1)
+    assert not kept.flags.writeable and kept is _correlation._counting(10, np.float64, 1)
+    monkeypatch.setattr(_correlation, "_KEPT_ARANGE_ELEMENTS", 100)  # rebuilt beyond: the same ranks
+    np.testing.assert_array_equal(_correlation.rank_rows(near), rankdata(near, axis=-1))
+
+
+def test_centred_rows_divided_by_their_norms_are_normalize_rows():
+    from brainprobe.stats._correlation import centred_rows, normalize_rows
+
+    rng = np.random.default_rng(13)
+    values = np.concatenate([rng.normal(size=(3, 50)), rng.integers(0, 3, size=(2, 50)), np.ones((1, 50))])
+    for method in ("spearman", "pearson", "cosine"):
+        before = values.copy()
+        rows, norms = centred_rows(values, method)
+        np.testing.assert_array_equal(values, before)
+        np.testing.assert_allclose(rows / norms[:, None], normalize_rows(values, method), rtol=1e-14, equal_nan=True)
+        assert np.isnan(norms[-1]) == (method != "cosine")  # a constant row has no correlation
+        work = values.copy()
+        in_place, _ = centred_rows(work, method, overwrite=True)
+        assert np.shares_memory(in_place, work)
+        np.testing.assert_array_equal(in_place, rows)
+    ranks, _ = centred_rows(values, "spearman")
+    np.testing.assert_allclose(ranks.mean(axis=1), 0.0, atol=1e-12)  # (n + 1) / 2 is every row's mean rank
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_torch_row_ranks_equal_scipy_rankdata_with_ties(dtype):
     """One torch ranking serves the metamer fidelity and the batched searchlight: scipy's average

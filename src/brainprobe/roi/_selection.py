@@ -9,10 +9,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
-from .._internal import correlate_rows, memory_budget_bytes
-from ..rsa import searchlight_rdms
+from .._internal import memory_budget_bytes
 from ..stats import spearman_brown
 
 __all__ = ["select_reliable_vertices", "neighbourhoods_for_columns", "repeat_splits", "SPLITS"]
@@ -200,25 +198,22 @@ def _disk_reliability(first_betas, second_betas, disks, metric: str, method: str
     pairs come from each disk's (k x k) Gram matrices (`brainprobe.rsa`'s batched searchlight),
     O(n k^2) per centre instead of O(n^2 k): the way to select vertices among thousands of images
     (``[rsa] method = "pearson"``)."""
-    from ..rsa._searchlight import _reusable_centres
+    from ..rsa._searchlight import _membership, _reusable_centres, chunk_similarities
     from ..rsa._searchlight_batched import GRAM_METRICS, batched_kind_similarity  # torch: on demand
 
     n_images = len(first_betas)
+    halves = np.concatenate([first_betas, second_betas])
+    rows = {"first": np.arange(n_images), "second": n_images + np.arange(n_images)}
     if method == "pearson" and metric in GRAM_METRICS:
-        halves = np.concatenate([first_betas, second_betas])
-        rows = {"first": np.arange(n_images), "second": n_images + np.arange(n_images)}
         return batched_kind_similarity(halves, rows, disks, reference="first", others=["second"], metric=metric,
                                        method=method, budget=memory_budget_bytes())["second"]
     n_pairs = n_images * (n_images - 1) // 2
     per_centre = _COPIES_PER_CENTRE * 8 * max(n_pairs, 1)
     block = int(max(1, min(disks.shape[0], memory_budget_bytes() // per_centre, _reusable_centres(n_images))))
-    out = np.empty(disks.shape[0])
-    with threadpool_limits(1, user_api="blas"):  # a disk's products are too small to share (as the searchlight's)
-        for start in range(0, disks.shape[0], block):
-            chunk = disks[start:start + block]
-            out[start:start + chunk.shape[0]] = correlate_rows(searchlight_rdms(first_betas, chunk, metric),
-                                                               searchlight_rdms(second_betas, chunk, metric), method)
-    return out
+    bounds = [(start, min(disks.shape[0], start + block)) for start in range(0, disks.shape[0], block)]
+    # the searchlight's chunks (threads, one BLAS thread each), with the two halves as its two kinds
+    return np.concatenate([values["second"] for values in chunk_similarities(
+        halves, rows, _membership(disks, halves.shape[1]), bounds, reference="first", others=["second"], metric=metric, method=method)])
 
 
 def _half_patterns(reference, repeats, kind: str) -> tuple[np.ndarray, list]:

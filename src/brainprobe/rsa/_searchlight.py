@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import time
 import warnings
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
+from scipy.linalg.blas import dsyrk
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from .._device import resolve_device
 from .._internal import (
     as_generator,
+    centred_rows,
     correlate_rows,
     fwe_from_null_maxima,
-    normalize_rows,
     permutation_set,
 )
 from .._memory import memory_budget_bytes
@@ -59,9 +62,7 @@ def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str, image
     each disk's values are taken as float64.
     """
     images = np.arange(patterns.shape[0]) if images is None else np.asarray(images)
-    n_images = len(images)
-    rows, cols = np.triu_indices(n_images, 1)
-    upper = rows * n_images + cols  # the condensed order, as positions in a flattened square
+    rows, cols, upper = _condensed_positions(len(images))
     out = np.empty((members.shape[0], len(upper)))
     for centre in range(members.shape[0]):
         x = np.asarray(patterns[images[:, None], members.indices[members.indptr[centre]:members.indptr[centre + 1]]],
@@ -74,14 +75,45 @@ def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str, image
             norm = np.sqrt(np.einsum("ij,ij->i", x, x))
             with np.errstate(invalid="ignore", divide="ignore"):
                 x = x / norm[:, None]  # a zero norm makes the image's row NaN
-            np.subtract(1.0, np.take((x @ x.T).ravel(), upper), out=out[centre])
+            # mode="clip": with "raise" (the default) numpy buffers ``out``, twice the time
+            np.take(_lower_gram(x).T.ravel(), upper, out=out[centre], mode="clip")
+            np.subtract(1.0, out[centre], out=out[centre])
             continue
-        gram = x @ x.T
+        gram = _lower_gram(x)
         own = np.diagonal(gram).copy()
-        squared = np.take(own, rows) + np.take(own, cols) - 2 * np.take(gram.ravel(), upper)
+        squared = np.take(own, rows) + np.take(own, cols) - 2 * np.take(gram.T.ravel(), upper)
         np.maximum(squared, 0.0, out=squared)
         out[centre] = np.sqrt(squared) if metric == "euclidean" else squared / x.shape[1]
     return out
+
+
+@functools.lru_cache(maxsize=2)
+def _kept_condensed_positions(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows, cols = np.triu_indices(n, 1)
+    # the condensed order, as positions in the flattened transpose of `_lower_gram`: (i, j) and
+    # (i, j + 1) are neighbours there (in the upper triangle of a Fortran-order matrix they are n apart)
+    upper = rows * n + cols
+    for values in (rows, cols, upper):
+        values.flags.writeable = False  # shared between calls
+    return rows, cols, upper
+
+
+def _condensed_positions(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and `_lower_gram` position of each of the n (n - 1) / 2 pairs, in condensed
+    order; kept between calls up to 1,000s of images (rebuilt for every chunk, they cost 5% of a
+    searchlight at 1,000 images), rebuilt beyond (1.2 GB at 10,000)."""
+    if n * (n - 1) // 2 > _KEPT_PAIRS:
+        return _kept_condensed_positions.__wrapped__(n)
+    return _kept_condensed_positions(n)
+
+
+_KEPT_PAIRS = 1 << 22
+
+
+def _lower_gram(x: np.ndarray) -> np.ndarray:
+    """The lower triangle (diagonal included) of ``x @ x.T``, (n, n) in Fortran order: BLAS's
+    syrk, half the products of a full matrix product (the upper triangle is not set)."""
+    return dsyrk(1.0, x, lower=1)
 
 
 def _centre_chunks(members: sp.csr_matrix, n_images: int, budget: int, cap: int, n_kinds: int = 1):
@@ -159,10 +191,6 @@ def _searchlight_block(patterns, rows, members, *, reference, others, metric, me
         return similarity, {other: np.full(n_centers, np.nan) for other in others}, \
             {other: np.full(0, -np.inf) for other in others}
     n_sources = len(rows[reference])
-    similarity = {other: np.empty(n_centers) for other in others}
-    p_values = {other: np.full(n_centers, np.nan) for other in others}
-    # one maximum per relabeling actually used: n! of them when every relabeling is enumerated
-    null_max = {other: np.full(0 if perms is None else len(perms), -np.inf) for other in others}
     budget = memory_budget_bytes(memory_gb)
     # half for the chunk's RDMs of every kind, half for the permutation test's gathers; without
     # permutations, chunks small enough for malloc to reuse their memory
@@ -170,33 +198,97 @@ def _searchlight_block(patterns, rows, members, *, reference, others, metric, me
     bounds = list(_centre_chunks(members, n_sources, budget // 2, cap, len(rows)))
     bar = tqdm(total=n_centers, desc="searchlight", unit="centre",
                disable=(len(bounds) < 2 or None) if progress is None else not progress)
-    started, projected = time.perf_counter(), False
-    # one thread for BLAS: a disk's (n_images x k) products are too small to share, and its
-    # spinning threads doubled the CPU time (blocks run in parallel through n_jobs instead)
-    with threadpool_limits(1, user_api="blas") if perms is None else contextlib.nullcontext():
-        for start, stop in bounds:
-            elapsed = time.perf_counter() - started
-            if not projected and start and elapsed >= PROJECT_AFTER_S:  # enough chunks done to project the rest
-                _warn_if_slow(elapsed, start, n_centers, method, metric, perms, n_sources)
-                projected = True
-            chunk = members[start:stop]
-            kind_rdms = {kind: _chunk_rdms(patterns, chunk, metric, index) for kind, index in rows.items()}
-            # the reference's ranks (and norms) once for every other kind
-            z_ref = None if _check_method(method) == "kendall_tau_a" else normalize_rows(kind_rdms[reference], method)
+    if perms is None:
+        similarity = {other: np.empty(n_centers) for other in others}
+        started, projected = time.perf_counter(), False
+        for (start, stop), values in zip(bounds, chunk_similarities(patterns, rows, members, bounds, reference=reference,
+                                                                    others=others, metric=metric, method=method),
+                                         strict=True):
             for other in others:
-                ref, oth = kind_rdms[reference], kind_rdms[other]
-                similarity[other][start:stop] = (correlate_rows(ref, oth, method) if z_ref is None else
-                                                 np.einsum("ij,ij->i", z_ref, normalize_rows(oth, method)))
-                if perms is not None:
-                    valid = np.isfinite(ref).all(axis=1) & np.isfinite(oth).all(axis=1)
-                    if valid.any():
-                        result = rdm_permutation_test(ref[valid], oth[valid], method=method, permutations=perms,
-                                                      alternative=alternative, memory_gb=budget / 2 / 2**30)
-                        p_values[other][start + np.flatnonzero(valid)] = result.p
-                        null_max[other] = np.maximum(null_max[other], np.nanmax(_oriented(result.null, alternative), axis=0))
+                similarity[other][start:stop] = values[other]
             bar.update(stop - start)
+            elapsed = time.perf_counter() - started
+            if not projected and stop < n_centers and elapsed >= PROJECT_AFTER_S:  # enough done to project the rest
+                _warn_if_slow(elapsed, stop, n_centers, method, metric, perms, n_sources)
+                projected = True
+        bar.close()
+        return similarity, {other: np.full(n_centers, np.nan) for other in others}, \
+            {other: np.full(0, -np.inf) for other in others}
+    similarity = {other: np.empty(n_centers) for other in others}
+    p_values = {other: np.full(n_centers, np.nan) for other in others}
+    # one maximum per relabeling actually used: n! of them when every relabeling is enumerated
+    null_max = {other: np.full(len(perms), -np.inf) for other in others}
+    started, projected = time.perf_counter(), False
+    for start, stop in bounds:
+        elapsed = time.perf_counter() - started
+        if not projected and start and elapsed >= PROJECT_AFTER_S:  # enough chunks done to project the rest
+            _warn_if_slow(elapsed, start, n_centers, method, metric, perms, n_sources)
+            projected = True
+        chunk = members[start:stop]
+        kind_rdms = {kind: _chunk_rdms(patterns, chunk, metric, index) for kind, index in rows.items()}
+        for other in others:
+            ref, oth = kind_rdms[reference], kind_rdms[other]
+            similarity[other][start:stop] = correlate_rows(ref, oth, method)
+            valid = np.isfinite(ref).all(axis=1) & np.isfinite(oth).all(axis=1)
+            if valid.any():
+                result = rdm_permutation_test(ref[valid], oth[valid], method=method, permutations=perms,
+                                              alternative=alternative, memory_gb=budget / 2 / 2**30)
+                p_values[other][start + np.flatnonzero(valid)] = result.p
+                null_max[other] = np.maximum(null_max[other], np.nanmax(_oriented(result.null, alternative), axis=0))
+        bar.update(stop - start)
     bar.close()
     return similarity, p_values, null_max
+
+
+def chunk_similarities(patterns, rows, members: sp.csr_matrix, bounds, *, reference: str, others, metric: str,
+                       method: str):
+    """Each chunk's similarities of the reference kind's RDM with the others', disk by disk: yields
+    ``{other: (stop - start,)}`` for each ``(start, stop)`` of ``bounds``, in order.
+
+    ``rows`` maps each kind to its rows of ``patterns``. The chunks run in as many threads as
+    BLAS would use (its thread limits, a joblib worker's share of the cores), each with one BLAS
+    thread: a disk's (n_images x k) products are too small to share, and BLAS's spinning threads
+    doubled the CPU time, while the ranking, gathers and sorts of a disk's RDMs release the GIL
+    (two threads: 1.7x on two cores). Every disk's value is the same whatever the chunks and
+    threads.
+    """
+    method = _check_method(method)
+
+    def chunk_values(bound):
+        chunk = members[bound[0]:bound[1]]
+        if method == "kendall_tau_a":
+            ref = _chunk_rdms(patterns, chunk, metric, rows[reference])
+            return {other: correlate_rows(ref, _chunk_rdms(patterns, chunk, metric, rows[other]), method)
+                    for other in others}
+        # the reference's ranks (and norm) once for every other kind; a norm divides a number, not a row
+        # (ranked in place: a fresh array for its ranks took as long as ranking)
+        ref, ref_norm = centred_rows(_chunk_rdms(patterns, chunk, metric, rows[reference]), method, overwrite=True)
+        values = {}
+        for other in others:
+            oth, norm = centred_rows(_chunk_rdms(patterns, chunk, metric, rows[other]), method, overwrite=True)
+            values[other] = np.einsum("ij,ij->i", ref, oth) / (ref_norm * norm)
+        return values
+
+    threads = min(_blas_threads(), len(bounds))
+    with threadpool_limits(1, user_api="blas"):
+        if threads < 2:
+            yield from map(chunk_values, bounds)
+            return
+        with ThreadPoolExecutor(threads) as pool:
+            # a few chunks ahead of the one consumed, so that finished chunks don't pile up
+            pending = deque()
+            for bound in bounds:
+                pending.append(pool.submit(chunk_values, bound))
+                if len(pending) > 2 * threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+
+def _blas_threads() -> int:
+    """Threads BLAS would use here (the fewest of its libraries'), at least one."""
+    counts = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
+    return max(1, min(counts, default=1))
 
 
 def searchlight_rdms(patterns, neighbourhoods, metric: str = "correlation", *, chunk_size: int = 4096,
