@@ -249,8 +249,8 @@ def chunk_similarities(patterns, rows, members: sp.csr_matrix, bounds, *, refere
     BLAS would use (its thread limits, a joblib worker's share of the cores), each with one BLAS
     thread: a disk's (n_images x k) products are too small to share, and BLAS's spinning threads
     doubled the CPU time, while the ranking, gathers and sorts of a disk's RDMs release the GIL
-    (two threads: 1.7x on two cores). Every disk's value is the same whatever the chunks and
-    threads.
+    (two threads: 1.7x on two cores at 1,000 images; RDMs under `_THREADED_PAIRS` pairs stay in
+    one thread). Every disk's value is the same whatever the chunks and threads.
     """
     method = _check_method(method)
 
@@ -269,7 +269,11 @@ def chunk_similarities(patterns, rows, members: sp.csr_matrix, bounds, *, refere
             values[other] = np.einsum("ij,ij->i", ref, oth) / (ref_norm * norm)
         return values
 
-    threads = min(_blas_threads(), len(bounds))
+    n_sources = len(rows[reference])
+    # small RDMs are Python's work, which holds the GIL: threads there only contend for it
+    # (40 images: 2x slower in two threads; 150 images: even; 1,000 images: 1.7x faster)
+    threaded = n_sources * (n_sources - 1) // 2 >= _THREADED_PAIRS
+    threads = min(_blas_threads(), len(bounds)) if threaded else 1
     with threadpool_limits(1, user_api="blas"):
         if threads < 2:
             yield from map(chunk_values, bounds)
@@ -283,6 +287,9 @@ def chunk_similarities(patterns, rows, members: sp.csr_matrix, bounds, *, refere
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+
+
+_THREADED_PAIRS = 10_000
 
 
 def _blas_threads() -> int:
@@ -410,13 +417,13 @@ def searchlight_kind_similarity(
         metric correlation, cosine or squared_euclidean on a CPU: with ``n_perm=0`` its value per
         disk comes from (k x k) Gram matrices of the disk's k vertices, no RDM formed (the same
         numbers as correlating the RDMs, to rounding): both fs_LR 32k hemispheres, 3 mm disks,
-        1,000 images per kind took 56 CPU s, against 1,383 s for correlating the RDMs and
-        3,242 s (50 ms a disk) for Spearman; 10,000 images (float32) 800 CPU s
+        1,000 images per kind took 56 CPU s, against 883 CPU s for correlating the RDMs and
+        2,485 CPU s (38 ms a disk) for Spearman; 10,000 images (float32) 800 CPU s
         (``benchmarks/bench_searchlight_scale.py``). Spearman (the default)
         has to rank every disk's three RDMs: with ``n_perm=0`` on a GPU the disks are batched and
-        sorted there; on a CPU it is about an hour at 1,000 images (``n_jobs=2`` halves the wall
-        time). The Euclidean distance (a square root) has no Gram identity: with Pearson it takes
-        the per-disk RDM path on a CPU.
+        sorted there; on a CPU, chunks of centres run in as many threads as BLAS would use
+        (from 200 images or so): 23 min wall on two cores at 1,000 images. The Euclidean distance
+        (a square root) has no Gram identity: with Pearson it takes the per-disk RDM path on a CPU.
     n_perm : int
         Label permutations per centre (0: none). All centres share the same permutations, so
         ``p_fwe`` (maximum statistic over centres) controls the family-wise error.
@@ -433,6 +440,8 @@ def searchlight_kind_similarity(
         Blocks of centres run in parallel through joblib (on a Dask cluster inside
         ``joblib.parallel_config(backend="dask")``). All blocks share the relabelings, so
         ``p_fwe`` stays family-wise over every centre and the table is the same for any n_jobs.
+        Without permutations a block's chunks also run in threads, as many as BLAS would use
+        (a joblib worker's share of the cores), so ``n_jobs`` is for more machines, not more cores.
     device : str or torch.device, optional
         Where the batched path (``n_perm=0``; not Kendall's tau-a) runs: CUDA when present, else
         the CPU (`brainprobe._device.resolve_device`). The permutation path runs on the CPU.

@@ -24,8 +24,8 @@ Two paths, both exact restatements of the per-disk RDM path of `_searchlight`:
 - **RDM path** (any other method but Kendall's tau-a): each batch of disks' RDMs formed by one
   batched product, ranked by one sort per RDM with ties given their average rank (as
   `brainprobe.stats.rank_rows`), normalized and multiplied. The same work as the per-centre loop,
-  made for a GPU (torch's sort): on a CPU the per-centre loop's numpy ranking is 5x faster
-  (3,242 against 15,684 CPU s for both fs_LR 32k hemispheres at 1,000 images).
+  made for a GPU (torch's sort): on a CPU the per-centre loop's numpy ranking is 6x faster
+  (2,485 against 15,684 CPU s for both fs_LR 32k hemispheres at 1,000 images).
 
 Centres are taken in their own order in blocks (the union of a block's vertices is gathered once,
 transposed, onto the device) and, inside a block, sorted by disk size into sub-batches padded to
