@@ -48,9 +48,9 @@ def rank_rows(x: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
     their full value among themselves, and ties averaged. Rows with NaN go through
     ``scipy.stats.rankdata``, as do integers beyond 2^53 and long doubles (float64 would merge
     them). Ranking is the cost of Spearman over many RDMs: a row of 499,500 pairs (1,000 images)
-    takes 8.4 ms, against 20 ms with ``torch.sort`` and 60 ms with scipy; 50 million pairs
-    (10,000 images) 2.0 s, against 6.8 s and 18 s; a binary (all-ties) row of 499,500 19 ms,
-    against 36 and 15 ms (``benchmarks/bench_rank.py``, one AVX-512 CPU).
+    takes 8.4 ms, against 22 ms with ``torch.sort`` and 63 ms with scipy; 50 million pairs
+    (10,000 images) 2.2 s, against 7.2 s and 20 s; a binary (all-ties) row of 499,500 20 ms,
+    against 19 and 16 ms (``benchmarks/bench_rank.py``, one AVX-512 CPU).
 
     With ``overwrite=True`` a C-contiguous float64 ``x`` becomes its ranks (returned): no new
     array of its size, whose fresh pages can cost as much as ranking it (other inputs are copied).
