@@ -41,6 +41,25 @@ def test_spearman_equals_scipy_on_ties_signs_and_infinities(tied_reference, torc
         assert found == pytest.approx(float(correlate_rows(reference, other, "spearman")), abs=1e-12)
 
 
+def test_overwriting_gives_the_same_correlations_and_touches_only_what_it_may():
+    """``overwrite=True`` ranks the given tensors in their own memory (the unit subsamples' fresh
+    RDMs); without it, nothing the caller passed changes."""
+    from scipy.stats import rankdata
+
+    reference, others = _vectors(3)
+    kept = ReferenceCorrelation(torch.from_numpy(reference.copy()), "spearman")
+    mine = torch.from_numpy(reference.copy())
+    overwritten = ReferenceCorrelation(mine, "spearman", overwrite=True)
+    np.testing.assert_array_equal(mine.numpy(), rankdata(reference) - (len(reference) + 1) / 2)
+    for other in others:
+        given = torch.from_numpy(other.copy())
+        assert kept.against(given) == overwritten.against(torch.from_numpy(other.copy()), overwrite=True)
+        np.testing.assert_array_equal(given.numpy(), other)  # not asked: untouched
+        scratch = torch.from_numpy(other.copy())
+        overwritten.against(scratch, overwrite=True)
+        np.testing.assert_array_equal(scratch.numpy(), rankdata(other) - (len(other) + 1) / 2)
+
+
 def test_pearson_cosine_and_kendall_equal_their_references():
     reference, others = _vectors(1)
     finite = [others[0], others[3]]  # squares of 1e-300 underflow: no method here rescales

@@ -393,9 +393,12 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
             if group > 1:
                 out[rows_out] = _compare_small(patterns, units, reference, others, metric, method)
                 continue
-            target = ReferenceCorrelation(_subsample_rdm(patterns[reference][:, units[0]], metric), method)
+            # each RDM is fresh and used once: ranked in its own memory
+            target = ReferenceCorrelation(_subsample_rdm(patterns[reference][:, units[0]], metric), method,
+                                          overwrite=True)
             for o, other in enumerate(others):
-                out[rows_out, o] = target.against(_subsample_rdm(patterns[other][:, units[0]], metric))
+                out[rows_out, o] = target.against(_subsample_rdm(patterns[other][:, units[0]], metric),
+                                                  overwrite=True)
             del target
     return out
 
