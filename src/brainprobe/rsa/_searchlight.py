@@ -422,7 +422,7 @@ def searchlight_kind_similarity(
         (``benchmarks/bench_searchlight_scale.py``). Spearman (the default)
         has to rank every disk's three RDMs: with ``n_perm=0`` on a GPU the disks are batched and
         sorted there; on a CPU, chunks of centres run in as many threads as BLAS would use
-        (from 200 images or so): 23 min wall on two cores at 1,000 images. The Euclidean distance
+        (from about 150 images): 22 min wall on two cores at 1,000 images. The Euclidean distance
         (a square root) has no Gram identity: with Pearson it takes the per-disk RDM path on a CPU.
     n_perm : int
         Label permutations per centre (0: none). All centres share the same permutations, so
