@@ -418,11 +418,11 @@ def searchlight_kind_similarity(
         disk comes from (k x k) Gram matrices of the disk's k vertices, no RDM formed (the same
         numbers as correlating the RDMs, to rounding): both fs_LR 32k hemispheres, 3 mm disks,
         1,000 images per kind took 56 CPU s, against 883 CPU s for correlating the RDMs and
-        2,485 CPU s (38 ms a disk) for Spearman; 10,000 images (float32) 800 CPU s
+        2,415-2,485 CPU s (37-38 ms a disk; two runs) for Spearman; 10,000 images (float32) 800 CPU s
         (``benchmarks/bench_searchlight_scale.py``). Spearman (the default)
         has to rank every disk's three RDMs: with ``n_perm=0`` on a GPU the disks are batched and
         sorted there; on a CPU, chunks of centres run in as many threads as BLAS would use
-        (from about 150 images): 22 min wall on two cores at 1,000 images. The Euclidean distance
+        (from about 150 images): 22-23 min wall on two cores at 1,000 images (extrapolated). The Euclidean distance
         (a square root) has no Gram identity: with Pearson it takes the per-disk RDM path on a CPU.
     n_perm : int
         Label permutations per centre (0: none). All centres share the same permutations, so
@@ -444,7 +444,9 @@ def searchlight_kind_similarity(
         (a joblib worker's share of the cores), so ``n_jobs`` is for more machines, not more cores.
     device : str or torch.device, optional
         Where the batched path (``n_perm=0``; not Kendall's tau-a) runs: CUDA when present, else
-        the CPU (`brainprobe._device.resolve_device`). The permutation path runs on the CPU.
+        the CPU (`brainprobe._device.resolve_device`), where only Pearson on correlation, cosine or
+        squared_euclidean takes it (the other methods' per-disk path is faster there). The
+        permutation path runs on the CPU.
 
     Returns
     -------
