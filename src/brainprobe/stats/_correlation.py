@@ -53,7 +53,7 @@ def rank_rows(x: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
     against 19 and 16 ms (``benchmarks/bench_rank.py``, one AVX-512 CPU).
 
     With ``overwrite=True`` a C-contiguous float64 ``x`` becomes its ranks (returned): no new
-    array of its size, whose fresh pages can cost as much as ranking it (other inputs are copied).
+    array of its size (400 MB at 50 million pairs; other inputs are copied).
 
     Examples
     --------
@@ -168,7 +168,7 @@ def _shared_prefixes(keys: np.ndarray, index_bits: int) -> np.ndarray:
     (their bits above ``index_bits``): (rows, n - 1) booleans.
 
     Neighbours XORed a stretch of columns at a time: whole-row temporaries of a 50-million-pair
-    row are 400 MB of fresh pages (0.9 s) each.
+    row are 400 MB each (and 0.9 s of page faults when a process first touches that much).
     """
     rows, n = keys.shape
     shared = np.empty((rows, max(0, n - 1)), bool)
