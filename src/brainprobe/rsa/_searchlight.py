@@ -87,7 +87,7 @@ def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str, image
     return out
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=1)  # one image count at a time: at most 3 x 32 MB held between calls
 def _kept_condensed_positions(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows, cols = np.triu_indices(n, 1)
     # the condensed order, as positions in the flattened transpose of `_lower_gram`: (i, j) and

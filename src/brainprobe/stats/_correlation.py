@@ -93,7 +93,7 @@ _RANK_BLOCK_ELEMENTS = 1 << 18
 _KEPT_ARANGE_ELEMENTS = 1 << 21
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)  # a row length's two aranges, for two lengths: at most 4 x 16 MB held
 def _kept_arange(n: int, dtype: type, start: int) -> np.ndarray:
     values = np.arange(start, start + n, dtype=dtype)
     values.flags.writeable = False  # shared between calls
