@@ -15,7 +15,7 @@ peak right after imports and the patterns, so ``peak_gib - baseline_gib`` is the
   ``peak_gib_before_check`` is the peak before that check's RDMs) (``max_abs_diff_vs_rdm``).
 
 The RDM variants take hours at 1,000 images: they run on a subset of centres spread over both
-hemispheres (until ``--cap-s``) and are extrapolated linearly in centres (``extrapolated``), as
+hemispheres in runs of 64 neighbours (until ``--cap-s``) and are extrapolated linearly in centres (``extrapolated``), as
 ``bench_scale.py`` does. At 10,000 images only ``gram_pearson`` runs, on float32 patterns
 (3 x 10,000 x 64,984 x 4 B = 7.8 GB; one hemisphere when the machine has not that much free,
 and the row says so). ``cpu_seconds`` is the steadier figure on a shared machine
@@ -91,7 +91,7 @@ def run_variant(variant: str, n: int, cap_s: float) -> dict:
     row = {"variant": variant, "n_images": n, "hemispheres": hemispheres, "n_centers": n_centers,
            "patterns_dtype": str(patterns.dtype), "mean_disk_size": float(disks.nnz / n_centers)}
     baseline = _peak_gib()
-    spread = lambda k: disks[np.linspace(0, n_centers - 1, k).astype(int)]  # noqa: E731
+    spread = lambda k: disks[_spread_centres(n_centers, k)]  # noqa: E731
 
     if variant == "gram_pearson":
         wall, cpu = time.perf_counter(), time.process_time()
@@ -130,6 +130,14 @@ def run_variant(variant: str, n: int, cap_s: float) -> dict:
                threads=int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
                memory_budget_gib=memory_budget_bytes(None) / 2**30)
     return row
+
+
+def _spread_centres(n_centers: int, k: int, run: int = 64) -> np.ndarray:
+    """k centres in runs of ``run`` consecutive ones, the runs spread evenly over both hemispheres:
+    a searchlight takes its centres in chunks of neighbours, whose disks share vertices (single
+    centres spread apart would pay for gathering every disk's patterns alone)."""
+    starts = np.linspace(0, max(0, n_centers - run), max(1, -(-k // run))).astype(int)
+    return np.unique(np.clip(starts[:, None] + np.arange(run), 0, n_centers - 1))[:k]
 
 
 def _peak_gib() -> float:

@@ -30,6 +30,7 @@ from .stats._inference import (
     paired_swap_relabelings,
 )
 from .stats._information import MI_CORRECTIONS
+from .stats._ranked_reference import RankedReference
 from .stats._reference_correlation import ReferenceCorrelation
 from .stats._resampling import (
     SUBSAMPLE_CI_METHOD,
@@ -57,6 +58,7 @@ __all__ = [
     "RESAMPLED_SUBJECTS",
     "RESAMPLED_UNITS",
     "RESAMPLED_VERTICES",
+    "RankedReference",
     "ReferenceCorrelation",
     "SUBSAMPLE_CI_METHOD",
     "TIE_TOLERANCE",

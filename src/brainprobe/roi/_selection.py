@@ -198,7 +198,7 @@ def _disk_reliability(first_betas, second_betas, disks, metric: str, method: str
     pairs come from each disk's (k x k) Gram matrices (`brainprobe.rsa`'s batched searchlight),
     O(n k^2) per centre instead of O(n^2 k): the way to select vertices among thousands of images
     (``[rsa] method = "pearson"``)."""
-    from ..rsa._searchlight import _membership, _reusable_centres, chunk_similarities
+    from ..rsa._searchlight import _membership, chunk_similarities, similarity_chunk_centres
     from ..rsa._searchlight_batched import GRAM_METRICS, batched_kind_similarity  # torch: on demand
 
     n_images = len(first_betas)
@@ -209,7 +209,8 @@ def _disk_reliability(first_betas, second_betas, disks, metric: str, method: str
                                        method=method, budget=memory_budget_bytes())["second"]
     n_pairs = n_images * (n_images - 1) // 2
     per_centre = _COPIES_PER_CENTRE * 8 * max(n_pairs, 1)
-    block = int(max(1, min(disks.shape[0], memory_budget_bytes() // per_centre, _reusable_centres(n_images))))
+    block = int(max(1, min(disks.shape[0], memory_budget_bytes() // per_centre,
+                            similarity_chunk_centres(n_images, method))))
     bounds = [(start, min(disks.shape[0], start + block)) for start in range(0, disks.shape[0], block)]
     # the searchlight's chunks (threads, one BLAS thread each), with the two halves as its two kinds
     return np.concatenate([values["second"] for values in chunk_similarities(

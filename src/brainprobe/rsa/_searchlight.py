@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import threading
 import time
 import warnings
 from collections import deque
@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from .._device import resolve_device
 from .._internal import (
+    RankedReference,
     as_generator,
     centred_rows,
     correlate_rows,
@@ -48,72 +49,82 @@ def _membership(neighbourhoods, n_vertices: int) -> sp.csr_matrix:
     return matrix
 
 
-def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str, images=None) -> np.ndarray:
-    """RDMs (n_centers_in_chunk, n_pairs), one (n_images x n_images) Gram matrix per disk.
+def _chunk_rdms(patterns: np.ndarray, members: sp.csr_matrix, metric: str, images=None, *,
+                gathered: _ChunkPatterns | None = None) -> np.ndarray:
+    """RDMs (n_centers_in_chunk, n_pairs), one `_disk_rdm` per disk.
 
     ``images`` (optional) are the rows of ``patterns`` to use, so that a kind's images are taken
-    disk by disk instead of copying all their vertices for every chunk.
+    disk by disk instead of copying all their vertices for every chunk; ``gathered``: the chunk's
+    patterns, when already taken for another kind.
+    """
+    images = np.arange(patterns.shape[0]) if images is None else np.asarray(images)
+    gathered = gathered or _ChunkPatterns(patterns, members)
+    out = np.empty((members.shape[0], len(images) * (len(images) - 1) // 2))
+    gram = _gram_workspace(len(images))
+    for centre in range(members.shape[0]):
+        _disk_rdm(gathered.disk(centre, images), metric, out[centre], gram)
+    return out
+
+
+class _ChunkPatterns:
+    """The patterns over a chunk of disks' vertices, taken once: (n_used_vertices, n_rows).
+
+    Disks of neighbouring centres share most of their vertices; taking each disk's columns from
+    the whole (n_rows, n_vertices) array touches a cache line per image and vertex (1.4 ms a disk
+    for three kinds of 1,000 images), a chunk of 64 centres' union of columns 0.08 ms a disk.
+    """
+
+    def __init__(self, patterns: np.ndarray, members: sp.csr_matrix):
+        used, self._local = np.unique(members.indices, return_inverse=True)
+        self._indptr = members.indptr
+        self._block = np.ascontiguousarray(patterns[:, used].T)
+
+    def disk(self, centre: int, images: np.ndarray) -> np.ndarray:
+        """The (n_images, k) float64 patterns of rows ``images`` over centre's k disk vertices."""
+        vertices = self._local[self._indptr[centre]:self._indptr[centre + 1]]
+        return np.asarray(self._block[vertices[:, None], images].T, dtype=np.float64)
+
+
+def _gram_workspace(n_images: int) -> np.ndarray:
+    """Memory for `_lower_gram`'s (n_images x n_images) result, reused disk after disk (fresh
+    pages of 8 MB a disk at 1,000 images cost as much as the product)."""
+    return np.empty((n_images, n_images), order="F")
+
+
+def _disk_rdm(x: np.ndarray, metric: str, out: np.ndarray, gram: np.ndarray | None = None) -> tuple[float, float]:
+    """Write the condensed RDM (n_pairs,) of one disk's patterns ``x`` (n_images, k) into ``out``;
+    return its smallest and largest distance (NaN if any distance is).
 
     A disk's images are standardized over its vertices (centred and scaled to unit norm for the
     correlation distance, scaled for cosine), so one matrix product of a disk's few columns gives
     all its image pairs; nothing of size (n_pairs x vertices) is formed. An image whose pattern is
     constant over a disk (zero norm) has no correlation or cosine distance there: NaN (decided
-    exactly, by its values' range, not by the rounding of its mean). ``patterns`` may be float32:
-    each disk's values are taken as float64.
+    exactly, by its values' range, not by the rounding of its mean). ``gram``: an (n_images x
+    n_images) Fortran-order array to hold the product.
     """
-    images = np.arange(patterns.shape[0]) if images is None else np.asarray(images)
-    rows, cols, upper = _condensed_positions(len(images))
-    out = np.empty((members.shape[0], len(upper)))
-    for centre in range(members.shape[0]):
-        x = np.asarray(patterns[images[:, None], members.indices[members.indptr[centre]:members.indptr[centre + 1]]],
-                       dtype=np.float64)
-        if metric in ("correlation", "cosine"):
-            if metric == "correlation":
-                constant = np.ptp(x, axis=1) == 0
-                x = x - x.mean(axis=1, keepdims=True)
-                x[constant] = 0.0
-            norm = np.sqrt(np.einsum("ij,ij->i", x, x))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                x = x / norm[:, None]  # a zero norm makes the image's row NaN
-            # mode="clip": with "raise" (the default) numpy buffers ``out``, twice the time
-            np.take(_lower_gram(x).T.ravel(), upper, out=out[centre], mode="clip")
-            np.subtract(1.0, out[centre], out=out[centre])
-            continue
-        gram = _lower_gram(x)
-        own = np.diagonal(gram).copy()
-        squared = np.take(own, rows) + np.take(own, cols) - 2 * np.take(gram.T.ravel(), upper)
-        np.maximum(squared, 0.0, out=squared)
-        out[centre] = np.sqrt(squared) if metric == "euclidean" else squared / x.shape[1]
-    return out
+    from ._rdm_kernels import (  # numba: compiled on first use (cached)
+        METRIC_CODES,
+        condensed_from_gram,
+    )
+
+    if metric in ("correlation", "cosine"):
+        if metric == "correlation":
+            constant = np.ptp(x, axis=1) == 0
+            x = x - x.mean(axis=1, keepdims=True)
+            x[constant] = 0.0
+        norm = np.sqrt(np.einsum("ij,ij->i", x, x))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x = x / norm[:, None]  # a zero norm makes the image's row NaN
+    return condensed_from_gram(_lower_gram(x, gram), METRIC_CODES[metric], float(x.shape[1]), out)
 
 
-@functools.lru_cache(maxsize=1)  # one image count at a time: at most 3 x 32 MB held between calls
-def _kept_condensed_positions(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows, cols = np.triu_indices(n, 1)
-    # the condensed order, as positions in the flattened transpose of `_lower_gram`: (i, j) and
-    # (i, j + 1) are neighbours there (in the upper triangle of a Fortran-order matrix they are n apart)
-    upper = rows * n + cols
-    for values in (rows, cols, upper):
-        values.flags.writeable = False  # shared between calls
-    return rows, cols, upper
-
-
-def _condensed_positions(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row, column and `_lower_gram` position of each of the n (n - 1) / 2 pairs, in condensed
-    order; kept between calls up to 1,000s of images (rebuilt for every chunk, they cost 5% of a
-    searchlight at 1,000 images), rebuilt beyond (1.2 GB at 10,000)."""
-    if n * (n - 1) // 2 > _KEPT_PAIRS:
-        return _kept_condensed_positions.__wrapped__(n)
-    return _kept_condensed_positions(n)
-
-
-_KEPT_PAIRS = 1 << 22
-
-
-def _lower_gram(x: np.ndarray) -> np.ndarray:
+def _lower_gram(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The lower triangle (diagonal included) of ``x @ x.T``, (n, n) in Fortran order: BLAS's
-    syrk, half the products of a full matrix product (the upper triangle is not set)."""
-    return dsyrk(1.0, x, lower=1)
+    syrk, half the products of a full matrix product (the upper triangle is not set); written
+    into ``out`` when given (float64, (n, n), Fortran order)."""
+    if out is None:
+        return dsyrk(1.0, x, lower=1)
+    return dsyrk(1.0, x, c=out, beta=0.0, lower=1, overwrite_c=1)
 
 
 def _centre_chunks(members: sp.csr_matrix, n_images: int, budget: int, cap: int, n_kinds: int = 1):
@@ -140,6 +151,18 @@ _REUSABLE_BYTES = 16 * 2**20
 def _reusable_centres(n_images: int) -> int:
     """Centres per chunk whose (centres x n_pairs) float64 arrays stay reusable (at least one)."""
     return max(1, _REUSABLE_BYTES // (8 * max(1, n_images * (n_images - 1) // 2)))
+
+
+def similarity_chunk_centres(n_images: int, method: str) -> int:
+    """Centres per chunk of `chunk_similarities`: Spearman on large RDMs goes disk by disk in
+    arrays each thread reuses, so its chunks only share the gathering of their vertices' patterns
+    (`_ChunkPatterns`); the other methods hold (centres x n_pairs) arrays per chunk."""
+    if _check_method(method) == "spearman" and n_images * (n_images - 1) // 2 >= _THREADED_PAIRS:
+        return _GATHERED_CENTRES
+    return _reusable_centres(n_images)
+
+
+_GATHERED_CENTRES = 64
 
 
 def _oriented(values: np.ndarray, alternative: str) -> np.ndarray:
@@ -194,7 +217,7 @@ def _searchlight_block(patterns, rows, members, *, reference, others, metric, me
     budget = memory_budget_bytes(memory_gb)
     # half for the chunk's RDMs of every kind, half for the permutation test's gathers; without
     # permutations, chunks small enough for malloc to reuse their memory
-    cap = min(chunk_size, _reusable_centres(n_sources)) if perms is None else chunk_size
+    cap = min(chunk_size, similarity_chunk_centres(n_sources, method)) if perms is None else chunk_size
     bounds = list(_centre_chunks(members, n_sources, budget // 2, cap, len(rows)))
     bar = tqdm(total=n_centers, desc="searchlight", unit="centre",
                disable=(len(bounds) < 2 or None) if progress is None else not progress)
@@ -253,27 +276,48 @@ def chunk_similarities(patterns, rows, members: sp.csr_matrix, bounds, *, refere
     one thread). Every disk's value is the same whatever the chunks and threads.
     """
     method = _check_method(method)
+    n_sources = len(rows[reference])
+    large = n_sources * (n_sources - 1) // 2 >= _THREADED_PAIRS
+    workspaces = threading.local()  # each thread's own arrays, reused chunk after chunk
+
+    def spearman_values(bound):
+        if not hasattr(workspaces, "ranked"):
+            workspaces.ranked = RankedReference(max(1, n_sources * (n_sources - 1) // 2))
+            workspaces.rdm = np.empty(n_sources * (n_sources - 1) // 2)
+            workspaces.gram = _gram_workspace(n_sources)
+        ranked, rdm, gram = workspaces.ranked, workspaces.rdm, workspaces.gram
+        gathered = _ChunkPatterns(patterns, members[bound[0]:bound[1]])
+        values = {other: np.empty(bound[1] - bound[0]) for other in others}
+        for centre in range(bound[1] - bound[0]):
+            ranked.set_reference(rdm, _disk_rdm(gathered.disk(centre, rows[reference]), metric, rdm, gram))
+            for other in others:
+                values[other][centre] = ranked.against(rdm, _disk_rdm(gathered.disk(centre, rows[other]), metric, rdm, gram))
+        return values
 
     def chunk_values(bound):
+        if large and method == "spearman":
+            return spearman_values(bound)
         chunk = members[bound[0]:bound[1]]
+        gathered = _ChunkPatterns(patterns, chunk)
         if method == "kendall_tau_a":
-            ref = _chunk_rdms(patterns, chunk, metric, rows[reference])
-            return {other: correlate_rows(ref, _chunk_rdms(patterns, chunk, metric, rows[other]), method)
+            ref = _chunk_rdms(patterns, chunk, metric, rows[reference], gathered=gathered)
+            return {other: correlate_rows(ref, _chunk_rdms(patterns, chunk, metric, rows[other], gathered=gathered),
+                                          method)
                     for other in others}
         # the reference's ranks (and norm) once for every other kind; a norm divides a number, not a row
         # (ranked in place: a fresh array for its ranks took as long as ranking)
-        ref, ref_norm = centred_rows(_chunk_rdms(patterns, chunk, metric, rows[reference]), method, overwrite=True)
+        ref, ref_norm = centred_rows(_chunk_rdms(patterns, chunk, metric, rows[reference], gathered=gathered),
+                                     method, overwrite=True)
         values = {}
         for other in others:
-            oth, norm = centred_rows(_chunk_rdms(patterns, chunk, metric, rows[other]), method, overwrite=True)
+            oth, norm = centred_rows(_chunk_rdms(patterns, chunk, metric, rows[other], gathered=gathered),
+                                     method, overwrite=True)
             values[other] = np.einsum("ij,ij->i", ref, oth) / (ref_norm * norm)
         return values
 
-    n_sources = len(rows[reference])
     # small RDMs are Python's work, which holds the GIL: threads there only contend for it
     # (40 images: 2x slower in two threads; 150 images: even; 1,000 images: 1.7x faster)
-    threaded = n_sources * (n_sources - 1) // 2 >= _THREADED_PAIRS
-    threads = min(_blas_threads(), len(bounds)) if threaded else 1
+    threads = min(_blas_threads(), len(bounds)) if large else 1
     with threadpool_limits(1, user_api="blas"):
         if threads < 2:
             yield from map(chunk_values, bounds)

@@ -116,11 +116,15 @@ def _exact_in_float64(x: np.ndarray) -> bool:
     return False
 
 
-def _order_keys(values: np.ndarray, nonnegative: bool) -> np.ndarray:
-    """uint64 keys (a new array) whose unsigned order is the order of the NaN-free float64 ``values``."""
+def _order_keys(values: np.ndarray, nonnegative: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """uint64 keys (a new array, or ``out``: uint64 of the values' shape) whose unsigned order is
+    the order of the NaN-free float64 ``values``."""
     # + 0.0 turns -0.0 into 0.0 (equal values, one key); C order whatever the input's (the sort's
     # order is later written through a flat view)
-    keys = np.add(values, 0.0, order="C").view(np.uint64)
+    if out is None:
+        keys = np.add(values, 0.0, order="C").view(np.uint64)
+    else:
+        keys = np.add(values, 0.0, out=out.view(np.float64)).view(np.uint64)
     if nonnegative:  # (distances) the bits of non-negative floats are already in their order
         return keys
     flip = keys >> np.uint64(63)  # negative: invert every bit; positive: set the sign bit
@@ -130,22 +134,47 @@ def _order_keys(values: np.ndarray, nonnegative: bool) -> np.ndarray:
     return keys
 
 
-def _rank_block(block: np.ndarray, lowest: np.ndarray, highest: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-    """Average ranks of each row of a NaN-free (rows, n) float64 block, given each row's extremes,
-    written into ``ranks`` (rows, n) and returned."""
-    rows, n = block.shape
-    index_bits = max(1, (n - 1).bit_length())
+def _prefix_keys(block: np.ndarray, lowest: np.ndarray, highest: np.ndarray, low_bits: int,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """uint64 keys (rows, n) of a NaN-free float64 ``block`` (rows, n), given each row's extremes
+    (rows,): each value's order bits, relative to its row's smallest, in the top ``64 - low_bits``
+    bits (as many of their top bits as fit) and ``low_bits`` zero bits below, for an index or a
+    payload. Keys sort as their values, but values closer than the kept bits resolve share a
+    prefix (as do ties). Written into ``out`` (uint64, (rows, n)) when given."""
     nonnegative = bool((lowest >= 0).all())
-    keys = _order_keys(block, nonnegative)
+    keys = _order_keys(block, nonnegative, out)
     # relative to the row's smallest key, the value needs only the bits of the row's range: the
-    # fewer bits dropped to make room for the index, the fewer values share a prefix
+    # fewer bits dropped to make room below, the fewer values share a prefix
     base = _order_keys(lowest, nonnegative)
     keys -= base[:, None]
     spread = int((_order_keys(highest, nonnegative) - base).max()).bit_length()
-    dropped = max(0, spread + index_bits - 64)
+    dropped = max(0, spread + low_bits - 64)
     if dropped:
         keys >>= np.uint64(dropped)
-    keys <<= np.uint64(index_bits)
+    keys <<= np.uint64(low_bits)
+    return keys
+
+
+def _rank_block(block: np.ndarray, lowest: np.ndarray, highest: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Average ranks of each row of a NaN-free (rows, n) float64 block, given each row's extremes,
+    written into ``ranks`` (rows, n) and returned."""
+    order, positions = _sorted_positions(block, lowest, highest)
+    if len(block) == 1:  # put_along_axis builds (rows, n) index arrays: a cost at millions of pairs
+        np.put(ranks[0], order[0], positions[0])  # 1.6 ms at 499,500 pairs, against 2.2 ms indexing
+    else:
+        np.put_along_axis(ranks, order, positions, axis=1)
+    return ranks
+
+
+def _sorted_positions(block: np.ndarray, lowest: np.ndarray, highest: np.ndarray,
+                      keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's order (rows, n) int64 and the average rank of each sorted position (rows, n)
+    float64 (ties share the mean of their positions; a read-only view when a row has no ties), of
+    a NaN-free float64 ``block`` given each row's extremes; ``keys`` (uint64, (rows, n)): memory
+    to use for the keys, which becomes the order."""
+    rows, n = block.shape
+    index_bits = max(1, (n - 1).bit_length())
+    keys = _prefix_keys(block, lowest, highest, index_bits, keys)
     keys |= _counting(n, np.uint64)
     keys.sort(axis=1)
     shared = _shared_prefixes(keys, index_bits)
@@ -156,11 +185,7 @@ def _rank_block(block: np.ndarray, lowest: np.ndarray, highest: np.ndarray, rank
         equal = _value_order(block, order, shared)
         if equal.any():  # the torch routine the GPU path uses, on these arrays' memory
             positions = _averaged_positions(torch.from_numpy(equal), torch.float64).numpy()
-    if rows == 1:  # put_along_axis builds (rows, n) index arrays: a cost at millions of pairs
-        np.put(ranks[0], order[0], positions[0])  # 1.6 ms at 499,500 pairs, against 2.2 ms indexing
-    else:
-        np.put_along_axis(ranks, order, positions, axis=1)
-    return ranks
+    return order, positions
 
 
 def _shared_prefixes(keys: np.ndarray, index_bits: int) -> np.ndarray:

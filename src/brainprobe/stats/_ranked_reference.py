@@ -1,0 +1,129 @@
+"""Spearman correlations of a reference vector with many others, each other sorted once, on a CPU.
+
+A searchlight correlates each disk's reference RDM with the other kinds' RDMs of that disk: three
+sorts of ``n (n - 1) / 2`` pairs per disk, and sorting is the cost. Ranking each vector and
+multiplying the ranks (`rank_rows`, then a dot product) also scatters every rank back to its
+pair's place. Here the reference is ranked once, and its doubled average rank (an integer, ties
+or not) is carried as the low bits of each other vector's sort keys, where `rank_rows` keeps the
+index: once the other vector's keys are sorted, its i-th smallest value arrives with the
+reference's rank of the same pair, and the rank product is a dot product of two arrays already
+side by side; nothing is scattered or gathered. Where two of the other vector's keys share their
+value prefix (a tie, or values closer than the kept bits resolve) the pair's index is needed
+after all, and that vector is ranked as `rank_rows` does.
+
+All the arrays are allocated once, for one length, and reused: at 1,000 images each is 4 MB,
+whose fresh pages cost as much as a sort when a process touches them anew.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._correlation import _counting, _sorted_positions, rank_rows
+
+__all__ = ["RankedReference"]
+
+# beyond this many values the doubled ranks take so many of the keys' bits that values share
+# prefixes in nearly every vector: each would be sorted twice (`RankedReference.against` then ranks)
+_PAYLOAD_VALUES = 1 << 22
+
+
+class RankedReference:
+    """Spearman correlations of one float64 vector of length ``n`` with others of that length.
+
+    Parameters
+    ----------
+    n : int
+        The vectors' length (an RDM's pairs).
+
+    Examples
+    --------
+    >>> ranked = RankedReference(4)
+    >>> ranked.set_reference(np.array([0.1, 0.4, 0.2, 0.3]))
+    >>> round(ranked.against(np.array([1.0, 4.0, 3.0, 2.0])), 6)
+    0.8
+    """
+
+    def __init__(self, n: int):
+        from . import _rank_kernels  # numba: compiled on first use (cached), not at import
+
+        if n < 1:
+            raise ValueError(f"n: expected at least one value, found {n}")
+        self._kernels = _rank_kernels
+        self.n = int(n)
+        self._index_bits = max(1, (self.n - 1).bit_length())
+        self._payload_bits = (2 * self.n).bit_length()
+        self._index = _counting(self.n, np.uint64)
+        self._keys = np.empty(self.n, np.uint64)
+        self._doubled_ranks = np.empty(self.n, np.uint64)  # the reference's, in the vectors' order
+        self._scratch = np.empty(self.n)
+        self._distinct_sum_of_squares = self.n * (self.n * self.n - 1) / 12  # of centred ranks 1..n
+        self._reference_sum_of_squares = np.nan
+
+    def set_reference(self, values: np.ndarray, extremes: tuple[float, float] | None = None) -> None:
+        """Rank the reference ``values`` (n,), float64; they are left as they are. ``extremes``:
+        their (smallest, largest), NaN if any is NaN, when known (saves a pass)."""
+        values = self._checked(values)
+        lowest, highest = extremes if extremes is not None else (values.min(), values.max())
+        if np.isnan(lowest) or np.isnan(highest):
+            self._reference_sum_of_squares = np.nan
+            return
+        keys = self._keys_of(values, lowest, highest, self._index_bits, self._index)
+        keys.sort()
+        if not self._kernels.scatter_doubled_positions(keys, self._index_bits, self._doubled_ranks):
+            self._reference_sum_of_squares = self._distinct_sum_of_squares
+            return
+        # ties, or values closer than the keys resolve: `rank_rows`'s way
+        order, positions = _sorted_positions(values[None], np.array([lowest]), np.array([highest]), self._keys[None])
+        if positions.flags.writeable:  # ties: averaged positions, halves at most
+            squares = positions[0] - (self.n + 1) / 2
+            self._reference_sum_of_squares = float(squares @ squares)
+            doubled = np.multiply(positions[0], 2, out=positions[0]).astype(np.uint64)
+        else:
+            self._reference_sum_of_squares = self._distinct_sum_of_squares
+            doubled = _counting(self.n, np.uint64, 1) << np.uint64(1)
+        np.put(self._doubled_ranks, order[0], doubled)
+
+    def against(self, values: np.ndarray, extremes: tuple[float, float] | None = None) -> float:
+        """Spearman correlation of the reference with ``values`` (n,), float64 (left as they are);
+        ``extremes`` as in `set_reference`.
+
+        NaN where either vector holds NaN or is constant, as `correlate_rows` gives.
+        """
+        values = self._checked(values)
+        lowest, highest = extremes if extremes is not None else (values.min(), values.max())
+        if np.isnan(lowest) or np.isnan(highest) or not self._reference_sum_of_squares > 0:
+            return float("nan")
+        if self.n > _PAYLOAD_VALUES:
+            return self._from_ranks(rank_rows(values))
+        keys = self._keys_of(values, lowest, highest, self._payload_bits, self._doubled_ranks)
+        keys.sort()
+        cross, shared = self._kernels.payload_cross(keys, self._payload_bits)
+        if shared:  # ties or prefix collisions: which pair is which
+            return self._from_ranks(rank_rows(values))
+        return cross / 4 / np.sqrt(self._reference_sum_of_squares * self._distinct_sum_of_squares)
+
+    def _keys_of(self, values: np.ndarray, lowest: float, highest: float, low_bits: int, payload: np.ndarray):
+        """The values' keys (n,) uint64 with ``payload`` (n,) uint64 in their ``low_bits``."""
+        base = self._kernels.order_bits(lowest)
+        # relative to the smallest value, only the bits of the range: the fewer dropped, the fewer collisions
+        dropped = max(0, (self._kernels.order_bits(highest) - base).bit_length() + low_bits - 64)
+        self._kernels.payload_keys(values.view(np.uint64), np.uint64(base), np.uint64(dropped), np.uint64(low_bits),
+                                   payload, self._keys)
+        return self._keys
+
+    def _from_ranks(self, ranks: np.ndarray) -> float:
+        """The correlation from the other vector's average ranks (n,) in its own order."""
+        ranks -= (self.n + 1) / 2
+        sum_of_squares = float(ranks @ ranks)
+        if not sum_of_squares > 0:  # constant
+            return float("nan")
+        reference = np.subtract(self._doubled_ranks.view(np.int64), self.n + 1, out=self._scratch)
+        return float(ranks @ reference) / 2 / np.sqrt(self._reference_sum_of_squares * sum_of_squares)
+
+    def _checked(self, values) -> np.ndarray:
+        values = np.asarray(values)
+        if values.shape != (self.n,) or values.dtype != np.float64 or not values.flags.c_contiguous:
+            raise ValueError(f"values: expected a contiguous float64 vector of {self.n}, found {values.dtype} "
+                             f"{values.shape}")
+        return values
