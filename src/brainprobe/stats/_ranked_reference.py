@@ -55,7 +55,9 @@ class RankedReference:
         self._payload_bits = (2 * self.n).bit_length()
         self._index = _counting(self.n, np.uint64)
         self._keys = np.empty(self.n, np.uint64)
-        self._doubled_ranks = np.empty(self.n, np.uint64)  # the reference's, in the vectors' order
+        # the reference's doubled ranks, in the vectors' order: 4-byte when they fit (the scatter
+        # of the reference's ranks writes at random places: half the memory, 1.8 ms -> 1.2 ms at 1,000 images)
+        self._doubled_ranks = np.empty(self.n, np.uint32 if 2 * self.n < 2**32 else np.uint64)
         self._scratch = np.empty(self.n)
         self._distinct_sum_of_squares = self.n * (self.n * self.n - 1) / 12  # of centred ranks 1..n
         self._reference_sum_of_squares = np.nan
@@ -78,10 +80,10 @@ class RankedReference:
         if positions.flags.writeable:  # ties: averaged positions, halves at most
             squares = positions[0] - (self.n + 1) / 2
             self._reference_sum_of_squares = float(squares @ squares)
-            doubled = np.multiply(positions[0], 2, out=positions[0]).astype(np.uint64)
+            doubled = np.multiply(positions[0], 2, out=positions[0]).astype(self._doubled_ranks.dtype)
         else:
             self._reference_sum_of_squares = self._distinct_sum_of_squares
-            doubled = _counting(self.n, np.uint64, 1) << np.uint64(1)
+            doubled = (_counting(self.n, np.uint64, 1) << np.uint64(1)).astype(self._doubled_ranks.dtype)
         np.put(self._doubled_ranks, order[0], doubled)
 
     def against(self, values: np.ndarray, extremes: tuple[float, float] | None = None) -> float:
@@ -104,7 +106,7 @@ class RankedReference:
         return cross / 4 / np.sqrt(self._reference_sum_of_squares * self._distinct_sum_of_squares)
 
     def _keys_of(self, values: np.ndarray, lowest: float, highest: float, low_bits: int, payload: np.ndarray):
-        """The values' keys (n,) uint64 with ``payload`` (n,) uint64 in their ``low_bits``."""
+        """The values' keys (n,) uint64 with ``payload`` (n,), unsigned, in their ``low_bits``."""
         base = self._kernels.order_bits(lowest)
         # relative to the smallest value, only the bits of the range: the fewer dropped, the fewer collisions
         dropped = max(0, (self._kernels.order_bits(highest) - base).bit_length() + low_bits - 64)
@@ -118,7 +120,7 @@ class RankedReference:
         sum_of_squares = float(ranks @ ranks)
         if not sum_of_squares > 0:  # constant
             return float("nan")
-        reference = np.subtract(self._doubled_ranks.view(np.int64), self.n + 1, out=self._scratch)
+        reference = np.subtract(self._doubled_ranks, float(self.n + 1), out=self._scratch)
         return float(ranks @ reference) / 2 / np.sqrt(self._reference_sum_of_squares * sum_of_squares)
 
     def _checked(self, values) -> np.ndarray:
