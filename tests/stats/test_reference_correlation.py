@@ -41,11 +41,15 @@ def test_spearman_equals_scipy_on_ties_signs_and_infinities(tied_reference, torc
         assert found == pytest.approx(float(correlate_rows(reference, other, "spearman")), abs=1e-12)
 
 
-def test_overwriting_gives_the_same_correlations_and_touches_only_what_it_may():
+def test_overwriting_gives_the_same_correlations_and_touches_only_what_it_may(monkeypatch):
     """``overwrite=True`` ranks the given tensors in their own memory (the unit subsamples' fresh
-    RDMs); without it, nothing the caller passed changes."""
+    RDMs of millions of pairs, past what `RankedReference` carries ranks for); without it,
+    nothing the caller passed changes."""
     from scipy.stats import rankdata
 
+    from brainprobe.stats import _reference_correlation
+
+    monkeypatch.setattr(_reference_correlation, "_PAYLOAD_VALUES", 100)  # "long" vectors: ranked
     reference, others = _vectors(3)
     kept = ReferenceCorrelation(torch.from_numpy(reference.copy()), "spearman")
     mine = torch.from_numpy(reference.copy())
@@ -97,3 +101,17 @@ def test_the_reference_and_the_others_are_left_unchanged():
         target.against(torch.from_numpy(other))
     for before, after in zip(kept, [reference, *others], strict=True):
         np.testing.assert_array_equal(before, after)
+
+
+def test_vectors_short_enough_carry_the_reference_ranks_and_give_the_ranking_path_values(monkeypatch):
+    from brainprobe.stats import _reference_correlation
+
+    reference, others = _vectors(4)
+    carried = ReferenceCorrelation(torch.from_numpy(reference), "spearman")
+    assert carried._ranked is not None
+    monkeypatch.setattr(_reference_correlation, "_PAYLOAD_VALUES", 100)
+    ranked = ReferenceCorrelation(torch.from_numpy(reference), "spearman")
+    assert ranked._ranked is None
+    for other in others:
+        assert carried.against(torch.from_numpy(other)) == pytest.approx(ranked.against(torch.from_numpy(other)),
+                                                                          abs=1e-13)

@@ -11,8 +11,12 @@ side by side; nothing is scattered or gathered. Where two of the other vector's 
 value prefix (a tie, or values closer than the kept bits resolve) the pair's index is needed
 after all, and that vector is ranked as `rank_rows` does.
 
-All the arrays are allocated once, for one length, and reused: at 1,000 images each is 4 MB,
-whose fresh pages cost as much as a sort when a process touches them anew.
+The passes around the sort (keys with their payload; after it, the check for shared prefixes
+and the rank product, an exact integer sum) are compiled loops (`_rank_kernels`, numba), and the
+arrays are allocated once, for one length, and reused (at 1,000 images each is 2-4 MB, whose
+fresh pages cost as much as a sort when a process touches them anew). At 499,500 pairs the
+reference takes 4.2 ms and each other vector 3.3 ms (2.8 ms of it numpy's sort), against 7.1 ms
+for ranking a vector in place with `rank_rows` and multiplying the ranks (one AVX-512 core).
 """
 
 from __future__ import annotations
@@ -58,7 +62,6 @@ class RankedReference:
         # the reference's doubled ranks, in the vectors' order: 4-byte when they fit (the scatter
         # of the reference's ranks writes at random places: half the memory, 1.8 ms -> 1.2 ms at 1,000 images)
         self._doubled_ranks = np.empty(self.n, np.uint32 if 2 * self.n < 2**32 else np.uint64)
-        self._scratch = np.empty(self.n)
         self._distinct_sum_of_squares = self.n * (self.n * self.n - 1) / 12  # of centred ranks 1..n
         self._reference_sum_of_squares = np.nan
 
@@ -120,7 +123,7 @@ class RankedReference:
         sum_of_squares = float(ranks @ ranks)
         if not sum_of_squares > 0:  # constant
             return float("nan")
-        reference = np.subtract(self._doubled_ranks, float(self.n + 1), out=self._scratch)
+        reference = np.subtract(self._doubled_ranks, float(self.n + 1), dtype=np.float64)
         return float(ranks @ reference) / 2 / np.sqrt(self._reference_sum_of_squares * sum_of_squares)
 
     def _checked(self, values) -> np.ndarray:
