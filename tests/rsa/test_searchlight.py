@@ -162,3 +162,41 @@ def test_a_searchlight_projected_past_the_limit_says_how_long_and_what_is_faster
     pd.testing.assert_frame_equal(found, expected)  # the warning changes nothing
     with pytest.warns(UserWarning, match=r"Faster: fewer permutations \(20 now\)"):
         searchlight_kind_similarity(patterns, table, disks, n_perm=20, chunk_size=10)
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "squared_euclidean"])
+def test_large_rdms_carry_the_reference_ranks_and_give_scipy_spearman_per_disk(metric):
+    """From 142 images (10,000 pairs) each disk's other-kind RDMs are sorted with the reference's
+    ranks carried along (`RankedReference`): the value of every disk is still scipy's Spearman of
+    its two RDMs, with tied distances (integer patterns), an image constant over a disk (NaN) and
+    disks of 1 to 12 vertices.
+
+    The expected RDMs are `searchlight_rdms`' (equal to `rdm`'s to 1e-9, tested above): a tie
+    that `rdm` computes in another order can come out split by a rounding, and ranks differ."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(5)
+    n, n_vertices = 150, 40
+    table = kinds_table(n)
+    patterns = rng.normal(size=(3 * n, n_vertices))
+    patterns[2 * n:] += patterns[:n]  # AI related to RE
+    patterns[n:2 * n, 30:] = rng.integers(0, 3, size=(n, 10))  # AN: tied distances on the last disks
+    patterns[5, 13:15] = 1.0  # RE image 5 constant over disk 13 (vertices 13, 14): no correlation distance
+    disks = sp.lil_matrix((n_vertices, n_vertices), dtype=bool)
+    for centre in range(n_vertices):
+        disks[centre, centre:centre + 1 + centre % 12] = True
+    disks = disks.tocsr()
+    maps = searchlight_kind_similarity(patterns, table, disks, metric=metric).set_index(["pair", "center"])
+    for centre in (0, 7, 13, 33, 39):
+        re_rdm = searchlight_rdms(patterns[:n], disks[centre], metric)[0]
+        for pair, rows in (("RE-AN", slice(n, 2 * n)), ("RE-AI", slice(2 * n, 3 * n))):
+            other = searchlight_rdms(patterns[rows], disks[centre], metric)[0]
+            expected = spearmanr(re_rdm, other)[0] if np.isfinite(re_rdm).all() and np.isfinite(other).all() else np.nan
+            found = maps.loc[(pair, centre), "similarity"]
+            if np.isnan(expected):
+                assert np.isnan(found), (pair, centre)
+            else:
+                assert found == pytest.approx(expected, abs=1e-12), (pair, centre)
+    if metric == "correlation":
+        assert np.isnan(maps.loc[("RE-AI", 13), "similarity"])
+        assert np.isfinite(maps.loc[("RE-AI", 33), "similarity"])
