@@ -20,11 +20,13 @@ def _vectors(seed=0, m=20_000):
     infinite = rng.normal(size=m)
     infinite[:3], infinite[3:6] = np.inf, -np.inf
     distances = np.abs(reference + rng.normal(size=m))  # none negative, as RDMs
-    return reference, {"continuous": rng.normal(size=m) - 0.3 * reference, "tied": np.round(rng.normal(size=m), 1),
+    collided = 1.0 + rng.permutation(m) * np.finfo(float).eps  # distinct, but closer than the keys resolve
+    collided[:2] = [1e-300, 1e300]
+    return reference, {"collided": collided, "continuous": rng.normal(size=m) - 0.3 * reference, "tied": np.round(rng.normal(size=m), 1),
                        "near": near, "signed": signed, "infinite": infinite, "distances": distances}
 
 
-@pytest.mark.parametrize("reference_kind", ["continuous", "tied", "near", "distances"])
+@pytest.mark.parametrize("reference_kind", ["continuous", "tied", "near", "distances", "collided"])
 def test_spearman_equals_scipy_with_ties_collisions_signs_and_infinities(reference_kind):
     reference, others = _vectors()
     if reference_kind != "continuous":
@@ -38,18 +40,25 @@ def test_spearman_equals_scipy_with_ties_collisions_signs_and_infinities(referen
         assert ranked.against(other) == pytest.approx(correlate_rows(reference, other), abs=1e-12)
 
 
-def test_distinct_values_take_the_carried_ranks_and_ties_the_ranks_of_rank_rows(monkeypatch):
-    """Without ties the reference's ranks come out of the other vector's sort (no ranking of it);
-    a tie in the other vector needs its pairs' indices, and `rank_rows` ranks it."""
+def test_carried_ranks_resolve_ties_in_place_unless_the_reference_has_ties(monkeypatch):
+    """A reference of distinct values lets each payload name its pair: another vector's ties and
+    collisions are ordered where they lie in its sort, and nothing is ranked. A reference with
+    ties carries payloads that do not name pairs: a tied other vector is then ranked by `rank_rows`."""
     reference, others = _vectors(seed=1)
+    categorical = np.random.default_rng(1).integers(0, 2, size=len(reference)).astype(float)  # two tie runs
     ranked = RankedReference(len(reference))
-    ranked.set_reference(reference)
     ranked_others = []
     rank_rows = _ranked_reference.rank_rows
     monkeypatch.setattr(_ranked_reference, "rank_rows", lambda values: ranked_others.append(1) or rank_rows(values))
-    ranked.against(others["continuous"])
+    ranked.set_reference(reference)
+    for other in (others["continuous"], others["tied"], others["near"], categorical):
+        assert ranked.against(other) == pytest.approx(spearmanr(reference, other)[0], abs=1e-12)
     assert ranked_others == []
-    ranked.against(others["tied"])
+    ranked.set_reference(others["tied"])
+    assert ranked.against(others["continuous"]) == pytest.approx(spearmanr(others["tied"], others["continuous"])[0],
+                                                                 abs=1e-12)
+    assert ranked_others == []
+    assert ranked.against(categorical) == pytest.approx(spearmanr(others["tied"], categorical)[0], abs=1e-12)
     assert ranked_others == [1]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["order_bits", "payload_keys", "payload_cross", "scatter_doubled_positions"]
+__all__ = ["order_bits", "payload_keys", "payload_cross", "resolved_payload_cross", "scatter_doubled_positions"]
 
 _SIGN = np.uint64(1 << 63)
 
@@ -74,6 +74,60 @@ def payload_cross(keys, low_bits):
 
 
 _BLOCK = 4096
+
+
+@numba.njit(nogil=True, cache=True)
+def resolved_payload_cross(keys, low_bits, values, reference_keys, index_bits):
+    """`payload_cross` where the payloads are distinct doubled ranks (a reference without ties),
+    with the runs of keys that share a prefix resolved in place: each member's pair is found from
+    its payload (``reference_keys``: the reference's sorted keys, its pairs' indices in their
+    low ``index_bits``), the run ordered by the pairs' ``values``, and equal values given the mean of their
+    positions. Returns (sum of a_i (payload_i - n - 1), sum of a_i^2), a_i being twice the centred
+    average rank of sorted position i; exact (integer sums of blocks)."""
+    below = np.uint64(1) << np.uint64(low_bits)
+    mask = below - np.uint64(1)
+    index_mask = (np.uint64(1) << np.uint64(index_bits)) - np.uint64(1)
+    n = keys.shape[0]
+    middle = n + 1
+    total, squares = 0.0, 0.0
+    part, part_squares, count = np.int64(0), np.int64(0), 0
+    i = 0
+    while i < n:
+        last = i
+        while last + 1 < n and (keys[last + 1] ^ keys[last]) < below:
+            last += 1
+        if last == i:
+            doubled = 2 * i + 2 - middle
+            part += doubled * (np.int64(keys[i] & mask) - middle)
+            part_squares += doubled * doubled
+            count += 1
+        else:
+            size = last - i + 1
+            payloads = np.empty(size, np.int64)
+            run_values = np.empty(size)
+            for r in range(size):
+                payloads[r] = np.int64(keys[i + r] & mask)
+                run_values[r] = values[reference_keys[payloads[r] // 2 - 1] & index_mask]
+            order = np.argsort(run_values)
+            first = 0
+            while first < size:
+                end = first
+                while end + 1 < size and run_values[order[end + 1]] == run_values[order[first]]:
+                    end += 1
+                doubled = (i + first + 1) + (i + end + 1) - middle  # twice the mean position, centred
+                for r in range(first, end + 1):
+                    part += doubled * (payloads[order[r]] - middle)
+                    part_squares += doubled * doubled
+                    count += 1
+                    if count >= _BLOCK:
+                        total, squares = total + part, squares + part_squares
+                        part, part_squares, count = np.int64(0), np.int64(0), 0
+                first = end + 1
+        if count >= _BLOCK:
+            total, squares = total + part, squares + part_squares
+            part, part_squares, count = np.int64(0), np.int64(0), 0
+        i = last + 1
+    return total + part, squares + part_squares
 
 
 @numba.njit(nogil=True, cache=True)
