@@ -77,7 +77,7 @@ def _rows(table, kind):
 
 
 def run_variant(variant: str, n: int, cap_s: float) -> dict:
-    from bench_scale import _per_item_cap
+    from bench_scale import _per_item_cap, spread_centres
 
     import brainprobe.rsa._searchlight as searchlight
     from brainprobe._memory import memory_budget_bytes
@@ -91,7 +91,7 @@ def run_variant(variant: str, n: int, cap_s: float) -> dict:
     row = {"variant": variant, "n_images": n, "hemispheres": hemispheres, "n_centers": n_centers,
            "patterns_dtype": str(patterns.dtype), "mean_disk_size": float(disks.nnz / n_centers)}
     baseline = _peak_gib()
-    spread = lambda k: disks[_spread_centres(n_centers, k)]  # noqa: E731
+    spread = lambda k: disks[spread_centres(n_centers, k)]  # noqa: E731
 
     if variant == "gram_pearson":
         wall, cpu = time.perf_counter(), time.process_time()
@@ -130,14 +130,6 @@ def run_variant(variant: str, n: int, cap_s: float) -> dict:
                threads=int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
                memory_budget_gib=memory_budget_bytes(None) / 2**30)
     return row
-
-
-def _spread_centres(n_centers: int, k: int, run: int = 64) -> np.ndarray:
-    """k centres in runs of ``run`` consecutive ones, the runs spread evenly over both hemispheres:
-    a searchlight takes its centres in chunks of neighbours, whose disks share vertices (single
-    centres spread apart would pay for gathering every disk's patterns alone)."""
-    starts = np.linspace(0, max(0, n_centers - run), max(1, -(-k // run))).astype(int)
-    return np.unique(np.clip(starts[:, None] + np.arange(run), 0, n_centers - 1))[:k]
 
 
 def _peak_gib() -> float:

@@ -462,12 +462,12 @@ def searchlight_kind_similarity(
         disk comes from (k x k) Gram matrices of the disk's k vertices, no RDM formed (the same
         numbers as correlating the RDMs, to rounding): both fs_LR 32k hemispheres, 3 mm disks,
         1,000 images per kind took 56 CPU s, against 584 CPU s for correlating the RDMs and
-        1,066 CPU s (16 ms a disk) for Spearman; 10,000 images (float32) 800 CPU s
+        1,020 CPU s (15.7 ms a disk) for Spearman; 10,000 images (float32) 800 CPU s
         (``benchmarks/bench_searchlight_scale.py``). Spearman (the default)
         has to sort every disk's three RDMs: with ``n_perm=0`` on a GPU the disks are batched and
         sorted there; on a CPU each RDM is sorted once, the reference's ranks carried through
         the others' sorts, and chunks of centres run in
-        as many threads as BLAS would use (from about 150 images): 555 s wall on two cores at
+        as many threads as BLAS would use (from about 150 images): 531 s wall on two cores at
         1,000 images (every centre timed). The Euclidean distance
         (a square root) has no Gram identity: with Pearson it takes the per-disk RDM path on a CPU.
     n_perm : int
