@@ -90,17 +90,17 @@ class RankedReference:
             return
         # ties, or values closer than the keys resolve: `rank_rows`'s way
         # (the order, in the reference keys' memory: what the reference's sorted keys name)
-        order, positions = _sorted_positions(values[None], np.array([lowest]), np.array([highest]),
-                                             self._reference_keys[None])
-        if positions.flags.writeable:  # ties: averaged positions, halves at most
-            squares = positions[0] - (self.n + 1) / 2
-            self._reference_sum_of_squares = float(squares @ squares)
-            doubled = np.multiply(positions[0], 2, out=positions[0]).astype(self._doubled_ranks.dtype)
-        else:
-            self._reference_sum_of_squares = self._distinct_sum_of_squares
-            doubled = (_counting(self.n, np.uint64, 1) << np.uint64(1)).astype(self._doubled_ranks.dtype)
-            self._reference_distinct = True
-        np.put(self._doubled_ranks, order[0], doubled)
+        order, ties = _sorted_positions(values[None], np.array([lowest]), np.array([highest]),
+                                        self._reference_keys[None])
+        # 2 x the 1-based sorted positions, then the tied positions' doubled averages (halves at most)
+        np.put(self._doubled_ranks, order[0], np.arange(2, 2 * self.n + 1, 2, dtype=self._doubled_ranks.dtype))
+        self._reference_distinct = ties is None
+        self._reference_sum_of_squares = self._distinct_sum_of_squares
+        if ties is not None:
+            tied, averaged = ties
+            np.put(self._doubled_ranks, order[0, tied], (2 * averaged).astype(self._doubled_ranks.dtype))
+            centre = (self.n + 1) / 2
+            self._reference_sum_of_squares += float(np.sum((averaged - centre) ** 2 - (tied + 1 - centre) ** 2))
 
     def against(self, values: np.ndarray, extremes: tuple[float, float] | None = None) -> float:
         """Spearman correlation of the reference with ``values`` (n,), float64 (left as they are);
