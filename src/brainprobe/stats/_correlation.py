@@ -7,8 +7,6 @@ then gather and multiply. Kendall's tau-a is a dot product of pairwise-differenc
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 from scipy.stats import rankdata
@@ -88,23 +86,6 @@ def rank_rows(x: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
 
 
 _RANK_BLOCK_ELEMENTS = 1 << 18
-# aranges of up to this many elements are kept between calls: rebuilding the two of a row of
-# 499,500 pairs cost 1.2 ms of its 7.4 ms ranking (a searchlight ranks three such rows a disk)
-_KEPT_ARANGE_ELEMENTS = 1 << 21
-
-
-@functools.lru_cache(maxsize=4)  # a row length's two aranges, for two lengths: at most 4 x 16 MB held
-def _kept_arange(n: int, dtype: type, start: int) -> np.ndarray:
-    values = np.arange(start, start + n, dtype=dtype)
-    values.flags.writeable = False  # shared between calls
-    return values
-
-
-def _counting(n: int, dtype: type, start: int = 0) -> np.ndarray:
-    """``np.arange(start, start + n, dtype=dtype)``, read-only and kept between calls when small."""
-    if n > _KEPT_ARANGE_ELEMENTS:
-        return np.arange(start, start + n, dtype=dtype)
-    return _kept_arange(n, dtype, start)
 
 
 def _exact_in_float64(x: np.ndarray) -> bool:
@@ -116,151 +97,25 @@ def _exact_in_float64(x: np.ndarray) -> bool:
     return False
 
 
-def _order_keys(values: np.ndarray, nonnegative: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """uint64 keys (a new array, or ``out``: uint64 of the values' shape) whose unsigned order is
-    the order of the NaN-free float64 ``values``."""
-    # + 0.0 turns -0.0 into 0.0 (equal values, one key); C order whatever the input's (the sort's
-    # order is later written through a flat view)
-    if out is None:
-        keys = np.add(values, 0.0, order="C").view(np.uint64)
-    else:
-        keys = np.add(values, 0.0, out=out.view(np.float64)).view(np.uint64)
-    if nonnegative:  # (distances) the bits of non-negative floats are already in their order
-        return keys
-    flip = keys >> np.uint64(63)  # negative: invert every bit; positive: set the sign bit
-    flip *= np.uint64((1 << 63) - 1)
-    flip |= np.uint64(1 << 63)
-    keys ^= flip
-    return keys
-
-
-def _prefix_keys(block: np.ndarray, lowest: np.ndarray, highest: np.ndarray, low_bits: int,
-                out: np.ndarray | None = None) -> np.ndarray:
-    """uint64 keys (rows, n) of a NaN-free float64 ``block`` (rows, n), given each row's extremes
-    (rows,): each value's order bits, relative to its row's smallest, in the top ``64 - low_bits``
-    bits (as many of their top bits as fit) and ``low_bits`` zero bits below, for an index or a
-    payload. Keys sort as their values, but values closer than the kept bits resolve share a
-    prefix (as do ties). Written into ``out`` (uint64, (rows, n)) when given."""
-    nonnegative = bool((lowest >= 0).all())
-    keys = _order_keys(block, nonnegative, out)
-    # relative to the row's smallest key, the value needs only the bits of the row's range: the
-    # fewer bits dropped to make room below, the fewer values share a prefix
-    base = _order_keys(lowest, nonnegative)
-    keys -= base[:, None]
-    spread = int((_order_keys(highest, nonnegative) - base).max()).bit_length()
-    dropped = max(0, spread + low_bits - 64)
-    if dropped:
-        keys >>= np.uint64(dropped)
-    keys <<= np.uint64(low_bits)
-    return keys
-
-
 def _rank_block(block: np.ndarray, lowest: np.ndarray, highest: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     """Average ranks of each row of a NaN-free (rows, n) float64 block, given each row's extremes,
-    written into ``ranks`` (rows, n) and returned."""
-    rows, n = block.shape
-    order, ties = _sorted_positions(block, lowest, highest)
-    positions = _counting(n, np.float64, 1)
-    if rows == 1:  # put_along_axis builds (rows, n) index arrays: a cost at millions of pairs
-        np.put(ranks[0], order[0], positions)  # 1.6 ms at 499,500 pairs, against 2.2 ms indexing
-    else:
-        np.put_along_axis(ranks, order, np.broadcast_to(positions, (rows, n)), axis=1)
-    if ties is not None:
-        tied, averaged = ties
-        np.put(ranks, tied // n * n + order.reshape(-1)[tied], averaged)
-    return ranks
+    written into ``ranks`` (rows, n; may be the block's own memory) and returned.
 
-
-def _sorted_positions(block: np.ndarray, lowest: np.ndarray, highest: np.ndarray,
-                      keys: np.ndarray | None = None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """Each row's order (rows, n) int64, and its ties, of a NaN-free float64 ``block`` given each
-    row's extremes; ``keys`` (uint64, (rows, n)): memory to use for the keys, which becomes the
-    order.
-
-    The ties are None when no row has any, else the flattened sorted positions
-    (``row * n + column``) that hold a tied value and the average rank (float64) of each; every
-    other sorted position's rank is its column + 1.
+    One sort of packed keys per row (`_rank_kernels.prefix_keys`); the compiled pass after it
+    (`_rank_kernels.scatter_ranks`) orders the runs of shared prefixes by value and writes each
+    rank where its value lies, averaging only the tied positions (a 50-million-pair RDM has a
+    few exact ties).
     """
-    rows, n = block.shape
-    index_bits = max(1, (n - 1).bit_length())
-    keys = _prefix_keys(block, lowest, highest, index_bits, keys)
-    keys |= _counting(n, np.uint64)
-    keys.sort(axis=1)
-    shared = _shared_prefixes(keys, index_bits)
-    keys &= np.uint64((1 << index_bits) - 1)  # the order, in the keys' own memory (no fresh pages)
-    order = keys.view(np.int64)  # below 2^63: the same bits
-    if not shared.any():
-        return order, None
-    equal = _value_order(block, order, shared)
-    return order, (_tied_positions(equal, n) if len(equal) else None)
+    from . import _rank_kernels  # numba: compiled on first use (cached), not at import
 
-
-def _tied_positions(equal: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The flattened sorted positions that hold ties, and the average rank of each, from the
-    ascending flattened positions ``equal`` of the sorted values equal to their right neighbour
-    in rows of ``n``.
-
-    Only the tied positions are touched: a 50-million-pair RDM has a few exact ties, and averaging
-    whole rows (cumulative maxima both ways) took 40% of ranking it.
-    """
-    opens = np.ones(len(equal), bool)  # a pair that does not continue the previous one opens a run
-    opens[1:] = equal[1:] != equal[:-1] + 1
-    closes = np.ones(len(equal), bool)
-    closes[:-1] = opens[1:]
-    first, last = equal[opens], equal[closes] + 1  # each run's first and last tied position
-    lengths = last - first + 1
-    run_start = np.cumsum(lengths) - lengths
-    tied = np.repeat(first - run_start, lengths) + np.arange(lengths.sum())
-    # the mean of the run's 1-based columns (a run never crosses rows: the last column has no right neighbour)
-    averaged = np.repeat((first + last) / 2 - first // n * n + 1, lengths)
-    return tied, averaged
-
-
-def _shared_prefixes(keys: np.ndarray, index_bits: int) -> np.ndarray:
-    """Which sorted neighbours of each row of packed ``keys`` (rows, n) share their value prefix
-    (their bits above ``index_bits``): (rows, n - 1) booleans.
-
-    Neighbours XORed a stretch of columns at a time: whole-row temporaries of a 50-million-pair
-    row are 400 MB each (and 0.9 s of page faults when a process first touches that much).
-    """
-    rows, n = keys.shape
-    shared = np.empty((rows, max(0, n - 1)), bool)
-    step = max(1, _RANK_BLOCK_ELEMENTS // rows)
-    scratch = np.empty((rows, min(step, max(0, n - 1))), np.uint64)
-    below = np.uint64(1 << index_bits)
-    for start in range(0, n - 1, step):
-        stop = min(n - 1, start + step)
-        differ = np.bitwise_xor(keys[:, start + 1:stop + 1], keys[:, start:stop], out=scratch[:, :stop - start])
-        np.less(differ, below, out=shared[:, start:stop])
-    return shared
-
-
-def _value_order(block: np.ndarray, order: np.ndarray, shared: np.ndarray) -> np.ndarray:
-    """Put ``order`` (rows, n) in value order where sorted neighbours share a key prefix
-    (``shared``, (rows, n - 1)): such a run is in index order, right for ties but not for the
-    distinct values a dropped low bit merged (collisions). Returns the flattened sorted
-    positions ``row * n + column`` (ascending) whose value equals its right neighbour's."""
     n = block.shape[1]
-    row, column = np.nonzero(shared)
-    left = row * n + column  # flattened sorted position of each sharing pair's first member
-    flat_order, flat_values = order.reshape(-1), block.reshape(-1)
-
-    def neighbours_equal():
-        return flat_values[row * n + flat_order[left]] == flat_values[row * n + flat_order[left + 1]]
-
-    same = neighbours_equal()
-    if not same.all():  # collisions: sort the runs that hold one by their full values
-        pair_run = np.cumsum(np.r_[True, left[1:] != left[:-1] + 1])  # consecutive pairs form a run
-        mixed = np.zeros(pair_run[-1] + 1, bool)
-        mixed[pair_run[~same]] = True
-        pairs = mixed[pair_run]
-        members, first = np.unique(np.r_[left[pairs], left[pairs] + 1], return_index=True)
-        member_run = np.r_[pair_run[pairs], pair_run[pairs]][first]
-        source = flat_order[members]
-        values = flat_values[members // n * n + source]
-        flat_order[members] = source[np.lexsort((values, member_run))]
-        same = neighbours_equal()
-    return left[same]
+    index_bits = max(1, (n - 1).bit_length())
+    keys = np.empty(block.shape, np.uint64)
+    _rank_kernels.prefix_keys(block.view(np.uint64), lowest.view(np.uint64), highest.view(np.uint64), index_bits,
+                              None, keys)
+    keys.sort(axis=1)
+    _rank_kernels.scatter_ranks(keys, index_bits, block, 0.5, ranks)
+    return ranks
 
 
 # a variance below this share of the sum of squares is rounding: the values are constant

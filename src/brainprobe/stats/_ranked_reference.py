@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._correlation import _counting, _sorted_positions, rank_rows
+from ._correlation import rank_rows
 
 __all__ = ["RankedReference"]
 
@@ -60,7 +60,6 @@ class RankedReference:
         self.n = int(n)
         self._index_bits = max(1, (self.n - 1).bit_length())
         self._payload_bits = (2 * self.n).bit_length()
-        self._index = _counting(self.n, np.uint64)
         self._keys = np.empty(self.n, np.uint64)
         # the reference's doubled ranks, in the vectors' order: 4-byte when they fit (the scatter
         # of the reference's ranks writes at random places: half the memory, 1.8 ms -> 1.2 ms at 1,000 images)
@@ -82,25 +81,16 @@ class RankedReference:
         if np.isnan(lowest) or np.isnan(highest):
             self._reference_sum_of_squares = np.nan
             return
-        keys = self._keys_of(values, lowest, highest, self._index_bits, self._index, self._reference_keys)
+        keys = self._keys_of(values, lowest, highest, self._index_bits, None, self._reference_keys)
         keys.sort()
-        if not self._kernels.scatter_doubled_positions(keys, self._index_bits, self._doubled_ranks):
-            self._reference_sum_of_squares = self._distinct_sum_of_squares
-            self._reference_distinct = True
-            return
-        # ties, or values closer than the keys resolve: `rank_rows`'s way
-        # (the order, in the reference keys' memory: what the reference's sorted keys name)
-        order, ties = _sorted_positions(values[None], np.array([lowest]), np.array([highest]),
-                                        self._reference_keys[None])
-        # 2 x the 1-based sorted positions, then the tied positions' doubled averages (halves at most)
-        np.put(self._doubled_ranks, order[0], np.arange(2, 2 * self.n + 1, 2, dtype=self._doubled_ranks.dtype))
-        self._reference_distinct = ties is None
+        # its doubled ranks, in the vectors' order; runs of shared prefixes ordered by value where
+        # they lie, so that the kept keys name the pair at each sorted position
+        tied = self._kernels.scatter_ranks(keys[None], self._index_bits, values[None], 1.0, self._doubled_ranks[None])
+        self._reference_distinct = not tied
         self._reference_sum_of_squares = self._distinct_sum_of_squares
-        if ties is not None:
-            tied, averaged = ties
-            np.put(self._doubled_ranks, order[0, tied], (2 * averaged).astype(self._doubled_ranks.dtype))
-            centre = (self.n + 1) / 2
-            self._reference_sum_of_squares += float(np.sum((averaged - centre) ** 2 - (tied + 1 - centre) ** 2))
+        if tied:  # ties: averaged positions (halves at most, whole when doubled)
+            centred = np.subtract(self._doubled_ranks, float(self.n + 1), dtype=np.float64)
+            self._reference_sum_of_squares = float(centred @ centred) / 4
 
     def against(self, values: np.ndarray, extremes: tuple[float, float] | None = None) -> float:
         """Spearman correlation of the reference with ``values`` (n,), float64 (left as they are);
@@ -129,16 +119,13 @@ class RankedReference:
             return float("nan")
         return cross / 4 / np.sqrt(self._reference_sum_of_squares * squares / 4)
 
-    def _keys_of(self, values: np.ndarray, lowest: float, highest: float, low_bits: int, payload: np.ndarray,
+    def _keys_of(self, values: np.ndarray, lowest: float, highest: float, low_bits: int, payload: np.ndarray | None,
                  keys: np.ndarray | None = None) -> np.ndarray:
-        """The values' keys (n,) uint64 with ``payload`` (n,), unsigned, in their ``low_bits``,
+        """The values' keys (n,) uint64 with ``payload`` (n,), unsigned (None: each value's index), in their ``low_bits``,
         written into ``keys`` (default: the other vectors' keys)."""
         keys = self._keys if keys is None else keys
-        base = self._kernels.order_bits(lowest)
-        # relative to the smallest value, only the bits of the range: the fewer dropped, the fewer collisions
-        dropped = max(0, (self._kernels.order_bits(highest) - base).bit_length() + low_bits - 64)
-        self._kernels.payload_keys(values.view(np.uint64), np.uint64(base), np.uint64(dropped), np.uint64(low_bits),
-                                   payload, keys)
+        self._kernels.prefix_keys(values[None].view(np.uint64), np.array([lowest]).view(np.uint64),
+                                  np.array([highest]).view(np.uint64), low_bits, payload, keys[None])
         return keys
 
     def _from_ranks(self, ranks: np.ndarray) -> float:
