@@ -1,4 +1,4 @@
-"""`RankedReference` (the reference's doubled ranks carried through each other vector's sort)
+"""`RankedReference` (the reference's sorted positions carried through each other vector's sort)
 against scipy, on the inputs where carrying them is not enough: ties, values closer than the keys
 resolve, signed zeros, infinities, NaN and constant vectors."""
 
@@ -7,7 +7,6 @@ import pytest
 from scipy.stats import spearmanr
 
 from brainprobe._internal import RankedReference, correlate_rows
-from brainprobe.stats import _ranked_reference
 
 
 def _vectors(seed=0, m=20_000):
@@ -40,36 +39,31 @@ def test_spearman_equals_scipy_with_ties_collisions_signs_and_infinities(referen
         assert ranked.against(other) == pytest.approx(correlate_rows(reference, other), abs=1e-12)
 
 
-def test_carried_ranks_resolve_ties_in_place_unless_the_reference_has_ties(monkeypatch):
-    """A reference of distinct values lets each payload name its pair: another vector's ties and
-    collisions are ordered where they lie in its sort, and nothing is ranked. A reference with
-    ties carries payloads that do not name pairs: a tied other vector is then ranked by `rank_rows`."""
+def test_ties_and_collisions_on_either_side_are_resolved_where_they_lie():
+    """A reference with ties (a few exact ones, or two long runs of a categorical model RDM) and
+    other vectors with ties or collisions: every pair is still scipy's Spearman, the reference's
+    ties looked up by position and the other's runs ordered in its sort."""
     reference, others = _vectors(seed=1)
-    categorical = np.random.default_rng(1).integers(0, 2, size=len(reference)).astype(float)  # two tie runs
+    rng = np.random.default_rng(1)
+    categorical = rng.integers(0, 2, size=len(reference)).astype(float)  # two tie runs
+    few_ties = reference.copy()
+    few_ties[rng.choice(len(reference), 40, replace=False)] = few_ties[:40]  # 40 exact ties among distinct values
     ranked = RankedReference(len(reference))
-    ranked_others = []
-    rank_rows = _ranked_reference.rank_rows
-    monkeypatch.setattr(_ranked_reference, "rank_rows", lambda values: ranked_others.append(1) or rank_rows(values))
+    for first in (reference, few_ties, categorical, others["tied"], others["collided"]):
+        ranked.set_reference(first)  # the same object reused: nothing of the last reference remains
+        for other in (others["continuous"], others["tied"], others["near"], others["collided"], categorical, few_ties):
+            assert ranked.against(other) == pytest.approx(spearmanr(first, other)[0], abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [1023, 1024, 1025, 4096])
+def test_lengths_at_a_power_of_two_carry_every_position(n):
+    """Positions 1..n ride in the keys' low bits: n = 2^k needs one bit more than its indices."""
+    rng = np.random.default_rng(n)
+    reference = rng.normal(size=n)
+    ranked = RankedReference(n)
     ranked.set_reference(reference)
-    for other in (others["continuous"], others["tied"], others["near"], categorical):
+    for other in (reference + rng.normal(size=n), np.round(rng.normal(size=n), 1), -reference):
         assert ranked.against(other) == pytest.approx(spearmanr(reference, other)[0], abs=1e-12)
-    assert ranked_others == []
-    ranked.set_reference(others["tied"])
-    assert ranked.against(others["continuous"]) == pytest.approx(spearmanr(others["tied"], others["continuous"])[0],
-                                                                 abs=1e-12)
-    assert ranked_others == []
-    assert ranked.against(categorical) == pytest.approx(spearmanr(others["tied"], categorical)[0], abs=1e-12)
-    assert ranked_others == [1]
-
-
-def test_long_vectors_are_ranked_without_carrying_and_give_the_same_correlations(monkeypatch):
-    reference, others = _vectors(seed=2, m=5000)
-    ranked = RankedReference(len(reference))
-    ranked.set_reference(reference)
-    carried = {name: ranked.against(other) for name, other in others.items()}
-    monkeypatch.setattr(_ranked_reference, "_PAYLOAD_VALUES", 100)
-    for name, other in others.items():
-        assert ranked.against(other) == pytest.approx(carried[name], abs=1e-13)
 
 
 def test_nan_or_constant_vectors_give_nan_and_nothing_is_changed():

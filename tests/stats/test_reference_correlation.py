@@ -41,27 +41,24 @@ def test_spearman_equals_scipy_on_ties_signs_and_infinities(tied_reference, torc
         assert found == pytest.approx(float(correlate_rows(reference, other, "spearman")), abs=1e-12)
 
 
-def test_overwriting_gives_the_same_correlations_and_touches_only_what_it_may(monkeypatch):
-    """``overwrite=True`` ranks the given tensors in their own memory (the unit subsamples' fresh
-    RDMs of millions of pairs, past what `RankedReference` carries ranks for); without it,
-    nothing the caller passed changes."""
-    from scipy.stats import rankdata
-
+@pytest.mark.parametrize("torch_path", [False, True])
+def test_a_reused_reference_correlation_equals_fresh_ones(torch_path, monkeypatch):
+    """`set_reference` reuses the memory for vectors of one length: each new reference gives what
+    a fresh object gives, on both ranking paths (the CPU's carried positions, the GPU's torch)."""
     from brainprobe.stats import _reference_correlation
 
-    monkeypatch.setattr(_reference_correlation, "_PAYLOAD_VALUES", 100)  # "long" vectors: ranked
-    reference, others = _vectors(3)
-    kept = ReferenceCorrelation(torch.from_numpy(reference.copy()), "spearman")
-    mine = torch.from_numpy(reference.copy())
-    overwritten = ReferenceCorrelation(mine, "spearman", overwrite=True)
-    np.testing.assert_array_equal(mine.numpy(), rankdata(reference) - (len(reference) + 1) / 2)
-    for other in others:
-        given = torch.from_numpy(other.copy())
-        assert kept.against(given) == overwritten.against(torch.from_numpy(other.copy()), overwrite=True)
-        np.testing.assert_array_equal(given.numpy(), other)  # not asked: untouched
-        scratch = torch.from_numpy(other.copy())
-        overwritten.against(scratch, overwrite=True)
-        np.testing.assert_array_equal(scratch.numpy(), rankdata(other) - (len(other) + 1) / 2)
+    monkeypatch.setattr(_reference_correlation, "_NUMPY_RANKS_ON_CPU", not torch_path)
+    first, _ = _vectors(5)
+    second, others = _vectors(6)
+    reused = ReferenceCorrelation(torch.from_numpy(second), "spearman")
+    for reference in (first, np.round(second, 1), first[:100]):
+        reused.set_reference(torch.from_numpy(reference))
+        fresh = ReferenceCorrelation(torch.from_numpy(reference), "spearman")
+        for other in others:
+            other = other[-len(reference):]  # the last 100: none constant
+            found = reused.against(torch.from_numpy(other))
+            assert found == fresh.against(torch.from_numpy(other))
+            assert found == pytest.approx(spearmanr(reference, other).statistic, abs=1e-12)
 
 
 def test_pearson_cosine_and_kendall_equal_their_references():
@@ -101,17 +98,3 @@ def test_the_reference_and_the_others_are_left_unchanged():
         target.against(torch.from_numpy(other))
     for before, after in zip(kept, [reference, *others], strict=True):
         np.testing.assert_array_equal(before, after)
-
-
-def test_vectors_short_enough_carry_the_reference_ranks_and_give_the_ranking_path_values(monkeypatch):
-    from brainprobe.stats import _reference_correlation
-
-    reference, others = _vectors(4)
-    carried = ReferenceCorrelation(torch.from_numpy(reference), "spearman")
-    assert carried._ranked is not None
-    monkeypatch.setattr(_reference_correlation, "_PAYLOAD_VALUES", 100)
-    ranked = ReferenceCorrelation(torch.from_numpy(reference), "spearman")
-    assert ranked._ranked is None
-    for other in others:
-        assert carried.against(torch.from_numpy(other)) == pytest.approx(ranked.against(torch.from_numpy(other)),
-                                                                          abs=1e-13)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["prefix_keys", "payload_cross", "resolved_payload_cross", "scatter_ranks"]
+__all__ = ["prefix_keys", "scatter_ranks", "order_runs", "mark_ties", "doubled_squares", "payload_cross"]
 
 _SIGN = np.uint64(1 << 63)
 
@@ -66,119 +66,51 @@ def _any_shared(keys, below):
 
 
 @numba.njit(nogil=True, cache=True)
-def payload_cross(keys, low_bits):
-    """Sum over sorted positions i (1..n) of (2 i - n - 1) (payload_i - n - 1), and whether two
-    neighbours share their prefix (then the sum is not computed): (sum, shared).
-
-    Exact: integer sums of blocks (each below 2^63 for n up to 2^22), added as floats.
-    """
-    below = np.uint64(1) << np.uint64(low_bits)
-    if _any_shared(keys, below):
-        return 0.0, True
-    mask = below - np.uint64(1)
-    n = keys.shape[0]
-    middle = n + 1
-    total = 0.0
-    for start in range(0, n, _BLOCK):
-        part = np.int64(0)
-        for i in range(start, min(n, start + _BLOCK)):
-            part += (2 * i + 2 - middle) * (np.int64(keys[i] & mask) - middle)
-        total += part
-    return total, False
-
-
-_BLOCK = 4096
-
-
-@numba.njit(nogil=True, cache=True)
-def resolved_payload_cross(keys, low_bits, values, reference_keys, index_bits):
-    """`payload_cross` where the payloads are distinct doubled ranks (a reference without ties),
-    with the runs of keys that share a prefix resolved in place: each member's pair is found from
-    its payload (``reference_keys``: the reference's sorted keys, its pairs' indices in their
-    low ``index_bits``), the run ordered by the pairs' ``values``, and equal values given the mean of their
-    positions. Returns (sum of a_i (payload_i - n - 1), sum of a_i^2), a_i being twice the centred
-    average rank of sorted position i; exact (integer sums of blocks)."""
-    below = np.uint64(1) << np.uint64(low_bits)
-    mask = below - np.uint64(1)
-    index_mask = (np.uint64(1) << np.uint64(index_bits)) - np.uint64(1)
-    n = keys.shape[0]
-    middle = n + 1
-    total, squares = 0.0, 0.0
-    part, part_squares, count = np.int64(0), np.int64(0), 0
-    i = 0
-    while i < n:
-        last = i
-        while last + 1 < n and (keys[last + 1] ^ keys[last]) < below:
-            last += 1
-        if last == i:
-            doubled = 2 * i + 2 - middle
-            part += doubled * (np.int64(keys[i] & mask) - middle)
-            part_squares += doubled * doubled
-            count += 1
-        else:
-            size = last - i + 1
-            payloads = np.empty(size, np.int64)
-            run_values = np.empty(size)
-            for r in range(size):
-                payloads[r] = np.int64(keys[i + r] & mask)
-                run_values[r] = values[reference_keys[payloads[r] // 2 - 1] & index_mask]
-            order = np.argsort(run_values)
-            first = 0
-            while first < size:
-                end = first
-                while end + 1 < size and run_values[order[end + 1]] == run_values[order[first]]:
-                    end += 1
-                doubled = (i + first + 1) + (i + end + 1) - middle  # twice the mean position, centred
-                for r in range(first, end + 1):
-                    part += doubled * (payloads[order[r]] - middle)
-                    part_squares += doubled * doubled
-                    count += 1
-                    if count >= _BLOCK:
-                        total, squares = total + part, squares + part_squares
-                        part, part_squares, count = np.int64(0), np.int64(0), 0
-                first = end + 1
-        if count >= _BLOCK:
-            total, squares = total + part, squares + part_squares
-            part, part_squares, count = np.int64(0), np.int64(0), 0
-        i = last + 1
-    return total + part, squares + part_squares
-
-
-@numba.njit(nogil=True, cache=True)
-def scatter_ranks(keys, index_bits, values, scale, ranks):
+def scatter_ranks(keys, index_bits, values, scale, ranks, average=True):
     """ranks[r, index] = ``scale`` x twice the average 1-based rank of each value of the rows of
     ``values`` (rows, n), from their sorted keys (rows, n) (the index in the low ``index_bits``):
     ``scale`` 0.5 gives the ranks, 1 the doubled ranks (integers). Runs of keys that share a prefix
     (ties, or values closer than the keys resolve) are ordered by value in place, equal values
-    given the mean of their positions. Returns whether any row has ties.
+    given the mean of their positions (each its own position without ``average``).
 
     ``ranks`` may be ``values``' own memory: a row's values are all read before its ranks are
-    written.
+    written. Returns the last row's runs of ties ``(ties, count)``: sorted positions first, last of
+    each in ``ties[:2 * count]``.
     """
-    below = np.uint64(1) << np.uint64(index_bits)
-    mask = below - np.uint64(1)
-    n = keys.shape[1]
-    ties = np.empty(64, np.int64)  # (first, last) sorted positions of each run of equal values
-    any_ties = False
+    mask = (np.uint64(1) << np.uint64(index_bits)) - np.uint64(1)
+    ties, count = np.empty(64, np.int64), 0
     for r in range(keys.shape[0]):
-        row_keys, row_values = keys[r], values[r]
-        count = 0
-        i = _next_shared(row_keys, 0, below)
-        while i < n - 1:  # first pass: order the runs that share a prefix; note their ties
-            last = i + 1
-            while last + 1 < n and (row_keys[last + 1] ^ row_keys[last]) < below:
-                last += 1
-            ties, count = _order_run(row_keys, i, last, mask, row_values, ties, count)
-            i = _next_shared(row_keys, last + 1, below)
-        any_ties |= count > 0
-        for position in range(n):  # second pass: the ranks, then the tied positions' averages
+        row_keys = keys[r]
+        ties, count = order_runs(row_keys, index_bits, values[r], ties, None, index_bits)
+        for position in range(row_keys.shape[0]):  # the ranks, then the tied positions' averages
             ranks[r, row_keys[position] & mask] = (2 * position + 2) * scale
-        for tie in range(count):
+        for tie in range(count if average else 0):
             first, last = ties[2 * tie], ties[2 * tie + 1]
             averaged = (first + last + 2) * scale
             for position in range(first, last + 1):
                 ranks[r, row_keys[position] & mask] = averaged
-    return any_ties
+    return ties, count
+
+
+@numba.njit(nogil=True, cache=True)
+def order_runs(row_keys, low_bits, values, ties, reference_keys, index_bits):
+    """Order each run of sorted ``row_keys`` that share their prefix (the bits above ``low_bits``)
+    by the values of their pairs, in place, and note the runs of equal values: returns
+    ``(ties, count)``, the sorted positions first, last of each in ``ties[:2 * count]`` (grown
+    when full). A key's pair is its low bits, or where ``reference_keys`` is given, the pair at
+    that 1-based sorted position of the reference (in the low ``index_bits`` of its key)."""
+    below = np.uint64(1) << np.uint64(low_bits)
+    n = row_keys.shape[0]
+    count = 0
+    i = _next_shared(row_keys, 0, below)
+    while i < n - 1:  # a loop per run: the scan between runs is `_next_shared`'s
+        last = i + 1
+        while last + 1 < n and (row_keys[last + 1] ^ row_keys[last]) < below:
+            last += 1
+        ties, count = _order_run(row_keys, i, last, below - np.uint64(1), values, ties, count, reference_keys,
+                                 index_bits)
+        i = _next_shared(row_keys, last + 1, below)
+    return ties, count
 
 
 @numba.njit(nogil=True, cache=True)
@@ -192,27 +124,35 @@ def _next_shared(row_keys, start, below):
     return min(i, row_keys.shape[0] - 1)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _value_of(key, mask, values, reference_keys, index_bits):
+    """The value of a key's pair: its low bits, or the reference's pair at that 1-based position."""
+    if reference_keys is None:
+        return values[key & mask]
+    index_mask = (np.uint64(1) << np.uint64(index_bits)) - np.uint64(1)
+    return values[reference_keys[(key & mask) - np.uint64(1)] & index_mask]
+
+
 @numba.njit(nogil=True, cache=True)
-def _order_run(row_keys, first, last, mask, row_values, ties, count):
-    """Order the keys ``first..last`` (one shared prefix) by their values, and append each run of
-    equal values among them to ``ties`` (pairs of sorted positions; grown when full). Returns
-    (ties, count of pairs)."""
+def _order_run(row_keys, first, last, mask, values, ties, count, reference_keys, index_bits):
+    """Order the keys ``first..last`` (one shared prefix) by their pairs' values, and append each
+    run of equal values among them to ``ties``. Returns (ties, count of runs)."""
     if last - first < _SHORT_RUN:  # most runs are a pair: sorted where they lie
         for j in range(first + 1, last + 1):
             key = row_keys[j]
-            value = row_values[key & mask]
+            value = _value_of(key, mask, values, reference_keys, index_bits)
             k = j
-            while k > first and row_values[row_keys[k - 1] & mask] > value:
+            while k > first and _value_of(row_keys[k - 1], mask, values, reference_keys, index_bits) > value:
                 row_keys[k] = row_keys[k - 1]
                 k -= 1
             row_keys[k] = key
     else:
-        _order_long_run(row_keys, first, last, mask, row_values)
+        _order_long_run(row_keys, first, last, mask, values, reference_keys, index_bits)
     start = first
     while start <= last:
-        value = row_values[row_keys[start] & mask]
+        value = _value_of(row_keys[start], mask, values, reference_keys, index_bits)
         end = start
-        while end < last and row_values[row_keys[end + 1] & mask] == value:
+        while end < last and _value_of(row_keys[end + 1], mask, values, reference_keys, index_bits) == value:
             end += 1
         if end > start:
             if 2 * count + 2 > ties.shape[0]:
@@ -229,14 +169,14 @@ _SHORT_RUN = 16
 
 
 @numba.njit(nogil=True, cache=True)
-def _order_long_run(row_keys, first, last, mask, row_values):
-    """Order the keys ``first..last`` by their values; left alone when already in order (a run of
-    ties, in index order: a categorical RDM's are most of its pairs)."""
+def _order_long_run(row_keys, first, last, mask, values, reference_keys, index_bits):
+    """Order the keys ``first..last`` by their pairs' values; left alone when already in order (a
+    run of ties, in index order: a categorical RDM's are most of its pairs)."""
     size = last - first + 1
     run_values = np.empty(size)
     ordered = True
     for j in range(size):
-        run_values[j] = row_values[row_keys[first + j] & mask]
+        run_values[j] = _value_of(row_keys[first + j], mask, values, reference_keys, index_bits)
         ordered &= j == 0 or run_values[j - 1] <= run_values[j]
     if ordered:
         return
@@ -244,3 +184,94 @@ def _order_long_run(row_keys, first, last, mask, row_values):
     run_keys = row_keys[first:last + 1].copy()
     for j in range(size):
         row_keys[first + j] = run_keys[order[j]]
+
+
+@numba.njit(nogil=True, cache=True)
+def mark_ties(ties, count, marks):
+    """Set the bit of each sorted position inside the runs of ties ``ties[:2 * count]`` in
+    ``marks`` (uint8, one bit a position; zeroed first)."""
+    marks[:] = 0
+    for tie in range(count):
+        for position in range(ties[2 * tie], ties[2 * tie + 1] + 1):
+            marks[position >> 3] |= np.uint8(1 << (position & 7))
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _tied_doubled(position, ties, count):
+    """Twice the 1-based mean position of the run of ties that holds a sorted ``position``."""
+    low, high = 0, count - 1
+    while low < high:  # the last run that starts at or before the position
+        middle = (low + high + 1) // 2
+        if ties[2 * middle] <= position:
+            low = middle
+        else:
+            high = middle - 1
+    return ties[2 * low] + ties[2 * low + 1] + 2
+
+
+@numba.njit(nogil=True, cache=True)
+def doubled_squares(ties, count, n):
+    """Sum over the n sorted positions of (twice the centred average rank)^2 with the runs of ties
+    ``ties[:2 * count]``: exact integer parts, added as floats."""
+    middle = n + 1
+    total = n * (float(n) * n - 1) / 3  # of 2 (i - (n + 1) / 2), i = 1..n: 4 n (n^2 - 1) / 12
+    for tie in range(count):
+        first, last = ties[2 * tie], ties[2 * tie + 1]
+        doubled = first + last + 2 - middle
+        change = np.int64(0)
+        for position in range(first, last + 1):
+            own = 2 * position + 2 - middle
+            change += doubled * doubled - own * own
+        total += change
+    return total
+
+
+@numba.njit(nogil=True, cache=True)
+def payload_cross(keys, low_bits, values, reference_keys, index_bits, reference_ties, reference_count, marks, ties):
+    """The rank product of another vector with a reference: ``keys`` are the other vector's
+    sorted keys, each carrying in its low ``low_bits`` the 1-based sorted position of its pair in
+    the reference (whose sorted keys ``reference_keys`` name the pair in their low ``index_bits``;
+    its runs of ties ``reference_ties[:2 * reference_count]``, their positions' bits in
+    ``marks``). Runs of the other's keys that share a prefix are ordered by ``values`` where they
+    lie (``ties``: scratch for its runs of ties).
+
+    Returns (sum of a_i b_i, sum of a_i^2, ties), a_i and b_i being twice the centred average
+    ranks of the pair at sorted position i in the other vector and in the reference; exact:
+    integer sums of blocks small enough for int64, added as floats.
+    """
+    below = np.uint64(1) << np.uint64(low_bits)
+    mask = below - np.uint64(1)
+    n = keys.shape[0]
+    count = 0
+    if _any_shared(keys, below):
+        ties, count = order_runs(keys, low_bits, values, ties, reference_keys, index_bits)
+    middle = n + 1
+    block = max(1, min(1 << 16, (1 << 62) // max(1, n * n)))  # |a_i b_i| <= n^2
+    cross = 0.0
+    for start in range(0, n, block):
+        part = np.int64(0)
+        if reference_count == 0:
+            for i in range(start, min(n, start + block)):
+                part += (2 * i + 2 - middle) * (2 * np.int64(keys[i] & mask) - middle)
+        else:
+            for i in range(start, min(n, start + block)):
+                part += (2 * i + 2 - middle) * (_reference_doubled(keys[i] & mask, reference_ties, reference_count,
+                                                                   marks) - middle)
+        cross += part
+    for tie in range(count):  # the other's ties: their mean position instead of their own
+        first, last = ties[2 * tie], ties[2 * tie + 1]
+        part = np.int64(0)
+        for i in range(first, last + 1):
+            part += (first + last - 2 * i) * (_reference_doubled(keys[i] & mask, reference_ties, reference_count,
+                                                                 marks) - middle)
+        cross += part
+    return cross, doubled_squares(ties, count, n), ties
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _reference_doubled(position, reference_ties, reference_count, marks):
+    """Twice the reference's average rank at a 1-based sorted ``position``."""
+    p = np.int64(position) - 1
+    if reference_count and (marks[p >> 3] >> (p & 7)) & 1:
+        return _tied_doubled(p, reference_ties, reference_count)
+    return 2 * np.int64(position)

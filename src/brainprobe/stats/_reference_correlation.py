@@ -2,10 +2,8 @@
 
 A unit subsample of ``n`` images gives a fresh RDM of ``n (n - 1) / 2`` pairs per kind (50 million
 at 10,000 images), and each must be ranked for Spearman. Sorting is the cost, so each vector is
-sorted once: on a CPU, up to 4 million pairs, the reference's ranks ride along each other vector's
-sort (`RankedReference`); longer vectors are ranked in their own memory by `rank_rows` (one numpy
-sort of packed 64-bit keys) and multiplied with the reference's kept centred ranks; on a GPU,
-`rank_rows_torch`.
+sorted once: on a CPU the reference's sorted positions ride along each other vector's sort
+(`RankedReference`: no rank is scattered back); on a GPU each is ranked by `rank_rows_torch`.
 
 The result equals ``correlate_rows`` to rounding (the sums are taken in another order).
 """
@@ -15,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._correlation import _check_method, correlate_rows, rank_rows, rank_rows_torch
-from ._ranked_reference import _PAYLOAD_VALUES, RankedReference
+from ._correlation import _check_method, correlate_rows, rank_rows_torch
+from ._ranked_reference import RankedReference
 
 __all__ = ["ReferenceCorrelation"]
 
@@ -33,44 +31,42 @@ class ReferenceCorrelation:
     method : {"spearman", "pearson", "cosine", "kendall_tau_a"}
         As `correlate_rows`. Spearman, Pearson and cosine are NaN where a vector is constant (or
         zero), and every method is NaN where a vector holds NaN (as ``correlate_rows`` gives).
-    overwrite : bool
-        Whether a CPU ``reference`` (and each vector given to `against` with ``overwrite=True``)
-        may be replaced by its ranks, for Spearman on vectors too long to carry ranks: no second
-        array of its size (400 MB at 10,000 images). Only for vectors the caller no longer needs.
     """
 
-    def __init__(self, reference: torch.Tensor, method: str = "spearman", *, overwrite: bool = False):
+    def __init__(self, reference: torch.Tensor, method: str = "spearman"):
         self.method = _check_method(method)
+        self._ranked = None
+        self.set_reference(reference)
+
+    def set_reference(self, reference: torch.Tensor) -> None:
+        """Correlate with a new ``reference`` (m,) from now on; on a CPU, the memory for vectors
+        of its length is reused (1 GB at 50 million pairs, whose fresh pages cost seconds)."""
         self.reference = reference
         self.nan = bool(torch.isnan(reference).any())
-        self._ranked = None
         if self.nan or self.method == "kendall_tau_a":
             return
         if self.method == "spearman" and self._carries_ranks(reference):
-            # each other vector sorted once with the reference's ranks carried along: no ranks
+            # each other vector sorted once with the reference's positions carried along: no ranks
             # scattered back, a third less time at 1,000 images (`RankedReference`)
-            self._ranked = RankedReference(reference.numel())
+            if self._ranked is None or self._ranked.n != reference.numel():
+                self._ranked = RankedReference(reference.numel())
             self._ranked.set_reference(np.ascontiguousarray(reference.numpy()))
             return
+        self._ranked = None
         if self.method == "spearman":
-            self.scores, self.norm = self._centred_ranks(reference, overwrite)
+            self.scores, self.norm = self._centred_ranks(reference)
         else:
             self.scores, self.norm = self._normalised(reference)
 
     @staticmethod
     def _carries_ranks(values: torch.Tensor) -> bool:
-        """Whether `RankedReference` correlates with ``values``: on a CPU, up to the length its
-        keys carry ranks for (beyond, each other vector is ranked in its own memory instead)."""
-        return values.device.type == "cpu" and _NUMPY_RANKS_ON_CPU and values.numel() <= _PAYLOAD_VALUES
+        """Whether `RankedReference` correlates with ``values``: on a CPU."""
+        return values.device.type == "cpu" and _NUMPY_RANKS_ON_CPU
 
-    def _centred_ranks(self, values: torch.Tensor, overwrite: bool = False) -> tuple[torch.Tensor, float]:
-        """Centred average ranks of ``values`` in their own order, and their sum of squares: on a
-        CPU through `rank_rows` (2.2 s at 50 million pairs, against 4.5 s for torch's sort and
-        scatter), on a GPU through `rank_rows_torch`."""
-        if values.device.type == "cpu" and _NUMPY_RANKS_ON_CPU:
-            centred = torch.from_numpy(rank_rows(values.numpy()[None], overwrite=overwrite)[0])
-        else:
-            centred = rank_rows_torch(values[None], dtype=torch.float64)[0]  # float32 ranks lose digits past 2^24
+    def _centred_ranks(self, values: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Centred average ranks of ``values`` in their own order (`rank_rows_torch`, on their
+        device), and their sum of squares."""
+        centred = rank_rows_torch(values[None], dtype=torch.float64)[0]  # float32 ranks lose digits past 2^24
         centred -= (values.numel() + 1) / 2
         return centred, float(centred @ centred)
 
@@ -78,9 +74,8 @@ class ReferenceCorrelation:
         scores = values - values.mean() if self.method == "pearson" else values
         return scores, float(scores @ scores)
 
-    def against(self, other: torch.Tensor, *, overwrite: bool = False) -> float:
-        """Correlation of the reference with ``other`` (m,), float64; with ``overwrite`` (Spearman,
-        CPU) ``other`` may become its ranks."""
+    def against(self, other: torch.Tensor) -> float:
+        """Correlation of the reference with ``other`` (m,), float64; left as it is."""
         if self.nan or bool(torch.isnan(other).any()):
             return float("nan")
         if self.method == "kendall_tau_a":
@@ -88,7 +83,7 @@ class ReferenceCorrelation:
         if self._ranked is not None:
             return self._ranked.against(np.ascontiguousarray(other.numpy()))
         if self.method == "spearman":
-            scores, norm = self._centred_ranks(other, overwrite)
+            scores, norm = self._centred_ranks(other)
         else:
             scores, norm = self._normalised(other)
         cross = float(scores @ self.scores)
