@@ -353,9 +353,10 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
     Exactly ``k`` units are drawn per resample (the ``k`` smallest of uniform keys: a uniform
     draw without replacement). Each resample's RDMs come from the Gram matrix of the drawn
     units, one BLAS product per tile of image rows, written in condensed order
-    (`_subsample_rdm`); nothing of size (units x pairs) or (resamples x pairs) is formed. Each
-    RDM is then ranked once (`ReferenceCorrelation`: the reference's centred ranks are kept and
-    multiplied with each other kind's).
+    (`_subsample_rdm`, into two RDMs' memory kept for every resample); nothing of size
+    (units x pairs) or (resamples x pairs) is formed. Each RDM is then sorted once
+    (`ReferenceCorrelation`: on a CPU each pair's position in the reference rides through the
+    other kinds' sorts).
 
     What one resample holds (its RDM, the reference's ranks, a sort's keys and order) cannot be
     split for a rank correlation; it is checked against the memory available. The budget bounds
@@ -381,7 +382,8 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
     batch = max(1, min(n_boot, memory_budget_bytes(memory_gb) // (8 * 4 * n_units)))
     batch = max(group, batch // group * group)  # whole groups: a group's products never split
     out = np.empty((n_boot, len(others)))
-    target = None  # one ReferenceCorrelation, its memory reused by every resample
+    target = None  # one ReferenceCorrelation, and two RDMs' memory, reused by every resample
+    reference_rdm, other_rdm = (torch.empty(n_pairs, dtype=torch.float64, device=device) for _ in range(2))
     for start in range(0, n_boot, batch):
         size = min(batch, n_boot - start)
         keys = rng.random((size, n_units))  # the same stream whatever the batch
@@ -394,13 +396,14 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
             if group > 1:
                 out[rows_out] = _compare_small(patterns, units, reference, others, metric, method)
                 continue
-            rdm = _subsample_rdm(patterns[reference][:, units[0]], metric)
+            # memory reused: fresh pages of the 2.2 GB these take at 10,000 images cost seconds
+            rdm = _subsample_rdm(patterns[reference][:, units[0]], metric, reference_rdm)
             if target is None:
                 target = ReferenceCorrelation(rdm, method)
-            else:  # its memory reused: fresh pages of 1 GB cost seconds at 10,000 images
+            else:
                 target.set_reference(rdm)
             for o, other in enumerate(others):
-                out[rows_out, o] = target.against(_subsample_rdm(patterns[other][:, units[0]], metric))
+                out[rows_out, o] = target.against(_subsample_rdm(patterns[other][:, units[0]], metric, other_rdm))
     return out
 
 
@@ -431,8 +434,9 @@ def _subsample_size(fraction: float, n_units: int) -> int:
 _TILE_ELEMENTS = 1 << 21
 
 
-def _subsample_rdm(x: torch.Tensor, metric: str) -> torch.Tensor:
-    """Condensed RDM (n (n - 1) / 2,) of the patterns ``x`` (n, k) of the drawn units.
+def _subsample_rdm(x: torch.Tensor, metric: str, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Condensed RDM (n (n - 1) / 2,) of the patterns ``x`` (n, k) of the drawn units, written
+    into ``out`` (float64, on ``x``'s device) when given.
 
     Rows ``a:b`` of the upper triangle are one product ``x[a:b] @ x[a:].T`` and a contiguous
     stretch of the condensed order. The distances are those `rdm` gives, from Gram entries: for
@@ -441,7 +445,7 @@ def _subsample_rdm(x: torch.Tensor, metric: str) -> torch.Tensor:
     """
     n, k = x.shape
     own, means = _own_and_means(x, -1, metric)
-    out = torch.empty(n * (n - 1) // 2, dtype=torch.float64, device=x.device)
+    out = torch.empty(n * (n - 1) // 2, dtype=torch.float64, device=x.device) if out is None else out
     rows = max(1, _TILE_ELEMENTS // max(n, 1))
     start = 0  # where row a's pairs (a, a + 1), ..., (a, n - 1) begin in condensed order
     for a in range(0, n - 1, rows):
