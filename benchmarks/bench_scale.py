@@ -275,7 +275,7 @@ def step_image_bootstraps(n: int) -> dict:
 def _subsample_marginal(patterns: np.ndarray, n: int) -> tuple[float, float, int]:
     """Seconds (wall, CPU) per unit subsample of kind_similarity, measured apart from its setup
     (the three full RDMs and their comparison): its resampling loop on ``k`` draws (each draws
-    80% of the units, builds the three kinds' RDMs from them and ranks each once). Returns
+    80% of the units, builds the three kinds' RDMs from them and sorts each once). Returns
     (wall, CPU, k)."""
     from brainprobe.rsa._kinds import _unit_bootstrap
 
@@ -307,7 +307,7 @@ def step_unit_subsamples(n: int) -> dict:
     row.update(_whole_or_extrapolated(run, one, one_cpu, per, per_cpu, k,
                                       "kind_similarity(n_boot=1) timed whole; each further subsample timed apart "
                                       "from the setup (the resampling loop on k draws: the drawn units' RDMs of the "
-                                      "three kinds, each ranked once), extrapolated to n_boot"))
+                                      "three kinds, each sorted once), extrapolated to n_boot"))
     return row
 
 

@@ -167,7 +167,7 @@ def test_a_searchlight_projected_past_the_limit_says_how_long_and_what_is_faster
 @pytest.mark.parametrize("metric", ["correlation", "cosine", "euclidean", "squared_euclidean"])
 def test_large_rdms_carry_the_reference_ranks_and_give_scipy_spearman_per_disk(metric):
     """From 142 images (10,000 pairs) each disk's other-kind RDMs are sorted with the reference's
-    ranks carried along (`RankedReference`): the value of every disk is still scipy's Spearman of
+    sorted positions carried along (`RankedReference`): the value of every disk is still scipy's Spearman of
     its two RDMs, with tied distances (integer patterns), an image constant over a disk (NaN) and
     disks of 1 to 12 vertices.
 

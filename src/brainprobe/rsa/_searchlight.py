@@ -465,7 +465,7 @@ def searchlight_kind_similarity(
         1,020 CPU s (15.7 ms a disk) for Spearman; 10,000 images (float32) 800 CPU s
         (``benchmarks/bench_searchlight_scale.py``). Spearman (the default)
         has to sort every disk's three RDMs: with ``n_perm=0`` on a GPU the disks are batched and
-        sorted there; on a CPU each RDM is sorted once, the reference's ranks carried through
+        sorted there; on a CPU each RDM is sorted once, the reference's sorted positions carried through
         the others' sorts, and chunks of centres run in
         as many threads as BLAS would use (from about 150 images): 531 s wall on two cores at
         1,000 images (every centre timed). The Euclidean distance

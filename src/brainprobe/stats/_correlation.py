@@ -41,14 +41,15 @@ def rank_rows(x: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
     """Average ranks (ties share their mean rank) along the last axis, float64; as scipy's rankdata.
 
     Each row is ordered by one sort of packed 64-bit keys (the value's order bits above its
-    index), numpy's vectorized integer sort: no argsort of the floats. Values whose
-    keys share a prefix (ties, or values closer than the prefix resolves) are then re-ordered by
-    their full value among themselves, and ties averaged. Rows with NaN go through
-    ``scipy.stats.rankdata``, as do integers beyond 2^53 and long doubles (float64 would merge
-    them). Ranking is the cost of Spearman over many RDMs: a row of 499,500 pairs (1,000 images)
-    takes 8.4 ms, against 22 ms with ``torch.sort`` and 63 ms with scipy; 50 million pairs
-    (10,000 images) 2.2 s, against 7.2 s and 20 s; a binary (all-ties) row of 499,500 20 ms,
-    against 19 and 16 ms (``benchmarks/bench_rank.py``, one AVX-512 CPU).
+    index), numpy's vectorized integer sort: no argsort of the floats. One compiled pass then
+    re-orders the values whose keys share a prefix (ties, or values closer than the prefix
+    resolves) by their full value, where they lie, and writes each rank, averaging only the tied
+    positions. Rows with NaN go through ``scipy.stats.rankdata``, as do integers beyond 2^53 and
+    long doubles (float64 would merge them). Ranking is the cost of Spearman over many RDMs: a
+    row of 499,500 pairs (1,000 images) takes 6.3 ms, against 20 ms with ``torch.sort`` and 60 ms
+    with scipy; 50 million pairs (10,000 images) 1.5 s, against 6.7 s and 18 s; a binary
+    (all-ties) row of 499,500 6.9 ms, against 14 and 16 ms (``benchmarks/bench_rank.py``, one
+    AVX-512 CPU).
 
     With ``overwrite=True`` a C-contiguous float64 ``x`` becomes its ranks (returned): no new
     array of its size (400 MB at 50 million pairs; other inputs are copied).

@@ -17,7 +17,10 @@ and each such run is ordered by value where it lies.
 The passes around the sort (keys with their payload; after it, the runs and the rank product, an
 exact integer sum) are compiled loops (`_rank_kernels`, numba), and the arrays are allocated once,
 for one length, and reused (at 1,000 images each is 2-4 MB, whose fresh pages cost as much as a
-sort when a process touches them anew).
+sort when a process touches them anew). At 499,500 pairs the reference takes 4.4 ms and each
+other vector 3.7 ms (2.9 ms of it numpy's sort), against 6.3 ms for ranking a vector with
+`rank_rows` and then multiplying the ranks; at 50 million pairs 1.5 s and 1.05 s, against 1.5 s
+for each `rank_rows` (one AVX-512 core, memory reused).
 """
 
 from __future__ import annotations
