@@ -96,3 +96,29 @@ def test_short_vectors_and_wrong_inputs():
     single = RankedReference(1)
     single.set_reference(np.array([1.0]))
     assert np.isnan(single.against(np.array([2.0])))
+
+
+@pytest.mark.slow
+def test_long_tie_runs_at_ten_thousand_images_sum_exactly():
+    """At 50 million pairs a product of doubled centred ranks reaches 2.5e15: the integer sums
+    are flushed in blocks small enough for int64, also along a tie run of 25 million pairs (a
+    binary model RDM on either side)."""
+    rng = np.random.default_rng(10)
+    n = 49_995_000  # 10,000 images
+    reference = rng.random(n)
+    binary = (reference + rng.random(n) > 1).astype(float)
+    ranked = RankedReference(n)
+
+    def spearman(a, b):  # exactly summed: doubled centred ranks are integers, their products below 2^53
+        from math import fsum, sqrt
+
+        from brainprobe._internal import rank_rows
+
+        ra, rb = 2 * rank_rows(a) - (n + 1), 2 * rank_rows(b) - (n + 1)
+        return fsum(ra * rb) / sqrt(fsum(ra * ra) * fsum(rb * rb))
+
+    expected = spearman(reference, binary)  # a float64 dot product of the ranks is off by 2e-12 here
+    ranked.set_reference(reference)
+    assert ranked.against(binary) == pytest.approx(expected, abs=1e-14)
+    ranked.set_reference(binary)
+    assert ranked.against(reference) == pytest.approx(expected, abs=1e-14)

@@ -214,16 +214,24 @@ def doubled_squares(ties, count, n):
     """Sum over the n sorted positions of (twice the centred average rank)^2 with the runs of ties
     ``ties[:2 * count]``: exact integer parts, added as floats."""
     middle = n + 1
+    block = _exact_block(n)
     total = n * (float(n) * n - 1) / 3  # of 2 (i - (n + 1) / 2), i = 1..n: 4 n (n^2 - 1) / 12
     for tie in range(count):
         first, last = ties[2 * tie], ties[2 * tie + 1]
         doubled = first + last + 2 - middle
-        change = np.int64(0)
-        for position in range(first, last + 1):
-            own = 2 * position + 2 - middle
-            change += doubled * doubled - own * own
-        total += change
+        for start in range(first, last + 1, block):
+            change = np.int64(0)
+            for position in range(start, min(last + 1, start + block)):
+                own = 2 * position + 2 - middle
+                change += doubled * doubled - own * own
+            total += change
     return total
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _exact_block(n):
+    """How many terms of at most n^2 each (products of doubled centred ranks) an int64 sums exactly."""
+    return max(1, min(1 << 16, (1 << 62) // max(1, n * n)))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -246,7 +254,7 @@ def payload_cross(keys, low_bits, values, reference_keys, index_bits, reference_
     if _any_shared(keys, below):
         ties, count = order_runs(keys, low_bits, values, ties, reference_keys, index_bits)
     middle = n + 1
-    block = max(1, min(1 << 16, (1 << 62) // max(1, n * n)))  # |a_i b_i| <= n^2
+    block = _exact_block(n)  # |a_i b_i| <= n^2
     cross = 0.0
     for start in range(0, n, block):
         part = np.int64(0)
@@ -260,11 +268,12 @@ def payload_cross(keys, low_bits, values, reference_keys, index_bits, reference_
         cross += part
     for tie in range(count):  # the other's ties: their mean position instead of their own
         first, last = ties[2 * tie], ties[2 * tie + 1]
-        part = np.int64(0)
-        for i in range(first, last + 1):
-            part += (first + last - 2 * i) * (_reference_doubled(keys[i] & mask, reference_ties, reference_count,
-                                                                 marks) - middle)
-        cross += part
+        for start in range(first, last + 1, block):
+            part = np.int64(0)
+            for i in range(start, min(last + 1, start + block)):
+                part += (first + last - 2 * i) * (_reference_doubled(keys[i] & mask, reference_ties, reference_count,
+                                                                     marks) - middle)
+            cross += part
     return cross, doubled_squares(ties, count, n), ties
 
 
