@@ -49,7 +49,8 @@ def rank_rows(x: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
     row of 499,500 pairs (1,000 images) takes 6.3 ms, against 20 ms with ``torch.sort`` and 60 ms
     with scipy; 50 million pairs (10,000 images) 1.5 s, against 6.7 s and 18 s; a binary
     (all-ties) row of 499,500 6.9 ms, against 14 and 16 ms (``benchmarks/bench_rank.py``, one
-    AVX-512 CPU).
+    AVX-512 CPU). The compiled passes are built on the first call after installing (~5 s, once:
+    numba caches them).
 
     With ``overwrite=True`` a C-contiguous float64 ``x`` becomes its ranks (returned): no new
     array of its size (400 MB at 50 million pairs; other inputs are copied).
