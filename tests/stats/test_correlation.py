@@ -132,8 +132,7 @@ def test_packed_key_ranks_equal_scipy_where_prefixes_collide(monkeypatch):
 
 def test_ranks_in_place_equal_scipy_and_leave_other_inputs_alone(monkeypatch):
     """``overwrite=True`` ranks a C-contiguous float64 array into itself (collisions, ties, NaN rows
-    and several blocks included); any other input is copied, never written; the kept aranges
-    are read-only, and the same whether kept or rebuilt."""
+    and several blocks included); any other input is copied, never written."""
     from scipy.stats import rankdata
 
     from brainprobe.stats import _correlation

@@ -358,7 +358,7 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
     (`ReferenceCorrelation`: on a CPU each pair's position in the reference rides through the
     other kinds' sorts).
 
-    What one resample holds (its RDM, the reference's ranks, a sort's keys and order) cannot be
+    What one resample holds (two RDMs, the reference's sorted keys and positions, a sort's keys) cannot be
     split for a rank correlation; it is checked against the memory available. The budget bounds
     the uniform keys drawn at once; tiles have a fixed size, so no result depends on it.
     """
