@@ -383,7 +383,8 @@ def _unit_bootstrap(values, rows, reference, others, metric, method, n_boot, fra
     batch = max(group, batch // group * group)  # whole groups: a group's products never split
     out = np.empty((n_boot, len(others)))
     target = None  # one ReferenceCorrelation, and two RDMs' memory, reused by every resample
-    reference_rdm, other_rdm = (torch.empty(n_pairs, dtype=torch.float64, device=device) for _ in range(2))
+    if group == 1:  # (groups build their small RDMs together)
+        reference_rdm, other_rdm = (torch.empty(n_pairs, dtype=torch.float64, device=device) for _ in range(2))
     for start in range(0, n_boot, batch):
         size = min(batch, n_boot - start)
         keys = rng.random((size, n_units))  # the same stream whatever the batch

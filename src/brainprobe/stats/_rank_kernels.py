@@ -251,7 +251,7 @@ def payload_cross(keys, low_bits, values, reference_keys, index_bits, reference_
     mask = below - np.uint64(1)
     n = keys.shape[0]
     count = 0
-    if _any_shared(keys, below):
+    if _any_shared(keys, below):  # a vectorized check first: most vectors have no shared prefix
         ties, count = order_runs(keys, low_bits, values, ties, reference_keys, index_bits)
     middle = n + 1
     block = _exact_block(n)  # |a_i b_i| <= n^2
